@@ -1,0 +1,58 @@
+# Two commands on a fresh machine:  make demo   |   make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.finsae-installed
+export FINSAE_DATA_DIR ?= $(abspath ../shared/data)
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench finetune saes report clean
+
+# (Re)install only when pyproject.toml changed. CPU machines get the pinned CPU wheel of torch
+# (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(PY) -m pip install -q torch; \
+	else \
+		$(PY) -m pip install -q torch==2.13.0; \
+	fi
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The whole offline study, end to end; each step reuses what already exists.
+demo: setup finetune saes report
+	@echo
+	@echo "demo done. Outputs:"
+	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
+	@echo "  artifacts/activations/             activation cache"
+	@echo "  artifacts/sae/{minilm,minilm_fin}/ one SAE per layer (summary.json, sae.safetensors)"
+	@echo "  outputs/, multirun/                per-run folders with offline W&B runs (wandb/offline-run-*)"
+	@echo "  artifacts/reports/sae_table.md     the table README quotes"
+
+finetune: setup
+	$(PY) train.py task=finetune finetune.skip_if_present=true
+
+saes: setup
+	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 skip_if_done=true
+	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=1,3 seed=1 tag=demo_seed1 skip_if_done=true
+
+report: setup
+	$(PY) -m finsae.glue.report
+
+bench: setup
+	$(PY) bench/extract.py
+	$(PY) bench/sae_step.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,44 @@
+"""What every Hydra entry point does around its stage: validate, run, and fail in one line."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from finsae.errors import FinsaeError
+from finsae.glue.schemas import validate
+
+log = logging.getLogger("finsae")
+
+
+def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -> float | None:
+    """Validate ``cfg`` into typed schemas, run ``stage(typed, raw)``, return its ``objective`` for sweepers.
+
+    ``stage`` may be a module path whose ``run`` is imported only after validation passed, so a bad value
+    fails before heavy imports.
+
+    A ``FinsaeError`` (bad value, missing file, offline hub, corrupt cache) prints one line and exits 2.
+    """
+    os.environ.setdefault("WANDB_MODE", "offline")
+    try:
+        typed = validate(cfg)
+        if isinstance(stage, str):
+            stage = importlib.import_module(stage).run
+        summary = stage(typed, cfg)
+    except FinsaeError as e:
+        print(f"finsae: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(summary, dict):
+        obj = summary.get("objective")
+        return float(obj) if obj is not None else None
+    return None
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The fully resolved config as a plain dict (what W&B and summary.json record)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)

@@ -1,0 +1,92 @@
+"""Lightning modules for the finance twin: masked-LM domain pass, then 3-class sentiment."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import get_linear_schedule_with_warmup
+
+
+class TextDataset(Dataset):
+    def __init__(self, texts: list[str], labels: list[int] | None = None):
+        self.texts, self.labels = list(texts), None if labels is None else list(labels)
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        return (self.texts[i], -1 if self.labels is None else self.labels[i])
+
+
+def text_loader(tokenizer, texts, labels=None, batch_size=32, max_length=64, shuffle=False, seed=0):
+    """Batches tokenised with dynamic padding (short finance sentences waste no compute on [PAD])."""
+
+    def collate(items):
+        b = tokenizer([t for t, _ in items], padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt")
+        b["labels"] = torch.tensor([y for _, y in items], dtype=torch.long)
+        return dict(b)
+
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(TextDataset(texts, labels), batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+                      generator=g if shuffle else None)
+
+
+class _WarmupDecay(L.LightningModule):
+    def __init__(self, lr: float, weight_decay: float, warmup_frac: float, total_steps: int):
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_frac, self.total_steps = lr, weight_decay, warmup_frac, total_steps
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for n, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        sched = get_linear_schedule_with_warmup(opt, int(self.warmup_frac * self.total_steps), self.total_steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class MaskedLMModule(_WarmupDecay):
+    """MLM on financial text; the body is shared with the classifier, so this adapts it in place."""
+
+    def __init__(self, mlm_model, tokenizer, lr, total_steps, warmup_frac=0.1, weight_decay=0.01, seed=0):
+        super().__init__(lr, weight_decay, warmup_frac, total_steps)
+        self.mlm = mlm_model
+        self.mask_id, self.vocab = tokenizer.mask_token_id, len(tokenizer)
+        self.special = list(tokenizer.all_special_ids)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def training_step(self, batch, _):
+        from finsae.finetune.mlm import mask_tokens
+
+        ids, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], self.mask_id, self.vocab,
+                                  self.special, generator=self.gen)
+        loss = self.mlm(input_ids=ids, attention_mask=batch["attention_mask"], labels=labels).loss
+        self.log("mlm/loss", loss, prog_bar=True)
+        return loss
+
+
+class SentimentModule(_WarmupDecay):
+    """Whole-encoder fine-tune as a 3-class sequence classifier (AdamW, linear warmup/decay)."""
+
+    def __init__(self, classifier, lr, total_steps, warmup_frac=0.1, weight_decay=0.01):
+        super().__init__(lr, weight_decay, warmup_frac, total_steps)
+        self.classifier = classifier
+
+    def training_step(self, batch, _):
+        out = self.classifier(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              labels=batch["labels"])
+        self.log("finetune/loss", out.loss, prog_bar=True)
+        return out.loss
+
+    @torch.inference_mode()
+    def predict_texts(self, tokenizer, texts, max_length=64, batch_size=64):
+        self.classifier.eval()
+        preds = []
+        for b in text_loader(tokenizer, texts, batch_size=batch_size, max_length=max_length):
+            logits = self.classifier(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            preds.append(logits.argmax(-1))
+        return torch.cat(preds).numpy()

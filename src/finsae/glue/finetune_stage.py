@@ -1,0 +1,191 @@
+"""`python train.py task=finetune`: make the finance twin of a base encoder and report it honestly.
+
+Recipe (FinBERT's, scaled to 2 CPUs): optional masked-LM pass on financial text written before the
+evaluation period, then the whole encoder fine-tuned as a 3-class classifier on the PhraseBank train
+split (+ twitter-financial-news-sentiment train). Reported on the held-out PhraseBank split beside a
+linear probe on the frozen base model (the "plain BERT" comparison).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from finsae import __version__  # noqa: E402
+from finsae.finetune import (  # noqa: E402
+    LABELS,
+    build_finetune_data,
+    classification_metrics,
+    linear_probe,
+    masked_lm_from_encoder,
+    pooled_features,
+)
+from finsae.glue.app import resolved_config  # noqa: E402
+from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader  # noqa: E402
+from finsae.glue.tracking import start_run, write_summary  # noqa: E402
+from finsae.models import get_spec, load_model  # noqa: E402
+from finsae.models.registry import packaged_minilm_dir, resolve_local_dir  # noqa: E402
+from finsae.paths import model_dir  # noqa: E402
+
+log = logging.getLogger("finsae.finetune")
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def confusion_figure(conf, title):
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    conf = np.asarray(conf)
+    ax.imshow(conf, cmap="Blues")
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(3), LABELS, rotation=30)
+    ax.set_yticks(range(3), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _trainer(cfg, tracker, max_steps: int):
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    if tracker.run is not None:
+        logger = WandbLogger(experiment=tracker.run)
+    elif tracker.kind == "csv":
+        logger = CSVLogger(str(tracker.run_dir), name="lightning")
+    else:
+        logger = False
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_steps=max_steps,
+        max_epochs=-1, logger=logger, enable_checkpointing=False, enable_progress_bar=cfg.trainer.progress_bar,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+    )
+
+
+def _mlm_texts(cfg, n: int) -> list[str]:
+    """Financial text from before the evaluation period: Reuters bodies and StockNet tweets (train splits)."""
+    from finsae.data.corpus import load_corpus
+
+    parts = []
+    for name in ("reuters", "stocknet_tweets"):
+        c = load_corpus(name, data_dir=cfg.paths.data_dir, split="train", max_docs=n,
+                        eval_start=cfg.data.eval_start)
+        parts.extend(c.texts)
+    rng = np.random.default_rng(cfg.seed)
+    rng.shuffle(parts)
+    return parts[:n]
+
+
+def _save_tokenizer(src_spec, tokenizer, out: Path) -> None:
+    """Copy the tokenizer files unchanged, so the pair check (same vocabulary) passes by construction."""
+    src = resolve_local_dir(src_spec) if src_spec.source != "random" else packaged_minilm_dir()
+    copied = False
+    if src is not None:
+        for f in TOKENIZER_FILES:
+            if (Path(src) / f).exists():
+                shutil.copy2(Path(src) / f, out / f)
+                copied = True
+    if not copied:
+        tokenizer.save_pretrained(str(out))
+
+
+def run(cfg, raw) -> dict:
+    ft = cfg.finetune
+    out_dir = model_dir(Path(cfg.paths.artifacts), ft.out_name)
+    if ft.skip_if_present and (out_dir / "metrics.json").exists():
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        print(f"finetune: {out_dir} exists (accuracy {metrics['phrasebank_test_accuracy']:.3f}); skipping")
+        return metrics
+    t0 = time.time()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path(cfg.paths.output_dir)
+    spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
+    tracker = start_run("finetune", resolved_config(raw), run_dir, kind=cfg.logger.kind, mode=cfg.logger.mode,
+                        project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.logger.group,
+                        tags=list(cfg.logger.tags), name=f"finetune-{spec.name}")
+    data = build_finetune_data(cfg.paths.data_dir, ft.test_frac, cfg.seed, ft.use_twitter, ft.max_train_examples)
+    log.info("finetune data: %d train, %d held-out PhraseBank", len(data.train), len(data.test))
+    test_texts, test_y = data.test["text"].tolist(), data.test["label"].to_numpy()
+    allagree = data.test["all_agree"].to_numpy()
+
+    # The frozen-base linear probe, trained on exactly the same training rows.
+    base = load_model(spec, kind="encoder")
+    tok = base.tokenizer
+    pool = "mean"
+    tr_x = pooled_features(base.model, tok, data.train["text"].tolist(), ft.max_length, pooling=pool)
+    te_x = pooled_features(base.model, tok, test_texts, ft.max_length, pooling=pool)
+    probe_pred = linear_probe(tr_x, data.train["label"].to_numpy(), te_x, seed=cfg.seed)
+    del base
+
+    clf = load_model(spec, kind="classifier").model
+    clf.config.id2label = dict(enumerate(LABELS))
+    clf.config.label2id = {v: k for k, v in enumerate(LABELS)}
+    clf.train()
+    mlm_loss = None
+    if ft.mlm_phase and ft.mlm_steps > 0:
+        texts = _mlm_texts(cfg, ft.mlm_steps * ft.mlm_batch_size)
+        mlm = masked_lm_from_encoder(clf.bert)
+        module = MaskedLMModule(mlm, tok, ft.mlm_lr, ft.mlm_steps, seed=cfg.seed)
+        _trainer(cfg, tracker, ft.mlm_steps).fit(
+            module, text_loader(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length * 2,
+                                shuffle=True, seed=cfg.seed))
+        mlm_loss = float(module.trainer.callback_metrics.get("mlm/loss", float("nan")))
+        del mlm, module
+    steps_per_epoch = int(np.ceil(len(data.train) / ft.batch_size))
+    total = steps_per_epoch * ft.epochs if ft.max_steps is None else min(ft.max_steps, steps_per_epoch * ft.epochs)
+    module = SentimentModule(clf, ft.lr, total, ft.warmup_frac, ft.weight_decay)
+    loader = text_loader(tok, data.train["text"].tolist(), data.train["label"].tolist(), ft.batch_size,
+                         ft.max_length, shuffle=True, seed=cfg.seed)
+    _trainer(cfg, tracker, total).fit(module, loader)
+    pred = module.predict_texts(tok, test_texts, ft.max_length)
+
+    m = {}
+    m.update(classification_metrics(test_y, pred, "phrasebank_test_"))
+    m.update(classification_metrics(test_y[allagree], pred[allagree], "phrasebank_test_allagree_"))
+    m.update(classification_metrics(test_y, probe_pred, "probe_test_"))
+    m.update(classification_metrics(test_y[allagree], probe_pred[allagree], "probe_test_allagree_"))
+    m.update({
+        "base_model": spec.name, "out_name": ft.out_name, "train_examples": int(len(data.train)),
+        "train_steps": int(total), "mlm_steps": int(ft.mlm_steps if ft.mlm_phase else 0),
+        "mlm_final_loss": mlm_loss, "probe_pooling": pool, "seed": cfg.seed, "code_version": __version__,
+        "seconds": round(time.time() - t0, 1), "finbert_reported_accuracy_50agree": 0.86,
+    })
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clf.save_pretrained(str(out_dir))
+    _save_tokenizer(spec, tok, out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+    (out_dir / "finetune_config.json").write_text(json.dumps(resolved_config(raw).get("finetune", {}), indent=2))
+
+    headline = {k: v for k, v in m.items() if not k.endswith("confusion") and not isinstance(v, (list, dict))}
+    tracker.log({k: v for k, v in headline.items() if isinstance(v, (int, float)) and v is not None})
+    tracker.log_table("finetune_vs_probe", pd.DataFrame([
+        {"model": f"{ft.out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
+         "macro_f1": m[f"phrasebank_test_{p}macro_f1"], "n": m[f"phrasebank_test_{p}n"]}
+        for s, p in (("50Agree", ""), ("AllAgree", "allagree_"))
+    ] + [
+        {"model": f"{spec.name} frozen + linear probe", "subset": s, "accuracy": m[f"probe_test_{p}accuracy"],
+         "macro_f1": m[f"probe_test_{p}macro_f1"], "n": m[f"probe_test_{p}n"]}
+        for s, p in (("50Agree", ""), ("AllAgree", "allagree_"))
+    ]))
+    tracker.log_figure("confusion_finetuned", confusion_figure(m["phrasebank_test_confusion"],
+                                                               f"{ft.out_name}: held-out PhraseBank"))
+    tracker.log_figure("confusion_probe", confusion_figure(m["probe_test_confusion"],
+                                                           f"{spec.name} frozen probe"))
+    write_summary(headline, run_dir, out_dir)
+    tracker.finish(headline)
+    print(f"finetune: saved {out_dir}  accuracy {m['phrasebank_test_accuracy']:.3f} "
+          f"macro-F1 {m['phrasebank_test_macro_f1']:.3f} | frozen probe accuracy {m['probe_test_accuracy']:.3f} "
+          f"| {m['seconds']:.0f}s")
+    return {**headline, "objective": m["phrasebank_test_accuracy"]}

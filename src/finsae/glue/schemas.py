@@ -1,0 +1,240 @@
+"""Typed Hydra schemas: every config group is a dataclass registered in the ConfigStore.
+
+A YAML file in ``conf/<group>/`` extends its group's schema (``defaults: [_schema]``), so a typo'd
+key fails at composition ("Key 'kk' not in 'SaeSchema'"), and ``validate(cfg)`` turns the composed
+config into these dataclasses, running each ``__post_init__`` range check before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from finsae.errors import ConfigError
+from finsae.models.registry import BUILTIN
+from finsae.paths import default_artifacts_dir, default_data_dir
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass
+class PathsSchema:
+    data_dir: str = "${finsae_data_dir:}"
+    """Real data ($FINSAE_DATA_DIR, else ../shared/data when present, else ./data)."""
+    artifacts: str = "${finsae_artifacts:}"
+    """Stable store read by later stages (models, activations, SAEs, ...)."""
+    output_dir: str = "${hydra:runtime.output_dir}"
+    """This run's own folder (Hydra's outputs/...)."""
+
+
+@dataclass
+class ModelSchema:
+    name: str = MISSING
+    """One of bert_base, finbert, minilm, minilm_fin, tiny."""
+    path: Optional[str] = None
+    """Local folder with config.json to load instead of the default source."""
+    seed: int = 0
+    """tiny only: init seed."""
+
+    def __post_init__(self):
+        _check(self.name in BUILTIN, f"model.name={self.name!r} is unknown; choose one of {sorted(BUILTIN)}")
+
+
+@dataclass
+class PairSchema:
+    base: str = MISSING
+    """The general model (bert_base, minilm)."""
+    domain: str = MISSING
+    """Its finance-tuned twin (finbert, minilm_fin)."""
+
+    def __post_init__(self):
+        for v in (self.base, self.domain):
+            _check(v in BUILTIN, f"pair member {v!r} is unknown; choose from {sorted(BUILTIN)}")
+
+
+@dataclass
+class SaeSchema:
+    expansion_factor: int = 32
+    """num_latents = expansion_factor * d_in."""
+    k: int = 32
+    """Active latents per token."""
+    auxk_coef: float = 1 / 32
+    """Weight of the AuxK dead-latent loss."""
+    k_aux: Optional[int] = None
+    """Latents in the AuxK reconstruction (None: d_in // 2)."""
+    dead_tokens: Optional[int] = None
+    """Tokens without firing before a latent counts as dead (None: min(10M, tokens/10))."""
+    encoder_dtype: str = "fp32"
+    """fp32 or bf16 (encoder forward only; params and Adam state stay fp32)."""
+    lr: Optional[float] = None
+    """Peak learning rate (None: finsae.sae.default_lr(num_latents, tokens))."""
+    warmup_frac: float = 0.05
+    """Fraction of steps with linear warmup."""
+    batch_size: int = 4096
+    """Tokens per optimizer step (global, across ranks)."""
+    tokens: int = 1_048_576
+    """Training token budget (epochs over the cache as needed)."""
+    geomedian_sample: int = 32768
+    """Tokens used for the b_dec geometric median and the input scale."""
+
+    def __post_init__(self):
+        _check(self.expansion_factor >= 1, f"sae.expansion_factor must be >= 1, got {self.expansion_factor}")
+        _check(self.k > 0, f"sae.k must be > 0, got {self.k}")
+        _check(self.encoder_dtype in ("fp32", "bf16"), f"sae.encoder_dtype must be fp32 or bf16, got {self.encoder_dtype!r}")
+        _check(self.batch_size > 0 and self.tokens >= self.batch_size, "sae.tokens must be >= sae.batch_size > 0")
+        _check(0 <= self.warmup_frac < 1, "sae.warmup_frac must be in [0, 1)")
+        _check(self.lr is None or self.lr > 0, f"sae.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class DataSchema:
+    corpora: list[str] = field(default_factory=lambda: ["financial", "general"])
+    """Named corpora (finsae.data.corpus.list_corpora()) whose train split feeds the SAE."""
+    max_docs: Optional[int] = None
+    """Per corpus, a deterministic subset (None: all)."""
+    max_length: int = 128
+    """Tokens per window; longer texts are split into windows, never silently truncated."""
+    eval_start: str = "2015-08-01"
+    """First day of the evaluation period: no text dated on/after it trains or selects anything."""
+    heldout_frac: float = 0.05
+    """Documents held out (by hash) for SAE evaluation."""
+
+    def __post_init__(self):
+        _check(len(self.corpora) > 0, "data.corpora must name at least one corpus")
+        _check(8 <= self.max_length <= 512, f"data.max_length must be in [8, 512], got {self.max_length}")
+        _check(0 < self.heldout_frac < 0.5, "data.heldout_frac must be in (0, 0.5)")
+
+
+@dataclass
+class TrainerSchema:
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    """auto, ddp, ddp_spawn (CPU tests), ..."""
+    precision: str = "32-true"
+    checkpoint_every: int = 50
+    """Optimizer steps between checkpoints."""
+    progress_bar: bool = True
+
+    def __post_init__(self):
+        _check(self.devices >= 1 and self.num_nodes >= 1, "trainer.devices and trainer.num_nodes must be >= 1")
+
+
+@dataclass
+class LoggerSchema:
+    kind: str = "wandb"
+    """wandb, csv or none."""
+    mode: str = "offline"
+    """wandb mode: offline (default, under the run dir) or online (needs WANDB_API_KEY in the environment)."""
+    project: str = "finsae"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        _check(self.kind in ("wandb", "csv", "none"), f"logger.kind must be wandb, csv or none, got {self.kind!r}")
+        _check(self.mode in ("offline", "online", "disabled"), f"logger.mode must be offline or online, got {self.mode!r}")
+
+
+@dataclass
+class FinetuneSchema:
+    out_name: str = "minilm_fin"
+    """Artifact name under artifacts/models/."""
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.1
+    max_length: int = 64
+    test_frac: float = 0.2
+    """Stratified PhraseBank held-out fraction (by text hash), never trained on."""
+    use_twitter: bool = True
+    """Add twitter-financial-news-sentiment train to the training set."""
+    mlm_phase: bool = True
+    """A short masked-LM domain-adaptation pass on financial text first."""
+    mlm_steps: int = 150
+    mlm_batch_size: int = 32
+    mlm_lr: float = 1e-4
+    max_train_examples: Optional[int] = None
+    """Debug: cap the training set."""
+    max_steps: Optional[int] = None
+    """Debug: cap the classifier optimizer steps."""
+    skip_if_present: bool = False
+    """Return the saved metrics when the artifact already exists (make demo)."""
+
+    def __post_init__(self):
+        _check(self.epochs >= 1 and self.batch_size >= 1, "finetune.epochs and finetune.batch_size must be >= 1")
+        _check(0 < self.test_frac < 0.5, "finetune.test_frac must be in (0, 0.5)")
+
+
+@dataclass
+class TrainSchema:
+    """`python train.py`: task=sae trains one SAE; task=finetune makes the finance twin."""
+
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    model: ModelSchema = MISSING
+    pair: PairSchema = MISSING
+    sae: SaeSchema = field(default_factory=SaeSchema)
+    data: DataSchema = field(default_factory=DataSchema)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+    logger: LoggerSchema = field(default_factory=LoggerSchema)
+    finetune: FinetuneSchema = field(default_factory=FinetuneSchema)
+    task: str = "sae"
+    layer: int = 3
+    """Layer index: -1 = embeddings, i = output of block i (a plain int, not a group)."""
+    tag: str = "default"
+    """Names the SAE under artifacts/sae/{model}/layer_{i}/{tag}/."""
+    seed: int = 0
+    resume: bool = False
+    """Continue from the last checkpoint of this run's artifact dir."""
+    skip_if_done: bool = False
+    """Return the stored summary when this SAE's artifact is complete (make demo)."""
+    rebuild_cache: bool = False
+    """Rebuild the activation cache even when a valid one exists."""
+    downstream_docs: int = 64
+    """Held-out texts for the loss-recovered score."""
+    name: str = "train"
+
+    def __post_init__(self):
+        _check(self.task in ("sae", "finetune"), f"task must be sae or finetune, got {self.task!r}")
+
+
+def register_schemas() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainSchema)
+    for group, node in [
+        ("model", ModelSchema), ("pair", PairSchema), ("sae", SaeSchema), ("data", DataSchema),
+        ("trainer", TrainerSchema), ("logger", LoggerSchema), ("paths", PathsSchema),
+    ]:
+        cs.store(group=group, name="_schema", node=node)
+    register_resolvers()
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("finsae_data_dir"):
+        OmegaConf.register_new_resolver("finsae_data_dir", lambda: str(default_data_dir()))
+    if not OmegaConf.has_resolver("finsae_artifacts"):
+        OmegaConf.register_new_resolver("finsae_artifacts", lambda: str(default_artifacts_dir()))
+
+
+def validate(cfg: DictConfig) -> Any:
+    """Composed config -> typed dataclasses (runs every __post_init__); ConfigError on a bad value."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as e:  # omegaconf wraps errors raised inside __post_init__
+        cause = e
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            nxt = cause.__cause__ or cause.__context__
+            if isinstance(nxt, ConfigError):
+                raise nxt from None
+            cause = nxt
+        raise ConfigError(f"invalid config: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,149 @@
+"""One experiment-tracking helper for every stage: W&B (offline by default), CSV, or nothing.
+
+``start_run(stage, cfg, run_dir)`` returns a ``Tracker`` with ``log`` (scalars), ``log_table``
+(DataFrames -> ``wandb.Table``), ``log_figure`` (matplotlib figures -> PNG; never float arrays,
+which W&B renders black), ``log_artifact`` and ``finish(summary)``. Offline runs live under the run
+dir (``<run_dir>/wandb/offline-run-*``) and can be read back with
+``wandb leet inspect --summary --json <that dir>`` or ``read_offline_summary``.
+
+Secrets: API keys are read by W&B from the environment; ``redact`` masks any config value whose
+key looks like a secret before it is logged or saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|passwd|auth)", re.I)
+REDACTED = "***redacted***"
+
+
+def redact(obj: Any) -> Any:
+    """Copy of a nested dict/list with secret-looking keys masked (keys ending in ``_env`` name a variable, kept)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and isinstance(v, str) and v:
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+class Tracker:
+    """A run of one stage. ``kind``: wandb, csv or none."""
+
+    def __init__(self, kind: str, run_dir: Path, run=None):
+        self.kind = kind
+        self.run_dir = Path(run_dir)
+        self.run = run
+        self._csv_rows: list[dict] = []
+
+    @property
+    def wandb_dir(self) -> Path | None:
+        """The offline run folder (holds the .wandb log), when W&B is on."""
+        if self.run is None:
+            return None
+        return Path(self.run.dir).parent
+
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.run is not None:
+            self.run.log(dict(metrics), step=step)
+        elif self.kind == "csv":
+            self._csv_rows.append({"step": step, **metrics})
+
+    def log_table(self, name: str, df: pd.DataFrame) -> None:
+        (self.run_dir / "tables").mkdir(parents=True, exist_ok=True)
+        df.to_csv(self.run_dir / "tables" / f"{name}.csv", index=False)
+        if self.run is not None:
+            import wandb
+
+            self.run.log({name: wandb.Table(dataframe=df.reset_index(drop=True))})
+
+    def log_figure(self, name: str, fig) -> Path:
+        """Save a matplotlib figure as PNG in the run dir and log it as an image."""
+        (self.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "plots" / f"{name}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        if self.run is not None:
+            import wandb
+
+            self.run.log({name: wandb.Image(str(path))})
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return path
+
+    def log_artifact(self, path: Path, name: str, type_: str, metadata: dict | None = None) -> None:
+        if self.run is None:
+            return
+        import wandb
+
+        art = wandb.Artifact(re.sub(r"[^A-Za-z0-9_.-]", "-", name), type=type_, metadata=redact(metadata or {}))
+        p = Path(path)
+        if p.is_dir():
+            art.add_dir(str(p))
+        else:
+            art.add_file(str(p))
+        self.run.log_artifact(art)
+
+    def finish(self, summary: dict[str, Any] | None = None) -> None:
+        summary = summary or {}
+        if self.run is not None:
+            for k, v in summary.items():
+                self.run.summary[k] = v
+            self.run.finish()
+            self.run = None
+        if self.kind == "csv" and self._csv_rows:
+            keys = sorted({k for r in self._csv_rows for k in r}, key=lambda k: (k != "step", k))
+            with open(self.run_dir / "metrics.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=keys)
+                w.writeheader()
+                w.writerows(self._csv_rows)
+
+
+def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode: str = "offline",
+              project: str = "finsae", entity: str | None = None, group: str | None = None,
+              tags: list[str] | None = None, name: str | None = None) -> Tracker:
+    """Create the run for ``stage``. Offline W&B writes under ``run_dir``; online needs WANDB_API_KEY."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if kind != "wandb" or mode == "disabled":
+        return Tracker(kind if kind != "wandb" else "none", run_dir)
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    run = wandb.init(
+        project=project, entity=entity, group=group, job_type=stage, tags=list(tags or []) + [stage],
+        name=name, config=redact(config), dir=str(run_dir), mode=mode, reinit="finish_previous",
+        settings=wandb.Settings(console="off", x_disable_stats=True),
+    )
+    return Tracker("wandb", run_dir, run)
+
+
+def read_offline_summary(run_path: Path) -> dict:
+    """Read an offline run back through W&B's own reader (``wandb leet inspect --summary --json``)."""
+    exe = shutil.which("wandb") or str(Path(os.sys.executable).parent / "wandb")
+    out = subprocess.run([exe, "leet", "inspect", "--summary", "--json", str(run_path)],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
+def write_summary(summary: dict, *dirs: Path) -> None:
+    """Write ``summary.json`` (a stage's headline metrics) into each of ``dirs``."""
+    text = json.dumps(redact(summary), indent=2, sort_keys=True, default=str)
+    for d in dirs:
+        Path(d).mkdir(parents=True, exist_ok=True)
+        (Path(d) / "summary.json").write_text(text + "\n")
