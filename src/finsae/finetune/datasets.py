@@ -29,8 +29,8 @@ class FinetuneData:
     """PhraseBank held-out split (50% agreement); ``all_agree`` marks the AllAgree subset."""
 
 
-def _hash_rank(texts: pd.Series, seed: int) -> pd.Series:
-    return texts.map(lambda t: hashlib.sha1(f"{seed}|{t}".encode()).hexdigest())
+def _hash_rank(texts: pd.Series, seed: int, salt: str = "split") -> pd.Series:
+    return texts.map(lambda t: hashlib.sha1(f"{salt}|{seed}|{t}".encode()).hexdigest())
 
 
 def stratified_hash_split(df: pd.DataFrame, test_frac: float, seed: int = 0, text_col: str = "text",
@@ -69,6 +69,7 @@ def build_finetune_data(data_dir: str | Path | None, test_frac: float = 0.2, see
         tw = tw[~tw["text"].isin(set(test["text"]))]
         train = pd.concat([train, tw], ignore_index=True)
     if max_train_examples is not None and len(train) > max_train_examples:
-        train = train.iloc[_hash_rank(train["text"], seed).argsort().to_numpy()[:max_train_examples]]
+        # A different salt from the split's: the split's hash order would pick only non-PhraseBank rows.
+        train = train.iloc[_hash_rank(train["text"], seed, "subset").argsort().to_numpy()[:max_train_examples]]
         train = train.reset_index(drop=True)
     return FinetuneData(train=train, test=test)

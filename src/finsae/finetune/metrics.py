@@ -13,5 +13,5 @@ def classification_metrics(y_true, y_pred, prefix: str = "", n_classes: int = 3)
         f"{prefix}accuracy": float(accuracy_score(y_true, y_pred)),
         f"{prefix}macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(n_classes)))),
         f"{prefix}confusion": confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist(),
-        f"{prefix}n": int(len(y_true)),
+        f"{prefix}n": len(y_true),
     }

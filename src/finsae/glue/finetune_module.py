@@ -40,7 +40,7 @@ class _WarmupDecay(L.LightningModule):
 
     def configure_optimizers(self):
         decay, no_decay = [], []
-        for n, p in self.named_parameters():
+        for _, p in self.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 else decay).append(p)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|passwd|auth)", re.I)
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|access[_-]?token|auth[_-]?token|^token$|_token$)", re.IGNORECASE)
 REDACTED = "***redacted***"
 
 
