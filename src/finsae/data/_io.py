@@ -1,0 +1,78 @@
+"""Plumbing shared by the loaders: locating files, missing-data errors, caching, malformed rows.
+
+Parsed sources are cached per process with ``functools.lru_cache`` keyed by the resolved path
+plus its size and mtime (a file replaced on disk is re-read). Loaders hand out shallow copies
+(pandas copy-on-write), so a caller that adds or changes columns never alters the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from finsae.data.sources import how_to_get
+from finsae.errors import DataMissingError
+from finsae.paths import default_data_dir
+
+log = logging.getLogger("finsae.data")
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class MalformedRowsWarning(UserWarning):
+    """Some rows of a source could not be parsed; they were counted and skipped."""
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """``data_dir`` resolved to an absolute path, or ``finsae.paths.default_data_dir()``."""
+    if data_dir is None:
+        return default_data_dir()
+    return Path(data_dir).expanduser().resolve()
+
+
+def require_path(data_dir: str | Path | None, rel: str, what: str, source: str, kind: str = "file") -> Path:
+    """Absolute path of ``rel`` under the data dir; ``DataMissingError`` if it is not there.
+
+    The error names the file, its expected location, the data dir in use and how to get it.
+    """
+    root = resolve_data_dir(data_dir)
+    path = root / rel
+    ok = path.is_dir() if kind == "dir" else path.is_file()
+    if not ok:
+        extra = "" if root.is_dir() else f" (the data folder {root} itself does not exist)"
+        raise DataMissingError(f"{what} ({rel}){extra}", path, how_to_get(source))
+    return path
+
+
+def file_key(path: Path) -> tuple[str, int, int]:
+    """Cache key for a file: (resolved path, size, mtime_ns)."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on CRLF, lone CR or LF only (``str.splitlines`` would also split on U+0085 etc.)."""
+    return _LINE_BREAK.split(text)
+
+
+def report_malformed(df: pd.DataFrame, n: int, what: str, examples: list[str] | None = None,
+                     action: str = "skipped") -> pd.DataFrame:
+    """Record ``n`` malformed rows in ``df.attrs["malformed_rows"]`` and warn once when ``n > 0``."""
+    df.attrs["malformed_rows"] = int(n)
+    if n:
+        ex = "; ".join(repr(e[:80]) for e in (examples or [])[:3])
+        msg = f"{what}: {n} malformed row(s) {action}" + (f" (e.g. {ex})" if ex else "")
+        log.warning(msg)
+        warnings.warn(msg, MalformedRowsWarning, stacklevel=3)
+    return df
+
+
+def handout(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a cached frame that callers may modify freely (cheap under copy-on-write)."""
+    out = df.copy(deep=False)
+    out.attrs = dict(df.attrs)
+    return out
