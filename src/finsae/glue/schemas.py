@@ -8,7 +8,7 @@ config into these dataclasses, running each ``__post_init__`` range check before
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -37,7 +37,7 @@ class PathsSchema:
 class ModelSchema:
     name: str = MISSING
     """One of bert_base, finbert, minilm, minilm_fin, tiny."""
-    path: Optional[str] = None
+    path: str | None = None
     """Local folder with config.json to load instead of the default source."""
     seed: int = 0
     """tiny only: init seed."""
@@ -66,13 +66,13 @@ class SaeSchema:
     """Active latents per token."""
     auxk_coef: float = 1 / 32
     """Weight of the AuxK dead-latent loss."""
-    k_aux: Optional[int] = None
+    k_aux: int | None = None
     """Latents in the AuxK reconstruction (None: d_in // 2)."""
-    dead_tokens: Optional[int] = None
+    dead_tokens: int | None = None
     """Tokens without firing before a latent counts as dead (None: min(10M, tokens/10))."""
     encoder_dtype: str = "fp32"
     """fp32 or bf16 (encoder forward only; params and Adam state stay fp32)."""
-    lr: Optional[float] = None
+    lr: float | None = None
     """Peak learning rate (None: finsae.sae.default_lr(num_latents, tokens))."""
     warmup_frac: float = 0.05
     """Fraction of steps with linear warmup."""
@@ -96,7 +96,7 @@ class SaeSchema:
 class DataSchema:
     corpora: list[str] = field(default_factory=lambda: ["financial", "general"])
     """Named corpora (finsae.data.corpus.list_corpora()) whose train split feeds the SAE."""
-    max_docs: Optional[int] = None
+    max_docs: int | None = None
     """Per corpus, a deterministic subset (None: all)."""
     max_length: int = 128
     """Tokens per window; longer texts are split into windows, never silently truncated."""
@@ -134,8 +134,8 @@ class LoggerSchema:
     mode: str = "offline"
     """wandb mode: offline (default, under the run dir) or online (needs WANDB_API_KEY in the environment)."""
     project: str = "finsae"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: str | None = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -162,9 +162,9 @@ class FinetuneSchema:
     mlm_steps: int = 150
     mlm_batch_size: int = 32
     mlm_lr: float = 1e-4
-    max_train_examples: Optional[int] = None
+    max_train_examples: int | None = None
     """Debug: cap the training set."""
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     """Debug: cap the classifier optimizer steps."""
     skip_if_present: bool = False
     """Return the saved metrics when the artifact already exists (make demo)."""
