@@ -98,6 +98,8 @@ class DataSchema:
     """Named corpora (finsae.data.corpus.list_corpora()) whose train split feeds the SAE."""
     max_docs: int | None = None
     """Per corpus, a deterministic subset (None: all)."""
+    max_chars_per_corpus: int | None = 2_600_000
+    """Per corpus, a text budget in characters (about 600k tokens each at the default); None: all."""
     max_length: int = 128
     """Tokens per window; longer texts are split into windows, never silently truncated."""
     eval_start: str = "2015-08-01"
