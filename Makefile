@@ -48,7 +48,7 @@ saes: setup
 	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=1,3 seed=1 tag=demo_seed1 skip_if_done=true
 
 report: setup
-	$(PY) -m finsae.glue.report
+	$(PY) -m finsae.reporting
 
 bench: setup
 	$(PY) bench/extract.py

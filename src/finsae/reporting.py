@@ -1,0 +1,112 @@
+"""Collect what the stages wrote into the tables and plots README quotes.
+
+``python -m finsae.reporting [--artifacts DIR]`` reads every ``artifacts/sae/*/layer_*/*/summary.json`` and
+``artifacts/models/*/metrics.json`` and writes ``artifacts/reports/{sae_table.md, sae_table.csv,
+sae_layers.png, finetune.md}``, printing the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from finsae.paths import default_artifacts_dir
+
+SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
+               "loss_recovered", "downstream_task", "lr", "seconds"]
+
+
+def sae_summaries(artifacts: Path) -> pd.DataFrame:
+    rows = []
+    for f in sorted(Path(artifacts).glob("sae/*/layer_*/*/summary.json")):
+        rows.append(json.loads(f.read_text()))
+    if not rows:
+        return pd.DataFrame(columns=SAE_COLUMNS)
+    df = pd.DataFrame(rows)
+    for c in SAE_COLUMNS:
+        if c not in df:
+            df[c] = None
+    return df[SAE_COLUMNS].sort_values(["tag", "model", "layer", "seed"]).reset_index(drop=True)
+
+
+def finetune_metrics(artifacts: Path) -> pd.DataFrame:
+    rows = []
+    for f in sorted(Path(artifacts).glob("models/*/metrics.json")):
+        m = json.loads(f.read_text())
+        rows.append({
+            "model": f.parent.name, "base": m.get("base_model"),
+            "accuracy": m.get("phrasebank_test_accuracy"), "macro_f1": m.get("phrasebank_test_macro_f1"),
+            "allagree_accuracy": m.get("phrasebank_test_allagree_accuracy"),
+            "probe_accuracy": m.get("probe_test_accuracy"), "probe_macro_f1": m.get("probe_test_macro_f1"),
+            "probe_allagree_accuracy": m.get("probe_test_allagree_accuracy"),
+            "test_n": m.get("phrasebank_test_n"), "seconds": m.get("seconds"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _fmt(df: pd.DataFrame) -> str:
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype.kind == "f":
+            out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    header = "| " + " | ".join(map(str, out.columns)) + " |"
+    sep = "|" + "---|" * len(out.columns)
+    body = ["| " + " | ".join(map(str, r)) + " |" for r in out.itertuples(index=False)]
+    return "\n".join([header, sep, *body])
+
+
+def layer_plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for (model, tag), g in df[df["seed"].fillna(0) == 0].groupby(["model", "tag"]):
+        g = g.sort_values("layer")
+        for ax, col in zip(axes, ("fvu", "dead_fraction", "loss_recovered"), strict=True):
+            ax.plot(g["layer"], pd.to_numeric(g[col], errors="coerce"), marker="o", label=f"{model} [{tag}]")
+    for ax, col in zip(axes, ("held-out FVU", "dead fraction", "loss recovered"), strict=True):
+        ax.set_xlabel("layer")
+        ax.set_title(col, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(artifacts: Path) -> str:
+    artifacts = Path(artifacts)
+    out = artifacts / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    sae = sae_summaries(artifacts)
+    ft = finetune_metrics(artifacts)
+    text = []
+    if len(ft):
+        t = _fmt(ft)
+        (out / "finetune.md").write_text(t + "\n")
+        text += ["## Finance twin (held-out PhraseBank)", t, ""]
+    if len(sae):
+        sae.to_csv(out / "sae_table.csv", index=False)
+        t = _fmt(sae)
+        (out / "sae_table.md").write_text(t + "\n")
+        layer_plot(sae, out / "sae_layers.png")
+        text += ["## SAEs", t, "", f"plot: {out / 'sae_layers.png'}"]
+    if not text:
+        text = [f"nothing to report yet under {artifacts}"]
+    return "\n".join(text)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
+    args = ap.parse_args(argv)
+    print(write_reports(Path(args.artifacts)))
+
+
+if __name__ == "__main__":
+    main()
