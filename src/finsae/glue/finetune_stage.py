@@ -140,7 +140,7 @@ def run(cfg, raw) -> dict:
         mlm = masked_lm_from_encoder(clf.bert)
         module = MaskedLMModule(mlm, tok, ft.mlm_lr, ft.mlm_steps, seed=cfg.seed)
         _trainer(cfg, tracker, ft.mlm_steps).fit(
-            module, text_loader(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length * 2,
+            module, text_loader(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length,
                                 shuffle=True, seed=cfg.seed))
         mlm_loss = float(module.trainer.callback_metrics.get("mlm/loss", float("nan")))
         del mlm, module

@@ -1,8 +1,8 @@
 """Splice a function into a layer's output and measure what the model's own task loses.
 
-Used for the SAE "loss recovered" score: replace the layer's hidden state at real, non-special token
-positions (what the SAE was trained on) with its reconstruction, and compare the task loss to the clean
-model and to zero-ablating those same positions:
+Used for the SAE "loss recovered" score: replace the layer's hidden state at every real (non-[PAD])
+position with its reconstruction, and compare the task loss to the clean model and to zero-ablating those
+same positions:
 
     loss_recovered = (L_zero - L_sae) / (L_zero - L_clean)
 
@@ -10,6 +10,10 @@ Task loss by model kind: a sequence classifier uses its 3-class cross-entropy on
 model with an MLM head uses masked-token cross-entropy (15% of real tokens, fixed seed); a bare encoder
 (the packaged MiniLM has no head) uses the KL divergence between softmax(final-layer [CLS]) of the clean
 and the patched run, so L_clean = 0 by construction.
+
+[CLS] and [SEP] are replaced too, although the SAE is trained without them: a classifier reads only the
+final [CLS], so leaving it untouched would make the last layer's score undefined (patching other tokens
+there cannot change the output). The score is therefore conservative where [CLS] matters.
 """
 
 from __future__ import annotations
@@ -92,10 +96,11 @@ def downstream_score(loaded: LoadedModel, texts: list[str], layer: int, reconstr
         b = tok(texts[s:s + batch_size], padding=True, truncation=True, max_length=max_length,
                 return_tensors="pt")
         ids, att = b["input_ids"], b["attention_mask"]
-        pos = _real_positions(ids, att, special)
+        words = _real_positions(ids, att, special)
+        pos = att.bool()
         kwargs = {"input_ids": ids, "attention_mask": att}
         if task == "mlm_ce":
-            chosen = (torch.rand(ids.shape, generator=gen) < 0.15) & pos
+            chosen = (torch.rand(ids.shape, generator=gen) < 0.15) & words
             mlm_labels = torch.where(chosen, ids, torch.full_like(ids, -100))
             kwargs["input_ids"] = torch.where(chosen, torch.full_like(ids, tok.mask_token_id), ids)
             n = int(chosen.sum())

@@ -1,0 +1,101 @@
+"""`train.py` for SAEs end to end on the tiny model: artifacts, W&B, DDP equivalence, resume after a kill."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from finsae.glue.tracking import read_offline_summary
+from finsae.sae import load
+
+pytestmark = pytest.mark.slow
+BASE = ["debug=tiny", "layer=1"]
+
+
+def train(root, tmp, *overrides, check=True, timeout=600):
+    cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *overrides]
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert r.returncode == 0, r.stderr[-4000:]
+    return r
+
+
+def weights(tmp, tag):
+    return load_file(str(tmp / "art" / "sae" / "tiny" / "layer_1" / tag / "sae.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory, data_dir):
+    return tmp_path_factory.mktemp("sae_stage")
+
+
+def test_end_to_end_with_wandb(project_root, tmp):
+    run_dir = tmp / "run"
+    train(project_root, tmp, "logger=wandb_offline", f"hydra.run.dir={run_dir}", "tag=e2e")
+    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "e2e"
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("fvu", "dead_fraction", "l0", "loss_recovered", "tokens", "nmse"):
+        assert key in summary, key
+    assert summary["tokens"] == 8192 and summary["steps"] == 16
+    assert 0 < summary["fvu"] < 1 and abs(summary["l0"] - 4) < 1e-6
+    assert 0 <= summary["dead_fraction"] <= 1
+    assert json.loads((run_dir / "summary.json").read_text())["fvu"] == summary["fvu"]
+    sae = load(out, expected_d_in=32)
+    assert sae.cfg.num_latents == 128 and sae.cfg.k == 4
+    wb = read_offline_summary(next((run_dir / "wandb").glob("offline-run-*")))
+    s = wb["summary"]
+    assert abs(s["fvu"] - summary["fvu"]) < 1e-9
+    for key in ("train/fvu", "train/l0", "train/dead_fraction", "train/loss", "val/fvu"):
+        assert key in s, key
+    assert s["firing_histogram"]["_type"] == "image-file"
+    assert s["sae_summary"]["_type"] == "table-file"
+    assert wb["config"]["sae"]["k"] == 4
+
+
+def test_bad_shapes_fail_before_work(project_root, tmp):
+    for override, msg in (("sae.k=200", "exceeds num_latents"), ("layer=7", "outside the model")):
+        r = train(project_root, tmp, override, "logger=none", check=False)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    assert not (tmp / "art" / "sae" / "tiny" / "layer_7").exists()
+
+
+def test_ddp_two_processes_equals_single(project_root, tmp):
+    train(project_root, tmp, "logger=none", "tag=single")
+    train(project_root, tmp, "logger=none", "trainer=ddp_sim", "tag=ddp2")
+    a, b = weights(tmp, "single"), weights(tmp, "ddp2")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    sa = json.loads((tmp / "art/sae/tiny/layer_1/single/summary.json").read_text())
+    sb = json.loads((tmp / "art/sae/tiny/layer_1/ddp2/summary.json").read_text())
+    assert abs(sa["fvu"] - sb["fvu"]) < 1e-5 and sa["dead_fraction"] == sb["dead_fraction"]
+
+
+def test_resume_after_kill_matches_uninterrupted(project_root, tmp):
+    long = ["logger=none", "sae.tokens=204800", "trainer.checkpoint_every=20", "downstream_docs=0"]
+    train(project_root, tmp, *long, "tag=straight")
+    cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *long, "tag=killed"]
+    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "killed"
+    proc = subprocess.Popen(cmd, cwd=project_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "summary.json").exists(), "the run finished before it could be killed"
+    step_at_kill = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < step_at_kill < 400
+    train(project_root, tmp, *long, "tag=killed", "resume=true")
+    a, b = weights(tmp, "straight"), weights(tmp, "killed")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    sa = json.loads((tmp / "art/sae/tiny/layer_1/straight/summary.json").read_text())
+    sb = json.loads((out / "summary.json").read_text())
+    assert sa["steps"] == sb["steps"] == 400
+    assert abs(sa["fvu"] - sb["fvu"]) < 1e-6
