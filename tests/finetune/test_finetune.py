@@ -71,10 +71,19 @@ def test_finetune_stage_on_tiny(data_dir, project_root, tmp_path):
            f"hydra.run.dir={tmp_path}/run", "finetune.out_name=tiny_fin", "finetune.max_steps=3",
            "finetune.max_train_examples=64", "finetune.mlm_steps=2", "finetune.mlm_batch_size=4",
            "trainer.progress_bar=false"]
-    r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "models" / "tiny_fin"
     m = json.loads((out / "metrics.json").read_text())
+    # Same seed, same metrics: a second run into another artifact folder reproduces every number.
+    again = [c.replace("out_name=tiny_fin", "out_name=tiny_fin2").replace(f"{tmp_path}/run", f"{tmp_path}/run2")
+             for c in cmd]
+    r2 = subprocess.run(again, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    m2 = json.loads((tmp_path / "models" / "tiny_fin2" / "metrics.json").read_text())
+    for key in ("phrasebank_test_accuracy", "phrasebank_test_macro_f1", "probe_test_accuracy", "mlm_final_loss",
+                "phrasebank_test_confusion"):
+        assert m[key] == m2[key], key
     for key in ("phrasebank_test_accuracy", "phrasebank_test_macro_f1", "probe_test_accuracy",
                 "phrasebank_test_allagree_accuracy"):
         assert 0.0 <= m[key] <= 1.0
