@@ -58,14 +58,7 @@ def confusion_figure(conf, title):
 
 
 def _trainer(cfg, tracker, max_steps: int):
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
-    if tracker.run is not None:
-        logger = WandbLogger(experiment=tracker.run)
-    elif tracker.kind == "csv":
-        logger = CSVLogger(str(tracker.run_dir), name="lightning")
-    else:
-        logger = False
+    logger = tracker.lightning_logger()
     return L.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_steps=max_steps,
         max_epochs=-1, logger=logger, enable_checkpointing=False, enable_progress_bar=cfg.trainer.progress_bar,

@@ -79,14 +79,7 @@ class ResumableActivationData(ActivationDataModule):
 
 def _trainer(cfg, tracker, total_steps: int, ckpt_dir: Path, val_every: int):
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
-    if tracker.run is not None:
-        logger = WandbLogger(experiment=tracker.run)
-    elif tracker.kind == "csv":
-        logger = CSVLogger(str(tracker.run_dir), name="lightning")
-    else:
-        logger = False
+    logger = tracker.lightning_logger()
     t = cfg.trainer
     ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every, save_last=True,
                            save_top_k=0, enable_version_counter=False)

@@ -58,6 +58,16 @@ class Tracker:
             return None
         return Path(self.run.dir).parent
 
+    def lightning_logger(self):
+        """The Lightning logger writing into this same run (False when tracking is off)."""
+        from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+        if self.run is not None:
+            return WandbLogger(experiment=self.run)
+        if self.kind == "csv":
+            return CSVLogger(str(self.run_dir), name="lightning")
+        return False
+
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.run is not None:
             self.run.log(dict(metrics), step=step)
