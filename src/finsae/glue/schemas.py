@@ -149,9 +149,9 @@ class LoggerSchema:
 class FinetuneSchema:
     out_name: str = "minilm_fin"
     """Artifact name under artifacts/models/."""
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 32
-    lr: float = 5e-5
+    lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_frac: float = 0.1
     max_length: int = 64
@@ -161,7 +161,7 @@ class FinetuneSchema:
     """Add twitter-financial-news-sentiment train to the training set."""
     mlm_phase: bool = True
     """A short masked-LM domain-adaptation pass on financial text first."""
-    mlm_steps: int = 150
+    mlm_steps: int = 100
     mlm_batch_size: int = 32
     mlm_lr: float = 1e-4
     max_train_examples: int | None = None
