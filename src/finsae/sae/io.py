@@ -1,0 +1,98 @@
+"""Saving and loading a trained SAE: one folder with ``sae.safetensors`` and ``cfg.json``.
+
+``sae.safetensors`` tensors (float32 unless the SAE was another dtype)::
+
+    W_enc       [m, d]  encoder rows, one per latent
+    b_enc       [m]     encoder bias
+    W_dec       [m, d]  decoder rows, unit L2 norm
+    b_dec       [d]     decoder bias / pre-encoder centre, in normalised units
+    norm_scale  []      multiplier applied to inputs before encoding (1 / sqrt(mean ||x||^2))
+
+``cfg.json`` holds every :class:`~finsae.sae.SaeConfig` field at the top level plus
+``norm_scale`` (float, same as the tensor), ``tokens_seen`` (training tokens consumed),
+``finsae_version`` (code version that wrote it), ``format`` (this layout, 1) and ``extra``
+(the caller's JSON-able dict, e.g. model name, layer, hyper-parameters).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import finsae
+from finsae.errors import ConfigError, DataMissingError
+from finsae.sae.config import SaeConfig
+from finsae.sae.sparse_coder.topk import TopKSAE
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "sae.safetensors"
+CONFIG_FILE = "cfg.json"
+TENSOR_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec", "norm_scale")
+
+
+def save(sae: TopKSAE, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``sae`` to the folder ``path`` (created if needed); returns the folder."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {name: getattr(sae, name).detach().cpu().contiguous() for name in TENSOR_NAMES}
+    meta = {
+        **sae.cfg.to_dict(),
+        "norm_scale": float(sae.norm_scale),
+        "tokens_seen": int(sae.tokens_seen),
+        "finsae_version": finsae.__version__,
+        "format": FORMAT_VERSION,
+        "extra": dict(extra or {}),
+    }
+    text = json.dumps(meta, indent=2, sort_keys=True)  # fails before writing anything if extra is not JSON-able
+    save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt", "finsae_version": finsae.__version__})
+    (path / CONFIG_FILE).write_text(text + "\n")
+    return path
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The parsed ``cfg.json`` of a saved SAE folder."""
+    path = Path(path)
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise DataMissingError("SAE config", cfg_path, "Train and save an SAE there first (finsae.sae.save).")
+    try:
+        return json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"SAE config {cfg_path} is not valid JSON: {err}") from err
+
+
+def load(
+    path: str | Path,
+    expected_d_in: int | None = None,
+    device: torch.device | str = "cpu",
+) -> TopKSAE:
+    """Load the SAE saved in folder ``path``; ``expected_d_in`` guards against a wrong layer/model."""
+    path = Path(path)
+    meta = read_meta(path)
+    cfg = SaeConfig.from_dict(meta)
+    if expected_d_in is not None and cfg.d_in != expected_d_in:
+        raise ConfigError(f"SAE at {path} has d_in={cfg.d_in} but d_in={expected_d_in} was expected (wrong model or layer?)")
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise DataMissingError("SAE weights", weights, "The folder has cfg.json but no weights; save the SAE again.")
+    state = load_file(str(weights), device="cpu")
+    missing = [n for n in TENSOR_NAMES if n not in state]
+    if missing:
+        raise ConfigError(f"SAE weights {weights} lack tensors {missing}")
+    m, d = cfg.num_latents, cfg.d_in
+    shapes = {"W_enc": (m, d), "b_enc": (m,), "W_dec": (m, d), "b_dec": (d,), "norm_scale": ()}
+    for name, shape in shapes.items():
+        if tuple(state[name].shape) != shape:
+            raise ConfigError(f"SAE weights {weights}: {name} has shape {tuple(state[name].shape)}, cfg.json implies {shape}")
+    sae = TopKSAE(cfg, device="meta", dtype=state["W_enc"].dtype)
+    sae = sae.to_empty(device=device)
+    with torch.no_grad():
+        for name in TENSOR_NAMES:
+            getattr(sae, name).copy_(state[name])
+    sae.initialized = True
+    sae.tokens_seen = int(meta.get("tokens_seen", 0))
+    return sae
