@@ -50,7 +50,10 @@ saes: setup
 report: setup
 	$(PY) -m finsae.reporting
 
+# sparsify is a bench-only comparison: installed without its dependency pins (it would pull another torch).
 bench: setup
+	$(PY) -m pip install -q --no-deps eai-sparsify==1.3.3 einops natsort simple-parsing docstring-parser \
+		schedulefree accelerate psutil datasets dill multiprocess
 	$(PY) bench/extract.py
 	$(PY) bench/sae_step.py
 
