@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from finsae.activations import ActivationBatches, ExtractConfig, build_activations, heldout_docs, split_rows
 from finsae.errors import ConfigError
 
-from conftest import make_corpus
+from act_helpers import make_corpus
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from finsae.activations import ExtractConfig, build_activations, check_aligned, 
 from finsae.errors import FinsaeError
 from finsae.models import hidden_states
 
-from conftest import SENTENCES, make_corpus
+from act_helpers import SENTENCES, make_corpus
 
 
 def direct(model, text, layer):

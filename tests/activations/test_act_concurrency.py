@@ -15,7 +15,7 @@ WORKER = textwrap.dedent("""
     from pathlib import Path
     import torch
     sys.path.insert(0, {tests!r})
-    from conftest import SENTENCES, make_corpus
+    from act_helpers import SENTENCES, make_corpus
     from finsae.activations import ExtractConfig, build_activations
     from finsae.models import get_spec, load_model
 

@@ -10,7 +10,7 @@ import torch
 from finsae.activations import ExtractConfig, build_activations
 from finsae.glue.activation_datamodule import ActivationDataModule
 
-from conftest import make_corpus
+from act_helpers import make_corpus
 
 
 @pytest.fixture(scope="module")
