@@ -27,7 +27,7 @@ import torch
 from finsae import __version__
 from finsae.activations import ActivationBatches, ExtractConfig, build_activations, split_rows
 from finsae.data.mix import mixed_corpus
-from finsae.errors import ConfigError, FinsaeError
+from finsae.errors import ConfigError
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.glue.app import resolved_config
 from finsae.glue.sae_module import SaeLitModule
@@ -121,28 +121,30 @@ def _firing_histogram(freq: np.ndarray, title: str):
     return fig
 
 
+def task_kind(spec, artifacts: Path) -> str:
+    """Which head the model's own config declares: ``classifier``, ``mlm``, or none (``encoder``)."""
+    if spec.source == "random" and not spec.path:
+        return "encoder"
+    from transformers import AutoConfig
+
+    from finsae.models.registry import model_source_dir
+
+    archs = " ".join(AutoConfig.from_pretrained(model_source_dir(spec, artifacts)).architectures or [])
+    if "SequenceClassification" in archs:
+        return "classifier"
+    if "MaskedLM" in archs or "ForPreTraining" in archs:
+        return "mlm"
+    return "encoder"
+
+
 def _downstream(cfg, spec, layer: int, sae) -> dict:
-    """Loss recovered on held-out text with the model's own task loss (see finsae.models.patching)."""
+    """Loss recovered on held-out PhraseBank text with the model's own task loss (see finsae.models.patching)."""
     if cfg.downstream_docs <= 0:
         return {}
     from finsae.finetune import build_finetune_data
 
-    loaded = None
-    for kind in ("classifier", "mlm", "encoder"):
-        try:
-            cand = load_model(spec, Path(cfg.paths.artifacts), kind=kind)
-        except FinsaeError:
-            continue
-        has_head = kind == "encoder" or (kind == "classifier" and "ForSequenceClassification" in
-                                         str(getattr(cand.model.config, "architectures", "")))
-        if kind == "mlm":
-            has_head = "MaskedLM" in str(getattr(cand.model.config, "architectures", "")) or \
-                "ForPreTraining" in str(getattr(cand.model.config, "architectures", ""))
-        if spec.source == "random":
-            has_head = kind == "encoder"
-        if has_head:
-            loaded = cand
-            break
+    artifacts = Path(cfg.paths.artifacts)
+    loaded = load_model(spec, artifacts, kind=task_kind(spec, artifacts))
     data = build_finetune_data(cfg.paths.data_dir, test_frac=cfg.finetune.test_frac, seed=0, use_twitter=False)
     test = data.test.iloc[: cfg.downstream_docs]
     labels = test["label"].tolist() if loaded.kind == "classifier" else None

@@ -19,7 +19,8 @@ there cannot change the output). The score is therefore conservative where [CLS]
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,16 @@ def _real_positions(input_ids, attention_mask, special_ids) -> torch.Tensor:
     return pos
 
 
+def _task_loss(task: str, out, target, clean_cls) -> float:
+    """Summed task loss of one batch (see the module docstring for each task)."""
+    if task == "sentiment_ce":
+        return F.cross_entropy(out.logits.float(), target, reduction="sum").item()
+    if task == "mlm_ce":
+        return F.cross_entropy(out.logits.float().transpose(1, 2), target, reduction="sum", ignore_index=-100).item()
+    cls = out.last_hidden_state[:, 0].float()
+    return F.kl_div(F.log_softmax(cls, -1), F.log_softmax(clean_cls, -1), log_target=True, reduction="sum").item()
+
+
 @torch.inference_mode()
 def downstream_score(loaded: LoadedModel, texts: list[str], layer: int, reconstruct: Callable,
                      labels: list[int] | None = None, max_length: int = 128, batch_size: int = 32,
@@ -105,25 +116,16 @@ def downstream_score(loaded: LoadedModel, texts: list[str], layer: int, reconstr
             kwargs["input_ids"] = torch.where(chosen, torch.full_like(ids, tok.mask_token_id), ids)
             n = int(chosen.sum())
         else:
+            mlm_labels = None
             n = len(ids)
 
-        def loss_of(out, clean_cls=None):
-            if task == "sentiment_ce":
-                y = torch.tensor(labels[s:s + batch_size])
-                return F.cross_entropy(out.logits.float(), y, reduction="sum").item()
-            if task == "mlm_ce":
-                return F.cross_entropy(out.logits.float().transpose(1, 2), mlm_labels, reduction="sum",
-                                       ignore_index=-100).item()
-            cls = out.last_hidden_state[:, 0].float()
-            return F.kl_div(F.log_softmax(cls, -1), F.log_softmax(clean_cls, -1), log_target=True,
-                            reduction="sum").item()
-
+        target = torch.tensor(labels[s:s + batch_size]) if task == "sentiment_ce" else mlm_labels
         clean_out = model(**kwargs)
         clean_cls = clean_out.last_hidden_state[:, 0].float() if task == "cls_kl" else None
-        totals["clean"] += loss_of(clean_out, clean_cls)
+        totals["clean"] += _task_loss(task, clean_out, target, clean_cls)
         for name, fn in (("sae", reconstruct), ("zero", torch.zeros_like)):
             with patched_layer(model, layer, fn, pos):
-                totals[name] += loss_of(model(**kwargs), clean_cls)
+                totals[name] += _task_loss(task, model(**kwargs), target, clean_cls)
         count += n
     clean, sae, zero = (totals[k] / max(count, 1) for k in ("clean", "sae", "zero"))
     denom = zero - clean
