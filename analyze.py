@@ -1,23 +1,8 @@
 """`python analyze.py`: thin Hydra entry point of the analyze stage (planned; exits with a clear message today)."""
 
-import hydra
+from finsae.glue.pending import hydra_entry
 
-from finsae.glue.app import run_stage
-from finsae.glue.schemas import register_schemas
-
-register_schemas()
-
-
-def _run(cfg, raw):
-    from finsae.glue.pending import refuse
-
-    refuse("analyze")
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
-def main(cfg):
-    return run_stage(cfg, _run)
-
+main = hydra_entry("analyze")
 
 if __name__ == "__main__":
     main()
