@@ -46,6 +46,7 @@ def test_end_to_end_with_wandb(project_root, tmp):
     assert 0 <= summary["dead_fraction"] <= 1
     assert json.loads((run_dir / "summary.json").read_text())["fvu"] == summary["fvu"]
     sae = load(out, expected_d_in=32)
+    assert json.loads((out / "cfg.json").read_text())["tokens_seen"] == 8192
     assert sae.cfg.num_latents == 128 and sae.cfg.k == 4
     wb = read_offline_summary(next((run_dir / "wandb").glob("offline-run-*")))
     s = wb["summary"]

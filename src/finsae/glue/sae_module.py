@@ -123,7 +123,3 @@ class SaeLitModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_schedule(s, total, 1.0, warm, schedule))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    @property
-    def tokens_seen(self) -> int:
-        return int(self.global_step * self.hparams.global_batch)
-

@@ -221,6 +221,7 @@ def run(cfg, raw) -> dict:
     fit_seconds = time.time() - t_fit
 
     sae = module.sae.eval()
+    sae.tokens_seen = int(trainer.global_step * s.batch_size)  # written to cfg.json by save()
     ev = evaluate(sae, store, cfg.data.heldout_frac)
     freq = ev.pop("frequency")
     dead_fraction = float(module.dead.dead_mask().float().mean())
