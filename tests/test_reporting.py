@@ -21,3 +21,22 @@ def test_reports_from_summaries(tmp_path):
     assert (tmp_path / "reports" / "sae_layers.png").stat().st_size > 2000
     rows = (tmp_path / "reports" / "sae_table.csv").read_text().splitlines()
     assert len(rows) == 4
+
+
+def test_lr_sweep_table_includes_the_default_run(tmp_path):
+    runs = [("demo", 1e-3, 0.13, 0), ("lr_5e-4", 5e-4, 0.15, 0), ("lr_2e-3", 2e-3, 0.12, 0),
+            ("demo_seed1", 1e-3, 0.14, 1)]
+    for tag, lr, fvu, seed in runs:
+        d = tmp_path / "sae" / "minilm" / "layer_3" / tag
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"model": "minilm", "layer": 3, "tag": tag, "seed": seed,
+                                                    "lr": lr, "fvu": fvu, "dead_fraction": 0.0}))
+    other = tmp_path / "sae" / "minilm" / "layer_0" / "demo"  # no sweep at layer 0: not in the table
+    other.mkdir(parents=True)
+    (other / "summary.json").write_text(json.dumps({"model": "minilm", "layer": 0, "tag": "demo", "seed": 0,
+                                                    "lr": 1e-3, "fvu": 0.1}))
+    text = write_reports(tmp_path)
+    table = (tmp_path / "reports" / "lr_sweep.md").read_text().splitlines()
+    assert [r.split(" | ")[3] for r in table[2:]] == ["lr_5e-4", "demo", "lr_2e-3"]  # sorted by lr, seed 0 only
+    assert "## Learning-rate sweep" in text
+    assert (tmp_path / "reports" / "lr_sweep.png").stat().st_size > 2000

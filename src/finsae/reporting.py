@@ -2,7 +2,8 @@
 
 ``python -m finsae.reporting [--artifacts DIR]`` reads every ``artifacts/sae/*/layer_*/*/summary.json`` and
 ``artifacts/models/*/metrics.json`` and writes ``artifacts/reports/{sae_table.md, sae_table.csv,
-sae_layers.png, finetune.md}``, printing the markdown.
+sae_layers.png, finetune.md}`` and, where a learning-rate sweep exists (tags ``lr_*``), ``lr_sweep.md`` and
+``lr_sweep.png``, printing the markdown.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pandas as pd
 from finsae.paths import default_artifacts_dir
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
-               "loss_recovered", "downstream_task", "lr", "seconds"]
+               "loss_recovered", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
+LR_TAG = "lr_"
 
 
 def sae_summaries(artifacts: Path) -> pd.DataFrame:
@@ -79,6 +81,42 @@ def layer_plot(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def lr_sweep(df: pd.DataFrame, default_tag: str = "demo") -> pd.DataFrame:
+    """Held-out FVU against lr wherever ``lr_*`` runs exist, with the same layer's ``default_tag`` run (the
+    default lr) as one more point. Seed-0 runs only."""
+    df = df[df["seed"].fillna(0) == 0]
+    swept = df[df["tag"].astype(str).str.startswith(LR_TAG)]
+    if swept.empty:
+        return pd.DataFrame(columns=["model", "layer", "lr", "tag", "fvu", "dead_fraction", "tokens"])
+    keys = swept[["model", "layer"]].drop_duplicates()
+    rows = df.merge(keys, on=["model", "layer"])
+    rows = rows[rows["tag"].astype(str).str.startswith(LR_TAG) | (rows["tag"] == default_tag)]
+    cols = ["model", "layer", "lr", "tag", "fvu", "dead_fraction", "tokens"]
+    return rows[cols].sort_values(["model", "layer", "lr"]).reset_index(drop=True)
+
+
+def lr_plot(sweep: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for (model, layer), g in sweep.groupby(["model", "layer"]):
+        ax.plot(g["lr"], g["fvu"], marker="o", label=f"{model} layer {layer}")
+        best = g.loc[g["fvu"].idxmin()]
+        ax.annotate(f"{best['fvu']:.3f}", (best["lr"], best["fvu"]), textcoords="offset points", xytext=(4, 6),
+                    fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("held-out FVU")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_reports(artifacts: Path) -> str:
     artifacts = Path(artifacts)
     out = artifacts / "reports"
@@ -96,6 +134,12 @@ def write_reports(artifacts: Path) -> str:
         (out / "sae_table.md").write_text(t + "\n")
         layer_plot(sae, out / "sae_layers.png")
         text += ["## SAEs", t, "", f"plot: {out / 'sae_layers.png'}"]
+        sweep = lr_sweep(sae)
+        if len(sweep):
+            t = _fmt(sweep)
+            (out / "lr_sweep.md").write_text(t + "\n")
+            lr_plot(sweep, out / "lr_sweep.png")
+            text += ["", "## Learning-rate sweep", t, "", f"plot: {out / 'lr_sweep.png'}"]
     if not text:
         text = [f"nothing to report yet under {artifacts}"]
     return "\n".join(text)
