@@ -17,7 +17,7 @@ import pandas as pd
 from finsae.paths import default_artifacts_dir
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
-               "loss_recovered", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
+               "loss_recovered", "loss_recovered_all", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
 LR_TAG = "lr_"
 
 

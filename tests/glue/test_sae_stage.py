@@ -58,6 +58,22 @@ def test_end_to_end_with_wandb(project_root, tmp):
     assert wb["config"]["sae"]["k"] == 4
 
 
+def test_rescore_updates_the_downstream_score_only(project_root, tmp):
+    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "e2e"  # made by test_end_to_end_with_wandb
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["loss_recovered_all"] == summary["loss_recovered_all"]  # defined (not NaN)
+    before = (out / "sae.safetensors").read_bytes()
+    stale = {k: v for k, v in summary.items() if k not in ("loss_recovered", "loss_recovered_all")}
+    (out / "summary.json").write_text(json.dumps(stale))
+    train(project_root, tmp, "logger=none", "tag=e2e", "rescore=true")
+    again = json.loads((out / "summary.json").read_text())
+    for key in ("loss_recovered", "loss_recovered_all"):  # real-token score is NaN at tiny's last layer
+        assert again[key] == pytest.approx(summary[key], abs=1e-9, nan_ok=True), key
+    assert again["fvu"] == summary["fvu"] and (out / "sae.safetensors").read_bytes() == before
+    r = train(project_root, tmp, "logger=none", "tag=never_trained", "rescore=true", check=False)
+    assert r.returncode == 2 and "needs a finished SAE" in r.stderr
+
+
 def test_bad_shapes_fail_before_work(project_root, tmp):
     for override, msg in (("sae.k=200", "exceeds num_latents"), ("layer=7", "outside the model")):
         r = train(project_root, tmp, override, "logger=none", check=False)

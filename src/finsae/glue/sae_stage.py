@@ -35,7 +35,7 @@ from finsae.glue.tracking import start_run, write_summary
 from finsae.models import check_layer, get_spec, load_model
 from finsae.models.patching import downstream_score
 from finsae.paths import activations_root, sae_dir
-from finsae.sae import SaeConfig, default_lr, save
+from finsae.sae import SaeConfig, default_lr, load, save
 
 log = logging.getLogger("finsae.sae")
 SAE_FILES = ("sae.safetensors", "cfg.json", "summary.json")
@@ -154,8 +154,23 @@ def _downstream(cfg, spec, layer: int, sae) -> dict:
 
     score = downstream_score(loaded, test["text"].tolist(), layer, reconstruct, labels=labels,
                              max_length=cfg.data.max_length)
-    return {"loss_recovered": score.loss_recovered, "downstream_task": score.task, "downstream_clean": score.clean,
-            "downstream_sae": score.sae, "downstream_zero": score.zero, "downstream_docs": len(test)}
+    return {"loss_recovered": score.loss_recovered, "loss_recovered_all": score.loss_recovered_all,
+            "downstream_task": score.task, "downstream_clean": score.clean, "downstream_sae": score.sae,
+            "downstream_zero": score.zero, "downstream_sae_all": score.sae_all, "downstream_zero_all": score.zero_all,
+            "downstream_docs": len(test)}
+
+
+def rescore(cfg, spec, out_dir: Path) -> dict:
+    """Recompute the downstream score of the finished SAE in ``out_dir`` and update its summary.json."""
+    if not all((out_dir / f).exists() for f in SAE_FILES):
+        raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    summary.update(_downstream(cfg, spec, cfg.layer, load(out_dir)))
+    summary["rescored_code_version"] = __version__
+    write_summary(summary, out_dir)
+    print(f"sae: rescored {out_dir}: loss_recovered {summary.get('loss_recovered', float('nan')):.3f} "
+          f"(all positions {summary.get('loss_recovered_all', float('nan')):.3f})")
+    return summary
 
 
 def training_corpus(cfg):
@@ -169,6 +184,8 @@ def run(cfg, raw) -> dict:
     spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
     artifacts = Path(cfg.paths.artifacts)
     out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    if cfg.rescore:
+        return rescore(cfg, spec, out_dir)
     if cfg.skip_if_done and all((out_dir / f).exists() for f in SAE_FILES):
         summary = json.loads((out_dir / "summary.json").read_text())
         print(f"sae: {out_dir} is complete (fvu {summary.get('fvu', float('nan')):.4f}); skipping")

@@ -149,7 +149,7 @@ class LoggerSchema:
 class FinetuneSchema:
     out_name: str = "minilm_fin"
     """Artifact name under artifacts/models/."""
-    epochs: int = 2
+    epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -161,7 +161,7 @@ class FinetuneSchema:
     """Add twitter-financial-news-sentiment train to the training set."""
     mlm_phase: bool = True
     """A short masked-LM domain-adaptation pass on financial text first."""
-    mlm_steps: int = 100
+    mlm_steps: int = 40
     mlm_batch_size: int = 32
     mlm_lr: float = 1e-4
     max_train_examples: int | None = None
@@ -198,6 +198,9 @@ class TrainSchema:
     """Continue from the last checkpoint of this run's artifact dir."""
     skip_if_done: bool = False
     """Return the stored summary when this SAE's artifact is complete (make demo)."""
+    rescore: bool = False
+    """Recompute the downstream (loss-recovered) score of this finished SAE and update its summary.json; no
+    training. For SAEs scored by older code."""
     rebuild_cache: bool = False
     """Rebuild the activation cache even when a valid one exists."""
     downstream_docs: int = 64
