@@ -69,7 +69,7 @@ def test_mlm_shares_the_encoder():
 def test_finetune_stage_on_tiny(data_dir, project_root, tmp_path):
     cmd = [sys.executable, "train.py", "task=finetune", "model=tiny", "logger=csv", f"paths.artifacts={tmp_path}",
            f"hydra.run.dir={tmp_path}/run", "finetune.out_name=tiny_fin", "finetune.max_steps=3",
-           "finetune.max_train_examples=64", "finetune.mlm_steps=2", "finetune.mlm_batch_size=4",
+           "finetune.max_train_examples=64", "finetune.epochs=2", "finetune.mlm_steps=2", "finetune.mlm_batch_size=4",
            "trainer.progress_bar=false"]
     r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import get_linear_schedule_with_warmup
 
+from finsae.finetune import length_grouped_batches
+
 
 class TextDataset(Dataset):
     def __init__(self, texts: list[str], labels: list[int] | None = None):
@@ -19,8 +21,29 @@ class TextDataset(Dataset):
         return (self.texts[i], -1 if self.labels is None else self.labels[i])
 
 
-def text_loader(tokenizer, texts, labels=None, batch_size=32, max_length=64, shuffle=False, seed=0):
-    """Batches tokenised with dynamic padding (short finance sentences waste no compute on [PAD])."""
+class _GroupedBatches:
+    """Batch sampler: length-grouped batches, reshuffled each epoch (seed + epoch)."""
+
+    def __init__(self, lengths, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+        self._n = len(length_grouped_batches(lengths, batch_size, seed))
+
+    def __len__(self):
+        return self._n
+
+    def __iter__(self):
+        batches = length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch)
+        self.epoch += 1
+        return iter([b.tolist() for b in batches])
+
+
+def text_loader(tokenizer, texts, labels=None, batch_size=32, max_length=64, shuffle=False, seed=0,
+                group_by_length=False):
+    """Batches tokenised with dynamic padding (short finance sentences waste no compute on [PAD]).
+
+    ``group_by_length`` (with ``shuffle``): seeded random batches of similar-length texts
+    (:func:`finsae.finetune.length_grouped_batches`), drawn anew each epoch.
+    """
 
     def collate(items):
         b = tokenizer([t for t, _ in items], padding=True, truncation=True, max_length=max_length,
@@ -28,8 +51,12 @@ def text_loader(tokenizer, texts, labels=None, batch_size=32, max_length=64, shu
         b["labels"] = torch.tensor([y for _, y in items], dtype=torch.long)
         return dict(b)
 
+    ds = TextDataset(texts, labels)
+    if shuffle and group_by_length:
+        lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+        return DataLoader(ds, batch_sampler=_GroupedBatches(lengths, batch_size, seed), collate_fn=collate)
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(TextDataset(texts, labels), batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
                       generator=g if shuffle else None)
 
 

@@ -134,14 +134,14 @@ def run(cfg, raw) -> dict:
         module = MaskedLMModule(mlm, tok, ft.mlm_lr, ft.mlm_steps, seed=cfg.seed)
         _trainer(cfg, tracker, ft.mlm_steps).fit(
             module, text_loader(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length,
-                                shuffle=True, seed=cfg.seed))
+                                shuffle=True, seed=cfg.seed, group_by_length=ft.group_by_length))
         mlm_loss = float(module.trainer.callback_metrics.get("mlm/loss", float("nan")))
         del mlm, module
-    steps_per_epoch = int(np.ceil(len(data.train) / ft.batch_size))
+    loader = text_loader(tok, data.train["text"].tolist(), data.train["label"].tolist(), ft.batch_size,
+                         ft.max_length, shuffle=True, seed=cfg.seed, group_by_length=ft.group_by_length)
+    steps_per_epoch = len(loader)
     total = steps_per_epoch * ft.epochs if ft.max_steps is None else min(ft.max_steps, steps_per_epoch * ft.epochs)
     module = SentimentModule(clf, ft.lr, total, ft.warmup_frac, ft.weight_decay)
-    loader = text_loader(tok, data.train["text"].tolist(), data.train["label"].tolist(), ft.batch_size,
-                         ft.max_length, shuffle=True, seed=cfg.seed)
     _trainer(cfg, tracker, total).fit(module, loader)
     pred = module.predict_texts(tok, test_texts, ft.max_length)
 

@@ -155,13 +155,15 @@ class FinetuneSchema:
     weight_decay: float = 0.01
     warmup_frac: float = 0.1
     max_length: int = 64
+    group_by_length: bool = True
+    """Shuffled batches of similar-length texts (about half the padded tokens of random batches)."""
     test_frac: float = 0.2
     """Stratified PhraseBank held-out fraction (by text hash), never trained on."""
     use_twitter: bool = True
     """Add twitter-financial-news-sentiment train to the training set."""
     mlm_phase: bool = True
     """A short masked-LM domain-adaptation pass on financial text first."""
-    mlm_steps: int = 40
+    mlm_steps: int = 100
     mlm_batch_size: int = 32
     mlm_lr: float = 1e-4
     max_train_examples: int | None = None
