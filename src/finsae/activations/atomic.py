@@ -24,6 +24,17 @@ VERIFIED = "verified.json"
 REBUILD_HINT = "rerun with rebuild=True (activations.rebuild=true) to rebuild it"
 
 
+def check_size(path: Path, expected_bytes: int, what: str) -> int:
+    """The size of ``path``; ``CacheCorruptError`` if it is missing or not ``expected_bytes`` long."""
+    if not path.is_file():
+        raise CacheCorruptError(f"{what} {path} is missing; {REBUILD_HINT}")
+    size = path.stat().st_size
+    if size != expected_bytes:
+        raise CacheCorruptError(f"{what} {path} has {size} bytes but its manifest says {expected_bytes} "
+                                f"(truncated or overwritten); {REBUILD_HINT}")
+    return size
+
+
 def is_complete(entry: Path) -> bool:
     return (entry / MANIFEST).is_file()
 

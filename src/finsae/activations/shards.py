@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from finsae.activations.atomic import REBUILD_HINT
+from finsae.activations.atomic import REBUILD_HINT, check_size
 from finsae.errors import CacheCorruptError
 
 STORE_DTYPE = np.dtype("<f2")
@@ -155,14 +155,7 @@ class BackgroundWriter:
 def check_shard(path: Path, info: dict, d: int, full: bool) -> None:
     """Raise ``CacheCorruptError`` unless ``path`` has the recorded size and a matching .npy header
     (always), and the recorded sha256 (when ``full``)."""
-    if not path.is_file():
-        raise CacheCorruptError(f"shard {path} is missing; {REBUILD_HINT}")
-    size = path.stat().st_size
-    if size != info["bytes"]:
-        raise CacheCorruptError(
-            f"shard {path} has {size} bytes but its manifest says {info['bytes']} (truncated or overwritten); "
-            f"{REBUILD_HINT}"
-        )
+    size = check_size(path, info["bytes"], "shard")
     try:
         with open(path, "rb") as fh:
             major, _ = np.lib.format.read_magic(fh)

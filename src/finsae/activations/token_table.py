@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import finsae
 from finsae.activations.atomic import (
     REBUILD_HINT,
+    check_size,
     is_complete,
     locked,
     mark_verified,
@@ -239,12 +240,6 @@ def _file_info(path: Path) -> dict:
 
 
 def _check_file(path: Path, info: dict, full: bool) -> None:
-    if not path.is_file():
-        raise CacheCorruptError(f"token table file {path} is missing; {REBUILD_HINT}")
-    size = path.stat().st_size
-    if size != info["bytes"]:
-        raise CacheCorruptError(
-            f"token table file {path} has {size} bytes, its manifest says {info['bytes']}; {REBUILD_HINT}"
-        )
+    check_size(path, info["bytes"], "token table file")
     if full and _file_info(path)["sha256"] != info["sha256"]:
         raise CacheCorruptError(f"token table file {path} is corrupt: checksum mismatch; {REBUILD_HINT}")
