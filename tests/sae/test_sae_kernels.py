@@ -168,3 +168,33 @@ def test_bf16_encoder_mode_close_to_fp32():
     same = torch.isin(outs[1].latent_indices, outs[0].latent_indices).float().mean()
     assert same > 0.8
     assert abs(outs[0].fvu.item() - outs[1].fvu.item()) < 0.02 * outs[0].fvu.item()
+
+
+def test_auxk_target_is_the_error_left_by_the_live_latents(sae64):
+    """AuxK (Gao et al. 2024): the top-k_aux dead latents reconstruct e = x - x_hat. Checked against the formula
+    written out here (the dense reference shares the kernels' conventions, so it cannot catch a sign slip), and
+    by its effect: one Adam step on AuxK alone points a dead latent's decoder row toward the mean error."""
+    x = torch.randn(64, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) + 2.0
+    dead = torch.zeros(64, dtype=torch.bool)
+    dead[::2] = True
+    out = sae64(x, dead_mask=dead)
+    xn = x * sae64.norm_scale
+    recon = out.sae_out * sae64.norm_scale
+    z = xn - sae64.b_dec
+    _, _, aux_acts, aux_idx = topk_encode(z, sae64.W_enc, sae64.b_enc, sae64.cfg.k,
+                                          dead_idx=dead.nonzero().reshape(-1), k_aux=sae64.cfg.k_aux)
+    aux_recon = (aux_acts.unsqueeze(-1) * sae64.W_dec[aux_idx]).sum(1)
+    e = xn - recon
+    expected = (aux_recon - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+    assert abs(out.auxk_loss.item() - expected.item()) < 1e-10
+
+    w_before = sae64.W_dec.detach().clone()
+    opt = torch.optim.SGD(sae64.parameters(), lr=1e-3)
+    sae64(x, dead_mask=dead).auxk_loss.backward()
+    opt.step()
+    moved = sae64.W_dec.detach() - w_before
+    used = aux_idx.unique()
+    mean_err = e.mean(0)
+    # the dead rows that took part move toward the error they must explain, not away from it
+    cos = torch.nn.functional.cosine_similarity(moved[used], mean_err.expand(len(used), -1), dim=1)
+    assert cos.mean().item() > 0.5

@@ -36,7 +36,7 @@ def dense_reference_forward(sae: TopKSAE, x: Tensor, dead_mask: Tensor | None = 
         avals, aidx = masked.topk(ka, dim=1, sorted=False)
         aux_latents = torch.zeros_like(pre).scatter(1, aidx, avals.relu())
         aux_recon = aux_latents @ sae.W_dec
-        resid = (recon - xn).detach()
+        resid = (xn - recon).detach()
         resid_var = (resid - resid.mean(0)).pow(2).sum()
         auxk_loss = F.mse_loss(aux_recon, resid, reduction="sum") / resid_var.clamp_min(_TINY)
     sae_out = (recon / sae.norm_scale).reshape(x.shape)

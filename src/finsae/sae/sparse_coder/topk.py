@@ -137,7 +137,7 @@ class TopKSAE(nn.Module):
         total_var = (xn - xn.mean(0)).pow(2).sum()
         fvu = sq_err / total_var.clamp_min(_TINY)
         if aux_idx.shape[1] > 0:
-            resid = (recon - xn).detach()
+            resid = (xn - recon).detach()  # AuxK target: the error e = x - x_hat the live latents left
             resid_var = (resid - resid.mean(0)).pow(2).sum()
             auxk_loss = F.mse_loss(aux_recon, resid, reduction="sum") / resid_var.clamp_min(_TINY)
         else:
