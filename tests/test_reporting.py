@@ -6,7 +6,7 @@ from finsae.reporting import write_reports
 
 
 def test_reports_from_summaries(tmp_path):
-    for model, layer, fvu in (("minilm", 0, 0.11), ("minilm", 1, 0.12), ("minilm_fin", 0, 0.13)):
+    for model, layer, fvu in (("minilm", 0, 0.11), ("minilm", 1, 0.14), ("minilm_fin", 0, 0.13)):
         d = tmp_path / "sae" / model / f"layer_{layer}" / "demo"
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps({"model": model, "layer": layer, "tag": "demo", "seed": 0,
@@ -18,9 +18,12 @@ def test_reports_from_summaries(tmp_path):
                                                 "base_model": "minilm"}))
     text = write_reports(tmp_path)
     assert "| minilm_fin | 0 | demo |" in text and "0.13" in text and "0.85" in text
+    assert "| minilm | 1 | 0.140 | **no** |" in text
     assert (tmp_path / "reports" / "sae_layers.png").stat().st_size > 2000
     rows = (tmp_path / "reports" / "sae_table.csv").read_text().splitlines()
     assert len(rows) == 4
+    demo = (tmp_path / "reports" / "sae_demo.md").read_text().splitlines()
+    assert len(demo) == 2 + 3 and "| minilm_fin | 0 | 0.130 | yes |" in demo[-1]
 
 
 def test_lr_sweep_table_includes_the_default_run(tmp_path):

@@ -81,6 +81,28 @@ def layer_plot(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
+    """The README's per-layer table for one tag: both models side by side, FVU checked against ``bar``."""
+    rows = df[(df["tag"] == tag) & (df["seed"].fillna(0) == 0)].sort_values(["model", "layer"])
+    if rows.empty:
+        return ""
+
+    def pct(v):
+        return "" if pd.isna(v) else f"{100 * float(v):.2f}%"
+
+    def num(v, fmt="{:.3f}"):
+        return "" if v is None or pd.isna(v) else fmt.format(float(v))
+
+    out = ["| model | layer | held-out FVU | FVU ≤ %.3f | NMSE | dead | L0 | loss recovered (real tokens) | "
+           "loss recovered (all positions) | task | tokens | train tok/s |" % bar, "|" + "---|" * 12]
+    for r in rows.itertuples(index=False):
+        out.append(" | ".join(["", str(r.model), str(r.layer), num(r.fvu), "yes" if r.fvu <= bar else "**no**",
+                               num(r.nmse), pct(r.dead_fraction), num(r.l0, "{:.0f}"), num(r.loss_recovered),
+                               num(r.loss_recovered_all), str(r.downstream_task), num(r.tokens, "{:,.0f}"),
+                               num(r.tokens_per_second_train, "{:,.0f}"), ""]).strip())
+    return "\n".join(out)
+
+
 def lr_sweep(df: pd.DataFrame, default_tag: str = "demo") -> pd.DataFrame:
     """Held-out FVU against lr wherever ``lr_*`` runs exist, with the same layer's ``default_tag`` run (the
     default lr) as one more point. Seed-0 runs only."""
@@ -133,6 +155,10 @@ def write_reports(artifacts: Path) -> str:
         t = _fmt(sae)
         (out / "sae_table.md").write_text(t + "\n")
         layer_plot(sae, out / "sae_layers.png")
+        demo = demo_table(sae)
+        if demo:
+            (out / "sae_demo.md").write_text(demo + "\n")
+            text += ["## Demo SAEs (README table)", demo, ""]
         text += ["## SAEs", t, "", f"plot: {out / 'sae_layers.png'}"]
         sweep = lr_sweep(sae)
         if len(sweep):
