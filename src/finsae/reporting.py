@@ -93,8 +93,8 @@ def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
     def num(v, fmt="{:.3f}"):
         return "" if v is None or pd.isna(v) else fmt.format(float(v))
 
-    out = ["| model | layer | held-out FVU | FVU ≤ %.3f | NMSE | dead | L0 | loss recovered (real tokens) | "
-           "loss recovered (all positions) | task | tokens | train tok/s |" % bar, "|" + "---|" * 12]
+    out = [f"| model | layer | held-out FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real tokens) | "
+           "loss recovered (all positions) | task | tokens | train tok/s |", "|" + "---|" * 12]
     for r in rows.itertuples(index=False):
         out.append(" | ".join(["", str(r.model), str(r.layer), num(r.fvu), "yes" if r.fvu <= bar else "**no**",
                                num(r.nmse), pct(r.dead_fraction), num(r.l0, "{:.0f}"), num(r.loss_recovered),
