@@ -87,11 +87,11 @@ def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
     if rows.empty:
         return ""
 
-    def pct(v):
-        return "" if pd.isna(v) else f"{100 * float(v):.2f}%"
+    def pct(v):  # dead fraction; bold where it misses the < 1% target
+        return "" if pd.isna(v) else (f"**{100 * v:.2f}%**" if v >= 0.01 else f"{100 * float(v):.2f}%")
 
-    def num(v, fmt="{:.3f}"):
-        return "" if v is None or pd.isna(v) else fmt.format(float(v))
+    def num(v, fmt="{:.3f}"):  # n/a: undefined (real-token score at a last layer read only through [CLS])
+        return "n/a" if v is None or pd.isna(v) else fmt.format(float(v))
 
     out = [f"| model | layer | held-out FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real tokens) | "
            "loss recovered (all positions) | task | tokens | train tok/s |", "|" + "---|" * 12]
