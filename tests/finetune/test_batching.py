@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from finsae.finetune import length_grouped_batches, padded_tokens
+from finsae.finetune import length_grouped_batches, num_grouped_batches, padded_tokens
 from finsae.glue.finetune_module import text_loader
 from finsae.models import get_spec, load_model
 
@@ -13,6 +13,8 @@ def test_grouped_batches_cover_every_index_once_with_less_padding():
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(1003))
     assert max(len(b) for b in batches) == 32
+    for n, bs, g in ((1003, 32, 8), (1024, 32, 8), (5, 32, 8), (300, 7, 3)):
+        assert num_grouped_batches(n, bs, g) == len(length_grouped_batches(np.arange(n), bs, 0, g)), (n, bs, g)
     order = np.random.default_rng(0).permutation(1003)
     random = padded_tokens(lengths, [order[i:i + 32] for i in range(0, 1003, 32)])
     assert padded_tokens(lengths, batches) < 0.75 * random

@@ -59,13 +59,14 @@ def test_end_to_end_with_wandb(project_root, tmp):
 
 
 def test_rescore_updates_the_downstream_score_only(project_root, tmp):
-    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "e2e"  # made by test_end_to_end_with_wandb
+    train(project_root, tmp, "logger=none", "tag=rescore")  # its own SAE: the test does not lean on another's
+    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "rescore"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["loss_recovered_all"] == summary["loss_recovered_all"]  # defined (not NaN)
     before = (out / "sae.safetensors").read_bytes()
     stale = {k: v for k, v in summary.items() if k not in ("loss_recovered", "loss_recovered_all")}
     (out / "summary.json").write_text(json.dumps(stale))
-    train(project_root, tmp, "logger=none", "tag=e2e", "rescore=true")
+    train(project_root, tmp, "logger=none", "tag=rescore", "rescore=true")
     again = json.loads((out / "summary.json").read_text())
     for key in ("loss_recovered", "loss_recovered_all"):  # real-token score is NaN at tiny's last layer
         assert again[key] == pytest.approx(summary[key], abs=1e-9, nan_ok=True), key

@@ -31,6 +31,13 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, g
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def num_grouped_batches(n: int, batch_size: int, group: int = 50) -> int:
+    """How many batches :func:`length_grouped_batches` yields for ``n`` items (no shuffling needed)."""
+    chunk = batch_size * group
+    full, rest = divmod(n, chunk)
+    return full * group + -(-rest // batch_size)
+
+
 def padded_tokens(lengths: Sequence[int], batches: list[np.ndarray]) -> int:
     """Tokens a dynamically padded run processes: sum over batches of size x longest member."""
     lengths = np.asarray(lengths)

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import get_linear_schedule_with_warmup
 
-from finsae.finetune import length_grouped_batches
+from finsae.finetune import length_grouped_batches, num_grouped_batches
 
 
 class TextDataset(Dataset):
@@ -26,10 +26,9 @@ class _GroupedBatches:
 
     def __init__(self, lengths, batch_size: int, seed: int):
         self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
-        self._n = len(length_grouped_batches(lengths, batch_size, seed))
 
     def __len__(self):
-        return self._n
+        return num_grouped_batches(len(self.lengths), self.batch_size)
 
     def __iter__(self):
         batches = length_grouped_batches(self.lengths, self.batch_size, self.seed + self.epoch)
