@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check src tests bench *.py
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole offline study, end to end; each step reuses what already exists.
@@ -37,6 +38,7 @@ demo: setup finetune saes report
 	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
 	@echo "  artifacts/activations/             activation cache"
 	@echo "  artifacts/sae/{minilm,minilm_fin}/ one SAE per layer (summary.json, sae.safetensors)"
+	@echo "  artifacts/checkpoints/sae/         resumable training state of each SAE run"
 	@echo "  outputs/, multirun/                per-run folders with offline W&B runs (wandb/offline-run-*)"
 	@echo "  artifacts/reports/sae_table.md     the table README quotes"
 

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from finsae.activations import ExtractConfig, build_activations, ensure_token_table
-from finsae.activations.batching import chunk_batches, chunk_rows, plan_chunks
+from finsae.activations.forward_chunks import chunk_batches, plan_chunks, rows_per_chunk
 from finsae.models import get_spec, load_model
 
 
@@ -65,7 +65,7 @@ def bare_pass(model, table, cfg, n_layers) -> tuple[float, int]:
     ids = table.column("token_id")
     w = table.windows
     win_row, win_len = w["row_start"].to_numpy(), w["n_tokens"].to_numpy()
-    rows = chunk_rows(cfg.buffer_mb, n_layers, model.d_model, cfg.max_length)
+    rows = rows_per_chunk(cfg.buffer_mb, n_layers, model.d_model, cfg.max_length)
     batches = [mb for c in plan_chunks(win_row, win_len, rows)
                for mb in chunk_batches(ids, win_row, win_len, c, cfg.batch_size, tok.cls_token_id, tok.sep_token_id,
                                        tok.pad_token_id)]

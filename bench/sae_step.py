@@ -38,16 +38,18 @@ import torch
 from finsae.sae import (
     DeadLatentTracker,
     SaeConfig,
+    SaeTrainConfig,
     TopKSAE,
+    build_optimizer,
     dense_reference_forward,
     encoder_matmul_mode,
     keep_freed_memory,
-    make_optimizer,
     remove_parallel_decoder_grad,
     renorm_decoder,
-    sae_loss,
     train_step,
 )
+
+TRAIN = SaeTrainConfig()  # loss weights, Adam eps and dead threshold of the shipped runs (defaults)
 
 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
@@ -76,16 +78,19 @@ def gemm_gflops(n: int, d: int, m: int, dtype: torch.dtype, reps: int) -> float:
 
 
 class Ours:
+    """``finsae.sae.train_step``: the step the Lightning module runs to train the shipped SAEs (it calls the same
+    forward_loss / before_optimizer_step / optimizer / after_optimizer_step pieces; a test checks the weights)."""
+
     def __init__(self, name: str, d: int, m: int, k: int, encoder_dtype: str, lr: float, x: torch.Tensor):
         self.name = name
         cfg = SaeConfig(d_in=d, num_latents=m, k=k, encoder_dtype=encoder_dtype)
         self.sae = TopKSAE(cfg)
         self.sae.init_from_sample(x)
-        self.opt = make_optimizer(self.sae, lr)
-        self.tracker = DeadLatentTracker(m, cfg.dead_tokens)
+        self.opt = build_optimizer(self.sae, TRAIN, lr)
+        self.tracker = DeadLatentTracker(m, TRAIN.dead_token_threshold)
 
     def step(self, x: torch.Tensor) -> float:
-        return train_step(self.sae, self.opt, x, self.tracker).fvu
+        return train_step(self.sae, self.opt, x, self.tracker, TRAIN).fvu
 
 
 class Dense:
@@ -96,12 +101,12 @@ class Dense:
         cfg = SaeConfig(d_in=d, num_latents=m, k=k)
         self.sae = TopKSAE(cfg)
         self.sae.init_from_sample(x)
-        self.opt = make_optimizer(self.sae, lr)
-        self.tracker = DeadLatentTracker(m, cfg.dead_tokens)
+        self.opt = build_optimizer(self.sae, TRAIN, lr)
+        self.tracker = DeadLatentTracker(m, TRAIN.dead_token_threshold)
 
     def step(self, x: torch.Tensor) -> float:
         out = dense_reference_forward(self.sae, x, self.tracker.dead_mask())
-        loss = sae_loss(out, self.sae.cfg)
+        loss = out.fvu + TRAIN.auxk_coef * out.auxk_loss
         loss.backward()
         remove_parallel_decoder_grad(self.sae)
         self.opt.step()
@@ -209,11 +214,11 @@ def fvu_check(steps: int, quick: bool) -> tuple[float, float]:
     for dt in ("fp32", "bf16"):
         sae = TopKSAE(SaeConfig(d_in=d, num_latents=m, k=k, encoder_dtype=dt, seed=0))
         sae.init_from_sample(train[:8192])
-        opt = make_optimizer(sae, 2e-3)
-        tracker = DeadLatentTracker(m, sae.cfg.dead_tokens)
+        opt = build_optimizer(sae, TRAIN, 2e-3)
+        tracker = DeadLatentTracker(m, TRAIN.dead_token_threshold)
         for s in range(steps):
             lr = 2e-3 * min(1.0, (s + 1) / 10)
-            train_step(sae, opt, train[s * batch:(s + 1) * batch], tracker, lr)
+            train_step(sae, opt, train[s * batch:(s + 1) * batch], tracker, TRAIN, lr)
         res.append(held_out_fvu(sae, test))
     return res[0], res[1]
 
@@ -277,7 +282,7 @@ def main() -> None:
     sparsify_err = None
     if not args.no_sparsify:
         try:
-            contenders.append(Sparsify(d, m, k, lr, x, ours32.sae.cfg.dead_tokens, ours32.sae.cfg.auxk_coef))
+            contenders.append(Sparsify(d, m, k, lr, x, TRAIN.dead_token_threshold, TRAIN.auxk_coef))
         except Exception as err:  # noqa: BLE001 - report why and go on
             sparsify_err = f"{type(err).__name__}: {err}"
             print(f"sparsify unavailable: {sparsify_err}")
@@ -306,7 +311,7 @@ def main() -> None:
 
     if args.auxk_rounds and ref:
         # Half the latents dead: AuxK on for both finsae fp32 and sparsify.
-        ours32.tracker.tokens_since_fired[::2] = 10 * ours32.sae.cfg.dead_tokens
+        ours32.tracker.tokens_since_fired[::2] = 10 * TRAIN.dead_token_threshold
         sp = next(c for c in contenders if c.name == "sparsify")
         sp.counts[::2] = 10 * sp.dead_tokens
         aux_times = time_round_robin([ours32, sp], x, 1, args.auxk_rounds)

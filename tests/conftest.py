@@ -1,12 +1,17 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from ci_rules import skip_or_fail_without_data
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Hydra run folders of every test (and of the train.py subprocesses they start) go to a temp dir, never to the
+# checkout's outputs/ or multirun/.
+os.environ["FINSAE_OUTPUTS"] = tempfile.mkdtemp(prefix="finsae-test-outputs-")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +26,7 @@ def shared_data_dir() -> Path | None:
 def data_dir() -> Path:
     p = shared_data_dir()
     if p is None:
-        pytest.skip("real data not found: set FINSAE_DATA_DIR or place ../shared/data")
+        skip_or_fail_without_data("real data not found: set FINSAE_DATA_DIR or place ../shared/data")
     return p
 
 

@@ -2,17 +2,27 @@
 
 import json
 
+import pytest
+
+from finsae.errors import FinsaeError
 from finsae.reporting import write_reports
+from finsae.sae.summary import SaeSummary
+
+REQUIRED = dict(seed=0, d_in=384, num_latents=12288, k=32, lr=1e-3, batch_size=512, steps=2, tokens=1000,
+                dead_fraction=0.0, dead_tokens=100, fvu=0.1, nmse=0.1, l0=32.0, sae_eval_tokens=10,
+                sae_eval_never_fired_fraction=0.0, corpus="mix", corpus_hash="0" * 16, activation_tokens=100,
+                code_version="0")
+
+
+def write_summary(root, model, layer, tag, **fields):
+    SaeSummary(**{**REQUIRED, "model": model, "layer": layer, "tag": tag, **fields}).write(
+        root / "sae" / model / f"layer_{layer}" / tag)
 
 
 def test_reports_from_summaries(tmp_path):
     for model, layer, fvu, dead in (("minilm", 0, 0.11, 0.0), ("minilm", 1, 0.14, 0.02), ("minilm_fin", 0, 0.13, 0.0)):
-        d = tmp_path / "sae" / model / f"layer_{layer}" / "demo"
-        d.mkdir(parents=True)
-        (d / "summary.json").write_text(json.dumps({"model": model, "layer": layer, "tag": "demo", "seed": 0,
-                                                    "fvu": fvu, "dead_fraction": dead, "l0": 32.0,
-                                                    "loss_recovered": 0.9 if layer == 0 else float("nan"),
-                                                    "tokens": 1000}))
+        write_summary(tmp_path, model, layer, "demo", fvu=fvu, dead_fraction=dead, nmse=float("nan"),
+                      loss_recovered=0.9 if layer == 0 else float("nan"))
     m = tmp_path / "models" / "minilm_fin"
     m.mkdir(parents=True)
     (m / "metrics.json").write_text(json.dumps({"phrasebank_test_accuracy": 0.85, "probe_test_accuracy": 0.7,
@@ -31,16 +41,30 @@ def test_lr_sweep_table_includes_the_default_run(tmp_path):
     runs = [("demo", 1e-3, 0.13, 0), ("lr_5e-4", 5e-4, 0.15, 0), ("lr_2e-3", 2e-3, 0.12, 0),
             ("demo_seed1", 1e-3, 0.14, 1)]
     for tag, lr, fvu, seed in runs:
-        d = tmp_path / "sae" / "minilm" / "layer_3" / tag
-        d.mkdir(parents=True)
-        (d / "summary.json").write_text(json.dumps({"model": "minilm", "layer": 3, "tag": tag, "seed": seed,
-                                                    "lr": lr, "fvu": fvu, "dead_fraction": 0.0}))
-    other = tmp_path / "sae" / "minilm" / "layer_0" / "demo"  # no sweep at layer 0: not in the table
-    other.mkdir(parents=True)
-    (other / "summary.json").write_text(json.dumps({"model": "minilm", "layer": 0, "tag": "demo", "seed": 0,
-                                                    "lr": 1e-3, "fvu": 0.1}))
+        write_summary(tmp_path, "minilm", 3, tag, seed=seed, lr=lr, fvu=fvu)
+    write_summary(tmp_path, "minilm", 0, "demo", lr=1e-3, fvu=0.1)  # no sweep at layer 0: not in the table
     text = write_reports(tmp_path)
     table = (tmp_path / "reports" / "lr_sweep.md").read_text().splitlines()
     assert [r.split(" | ")[3] for r in table[2:]] == ["lr_5e-4", "demo", "lr_2e-3"]  # sorted by lr, seed 0 only
     assert "## Learning-rate sweep" in text
     assert (tmp_path / "reports" / "lr_sweep.png").stat().st_size > 2000
+
+
+@pytest.mark.parametrize("text, why", [("{not json", "not a readable summary"), ('{"model": "minilm"}', "missing"),
+                                       ("[1, 2]", "not a JSON object")])
+def test_a_corrupt_summary_is_named(tmp_path, text, why):
+    write_summary(tmp_path, "minilm", 0, "demo")
+    bad = tmp_path / "sae" / "minilm" / "layer_1" / "demo" / "summary.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(text)
+    with pytest.raises(FinsaeError, match=why) as err:
+        write_reports(tmp_path)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_summary_round_trips_through_its_type(tmp_path):
+    s = SaeSummary(**{**REQUIRED, "model": "minilm", "layer": 2, "tag": "t", "loss_recovered": float("nan")})
+    s.write(tmp_path)
+    back = SaeSummary.read(tmp_path)
+    assert back.to_dict().keys() == s.to_dict().keys() and back.fvu == s.fvu and back.objective == s.fvu
+    assert "loss_recovered" not in back.scalars() and back.scalars()["tag"] == "t"

@@ -38,6 +38,11 @@ def sae_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
     return Path(artifacts) / "sae" / model / f"layer_{layer}" / tag
 
 
+def sae_checkpoint_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
+    """Resumable training state of one SAE run, kept apart from its published result (``sae_dir``)."""
+    return Path(artifacts) / "checkpoints" / "sae" / model / f"layer_{layer}" / tag
+
+
 def model_dir(artifacts: Path, name: str) -> Path:
     return Path(artifacts) / "models" / name
 

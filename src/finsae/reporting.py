@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.paths import default_artifacts_dir
+from finsae.sae.summary import SaeSummary
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
                "loss_recovered", "loss_recovered_all", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
@@ -22,16 +23,11 @@ LR_TAG = "lr_"
 
 
 def sae_summaries(artifacts: Path) -> pd.DataFrame:
-    rows = []
-    for f in sorted(Path(artifacts).glob("sae/*/layer_*/*/summary.json")):
-        rows.append(json.loads(f.read_text()))
+    """Every published SAE's summary, read through :class:`SaeSummary` (a corrupt one fails naming its file)."""
+    rows = [SaeSummary.read(f).to_dict() for f in sorted(Path(artifacts).glob("sae/*/layer_*/*/summary.json"))]
     if not rows:
         return pd.DataFrame(columns=SAE_COLUMNS)
-    df = pd.DataFrame(rows)
-    for c in SAE_COLUMNS:
-        if c not in df:
-            df[c] = None
-    return df[SAE_COLUMNS].sort_values(["tag", "model", "layer", "seed"]).reset_index(drop=True)
+    return pd.DataFrame(rows)[SAE_COLUMNS].sort_values(["tag", "model", "layer", "seed"]).reset_index(drop=True)
 
 
 def finetune_metrics(artifacts: Path) -> pd.DataFrame:
@@ -71,7 +67,7 @@ def layer_plot(df: pd.DataFrame, path: Path) -> None:
         g = g.sort_values("layer")
         for ax, col in zip(axes, ("fvu", "dead_fraction", "loss_recovered"), strict=True):
             ax.plot(g["layer"], pd.to_numeric(g[col], errors="coerce"), marker="o", label=f"{model} [{tag}]")
-    for ax, col in zip(axes, ("held-out FVU", "dead fraction", "loss recovered"), strict=True):
+    for ax, col in zip(axes, ("sae_eval FVU", "dead fraction", "loss recovered"), strict=True):
         ax.set_xlabel("layer")
         ax.set_title(col, fontsize=10)
     axes[0].legend(fontsize=7)
@@ -93,7 +89,7 @@ def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
     def num(v, fmt="{:.3f}"):  # n/a: undefined (real-token score at a last layer read only through [CLS])
         return "n/a" if v is None or pd.isna(v) else fmt.format(float(v))
 
-    out = [f"| model | layer | held-out FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real tokens) | "
+    out = [f"| model | layer | sae_eval FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real tokens) | "
            "loss recovered (all positions) | task | tokens | train tok/s |", "|" + "---|" * 12]
     for r in rows.itertuples(index=False):
         out.append(" | ".join(["", str(r.model), str(r.layer), num(r.fvu), "yes" if r.fvu <= bar else "**no**",
@@ -131,7 +127,7 @@ def lr_plot(sweep: pd.DataFrame, path: Path) -> None:
                     fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
-    ax.set_ylabel("held-out FVU")
+    ax.set_ylabel("sae_eval FVU")
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +145,7 @@ def write_reports(artifacts: Path) -> str:
     if len(ft):
         t = _fmt(ft)
         (out / "finetune.md").write_text(t + "\n")
-        text += ["## Finance twin (held-out PhraseBank)", t, ""]
+        text += ["## Finance twin (PhraseBank test split)", t, ""]
     if len(sae):
         sae.to_csv(out / "sae_table.csv", index=False)
         t = _fmt(sae)

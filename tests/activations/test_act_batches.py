@@ -1,11 +1,11 @@
-"""Training batches: bounded reads, determinism, a document-level held-out split, DDP rank slicing."""
+"""Training batches: bounded reads, determinism, a document-level SAE-eval split, DDP rank slicing."""
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from finsae.activations import ActivationBatches, ExtractConfig, build_activations, heldout_docs, split_rows
+from finsae.activations import ActivationBatches, ExtractConfig, build_activations, sae_eval_docs, split_rows
 from finsae.errors import ConfigError
 
 from act_helpers import make_corpus
@@ -35,7 +35,7 @@ class CountingArray:
 
 
 def test_batches_read_only_their_rows(store):
-    ds = ActivationBatches(store, 64, heldout_frac=0.1)
+    ds = ActivationBatches(store, 64, sae_eval_frac=0.1)
     ds.array = CountingArray(store.array)
     batches = list(ds)
     assert len(batches) == len(ds) > 3
@@ -69,17 +69,17 @@ def test_order_is_deterministic_by_seed_and_epoch(store):
     assert len(np.unique(flat)) == len(flat)
 
 
-def test_heldout_split_is_by_document(store):
+def test_sae_eval_split_is_by_document(store):
     train = split_rows(store, "train", 0.2)
-    held = split_rows(store, "heldout", 0.2)
+    held = split_rows(store, "sae_eval", 0.2)
     assert len(np.intersect1d(train, held)) == 0 and len(train) + len(held) == len(store)
     docs = store.tokens["doc_id"].to_numpy()
     assert not set(docs[train]) & set(docs[held])
     assert 0.05 < len(set(docs[held])) / store.tokens["doc_id"].nunique() < 0.4
     # the same doc ids are held out whatever the corpus order or seed
     ids = [f"b-{i}" for i in range(200)]
-    np.testing.assert_array_equal(heldout_docs(ids, 0.2)[::-1], heldout_docs(ids[::-1], 0.2))
-    ds = ActivationBatches(store, 16, split="heldout", heldout_frac=0.2)
+    np.testing.assert_array_equal(sae_eval_docs(ids, 0.2)[::-1], sae_eval_docs(ids[::-1], 0.2))
+    ds = ActivationBatches(store, 16, split="sae_eval", sae_eval_frac=0.2)
     assert not ds.shuffle
     assert [b.tolist() for b in ds.batch_indices(0)] == [b.tolist() for b in ds.batch_indices(5)]
     assert np.array_equal(np.concatenate(list(ds.batch_indices())), held)  # all of it, last batch kept
@@ -124,3 +124,15 @@ def test_bad_arguments(store):
         ActivationBatches(store, 32, rank=2, world_size=2)
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         ActivationBatches(store, 10**6)
+
+
+def test_skip_next_resumes_mid_pass_once(store):
+    ds = ActivationBatches(store, 16, sae_eval_frac=0.1, max_tokens=6 * 16)
+    full = list(ds.batch_indices(0))
+    ds.skip_next(4)
+    assert len(ds) == 6
+    resumed = [t for t in ds]
+    assert len(resumed) == 2
+    for got, idx in zip(resumed, full[4:], strict=True):
+        np.testing.assert_array_equal(got.numpy(), store.array.take(idx).astype(np.float32))
+    assert len(list(ds)) == 6  # the skip applies to one iteration only

@@ -128,13 +128,13 @@ def test_eval_period_guard(tiny, cfg, tmp_path):
     with pytest.raises(FinsaeError, match="evaluation period"):
         build_activations(tiny, late, [0], tmp_path, cfg, progress=False)
     assert not any(tmp_path.iterdir())  # refused before anything was written
-    ok = build_activations(tiny, late, [0], tmp_path, dataclasses.replace(cfg, allow_eval_period=True),
+    ok = build_activations(tiny, late, [0], tmp_path, cfg, allow_eval_period=True,
                            progress=False)
     assert len(ok[0]) > 0
     early = make_corpus(texts, dates=["2014-01-02", None, "2015-07-31 23:59"])
     assert build_activations(tiny, early, [0], tmp_path, cfg, progress=False)[0].fresh
     with pytest.raises(FinsaeError):
-        build_activations(tiny, early, [0], tmp_path, dataclasses.replace(cfg, eval_start="2015-01-01"),
+        build_activations(tiny, early, [0], tmp_path, cfg, eval_start="2015-01-01",
                           progress=False)
 
 

@@ -21,20 +21,20 @@ def store(tiny, tmp_path_factory):
 
 
 def test_loaders_without_a_trainer(store):
-    dm = ActivationDataModule(store.path, batch_size=32, heldout_frac=0.2)
+    dm = ActivationDataModule(store.path, batch_size=32, sae_eval_frac=0.2)
     dm.setup("fit")
     train = list(dm.train_dataloader())
     assert len(train) == len(dm.train_dataloader()) > 0
     assert all(b.shape == (32, store.d) and b.dtype == torch.float32 for b in train)
     val_a = torch.cat(list(dm.val_dataloader()))
     val_b = torch.cat(list(dm.val_dataloader()))
-    assert torch.equal(val_a, val_b)  # fixed held-out set
+    assert torch.equal(val_a, val_b)  # fixed SAE-eval set
     assert len(val_a) == len(dm.val_set.rows)
 
 
 def test_each_rank_gets_its_slice(store):
     def first_indices(rank, world, batch):
-        dm = ActivationDataModule(store, batch_size=batch, heldout_frac=0.2)
+        dm = ActivationDataModule(store, batch_size=batch, sae_eval_frac=0.2)
         dm.trainer = SimpleNamespace(global_rank=rank, world_size=world)
         dm.setup("fit")
         return next(dm.train_set.batch_indices(0))
@@ -79,7 +79,7 @@ class RecordingProbe(Probe):
 
 
 def test_fit_runs_on_the_datamodule(store, tmp_path):
-    dm = ActivationDataModule(store, batch_size=64, heldout_frac=0.2)
+    dm = ActivationDataModule(store, batch_size=64, sae_eval_frac=0.2)
     probe = RecordingProbe(store.d, tmp_path)
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -91,13 +91,13 @@ def test_fit_runs_on_the_datamodule(store, tmp_path):
 
 
 def test_real_ddp_ranks_see_one_global_batch(store, tmp_path):
-    dm = ActivationDataModule(store.path, batch_size=32, heldout_frac=0.2, max_tokens=3 * 64)
+    dm = ActivationDataModule(store.path, batch_size=32, sae_eval_frac=0.2, max_tokens=3 * 64)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(RecordingProbe(store.d, tmp_path), datamodule=dm)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    single = ActivationDataModule(store, batch_size=64, heldout_frac=0.2, max_tokens=3 * 64)
+    single = ActivationDataModule(store, batch_size=64, sae_eval_frac=0.2, max_tokens=3 * 64)
     single.setup("fit")
     want = list(single.train_dataloader())
     assert len(ranks[0]) == len(ranks[1]) == len(want) == 3

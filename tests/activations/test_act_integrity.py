@@ -54,9 +54,9 @@ def test_truncated_shard_is_refused(built):
     with open(shard, "r+b") as fh:
         fh.truncate(shard.stat().st_size - 64)
     for verify in (False, None, True):
-        with pytest.raises(CacheCorruptError, match=r"shard_00001\.npy.*rebuild=True"):
+        with pytest.raises(CacheCorruptError, match=r"shard_00001\.npy.*rebuild_cache=true"):
             open_store(store.path, verify=verify)
-    with pytest.raises(CacheCorruptError, match="activations.rebuild=true"):
+    with pytest.raises(CacheCorruptError, match="rebuild_cache=true"):
         build_activations(tiny, corpus, [0], root, cfg, progress=False)
     fixed = build_activations(tiny, corpus, [0], root, cfg, rebuild=True, progress=False)[0]
     assert fixed.fresh
@@ -101,7 +101,7 @@ def test_special_store_is_checked_too(built):
 def test_missing_or_garbled_manifest(built):
     *_, store = built
     (store.path / "manifest.json").write_text("{not json")
-    with pytest.raises(CacheCorruptError, match="manifest.json.*rebuild=True"):
+    with pytest.raises(CacheCorruptError, match="manifest.json.*rebuild_cache=true"):
         open_store(store.path)
     (store.path / "manifest.json").unlink()
     with pytest.raises(CacheCorruptError, match="not a finished cache entry"):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from ci_rules import skip_or_fail_without_data
 
 from finsae.paths import default_data_dir
 
@@ -29,8 +30,8 @@ def data_dir() -> Path:
     how = ("FINSAE_DATA_DIR points there" if os.environ.get("FINSAE_DATA_DIR")
            else "no ../shared/data beside the project; set FINSAE_DATA_DIR to the data folder")
     if not d.is_dir():
-        pytest.skip(f"real data folder {d} not found ({how})")
+        skip_or_fail_without_data(f"real data folder {d} not found ({how})")
     missing = [r for r in REQUIRED if not (d / r).is_file()]
     if missing:
-        pytest.skip(f"real data folder {d} lacks {missing}")
+        skip_or_fail_without_data(f"real data folder {d} lacks {missing}")
     return d

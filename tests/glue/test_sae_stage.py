@@ -39,9 +39,12 @@ def test_end_to_end_with_wandb(project_root, tmp):
     train(project_root, tmp, "logger=wandb_offline", f"hydra.run.dir={run_dir}", "tag=e2e")
     out = tmp / "art" / "sae" / "tiny" / "layer_1" / "e2e"
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("fvu", "dead_fraction", "l0", "loss_recovered", "tokens", "nmse"):
+    for key in ("fvu", "dead_fraction", "l0", "loss_recovered", "tokens", "nmse", "sae_eval_tokens"):
         assert key in summary, key
     assert summary["tokens"] == 8192 and summary["steps"] == 16
+    assert sorted(p.name for p in out.iterdir()) == ["cfg.json", "sae.safetensors", "sae_eval_frequency.npy",
+                                                     "summary.json"]
+    assert not list(out.parent.glob(".e2e.tmp-*"))  # published in one rename, nothing left half-written
     assert 0 < summary["fvu"] < 1 and abs(summary["l0"] - 4) < 1e-6
     assert 0 <= summary["dead_fraction"] <= 1
     assert json.loads((run_dir / "summary.json").read_text())["fvu"] == summary["fvu"]
@@ -91,7 +94,34 @@ def test_ddp_two_processes_equals_single(project_root, tmp):
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
     sa = json.loads((tmp / "art/sae/tiny/layer_1/single/summary.json").read_text())
     sb = json.loads((tmp / "art/sae/tiny/layer_1/ddp2/summary.json").read_text())
-    assert abs(sa["fvu"] - sb["fvu"]) < 1e-5 and sa["dead_fraction"] == sb["dead_fraction"]
+    timing = {"seconds", "fit_seconds", "tokens_per_second_train", "tag"}
+    assert sa.keys() == sb.keys()
+    for key in sorted(sa.keys() - timing):
+        if isinstance(sa[key], float):
+            assert sa[key] == pytest.approx(sb[key], abs=1e-5, nan_ok=True), key
+        else:
+            assert sa[key] == sb[key], key
+    assert sb["steps"] == 16 and sb["tokens"] == 8192
+    ca = json.loads((tmp / "art/sae/tiny/layer_1/single/cfg.json").read_text())
+    cb = json.loads((tmp / "art/sae/tiny/layer_1/ddp2/cfg.json").read_text())
+    assert cb["tokens_seen"] == ca["tokens_seen"] == 8192 and cb["extra"]["tokens"] == 8192
+
+
+def test_a_finished_or_unfinished_run_is_never_clobbered(project_root, tmp):
+    train(project_root, tmp, "logger=none", "tag=keep", "downstream_docs=0")
+    out = tmp / "art" / "sae" / "tiny" / "layer_1" / "keep"
+    before = (out / "sae.safetensors").read_bytes()
+    r = train(project_root, tmp, "logger=none", "tag=keep", "seed=5", check=False)
+    assert r.returncode == 2 and "holds a finished SAE" in r.stderr and "overwrite=true" in r.stderr
+    assert (out / "sae.safetensors").read_bytes() == before
+    train(project_root, tmp, "logger=none", "tag=keep", "seed=5", "overwrite=true", "downstream_docs=0")
+    assert (out / "sae.safetensors").read_bytes() != before
+    ckpt = tmp / "art" / "checkpoints" / "sae" / "tiny" / "layer_1" / "unfinished"
+    ckpt.mkdir(parents=True)
+    (ckpt / "last.ckpt").write_bytes(b"state of an interrupted run")
+    r = train(project_root, tmp, "logger=none", "tag=unfinished", check=False)
+    assert r.returncode == 2 and "resume=true" in r.stderr and "overwrite=true" in r.stderr
+    assert (ckpt / "last.ckpt").read_bytes() == b"state of an interrupted run"
 
 
 def test_resume_after_kill_matches_uninterrupted(project_root, tmp):
@@ -99,15 +129,16 @@ def test_resume_after_kill_matches_uninterrupted(project_root, tmp):
     train(project_root, tmp, *long, "tag=straight")
     cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *long, "tag=killed"]
     out = tmp / "art" / "sae" / "tiny" / "layer_1" / "killed"
+    ckpts = tmp / "art" / "checkpoints" / "sae" / "tiny" / "layer_1" / "killed"
     proc = subprocess.Popen(cmd, cwd=project_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+    while not (ckpts / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "summary.json").exists(), "the run finished before it could be killed"
-    step_at_kill = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    step_at_kill = torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"]
     assert 0 < step_at_kill < 400
     train(project_root, tmp, *long, "tag=killed", "resume=true")
     a, b = weights(tmp, "straight"), weights(tmp, "killed")

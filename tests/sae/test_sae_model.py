@@ -7,9 +7,10 @@ import torch
 from finsae.sae import (
     DeadLatentTracker,
     SaeConfig,
+    SaeTrainConfig,
     TopKSAE,
+    build_optimizer,
     geometric_median,
-    make_optimizer,
     remove_parallel_decoder_grad,
     renorm_decoder,
     train_step,
@@ -122,21 +123,28 @@ def test_decoder_unit_norm_after_steps_and_tokens_counted():
     x = torch.randn(256, 16, generator=g)
     sae = TopKSAE(SaeConfig(d_in=16, num_latents=128, k=8))
     sae.init_from_sample(x)
-    opt = make_optimizer(sae, 1e-2)
+    opt = build_optimizer(sae, SaeTrainConfig(), 1e-2)
     tracker = DeadLatentTracker(128, 10_000)
     for _ in range(5):
-        m = train_step(sae, opt, x, tracker)
+        m = train_step(sae, opt, x, tracker, SaeTrainConfig())
         torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(128), rtol=0, atol=1e-5)
         assert sae.W_dec.grad is None
-    assert sae.tokens_seen == 5 * 256
+    assert sae.tokens_seen == 5 * 256 and int(tracker.tokens) == 5 * 256 and int(tracker.updates) == 5
     assert 0 < m.l0 <= 8 and m.loss >= m.fvu and m.dead_fraction == 0.0
 
 
-def test_optimizer_is_fused_adam_on_cpu():
-    sae = TopKSAE(SaeConfig(d_in=8, num_latents=16, k=2))
-    opt = make_optimizer(sae, 1e-3)
-    assert isinstance(opt, torch.optim.Adam)
-    assert opt.defaults["fused"] or opt.defaults["foreach"]
+def test_optimizer_takes_eps_from_the_config_and_steps_like_plain_adam():
+    cfg = SaeTrainConfig(adam_eps=1e-6)
+    a, b = (TopKSAE(SaeConfig(d_in=8, num_latents=16, k=2, seed=0)) for _ in range(2))
+    opt = build_optimizer(a, cfg, 1e-2)
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["eps"] == 1e-6 and opt.defaults["lr"] == 1e-2
+    ref = torch.optim.Adam(b.parameters(), lr=1e-2, eps=1e-6)
+    for sae, o in ((a, opt), (b, ref)):
+        for p in sae.parameters():
+            p.grad = torch.ones_like(p)
+        o.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
 
 
 def test_dead_mask_length_checked():
@@ -148,15 +156,31 @@ def test_dead_mask_length_checked():
 
 
 def test_keep_freed_memory_in_a_subprocess():
-    """Process-wide malloc tuning: run it in a child so this test process is unaffected."""
+    """Process-wide malloc tuning, run in children so this process is unaffected: with it, a big buffer
+    allocated and freed again and again reuses its pages (few page faults); without it each round faults anew."""
+    import platform
     import subprocess
     import sys
 
-    code = "from finsae.sae.alloc import keep_freed_memory; print(keep_freed_memory())"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert r.stdout.strip() in {"True", "False"}
-    if sys.platform.startswith("linux"):
-        import platform
+    import pytest
 
-        if platform.libc_ver()[0] == "glibc":
-            assert r.stdout.strip() == "True"
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("glibc-only tuning")
+    code = (
+        "import resource, sys, numpy as np\n"
+        "from finsae.sae.alloc import keep_freed_memory\n"
+        "applied = keep_freed_memory() if sys.argv[1] == '1' else None\n"
+        "np.empty(8 << 20).fill(1.0)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(10):\n"
+        "    np.empty(8 << 20).fill(1.0)\n"  # 64 MB: above glibc's mmap threshold
+        "print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    runs = {}
+    for tuned in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", code, tuned], capture_output=True, text=True, timeout=120, check=True)
+        applied, faults = r.stdout.split()
+        runs[tuned] = (applied, int(faults))
+    assert runs["1"][0] == "True"
+    assert runs["0"][1] >= 100  # every round maps fresh pages without the tuning (huge pages make them fewer)
+    assert runs["1"][1] < 0.2 * runs["0"][1], runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,8 +13,8 @@ from finsae.errors import ConfigError, DataMissingError
 from finsae.sae import (
     DeadLatentTracker,
     SaeConfig,
+    SaeTrainConfig,
     TopKSAE,
-    TrainConfig,
     default_lr,
     fit,
     load,
@@ -117,7 +118,8 @@ def test_fit_learns_synthetic_sparse_data():
     sae.init_from_sample(train[:2048])
     with torch.no_grad():
         start = float(sae(test).fvu)
-    history = fit(sae, list(train.split(batch)), TrainConfig(lr=2e-2, warmup_frac=0.1), total_tokens=train.shape[0])
+    cfg = SaeTrainConfig(lr=2e-2, warmup_frac=0.1, batch_size=batch, tokens=train.shape[0])
+    history = fit(sae, list(train.split(batch)), cfg)
     with torch.no_grad():
         end = float(sae(test).fvu)
     assert len(history) == steps
@@ -130,11 +132,11 @@ def test_fit_learns_synthetic_sparse_data():
 def test_fit_initialises_fresh_sae_and_respects_token_budget():
     x = torch.randn(10 * 64, 8) * 4 + 1
     sae = TopKSAE(SaeConfig(d_in=8, num_latents=32, k=4))
-    history = fit(sae, iter(x.split(64)), TrainConfig(init_tokens=128), total_tokens=5 * 64)
+    history = fit(sae, iter(x.split(64)), SaeTrainConfig(init_sample=128, batch_size=64, tokens=5 * 64))
     assert sae.initialized and len(history) == 5
     assert abs(float((x[:128] * sae.norm_scale).pow(2).sum(1).mean()) - 1) < 1e-4
-    with pytest.raises(ValueError):
-        fit(TopKSAE(SaeConfig(d_in=8, num_latents=32, k=4)), iter(x.split(64)))  # no len, no budget
+    with pytest.raises(ValueError, match="no batches"):
+        fit(TopKSAE(SaeConfig(d_in=8, num_latents=32, k=4)), iter([]), SaeTrainConfig(batch_size=64, tokens=64))
 
 
 # ---------------------------------------------------------------------------- save / load
@@ -195,8 +197,6 @@ def test_config_resolves_defaults():
         ({"d_in": 8, "num_latents": -1}, "num_latents"),
         ({"d_in": 8, "k_aux": 0}, "k_aux"),
         ({"d_in": 8, "num_latents": 16, "k": 4, "k_aux": 99}, "k_aux"),
-        ({"d_in": 8, "auxk_coef": -1.0}, "auxk_coef"),
-        ({"d_in": 8, "dead_tokens": 0}, "dead_tokens"),
         ({"d_in": 8, "encoder_dtype": "fp16"}, "encoder_dtype"),
         ({"d_in": 8, "k": 2.5}, "k"),
     ],
@@ -208,10 +208,59 @@ def test_config_errors_are_one_clear_line(kwargs, field):
     assert f"SaeConfig.{field}" in msg and "\n" not in msg
 
 
-def test_train_config_errors():
-    with pytest.raises(ConfigError, match="TrainConfig.schedule"):
-        TrainConfig(schedule="step")
-    with pytest.raises(ConfigError, match="TrainConfig.lr"):
-        TrainConfig(lr=-1.0)
+@pytest.mark.parametrize("kwargs, field", [
+    ({"schedule": "step"}, "schedule"), ({"lr": -1.0}, "lr"), ({"auxk_coef": -1.0}, "auxk_coef"),
+    ({"dead_tokens": 0}, "dead_tokens"), ({"init_sample": 0}, "init_sample"), ({"k": 0}, "k"),
+    ({"batch_size": 512, "tokens": 100}, "tokens"), ({"encoder_dtype": "fp8"}, "encoder_dtype"),
+])
+def test_train_config_errors_name_the_override(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        SaeTrainConfig(**kwargs)
+    assert str(err.value).startswith(f"sae.{field} ") and "\n" not in str(err.value)
+
+
+def test_train_config_derives_steps_warmup_dead_threshold_and_sae_config():
+    c = SaeTrainConfig(tokens=2_000_000, batch_size=512, warmup_frac=0.05, expansion_factor=8, k=16)
+    assert c.total_steps == 3906 and c.warmup_steps == 195 and c.dead_token_threshold == 200_000
+    assert SaeTrainConfig(tokens=200_000_000, batch_size=8192).warmup_steps == 1000  # capped
+    assert SaeTrainConfig(tokens=10**9, batch_size=4096).dead_token_threshold == 10_000_000
+    assert c.peak_lr(3072) == default_lr(3072, 3906 * 512) and SaeTrainConfig(lr=3e-4).peak_lr(10) == 3e-4
+    sc = c.sae_config(d_in=48, seed=7)
+    assert (sc.num_latents, sc.k, sc.k_aux, sc.seed, sc.encoder_dtype) == (384, 16, 24, 7, "fp32")
+    with pytest.raises(ConfigError, match="sae.k=16 exceeds num_latents=8"):
+        c.sae_config(d_in=1)
+
+
+def test_topk_sae_refuses_a_dict():
     with pytest.raises(ConfigError, match="TopKSAE needs a SaeConfig"):
         TopKSAE({"d_in": 8})  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- init sample
+
+
+def test_init_sample_is_uniform_over_the_whole_mix():
+    """Three corpora one after another in row order (as a mixed cache stores them): the sample keeps each one's
+    share within sampling error, at the size asked for, and none of it is dropped before the init."""
+    from finsae.sae import uniform_sample_rows
+
+    sizes = {"financial": 60_000, "general": 30_000, "phrasebank": 10_000}
+    corpus_of_row = np.repeat(np.arange(3), list(sizes.values()))
+    train_rows = np.flatnonzero(np.arange(len(corpus_of_row)) % 20 != 0)  # the sae_eval documents are gone
+    sample = uniform_sample_rows(train_rows, 32768, seed=0)
+    assert len(sample) == 32768 and len(np.unique(sample)) == 32768 and np.isin(sample, train_rows).all()
+    want = np.bincount(corpus_of_row[train_rows], minlength=3) / len(train_rows)
+    got = np.bincount(corpus_of_row[sample], minlength=3) / len(sample)
+    sigma = np.sqrt(want * (1 - want) / len(sample))
+    assert (np.abs(got - want) < 4 * sigma).all(), (got, want)
+    assert not np.array_equal(sample, uniform_sample_rows(train_rows, 32768, seed=1))
+    assert len(uniform_sample_rows(train_rows[:10], 32768, seed=0)) == 10
+
+
+def test_init_from_sample_uses_every_row():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(16_384, 4, generator=g), torch.randn(8_000, 4, generator=g) + 50.0])
+    sae = TopKSAE(SaeConfig(d_in=4, num_latents=8, k=2))
+    sae.init_from_sample(x)
+    ms = x.double().pow(2).sum(1).mean()
+    assert float(sae.norm_scale) == pytest.approx(float(1 / ms.sqrt()), rel=1e-6)  # the second block counts

@@ -16,7 +16,7 @@ The hash in a layer key covers the model weights, the token table key (tokenizer
 hash, max_length, windowing), the layer, the compute dtype and whether specials are kept.
 """
 
-from finsae.activations.batches import ActivationBatches, heldout_docs, split_rows
+from finsae.activations.batches import ActivationBatches, sae_eval_docs, split_rows
 from finsae.activations.config import ExtractConfig
 from finsae.activations.extract import build_activations, check_aligned
 from finsae.activations.shards import ShardedArray
@@ -26,6 +26,6 @@ from finsae.activations.windows import WindowingStats
 
 __all__ = [
     "ActivationBatches", "ActivationStore", "ExtractConfig", "ShardedArray", "SpecialActivations", "TokenTable",
-    "WindowingStats", "build_activations", "check_aligned", "ensure_token_table", "heldout_docs", "open_store",
+    "WindowingStats", "build_activations", "check_aligned", "ensure_token_table", "open_store", "sae_eval_docs",
     "split_rows", "token_context",
 ]

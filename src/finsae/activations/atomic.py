@@ -1,4 +1,4 @@
-"""Publishing cache entries safely: one builder per key, readers see a whole entry or none.
+"""Cache entries: a whole entry or none (publishing itself: ``finsae.atomic``), checked sizes, verification marks.
 
 An entry is a directory ``root/<key>/`` with ``manifest.json`` written last. It is built in a staging
 directory beside it (same filesystem) and published with one ``rename``, under ``root/<key>.lock``, so a
@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from filelock import FileLock
-
+from finsae.atomic import write_json
 from finsae.errors import CacheCorruptError
 
 MANIFEST = "manifest.json"
 VERIFIED = "verified.json"
-REBUILD_HINT = "rerun with rebuild=True (activations.rebuild=true) to rebuild it"
+REBUILD_HINT = "rerun with rebuild_cache=true (python train.py ... rebuild_cache=true) to rebuild it"
 
 
 def check_size(path: Path, expected_bytes: int, what: str) -> int:
@@ -37,54 +32,6 @@ def check_size(path: Path, expected_bytes: int, what: str) -> int:
 
 def is_complete(entry: Path) -> bool:
     return (entry / MANIFEST).is_file()
-
-
-def lock_path(entry: Path) -> Path:
-    return entry.with_name(entry.name + ".lock")
-
-
-@contextlib.contextmanager
-def locked(entries: Iterable[Path]) -> Iterator[None]:
-    """Hold the locks of ``entries``, taken in sorted order so that overlapping requests cannot deadlock."""
-    with contextlib.ExitStack() as stack:
-        for entry in sorted(set(entries)):
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(FileLock(str(lock_path(entry))))
-        yield
-
-
-def staging_dir(entry: Path) -> Path:
-    """A fresh directory beside ``entry``; call with the entry's lock held. Removes stale ones first."""
-    for pattern in (f".{entry.name}.tmp-*", f".{entry.name}.old-*"):
-        for stale in entry.parent.glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def publish(tmp: Path, entry: Path) -> None:
-    """Make ``tmp`` visible as ``entry`` in one rename (moving a previous entry aside first on rebuild)."""
-    _fsync_dir(tmp)
-    old = None
-    if entry.exists():
-        old = entry.with_name(f".{entry.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(entry, old)
-    os.rename(tmp, entry)
-    _fsync_dir(entry.parent)
-    if old is not None:
-        # Readers that still map the old files keep them alive until they close them.
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON via a temp file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(entry: Path) -> dict:
@@ -109,10 +56,3 @@ def was_verified(entry: Path) -> bool:
     return (entry / VERIFIED).is_file()
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

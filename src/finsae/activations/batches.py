@@ -1,4 +1,8 @@
-"""Shuffled fp32 batches read straight from a memory-mapped store, with a document-level held-out split.
+"""Shuffled fp32 batches read straight from a memory-mapped store, with a document-level SAE-eval split.
+
+Splits of one store: ``train`` (what an SAE trains on) and ``sae_eval`` (``sae_eval_frac`` of the documents,
+chosen by a hash of each ``doc_id``, on which the SAE is scored). Both lie inside the corpus's own ``train``
+split; the corpus's ``heldout`` texts (``finsae.data.corpus``) are never in an SAE-training store at all.
 
 RAM stays bounded: a batch reads only its own rows (sorted, so the reads go forward through the file);
 the whole array is never loaded. The order is a pure function of (seed, epoch), so runs repeat exactly.
@@ -22,12 +26,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 from finsae.activations.store import ActivationStore
 from finsae.errors import ConfigError
 
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "sae_eval")
 
 
-def heldout_docs(doc_ids: Sequence[str], frac: float) -> np.ndarray:
-    """[n_docs] bool: the documents in the held-out split, chosen by a hash of each ``doc_id`` (independent
-    of seed, model and corpus order, so both models of a pair hold out the same documents)."""
+def sae_eval_docs(doc_ids: Sequence[str], frac: float) -> np.ndarray:
+    """[n_docs] bool: the documents in the ``sae_eval`` split, chosen by a hash of each ``doc_id`` (independent
+    of seed, model and corpus order, so both models of a pair score on the same documents)."""
     cut = int(frac * 2**64)
     return np.fromiter(
         (int.from_bytes(hashlib.blake2b(str(d).encode(), digest_size=8).digest(), "little") < cut for d in doc_ids),
@@ -35,13 +39,13 @@ def heldout_docs(doc_ids: Sequence[str], frac: float) -> np.ndarray:
     )
 
 
-def split_rows(store: ActivationStore, split: str, heldout_frac: float) -> np.ndarray:
+def split_rows(store: ActivationStore, split: str, sae_eval_frac: float) -> np.ndarray:
     """Sorted token rows of ``split``: all tokens of a document fall on the same side."""
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; choose one of {list(SPLITS)}")
-    if not 0.0 <= heldout_frac < 1.0:
-        raise ConfigError(f"heldout_frac={heldout_frac} must be in [0, 1)")
-    held = heldout_docs(store.table.doc_ids, heldout_frac)
+    if not 0.0 <= sae_eval_frac < 1.0:
+        raise ConfigError(f"sae_eval_frac={sae_eval_frac} must be in [0, 1)")
+    held = sae_eval_docs(store.table.doc_ids, sae_eval_frac)
     in_split = held[store.table.column("doc")]
     if split == "train":
         in_split = ~in_split
@@ -63,7 +67,7 @@ class ActivationBatches(IterableDataset):
         batch_size: int,
         *,
         split: str = "train",
-        heldout_frac: float = 0.05,
+        sae_eval_frac: float = 0.05,
         seed: int = 0,
         shuffle: bool | None = None,
         drop_last: bool | None = None,
@@ -75,7 +79,7 @@ class ActivationBatches(IterableDataset):
         if batch_size < 1 or epochs < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ConfigError(f"bad batching: batch_size={batch_size} epochs={epochs} rank={rank}/{world_size}")
         self.array = store.array
-        self.rows = split_rows(store, split, heldout_frac)
+        self.rows = split_rows(store, split, sae_eval_frac)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.epochs, self.max_tokens = seed, epochs, max_tokens
         self.shuffle = split == "train" if shuffle is None else shuffle
@@ -91,6 +95,12 @@ class ActivationBatches(IterableDataset):
         if max_tokens is not None and max_tokens < self.global_batch:
             raise ConfigError(f"max_tokens={max_tokens} is less than one global batch of {self.global_batch}")
         self._epoch = 0
+        self._skip = 0
+
+    def skip_next(self, batches: int) -> None:
+        """Make the next iteration start after its first ``batches`` batches (a resumed run's steps already
+        taken); ``len`` stays the full length, as Lightning restores its in-pass batch counter."""
+        self._skip = int(batches)
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = int(epoch)
@@ -117,10 +127,11 @@ class ActivationBatches(IterableDataset):
             n_pass += 1
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        epoch = self._epoch
+        epoch, skip = self._epoch, self._skip
         self._epoch += 1  # the next iteration reshuffles even if nobody calls set_epoch
+        self._skip = 0
         info = get_worker_info()
         for g, idx in enumerate(self.batch_indices(epoch)):
-            if info is not None and g % info.num_workers != info.id:
+            if g < skip or (info is not None and g % info.num_workers != info.id):
                 continue
             yield torch.from_numpy(self.array.take(idx)).float()

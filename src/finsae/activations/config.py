@@ -1,4 +1,5 @@
-"""What an activation extraction is asked to do, and how a compute dtype is chosen."""
+"""What an activation extraction is asked to do (the ``activations:`` config group), and how a compute dtype is
+chosen."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ WINDOWINGS = ("sentence", "tokens")
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExtractConfig:
-    """How a corpus is tokenized, run through a model and stored."""
+    """How a corpus is tokenized, run through a model and stored (``python train.py activations.<field>=...``)."""
 
     max_length: int = 128
     """Model input length in tokens, [CLS] and [SEP] included; longer documents are cut into windows."""
@@ -36,10 +37,6 @@ class ExtractConfig:
     buffer_mb: float = 64
     """RAM for one chunk of results (all layers) before it is handed to the background writer; at most two
     chunks are alive at once. Windows are length-sorted within a chunk."""
-    eval_start: str = "2015-08-01"
-    """First day of the evaluation period; an SAE-training cache must not contain text dated on or after it."""
-    allow_eval_period: bool = False
-    """Allow texts dated on/after ``eval_start`` (trading stages only: an SAE trained on them leaks the test)."""
 
     def __post_init__(self):
         if self.max_length < 3:

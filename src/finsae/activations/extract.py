@@ -20,14 +20,16 @@ import torch
 from tqdm.auto import tqdm
 
 import finsae
-from finsae.activations.atomic import is_complete, locked, publish, staging_dir, write_json
-from finsae.activations.batching import chunk_batches, chunk_rows, plan_chunks
+from finsae.activations.atomic import is_complete
+from finsae.atomic import locked, publish, staging_dir, write_json
+from finsae.activations.forward_chunks import chunk_batches, plan_chunks, rows_per_chunk
 from finsae.activations.config import ExtractConfig, resolve_dtype, torch_dtype
 from finsae.activations.guard import check_eval_period
 from finsae.activations.keys import TOKENS_DIR, layer_key
 from finsae.activations.shards import BackgroundWriter, ShardWriter, rows_per_shard
 from finsae.activations.store import ActivationStore, open_store
 from finsae.activations.token_table import TokenTable, ensure_token_table
+from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, FinsaeError
 from finsae.models import LoadedModel, check_layer, hidden_states
 
@@ -43,6 +45,8 @@ def build_activations(
     rebuild: bool = False,
     progress: bool = True,
     align_with=None,
+    eval_start: str = EVAL_START,
+    allow_eval_period: bool = False,
 ) -> dict[int, ActivationStore]:
     """Cached activations of ``layers`` of ``model`` over ``corpus`` (``.name``, ``.frame`` with ``doc_id``,
     ``text`` and optionally ``date``, ``.content_hash()``), computed only where no entry exists yet.
@@ -50,10 +54,12 @@ def build_activations(
     ``rebuild``: recompute the layers (and the token table if it fails its checksums).
     ``align_with``: a store, token table or ``{layer: store}`` of the other model of a pair; raises unless
     both sit on the same token rows.
+    ``eval_start``: first day of the evaluation period; a corpus with text dated on/after it is refused unless
+    ``allow_eval_period`` (inference-only features of the trading stage: an SAE trained on them leaks the test).
     """
     cfg = cfg or ExtractConfig()
     layers = [check_layer(int(i), model.num_layers) for i in dict.fromkeys(layers)]
-    check_eval_period(corpus, cfg.eval_start, cfg.allow_eval_period)
+    check_eval_period(corpus, eval_start, allow_eval_period)
     max_positions = getattr(model.encoder.config, "max_position_embeddings", None)
     if max_positions is not None and cfg.max_length > max_positions:
         raise ConfigError(f"activations max_length={cfg.max_length} exceeds the model's {max_positions} positions")
@@ -115,7 +121,7 @@ def _extract(
     win_row, win_len = windows["row_start"].to_numpy(), windows["n_tokens"].to_numpy()
     n_windows = len(win_row)
     shard_rows = rows_per_shard(d, cfg.shard_mb)
-    rows_per_chunk = chunk_rows(cfg.buffer_mb, len(layers), d, cfg.max_length)
+    max_rows = rows_per_chunk(cfg.buffer_mb, len(layers), d, cfg.max_length)
     specials = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
 
     tmps: dict[int, Path] = {}
@@ -132,7 +138,7 @@ def _extract(
         # One chunk's writes may queue while the next chunk is computed: RAM stays near 2 chunk buffers.
         with BackgroundWriter(max_pending=len(main) + len(extra)) as writer, \
                 tqdm(total=n_rows, unit="tok", disable=not progress, desc=f"{model.spec.name} layers {layers}") as bar:
-            for chunk in plan_chunks(win_row, win_len, rows_per_chunk):
+            for chunk in plan_chunks(win_row, win_len, max_rows):
                 out = {i: torch.empty((chunk.r1 - chunk.r0, d), dtype=torch.float16) for i in layers}
                 out_sp = {i: torch.empty((2 * (chunk.w1 - chunk.w0), d), dtype=torch.float16) for i in extra}
                 for mb in chunk_batches(token_ids, win_row, win_len, chunk, cfg.batch_size, *specials):

@@ -19,6 +19,6 @@ def check_eval_period(corpus, eval_start: str, allow: bool) -> None:
         raise FinsaeError(
             f"corpus {corpus.name!r} has {n} rows dated on/after {start.date()} (first: {dates[late].min().date()}), "
             f"inside the evaluation period: an SAE-training cache must not see them. Load the corpus with "
-            f"split='train', or pass allow_eval_period=True (activations.allow_eval_period=true) only for "
-            f"trading-stage features."
+            f"split='train'; only inference-only features of the trading stage may pass "
+            f"build_activations(..., allow_eval_period=True)."
         )

@@ -26,18 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import finsae
-from finsae.activations.atomic import (
-    REBUILD_HINT,
-    check_size,
-    is_complete,
-    locked,
-    mark_verified,
-    publish,
-    read_manifest,
-    staging_dir,
-    was_verified,
-    write_json,
-)
+from finsae.activations.atomic import REBUILD_HINT, check_size, is_complete, mark_verified, read_manifest, was_verified
+from finsae.atomic import locked, publish, staging_dir, write_json
 from finsae.activations.config import ExtractConfig
 from finsae.activations.keys import TOKENS_DIR, table_key
 from finsae.activations.windows import Tokenized, tokenize_corpus

@@ -66,8 +66,7 @@ def report_malformed(df: pd.DataFrame, n: int, what: str, examples: list[str] | 
     if n:
         ex = "; ".join(repr(e[:80]) for e in (examples or [])[:3])
         msg = f"{what}: {n} malformed row(s) {action}" + (f" (e.g. {ex})" if ex else "")
-        log.warning(msg)
-        warnings.warn(msg, MalformedRowsWarning, stacklevel=3)
+        warnings.warn(msg, MalformedRowsWarning, stacklevel=3)  # entry points route warnings to the log: one line
     return df
 
 

@@ -19,7 +19,9 @@ from finsae.errors import DataMissingError, FinsaeError
 
 PHRASEBANK_ZIP = "financial_phrasebank/FinancialPhraseBank-v1.0.zip"
 AGREEMENTS: tuple[str, ...] = ("50", "66", "75", "All")
-LABELS: tuple[str, ...] = ("positive", "neutral", "negative")
+LABELS: tuple[str, ...] = ("positive", "negative", "neutral")
+"""The sentiment classes in class-id order (FinBERT's head: 0 positive, 1 negative, 2 neutral); the one label order
+of the project (the twin's classifier uses it)."""
 _AGREEMENT_PCT = {"50": 50, "66": 66, "75": 75, "All": 100}
 
 

@@ -1,4 +1,4 @@
-"""Training and held-out sets for the sentiment fine-tune.
+"""Training and test sets for the sentiment fine-tune.
 
 Labels follow ProsusAI/finbert's ``id2label``: 0 positive, 1 negative, 2 neutral.
 twitter-financial-news-sentiment maps bullish -> positive, bearish -> negative, neutral -> neutral.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-LABELS = ("positive", "negative", "neutral")
+from finsae.data.phrasebank import LABELS  # the one label order
+
 LABEL_ID = {name: i for i, name in enumerate(LABELS)}
 TWITTER_TO_LABEL = {0: "negative", 1: "positive", 2: "neutral"}
 
@@ -26,7 +27,7 @@ class FinetuneData:
     train: pd.DataFrame
     """PhraseBank train split (+ twitter train when asked)."""
     test: pd.DataFrame
-    """PhraseBank held-out split (50% agreement); ``all_agree`` marks the AllAgree subset."""
+    """PhraseBank test split (50% agreement); ``all_agree`` marks the AllAgree subset."""
 
 
 def _hash_rank(texts: pd.Series, seed: int, salt: str = "split") -> pd.Series:
@@ -73,3 +74,17 @@ def build_finetune_data(data_dir: str | Path | None, test_frac: float = 0.2, see
         train = train.iloc[_hash_rank(train["text"], seed, "subset").argsort().to_numpy()[:max_train_examples]]
         train = train.reset_index(drop=True)
     return FinetuneData(train=train, test=test)
+
+
+def mlm_texts(data_dir, n: int, eval_start: str, seed: int) -> list[str]:
+    """``n`` financial texts from before the evaluation period for the masked-LM pass: Reuters bodies and
+    StockNet tweets (corpus train splits), shuffled with ``seed``."""
+    import numpy as np
+
+    from finsae.data.corpus import load_corpus
+
+    parts: list[str] = []
+    for name in ("reuters", "stocknet_tweets"):
+        parts.extend(load_corpus(name, data_dir=data_dir, split="train", max_docs=n, eval_start=eval_start).texts)
+    np.random.default_rng(seed).shuffle(parts)
+    return parts[:n]

@@ -1,4 +1,4 @@
-"""Lightning adapter for the activation cache: shuffled train batches and a fixed held-out set per rank."""
+"""Lightning adapter for the activation cache: shuffled train batches and the fixed SAE-eval set per rank."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ class ActivationDataModule(L.LightningDataModule):
     ``batch_size`` is per rank: under DDP each rank takes its ``rank::world_size`` slice of every global batch
     of ``batch_size * world_size`` rows (rank and world size are read from the trainer in ``setup``), so the
     data a step sees does not depend on the device count. The loaders are iterable, so Lightning does not
-    wrap them in a ``DistributedSampler``. Validation is the document-level held-out split, in fixed order.
+    wrap them in a ``DistributedSampler``. Validation is the document-level ``sae_eval`` split, in fixed order.
+    With ``max_tokens`` (one pass of the iterator covers the whole run) a resumed fit continues mid-pass at
+    the restored global step, so the resumed run sees exactly the batches the uninterrupted one would.
     """
 
     def __init__(
@@ -24,7 +26,7 @@ class ActivationDataModule(L.LightningDataModule):
         store: ActivationStore | str | Path,
         batch_size: int = 4096,
         *,
-        heldout_frac: float = 0.05,
+        sae_eval_frac: float = 0.05,
         seed: int = 0,
         epochs: int = 1,
         max_tokens: int | None = None,
@@ -36,7 +38,7 @@ class ActivationDataModule(L.LightningDataModule):
         self.store = store if isinstance(store, ActivationStore) else None
         self.store_path = Path(store.path if isinstance(store, ActivationStore) else store)
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
-        self.heldout_frac, self.seed, self.epochs, self.max_tokens = heldout_frac, seed, epochs, max_tokens
+        self.sae_eval_frac, self.seed, self.epochs, self.max_tokens = sae_eval_frac, seed, epochs, max_tokens
         self.num_workers, self.verify = num_workers, verify
         self.train_set: ActivationBatches | None = None
         self.val_set: ActivationBatches | None = None
@@ -49,13 +51,15 @@ class ActivationDataModule(L.LightningDataModule):
         if self.store is None:
             self.store = open_store(self.store_path, verify=self.verify)
         rank, world = self.rank_and_world()
-        common = dict(heldout_frac=self.heldout_frac, seed=self.seed, rank=rank, world_size=world)
+        common = dict(sae_eval_frac=self.sae_eval_frac, seed=self.seed, rank=rank, world_size=world)
         self.train_set = ActivationBatches(self.store, self.batch_size, split="train", epochs=self.epochs,
                                            max_tokens=self.max_tokens, **common)
-        if self.heldout_frac > 0:
-            self.val_set = ActivationBatches(self.store, self.val_batch_size, split="heldout", **common)
+        if self.sae_eval_frac > 0:
+            self.val_set = ActivationBatches(self.store, self.val_batch_size, split="sae_eval", **common)
 
     def train_dataloader(self) -> DataLoader:
+        if self.max_tokens is not None and self.trainer is not None:
+            self.train_set.skip_next(int(self.trainer.global_step))
         return self._loader(self.train_set)
 
     def val_dataloader(self):

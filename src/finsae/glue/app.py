@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from finsae.errors import FinsaeError
+from finsae.glue.console import quiet_console
 from finsae.glue.schemas import validate
 
 log = logging.getLogger("finsae")
@@ -30,14 +31,13 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         typed = validate(cfg)
         if isinstance(stage, str):
             stage = importlib.import_module(stage).run
+        quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
         summary = stage(typed, cfg)
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
         sys.exit(2)
-    if isinstance(summary, dict):
-        obj = summary.get("objective")
-        return float(obj) if obj is not None else None
-    return None
+    obj = summary.get("objective") if isinstance(summary, dict) else getattr(summary, "objective", None)
+    return float(obj) if obj is not None else None
 
 
 def resolved_config(cfg: DictConfig) -> dict:

@@ -2,7 +2,7 @@
 
 Recipe (FinBERT's, scaled to 2 CPUs): optional masked-LM pass on financial text written before the
 evaluation period, then the whole encoder fine-tuned as a 3-class classifier on the PhraseBank train
-split (+ twitter-financial-news-sentiment train). Reported on the held-out PhraseBank split beside a
+split (+ twitter-financial-news-sentiment train). Reported on the PhraseBank test split beside a
 linear probe on the frozen base model (the "plain BERT" comparison).
 """
 
@@ -27,13 +27,15 @@ from finsae.finetune import (
     LABELS,
     build_finetune_data,
     classification_metrics,
+    mlm_texts,
     linear_probe,
     masked_lm_from_encoder,
     pooled_features,
 )
 from finsae.glue.app import resolved_config
 from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
-from finsae.glue.tracking import start_run, write_summary
+from finsae.atomic import locked, publish, staging_dir
+from finsae.glue.tracking import stage_run, write_summary
 from finsae.models import get_spec, load_model
 from finsae.models.registry import packaged_minilm_dir, resolve_local_dir
 from finsae.paths import model_dir
@@ -66,20 +68,6 @@ def _trainer(cfg, tracker, max_steps: int):
     )
 
 
-def _mlm_texts(cfg, n: int) -> list[str]:
-    """Financial text from before the evaluation period: Reuters bodies and StockNet tweets (train splits)."""
-    from finsae.data.corpus import load_corpus
-
-    parts = []
-    for name in ("reuters", "stocknet_tweets"):
-        c = load_corpus(name, data_dir=cfg.paths.data_dir, split="train", max_docs=n,
-                        eval_start=cfg.data.eval_start)
-        parts.extend(c.texts)
-    rng = np.random.default_rng(cfg.seed)
-    rng.shuffle(parts)
-    return parts[:n]
-
-
 def _save_tokenizer(src_spec, tokenizer, out: Path) -> None:
     """Copy the tokenizer files unchanged, so the pair check (same vocabulary) passes by construction."""
     src = resolve_local_dir(src_spec) if src_spec.source != "random" else packaged_minilm_dir()
@@ -104,11 +92,15 @@ def run(cfg, raw) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
     spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
-    tracker = start_run("finetune", resolved_config(raw), run_dir, kind=cfg.logger.kind, mode=cfg.logger.mode,
-                        project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.logger.group,
-                        tags=list(cfg.logger.tags), name=f"finetune-{spec.name}")
+    with stage_run("finetune", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group,
+                   tags=list(cfg.logger.tags), name=f"finetune-{spec.name}") as tracker:
+        return _finetune(cfg, raw, spec, tracker, out_dir, run_dir, t0)
+
+
+def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) -> dict:
+    ft = cfg.finetune
     data = build_finetune_data(cfg.paths.data_dir, ft.test_frac, cfg.seed, ft.use_twitter, ft.max_train_examples)
-    log.info("finetune data: %d train, %d held-out PhraseBank", len(data.train), len(data.test))
+    log.info("finetune data: %d train, %d PhraseBank test", len(data.train), len(data.test))
     test_texts, test_y = data.test["text"].tolist(), data.test["label"].to_numpy()
     allagree = data.test["all_agree"].to_numpy()
 
@@ -129,7 +121,7 @@ def run(cfg, raw) -> dict:
     clf.train()
     mlm_loss = None
     if ft.mlm_phase and ft.mlm_steps > 0:
-        texts = _mlm_texts(cfg, ft.mlm_steps * ft.mlm_batch_size)
+        texts = mlm_texts(cfg.paths.data_dir, ft.mlm_steps * ft.mlm_batch_size, cfg.data.eval_start, cfg.seed)
         mlm = masked_lm_from_encoder(clf.bert)
         module = MaskedLMModule(mlm, tok, ft.mlm_lr, ft.mlm_steps, seed=cfg.seed)
         _trainer(cfg, tracker, ft.mlm_steps).fit(
@@ -158,13 +150,16 @@ def run(cfg, raw) -> dict:
         "seconds": round(time.time() - t0, 1), "finbert_reported_accuracy_50agree": 0.86,
     })
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clf.save_pretrained(str(out_dir))
-    _save_tokenizer(spec, tok, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
-    (out_dir / "finetune_config.json").write_text(json.dumps(resolved_config(raw).get("finetune", {}), indent=2))
-
     headline = {k: v for k, v in m.items() if not k.endswith("confusion") and not isinstance(v, (list, dict))}
+    with locked([out_dir]):  # published in one rename: metrics.json is never beside half-written weights
+        tmp = staging_dir(out_dir)
+        clf.save_pretrained(str(tmp))
+        _save_tokenizer(spec, tok, tmp)
+        (tmp / "finetune_config.json").write_text(json.dumps(resolved_config(raw).get("finetune", {}), indent=2))
+        write_summary(headline, tmp)
+        (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        publish(tmp, out_dir)
+
     tracker.log({k: v for k, v in headline.items() if isinstance(v, (int, float)) and v is not None})
     tracker.log_table("finetune_vs_probe", pd.DataFrame([
         {"model": f"{ft.out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
@@ -176,10 +171,10 @@ def run(cfg, raw) -> dict:
         for s, p in (("50Agree", ""), ("AllAgree", "allagree_"))
     ]))
     tracker.log_figure("confusion_finetuned", confusion_figure(m["phrasebank_test_confusion"],
-                                                               f"{ft.out_name}: held-out PhraseBank"))
+                                                               f"{ft.out_name}: PhraseBank test split"))
     tracker.log_figure("confusion_probe", confusion_figure(m["probe_test_confusion"],
                                                            f"{spec.name} frozen probe"))
-    write_summary(headline, run_dir, out_dir)
+    write_summary(headline, run_dir)
     tracker.finish(headline)
     print(f"finetune: saved {out_dir}  accuracy {m['phrasebank_test_accuracy']:.3f} "
           f"macro-F1 {m['phrasebank_test_macro_f1']:.3f} | frozen probe accuracy {m['probe_test_accuracy']:.3f} "

@@ -1,16 +1,18 @@
-"""torchmetrics for SAE evaluation: exact over a whole held-out set and across DDP ranks (sum-reduced states)."""
+"""torchmetrics for SAE evaluation: exact over the whole sae_eval split and across DDP ranks (sum-reduced states)."""
 
 from __future__ import annotations
 
 import torch
 from torchmetrics import Metric
 
+from finsae.sae.evaluate import fvu_and_nmse
+
 
 class ReconstructionMetrics(Metric):
     """FVU = SSE / total variance, and normalised MSE = SSE / sum ||x||^2, accumulated exactly.
 
     Keeping sums (not per-batch ratios) makes the result independent of batching and of how DDP splits
-    the held-out set.
+    the sae_eval split.
     """
 
     full_state_update = False
@@ -30,8 +32,8 @@ class ReconstructionMetrics(Metric):
         self.n += x.shape[0]
 
     def compute(self) -> dict[str, torch.Tensor]:
-        total_var = self.sum_sq - self.sum_x.pow(2).sum() / self.n.clamp_min(1)
-        return {"fvu": (self.sse / total_var).float(), "nmse": (self.sse / self.sum_sq).float()}
+        fvu, nmse = fvu_and_nmse(self.sse, self.sum_x, self.sum_sq, self.n)
+        return {"fvu": fvu, "nmse": nmse}
 
 
 class FiringCounts(Metric):

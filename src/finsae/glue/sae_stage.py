@@ -1,19 +1,22 @@
 """`python train.py model=M layer=i ...`: one top-k SAE on one layer of one model.
 
-Steps: validate shapes before any work; build (or reuse) the activation cache for all of the model's
-layers in one forward pass (a layer sweep then reuses it); initialise the SAE from a training sample;
-train with Lightning (checkpoints, resume, DDP); evaluate on the fixed held-out documents (FVU, NMSE,
-L0, dead fraction, firing histogram) and downstream (loss recovered); save to
-``artifacts/sae/{model}/layer_{i}/{tag}/`` with ``summary.json``, and log everything to W&B.
+Steps: validate shapes before any work; build (or reuse) the activation cache for all of the model's layers in
+one forward pass (a layer sweep then reuses it); initialise the SAE from a uniform sample of the training rows;
+train with Lightning (checkpoints under ``artifacts/checkpoints/``, resume, DDP); then, on rank zero only,
+evaluate on every ``sae_eval`` token and downstream (loss recovered), and publish
+``artifacts/sae/{model}/layer_{i}/{tag}/`` in one rename (weights, ``cfg.json``, ``summary.json``, firing
+frequencies), so a crash never leaves a folder that ``skip_if_done`` would take as finished.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import contextlib
+import dataclasses
 import shutil
 import time
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 import lightning as L
 import matplotlib
@@ -25,89 +28,45 @@ import pandas as pd
 import torch
 
 from finsae import __version__
-from finsae.activations import ActivationBatches, ExtractConfig, build_activations, split_rows
+from finsae.activations import ActivationBatches, build_activations, split_rows
+from finsae.atomic import locked, publish, staging_dir
 from finsae.data.mix import mixed_corpus
-from finsae.errors import ConfigError
+from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.glue.app import resolved_config
+from finsae.glue.console import step_progress_bar
 from finsae.glue.sae_module import SaeLitModule
-from finsae.glue.tracking import start_run, write_summary
+from finsae.glue.tracking import is_rank_zero, stage_run
 from finsae.models import check_layer, get_spec, load_model
-from finsae.models.patching import downstream_score
-from finsae.paths import activations_root, sae_dir
-from finsae.sae import SaeConfig, default_lr, load, save
+from finsae.models.patching import sae_downstream_score
+from finsae.paths import activations_root, sae_checkpoint_dir, sae_dir
+from finsae.sae import evaluate, load, save, uniform_sample_rows
+from finsae.sae.summary import SaeSummary
+from finsae.summary import SUMMARY_FILE
 
-log = logging.getLogger("finsae.sae")
-SAE_FILES = ("sae.safetensors", "cfg.json", "summary.json")
-
-
-def sae_config(cfg, d_in: int) -> SaeConfig:
-    s = cfg.sae
-    num_latents = s.expansion_factor * d_in
-    if s.k > num_latents:
-        raise ConfigError(f"sae.k={s.k} exceeds num_latents={num_latents} (= {s.expansion_factor} x d_in {d_in})")
-    dead_tokens = s.dead_tokens if s.dead_tokens is not None else int(min(10_000_000, max(s.tokens // 10, 1)))
-    return SaeConfig(d_in=d_in, expansion_factor=s.expansion_factor, k=s.k, k_aux=s.k_aux, auxk_coef=s.auxk_coef,
-                     dead_tokens=dead_tokens, encoder_dtype=s.encoder_dtype, seed=cfg.seed)
+FREQUENCY_FILE = "sae_eval_frequency.npy"
 
 
-class _SkipBatches(torch.utils.data.IterableDataset):
-    """This rank's training batches minus the first ``skip`` (the steps a resumed run already took)."""
-
-    def __init__(self, batches: ActivationBatches, skip: int):
-        self.batches, self.skip = batches, skip
-
-    def __len__(self):
-        # The full length: Lightning restores its in-epoch batch counter at ``skip`` and ends the pass at len.
-        return len(self.batches)
-
-    def __iter__(self):
-        arr = self.batches.array
-        for g, idx in enumerate(self.batches.batch_indices(0)):
-            if g >= self.skip:
-                yield torch.from_numpy(np.asarray(arr[idx], dtype=np.float32))
+def is_done(out_dir: Path) -> bool:
+    """A published SAE folder: its summary.json is the last thing a publish makes visible."""
+    return (out_dir / SUMMARY_FILE).is_file()
 
 
-class ResumableActivationData(ActivationDataModule):
-    """The activation datamodule, resuming mid-pass at the restored global step (exact resume)."""
-
-    def train_dataloader(self):
-        skip = int(self.trainer.global_step) if self.trainer is not None else 0
-        self.skipped = skip
-        return torch.utils.data.DataLoader(_SkipBatches(self.train_set, skip), batch_size=None)
-
-
-def _trainer(cfg, tracker, total_steps: int, ckpt_dir: Path, val_every: int):
+def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int):
     from lightning.pytorch.callbacks import ModelCheckpoint
-    logger = tracker.lightning_logger()
+
     t = cfg.trainer
+    total = cfg.sae.total_steps
     ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every, save_last=True,
                            save_top_k=0, enable_version_counter=False)
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_steps=total_steps, max_epochs=-1, logger=logger, callbacks=[ckpt],
-        enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total_steps // 20)),
+        precision=t.precision, max_steps=total, max_epochs=-1, logger=tracker.lightning_logger(),
+        callbacks=[ckpt, step_progress_bar(total)] if t.progress_bar else [ckpt],
+        enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total // 20)),
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None,
         use_distributed_sampler=False, deterministic=False,
     )
-
-
-@torch.no_grad()
-def evaluate(sae, store, heldout_frac: float, batch_size: int = 4096) -> dict:
-    """Exact held-out metrics over every held-out token row."""
-    from finsae.glue.sae_metrics import FiringCounts, ReconstructionMetrics
-
-    rec, fire = ReconstructionMetrics(sae.cfg.d_in), FiringCounts(sae.cfg.num_latents)
-    batches = ActivationBatches(store, batch_size, split="heldout", heldout_frac=heldout_frac, drop_last=False)
-    for idx in batches.batch_indices(0):
-        x = torch.from_numpy(np.asarray(store.array[idx], dtype=np.float32))
-        out = sae(x)
-        rec.update(x, out.sae_out)
-        fire.update(out.latent_indices, out.latent_acts)
-    r, f = rec.compute(), fire.compute()
-    return {"fvu": float(r["fvu"]), "nmse": float(r["nmse"]), "l0": float(f["l0"]),
-            "heldout_tokens": int(rec.n), "heldout_never_fired_fraction": float(f["never_fired_fraction"]),
-            "frequency": f["frequency"].numpy()}
 
 
 def _firing_histogram(freq: np.ndarray, title: str):
@@ -115,62 +74,69 @@ def _firing_histogram(freq: np.ndarray, title: str):
     pos = freq[freq > 0]
     if len(pos):
         ax.hist(np.log10(pos), bins=60, color="#3a6ea5")
-    ax.set_xlabel("log10 firing frequency (held-out tokens)")
+    ax.set_xlabel("log10 firing frequency (sae_eval tokens)")
     ax.set_ylabel("latents")
     ax.set_title(f"{title}  ({(freq == 0).sum()} never fired)", fontsize=9)
     return fig
 
 
-def task_kind(spec, artifacts: Path) -> str:
-    """Which head the model's own config declares: ``classifier``, ``mlm``, or none (``encoder``)."""
-    if spec.source == "random" and not spec.path:
-        return "encoder"
-    from transformers import AutoConfig
-
-    from finsae.models.registry import model_source_dir
-
-    archs = " ".join(AutoConfig.from_pretrained(model_source_dir(spec, artifacts)).architectures or [])
-    if "SequenceClassification" in archs:
-        return "classifier"
-    if "MaskedLM" in archs or "ForPreTraining" in archs:
-        return "mlm"
-    return "encoder"
-
-
-def _downstream(cfg, spec, layer: int, sae) -> dict:
-    """Loss recovered on held-out PhraseBank text with the model's own task loss (see finsae.models.patching)."""
+def _downstream(cfg, spec, sae) -> dict:
+    """The downstream fields of the summary (none when ``downstream_docs=0``)."""
     if cfg.downstream_docs <= 0:
         return {}
-    from finsae.finetune import build_finetune_data
-
-    artifacts = Path(cfg.paths.artifacts)
-    loaded = load_model(spec, artifacts, kind=task_kind(spec, artifacts))
-    data = build_finetune_data(cfg.paths.data_dir, test_frac=cfg.finetune.test_frac, seed=0, use_twitter=False)
-    test = data.test.iloc[: cfg.downstream_docs]
-    labels = test["label"].tolist() if loaded.kind == "classifier" else None
-
-    def reconstruct(rows):
-        return sae(rows.float()).sae_out
-
-    score = downstream_score(loaded, test["text"].tolist(), layer, reconstruct, labels=labels,
-                             max_length=cfg.data.max_length)
-    return {"loss_recovered": score.loss_recovered, "loss_recovered_all": score.loss_recovered_all,
-            "downstream_task": score.task, "downstream_clean": score.clean, "downstream_sae": score.sae,
-            "downstream_zero": score.zero, "downstream_sae_all": score.sae_all, "downstream_zero_all": score.zero_all,
-            "downstream_docs": len(test)}
+    s = sae_downstream_score(spec, Path(cfg.paths.artifacts), cfg.paths.data_dir, cfg.layer, sae,
+                             cfg.downstream_docs, cfg.finetune.test_frac, cfg.activations.max_length)
+    return {"loss_recovered": s.loss_recovered, "loss_recovered_all": s.loss_recovered_all, "downstream_task": s.task,
+            "downstream_clean": s.clean, "downstream_sae": s.sae, "downstream_zero": s.zero,
+            "downstream_sae_all": s.sae_all, "downstream_zero_all": s.zero_all, "downstream_docs": cfg.downstream_docs}
 
 
-def rescore(cfg, spec, out_dir: Path) -> dict:
+def rescore(cfg, spec, out_dir: Path) -> SaeSummary:
     """Recompute the downstream score of the finished SAE in ``out_dir`` and update its summary.json."""
-    if not all((out_dir / f).exists() for f in SAE_FILES):
+    if not is_done(out_dir):
         raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
-    summary = json.loads((out_dir / "summary.json").read_text())
-    summary.update(_downstream(cfg, spec, cfg.layer, load(out_dir)))
-    summary["rescored_code_version"] = __version__
-    write_summary(summary, out_dir)
-    print(f"sae: rescored {out_dir}: loss_recovered {summary.get('loss_recovered', float('nan')):.3f} "
-          f"(all positions {summary.get('loss_recovered_all', float('nan')):.3f})")
+    summary = dataclasses.replace(SaeSummary.read(out_dir), **_downstream(cfg, spec, load(out_dir)),
+                                  rescored_code_version=__version__)
+    summary.write(out_dir)
+    print(f"sae: rescored {out_dir}: loss_recovered {summary.loss_recovered:.3f} "
+          f"(all positions {summary.loss_recovered_all:.3f})")
     return summary
+
+
+def check_no_work_lost(cfg, out_dir: Path, ckpt_dir: Path) -> str | None:
+    """Refuse a run that would clobber a finished SAE or an unfinished run's checkpoints; the checkpoint to
+    resume from, if any."""
+    if is_done(out_dir) and not cfg.overwrite:
+        raise ConfigError(f"{out_dir} holds a finished SAE; skip_if_done=true keeps it, overwrite=true trains a new "
+                          f"one (the old one is replaced only once the new one is complete)")
+    last = ckpt_dir / "last.ckpt"
+    if cfg.resume:
+        if last.exists():
+            return str(last)
+        print(f"sae: resume=true but no checkpoint at {last}; training from the start")
+    elif last.exists() and not cfg.overwrite:
+        raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished run; resume=true continues it, "
+                          f"overwrite=true starts over")
+    return None
+
+
+@contextlib.contextmanager
+def run_lock(ckpt_dir: Path):
+    """One run per (model, layer, tag) at a time: a second one refuses at once (rank zero holds the lock)."""
+    if not is_rank_zero():
+        yield
+        return
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FinsaeError(f"another run is training this SAE now (lock {lock.lock_file}); wait for it, or pick "
+                          f"another tag=") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def training_corpus(cfg):
@@ -179,21 +145,28 @@ def training_corpus(cfg):
                         d.eval_start)
 
 
-def run(cfg, raw) -> dict:
+def run(cfg, raw) -> SaeSummary | None:
     t0 = time.time()
     spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
     artifacts = Path(cfg.paths.artifacts)
     out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
     if cfg.rescore:
         return rescore(cfg, spec, out_dir)
-    if cfg.skip_if_done and all((out_dir / f).exists() for f in SAE_FILES):
-        summary = json.loads((out_dir / "summary.json").read_text())
-        print(f"sae: {out_dir} is complete (fvu {summary.get('fvu', float('nan')):.4f}); skipping")
+    if cfg.skip_if_done and is_done(out_dir):
+        summary = SaeSummary.read(out_dir)
+        print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
+    with run_lock(sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)):
+        return _train(cfg, raw, spec, artifacts, out_dir, t0)
+
+
+def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
+    s = cfg.sae
+    ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)
     loaded = load_model(spec, artifacts)
     check_layer(cfg.layer, loaded.num_layers)
-    scfg = sae_config(cfg, loaded.d_model)
-    s = cfg.sae
+    scfg = s.sae_config(loaded.d_model, cfg.seed)
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     if s.batch_size % world:
         raise ConfigError(f"sae.batch_size={s.batch_size} must divide evenly over {world} devices")
@@ -202,69 +175,66 @@ def run(cfg, raw) -> dict:
 
     corpus = training_corpus(cfg)
     layers = sorted(set(range(loaded.num_layers)) | {cfg.layer})
-    ecfg = ExtractConfig(max_length=cfg.data.max_length, eval_start=cfg.data.eval_start)
-    stores = build_activations(loaded, corpus, layers, activations_root(artifacts), ecfg,
-                               rebuild=cfg.rebuild_cache, progress=cfg.trainer.progress_bar)
+    stores = build_activations(loaded, corpus, layers, activations_root(artifacts), cfg.activations,
+                               rebuild=cfg.rebuild_cache, progress=cfg.trainer.progress_bar,
+                               eval_start=cfg.data.eval_start)
     store = stores[cfg.layer]
+    frac = cfg.data.sae_eval_frac
 
-    total_steps = s.tokens // s.batch_size
-    lr = s.lr if s.lr is not None else default_lr(scfg.num_latents, total_steps * s.batch_size)
-    warmup = int(s.warmup_frac * total_steps)
-    # Init from a fixed sample of training rows (the same for every rank and for a resumed run).
-    train_rows = split_rows(store, "train", cfg.data.heldout_frac)
-    init_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_rows, min(s.geomedian_sample, len(train_rows)),
-                                                                replace=False))
-    sample = torch.from_numpy(np.asarray(store.array[init_rows], dtype=np.float32))
-    module = SaeLitModule(scfg.to_dict(), lr, total_steps, warmup, s.batch_size)
-    module.sae.init_from_sample(sample)
+    # Init from a uniform sample of the training rows (the same for every rank and for a resumed run).
+    init_rows = uniform_sample_rows(split_rows(store, "train", frac), s.init_sample, cfg.seed)
+    module = SaeLitModule(scfg.to_dict(), dataclasses.asdict(s))
+    module.sae.init_from_sample(torch.from_numpy(np.asarray(store.array[init_rows], dtype=np.float32)))
 
-    tracker = start_run("train_sae", resolved_config(raw), run_dir, kind=cfg.logger.kind, mode=cfg.logger.mode,
-                        project=cfg.logger.project, entity=cfg.logger.entity,
-                        group=cfg.logger.group or f"sae-{cfg.tag}", tags=list(cfg.logger.tags) + [spec.name],
-                        name=f"sae-{spec.name}-L{cfg.layer}-{cfg.tag}")
-    data = ResumableActivationData(store, s.batch_size // world, heldout_frac=cfg.data.heldout_frac, seed=cfg.seed,
-                                   max_tokens=total_steps * s.batch_size)
-    ckpt_dir = out_dir / "checkpoints"
-    ckpt_path = None
-    if cfg.resume and (ckpt_dir / "last.ckpt").exists():
-        ckpt_path = str(ckpt_dir / "last.ckpt")
-        log.info("resuming from %s", ckpt_path)
-    elif ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)  # a fresh run must not mix with an older run's checkpoints
-    val_every = max(1, total_steps // 5)
-    trainer = _trainer(cfg, tracker, total_steps, ckpt_dir, val_every)
-    t_fit = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    fit_seconds = time.time() - t_fit
+    if ckpt_path:
+        print(f"sae: resuming from {ckpt_path}")
+    elif cfg.overwrite and ckpt_dir.exists() and is_rank_zero():
+        shutil.rmtree(ckpt_dir)  # asked for; a fresh run must not mix with an older run's checkpoints
+    data = ActivationDataModule(store, s.batch_size // world, sae_eval_frac=frac, seed=cfg.seed,
+                                max_tokens=s.total_steps * s.batch_size)
+    with stage_run("train_sae", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or f"sae-{cfg.tag}",
+                   tags=list(cfg.logger.tags) + [spec.name], name=f"sae-{spec.name}-L{cfg.layer}-{cfg.tag}") as tracker:
+        trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5))
+        start_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"]) if ckpt_path else 0
+        t_fit = time.time()
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        fit_seconds = time.time() - t_fit
+        if trainer.global_rank != 0:
+            return None  # post-fit work is rank zero's (under ddp/submitit every rank runs this function)
 
-    sae = module.sae.eval()
-    sae.tokens_seen = int(trainer.global_step * s.batch_size)  # written to cfg.json by save()
-    ev = evaluate(sae, store, cfg.data.heldout_frac)
-    freq = ev.pop("frequency")
-    dead_fraction = float(module.dead.dead_mask().float().mean())
-    down = _downstream(cfg, spec, cfg.layer, sae)
-    summary = {
-        "model": spec.name, "layer": cfg.layer, "tag": cfg.tag, "d_in": scfg.d_in, "num_latents": scfg.num_latents,
-        "k": scfg.k, "lr": lr, "tokens": int(trainer.global_step * s.batch_size), "steps": int(trainer.global_step),
-        "batch_size": s.batch_size, "dead_fraction": dead_fraction, "dead_tokens": scfg.dead_tokens,
-        **ev, **down, "corpus": corpus.name, "corpus_hash": corpus.content_hash()[:16],
-        "activation_tokens": len(store), "code_version": __version__, "seed": cfg.seed,
-        "seconds": round(time.time() - t0, 1), "fit_seconds": round(fit_seconds, 1),
-        "tokens_per_second_train": round((trainer.global_step - getattr(data, "skipped", 0)) * s.batch_size / max(fit_seconds, 1e-9)),
-    }
-    summary["objective"] = summary["fvu"]
-    save(sae, out_dir, extra={"tokens": summary["tokens"], "model": spec.name, "layer": cfg.layer,
-                              "weights_hash": loaded.weights_hash, "corpus": corpus.name})
-    np.save(out_dir / "heldout_frequency.npy", freq.astype(np.float32))
-    fig = _firing_histogram(freq, f"{spec.name} layer {cfg.layer}")
-    tracker.log_figure("firing_histogram", fig)
-    tracker.log_table("sae_summary", pd.DataFrame([{k: v for k, v in summary.items() if not isinstance(v, dict)}]))
-    tracker.log({f"final/{k}": v for k, v in summary.items() if isinstance(v, (int, float)) and v is not None})
-    tracker.log_artifact(out_dir, f"sae-{spec.name}-layer{cfg.layer}-{cfg.tag}", "sae",
-                         metadata={k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-    write_summary(summary, run_dir, out_dir)
-    tracker.finish({k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and v is not None})
-    print(f"sae: {spec.name} layer {cfg.layer} [{cfg.tag}] fvu {summary['fvu']:.4f} l0 {summary['l0']:.1f} "
-          f"dead {dead_fraction:.2%} loss_recovered {summary.get('loss_recovered', float('nan')):.3f} "
-          f"-> {out_dir}")
+        sae = module.sae.eval()
+        dead = module.dead  # the trained state (restored into this process under ddp_spawn too)
+        steps, tokens = int(dead.updates), int(dead.tokens)
+        sae.tokens_seen = tokens
+        ev = evaluate(sae, (torch.from_numpy(np.asarray(store.array[idx], dtype=np.float32)) for idx in
+                            ActivationBatches(store, 4096, split="sae_eval", sae_eval_frac=frac).batch_indices(0)))
+        summary = SaeSummary(
+            model=spec.name, layer=cfg.layer, tag=cfg.tag, seed=cfg.seed, d_in=scfg.d_in,
+            num_latents=scfg.num_latents, k=scfg.k, lr=s.peak_lr(scfg.num_latents), batch_size=s.batch_size,
+            steps=steps, tokens=tokens, dead_fraction=dead.dead_fraction(), dead_tokens=dead.dead_tokens,
+            fvu=ev.fvu, nmse=ev.nmse, l0=ev.l0, sae_eval_tokens=ev.tokens,
+            sae_eval_never_fired_fraction=ev.never_fired_fraction, corpus=corpus.name,
+            corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
+            fit_seconds=round(fit_seconds, 1),
+            tokens_per_second_train=round((steps - start_step) * s.batch_size / max(fit_seconds, 1e-9)),
+            **_downstream(cfg, spec, sae),
+        )
+        summary.seconds = round(time.time() - t0, 1)
+        freq = ev.frequency.numpy()
+        with locked([out_dir]):
+            tmp = staging_dir(out_dir)
+            save(sae, tmp, extra={"tokens": tokens, "model": spec.name, "layer": cfg.layer,
+                                  "weights_hash": loaded.weights_hash, "corpus": corpus.name})
+            np.save(tmp / FREQUENCY_FILE, freq.astype(np.float32))
+            summary.write(tmp)
+            publish(tmp, out_dir)
+        summary.write(run_dir)
+        tracker.log_figure("firing_histogram", _firing_histogram(freq, f"{spec.name} layer {cfg.layer}"))
+        tracker.log_table("sae_summary", pd.DataFrame([summary.to_dict()]))
+        tracker.log({f"final/{k}": v for k, v in summary.scalars().items() if not isinstance(v, str)})
+        tracker.log_artifact(out_dir, f"sae-{spec.name}-layer{cfg.layer}-{cfg.tag}", "sae", metadata=summary.scalars())
+        tracker.finish(summary.scalars())
+    print(f"sae: {spec.name} layer {cfg.layer} [{cfg.tag}] fvu {summary.fvu:.4f} l0 {summary.l0:.1f} "
+          f"dead {summary.dead_fraction:.2%} loss_recovered {summary.loss_recovered:.3f} -> {out_dir}")
     return summary
+

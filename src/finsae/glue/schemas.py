@@ -1,8 +1,12 @@
 """Typed Hydra schemas: every config group is a dataclass registered in the ConfigStore.
 
 A YAML file in ``conf/<group>/`` extends its group's schema (``defaults: [_schema]``), so a typo'd
-key fails at composition ("Key 'kk' not in 'SaeSchema'"), and ``validate(cfg)`` turns the composed
+key fails at composition ("Key 'kk' not in 'SaeTrainConfig'"), and ``validate(cfg)`` turns the composed
 config into these dataclasses, running each ``__post_init__`` range check before any work starts.
+
+Where a group configures science, its schema *is* the core dataclass, so each knob is declared once, with its
+default and doc: ``sae`` = :class:`finsae.sae.SaeTrainConfig`, ``activations`` =
+:class:`finsae.activations.ExtractConfig`. The framework groups (trainer, logger, paths) live here.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from finsae.activations.config import ExtractConfig
+from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir
+from finsae.sae.config import SaeTrainConfig
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -25,11 +32,11 @@ def _check(cond: bool, msg: str) -> None:
 
 @dataclass
 class PathsSchema:
-    data_dir: str = "${finsae_data_dir:}"
-    """Real data ($FINSAE_DATA_DIR, else ../shared/data when present, else ./data)."""
-    artifacts: str = "${finsae_artifacts:}"
+    data_dir: str = MISSING
+    """Real data (values: conf/paths/default.yaml, the only place directories are decided)."""
+    artifacts: str = MISSING
     """Stable store read by later stages (models, activations, SAEs, ...)."""
-    output_dir: str = "${hydra:runtime.output_dir}"
+    output_dir: str = MISSING
     """This run's own folder (Hydra's outputs/...)."""
 
 
@@ -59,40 +66,6 @@ class PairSchema:
 
 
 @dataclass
-class SaeSchema:
-    expansion_factor: int = 32
-    """num_latents = expansion_factor * d_in."""
-    k: int = 32
-    """Active latents per token."""
-    auxk_coef: float = 1 / 32
-    """Weight of the AuxK dead-latent loss."""
-    k_aux: int | None = None
-    """Latents in the AuxK reconstruction (None: d_in // 2)."""
-    dead_tokens: int | None = None
-    """Tokens without firing before a latent counts as dead (None: min(10M, tokens/10))."""
-    encoder_dtype: str = "fp32"
-    """fp32 or bf16 (encoder forward only; params and Adam state stay fp32)."""
-    lr: float | None = None
-    """Peak learning rate (None: finsae.sae.default_lr(num_latents, tokens))."""
-    warmup_frac: float = 0.05
-    """Fraction of steps with linear warmup."""
-    batch_size: int = 4096
-    """Tokens per optimizer step (global, across ranks)."""
-    tokens: int = 1_048_576
-    """Training token budget (epochs over the cache as needed)."""
-    geomedian_sample: int = 32768
-    """Tokens used for the b_dec geometric median and the input scale."""
-
-    def __post_init__(self):
-        _check(self.expansion_factor >= 1, f"sae.expansion_factor must be >= 1, got {self.expansion_factor}")
-        _check(self.k > 0, f"sae.k must be > 0, got {self.k}")
-        _check(self.encoder_dtype in ("fp32", "bf16"), f"sae.encoder_dtype must be fp32 or bf16, got {self.encoder_dtype!r}")
-        _check(self.batch_size > 0 and self.tokens >= self.batch_size, "sae.tokens must be >= sae.batch_size > 0")
-        _check(0 <= self.warmup_frac < 1, "sae.warmup_frac must be in [0, 1)")
-        _check(self.lr is None or self.lr > 0, f"sae.lr must be > 0, got {self.lr}")
-
-
-@dataclass
 class DataSchema:
     corpora: list[str] = field(default_factory=lambda: ["financial", "general"])
     """Named corpora (finsae.data.corpus.list_corpora()) whose train split feeds the SAE."""
@@ -100,17 +73,14 @@ class DataSchema:
     """Per corpus, a deterministic subset (None: all)."""
     max_chars_per_corpus: int | None = 2_600_000
     """Per corpus, a text budget in characters (about 600k tokens each at the default); None: all."""
-    max_length: int = 128
-    """Tokens per window; longer texts are split into windows, never silently truncated."""
-    eval_start: str = "2015-08-01"
+    eval_start: str = EVAL_START
     """First day of the evaluation period: no text dated on/after it trains or selects anything."""
-    heldout_frac: float = 0.05
-    """Documents held out (by hash) for SAE evaluation."""
+    sae_eval_frac: float = 0.05
+    """Documents of the training corpus set aside (by a hash of the doc id) to score the SAE on."""
 
     def __post_init__(self):
         _check(len(self.corpora) > 0, "data.corpora must name at least one corpus")
-        _check(8 <= self.max_length <= 512, f"data.max_length must be in [8, 512], got {self.max_length}")
-        _check(0 < self.heldout_frac < 0.5, "data.heldout_frac must be in (0, 0.5)")
+        _check(0 < self.sae_eval_frac < 0.5, "data.sae_eval_frac must be in (0, 0.5)")
 
 
 @dataclass
@@ -158,7 +128,7 @@ class FinetuneSchema:
     group_by_length: bool = True
     """Shuffled batches of similar-length texts (about half the padded tokens of random batches)."""
     test_frac: float = 0.2
-    """Stratified PhraseBank held-out fraction (by text hash), never trained on."""
+    """Fraction of PhraseBank in the stratified test split (by text hash), never trained on."""
     use_twitter: bool = True
     """Add twitter-financial-news-sentiment train to the training set."""
     mlm_phase: bool = True
@@ -179,14 +149,15 @@ class FinetuneSchema:
 
 
 @dataclass
-class TrainSchema:
+class TrainScriptSchema:
     """`python train.py`: task=sae trains one SAE; task=finetune makes the finance twin."""
 
-    paths: PathsSchema = field(default_factory=PathsSchema)
+    paths: PathsSchema = MISSING
     model: ModelSchema = MISSING
     pair: PairSchema = MISSING
-    sae: SaeSchema = field(default_factory=SaeSchema)
+    sae: SaeTrainConfig = field(default_factory=SaeTrainConfig)
     data: DataSchema = field(default_factory=DataSchema)
+    activations: ExtractConfig = field(default_factory=ExtractConfig)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     logger: LoggerSchema = field(default_factory=LoggerSchema)
     finetune: FinetuneSchema = field(default_factory=FinetuneSchema)
@@ -197,7 +168,10 @@ class TrainSchema:
     """Names the SAE under artifacts/sae/{model}/layer_{i}/{tag}/."""
     seed: int = 0
     resume: bool = False
-    """Continue from the last checkpoint of this run's artifact dir."""
+    """Continue from the last checkpoint of this (model, layer, tag) under artifacts/checkpoints/."""
+    overwrite: bool = False
+    """Train anew over a finished SAE or an unfinished run's checkpoints (the old SAE is replaced only once the
+    new one is complete)."""
     skip_if_done: bool = False
     """Return the stored summary when this SAE's artifact is complete (make demo)."""
     rescore: bool = False
@@ -206,7 +180,7 @@ class TrainSchema:
     rebuild_cache: bool = False
     """Rebuild the activation cache even when a valid one exists."""
     downstream_docs: int = 64
-    """Held-out texts for the loss-recovered score."""
+    """PhraseBank test-split sentences (never trained on) for the loss-recovered score."""
     name: str = "train"
 
     def __post_init__(self):
@@ -215,9 +189,10 @@ class TrainSchema:
 
 def register_schemas() -> None:
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainSchema)
+    cs.store(name="train_schema", node=TrainScriptSchema)
     for group, node in [
-        ("model", ModelSchema), ("pair", PairSchema), ("sae", SaeSchema), ("data", DataSchema),
+        ("model", ModelSchema), ("pair", PairSchema), ("sae", SaeTrainConfig), ("data", DataSchema),
+        ("activations", ExtractConfig),
         ("trainer", TrainerSchema), ("logger", LoggerSchema), ("paths", PathsSchema),
     ]:
         cs.store(group=group, name="_schema", node=node)

@@ -1,6 +1,7 @@
 """One experiment-tracking helper for every stage: W&B (offline by default), CSV, or nothing.
 
-``start_run(stage, cfg, run_dir)`` returns a ``Tracker`` with ``log`` (scalars), ``log_table``
+Stages open their run with ``with stage_run(stage, cfg, run_dir, logger_cfg) as tracker:`` (rank zero only,
+always finished, failed on error); underneath, ``start_run(stage, cfg, run_dir)`` returns a ``Tracker`` with ``log`` (scalars), ``log_table``
 (DataFrames -> ``wandb.Table``), ``log_figure`` (matplotlib figures -> PNG; never float arrays,
 which W&B renders black), ``log_artifact`` and ``finish(summary)``. Offline runs live under the run
 dir (``<run_dir>/wandb/offline-run-*``) and can be read back with
@@ -12,6 +13,7 @@ key looks like a secret before it is logged or saved.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -50,6 +52,7 @@ class Tracker:
         self.run_dir = Path(run_dir)
         self.run = run
         self._csv_rows: list[dict] = []
+        self.finished = False
 
     @property
     def wandb_dir(self) -> Path | None:
@@ -109,12 +112,16 @@ class Tracker:
             art.add_file(str(p))
         self.run.log_artifact(art)
 
-    def finish(self, summary: dict[str, Any] | None = None) -> None:
+    def finish(self, summary: dict[str, Any] | None = None, exit_code: int = 0) -> None:
+        """Close the run (once): ``exit_code`` != 0 marks a W&B run failed."""
+        if self.finished:
+            return
+        self.finished = True
         summary = summary or {}
         if self.run is not None:
             for k, v in summary.items():
                 self.run.summary[k] = v
-            self.run.finish()
+            self.run.finish(exit_code=exit_code)
             self.run = None
         if self.kind == "csv" and self._csv_rows:
             keys = sorted({k for r in self._csv_rows for k in r}, key=lambda k: (k != "step", k))
@@ -132,6 +139,11 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
     run_dir.mkdir(parents=True, exist_ok=True)
     if kind != "wandb" or mode == "disabled":
         return Tracker(kind if kind != "wandb" else "none", run_dir)
+    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        from finsae.errors import ConfigError
+
+        raise ConfigError("logger=wandb logs online and needs WANDB_API_KEY in the environment; set it, or stay "
+                          "offline with logger=wandb_offline (the default) and `wandb sync` the run later")
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -141,6 +153,31 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
         settings=wandb.Settings(console="off", x_disable_stats=True),
     )
     return Tracker("wandb", run_dir, run)
+
+
+def is_rank_zero() -> bool:
+    """True in the process that owns post-fit work and tracking (rank from the launcher's environment)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: dict, run_dir: Path, logger, **kwargs):
+    """The one way a stage opens its run: on rank zero only (other ranks get a silent tracker), and always
+    finished, marked failed (exit code 1) when the stage raises. ``logger`` is the ``logger:`` config."""
+    if is_rank_zero():
+        tracker = start_run(stage, config, run_dir, kind=logger.kind, mode=logger.mode, project=logger.project,
+                            entity=logger.entity, **kwargs)
+    else:
+        tracker = Tracker("none", run_dir)
+    try:
+        yield tracker
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    finally:
+        tracker.finish()
 
 
 def read_offline_summary(run_path: Path) -> dict:

@@ -10,6 +10,7 @@ from finsae.models.loading import (
     hidden_states,
     load_model,
     load_tokenizer,
+    task_kind,
     tokenizer_fingerprint,
 )
 from finsae.models.registry import BUILTIN, ModelSpec, get_spec, hub_reachable, packaged_minilm_dir
@@ -17,5 +18,5 @@ from finsae.models.registry import BUILTIN, ModelSpec, get_spec, hub_reachable, 
 __all__ = [
     "BUILTIN", "EMB_LAYER", "HiddenStates", "LoadedModel", "ModelSpec", "base_encoder", "check_layer",
     "check_tokenizer_pair", "get_spec", "hidden_states", "hub_reachable", "load_model", "load_tokenizer",
-    "packaged_minilm_dir", "tokenizer_fingerprint",
+    "packaged_minilm_dir", "task_kind", "tokenizer_fingerprint",
 ]

@@ -94,6 +94,22 @@ def load_model(spec: ModelSpec, artifacts: Path | None = None, kind: str = "enco
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, weights_hash=whash, kind=kind)
 
 
+def task_kind(spec: ModelSpec, artifacts: Path | None = None) -> str:
+    """Which head the model's own config declares: ``classifier``, ``mlm``, or none (``encoder``)."""
+    if spec.source == "random" and not spec.path:
+        return "encoder"
+    from transformers import AutoConfig
+
+    from finsae.models.registry import model_source_dir
+
+    archs = " ".join(AutoConfig.from_pretrained(model_source_dir(spec, artifacts)).architectures or [])
+    if "SequenceClassification" in archs:
+        return "classifier"
+    if "MaskedLM" in archs or "ForPreTraining" in archs:
+        return "mlm"
+    return "encoder"
+
+
 def check_layer(layer: int, num_layers: int) -> int:
     """Validate a layer index against the convention (``-1`` = embeddings, ``0..L-1`` = blocks)."""
     if not isinstance(layer, int) or layer < EMB_LAYER or layer >= num_layers:

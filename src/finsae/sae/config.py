@@ -1,22 +1,30 @@
-"""Configuration of one top-k sparse autoencoder and of a plain training loop.
+"""Configuration of a top-k sparse autoencoder: what it is, and how it is trained.
 
-Both dataclasses validate themselves on construction and raise
-:class:`finsae.errors.ConfigError` with one line naming the bad field.
-``SaeConfig`` resolves its derived defaults (``num_latents=0``, ``k_aux=None``) when
-it is built, so a saved config always holds concrete numbers.
+Every knob is declared once, here, with its default and its doc:
+
+* :class:`SaeArchitecture` — the knobs a trained SAE and its training run share (``expansion_factor``, ``k``,
+  ``k_aux``, ``encoder_dtype``, ``normalize_input``);
+* :class:`SaeConfig` — one SAE's full shape (adds ``d_in``, the resolved ``num_latents``, the init ``seed``),
+  saved as ``cfg.json`` beside its weights;
+* :class:`SaeTrainConfig` — the ``sae:`` config group of ``python train.py`` (the Hydra schema *is* this class)
+  and the input of :func:`finsae.sae.fit`: the architecture knobs plus loss weights, optimiser, schedule,
+  budget and init sample.
+
+Both validate themselves on construction and raise :class:`finsae.errors.ConfigError` with one line naming
+the bad field (``sae.k`` in a Hydra run, ``SaeConfig.k`` when built in code).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from finsae.errors import ConfigError
 
-EncoderDtype = Literal["fp32", "bf16"]
 ENCODER_DTYPES = ("fp32", "bf16")
 SCHEDULES = ("linear", "cosine", "constant")
+MAX_DEAD_TOKENS = 10_000_000
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -29,73 +37,65 @@ def _is_int(v: Any) -> bool:
 
 
 @dataclass
-class SaeConfig:
-    """Shape and training hyper-parameters of a :class:`~finsae.sae.TopKSAE`."""
-
-    d_in: int
-    """Width of the activations the SAE reads (the hidden size of the encoder layer)."""
+class SaeArchitecture:
+    """Knobs shared by a trained SAE (:class:`SaeConfig`) and its training run (:class:`SaeTrainConfig`)."""
 
     expansion_factor: int = 32
-    """Latents per input dimension; used only when ``num_latents`` is 0."""
+    """Latents per input dimension: num_latents = expansion_factor * d_in."""
 
     k: int = 32
-    """Number of latents kept active per token (the top-k)."""
-
-    num_latents: int = 0
-    """Dictionary size m. 0 means ``expansion_factor * d_in`` (resolved on construction)."""
+    """Latents kept active per token (the top-k)."""
 
     k_aux: int | None = None
-    """Dead latents used by the AuxK loss per token. None means ``d_in // 2`` (Gao et al.)."""
+    """Dead latents in the AuxK reconstruction per token (None: d_in // 2, Gao et al.)."""
 
-    auxk_coef: float = 1 / 32
-    """Weight of the AuxK loss in the training loss ``fvu + auxk_coef * auxk_loss``."""
-
-    dead_tokens: int = 10_000_000
-    """A latent that has not fired for this many training tokens counts as dead."""
-
-    encoder_dtype: EncoderDtype = "fp32"
-    """Precision of the encoder matmul, the only dense product: "fp32" or "bf16".
-    Parameters, gradients and optimizer state stay fp32 either way."""
+    encoder_dtype: str = "fp32"
+    """Precision of the encoder matmul, the only dense product: fp32 or bf16 (params and Adam stay fp32)."""
 
     normalize_input: bool = True
-    """Scale inputs to unit mean squared norm with a constant estimated once from a sample."""
+    """Scale inputs to unit mean squared norm with a constant estimated once from the init sample."""
 
-    seed: int = 0
+    def _name(self, key: str) -> str:
+        return f"{type(self).__name__}.{key}"
+
+    def __post_init__(self) -> None:
+        n = self._name
+        _require(_is_int(self.expansion_factor) and self.expansion_factor > 0,
+                 f"{n('expansion_factor')} must be a positive int, got {self.expansion_factor!r}")
+        _require(_is_int(self.k) and self.k > 0, f"{n('k')} must be a positive int, got {self.k!r}")
+        _require(self.k_aux is None or (_is_int(self.k_aux) and self.k_aux > 0),
+                 f"{n('k_aux')} must be a positive int or None, got {self.k_aux!r}")
+        _require(self.encoder_dtype in ENCODER_DTYPES,
+                 f"{n('encoder_dtype')} must be one of {ENCODER_DTYPES}, got {self.encoder_dtype!r}")
+        _require(isinstance(self.normalize_input, bool), f"{n('normalize_input')} must be a bool")
+
+
+@dataclass
+class SaeConfig(SaeArchitecture):
+    """Shape of one :class:`~finsae.sae.TopKSAE`; derived defaults are resolved on construction, so a saved
+    config always holds concrete numbers."""
+
+    d_in: int = field(default=0, kw_only=True)
+    """Width of the activations the SAE reads (the hidden size of the encoder layer); required."""
+
+    num_latents: int = field(default=0, kw_only=True)
+    """Dictionary size m. 0 means ``expansion_factor * d_in`` (resolved on construction)."""
+
+    seed: int = field(default=0, kw_only=True)
     """Seed of the weight initialisation (a private generator; global RNG untouched)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _require(_is_int(self.d_in) and self.d_in > 0, f"SaeConfig.d_in must be a positive int, got {self.d_in!r}")
-        _require(
-            _is_int(self.expansion_factor) and self.expansion_factor > 0,
-            f"SaeConfig.expansion_factor must be a positive int, got {self.expansion_factor!r}",
-        )
-        _require(
-            _is_int(self.num_latents) and self.num_latents >= 0,
-            f"SaeConfig.num_latents must be an int >= 0 (0 = expansion_factor * d_in), got {self.num_latents!r}",
-        )
+        _require(_is_int(self.num_latents) and self.num_latents >= 0,
+                 f"SaeConfig.num_latents must be an int >= 0 (0 = expansion_factor * d_in), got {self.num_latents!r}")
         if self.num_latents == 0:
             self.num_latents = self.expansion_factor * self.d_in
         m = self.num_latents
-        _require(_is_int(self.k) and 0 < self.k <= m, f"SaeConfig.k must be an int in [1, num_latents={m}], got {self.k!r}")
+        _require(self.k <= m, f"SaeConfig.k must be an int in [1, num_latents={m}], got {self.k!r}")
         if self.k_aux is None:
             self.k_aux = max(1, self.d_in // 2)
-        _require(
-            _is_int(self.k_aux) and 0 < self.k_aux <= m,
-            f"SaeConfig.k_aux must be an int in [1, num_latents={m}], got {self.k_aux!r}",
-        )
-        _require(
-            isinstance(self.auxk_coef, (int, float)) and math.isfinite(self.auxk_coef) and self.auxk_coef >= 0,
-            f"SaeConfig.auxk_coef must be a finite number >= 0, got {self.auxk_coef!r}",
-        )
-        _require(
-            _is_int(self.dead_tokens) and self.dead_tokens > 0,
-            f"SaeConfig.dead_tokens must be a positive int, got {self.dead_tokens!r}",
-        )
-        _require(
-            self.encoder_dtype in ENCODER_DTYPES,
-            f"SaeConfig.encoder_dtype must be one of {ENCODER_DTYPES}, got {self.encoder_dtype!r}",
-        )
-        _require(isinstance(self.normalize_input, bool), "SaeConfig.normalize_input must be a bool")
+        _require(self.k_aux <= m, f"SaeConfig.k_aux must be an int in [1, num_latents={m}], got {self.k_aux!r}")
         _require(_is_int(self.seed), f"SaeConfig.seed must be an int, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,46 +112,93 @@ class SaeConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Optimiser and schedule of :func:`~finsae.sae.fit` (the Lightning module may reuse it)."""
+class SaeTrainConfig(SaeArchitecture):
+    """How one SAE is trained: the ``sae:`` config group of ``python train.py`` and the input of ``fit``."""
+
+    auxk_coef: float = 1 / 32
+    """Weight of the AuxK dead-latent loss in ``fvu + auxk_coef * auxk_loss``."""
+
+    dead_tokens: int | None = None
+    """Training tokens without firing before a latent counts as dead (None: min(10M, tokens / 10))."""
 
     lr: float | None = None
-    """Peak learning rate. None: :func:`~finsae.sae.default_lr` from width and token budget."""
+    """Peak learning rate (None: finsae.sae.default_lr(num_latents, tokens))."""
 
     warmup_frac: float = 0.05
-    """Fraction of the steps spent in linear warm-up (capped by ``max_warmup_steps``)."""
+    """Fraction of the steps spent in linear warm-up (capped at max_warmup_steps)."""
 
     max_warmup_steps: int = 1000
     """Upper bound on warm-up steps, so long runs do not warm up for ages."""
 
     schedule: str = "linear"
-    """Decay after warm-up: "linear" or "cosine" down to ``final_lr_frac * lr``, or "constant"."""
+    """Decay after warm-up: linear or cosine down to final_lr_frac * lr, or constant."""
 
     final_lr_frac: float = 0.0
     """Learning rate at the last step as a fraction of the peak."""
 
-    betas: tuple[float, float] = (0.9, 0.999)
-    """Adam betas."""
+    adam_eps: float = 6.25e-10
+    """Adam epsilon; small (Gao et al. 2024) because gradients of rarely firing latents are tiny."""
 
-    eps: float = 6.25e-10
-    """Adam epsilon. Small (Gao et al. 2024) because gradients of rarely firing latents are tiny."""
+    batch_size: int = 4096
+    """Tokens per optimizer step (global, across ranks)."""
 
-    init_tokens: int = 16_384
-    """Tokens from the first batches used to estimate the input scale and the geometric median."""
+    tokens: int = 1_048_576
+    """Training token budget (passes over the cache repeat as needed); steps = tokens // batch_size."""
+
+    init_sample: int = 32768
+    """Training tokens, drawn uniformly over the whole training mix, that set b_dec (geometric median) and
+    the input scale."""
+
+    def _name(self, key: str) -> str:
+        return f"sae.{key}"  # as the user writes it: python train.py sae.k=...
 
     def __post_init__(self) -> None:
-        _require(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        _require(0 <= self.warmup_frac < 1, f"TrainConfig.warmup_frac must be in [0, 1), got {self.warmup_frac!r}")
-        _require(
-            _is_int(self.max_warmup_steps) and self.max_warmup_steps >= 0,
-            f"TrainConfig.max_warmup_steps must be an int >= 0, got {self.max_warmup_steps!r}",
-        )
-        _require(self.schedule in SCHEDULES, f"TrainConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        _require(0 <= self.final_lr_frac <= 1, f"TrainConfig.final_lr_frac must be in [0, 1], got {self.final_lr_frac!r}")
-        _require(
-            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-            f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}",
-        )
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        _require(self.eps > 0, f"TrainConfig.eps must be > 0, got {self.eps!r}")
-        _require(_is_int(self.init_tokens) and self.init_tokens > 0, f"TrainConfig.init_tokens must be a positive int, got {self.init_tokens!r}")
+        super().__post_init__()
+        n = self._name
+        _require(isinstance(self.auxk_coef, (int, float)) and math.isfinite(self.auxk_coef) and self.auxk_coef >= 0,
+                 f"{n('auxk_coef')} must be a finite number >= 0, got {self.auxk_coef!r}")
+        _require(self.dead_tokens is None or (_is_int(self.dead_tokens) and self.dead_tokens > 0),
+                 f"{n('dead_tokens')} must be a positive int or None, got {self.dead_tokens!r}")
+        _require(self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"{n('lr')} must be > 0, got {self.lr!r}")
+        _require(0 <= self.warmup_frac < 1, f"{n('warmup_frac')} must be in [0, 1), got {self.warmup_frac!r}")
+        _require(_is_int(self.max_warmup_steps) and self.max_warmup_steps >= 0,
+                 f"{n('max_warmup_steps')} must be an int >= 0, got {self.max_warmup_steps!r}")
+        _require(self.schedule in SCHEDULES, f"{n('schedule')} must be one of {SCHEDULES}, got {self.schedule!r}")
+        _require(0 <= self.final_lr_frac <= 1, f"{n('final_lr_frac')} must be in [0, 1], got {self.final_lr_frac!r}")
+        _require(self.adam_eps > 0, f"{n('adam_eps')} must be > 0, got {self.adam_eps!r}")
+        _require(_is_int(self.batch_size) and self.batch_size > 0, f"{n('batch_size')} must be a positive int, got {self.batch_size!r}")
+        _require(_is_int(self.tokens) and self.tokens >= self.batch_size,
+                 f"{n('tokens')} must be an int >= batch_size={self.batch_size}, got {self.tokens!r}")
+        _require(_is_int(self.init_sample) and self.init_sample > 0,
+                 f"{n('init_sample')} must be a positive int, got {self.init_sample!r}")
+
+    # -- what the knobs resolve to (one place each) ---------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the run: ``tokens // batch_size``."""
+        return self.tokens // self.batch_size
+
+    @property
+    def warmup_steps(self) -> int:
+        """Linear warm-up steps: ``min(max_warmup_steps, warmup_frac * total_steps)``."""
+        return min(self.max_warmup_steps, int(self.warmup_frac * self.total_steps))
+
+    @property
+    def dead_token_threshold(self) -> int:
+        """``dead_tokens``, or its default min(10M, tokens / 10)."""
+        if self.dead_tokens is not None:
+            return self.dead_tokens
+        return int(min(MAX_DEAD_TOKENS, max(self.tokens // 10, 1)))
+
+    def peak_lr(self, num_latents: int) -> float:
+        """``lr``, or :func:`finsae.sae.default_lr` for this width and the tokens actually trained on."""
+        from finsae.sae.lr import default_lr
+
+        return self.lr if self.lr is not None else default_lr(num_latents, self.total_steps * self.batch_size)
+
+    def sae_config(self, d_in: int, seed: int = 0) -> SaeConfig:
+        """The :class:`SaeConfig` of the SAE this run trains on ``d_in``-wide activations."""
+        arch = {f.name: getattr(self, f.name) for f in fields(SaeArchitecture)}
+        m = self.expansion_factor * d_in
+        _require(self.k <= m, f"sae.k={self.k} exceeds num_latents={m} (= {self.expansion_factor} x d_in {d_in})")
+        return SaeConfig(**arch, d_in=d_in, seed=seed)

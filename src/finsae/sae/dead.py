@@ -10,10 +10,14 @@ that must **sum it elementwise across ranks**, e.g.::
         torch.distributed.all_reduce(t)   # default op is SUM
         return t
 
-    tracker = DeadLatentTracker(m, cfg.dead_tokens, reduce_fn=all_reduce_sum)
+    tracker = DeadLatentTracker(m, train_cfg.dead_token_threshold, reduce_fn=all_reduce_sum)
 
 The packed tensor holds one fired-count per latent followed by this rank's token count, so
 after the sum each rank sees the global fired mask and the global number of tokens.
+
+The tracker is an ``nn.Module`` whose counters are buffers, so a module that owns one carries them in its
+``state_dict`` (checkpoints, and the weights a ``ddp_spawn`` run hands back to the main process): the
+number of updates and the global tokens trained on are read from here, the trained state itself.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 ReduceFn = Callable[[Tensor], Tensor]
 
 
-class DeadLatentTracker:
-    """Per-latent counter of training tokens since the latent last fired."""
+class DeadLatentTracker(nn.Module):
+    """Per-latent counter of training tokens since the latent last fired, and the run's step/token totals."""
 
     def __init__(
         self,
@@ -36,11 +40,16 @@ class DeadLatentTracker:
         reduce_fn: ReduceFn | None = None,
         device: torch.device | str | None = None,
     ) -> None:
+        super().__init__()
         self.num_latents = int(num_latents)
         self.dead_tokens = int(dead_tokens)
         self.reduce_fn = reduce_fn
-        self.tokens_since_fired = torch.zeros(self.num_latents, dtype=torch.long, device=device)
+        self.register_buffer("tokens_since_fired", torch.zeros(self.num_latents, dtype=torch.long, device=device))
         """``[m]`` int64: training tokens seen since each latent last fired (all ranks)."""
+        self.register_buffer("tokens", torch.zeros((), dtype=torch.long, device=device))
+        """Training tokens recorded so far (all ranks together)."""
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long, device=device))
+        """Steps recorded so far."""
 
     @torch.no_grad()
     def update(self, latent_indices: Tensor, num_tokens: int, latent_acts: Tensor | None = None) -> None:
@@ -60,6 +69,8 @@ class DeadLatentTracker:
         fired = packed[:-1] > 0
         counter.add_(packed[-1])
         counter.masked_fill_(fired, 0)
+        self.tokens.add_(packed[-1])
+        self.updates.add_(1)
 
     def dead_mask(self) -> Tensor:
         """``[m]`` bool: latents that have not fired for at least ``dead_tokens`` tokens."""
@@ -68,14 +79,3 @@ class DeadLatentTracker:
     def dead_fraction(self) -> float:
         """Fraction of latents that are dead now."""
         return float(self.dead_mask().float().mean()) if self.num_latents else 0.0
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """Counters for checkpointing."""
-        return {"tokens_since_fired": self.tokens_since_fired.clone()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore counters saved by :meth:`state_dict`."""
-        t = state["tokens_since_fired"]
-        if t.shape != self.tokens_since_fired.shape:
-            raise ValueError(f"tracker state has {t.shape[0]} latents, expected {self.num_latents}")
-        self.tokens_since_fired.copy_(t)

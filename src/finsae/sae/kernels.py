@@ -119,7 +119,7 @@ def encoder_matmul_mode(encoder_dtype: str, weight: Tensor) -> str:
     return "bf16-emulated"
 
 
-def chunk_rows(num_latents: int, elem_bytes: int) -> int:
+def latent_chunk_rows(num_latents: int, elem_bytes: int) -> int:
     """Rows of pre-activations per chunk so that one chunk is about :data:`CHUNK_BYTES`."""
     rows = CHUNK_BYTES // max(1, num_latents * elem_bytes)
     return int(max(64, min(4096, rows)))
@@ -226,7 +226,7 @@ def topk_encode(
     if n == 0:
         return acts, idx, aux_acts, aux_idx
 
-    rows = min(n, chunk_rows(m, torch.finfo(mm_dtype).bits // 8))
+    rows = min(n, latent_chunk_rows(m, torch.finfo(mm_dtype).bits // 8))
     rows = -(-n // -(-n // rows))  # equal chunks, no tiny remainder
     buf = ws.pre(rows, m, mm_dtype, device)
     for s in range(0, n, rows):

@@ -18,7 +18,7 @@ boosts the rule for small budgets and fades the boost out log-linearly::
 so lr = 1e-3 exactly at the measured point (12,288 latents, <= 2M tokens), keeps the
 published 1/sqrt(m) width dependence, and equals the published rule at >= 500M tokens.
 
-Sweep at the demo budget (MiniLM layer 3, 2M tokens, batch 512, ``sweeps/lr_sweep.sh``), held-out FVU
+Sweep at the demo budget (MiniLM layer 3, 2M tokens, batch 512, ``sweeps/lr_sweep.sh``), sae_eval FVU
 (dead fraction): 5e-4 -> 0.144 (0.00%), 1e-3 -> 0.121 (0.02%), 2e-3 -> 0.110 (0.42%). Higher lr keeps
 lowering FVU at this budget while dead latents climb; 1e-3 is kept as the default, the side with
 20x fewer dead latents that still clears the FVU bar, since one layer of one model is too little to

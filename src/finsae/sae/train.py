@@ -1,43 +1,49 @@
-"""Pure-torch training pieces for :class:`~finsae.sae.TopKSAE`.
+"""The one training step of :class:`~finsae.sae.TopKSAE`, in the pieces a framework loop needs.
 
-One step is::
+A step is::
 
-    out = sae(x, dead_mask)                          # sparse forward
-    loss = out.fvu + auxk_coef * out.auxk_loss       # sae_loss(out, sae.cfg)
-    loss.backward()                                  # sparse backward
-    remove_parallel_decoder_grad(sae)                # keep updates tangent to unit rows
-    optimizer.step(); optimizer.zero_grad()
-    renorm_decoder(sae)                              # back onto the unit sphere
-    tracker.update(out.latent_indices, n, out.latent_acts)
+    loss, out = forward_loss(sae, x, tracker, cfg, reduce_fn, world_size)  # sparse forward + loss
+    loss.backward()                                                         # sparse backward
+    before_optimizer_step(sae)              # remove the gradient along each unit decoder row
+    optimizer.step(); optimizer.zero_grad()                                 # build_optimizer(sae, cfg)
+    after_optimizer_step(sae, tracker, out, x)  # decoder back onto the sphere, dead counters, tokens
 
-:func:`train_step` does exactly that; a Lightning module can call the pieces around its own
-optimizer step instead. :func:`fit` is a plain loop for small runs and tests.
+:func:`train_step` is exactly that sequence; the Lightning module (``finsae.glue.sae_module``) calls the same
+four functions around Lightning's own optimizer step, so the step ``bench/sae_step.py`` times is the step
+that trains the shipped SAEs (a test trains both ways and compares the weights). :func:`fit` is a plain loop
+over :func:`train_step` for small runs and tests.
+
+The loss is the FVU of the *global* batch: each rank divides its squared error by the variance of the whole
+global batch (one all-reduce of ``d + 2`` numbers through ``reduce_fn``), times the world size, so DDP's
+gradient averaging yields exactly the single-process gradient. With one process it is the batch FVU.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from finsae.sae.config import SaeConfig, TrainConfig
+from finsae.sae.config import SaeTrainConfig
 from finsae.sae.dead import DeadLatentTracker
-from finsae.sae.lr import default_lr, lr_schedule
+from finsae.sae.lr import lr_schedule
 from finsae.sae.sparse_coder.topk import ForwardOutput, TopKSAE
+
+ReduceFn = Callable[[Tensor], Tensor]
 
 
 class StepMetrics(NamedTuple):
     """Scalars of one training step (Python floats, taken before the optimizer step)."""
 
     loss: float
-    """Training loss ``fvu + auxk_coef * auxk_loss``."""
+    """Training loss ``fvu + auxk_coef * auxk_loss`` (this rank's share under DDP)."""
 
     fvu: float
-    """Fraction of variance unexplained on the step's batch."""
+    """Fraction of variance unexplained on this rank's batch."""
 
     auxk_loss: float
     """AuxK loss (0 when no latent is dead)."""
@@ -46,27 +52,47 @@ class StepMetrics(NamedTuple):
     """Mean number of latents with a positive activation per token (at most k)."""
 
     dead_fraction: float
-    """Fraction of latents dead after this step's counter update (0 without a tracker)."""
+    """Fraction of latents dead after this step's counter update."""
 
 
-def sae_loss(out: ForwardOutput, cfg: SaeConfig) -> Tensor:
-    """Training loss ``fvu + auxk_coef * auxk_loss``."""
-    return out.fvu + cfg.auxk_coef * out.auxk_loss
-
-
-def make_optimizer(sae: TopKSAE, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 6.25e-10) -> torch.optim.Adam:
-    """Adam over all SAE parameters: fused kernel when the device supports it, else foreach."""
+def build_optimizer(sae: TopKSAE, cfg: SaeTrainConfig, lr: float) -> torch.optim.Adam:
+    """Adam over all SAE parameters (eps ``cfg.adam_eps``): fused kernel when the device supports it."""
     params = [p for p in sae.parameters() if p.requires_grad]
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
+        return torch.optim.Adam(params, lr=lr, eps=cfg.adam_eps, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, foreach=True)
+        return torch.optim.Adam(params, lr=lr, eps=cfg.adam_eps, foreach=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set the learning rate of every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def global_total_variance(x: Tensor, reduce_fn: ReduceFn | None = None) -> Tensor:
+    """Total variance (sum over dims) of the global batch whose local part is ``x [n, d]``, in x's dtype.
+
+    ``reduce_fn`` must sum a tensor elementwise over ranks (None: one process)."""
+    xd = x.double()
+    stats = torch.cat([xd.sum(0), xd.pow(2).sum().view(1),
+                       torch.tensor([x.shape[0]], dtype=torch.float64, device=x.device)])
+    if reduce_fn is not None:
+        stats = reduce_fn(stats)
+    d = x.shape[1]
+    return (stats[d] - stats[:d].pow(2).sum() / stats[d + 1]).to(x.dtype)
+
+
+def forward_loss(
+    sae: TopKSAE, x: Tensor, tracker: DeadLatentTracker, cfg: SaeTrainConfig,
+    reduce_fn: ReduceFn | None = None, world_size: int = 1,
+) -> tuple[Tensor, ForwardOutput]:
+    """Forward ``x [n, d_in]`` (this rank's rows) and the training loss to call ``backward`` on."""
+    dead_mask = tracker.dead_mask()
+    out = sae(x, dead_mask=dead_mask if bool(dead_mask.any()) else None)
+    sse = (out.sae_out - x).pow(2).sum()
+    fvu_share = sse * world_size / global_total_variance(x, reduce_fn)
+    return fvu_share + cfg.auxk_coef * out.auxk_loss, out
 
 
 _ROWDOT_CHUNK = 8192
@@ -83,10 +109,7 @@ def _rowdot(a: Tensor, b: Tensor) -> Tensor:
 
 @torch.no_grad()
 def remove_parallel_decoder_grad(sae: TopKSAE) -> None:
-    """Remove from ``W_dec.grad`` each row's component along that (unit) decoder row.
-
-    Call after ``backward`` and before the optimizer step; a no-op without a gradient.
-    """
+    """Remove from ``W_dec.grad`` each row's component along that (unit) decoder row (no-op without grad)."""
     W, g = sae.W_dec, sae.W_dec.grad
     if g is None:
         return
@@ -95,45 +118,64 @@ def remove_parallel_decoder_grad(sae: TopKSAE) -> None:
 
 
 @torch.no_grad()
-def renorm_decoder(sae: TopKSAE, eps: float = 0.0) -> None:
+def renorm_decoder(sae: TopKSAE) -> None:
     """Rescale every decoder row to unit L2 norm (call after the optimizer step)."""
     W = sae.W_dec
-    norms = torch.linalg.vector_norm(W, dim=1, keepdim=True)
-    if eps:
-        norms.add_(eps)
-    W.div_(norms)
+    W.div_(torch.linalg.vector_norm(W, dim=1, keepdim=True))
+
+
+def before_optimizer_step(sae: TopKSAE) -> None:
+    """What runs between ``backward`` and the optimizer step: keep updates tangent to the unit decoder rows."""
+    remove_parallel_decoder_grad(sae)
+
+
+@torch.no_grad()
+def after_optimizer_step(sae: TopKSAE, tracker: DeadLatentTracker, out: ForwardOutput, local_tokens: int) -> None:
+    """What runs after the optimizer step: renormalise the decoder, record who fired, count the tokens.
+
+    ``local_tokens`` is this rank's share; the tracker's ``reduce_fn`` sums shares and fired masks."""
+    renorm_decoder(sae)
+    tracker.update(out.latent_indices, local_tokens, out.latent_acts)
+    sae.tokens_seen = int(tracker.tokens)
+
+
+def step_metrics(loss: Tensor, out: ForwardOutput, tracker: DeadLatentTracker) -> StepMetrics:
+    n = max(out.latent_indices.shape[0], 1)
+    l0 = float((out.latent_acts > 0).sum()) / n
+    return StepMetrics(float(loss.detach()), float(out.fvu.detach()), float(out.auxk_loss.detach()), l0,
+                       tracker.dead_fraction())
 
 
 def train_step(
-    sae: TopKSAE,
-    optimizer: torch.optim.Optimizer,
-    x: Tensor,
-    dead_tracker: DeadLatentTracker | None = None,
-    lr: float | None = None,
+    sae: TopKSAE, optimizer: torch.optim.Optimizer, x: Tensor, tracker: DeadLatentTracker, cfg: SaeTrainConfig,
+    lr: float | None = None, reduce_fn: ReduceFn | None = None, world_size: int = 1,
 ) -> StepMetrics:
-    """One full optimisation step on the batch ``x [..., d_in]``; returns its metrics."""
+    """One full optimisation step on this rank's rows ``x [n, d_in]``; returns its metrics."""
     if lr is not None:
         set_lr(optimizer, lr)
-    dead_mask = dead_tracker.dead_mask() if dead_tracker is not None else None
-    out = sae(x, dead_mask=dead_mask)
-    loss = sae_loss(out, sae.cfg)
+    loss, out = forward_loss(sae, x, tracker, cfg, reduce_fn, world_size)
     loss.backward()
-    remove_parallel_decoder_grad(sae)
+    before_optimizer_step(sae)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    renorm_decoder(sae)
-    n = out.latent_indices.shape[0]
-    dead_fraction = 0.0
-    if dead_tracker is not None:
-        dead_tracker.update(out.latent_indices, n, out.latent_acts)
-        dead_fraction = dead_tracker.dead_fraction()
-    sae.tokens_seen += n
-    l0 = (out.latent_acts > 0).sum().item() / max(n, 1)
-    return StepMetrics(loss.detach().item(), out.fvu.detach().item(), out.auxk_loss.detach().item(), l0, dead_fraction)
+    after_optimizer_step(sae, tracker, out, x.shape[0])
+    return step_metrics(loss, out, tracker)
 
 
-def _take_init_sample(it: Iterator[Tensor], d: int, want: int) -> tuple[Tensor, list[Tensor]]:
-    """Pull batches until ``want`` tokens are seen; return the sample and the batches pulled."""
+def uniform_sample_rows(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``min(size, len(rows))`` of ``rows`` drawn uniformly without replacement (sorted, for forward reads).
+
+    The init sample of a run: uniform over the whole training mix, so each corpus of the mix is represented
+    by its share of the tokens."""
+    rows = np.asarray(rows)
+    take = min(int(size), len(rows))
+    if take <= 0:
+        raise ValueError("the init sample needs at least one training row")
+    return np.sort(np.random.default_rng(seed).choice(rows, take, replace=False))
+
+
+def _take_first_tokens(it: Iterator[Tensor], d: int, want: int) -> tuple[Tensor, list[Tensor]]:
+    """Pull batches until ``want`` tokens are seen; return those tokens and the batches pulled."""
     pulled: list[Tensor] = []
     seen = 0
     for b in it:
@@ -147,46 +189,30 @@ def _take_init_sample(it: Iterator[Tensor], d: int, want: int) -> tuple[Tensor, 
 
 
 def fit(
-    sae: TopKSAE,
-    batches: Iterable[Tensor],
-    cfg: TrainConfig | None = None,
-    total_tokens: int | None = None,
-    dead_tracker: DeadLatentTracker | None = None,
+    sae: TopKSAE, batches: Iterable[Tensor], cfg: SaeTrainConfig, init_sample: Tensor | None = None,
 ) -> list[StepMetrics]:
-    """Train ``sae`` on ``batches`` (tensors ``[..., d_in]``) for ``total_tokens`` tokens.
+    """Train ``sae`` on ``batches`` (``[cfg.batch_size, d_in]`` tensors) for ``cfg.total_steps`` steps.
 
-    Initialises ``norm_scale`` / ``b_dec`` from the first batches if the SAE is fresh, uses
-    :func:`default_lr` unless ``cfg.lr`` is set, warms up and decays per ``cfg``, and stops
-    when ``total_tokens`` are consumed or the batches run out. ``total_tokens=None`` means
-    "all batches" and then requires ``batches`` to have a length. Returns one
-    :class:`StepMetrics` per step.
+    A fresh SAE is initialised from ``init_sample`` (default: the first ``cfg.init_sample`` tokens of the
+    stream; pass a uniform sample where one can be drawn, as the train stage does). Stops early if the batches
+    run out. Returns one :class:`StepMetrics` per step.
     """
-    cfg = cfg or TrainConfig()
     d = sae.d_in
     it = iter(batches)
-    sample, pulled = _take_init_sample(it, d, cfg.init_tokens)
+    pulled: list[Tensor] = []
     if not sae.initialized:
-        sae.init_from_sample(sample)
-    stream = chain(pulled, it)
-    batch_tokens = pulled[0].numel() // d
-    if total_tokens is None:
-        try:
-            total_tokens = batch_tokens * len(batches)  # type: ignore[arg-type]
-        except TypeError as err:
-            raise ValueError("fit needs total_tokens when batches has no len()") from err
-    total_steps = max(1, math.ceil(total_tokens / max(1, batch_tokens)))
-    warmup = min(cfg.max_warmup_steps, int(cfg.warmup_frac * total_steps))
-    peak = cfg.lr if cfg.lr is not None else default_lr(sae.num_latents, total_tokens)
-    optimizer = make_optimizer(sae, peak, cfg.betas, cfg.eps)
-    if dead_tracker is None:
-        dead_tracker = DeadLatentTracker(sae.num_latents, sae.cfg.dead_tokens, device=sae.W_dec.device)
+        if init_sample is None:
+            init_sample, pulled = _take_first_tokens(it, d, cfg.init_sample)
+        sae.init_from_sample(init_sample)
+    total = cfg.total_steps
+    peak = cfg.peak_lr(sae.num_latents)
+    optimizer = build_optimizer(sae, cfg, peak)
+    tracker = DeadLatentTracker(sae.num_latents, cfg.dead_token_threshold, device=sae.W_dec.device)
     history: list[StepMetrics] = []
-    consumed = 0
     sae.train()
-    for step, x in enumerate(stream):
-        if consumed >= total_tokens:
+    for step, x in enumerate(chain(pulled, it)):
+        if step >= total:
             break
-        lr = lr_schedule(min(step, total_steps - 1), total_steps, peak, warmup, cfg.schedule, cfg.final_lr_frac)
-        history.append(train_step(sae, optimizer, x.to(sae.W_enc.device), dead_tracker, lr))
-        consumed += x.numel() // d
+        lr = lr_schedule(step, total, peak, cfg.warmup_steps, cfg.schedule, cfg.final_lr_frac)
+        history.append(train_step(sae, optimizer, x.to(sae.W_enc.device), tracker, cfg, lr))
     return history

@@ -101,9 +101,10 @@ class TopKSAE(nn.Module):
         return self.cfg.k
 
     @torch.no_grad()
-    def init_from_sample(self, x: Tensor, max_points: int = 16_384) -> None:
-        """Set ``norm_scale`` (unit mean squared norm) and ``b_dec`` (geometric median) from ``x [..., d]``."""
-        x = x.detach().reshape(-1, self.d_in)[:max_points].to(device=self.b_dec.device, dtype=torch.float64)
+    def init_from_sample(self, x: Tensor) -> None:
+        """Set ``norm_scale`` (unit mean squared norm) and ``b_dec`` (geometric median) from every row of
+        ``x [..., d]`` (the caller decides the sample: see ``finsae.sae.uniform_sample_rows``)."""
+        x = x.detach().reshape(-1, self.d_in).to(device=self.b_dec.device, dtype=torch.float64)
         if x.shape[0] == 0:
             raise ValueError("init_from_sample needs at least one token")
         if self.cfg.normalize_input:

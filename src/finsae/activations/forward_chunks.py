@@ -46,7 +46,7 @@ class ModelBatch(NamedTuple):
     """Real tokens in the batch."""
 
 
-def chunk_rows(buffer_mb: float, n_layers: int, d: int, max_length: int) -> int:
+def rows_per_chunk(buffer_mb: float, n_layers: int, d: int, max_length: int) -> int:
     """Token rows per chunk so that one chunk's fp16 results of all layers fit ``buffer_mb``."""
     return max(max_length, int(buffer_mb * 2**20) // (n_layers * d * 2))
 

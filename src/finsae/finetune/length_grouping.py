@@ -2,7 +2,7 @@
 little compute, while batch order and membership stay random (seeded).
 
 Random batches of 32 finance sentences and tweets pad to their longest member; grouping cuts the padded
-tokens per step by about half on the twin's training set (``python -m finsae.finetune.batching`` prints it),
+tokens per step by about half on the twin's training set (``python -m finsae.finetune.length_grouping`` prints it),
 which is what lets the fine-tune fit its time budget. It is the ``group_by_length`` idea of common
 fine-tuning loops: shuffle, cut into chunks of ``group`` batches, sort each chunk by length, slice into
 batches, shuffle the batches.
