@@ -148,3 +148,15 @@ def test_resume_after_kill_matches_uninterrupted(project_root, tmp):
     sb = json.loads((out / "summary.json").read_text())
     assert sa["steps"] == sb["steps"] == 400
     assert abs(sa["fvu"] - sb["fvu"]) < 1e-6
+
+
+def test_plain_ddp_does_post_fit_work_on_rank_zero_only(project_root, tmp):
+    """strategy=ddp re-runs train.py once per extra rank (as on a cluster): one W&B run, one summary, one save."""
+    run_dir = tmp / "ddp_run"
+    r = train(project_root, tmp, "logger=wandb_offline", "trainer=ddp_sim", "trainer.strategy=ddp",
+              f"hydra.run.dir={run_dir}", "tag=ddp_plain", "downstream_docs=0")
+    assert r.stdout.count("sae: tiny layer 1 [ddp_plain]") == 1, r.stdout[-2000:]
+    runs = list(run_dir.rglob("offline-run-*"))
+    assert len(runs) == 1, runs
+    summary = json.loads((tmp / "art/sae/tiny/layer_1/ddp_plain/summary.json").read_text())
+    assert summary["steps"] == 16 and summary["tokens"] == 8192

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 
 from finsae.glue.tracking import REDACTED, read_offline_summary, redact, start_run, write_summary
 
@@ -57,3 +58,38 @@ def test_redact_keeps_env_names():
                   "tokens": 1000, "tokenizer": "bert-base-uncased"})
     assert out == {"a": {"API_KEY": REDACTED, "api_key_env": "OPENAI_API_KEY", "n": [{"secret": REDACTED}]},
                    "tokens": 1000, "tokenizer": "bert-base-uncased"}
+
+
+def test_stage_run_always_finishes_and_marks_a_crash_failed(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import wandb
+
+    from finsae.glue.tracking import stage_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = SimpleNamespace(kind="wandb", mode="offline", project="finsae-test", entity=None)
+    with pytest.raises(RuntimeError, match="boom"):
+        with stage_run("crashy", {"a": 1}, tmp_path / "bad", logger) as tracker:
+            tracker.log({"x": 1.0})
+            raise RuntimeError("boom")
+    assert wandb.run is None
+    bad = read_offline_summary(next((tmp_path / "bad" / "wandb").glob("offline-run-*")))
+    assert bad["state"] == "failed" and bad["exit_code"] == 1 and bad["summary"]["x"] == 1
+    with stage_run("fine", {"a": 1}, tmp_path / "good", logger) as tracker:
+        tracker.log({"x": 2.0})
+    good = read_offline_summary(next((tmp_path / "good" / "wandb").glob("offline-run-*")))
+    assert good["state"] == "finished" and good["exit_code"] == 0
+
+
+def test_online_wandb_without_a_key_fails_before_any_work(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from finsae.errors import ConfigError
+    from finsae.glue.tracking import stage_run
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    logger = SimpleNamespace(kind="wandb", mode="online", project="finsae-test", entity=None)
+    with pytest.raises(ConfigError, match="WANDB_API_KEY.*logger=wandb_offline"):
+        with stage_run("online", {}, tmp_path, logger):
+            raise AssertionError("the stage must not start")
