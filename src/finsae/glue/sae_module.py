@@ -56,6 +56,11 @@ class SaeLitModule(L.LightningModule):
         self.val_firing = FiringCounts(cfg.num_latents)
         self._last_out = None
         self._last_tokens = 0
+        self.register_buffer("fit_start_step", torch.zeros((), dtype=torch.long))
+        """Steps already taken when this fit started (non-zero after a resume): the run's own speed excludes them."""
+
+    def on_train_start(self) -> None:  # after a resumed checkpoint is restored
+        self.fit_start_step.fill_(int(self.dead.updates))
 
     @property
     def world(self) -> int:

@@ -195,7 +195,6 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
     with stage_run("train_sae", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or f"sae-{cfg.tag}",
                    tags=list(cfg.logger.tags) + [spec.name], name=f"sae-{spec.name}-L{cfg.layer}-{cfg.tag}") as tracker:
         trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5))
-        start_step = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)["global_step"]) if ckpt_path else 0
         t_fit = time.time()
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
         fit_seconds = time.time() - t_fit
@@ -216,7 +215,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
             sae_eval_never_fired_fraction=ev.never_fired_fraction, corpus=corpus.name,
             corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
             fit_seconds=round(fit_seconds, 1),
-            tokens_per_second_train=round((steps - start_step) * s.batch_size / max(fit_seconds, 1e-9)),
+            tokens_per_second_train=round((steps - int(module.fit_start_step)) * s.batch_size / max(fit_seconds, 1e-9)),
             **_downstream(cfg, spec, sae),
         )
         summary.seconds = round(time.time() - t0, 1)
