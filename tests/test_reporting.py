@@ -1,10 +1,10 @@
 """The report collector turns stored summaries into the README tables and plot."""
 
-import json
 
 import pytest
 
 from finsae.errors import FinsaeError
+from finsae.finetune.summary import FinetuneSummary
 from finsae.reporting import write_reports
 from finsae.sae.summary import SaeSummary
 
@@ -23,10 +23,14 @@ def test_reports_from_summaries(tmp_path):
     for model, layer, fvu, dead in (("minilm", 0, 0.11, 0.0), ("minilm", 1, 0.14, 0.02), ("minilm_fin", 0, 0.13, 0.0)):
         write_summary(tmp_path, model, layer, "demo", fvu=fvu, dead_fraction=dead, nmse=float("nan"),
                       loss_recovered=0.9 if layer == 0 else float("nan"))
-    m = tmp_path / "models" / "minilm_fin"
-    m.mkdir(parents=True)
-    (m / "metrics.json").write_text(json.dumps({"phrasebank_test_accuracy": 0.85, "probe_test_accuracy": 0.7,
-                                                "base_model": "minilm"}))
+    FinetuneSummary(
+        base_model="minilm", out_name="minilm_fin", phrasebank_test_accuracy=0.85, phrasebank_test_macro_f1=0.8,
+        phrasebank_test_n=967, phrasebank_test_allagree_accuracy=0.9, phrasebank_test_allagree_macro_f1=0.88,
+        phrasebank_test_allagree_n=432, probe_test_accuracy=0.7, probe_test_macro_f1=0.65, probe_test_n=967,
+        probe_test_allagree_accuracy=0.8, probe_test_allagree_macro_f1=0.78, probe_test_allagree_n=432,
+        train_examples=10, train_steps=1, mlm_steps=0, mlm_final_loss=None, probe_pooling="mean",
+        probe_train_examples=10, seed=0, code_version="0", seconds=1.0, finbert_reported_accuracy_50agree=0.86,
+    ).write(tmp_path / "models" / "minilm_fin")
     text = write_reports(tmp_path)
     assert "| minilm_fin | 0 | demo |" in text and "0.13" in text and "0.85" in text
     assert "| minilm | 1 | 0.140 | **no** | n/a | **2.00%** | 32 | n/a |" in text

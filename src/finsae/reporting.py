@@ -1,7 +1,7 @@
 """Collect what the stages wrote into the tables and plots README quotes.
 
 ``python -m finsae.reporting [--artifacts DIR]`` reads every ``artifacts/sae/*/layer_*/*/summary.json`` and
-``artifacts/models/*/metrics.json`` and writes ``artifacts/reports/{sae_table.md, sae_table.csv,
+``artifacts/models/*/summary.json`` (each through its stage's summary type) and writes ``artifacts/reports/{sae_table.md, sae_table.csv,
 sae_layers.png, finetune.md}`` and, where a learning-rate sweep exists (tags ``lr_*``), ``lr_sweep.md`` and
 ``lr_sweep.png``, printing the markdown.
 """
@@ -9,11 +9,11 @@ sae_layers.png, finetune.md}`` and, where a learning-rate sweep exists (tags ``l
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from finsae.finetune.summary import FinetuneSummary
 from finsae.paths import default_artifacts_dir
 from finsae.sae.summary import SaeSummary
 
@@ -31,16 +31,16 @@ def sae_summaries(artifacts: Path) -> pd.DataFrame:
 
 
 def finetune_metrics(artifacts: Path) -> pd.DataFrame:
+    """Every finance twin's summary, read through :class:`FinetuneSummary`."""
     rows = []
-    for f in sorted(Path(artifacts).glob("models/*/metrics.json")):
-        m = json.loads(f.read_text())
+    for f in sorted(Path(artifacts).glob("models/*/summary.json")):
+        m = FinetuneSummary.read(f)
         rows.append({
-            "model": f.parent.name, "base": m.get("base_model"),
-            "accuracy": m.get("phrasebank_test_accuracy"), "macro_f1": m.get("phrasebank_test_macro_f1"),
-            "allagree_accuracy": m.get("phrasebank_test_allagree_accuracy"),
-            "probe_accuracy": m.get("probe_test_accuracy"), "probe_macro_f1": m.get("probe_test_macro_f1"),
-            "probe_allagree_accuracy": m.get("probe_test_allagree_accuracy"),
-            "test_n": m.get("phrasebank_test_n"), "seconds": m.get("seconds"),
+            "model": f.parent.name, "base": m.base_model, "accuracy": m.phrasebank_test_accuracy,
+            "macro_f1": m.phrasebank_test_macro_f1, "allagree_accuracy": m.phrasebank_test_allagree_accuracy,
+            "probe_accuracy": m.probe_test_accuracy, "probe_macro_f1": m.probe_test_macro_f1,
+            "probe_allagree_accuracy": m.probe_test_allagree_accuracy, "test_n": m.phrasebank_test_n,
+            "seconds": m.seconds,
         })
     return pd.DataFrame(rows)
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from finsae.finetune.summary import FinetuneSummary
 from finsae.finetune import (
     LABELS,
     build_finetune_data,
@@ -89,7 +90,12 @@ def test_finetune_stage_on_tiny(data_dir, project_root, tmp_path):
         assert 0.0 <= m[key] <= 1.0
     assert m["train_steps"] == 3 and m["mlm_steps"] == 2
     assert np.asarray(m["phrasebank_test_confusion"]).sum() == m["phrasebank_test_n"]
-    assert (tmp_path / "run" / "summary.json").exists() and (out / "summary.json").exists()
+    summary = FinetuneSummary.read(out)  # the typed record skip_if_present and the report read
+    assert summary.phrasebank_test_accuracy == m["phrasebank_test_accuracy"] and summary.train_steps == 3
+    assert FinetuneSummary.read(tmp_path / "run") == summary
+    r3 = subprocess.run([*cmd, "finetune.skip_if_present=true"], cwd=project_root, capture_output=True, text=True,
+                        timeout=600, check=False)
+    assert r3.returncode == 0 and "skipping" in r3.stdout, r3.stderr[-2000:]
     assert (tmp_path / "run" / "plots" / "confusion_finetuned.png").exists()
     # The saved twin loads as model=minilm_fin would, and passes the pair check against the base.
     twin = load_model(get_spec("minilm_fin", path=str(out)))

@@ -20,6 +20,10 @@ LIBRARY_NOISE = (
 )
 
 
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    return f"{category.__name__}: {message}"
+
+
 def quiet_console() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         lg = logging.getLogger(name)
@@ -28,6 +32,7 @@ def quiet_console() -> None:
         lg.propagate = True
         lg.setLevel(logging.WARNING)
     logging.captureWarnings(True)
+    warnings.formatwarning = _one_line
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     for pattern in LIBRARY_NOISE:

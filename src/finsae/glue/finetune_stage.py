@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -33,15 +32,15 @@ from finsae.finetune import (
     pooled_features,
 )
 from finsae.glue.app import resolved_config
-from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
 from finsae.atomic import locked, publish, staging_dir
-from finsae.glue.tracking import stage_run, write_summary
+from finsae.finetune.summary import FinetuneSummary
+from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
+from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
-from finsae.models.registry import packaged_minilm_dir, resolve_local_dir
+from finsae.models.registry import copy_tokenizer_files
 from finsae.paths import model_dir
 
 log = logging.getLogger("finsae.finetune")
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def confusion_figure(conf, title):
@@ -68,26 +67,13 @@ def _trainer(cfg, tracker, max_steps: int):
     )
 
 
-def _save_tokenizer(src_spec, tokenizer, out: Path) -> None:
-    """Copy the tokenizer files unchanged, so the pair check (same vocabulary) passes by construction."""
-    src = resolve_local_dir(src_spec) if src_spec.source != "random" else packaged_minilm_dir()
-    copied = False
-    if src is not None:
-        for f in TOKENIZER_FILES:
-            if (Path(src) / f).exists():
-                shutil.copy2(Path(src) / f, out / f)
-                copied = True
-    if not copied:
-        tokenizer.save_pretrained(str(out))
-
-
-def run(cfg, raw) -> dict:
+def run(cfg, raw) -> FinetuneSummary:
     ft = cfg.finetune
     out_dir = model_dir(Path(cfg.paths.artifacts), ft.out_name)
-    if ft.skip_if_present and (out_dir / "metrics.json").exists():
-        metrics = json.loads((out_dir / "metrics.json").read_text())
-        print(f"finetune: {out_dir} exists (accuracy {metrics['phrasebank_test_accuracy']:.3f}); skipping")
-        return metrics
+    if ft.skip_if_present and (out_dir / "summary.json").exists():
+        summary = FinetuneSummary.read(out_dir)
+        print(f"finetune: {out_dir} exists (accuracy {summary.phrasebank_test_accuracy:.3f}); skipping")
+        return summary
     t0 = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
@@ -97,7 +83,7 @@ def run(cfg, raw) -> dict:
         return _finetune(cfg, raw, spec, tracker, out_dir, run_dir, t0)
 
 
-def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) -> dict:
+def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) -> FinetuneSummary:
     ft = cfg.finetune
     data = build_finetune_data(cfg.paths.data_dir, ft.test_frac, cfg.seed, ft.use_twitter, ft.max_train_examples)
     log.info("finetune data: %d train, %d PhraseBank test", len(data.train), len(data.test))
@@ -150,17 +136,17 @@ def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) 
         "seconds": round(time.time() - t0, 1), "finbert_reported_accuracy_50agree": 0.86,
     })
 
-    headline = {k: v for k, v in m.items() if not k.endswith("confusion") and not isinstance(v, (list, dict))}
+    summary = FinetuneSummary(**{k: v for k, v in m.items() if not k.endswith("confusion")})
     with locked([out_dir]):  # published in one rename: metrics.json is never beside half-written weights
         tmp = staging_dir(out_dir)
         clf.save_pretrained(str(tmp))
-        _save_tokenizer(spec, tok, tmp)
+        copy_tokenizer_files(spec, tok, tmp)
         (tmp / "finetune_config.json").write_text(json.dumps(resolved_config(raw).get("finetune", {}), indent=2))
-        write_summary(headline, tmp)
+        summary.write(tmp)
         (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
         publish(tmp, out_dir)
 
-    tracker.log({k: v for k, v in headline.items() if isinstance(v, (int, float)) and v is not None})
+    tracker.log({k: v for k, v in summary.scalars().items() if not isinstance(v, str)})
     tracker.log_table("finetune_vs_probe", pd.DataFrame([
         {"model": f"{ft.out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
          "macro_f1": m[f"phrasebank_test_{p}macro_f1"], "n": m[f"phrasebank_test_{p}n"]}
@@ -174,9 +160,9 @@ def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) 
                                                                f"{ft.out_name}: PhraseBank test split"))
     tracker.log_figure("confusion_probe", confusion_figure(m["probe_test_confusion"],
                                                            f"{spec.name} frozen probe"))
-    write_summary(headline, run_dir)
-    tracker.finish(headline)
+    summary.write(run_dir)
+    tracker.finish(summary.scalars())
     print(f"finetune: saved {out_dir}  accuracy {m['phrasebank_test_accuracy']:.3f} "
           f"macro-F1 {m['phrasebank_test_macro_f1']:.3f} | frozen probe accuracy {m['probe_test_accuracy']:.3f} "
           f"| {m['seconds']:.0f}s")
-    return {**headline, "objective": m["phrasebank_test_accuracy"]}
+    return summary

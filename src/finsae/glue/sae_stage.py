@@ -205,8 +205,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
         dead = module.dead  # the trained state (restored into this process under ddp_spawn too)
         steps, tokens = int(dead.updates), int(dead.tokens)
         sae.tokens_seen = tokens
-        ev = evaluate(sae, (torch.from_numpy(np.asarray(store.array[idx], dtype=np.float32)) for idx in
-                            ActivationBatches(store, 4096, split="sae_eval", sae_eval_frac=frac).batch_indices(0)))
+        ev = evaluate(sae, ActivationBatches(store, 4096, split="sae_eval", sae_eval_frac=frac))
         summary = SaeSummary(
             model=spec.name, layer=cfg.layer, tag=cfg.tag, seed=cfg.seed, d_in=scfg.d_in,
             num_latents=scfg.num_latents, k=scfg.k, lr=s.peak_lr(scfg.num_latents), batch_size=s.batch_size,

@@ -186,11 +186,3 @@ def read_offline_summary(run_path: Path) -> dict:
     out = subprocess.run([exe, "leet", "inspect", "--summary", "--json", str(run_path)],
                          capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout)
-
-
-def write_summary(summary: dict, *dirs: Path) -> None:
-    """Write ``summary.json`` (a stage's headline metrics) into each of ``dirs``."""
-    text = json.dumps(redact(summary), indent=2, sort_keys=True, default=str)
-    for d in dirs:
-        Path(d).mkdir(parents=True, exist_ok=True)
-        (Path(d) / "summary.json").write_text(text + "\n")

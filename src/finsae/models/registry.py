@@ -172,3 +172,22 @@ def directory_hash(path: Path) -> str:
                 fh.seek(size - (1 << 20))
                 h.update(fh.read())
     return h.hexdigest()[:16]
+
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def copy_tokenizer_files(src_spec: ModelSpec, tokenizer, out: Path) -> None:
+    """Copy ``src_spec``'s tokenizer files unchanged into ``out`` (a model derived from it, e.g. the finance
+    twin), so the pair check (same vocabulary) passes by construction; ``save_pretrained`` if none are on disk."""
+    import shutil
+
+    src = resolve_local_dir(src_spec) if src_spec.source != "random" else packaged_minilm_dir()
+    copied = False
+    if src is not None:
+        for f in TOKENIZER_FILES:
+            if (Path(src) / f).exists():
+                shutil.copy2(Path(src) / f, Path(out) / f)
+                copied = True
+    if not copied:
+        tokenizer.save_pretrained(str(out))
