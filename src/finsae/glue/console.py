@@ -3,7 +3,7 @@
 Hydra gives the root logger its handler; Lightning adds its own to ``lightning.pytorch`` (every line twice).
 ``quiet_console()`` drops Lightning's handler so its records reach the root handler once, keeps Lightning's
 hardware summary and tips out (WARNING and above only), sends Python warnings through logging (one line,
-not a warning block beside a log line), and ignores deprecation chatter from libraries.
+not a warning block beside a log line), and ignores deprecation chatter and load reports from libraries.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for pattern in LIBRARY_NOISE:
         warnings.filterwarnings("ignore", message=pattern)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the load report of a head we add on purpose (the twin's classifier)
+    hf_logging.disable_progress_bar()  # "Loading weights" bars for a 90 MB model
 
 
 def step_progress_bar(total_steps: int):
