@@ -8,7 +8,7 @@
 
 import hydra
 
-from finsae.glue.app import run_stage
+from finsae.glue.app import cli, run_stage
 from finsae.glue.schemas import register_schemas
 
 register_schemas()
@@ -21,4 +21,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -9,10 +9,12 @@ sae_layers.png, finetune.md}`` and, where a learning-rate sweep exists (tags ``l
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
 from finsae.paths import default_artifacts_dir
 from finsae.sae.summary import SaeSummary
@@ -171,7 +173,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
     args = ap.parse_args(argv)
-    print(write_reports(Path(args.artifacts)))
+    artifacts = Path(args.artifacts)
+    try:
+        if not artifacts.is_dir():
+            raise FinsaeError(f"--artifacts {artifacts} is not a folder; make demo (or train.py) fills artifacts/")
+        print(write_reports(artifacts))
+    except FinsaeError as e:
+        print(f"finsae: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

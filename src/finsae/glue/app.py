@@ -13,9 +13,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from finsae.errors import FinsaeError
 from finsae.glue.console import quiet_console
-from finsae.glue.schemas import validate
+from finsae.glue.schemas import refuse_secret_overrides, validate
 
 log = logging.getLogger("finsae")
+
+
+def fail(e: FinsaeError) -> None:
+    """The one way a user error ends a command: one line on stderr, exit code 2."""
+    print(f"finsae: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def cli(main: Callable[[], Any]) -> None:
+    """Run a Hydra ``main`` after refusing secrets on the command line (before Hydra saves the overrides)."""
+    try:
+        refuse_secret_overrides(sys.argv[1:])
+    except FinsaeError as e:
+        fail(e)
+    main()
 
 
 def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -> float | None:
@@ -34,8 +49,7 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
         summary = stage(typed, cfg)
     except FinsaeError as e:
-        print(f"finsae: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(e)
     obj = summary.get("objective") if isinstance(summary, dict) else getattr(summary, "objective", None)
     return float(obj) if obj is not None else None
 

@@ -35,6 +35,7 @@ from finsae.glue.app import resolved_config
 from finsae.atomic import locked, publish, staging_dir
 from finsae.finetune.summary import FinetuneSummary
 from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
+from finsae.glue.schemas import check_hardware
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
 from finsae.models.registry import copy_tokenizer_files
@@ -74,6 +75,7 @@ def run(cfg, raw) -> FinetuneSummary:
         summary = FinetuneSummary.read(out_dir)
         print(f"finetune: {out_dir} exists (accuracy {summary.phrasebank_test_accuracy:.3f}); skipping")
         return summary
+    check_hardware(cfg.trainer)
     t0 = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)

@@ -35,6 +35,7 @@ from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.glue.app import resolved_config
 from finsae.glue.console import step_progress_bar
+from finsae.glue.schemas import check_hardware
 from finsae.glue.sae_module import SaeLitModule
 from finsae.glue.tracking import is_rank_zero, stage_run
 from finsae.models import check_layer, get_spec, load_model
@@ -162,6 +163,7 @@ def run(cfg, raw) -> SaeSummary | None:
 
 def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
     s = cfg.sae
+    check_hardware(cfg.trainer)
     ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
     ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)
     loaded = load_model(spec, artifacts)

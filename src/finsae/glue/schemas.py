@@ -11,7 +11,10 @@ default and doc: ``sae`` = :class:`finsae.sae.SaeTrainConfig`, ``activations`` =
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -23,6 +26,11 @@ from finsae.errors import ConfigError
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir
 from finsae.sae.config import SaeTrainConfig
+
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -81,6 +89,10 @@ class DataSchema:
     def __post_init__(self):
         _check(len(self.corpora) > 0, "data.corpora must name at least one corpus")
         _check(0 < self.sae_eval_frac < 0.5, "data.sae_eval_frac must be in (0, 0.5)")
+        try:
+            date.fromisoformat(str(self.eval_start))
+        except ValueError:
+            raise ConfigError(f"data.eval_start={self.eval_start!r} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass
@@ -97,6 +109,20 @@ class TrainerSchema:
 
     def __post_init__(self):
         _check(self.devices >= 1 and self.num_nodes >= 1, "trainer.devices and trainer.num_nodes must be >= 1")
+        _check(self.accelerator in ACCELERATORS, f"trainer.accelerator must be one of {ACCELERATORS}, got {self.accelerator!r}")
+        _check(self.precision in PRECISIONS, f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(self.checkpoint_every >= 1, f"trainer.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+
+def check_hardware(t: TrainerSchema) -> None:
+    """Refuse, before any work, a trainer this machine cannot run (a config may be valid elsewhere)."""
+    import torch
+
+    if t.accelerator in ("gpu", "cuda"):
+        have = torch.cuda.device_count()
+        _check(have > 0, f"trainer.accelerator={t.accelerator} but no CUDA GPU is visible on this machine; use "
+                         f"trainer=cpu, or trainer=ddp_sim for DDP on CPU")
+        _check(t.devices <= have, f"trainer.devices={t.devices} but this machine has {have} GPU(s)")
 
 
 @dataclass
@@ -146,6 +172,12 @@ class FinetuneSchema:
     def __post_init__(self):
         _check(self.epochs >= 1 and self.batch_size >= 1, "finetune.epochs and finetune.batch_size must be >= 1")
         _check(0 < self.test_frac < 0.5, "finetune.test_frac must be in (0, 0.5)")
+        for name in ("lr", "mlm_lr"):
+            _check(getattr(self, name) > 0, f"finetune.{name} must be > 0, got {getattr(self, name)}")
+        _check(8 <= self.max_length <= 512, f"finetune.max_length must be in [8, 512], got {self.max_length}")
+        _check(self.max_steps is None or self.max_steps >= 1,
+               f"finetune.max_steps must be >= 1 (an untrained classifier is no finance twin), got {self.max_steps}")
+        _check(NAME.fullmatch(self.out_name) is not None, f"finetune.out_name={self.out_name!r} must be a plain name")
 
 
 @dataclass
@@ -185,6 +217,8 @@ class TrainScriptSchema:
 
     def __post_init__(self):
         _check(self.task in ("sae", "finetune"), f"task must be sae or finetune, got {self.task!r}")
+        _check(NAME.fullmatch(self.tag) is not None,
+               f"tag={self.tag!r} must be a plain name (letters, digits, . _ -), not a path")
 
 
 def register_schemas() -> None:
@@ -206,10 +240,46 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("finsae_artifacts", lambda: str(default_artifacts_dir()))
 
 
+SECRET_NAME = re.compile(r"key|token|secret|passw", re.IGNORECASE)
+
+
+def secret_refusal(key: str) -> ConfigError:
+    var = key.rsplit(".", 1)[-1].upper()
+    return ConfigError(f"{key} looks like a secret: secrets come from the environment only, never the command line "
+                       f"or a config file (set {var} in the environment)")
+
+
+def refuse_secret_overrides(argv: list[str]) -> None:
+    """Refuse ``key=value`` command-line overrides whose key looks like a secret, before Hydra writes any of
+    them to .hydra/*.yaml or W&B records the command line."""
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~") if "=" in arg else ""
+        if key and SECRET_NAME.search(key.rsplit(".", 1)[-1]) and key.rsplit(".", 1)[-1] not in ALLOWED_SECRETISH:
+            raise secret_refusal(key)
+
+
+ALLOWED_SECRETISH = ("tokens", "dead_tokens", "max_tokens")  # budgets counted in tokens, not credentials
+
+
+def unknown_keys(node: DictConfig, obj: Any, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that its schema ``obj`` does not declare (Hydra's ``+key=`` adds them silently)."""
+    names = {f.name for f in dataclasses.fields(obj)}
+    out = []
+    for key in node.keys():
+        path = f"{prefix}{key}"
+        child = node._get_node(key)
+        if key not in names:
+            out.append(path)
+        elif isinstance(child, DictConfig) and dataclasses.is_dataclass(getattr(obj, key)):
+            out += unknown_keys(child, getattr(obj, key), path + ".")
+    return out
+
+
 def validate(cfg: DictConfig) -> Any:
-    """Composed config -> typed dataclasses (runs every __post_init__); ConfigError on a bad value."""
+    """Composed config -> typed dataclasses (runs every __post_init__); ConfigError on a bad value or a key no
+    schema declares."""
     try:
-        return OmegaConf.to_object(cfg)
+        typed = OmegaConf.to_object(cfg)
     except ConfigError:
         raise
     except Exception as e:  # omegaconf wraps errors raised inside __post_init__
@@ -220,3 +290,11 @@ def validate(cfg: DictConfig) -> Any:
                 raise nxt from None
             cause = nxt
         raise ConfigError(f"invalid config: {str(e).splitlines()[0]}") from None
+    extra = unknown_keys(cfg, typed) if dataclasses.is_dataclass(typed) else []
+    for key in extra:
+        if SECRET_NAME.search(key.rsplit(".", 1)[-1]):
+            raise secret_refusal(key)
+    if extra:
+        raise ConfigError(f"unknown config key(s) {extra}: not in the schema (a typo, or a `+key=` Hydra added); "
+                          f"`python {cfg.get('name', 'train')}.py --cfg job` lists the keys")
+    return typed

@@ -1,0 +1,110 @@
+"""Bad inputs a user can give: each is refused before any work with one line that names the problem.
+
+Config rows run in-process (compose + validate, what every entry point does first); the rows that need a whole
+command run it and check the exit code, the single ``finsae: error:`` line, and what was (not) written.
+"""
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from finsae.errors import ConfigError
+from finsae.glue.schemas import register_schemas, validate
+
+CONFIG_ROWS = [
+    ("data.eval_start=not-a-date", "data.eval_start='not-a-date' is not a date"),
+    ("data.eval_start=2015-02-30", "data.eval_start='2015-02-30' is not a date"),
+    ("data.sae_eval_frac=0.9", "data.sae_eval_frac must be in"),
+    ("trainer.precision=garbage", "trainer.precision must be one of"),
+    ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),
+    ("trainer.checkpoint_every=0", "trainer.checkpoint_every must be >= 1"),
+    ("trainer.devices=0", "trainer.devices and trainer.num_nodes must be >= 1"),
+    ("sae.init_sample=0", "sae.init_sample must be a positive int"),
+    ("sae.k=0", "sae.k must be a positive int"),
+    ("sae.lr=-1", "sae.lr must be > 0"),
+    ("sae.tokens=10", "sae.tokens must be an int >= batch_size"),
+    ("sae.schedule=step", "sae.schedule must be one of"),
+    ("sae.encoder_dtype=fp8", "sae.encoder_dtype must be one of"),
+    ("sae.warmup_frac=1.5", "sae.warmup_frac must be in [0, 1)"),
+    ("activations.windowing=paragraph", "activations windowing='paragraph'"),
+    ("activations.dtype=int8", "activations dtype='int8'"),
+    ("activations.max_length=2", "activations max_length=2"),
+    ("finetune.lr=-1", "finetune.lr must be > 0"),
+    ("finetune.max_length=0", "finetune.max_length must be in [8, 512]"),
+    ("finetune.max_steps=0", "finetune.max_steps must be >= 1"),
+    ("finetune.test_frac=0.9", "finetune.test_frac must be in"),
+    ("finetune.out_name=../x", "finetune.out_name='../x' must be a plain name"),
+    ("tag=../../x", "tag='../../x' must be a plain name"),
+    ("task=nope", "task must be sae or finetune"),
+    ("logger.kind=tensorboard", "logger.kind must be wandb, csv or none"),
+    ("logger.mode=sometimes", "logger.mode must be offline or online"),
+    ("model.name=gpt9", "model.name='gpt9' is unknown"),
+    ("+sae.kk=3", "unknown config key(s) ['sae.kk']"),
+    ("+paths.scratch=/tmp", "unknown config key(s) ['paths.scratch']"),
+    ("+openai_api_key=sk-abc", "set OPENAI_API_KEY in the environment"),
+    ("+logger.api_key=abc", "set API_KEY in the environment"),
+]
+
+
+@pytest.mark.parametrize("override, message", CONFIG_ROWS, ids=[r[0] for r in CONFIG_ROWS])
+def test_bad_config_is_one_line(project_root, override, message):
+    register_schemas()
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/finsae-test", override])
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_good_overrides_still_pass(project_root):
+    register_schemas()
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/x", "sae.tokens=8192", "sae.dead_tokens=100",
+                                          "tag=demo_seed1", "data.eval_start=2015-07-31", "trainer.precision=bf16-mixed"])
+    typed = validate(cfg)
+    assert typed.sae.tokens == 8192 and typed.tag == "demo_seed1"
+
+
+def _run(root, *args, module=None):
+    cmd = [sys.executable, "-m", module, *args] if module else [sys.executable, "train.py", *args]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _one_error_line(r, message):
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_a_secret_on_the_command_line_is_refused_and_never_written(project_root, tmp_path):
+    run_dir = tmp_path / "run"
+    r = _run(project_root, "debug=tiny", f"paths.artifacts={tmp_path / 'art'}", f"hydra.run.dir={run_dir}",
+             "+openai_api_key=sk-NEVER-WRITE-ME")
+    _one_error_line(r, "set OPENAI_API_KEY in the environment")
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and b"sk-NEVER-WRITE-ME" in p.read_bytes()]
+    assert written == [] and not run_dir.exists()
+
+
+def test_a_gpu_trainer_without_a_gpu_says_so(project_root, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    for trainer in ("gpu", "ddp7"):
+        r = _run(project_root, "debug=tiny", f"paths.artifacts={tmp_path / 'art'}", f"trainer={trainer}", "logger=none")
+        _one_error_line(r, "no CUDA GPU is visible")
+
+
+def test_the_report_refuses_a_missing_folder_and_names_a_corrupt_summary(project_root, tmp_path):
+    missing = tmp_path / "nowhere"
+    r = _run(project_root, "--artifacts", str(missing), module="finsae.reporting")
+    _one_error_line(r, "is not a folder")
+    assert not missing.exists()
+    bad = tmp_path / "art" / "sae" / "minilm" / "layer_0" / "demo" / "summary.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{half a file")
+    r = _run(project_root, "--artifacts", str(tmp_path / "art"), module="finsae.reporting")
+    _one_error_line(r, str(bad))
