@@ -160,3 +160,32 @@ def test_plain_ddp_does_post_fit_work_on_rank_zero_only(project_root, tmp):
     assert len(runs) == 1, runs
     summary = json.loads((tmp / "art/sae/tiny/layer_1/ddp_plain/summary.json").read_text())
     assert summary["steps"] == 16 and summary["tokens"] == 8192
+
+
+def test_sigterm_checkpoints_and_resume_matches_uninterrupted(project_root, tmp):
+    long = ["logger=none", "sae.tokens=204800", "trainer.checkpoint_every=1000", "downstream_docs=0"]
+    if not (tmp / "art/sae/tiny/layer_1/straight/summary.json").exists():
+        train(project_root, tmp, *long, "tag=straight")
+    cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *long, "tag=termed",
+           "trainer.progress_bar=true"]
+    ckpts = tmp / "art" / "checkpoints" / "sae" / "tiny" / "layer_1" / "termed"
+    proc = subprocess.Popen(cmd, cwd=project_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    seen = ""
+    while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
+        seen += proc.stdout.read(64)  # Lightning's bar writes to stdout
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM" in err and "resume=true" in err
+    assert (ckpts / "last.ckpt").exists()  # no periodic checkpoint was due: this one is the signal's
+    step = torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < step < 400
+    assert not (tmp / "art/sae/tiny/layer_1/termed").exists()
+    train(project_root, tmp, *long, "tag=termed", "resume=true")
+    a, b = weights(tmp, "straight"), weights(tmp, "termed")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    sb = json.loads((tmp / "art/sae/tiny/layer_1/termed/summary.json").read_text())
+    assert sb["steps"] == 400

@@ -39,7 +39,8 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
     ``stage`` may be a module path whose ``run`` is imported only after validation passed, so a bad value
     fails before heavy imports.
 
-    A ``FinsaeError`` (bad value, missing file, offline hub, corrupt cache) prints one line and exits 2.
+    A ``FinsaeError`` (bad value, missing file, offline hub, corrupt cache) prints one line and exits 2; a run
+    stopped by SIGTERM/SIGINT (checkpoint saved) exits 143/130; any other failure raises (exit 1).
     """
     os.environ.setdefault("WANDB_MODE", "offline")
     try:
@@ -50,6 +51,13 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         summary = stage(typed, cfg)
     except FinsaeError as e:
         fail(e)
+    except Exception as e:
+        from finsae.glue.interrupt import Interrupted
+
+        if not isinstance(e, Interrupted):
+            raise
+        print(f"finsae: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     obj = summary.get("objective") if isinstance(summary, dict) else getattr(summary, "objective", None)
     return float(obj) if obj is not None else None
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import signal
 import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 import matplotlib
 
 matplotlib.use("Agg")
@@ -35,6 +37,7 @@ from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.glue.app import resolved_config
 from finsae.glue.console import step_progress_bar
+from finsae.glue.interrupt import Interrupted, StopOnSignal
 from finsae.glue.schemas import check_hardware
 from finsae.glue.sae_module import SaeLitModule
 from finsae.glue.tracking import is_rank_zero, stage_run
@@ -53,7 +56,7 @@ def is_done(out_dir: Path) -> bool:
     return (out_dir / SUMMARY_FILE).is_file()
 
 
-def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int):
+def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int, stopper: StopOnSignal):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     t = cfg.trainer
@@ -63,7 +66,7 @@ def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int):
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_steps=total, max_epochs=-1, logger=tracker.lightning_logger(),
-        callbacks=[ckpt, step_progress_bar(total)] if t.progress_bar else [ckpt],
+        callbacks=[ckpt, stopper, *([step_progress_bar(total)] if t.progress_bar else [])],
         enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total // 20)),
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None,
         use_distributed_sampler=False, deterministic=False,
@@ -196,10 +199,21 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
                                 max_tokens=s.total_steps * s.batch_size)
     with stage_run("train_sae", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or f"sae-{cfg.tag}",
                    tags=list(cfg.logger.tags) + [spec.name], name=f"sae-{spec.name}-L{cfg.layer}-{cfg.tag}") as tracker:
-        trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5))
+        stopper = StopOnSignal(str(ckpt_dir / "last.ckpt"))
+        trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5), stopper)
         t_fit = time.time()
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        except SIGTERMException:
+            if stopper.signum is None:  # Lightning saw SIGTERM before our handler was installed
+                stopper.signum = signal.SIGTERM
         fit_seconds = time.time() - t_fit
+        if stopper.signum is not None:
+            if not stopper.saved:
+                stopper.save(trainer)
+            raise Interrupted(stopper.signum, f"stopped by {signal.Signals(stopper.signum).name} at step "
+                                              f"{trainer.global_step}; checkpoint {stopper.checkpoint}; rerun with "
+                                              f"resume=true to continue")
         if trainer.global_rank != 0:
             return None  # post-fit work is rank zero's (under ddp/submitit every rank runs this function)
 
