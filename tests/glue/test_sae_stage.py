@@ -25,6 +25,20 @@ def train(root, tmp, *overrides, check=True, timeout=600):
     return r
 
 
+def train_until_sigterm(root, tmp, *overrides):
+    """Start a run, SIGTERM it once training has begun; returns the finished process and its stderr."""
+    cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *overrides, "trainer.progress_bar=true"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    seen = ""
+    while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
+        seen += proc.stdout.read(64)  # Lightning's bar writes to stdout
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    return proc, err
+
+
 def weights(tmp, tag):
     return load_file(str(tmp / "art" / "sae" / "tiny" / "layer_1" / tag / "sae.safetensors"))
 
@@ -166,17 +180,8 @@ def test_sigterm_checkpoints_and_resume_matches_uninterrupted(project_root, tmp)
     long = ["logger=none", "sae.tokens=204800", "trainer.checkpoint_every=1000", "downstream_docs=0"]
     if not (tmp / "art/sae/tiny/layer_1/straight/summary.json").exists():
         train(project_root, tmp, *long, "tag=straight")
-    cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *long, "tag=termed",
-           "trainer.progress_bar=true"]
     ckpts = tmp / "art" / "checkpoints" / "sae" / "tiny" / "layer_1" / "termed"
-    proc = subprocess.Popen(cmd, cwd=project_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    seen = ""
-    while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
-        seen += proc.stdout.read(64)  # Lightning's bar writes to stdout
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=300)
+    proc, err = train_until_sigterm(project_root, tmp, *long, "tag=termed")
     assert proc.returncode == 143, err[-3000:]
     assert "stopped by SIGTERM" in err and "resume=true" in err
     assert (ckpts / "last.ckpt").exists()  # no periodic checkpoint was due: this one is the signal's
@@ -189,3 +194,17 @@ def test_sigterm_checkpoints_and_resume_matches_uninterrupted(project_root, tmp)
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
     sb = json.loads((tmp / "art/sae/tiny/layer_1/termed/summary.json").read_text())
     assert sb["steps"] == 400
+
+
+def test_resume_refuses_a_changed_config_and_a_truncated_checkpoint(project_root, tmp):
+    ckpts = tmp / "art" / "checkpoints" / "sae" / "tiny" / "layer_1" / "changed"
+    proc, err = train_until_sigterm(project_root, tmp, "logger=none", "tag=changed", "sae.tokens=204800",
+                                    "downstream_docs=0")
+    assert proc.returncode == 143 and (ckpts / "last.ckpt").exists(), err[-2000:]
+    r = train(project_root, tmp, "logger=none", "tag=changed", "sae.tokens=204800", "sae.k=8", "seed=3",
+              "resume=true", check=False)
+    assert r.returncode == 2 and "changed config" in r.stderr, r.stderr[-2000:]
+    assert "'sae.k'" in r.stderr and "'seed'" in r.stderr and "'sae.tokens'" not in r.stderr
+    (ckpts / "last.ckpt").write_bytes((ckpts / "last.ckpt").read_bytes()[:1000])
+    r = train(project_root, tmp, "logger=none", "tag=changed", "sae.tokens=204800", "resume=true", check=False)
+    assert r.returncode == 2 and "unreadable" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

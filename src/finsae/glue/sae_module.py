@@ -45,7 +45,9 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 class SaeLitModule(L.LightningModule):
     """Trains one ``TopKSAE``; ``batch`` is a ``[tokens, d_in]`` float tensor of this rank's share."""
 
-    def __init__(self, sae_cfg: dict, train_cfg: dict):
+    def __init__(self, sae_cfg: dict, train_cfg: dict, run: dict | None = None):
+        """``run``: the rest of what shapes the result (model, layer, seed, data, extraction), kept in every
+        checkpoint's hyper-parameters so a resume can refuse a changed config."""
         super().__init__()
         self.save_hyperparameters()
         self.sae = TopKSAE(SaeConfig.from_dict(sae_cfg))

@@ -124,6 +124,37 @@ def check_no_work_lost(cfg, out_dir: Path, ckpt_dir: Path) -> str | None:
     return None
 
 
+def result_shaping_config(cfg) -> dict:
+    """What, beside the SAE and training knobs, decides a run's result (logger and progress bar do not)."""
+    return {"model": dataclasses.asdict(cfg.model), "layer": cfg.layer, "seed": cfg.seed,
+            "data": dataclasses.asdict(cfg.data), "activations": dataclasses.asdict(cfg.activations),
+            "world_size": cfg.trainer.devices * cfg.trainer.num_nodes}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_same_config(ckpt_path: str, hparams) -> None:
+    """Refuse to resume a checkpoint trained with a different config (it would train a hybrid)."""
+    try:
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)["hyper_parameters"]
+    except Exception as e:  # noqa: BLE001 - truncated or foreign file: say which and what to do
+        raise ConfigError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}); drop resume=true and use "
+                          f"overwrite=true to start over") from None
+    prefix = {"sae_cfg": "sae.", "train_cfg": "sae.", "run": ""}  # as the user writes the overrides
+    now = {k: _flat(dict(hparams.get(k) or {}), p) for k, p in prefix.items()}
+    then = {k: _flat(dict(saved.get(k) or {}), p) for k, p in prefix.items()}
+    changed = sorted({key for k in prefix for key in now[k].keys() | then[k].keys()
+                      if now[k].get(key) != then[k].get(key)})
+    if changed:
+        raise ConfigError(f"resume=true with a changed config: {changed} differ from checkpoint {ckpt_path}; "
+                          f"resume with the original values, or overwrite=true to start over")
+
+
 @contextlib.contextmanager
 def run_lock(ckpt_dir: Path):
     """One run per (model, layer, tag) at a time: a second one refuses at once (rank zero holds the lock)."""
@@ -188,7 +219,9 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
 
     # Init from a uniform sample of the training rows (the same for every rank and for a resumed run).
     init_rows = uniform_sample_rows(split_rows(store, "train", frac), s.init_sample, cfg.seed)
-    module = SaeLitModule(scfg.to_dict(), dataclasses.asdict(s))
+    module = SaeLitModule(scfg.to_dict(), dataclasses.asdict(s), result_shaping_config(cfg))
+    if ckpt_path:
+        check_same_config(ckpt_path, module.hparams)
     module.sae.init_from_sample(torch.from_numpy(np.asarray(store.array[init_rows], dtype=np.float32)))
 
     if ckpt_path:
