@@ -73,3 +73,22 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_writable(folder: Path, what: str = "folder") -> None:
+    """Fail now, in one line, if ``folder`` cannot take new files (a file in its place, read-only, full) —
+    before any work, not at the first checkpoint."""
+    from finsae.errors import FinsaeError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+    except OSError as e:
+        raise FinsaeError(f"the {what} {folder} cannot be written ({e.strerror or e}); point paths.artifacts "
+                          f"at a writable folder") from None

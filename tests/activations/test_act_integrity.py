@@ -142,3 +142,13 @@ def test_failed_build_leaves_no_entry(tiny, corpus, cfg, tmp_path, monkeypatch):
         build_activations(tiny, corpus, [0], tmp_path, cfg, progress=False)
     leftovers = [p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "tokens"]
     assert leftovers == []  # no half entry, no staging directory
+
+
+def test_verify_rehashes_a_store_that_passed_its_first_check(built):
+    tiny, corpus, cfg, root, store = built
+    open_store(store.path)  # first open: hashed and marked verified
+    shard = store.path / store.manifest["shards"][1]["file"]
+    flip_byte(shard, shard.stat().st_size - 10)  # same size: only a hash can tell
+    assert len(build_activations(tiny, corpus, [0], root, cfg, progress=False)[0]) == len(store)  # not re-hashed
+    with pytest.raises(CacheCorruptError, match=r"shard_00001\.npy"):
+        build_activations(tiny, corpus, [0], root, cfg, progress=False, verify=True)

@@ -108,3 +108,16 @@ def test_the_report_refuses_a_missing_folder_and_names_a_corrupt_summary(project
     bad.write_text("{half a file")
     r = _run(project_root, "--artifacts", str(tmp_path / "art"), module="finsae.reporting")
     _one_error_line(r, str(bad))
+
+
+@pytest.mark.parametrize("case", ["a file", "file inside"])
+def test_an_unwritable_artifacts_folder_fails_before_any_work(project_root, tmp_path, case):
+    # (A read-only folder cannot be made here: the tests run as root, which ignores permission bits.)
+    if case == "a file":
+        art = tmp_path / "art"
+        art.write_text("not a folder")
+    else:
+        (tmp_path / "blocker").write_text("x")
+        art = tmp_path / "blocker" / "art"
+    r = _run(project_root, "debug=tiny", f"paths.artifacts={art}", "logger=none")
+    _one_error_line(r, "cannot be written")

@@ -47,6 +47,7 @@ def build_activations(
     align_with=None,
     eval_start: str = EVAL_START,
     allow_eval_period: bool = False,
+    verify: bool = False,
 ) -> dict[int, ActivationStore]:
     """Cached activations of ``layers`` of ``model`` over ``corpus`` (``.name``, ``.frame`` with ``doc_id``,
     ``text`` and optionally ``date``, ``.content_hash()``), computed only where no entry exists yet.
@@ -56,6 +57,8 @@ def build_activations(
     both sit on the same token rows.
     ``eval_start``: first day of the evaluation period; a corpus with text dated on/after it is refused unless
     ``allow_eval_period`` (inference-only features of the trading stage: an SAE trained on them leaks the test).
+    ``verify``: re-hash every shard of the reused entries now (by default a reused entry is hashed on its first
+    open after the build and size-checked on every open after that).
     """
     cfg = cfg or ExtractConfig()
     layers = [check_layer(int(i), model.num_layers) for i in dict.fromkeys(layers)]
@@ -83,7 +86,8 @@ def build_activations(
     for i in layers:
         if i not in todo:
             log.info("reusing activations %s", entries[i])
-    return {i: open_store(entries[i], verify=False if i in todo else None, fresh=i in todo, table=table)
+    return {i: open_store(entries[i], verify=False if i in todo else (True if verify else None), fresh=i in todo,
+                          table=table)
             for i in layers}
 
 

@@ -32,7 +32,7 @@ from finsae.finetune import (
     pooled_features,
 )
 from finsae.glue.app import resolved_config
-from finsae.atomic import locked, publish, staging_dir
+from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.finetune.summary import FinetuneSummary
 from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
 from finsae.glue.schemas import check_hardware
@@ -76,6 +76,7 @@ def run(cfg, raw) -> FinetuneSummary:
         print(f"finetune: {out_dir} exists (accuracy {summary.phrasebank_test_accuracy:.3f}); skipping")
         return summary
     check_hardware(cfg.trainer)
+    check_writable(Path(cfg.paths.artifacts), "artifacts folder")
     t0 = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)

@@ -31,7 +31,7 @@ import torch
 
 from finsae import __version__
 from finsae.activations import ActivationBatches, build_activations, split_rows
-from finsae.atomic import locked, publish, staging_dir
+from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.data.mix import mixed_corpus
 from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.activation_datamodule import ActivationDataModule
@@ -191,13 +191,14 @@ def run(cfg, raw) -> SaeSummary | None:
         summary = SaeSummary.read(out_dir)
         print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
+    check_hardware(cfg.trainer)
+    check_writable(artifacts, "artifacts folder")
     with run_lock(sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)):
         return _train(cfg, raw, spec, artifacts, out_dir, t0)
 
 
 def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
     s = cfg.sae
-    check_hardware(cfg.trainer)
     ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
     ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)
     loaded = load_model(spec, artifacts)
@@ -213,7 +214,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
     layers = sorted(set(range(loaded.num_layers)) | {cfg.layer})
     stores = build_activations(loaded, corpus, layers, activations_root(artifacts), cfg.activations,
                                rebuild=cfg.rebuild_cache, progress=cfg.trainer.progress_bar,
-                               eval_start=cfg.data.eval_start)
+                               eval_start=cfg.data.eval_start, verify=cfg.verify_cache)
     store = stores[cfg.layer]
     frac = cfg.data.sae_eval_frac
 

@@ -211,6 +211,9 @@ class TrainScriptSchema:
     training. For SAEs scored by older code."""
     rebuild_cache: bool = False
     """Rebuild the activation cache even when a valid one exists."""
+    verify_cache: bool = False
+    """Re-hash every shard of the reused activation cache before training (catches bytes flipped after the
+    first check)."""
     downstream_docs: int = 64
     """PhraseBank test-split sentences (never trained on) for the loss-recovered score."""
     name: str = "train"
