@@ -25,14 +25,17 @@ def train(root, tmp, *overrides, check=True, timeout=600):
     return r
 
 
-def train_until_sigterm(root, tmp, *overrides):
-    """Start a run, SIGTERM it once training has begun; returns the finished process and its stderr."""
+def train_until_sigterm(root, tmp, *overrides, meanwhile=None):
+    """Start a run, SIGTERM it once training has begun (after calling ``meanwhile()``, if given); returns the
+    finished process and its stderr."""
     cmd = [sys.executable, "train.py", *BASE, f"paths.artifacts={tmp / 'art'}", *overrides, "trainer.progress_bar=true"]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     seen = ""
     while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
         seen += proc.stdout.read(64)  # Lightning's bar writes to stdout
+    if meanwhile is not None:
+        meanwhile()
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
@@ -208,3 +211,16 @@ def test_resume_refuses_a_changed_config_and_a_truncated_checkpoint(project_root
     (ckpts / "last.ckpt").write_bytes((ckpts / "last.ckpt").read_bytes()[:1000])
     r = train(project_root, tmp, "logger=none", "tag=changed", "sae.tokens=204800", "resume=true", check=False)
     assert r.returncode == 2 and "unreadable" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_two_runs_of_one_tag_refuse_each_other(project_root, tmp):
+    second = {}
+
+    def start_the_same_run():
+        second["r"] = train(project_root, tmp, "logger=none", "tag=twice", "sae.tokens=409600", check=False)
+
+    proc, err = train_until_sigterm(project_root, tmp, "logger=none", "tag=twice", "sae.tokens=409600",
+                                    "downstream_docs=0", meanwhile=start_the_same_run)
+    r = second["r"]
+    assert r.returncode == 2 and "another run is training this SAE now" in r.stderr, r.stderr[-2000:]
+    assert proc.returncode == 143, err[-2000:]  # the first run was not disturbed: it stopped on our signal
