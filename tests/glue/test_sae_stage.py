@@ -139,6 +139,8 @@ def test_a_finished_or_unfinished_run_is_never_clobbered(project_root, tmp):
     r = train(project_root, tmp, "logger=none", "tag=unfinished", check=False)
     assert r.returncode == 2 and "resume=true" in r.stderr and "overwrite=true" in r.stderr
     assert (ckpt / "last.ckpt").read_bytes() == b"state of an interrupted run"
+    r = train(project_root, tmp, "logger=none", "tag=nothing_to_resume", "resume=true", "downstream_docs=0")
+    assert "resume=true but no checkpoint" in r.stdout and "training from the start" in r.stdout
 
 
 def test_resume_after_kill_matches_uninterrupted(project_root, tmp):
