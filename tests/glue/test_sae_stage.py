@@ -226,3 +226,14 @@ def test_two_runs_of_one_tag_refuse_each_other(project_root, tmp):
     r = second["r"]
     assert r.returncode == 2 and "another run is training this SAE now" in r.stderr, r.stderr[-2000:]
     assert proc.returncode == 143, err[-2000:]  # the first run was not disturbed: it stopped on our signal
+
+
+def test_one_bad_job_does_not_end_the_sweep(project_root, tmp):
+    sweep = tmp / "sweep"
+    cmd = [sys.executable, "train.py", "--multirun", "debug=tiny", "layer=99,0", "logger=none", "downstream_docs=0",
+           f"paths.artifacts={tmp / 'art'}", f"hydra.sweep.dir={sweep}", "tag=sweep"]
+    r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert (tmp / "art/sae/tiny/layer_0/sweep/summary.json").exists()  # job 1 ran after job 0 failed
+    assert "1 job(s) of the sweep failed" in r.stderr and "job 0: " in r.stderr and "layer=99" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -6,9 +6,11 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from finsae.errors import FinsaeError
@@ -43,6 +45,7 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
     stopped by SIGTERM/SIGINT (checkpoint saved) exits 143/130; any other failure raises (exit 1).
     """
     os.environ.setdefault("WANDB_MODE", "offline")
+    sweep_job = _sweep_job()
     try:
         typed = validate(cfg)
         if isinstance(stage, str):
@@ -50,16 +53,61 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
         summary = stage(typed, cfg)
     except FinsaeError as e:
-        fail(e)
+        if sweep_job is None:
+            fail(e)
+        return _record_failed_job(sweep_job, 2, str(e))
     except Exception as e:
         from finsae.glue.interrupt import Interrupted
 
-        if not isinstance(e, Interrupted):
+        if isinstance(e, Interrupted):
+            print(f"finsae: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)  # a stopped sweep stops: the scheduler wants the whole job down
+        if sweep_job is None:
             raise
-        print(f"finsae: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        log.exception("job %s failed", sweep_job[1])
+        return _record_failed_job(sweep_job, 1, f"{type(e).__name__}: {e}")
     obj = summary.get("objective") if isinstance(summary, dict) else getattr(summary, "objective", None)
     return float(obj) if obj is not None else None
+
+
+FAILED_JOBS = "failed_jobs.tsv"
+
+
+def _sweep_job() -> tuple[str, str] | None:
+    """(sweep dir, "num: overrides") inside a Hydra multirun job, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    h = HydraConfig.get()
+    return h.sweep.dir, f"{h.job.num}: {' '.join(h.overrides.task)}"
+
+
+def _record_failed_job(job: tuple[str, str], code: int, message: str) -> None:
+    """In a sweep a failing job does not end the sweep: it is recorded, and ``SweepReport`` fails the sweep at
+    the end. A file, not memory, so launchers that run jobs in other processes report too."""
+    sweep_dir, name = job
+    print(f"finsae: error: job {name}: {message}", file=sys.stderr)
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(sweep_dir) / FAILED_JOBS, "a") as fh:
+        fh.write(f"{code}\t{name}\t{message}\n")
+    return None
+
+
+class SweepReport(Callback):
+    """Hydra callback (conf/hydra/default.yaml): at the end of a multirun, list the failed jobs and exit
+    non-zero (2 when every failure was a bad config or input, else 1)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = Path(config.hydra.sweep.dir) / FAILED_JOBS
+        if not path.is_file():
+            return
+        rows = [line.split("\t", 2) for line in path.read_text().splitlines() if line]
+        print(f"finsae: error: {len(rows)} job(s) of the sweep failed (see {path}):", file=sys.stderr)
+        for _, name, _ in rows:
+            print(f"  job {name}", file=sys.stderr)
+        sys.exit(2 if all(code == "2" for code, *_ in rows) else 1)
 
 
 def resolved_config(cfg: DictConfig) -> dict:
