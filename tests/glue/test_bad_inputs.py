@@ -121,3 +121,12 @@ def test_an_unwritable_artifacts_folder_fails_before_any_work(project_root, tmp_
         art = tmp_path / "blocker" / "art"
     r = _run(project_root, "debug=tiny", f"paths.artifacts={art}", "logger=none")
     _one_error_line(r, "cannot be written")
+
+
+@pytest.mark.parametrize("args, message", [(["--timeout", "-1"], "--timeout must be > 0"),
+                                           (["--data-dir", "FILE"], "is a file, not a folder")])
+def test_fetch_refuses_bad_arguments_before_touching_the_network(project_root, tmp_path, args, message):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    r = _run(project_root, *[str(f) if a == "FILE" else a for a in args], module="finsae.data.fetch")
+    assert r.returncode == 2 and message in r.stderr and "no network" not in r.stderr, r.stderr[-1000:]

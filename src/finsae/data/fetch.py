@@ -230,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the table of sources and exit")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="network timeout in seconds")
     args = p.parse_args(argv)
+    if not args.timeout > 0:
+        p.error(f"--timeout must be > 0 seconds, got {args.timeout:g}")
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        p.error(f"--data-dir {args.data_dir} is a file, not a folder")
     if args.list:
         print(format_table([s for s in SOURCES if not args.only or s.name in args.only]))
         return 0
