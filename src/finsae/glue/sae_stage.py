@@ -42,6 +42,7 @@ from finsae.glue.schemas import check_hardware
 from finsae.glue.sae_module import SaeLitModule
 from finsae.glue.tracking import is_rank_zero, stage_run
 from finsae.models import check_layer, get_spec, load_model
+from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
 from finsae.paths import activations_root, sae_checkpoint_dir, sae_dir
 from finsae.sae import evaluate, load, save, uniform_sample_rows
@@ -192,6 +193,9 @@ def run(cfg, raw) -> SaeSummary | None:
         print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
     check_hardware(cfg.trainer)
+    shape = model_config(spec, artifacts)  # layer and k are checked before the model loads
+    check_layer(cfg.layer, shape.num_hidden_layers)
+    cfg.sae.sae_config(shape.hidden_size, cfg.seed)
     check_writable(artifacts, "artifacts folder")
     with run_lock(sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)):
         return _train(cfg, raw, spec, artifacts, out_dir, t0)

@@ -94,15 +94,22 @@ def load_model(spec: ModelSpec, artifacts: Path | None = None, kind: str = "enco
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, weights_hash=whash, kind=kind)
 
 
-def task_kind(spec: ModelSpec, artifacts: Path | None = None) -> str:
-    """Which head the model's own config declares: ``classifier``, ``mlm``, or none (``encoder``)."""
+def model_config(spec: ModelSpec, artifacts: Path | None = None):
+    """The model's Hugging Face config, without loading its weights (layer count and width, before any work)."""
     if spec.source == "random" and not spec.path:
-        return "encoder"
+        return tiny_config(spec)
     from transformers import AutoConfig
 
     from finsae.models.registry import model_source_dir
 
-    archs = " ".join(AutoConfig.from_pretrained(model_source_dir(spec, artifacts)).architectures or [])
+    return AutoConfig.from_pretrained(model_source_dir(spec, artifacts))
+
+
+def task_kind(spec: ModelSpec, artifacts: Path | None = None) -> str:
+    """Which head the model's own config declares: ``classifier``, ``mlm``, or none (``encoder``)."""
+    if spec.source == "random" and not spec.path:
+        return "encoder"
+    archs = " ".join(model_config(spec, artifacts).architectures or [])
     if "SequenceClassification" in archs:
         return "classifier"
     if "MaskedLM" in archs or "ForPreTraining" in archs:
