@@ -23,6 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from finsae.activations.config import ExtractConfig
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError
+from finsae.glue.tracking import is_secret_name
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir
 from finsae.sae.config import SaeTrainConfig
@@ -243,9 +244,6 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("finsae_artifacts", lambda: str(default_artifacts_dir()))
 
 
-SECRET_NAME = re.compile(r"key|token|secret|passw", re.IGNORECASE)
-
-
 def secret_refusal(key: str) -> ConfigError:
     var = key.rsplit(".", 1)[-1].upper()
     return ConfigError(f"{key} looks like a secret: secrets come from the environment only, never the command line "
@@ -257,11 +255,8 @@ def refuse_secret_overrides(argv: list[str]) -> None:
     them to .hydra/*.yaml or W&B records the command line."""
     for arg in argv:
         key = arg.split("=", 1)[0].lstrip("+~") if "=" in arg else ""
-        if key and SECRET_NAME.search(key.rsplit(".", 1)[-1]) and key.rsplit(".", 1)[-1] not in ALLOWED_SECRETISH:
+        if key and is_secret_name(key):
             raise secret_refusal(key)
-
-
-ALLOWED_SECRETISH = ("tokens", "dead_tokens", "max_tokens")  # budgets counted in tokens, not credentials
 
 
 def unknown_keys(node: DictConfig, obj: Any, prefix: str = "") -> list[str]:
@@ -295,7 +290,7 @@ def validate(cfg: DictConfig) -> Any:
         raise ConfigError(f"invalid config: {str(e).splitlines()[0]}") from None
     extra = unknown_keys(cfg, typed) if dataclasses.is_dataclass(typed) else []
     for key in extra:
-        if SECRET_NAME.search(key.rsplit(".", 1)[-1]):
+        if is_secret_name(key):
             raise secret_refusal(key)
     if extra:
         raise ConfigError(f"unknown config key(s) {extra}: not in the schema (a typo, or a `+key=` Hydra added); "

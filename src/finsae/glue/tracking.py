@@ -25,8 +25,16 @@ from typing import Any
 
 import pandas as pd
 
-SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|access[_-]?token|auth[_-]?token|^token$|_token$)", re.IGNORECASE)
+SECRET_KEY = re.compile(r"key|secret|passw|(^|_)token$", re.IGNORECASE)
+"""A config key that names a credential (``api_key``, ``openai_key``, ``secret``, ``password``, ``hf_token``);
+not ``tokens`` (a budget). Used to redact what is logged and to refuse secrets on the command line."""
 REDACTED = "***redacted***"
+
+
+def is_secret_name(key: str) -> bool:
+    """A config key holding a credential; keys ending in ``_env`` name an environment variable instead."""
+    name = str(key).rsplit(".", 1)[-1]
+    return bool(SECRET_KEY.search(name)) and not name.endswith("_env")
 
 
 def redact(obj: Any) -> Any:
@@ -34,7 +42,7 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            if SECRET_KEY.search(str(k)) and not str(k).endswith("_env") and isinstance(v, str) and v:
+            if is_secret_name(k) and isinstance(v, str) and v:
                 out[k] = REDACTED
             else:
                 out[k] = redact(v)
