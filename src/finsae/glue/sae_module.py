@@ -20,9 +20,9 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from finsae.glue.sae_metrics import FiringCounts, ReconstructionMetrics
 from finsae.sae import (
     DeadLatentTracker,
+    ReconstructionSums,
     SaeConfig,
     SaeTrainConfig,
     TopKSAE,
@@ -54,8 +54,7 @@ class SaeLitModule(L.LightningModule):
         self.train_cfg = SaeTrainConfig(**train_cfg)
         cfg = self.sae.cfg
         self.dead = DeadLatentTracker(cfg.num_latents, self.train_cfg.dead_token_threshold, reduce_fn=all_reduce_sum)
-        self.val_recon = ReconstructionMetrics(cfg.d_in)
-        self.val_firing = FiringCounts(cfg.num_latents)
+        self.val_sums: ReconstructionSums | None = None
         self._last_out = None
         self._last_tokens = 0
         self.register_buffer("fit_start_step", torch.zeros((), dtype=torch.long))
@@ -90,18 +89,19 @@ class SaeLitModule(L.LightningModule):
         self._last_out = None
 
     # -- evaluation -----------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self.val_sums = ReconstructionSums(self.sae.d_in, self.sae.num_latents, device=self.device)
+
     def validation_step(self, x: torch.Tensor, batch_idx: int):
         out = self.sae(x)
-        self.val_recon.update(x, out.sae_out)
-        self.val_firing.update(out.latent_indices, out.latent_acts)
+        self.val_sums.update(x, out.sae_out, out.latent_indices, out.latent_acts)
 
     def on_validation_epoch_end(self) -> None:
-        rec, fire = self.val_recon.compute(), self.val_firing.compute()
-        self.log_dict({"val/fvu": rec["fvu"], "val/nmse": rec["nmse"], "val/l0": fire["l0"],
-                       "val/dead_fraction": self.dead.dead_mask().float().mean()},
-                      sync_dist=True)  # identical on every rank already (torchmetrics reduced them)
-        self.val_recon.reset()
-        self.val_firing.reset()
+        self.val_sums.reduce(all_reduce_sum)  # exact over the whole sae_eval split, every rank's share summed
+        r = self.val_sums.result()
+        self.log_dict({"val/fvu": r.fvu, "val/nmse": r.nmse, "val/l0": r.l0,
+                       "val/dead_fraction": self.dead.dead_fraction()})  # identical on every rank already
+        self.val_sums = None
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):

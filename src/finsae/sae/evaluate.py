@@ -55,6 +55,11 @@ class ReconstructionSums:
         self.active += fired.sum()
         self.counts += torch.bincount(latent_indices[fired].flatten(), minlength=self.counts.numel()).double()
 
+    def reduce(self, sum_fn) -> None:
+        """Sum the states over DDP ranks with ``sum_fn`` (elementwise sum of a tensor over ranks)."""
+        for name in ("sse", "sum_sq", "n", "active", "sum_x", "counts"):
+            setattr(self, name, sum_fn(getattr(self, name)))
+
     def result(self) -> EvalResult:
         fvu, nmse = fvu_and_nmse(self.sse, self.sum_x, self.sum_sq, self.n)
         n = self.n.clamp_min(1)
