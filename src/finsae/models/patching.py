@@ -17,7 +17,7 @@ Two position sets are scored in the same pass:
   other positions there cannot change the output.
 - ``loss_recovered_all``: every non-[PAD] position, [CLS]/[SEP] included, although the SAE never saw them.
   This measures the SAE off its training distribution where [CLS] carries the task: the demo SAE on
-  MiniLM layer 3 (cls_kl) scores 0.96 on real tokens but 0.34 here.
+  MiniLM layer 3 (cls_kl) scores 0.96 on real tokens but 0.35 here.
 """
 
 from __future__ import annotations
