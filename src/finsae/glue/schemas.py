@@ -234,6 +234,10 @@ def register_schemas() -> None:
         ("trainer", TrainerSchema), ("logger", LoggerSchema), ("paths", PathsSchema),
     ]:
         cs.store(group=group, name="_schema", node=node)
+    from finsae.glue import analyze_schema, backtest_schema, label_schema  # they import this module
+
+    for stage in (analyze_schema, label_schema, backtest_schema):
+        stage.register(cs)
     register_resolvers()
 
 
