@@ -17,6 +17,7 @@ import pytest
 
 import finsae.data as fd
 from finsae.data import fetch as fetch_mod
+from finsae.data._io import CorruptDataError
 from finsae.data.sources import SOURCES, source_names
 from finsae.errors import DataMissingError, FinsaeError
 
@@ -45,6 +46,26 @@ def test_missing_file_message(tmp_path, load, fname, source):
     assert fname in msg and str(tmp_path) in msg
     assert f"python -m finsae.data.fetch --only {source}" in msg and "FINSAE_DATA_DIR" in msg
     assert isinstance(info.value, FinsaeError) and Path(info.value.path).name == fname
+
+
+ARCHIVE_LOADERS = [row for row in LOADERS if not row[1].endswith(".csv")]  # every zip, tar and gzip file read
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize(("load", "fname", "source"), ARCHIVE_LOADERS,
+                         ids=[f"{i}-{row[1]}" for i, row in enumerate(ARCHIVE_LOADERS)])
+def test_damaged_archive_names_the_file_and_the_fetch_command(tmp_path, data_dir, load, fname, source, damage):
+    rel = next(s.target for s in SOURCES if s.name == source and s.target.endswith(fname))
+    good = (data_dir / rel).read_bytes()
+    bad = good[: len(good) // 2] if damage == "truncated" else b"\x1f\x8bPK" + bytes(range(256)) * 16
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_bytes(bad)
+    with pytest.raises(CorruptDataError) as info:
+        load(tmp_path)
+    msg = str(info.value)
+    assert str(tmp_path / rel) in msg and "damaged or truncated" in msg and "\n" not in msg
+    assert f"delete it, then get it with `python -m finsae.data.fetch --only {source}`" in msg
+    assert isinstance(info.value, FinsaeError) and (tmp_path / rel).read_bytes() == bad  # nothing deleted
 
 
 def test_missing_data_folder_via_env(tmp_path, monkeypatch):

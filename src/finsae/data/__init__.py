@@ -3,12 +3,13 @@
 Pure pandas/numpy: nothing here imports Hydra, Lightning or W&B. Files are read from
 ``finsae.paths.default_data_dir()`` (``$FINSAE_DATA_DIR``, else ``../shared/data``) unless a
 ``data_dir`` is given; a missing file raises ``finsae.errors.DataMissingError`` saying how to get
-it (``python -m finsae.data.fetch``). Archives are read in place, never extracted.
+it (``python -m finsae.data.fetch``), a truncated or garbled archive ``CorruptDataError`` naming the file
+and the same command. Archives are read in place, never extracted.
 """
 
 from __future__ import annotations
 
-from finsae.data._io import MalformedRowsWarning, resolve_data_dir
+from finsae.data._io import CorruptDataError, MalformedRowsWarning, resolve_data_dir
 from finsae.data.ag_news import AG_LABELS, load_ag_news
 from finsae.data.brown import load_brown
 from finsae.data.corpus import (
@@ -33,7 +34,7 @@ from finsae.data.twitter_sentiment import load_twitter_sentiment
 from finsae.data.wikitext import load_wikitext
 
 __all__ = [
-    "AG_LABELS", "EVAL_START", "REUTERS_CATEGORIES", "Corpus", "MalformedRowsWarning",
+    "AG_LABELS", "EVAL_START", "REUTERS_CATEGORIES", "Corpus", "CorruptDataError", "MalformedRowsWarning",
     "assign_trading_day", "close_times_utc", "list_corpora", "load_ag_news", "load_brown",
     "load_corpus", "load_index_prices", "load_nasdaq", "load_phrasebank",
     "load_phrasebank_with_agreement", "load_reuters", "load_sp500", "load_stock_table",

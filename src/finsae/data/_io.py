@@ -1,4 +1,4 @@
-"""Plumbing shared by the loaders: locating files, missing-data errors, caching, malformed rows.
+"""Plumbing shared by the loaders: locating files, missing or damaged data errors, caching, malformed rows.
 
 Parsed sources are cached per process with ``functools.lru_cache`` keyed by the resolved path
 plus its size and mtime (a file replaced on disk is re-read). Loaders hand out shallow copies
@@ -7,15 +7,21 @@ plus its size and mtime (a file replaced on disk is re-read). Loaders hand out s
 
 from __future__ import annotations
 
+import functools
+import gzip
 import logging
 import re
+import tarfile
 import warnings
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from finsae.data.sources import how_to_get
-from finsae.errors import DataMissingError
+from finsae.errors import DataMissingError, FinsaeError
 from finsae.paths import default_data_dir
 
 log = logging.getLogger("finsae.data")
@@ -46,6 +52,37 @@ def require_path(data_dir: str | Path | None, rel: str, what: str, source: str, 
         extra = "" if root.is_dir() else f" (the data folder {root} itself does not exist)"
         raise DataMissingError(f"{what} ({rel}){extra}", path, how_to_get(source))
     return path
+
+
+class CorruptDataError(FinsaeError):
+    """A data file is there but cannot be read as the archive or compressed file it should be."""
+
+    def __init__(self, path, source: str, reason: str):
+        self.path = path
+        super().__init__(f"data file {path} is damaged or truncated ({reason}); delete it, then "
+                         f"{how_to_get(source)[0].lower()}{how_to_get(source)[1:]}")
+
+
+ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error)
+"""What reading a truncated or garbled zip, tar or gzip file raises."""
+
+
+def reads_archive(source: str) -> Callable:
+    """Decorate a parser whose first argument is a ``file_key``: a damaged archive becomes one
+    ``CorruptDataError`` naming the file and the fetch command of ``source``, not a traceback."""
+
+    def wrap(parse: Callable) -> Callable:
+        @functools.wraps(parse)
+        def parse_or_refuse(key: tuple[str, int, int], *args, **kwargs):
+            try:
+                return parse(key, *args, **kwargs)
+            except ARCHIVE_ERRORS as e:
+                reason = " ".join(f"{type(e).__name__}: {e}".split())[:120]
+                raise CorruptDataError(key[0], source, reason) from None
+
+        return parse_or_refuse
+
+    return wrap
 
 
 def file_key(path: Path) -> tuple[str, int, int]:

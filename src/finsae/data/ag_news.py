@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 
 AG_NEWS_FILE = "general/ag_news/test.csv.gz"
 AG_LABELS: dict[int, str] = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
@@ -38,6 +38,7 @@ def clean_ag_text(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
+@reads_archive("ag_news")
 def _parse(key: tuple[str, int, int], clean: bool) -> pd.DataFrame:
     raw = pd.read_csv(key[0], header=None, dtype=str, keep_default_na=False, compression="gzip")
     if raw.shape[1] != 3:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 from finsae.errors import FinsaeError
 
 BROWN_ZIP = "general/brown.zip"
@@ -39,6 +39,7 @@ def _strip_tags(line: str) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=2)
+@reads_archive("brown")
 def _parse(key: tuple[str, int, int]) -> pd.DataFrame:
     rows = []
     bad_tokens = 0

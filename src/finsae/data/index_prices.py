@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 from finsae.errors import FinsaeError
 
 INDEX_FILES: dict[str, str] = {"sp500": "prices/sp500.csv.gz", "nasdaq": "prices/nasdaq.csv.gz"}
@@ -17,6 +17,7 @@ _VALUES = ("open", "high", "low", "close", "adj_close", "volume")
 
 
 @functools.lru_cache(maxsize=4)
+@reads_archive("index_prices")
 def _parse(key: tuple[str, int, int]) -> pd.DataFrame:
     raw = pd.read_csv(key[0], dtype=str, keep_default_na=False).rename(columns=_RENAME)
     missing = {"date", *_VALUES} - set(raw.columns)

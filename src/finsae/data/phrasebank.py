@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path, split_lines
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path, split_lines
 from finsae.errors import DataMissingError, FinsaeError
 
 PHRASEBANK_ZIP = "financial_phrasebank/FinancialPhraseBank-v1.0.zip"
@@ -35,6 +35,7 @@ def _norm_agreement(agreement) -> str:
 
 
 @functools.cache
+@reads_archive("phrasebank")
 def _parse(key: tuple[str, int, int], agreement: str) -> pd.DataFrame:
     path = Path(key[0])
     with zipfile.ZipFile(path) as zf:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 from finsae.errors import DataMissingError
 
 REUTERS_TAR = "reuters21578/reuters21578.tar.gz"
@@ -89,6 +89,7 @@ def _parse_doc(attrs: str, doc: str) -> dict:
 
 
 @functools.lru_cache(maxsize=2)
+@reads_archive("reuters21578")
 def _parse(key: tuple[str, int, int]) -> pd.DataFrame:
     rows, bad = [], []
     n_files = 0

@@ -13,7 +13,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from finsae.data._io import file_key, require_path
+from finsae.data._io import file_key, reads_archive, require_path
 
 STOCKNET_TAR = "stocknet/stocknet-dataset.tar.gz"
 _WANTED = re.compile(r"(?:^|/)(price/raw/[^/]+\.csv|tweet/preprocessed/[^/]+/[^/]+|StockTable)$")
@@ -25,6 +25,7 @@ def stocknet_tar_path(data_dir: str | Path | None = None) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
+@reads_archive("stocknet")
 def _members(key: tuple[str, int, int]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     with tarfile.open(key[0], mode="r:*") as tf:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 from finsae.data.stocknet_archive import _members, stocknet_tar_path
 from finsae.errors import FinsaeError
 
@@ -143,6 +143,7 @@ def _parse_preprocessed(key: tuple[str, int, int]) -> pd.DataFrame:
 
 
 @functools.lru_cache(maxsize=2)
+@reads_archive("stocknet_raw_text")
 def _parse_raw(key: tuple[str, int, int]) -> pd.DataFrame:
     with gzip.open(key[0], "rb") as fh:
         blob = fh.read()

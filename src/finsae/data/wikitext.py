@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.data._io import file_key, handout, report_malformed, require_path
+from finsae.data._io import file_key, handout, reads_archive, report_malformed, require_path
 from finsae.errors import FinsaeError
 
 WIKITEXT_DIR = "general/wikitext-2"
@@ -33,6 +33,7 @@ def _clean_line(line: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
+@reads_archive("wikitext2")
 def _parse(key: tuple[str, int, int], clean: bool) -> pd.DataFrame:
     with gzip.open(key[0], "rt", encoding="utf-8", errors="replace") as fh:
         lines = fh.read().split("\n")
