@@ -5,8 +5,6 @@ from __future__ import annotations
 from finsae.errors import FinsaeError
 
 PLANNED = {
-    "analyze": "matching and comparing SAE features across the pair, layer by layer",
-    "label": "labeling financial features with Qwen2.5-7B-Instruct over vLLM and scoring the labels",
     "backtest": "LightGBM on SAE + price features out of sample, and a backtest with costs",
 }
 

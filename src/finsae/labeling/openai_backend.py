@@ -1,0 +1,129 @@
+"""Any OpenAI-compatible chat-completions server (first of all ``vllm serve``), through the ``openai`` client:
+bounded concurrency, retries with exponential backoff on server errors and timeouts, per-request timeouts,
+structured JSON output where the server supports it, and a reachability check that fails within seconds,
+naming the URL. The API key is read from the environment and never logged."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from finsae.errors import FinsaeError
+from finsae.labeling.backend import ChatRequest, Completion, OnDone
+
+log = logging.getLogger("finsae")
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 timeout_s: float = 60.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
+                 backoff_s: float = 1.0, structured_output: bool = True):
+        import httpx
+        import openai
+
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.connect_timeout_s = connect_timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.structured = structured_output
+        self._lock = threading.Lock()
+        # Retries are ours (counted, with backoff, also for answers the client cannot decode); vLLM needs no key.
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "EMPTY",
+                                    max_retries=0, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
+
+    def check_reachable(self) -> None:
+        """Fail now, in one line, when the server cannot be reached or does not serve ``model``."""
+        import openai
+
+        try:
+            served = [m.id for m in self.client.with_options(timeout=self.connect_timeout_s).models.list()]
+        except (openai.APIConnectionError, openai.APITimeoutError) as e:
+            raise FinsaeError(f"the LLM server at {self.base_url} is unreachable ({type(e).__name__}); start it "
+                              f"(README: vLLM) or set label.base_url") from None
+        except openai.AuthenticationError:
+            raise FinsaeError(f"the LLM server at {self.base_url} refused the API key; set {self.api_key_env} in the "
+                              f"environment") from None
+        except openai.APIStatusError as e:
+            if e.status_code == 404:  # a server without /models: the first request will tell
+                return
+            raise FinsaeError(f"the LLM server at {self.base_url} answered /models with HTTP {e.status_code}") from None
+        if served and self.model not in served:
+            raise FinsaeError(f"the LLM server at {self.base_url} serves {served}, not label.model={self.model!r}")
+
+    def _kwargs(self, req: ChatRequest) -> dict:
+        kw = {"model": self.model, "messages": list(req.messages), "max_tokens": req.max_tokens,
+              "temperature": req.temperature}
+        if self.structured and req.schema is not None:
+            kw["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": req.schema_name, "schema": req.schema}}
+        return kw
+
+    def complete(self, req: ChatRequest) -> Completion:
+        """One request, retried on server errors, timeouts and undecodable responses."""
+        import openai
+
+        error = "no attempt"
+        attempt = 0
+        while attempt <= self.max_retries:
+            attempt += 1
+            kw = self._kwargs(req)
+            try:
+                resp = self.client.chat.completions.create(**kw)
+                choice = resp.choices[0]
+                text = choice.message.content or ""
+                usage = resp.usage
+                return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
+                                  getattr(usage, "completion_tokens", 0) or 0, None, attempt)
+            except openai.BadRequestError as e:
+                if "response_format" in kw and self.structured:
+                    with self._lock:
+                        if self.structured:
+                            log.warning("label: %s refused structured output (HTTP 400); asking for plain "
+                                        "text and parsing tolerantly", self.base_url)
+                            self.structured = False
+                    attempt -= 1  # the refusal of the format is not a try of the request
+                    continue
+                return Completion("", error=f"HTTP 400: {_short(e)}", attempts=attempt)
+            except openai.APIStatusError as e:
+                error = f"HTTP {e.status_code}"
+                if e.status_code < 500 and e.status_code not in (408, 409, 429):
+                    return Completion("", error=error, attempts=attempt)
+            except openai.APITimeoutError:
+                error = "timeout"
+            except openai.APIConnectionError as e:
+                error = f"connection error ({_short(e)})"
+            except Exception as e:  # noqa: BLE001 - an undecodable body (malformed JSON, no choices): retried
+                error = f"bad response ({type(e).__name__})"
+            if attempt <= self.max_retries:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        return Completion("", error=error, attempts=attempt)
+
+    def prefilled(self, req: ChatRequest) -> bool:
+        return False  # chat servers start the assistant turn themselves
+
+    def generate(self, requests: Sequence[ChatRequest], on_done: OnDone | None = None) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="finsae-llm")
+        try:
+            futures = {pool.submit(self.complete, r): i for i, r in enumerate(requests)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                out[i] = fut.result()
+                if on_done is not None:
+                    on_done(i, out[i])
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return out  # type: ignore[return-value]
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:160] if str(e) else type(e).__name__

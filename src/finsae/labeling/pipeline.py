@@ -1,0 +1,349 @@
+"""The labeling run, backend-agnostic: explain each latent from its explainer examples, score every label on
+the held-out examples with each scorer, beside its controls, and return one row per latent.
+
+Every answer is cached as it arrives (``AnswerCache``), so an interrupted run resumes without asking again;
+malformed or refused answers are retried, then recorded as failures (never as labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from finsae.labeling.backend import Backend, ChatRequest
+from finsae.labeling.cache import AnswerCache, cache_key
+from finsae.labeling.config import LabelConfig
+from finsae.labeling.examples import Embed, Example, LatentExamples, latent_rng
+from finsae.labeling.lexical import LEXICAL_VERSION, lexical_label
+from finsae.labeling.parsing import ParseError, parse_answers, parse_label
+from finsae.labeling.prompts import (
+    ANSWERS_SCHEMA,
+    LABEL_PREFILL,
+    LABEL_SCHEMA,
+    PROMPT_VERSION,
+    detection_messages,
+    explain_messages,
+    fuzzing_messages,
+    label_text,
+)
+from finsae.labeling.stats import auroc, balanced_accuracy, derangement, f1
+
+METRICS = {"embedding": ("embedding_auroc",), "detection": ("detection_balanced_accuracy", "detection_f1"),
+           "fuzzing": ("fuzzing_balanced_accuracy", "fuzzing_f1")}
+"""Per scorer, the numbers it reports (the first is its headline score)."""
+
+
+@dataclass
+class LatentJob:
+    """One latent to label, with its examples (None when skipped)."""
+
+    model: str
+    layer: int
+    latent: int
+    role: str
+    """``target`` or ``control``."""
+    financial: bool
+    specialized: bool
+    n_active_docs: int
+    sae_id: str
+    """Names the SAE (model/layer/tag and a weights hash) in cache keys."""
+    examples: LatentExamples | None = None
+    skip_reason: str | None = None
+    row: dict = field(default_factory=dict)
+    """The output row, filled in by the run."""
+
+
+class Progress:
+    """What the run reports progress to (the glue passes a tqdm bar with ETA); no-op by default."""
+
+    def update(self, n: int = 1) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ProgressFactory = Callable[[int, str], Progress]
+
+
+@dataclass
+class Usage:
+    """Tokens sent and received this run (cached answers cost nothing)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: int = 0
+
+    def cost(self, cfg: LabelConfig) -> float:
+        return (self.prompt_tokens * cfg.price_in_per_mtok + self.completion_tokens * cfg.price_out_per_mtok) / 1e6
+
+
+def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], cache: AnswerCache,
+        max_retries: int, usage: Usage, progress: Progress) -> list[dict]:
+    """Answers to ``(cache key, request, parse(text, prefill))`` items: cached ones are read, the others asked
+    (unparsable answers are asked again, up to ``max_retries`` times); each success is cached as it arrives.
+
+    Each result: ``ok``, ``value`` (the parsed answer), ``error``, ``attempts``, ``prompt_tokens``,
+    ``completion_tokens``, ``raw`` (the last answer, cut to 500 characters), ``cached``.
+    """
+    results: list[dict | None] = [None] * len(items)
+    pending = []
+    for i, (key, _, _) in enumerate(items):
+        hit = cache.get(key)
+        if hit is not None:
+            results[i] = {**hit, "cached": True}
+            usage.cached += 1
+            progress.update(1)
+        else:
+            pending.append(i)
+            results[i] = None
+    state = {i: {"attempts": 0, "prompt_tokens": 0, "completion_tokens": 0} for i in pending}
+    rounds = 0
+    while pending:
+        reqs = [items[i][1] if rounds == 0 else items[i][1].retry() for i in pending]
+        retry = []
+
+        def done(j: int, comp, _pending=pending, _retry=retry, _reqs=reqs, _round=rounds):
+            i = _pending[j]
+            key, req, parse = items[i]
+            st = state[i]
+            st["attempts"] += comp.attempts
+            st["prompt_tokens"] += comp.prompt_tokens
+            st["completion_tokens"] += comp.completion_tokens
+            usage.requests += comp.attempts
+            usage.prompt_tokens += comp.prompt_tokens
+            usage.completion_tokens += comp.completion_tokens
+            raw = (comp.text or "")[:500]
+            if comp.error is not None:  # the backend already retried the transport: give up on this one
+                results[i] = {"ok": False, "value": None, "error": comp.error, "raw": raw, "cached": False, **st}
+                progress.update(1)
+                return
+            try:
+                value = parse(comp.text, req.prefill if backend.prefilled(_reqs[j]) else "")
+            except ParseError as e:
+                if _round < max_retries:
+                    _retry.append(i)
+                    return
+                results[i] = {"ok": False, "value": None, "error": f"unparsable answer: {e}", "raw": raw,
+                              "cached": False, **st}
+                progress.update(1)
+                return
+            results[i] = {"ok": True, "value": value, "error": None, "raw": raw, "cached": False, **st}
+            cache.put(key, {k: v for k, v in results[i].items() if k != "cached"})
+            progress.update(1)
+
+        backend.generate(reqs, on_done=done)
+        pending = sorted(retry)
+        rounds += 1
+    return results  # type: ignore[return-value]
+
+
+def _explain_key(cfg: LabelConfig, job: LatentJob) -> str:
+    ex = job.examples
+    common = {"kind": "explain", "sae": job.sae_id, "latent": job.latent, "backend": cfg.backend,
+              "model": cfg.llm_name, "examples": [e.doc_id for e in ex.explain]}
+    if cfg.backend == "lexical":
+        return cache_key(**common, prompt=LEXICAL_VERSION, negatives=[e.doc_id for e in ex.explain_negatives])
+    return cache_key(**common, prompt=PROMPT_VERSION, show_activations=cfg.show_activations,
+                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
+
+
+def explain(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None, cache: AnswerCache,
+            usage: Usage, progress: Progress) -> list[dict]:
+    """One explanation result per job (see ``ask``; ``value`` is a ``{"label", "description"}`` dict)."""
+    if backend is None:  # lexical: no LLM, but cached all the same (a rerun is then free)
+        out = []
+        for job in jobs:
+            key = _explain_key(cfg, job)
+            hit = cache.get(key)
+            if hit is None:
+                try:
+                    lab = lexical_label(job.examples.explain, job.examples.explain_negatives)
+                    hit = {"ok": True, "value": lab._asdict(), "error": None, "attempts": 1, "prompt_tokens": 0,
+                           "completion_tokens": 0, "raw": ""}
+                    cache.put(key, hit)
+                except ParseError as e:
+                    hit = {"ok": False, "value": None, "error": str(e), "attempts": 1, "prompt_tokens": 0,
+                           "completion_tokens": 0, "raw": ""}
+            out.append(hit)
+            progress.update(1)
+        return out
+
+    def parse(text, prefill):
+        return parse_label(text, prefill)._asdict()
+
+    items = [(_explain_key(cfg, job),
+              ChatRequest(tuple(explain_messages(job.examples.explain, cfg.show_activations)), LABEL_SCHEMA, "label",
+                          LABEL_PREFILL, cfg.max_new_tokens, cfg.temperature), parse)
+             for job in jobs]
+    return ask(backend, items, cache, cfg.max_retries, usage, progress)
+
+
+# ---- scorers -------------------------------------------------------------------------------------------------
+
+def embedding_scores(label: str, ex: LatentExamples, embed: Embed) -> float:
+    """AUROC of cos(label, example) separating the held-out activating examples from the negatives."""
+    pos, neg = [e.text for e in ex.score_activating], [e.text for e in ex.score_negatives]
+    if not pos or not neg:
+        return float("nan")
+    v = embed([label])[0]
+    return auroc(embed(pos) @ v, embed(neg) @ v)
+
+
+def detection_items(ex: LatentExamples, rng: np.random.Generator) -> tuple[list[str], list[int]]:
+    """Plain held-out texts (activating and not, shuffled) and whether each activates."""
+    items = [(e.text, 1) for e in ex.score_activating] + [(e.text, 0) for e in ex.score_negatives]
+    order = rng.permutation(len(items))
+    return [items[i][0] for i in order], [items[i][1] for i in order]
+
+
+def fuzzing_items(ex: LatentExamples, rng: np.random.Generator) -> tuple[list[str], list[int]]:
+    """The held-out activating examples, marked: half where the latent fires (1), half with as many other
+    words marked instead (0); examples with too few other words keep their true marks."""
+    acts = list(ex.score_activating)
+    eligible = [i for i, e in enumerate(acts)
+                if 0 < sum(a > 0 for a in e.acts) <= sum(a <= 0 for a in e.acts)]
+    decoys = set(rng.permutation(eligible)[: len(acts) // 2].tolist()) if eligible else set()
+    texts, truth = [], []
+    for i, e in enumerate(acts):
+        if i in decoys:
+            k = sum(a > 0 for a in e.acts)
+            off = [j for j, a in enumerate(e.acts) if a <= 0]
+            fake = set(rng.choice(off, size=k, replace=False).tolist())
+            texts.append(Example(e.doc_id, e.words, tuple(1.0 if j in fake else 0.0 for j in range(len(e.words))),
+                                 e.max_act, e.kind).marked())
+            truth.append(0)
+        else:
+            texts.append(e.marked())
+            truth.append(1)
+    order = rng.permutation(len(texts))
+    return [texts[i] for i in order], [truth[i] for i in order]
+
+
+def _answers_parser(n: int) -> Callable:
+    def parse(text: str, prefill: str) -> list[int]:
+        return parse_answers(text, n, prefill)
+
+    return parse
+
+
+def _llm_score_items(scorer: str, cfg: LabelConfig, job: LatentJob, label: dict, tag: str):
+    """Requests (batches of ``scorer_batch`` examples) and truths of one LLM scorer for one latent and label."""
+    rng = latent_rng(cfg.seed, scorer, job.model, job.layer, job.latent)  # the same items for label and control
+    texts, truth = (detection_items if scorer == "detection" else fuzzing_items)(job.examples, rng)
+    render = detection_messages if scorer == "detection" else fuzzing_messages
+    items = []
+    for b in range(0, len(texts), cfg.scorer_batch):
+        chunk = texts[b:b + cfg.scorer_batch]
+        key = cache_key(kind=scorer, sae=job.sae_id, latent=job.latent, backend=cfg.backend, model=cfg.llm_name,
+                        prompt=PROMPT_VERSION, label=label["label"], description=label["description"], texts=chunk,
+                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, tag=tag)
+
+        parse = _answers_parser(len(chunk))
+
+        req = ChatRequest(tuple(render(label["label"], label["description"], chunk)), ANSWERS_SCHEMA, "answers",
+                          '{"answers": [', cfg.max_new_tokens, cfg.temperature)
+        items.append((key, req, parse))
+    return items, truth
+
+
+def shuffled_partners(jobs: Sequence[LatentJob], labelled: Sequence[int], n: int, seed: int) -> dict[int, list[int]]:
+    """For each labelled job, ``n`` other labelled jobs whose labels serve as its shuffled-label control: ``n``
+    derangements within its (model, layer) where that has two or more labels, else random other labels."""
+    out: dict[int, list[int]] = {i: [] for i in labelled}
+    groups: dict[tuple, list[int]] = {}
+    for i in labelled:
+        groups.setdefault((jobs[i].model, jobs[i].layer), []).append(i)
+    rng = latent_rng(seed, "shuffle")
+    for group in groups.values():
+        if len(group) >= 2:
+            for _ in range(n):
+                for a, b in zip(group, derangement(len(group), rng), strict=True):
+                    out[a].append(group[b])
+        else:
+            others = [j for j in labelled if j != group[0]]
+            if others:
+                out[group[0]] = [int(j) for j in rng.choice(others, size=n, replace=len(others) < n)]
+    return out
+
+
+def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None, cache: AnswerCache,
+                 embed: Embed, progress: ProgressFactory | None = None) -> tuple[pd.DataFrame, Usage]:
+    """Label and score ``jobs``; one row per job (skipped and failed ones included), and the token usage."""
+    progress = progress or (lambda total, desc: Progress())
+    usage = Usage()
+    todo = [i for i, j in enumerate(jobs) if j.examples is not None and j.skip_reason is None]
+    bar = progress(len(todo), "explain")
+    results = explain([jobs[i] for i in todo], cfg, backend, cache, usage, bar)
+    bar.close()
+    labels: dict[int, dict] = {}
+    for i, r in zip(todo, results, strict=True):
+        jobs[i].row.update(status="labelled" if r["ok"] else "failed", error=r["error"], attempts=r["attempts"],
+                           prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
+                           raw_answer=r["raw"])
+        if r["ok"]:
+            labels[i] = r["value"]
+            jobs[i].row.update(label=r["value"]["label"], description=r["value"]["description"])
+    labelled = sorted(labels)
+    partners = shuffled_partners(jobs, labelled, max(cfg.n_shuffles, 1), cfg.seed)
+
+    if "embedding" in cfg.scorers:
+        bar = progress(len(labelled), "embedding")
+        for i in labelled:
+            ex = jobs[i].examples
+            own = embedding_scores(label_text(**labels[i]), ex, embed)
+            ctl = [embedding_scores(label_text(**labels[p]), ex, embed) for p in partners[i][: max(cfg.n_shuffles, 1)]]
+            jobs[i].row.update(embedding_auroc=own,
+                               embedding_auroc_control=float(np.mean(ctl)) if ctl and cfg.n_shuffles else float("nan"))
+            bar.update(1)
+        bar.close()
+
+    for scorer in (s for s in ("detection", "fuzzing") if s in cfg.scorers):
+        plan = []  # (job index, "own"/"control", items, truth)
+        for i in labelled:
+            plan.append((i, "own", *_llm_score_items(scorer, cfg, jobs[i], labels[i], "own")))
+            if partners[i]:
+                plan.append((i, "control", *_llm_score_items(scorer, cfg, jobs[i], labels[partners[i][0]], "control")))
+        flat = [it for p in plan for it in p[2]]
+        bar = progress(len(flat), scorer)
+        answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
+        bar.close()
+        pos = 0
+        for i, which, items, truth in plan:
+            got = answers[pos:pos + len(items)]
+            pos += len(items)
+            suffix = "" if which == "own" else "_control"
+            if all(a["ok"] for a in got):
+                pred = [b for a in got for b in a["value"]]
+                jobs[i].row[f"{scorer}_balanced_accuracy{suffix}"] = balanced_accuracy(truth, pred)
+                jobs[i].row[f"{scorer}_f1{suffix}"] = f1(truth, pred)
+            else:
+                jobs[i].row[f"{scorer}_balanced_accuracy{suffix}"] = float("nan")
+                jobs[i].row[f"{scorer}_f1{suffix}"] = float("nan")
+                jobs[i].row[f"{scorer}_error{suffix}"] = next(a["error"] for a in got if not a["ok"])
+            for a in got:
+                if not a.get("cached"):
+                    jobs[i].row["prompt_tokens"] = jobs[i].row.get("prompt_tokens", 0) + a["prompt_tokens"]
+                    jobs[i].row["completion_tokens"] = jobs[i].row.get("completion_tokens", 0) + a["completion_tokens"]
+
+    return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
+
+
+def _row(cfg: LabelConfig, job: LatentJob) -> dict:
+    ex = job.examples
+    row = {"model": job.model, "layer": job.layer, "latent": job.latent, "role": job.role,
+           "financial": job.financial, "specialized": job.specialized, "n_active_docs": job.n_active_docs,
+           "n_activating": ex.n_activating if ex is not None else 0, "status": "skipped", "skip_reason": job.skip_reason,
+           "label": None, "description": None, "explainer": cfg.backend, "llm": cfg.llm_name,
+           "prompt_version": LEXICAL_VERSION if cfg.backend == "lexical" else PROMPT_VERSION, "error": None,
+           "attempts": 0, "prompt_tokens": 0, "completion_tokens": 0, "raw_answer": None}
+    for scorer in cfg.scorers:
+        for m in METRICS[scorer]:
+            row[m] = float("nan")
+            row[f"{m}_control"] = float("nan")
+    row.update(ex.ids() if ex is not None else {k: [] for k in ("explain_ids", "score_activating_ids",
+                                                                  "score_random_negative_ids", "score_hard_negative_ids")})
+    row.update(job.row)
+    return row

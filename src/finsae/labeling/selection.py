@@ -1,0 +1,62 @@
+"""Which latents get labelled: every financial and specialized latent of a layer (a seeded subset when
+capped), plus an equal-size random sample of non-financial latents as the random-latent control."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from finsae.errors import FinsaeError
+from finsae.labeling.examples import latent_rng
+
+FEATURE_COLUMNS = ("model", "layer", "latent", "financial", "n_active_docs")
+"""Columns of the analysis stage's ``features.parquet`` this stage needs (``specialized`` is optional)."""
+
+
+class Chosen(NamedTuple):
+    latent: int
+    role: str
+    """``target`` (financial or specialized) or ``control`` (a random non-financial latent)."""
+    financial: bool
+    specialized: bool
+    n_active_docs: int
+
+
+def check_features(features: pd.DataFrame, path) -> None:
+    missing = [c for c in FEATURE_COLUMNS if c not in features.columns]
+    if missing:
+        raise FinsaeError(f"{path} lacks columns {missing}; rerun `python analyze.py` (this labeling stage reads "
+                          f"its features table)")
+
+
+def _flag(rows: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in rows.columns:
+        return np.zeros(len(rows), bool)
+    return rows[col].astype("boolean").fillna(False).to_numpy(bool)
+
+
+def select_latents(features: pd.DataFrame, model: str, layer: int, available: Iterable[int],
+                   max_latents: int | None, control: bool, seed: int) -> list[Chosen]:
+    """The latents of ``model`` at ``layer`` to label, targets first. Control latents are drawn only among
+    ``available`` ones (those with stored contexts)."""
+    rows = features[(features["model"] == model) & (features["layer"] == layer)]
+    fin, spec = _flag(rows, "financial"), _flag(rows, "specialized")
+    latents = rows["latent"].to_numpy(np.int64)
+    active = rows["n_active_docs"].fillna(0).to_numpy(np.int64)
+    is_target = fin | spec
+    targets = np.flatnonzero(is_target)
+    rng = latent_rng(seed, "select", model, layer)
+    if max_latents is not None and len(targets) > max_latents:
+        targets = np.sort(rng.choice(targets, size=max_latents, replace=False))
+    out = [Chosen(int(latents[i]), "target", bool(fin[i]), bool(spec[i]), int(active[i])) for i in targets]
+    if control and len(targets):
+        avail = set(int(a) for a in available)
+        pool = np.array([i for i in np.flatnonzero(~is_target) if int(latents[i]) in avail], dtype=np.int64)
+        take = min(len(targets), len(pool))
+        if take:
+            picks = np.sort(rng.choice(pool, size=take, replace=False))
+            out += [Chosen(int(latents[i]), "control", False, False, int(active[i])) for i in picks]
+    return out
