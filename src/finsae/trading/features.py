@@ -1,0 +1,99 @@
+"""Feature blocks of the dataset and their per-window transforms (latent selection, PCA), fit on training rows.
+
+A ``Block`` is a matrix with one row per dataset row (dense ndarray or CSR) and its column names. A feature set
+stacks blocks; ``fit_transform`` fits each block's transform on the rows it is given and applies it to others,
+so nothing is learned from a test window. Columns stay sparse (CSR) where the block is sparse.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Block(NamedTuple):
+    """One group of columns."""
+
+    name: str
+    """e.g. ``price``, ``count``, ``domain_sae_L3``, ``domain_dense_L3``, ``sentiment``."""
+    kind: str
+    """``plain`` (used as is), ``sae`` (latent selection), ``dense`` (PCA inside each training window)."""
+    matrix: np.ndarray | sp.csr_matrix
+    """[n_rows, n_columns]."""
+    columns: list[str]
+    """Column names; SAE blocks: ``{name}:mean:{latent}`` then ``{name}:max:{latent}``."""
+    latents: np.ndarray | None = None
+    """SAE blocks: allowed latent ids (the analysis stage's financial latents), None: all."""
+
+
+def column_ic(x, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column of ``x`` (dense or CSR) with ``y`` (the information coefficient);
+    0 for constant columns."""
+    n = len(y)
+    y = y.astype(np.float64)
+    my, sy = y.mean(), y.std()
+    if sp.issparse(x):
+        x = x.tocsc().astype(np.float64)
+        mx = np.asarray(x.sum(axis=0)).ravel() / n
+        mxx = np.asarray(x.multiply(x).sum(axis=0)).ravel() / n
+        mxy = np.asarray(x.T @ y).ravel() / n
+    else:
+        x = np.nan_to_num(x.astype(np.float64))
+        mx, mxx, mxy = x.mean(axis=0), (x * x).mean(axis=0), x.T @ y / n
+    sx = np.sqrt(np.maximum(mxx - mx * mx, 0))
+    denom = sx * sy
+    return np.divide(mxy - mx * my, denom, out=np.zeros_like(denom), where=denom > 1e-12)
+
+
+class Fitted(NamedTuple):
+    """A block's transform fit on one window."""
+
+    block: str
+    what: str
+    """``identity``, ``top_ic``, ``financial``, ``all``, ``pca``."""
+    columns: np.ndarray | None
+    """Kept column indices (selection), None: all."""
+    pca: object | None
+    """A fitted sklearn PCA (dense blocks with ``dense_pca``)."""
+    names: list[str]
+
+
+def fit_block(block: Block, rows: np.ndarray, y: np.ndarray, latents: str, top_n: int,
+              dense_pca: int | None) -> Fitted:
+    """Fit ``block``'s transform on ``rows`` (indices) with target ``y`` (one value per row in ``rows``)."""
+    if block.kind == "sae":
+        m = block.matrix.shape[1] // 2
+        allowed = np.arange(m) if block.latents is None else np.asarray(block.latents, dtype=np.int64)
+        if latents == "top_ic":
+            ic = np.abs(column_ic(block.matrix[rows], y))
+            score = np.maximum(ic[:m], ic[m:])[allowed]
+            keep = allowed[np.lexsort((allowed, -score))[:top_n]]
+        else:
+            keep = allowed
+        keep = np.sort(keep)
+        cols = np.r_[keep, keep + m]
+        return Fitted(block.name, latents, cols, None, [block.columns[i] for i in cols])
+    if block.kind == "dense" and dense_pca is not None and dense_pca < block.matrix.shape[1]:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=dense_pca, random_state=0, svd_solver="full").fit(block.matrix[rows])
+        return Fitted(block.name, "pca", None, pca, [f"{block.name}:pc{i}" for i in range(dense_pca)])
+    return Fitted(block.name, "identity", None, None, list(block.columns))
+
+
+def apply_block(block: Block, fitted: Fitted, rows: np.ndarray):
+    x = block.matrix[rows]
+    if fitted.columns is not None:
+        x = x[:, fitted.columns]
+    if fitted.pca is not None:
+        x = fitted.pca.transform(x).astype(np.float32)
+    return x
+
+
+def stack(parts: list) -> np.ndarray | sp.csr_matrix:
+    """Columns side by side: CSR when any part is sparse, else a float32 ndarray."""
+    if any(sp.issparse(p) for p in parts):
+        return sp.hstack([sp.csr_matrix(p, dtype=np.float32) for p in parts], format="csr", dtype=np.float32)
+    return np.hstack([np.asarray(p, dtype=np.float32) for p in parts])

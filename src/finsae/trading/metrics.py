@@ -1,0 +1,134 @@
+"""Scores: quantstats for the usual strategy metrics (always with the benchmark as a pandas Series), the
+probabilistic and deflated Sharpe ratios (Bailey & Lopez de Prado 2012, 2014), day-block bootstrap intervals,
+and classification accuracy / MCC.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+EULER_GAMMA = 0.5772156649015329
+PERIODS = 252
+
+
+def psr(sr: float, n_obs: int, skew: float, kurtosis: float, sr_benchmark: float = 0.0) -> float:
+    """Probabilistic Sharpe ratio: P(true SR > ``sr_benchmark``) given a per-period ``sr`` over ``n_obs``
+    returns with ``skew`` and (non-excess) ``kurtosis`` (Bailey & Lopez de Prado 2012, eq. 11)."""
+    if n_obs < 2 or not np.isfinite(sr):
+        return float("nan")
+    var = 1 - skew * sr + (kurtosis - 1) / 4 * sr ** 2
+    if var <= 0:
+        return float("nan")
+    return float(stats.norm.cdf((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(var)))
+
+
+def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
+    """Expected maximum of ``n_trials`` per-period Sharpe ratios with variance ``sr_variance`` and true SR 0
+    (Bailey & Lopez de Prado 2014, eq. 2); 0 for a single trial."""
+    if n_trials <= 1:
+        return 0.0
+    z = ((1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n_trials)
+         + EULER_GAMMA * stats.norm.ppf(1 - 1 / (n_trials * math.e)))
+    return float(math.sqrt(sr_variance) * z)
+
+
+def dsr(sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int, sr_variance: float) -> float:
+    """Deflated Sharpe ratio: the PSR against the expected maximum Sharpe of ``n_trials`` trials."""
+    return psr(sr, n_obs, skew, kurtosis, expected_max_sharpe(n_trials, sr_variance))
+
+
+def per_period_sharpe(r: pd.Series) -> float:
+    r = pd.Series(r).dropna()
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd) if len(r) > 1 and sd > 0 else float("nan")
+
+
+def turnover_mean(turnover: pd.Series) -> float:
+    """Mean daily turnover (sum |w_d - w_{d-1}|)."""
+    return float(pd.Series(turnover).mean())
+
+
+def block_bootstrap(n: int, block: int, draws: int, seed: int = 0):
+    """Circular day-block bootstrap index sets: ``draws`` arrays of ``n`` indices made of runs of ``block``."""
+    rng = np.random.default_rng(seed)
+    k = int(math.ceil(n / block))
+    for _ in range(draws):
+        starts = rng.integers(0, n, size=k)
+        yield (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n] % n
+
+
+def sharpe_ci(r: pd.Series, block: int, draws: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Day-block bootstrap interval of the annualised Sharpe."""
+    x = pd.Series(r).dropna().to_numpy()
+    if len(x) < 3:
+        return float("nan"), float("nan")
+    vals = []
+    for idx in block_bootstrap(len(x), block, draws, seed):
+        s = x[idx].std(ddof=1)
+        vals.append(x[idx].mean() / s * math.sqrt(PERIODS) if s > 0 else np.nan)
+    lo, hi = np.nanpercentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def quantstats_metrics(returns: pd.Series, benchmark: pd.Series) -> dict[str, float]:
+    """CAGR, Sharpe, Sortino, Calmar, max drawdown, win rate of ``returns`` by quantstats, and its correlation
+    with ``benchmark``. Both must be pandas Series of returns: a ticker string would make quantstats download
+    (and offline silently return zeros)."""
+    import quantstats as qs
+
+    if not isinstance(returns, pd.Series) or not isinstance(benchmark, pd.Series):
+        raise TypeError("quantstats_metrics takes pandas Series of returns, never a ticker string")
+    r = returns.dropna()
+    out = {
+        "cagr": float(qs.stats.cagr(r, periods=PERIODS)),
+        "sharpe": float(qs.stats.sharpe(r, periods=PERIODS)),
+        "sortino": float(qs.stats.sortino(r, periods=PERIODS)),
+        "calmar": float(qs.stats.calmar(r, periods=PERIODS)),
+        "max_drawdown": float(qs.stats.max_drawdown(r)),
+        "win_rate": float(qs.stats.win_rate(r)),
+        "total_return": float((1 + r).prod() - 1),
+    }
+    b = benchmark.reindex(r.index)
+    out["benchmark_corr"] = float(r.corr(b)) if b.notna().sum() > 2 else float("nan")
+    return out
+
+
+def sharpe_stats(r: pd.Series, n_trials: int, sr_variance: float) -> dict[str, float]:
+    """Per-period Sharpe, skew, kurtosis, PSR (vs 0) and DSR (vs the expected max of ``n_trials``)."""
+    x = pd.Series(r).dropna()
+    sr = per_period_sharpe(x)
+    sk = float(stats.skew(x)) if len(x) > 2 else float("nan")
+    ku = float(stats.kurtosis(x, fisher=False)) if len(x) > 3 else float("nan")
+    return {"sr_daily": sr, "skew": sk, "kurtosis": ku, "n_obs": int(len(x)),
+            "psr": psr(sr, len(x), sk, ku), "dsr": dsr(sr, len(x), sk, ku, n_trials, sr_variance)}
+
+
+def mcc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import matthews_corrcoef
+
+    return float(matthews_corrcoef(y, p)) if len(np.unique(y)) > 1 or len(np.unique(p)) > 1 else 0.0
+
+
+def classification_ci(y: np.ndarray, pred: np.ndarray, days: np.ndarray, draws: int, seed: int = 0,
+                      level: float = 0.95) -> dict[str, float]:
+    """Accuracy and MCC of ``pred`` with a day-block bootstrap interval (whole days resampled, since the
+    tickers of one day move together)."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    uniq, inv = np.unique(days, return_inverse=True)
+    by_day = [np.flatnonzero(inv == i) for i in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    accs, mccs = [], []
+    for _ in range(draws):
+        pick = rng.integers(0, len(uniq), size=len(uniq))
+        idx = np.concatenate([by_day[i] for i in pick])
+        accs.append((y[idx] == pred[idx]).mean())
+        mccs.append(mcc(y[idx], pred[idx]))
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    a_lo, a_hi = np.percentile(accs, q)
+    m_lo, m_hi = np.percentile(mccs, q)
+    return {"accuracy": float((y == pred).mean()), "mcc": mcc(y, pred), "accuracy_lo": float(a_lo),
+            "accuracy_hi": float(a_hi), "mcc_lo": float(m_lo), "mcc_hi": float(m_hi), "n_test": int(len(y))}

@@ -1,0 +1,172 @@
+"""The stage's science in three calls, each pure (data in, tables out):
+
+* ``walk_forward_predictions``: every feature set's out-of-sample predictions over the walk-forward folds;
+* ``evaluate_backtests``: positions, returns after costs, metrics (quantstats, PSR, DSR, bootstrap CI) per
+  feature set and strategy, beside the S&P 500 and the equal-weight universe;
+* ``stocknet_benchmark``: the published ACL18 protocol, one fit per feature set (dev for early stopping and the
+  grid, test touched once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from finsae.trading.backtest import equal_weight_buy_and_hold, index_returns, positions, strategy_returns
+from finsae.trading.features import Block
+from finsae.trading.metrics import (
+    PERIODS, classification_ci, quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
+)
+from finsae.trading.walk_forward import Fold, folds, run_fold
+
+
+class WalkForward(NamedTuple):
+    predictions: pd.DataFrame
+    """``row``, ``set``, ``fold``, ``pred_ret``, ``prob_up``."""
+    fit_windows: pd.DataFrame
+    """One row per fitted object: ``set``, ``fold``, ``what``, ``fit_start``, ``fit_end``, ``val_start``,
+    ``val_end``, ``test_start``, ``test_end``."""
+    importance: pd.DataFrame
+    """``set``, ``feature``, ``gain``, ``shap`` summed over folds."""
+    folds: list[Fold]
+
+
+def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], wf_cfg, lgbm_cfg, feat_cfg,
+                             progress: Callable[[], None] | None = None) -> WalkForward:
+    """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``."""
+    dates = rows["date"].to_numpy()
+    fs = folds(np.unique(dates), wf_cfg)
+    y_ret = rows["ret_exec"].to_numpy(np.float64)
+    y_up = rows["up_exec"].to_numpy(np.float64)
+    preds, windows, imps = [], [], []
+    for name, blocks in sets.items():
+        for f in fs:
+            res = run_fold(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
+                           feat_cfg.dense_pca)
+            preds.append(res.predictions.assign(set=name, fold=f.index))
+            windows += [{**w, "set": name} for w in res.fit_windows]
+            imps.append(res.importance.assign(set=name))
+            if progress is not None:
+                progress()
+    imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
+    return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
+
+
+def market_benchmarks(adj: pd.DataFrame, sp500: pd.DataFrame, days, tickers, execution: str) -> dict[str, pd.Series]:
+    """The S&P 500 and the equal-weight buy-and-hold of ``tickers``, as pandas Series over ``days``."""
+    col = "adj_open" if execution == "open" else "adj_close"
+    px = adj[adj["ticker"].isin(tickers)].pivot_table(index="date", columns="ticker", values=col)
+    return {"sp500": index_returns(sp500, days, execution), "equal_weight": equal_weight_buy_and_hold(px, days)}
+
+
+class Backtests(NamedTuple):
+    returns: pd.DataFrame
+    """``date`` (entry day), ``set``, ``strategy``, ``period``, ``net``, ``gross``, ``turnover``, ``cost``."""
+    positions: pd.DataFrame
+    """``date`` (signal day), ``set``, ``strategy``, ``ticker``, ``weight`` (nonzero only)."""
+    metrics: pd.DataFrame
+    """One row per (set, strategy, period): quantstats metrics, turnover, Sharpe CI, PSR, DSR, n_trials."""
+
+
+def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg, benchmarks: dict[str, pd.Series],
+                       eval_start: str, entry_day: pd.Series, trials: Callable[[list[dict]], tuple[int, float]],
+                       run_id: str) -> Backtests:
+    """Backtest every (set, strategy) on ``predictions``; metrics for the full walk-forward period and the
+    headline period from ``eval_start``. ``trials(new)`` appends the new trials to the ledger and returns
+    (n_trials, sr_variance) of the whole ledger, for the DSR."""
+    realized = rows.pivot_table(index="date", columns="ticker", values="ret_exec")
+    rets, poss, series = [], [], {}
+    for name, p in predictions.groupby("set", sort=False):
+        scores = pd.DataFrame({"date": rows["date"].to_numpy()[p["row"]], "ticker": rows["ticker"].to_numpy()[p["row"]],
+                               "score": p["pred_ret"].to_numpy()})
+        for kind in strat_cfg.kinds:
+            w = positions(scores, kind, strat_cfg.quantile)
+            r = strategy_returns(w, realized, entry_day, strat_cfg.cost_bps)
+            series[(name, kind)] = r
+            df = pd.DataFrame({"net": r.net, "gross": r.gross, "turnover": r.turnover, "cost": r.cost})
+            rets.append(df.rename_axis("date").reset_index().assign(set=name, strategy=kind))
+            long = w.stack()
+            long = long[long != 0].rename("weight").reset_index()
+            poss.append(long.assign(set=name, strategy=kind))
+    start = pd.Timestamp(eval_start)
+    new = []
+    for (name, kind), r in series.items():
+        for period, mask in (("full", slice(None)), ("headline", r.net.index >= start)):
+            x = r.net[mask]
+            new.append({"run": run_id, "set": name, "strategy": kind, "period": period,
+                        "sr_daily": float(x.mean() / x.std(ddof=1)) if len(x) > 1 and x.std(ddof=1) > 0 else None})
+    n_trials, sr_var = trials(new)
+    out = []
+    for (name, kind), r in series.items():
+        for period in ("full", "headline"):
+            mask = slice(None) if period == "full" else r.net.index >= start
+            x = r.net[mask]
+            if len(x) < 5:
+                continue
+            bench = benchmarks["sp500"].reindex(x.index)
+            m = {"set": name, "strategy": kind, "period": period, "start": str(x.index[0].date()),
+                 "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": strat_cfg.cost_bps,
+                 **quantstats_metrics(x, bench), "turnover": turnover_mean(r.turnover[mask]),
+                 "gross_sharpe": float(r.gross[mask].mean() / r.gross[mask].std(ddof=1) * np.sqrt(PERIODS))
+                 if r.gross[mask].std(ddof=1) > 0 else float("nan")}
+            lo, hi = sharpe_ci(x, strat_cfg.block_days, strat_cfg.bootstrap)
+            m.update(sharpe_lo=lo, sharpe_hi=hi, **sharpe_stats(x, n_trials, sr_var), n_trials=n_trials)
+            out.append(m)
+    for bname, b in benchmarks.items():
+        for period in ("full", "headline"):
+            any_r = next(iter(series.values())).net
+            idx = any_r.index if period == "full" else any_r.index[any_r.index >= start]
+            x = b.reindex(idx).dropna()
+            if len(x) < 5:
+                continue
+            m = {"set": bname, "strategy": "benchmark", "period": period, "start": str(x.index[0].date()),
+                 "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": 0.0,
+                 **quantstats_metrics(x, benchmarks["sp500"].reindex(x.index)), "turnover": 0.0}
+            m.update(**sharpe_stats(x, 1, 0.0), n_trials=1)
+            out.append(m)
+    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out))
+
+
+def direction_accuracy(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start: str, draws: int) -> pd.DataFrame:
+    """Accuracy / MCC of the direction model per set and period (full, headline), with day-block CIs."""
+    out = []
+    for name, p in predictions.groupby("set", sort=False):
+        y = rows["up_exec"].to_numpy()[p["row"]]
+        d = rows["date"].to_numpy()[p["row"]]
+        pred = (p["prob_up"].to_numpy() > 0.5).astype(float)
+        for period, mask in (("full", np.ones(len(y), bool)), ("headline", d >= np.datetime64(eval_start))):
+            if mask.sum() < 10:
+                continue
+            out.append({"set": name, "period": period,
+                        **classification_ci(y[mask], pred[mask], d[mask], draws)})
+    return pd.DataFrame(out)
+
+
+def stocknet_benchmark(samples: pd.DataFrame, sets: dict[str, list[Block]], lgbm_cfg, feat_cfg, draws: int,
+                       progress: Callable[[], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test accuracy / MCC per feature set on the ACL18 splits; also the always-up baseline. Returns (table,
+    fit windows)."""
+    split = samples["split"].to_numpy()
+    dates = samples["date"].to_numpy()
+    label = samples["label"].to_numpy(np.float64)
+    move = samples["move"].to_numpy(np.float64)
+    fold = Fold(0, np.unique(dates[split == "train"]), np.unique(dates[split == "dev"]),
+                np.unique(dates[split == "test"]))
+    test = split == "test"
+    rows, windows = [], []
+    y_test = label[test].astype(int)
+    rows.append({"set": "always_up", **classification_ci(y_test, np.ones_like(y_test), dates[test], draws)})
+    for name, blocks in sets.items():
+        # The return model is fit on the move, the direction model on the label; only the latter is scored.
+        res = run_fold(fold, blocks, dates, move, label, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
+                       feat_cfg.dense_pca, shap_rows=0)
+        p = res.predictions.set_index("row").reindex(np.flatnonzero(test))
+        pred = (p["prob_up"].to_numpy() > 0.5).astype(int)
+        rows.append({"set": name, **classification_ci(y_test, pred, dates[test], draws)})
+        windows += [{**w, "set": name} for w in res.fit_windows]
+        if progress is not None:
+            progress()
+    return pd.DataFrame(rows), pd.DataFrame(windows)
