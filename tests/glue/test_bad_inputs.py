@@ -130,3 +130,90 @@ def test_fetch_refuses_bad_arguments_before_touching_the_network(project_root, t
     f.write_text("x")
     r = _run(project_root, *[str(f) if a == "FILE" else a for a in args], module="finsae.data.fetch")
     assert r.returncode == 2 and message in r.stderr and "no network" not in r.stderr, r.stderr[-1000:]
+
+
+def test_an_override_train_does_not_read_is_refused(project_root):
+    from finsae.glue.schemas import refuse_overrides_not_read
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/x", "pair=bert_finbert"])
+    typed = validate(cfg)
+    for override in ("pair=bert_finbert", "pair.base=bert_base", "+pair.extra=1"):
+        with pytest.raises(ConfigError, match=r"is not read by train\.py: .*model="):
+            refuse_overrides_not_read(typed, [override])
+    refuse_overrides_not_read(typed, ["model=minilm_fin", "experiment=demo", "paired=1"])  # others pass
+
+
+# Commands refused before any work: (arguments after train.py, what the one error line says). FILE is a
+# regular file, ART the artifacts folder, BAD_DATA a data folder whose PhraseBank zip is a truncated copy.
+COMMAND_ROWS = [
+    (["--multirun", "layer=99,0"], "no job of the sweep was started: 1 of 2 job(s) would fail: job 0 (layer=99): "
+                                   "layer=99 is outside the model"),
+    (["--multirun", "layer=range(0,3)", "model=tiny,gpt9"], "4 of 6 job(s) would fail: job 1 (layer=0 model=gpt9): "
+                                                           "In 'train': Could not find 'model/gpt9'"),
+    (["--multirun", "layer=0,1", "hydra.sweep.dir=FILE/sweep"], "hydra.sweep.dir=FILE/sweep cannot be made: FILE is a file"),
+    (["hydra.run.dir=FILE"], "hydra.run.dir=FILE is a file, not a folder"),
+    (["pair=bert_finbert"], "pair=bert_finbert is not read by train.py"),
+    (["paths.data_dir=BAD_DATA"], "data file BAD_DATA/financial_phrasebank/FinancialPhraseBank-v1.0.zip is damaged "
+                                  "or truncated (BadZipFile"),
+]
+
+
+@pytest.mark.parametrize("args, message", COMMAND_ROWS, ids=[" ".join(r[0]) for r in COMMAND_ROWS])
+def test_bad_command_is_one_line_before_any_work(project_root, data_dir, tmp_path, args, message):
+    subs = {"FILE": str(tmp_path / "a_file"), "BAD_DATA": str(tmp_path / "data")}
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    zip_rel = "financial_phrasebank/FinancialPhraseBank-v1.0.zip"
+    good = (data_dir / zip_rel).read_bytes()
+    (tmp_path / "data" / zip_rel).parent.mkdir(parents=True)
+    (tmp_path / "data" / zip_rel).write_bytes(good[: len(good) // 2])
+    sweep = tmp_path / "sweep"
+
+    def sub(s):
+        for k, v in subs.items():
+            s = s.replace(k, v)
+        return s
+
+    flags = [a for a in args if a.startswith("--")]
+    extra = [f"hydra.sweep.dir={sweep}"] if flags and not any("sweep.dir" in a for a in args) else []
+    r = _run(project_root, *flags, "debug=tiny", "logger=none", f"paths.artifacts={tmp_path / 'art'}", *extra,
+             *[sub(a) for a in args if a not in flags])
+    _one_error_line(r, sub(message))
+    assert (tmp_path / "a_file").read_text() == "a file, not a folder"
+    assert (tmp_path / "data" / zip_rel).read_bytes() == good[: len(good) // 2]  # nothing deleted
+    assert not sweep.exists() and not (tmp_path / "art" / "sae").exists()  # no job started, nothing trained
+
+
+# Disk faults injected at the artifacts folder only (the tests run as root, which ignores permission bits, so
+# a chmod-ed folder would not fail): a read-only filesystem refuses the first file opened for writing, a full
+# disk the first fsync. Without the writability check the run would train and fail later (or not at all).
+FAULTY_DISK = """
+import builtins, errno, os, runpy, sys
+art, code = os.path.realpath(sys.argv[1]), getattr(errno, sys.argv[2])
+under = lambda p: os.path.realpath(p).startswith(art + os.sep)
+real_open, real_fsync = builtins.open, os.fsync
+def open_(file, mode="r", *a, **k):
+    if code == errno.EROFS and isinstance(file, (str, os.PathLike)) and set(mode) & set("wax+") and under(file):
+        raise OSError(code, os.strerror(code), str(file))
+    return real_open(file, mode, *a, **k)
+def fsync(fd):
+    if code == errno.ENOSPC and under(os.readlink(f"/proc/self/fd/{fd}")):
+        raise OSError(code, os.strerror(code))
+    return real_fsync(fd)
+builtins.open, os.fsync = open_, fsync
+sys.argv = ["train.py", *sys.argv[3:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("fault, message", [("EROFS", "Read-only file system"), ("ENOSPC", "No space left on device")])
+def test_a_read_only_or_full_artifacts_folder_fails_before_any_work(project_root, tmp_path, fault, message):
+    art = tmp_path / "art"
+    art.mkdir()
+    r = subprocess.run([sys.executable, "-c", FAULTY_DISK, str(art), fault, "debug=tiny", "logger=none",
+                        f"paths.artifacts={art}"], cwd=project_root, capture_output=True, text=True, timeout=300,
+                       check=False)
+    _one_error_line(r, f"the artifacts folder {art} cannot be written ({message})")
+    # No activation cache, no checkpoint folder, no lock: nothing began (check_writable's probe may stay behind).
+    assert [p.name for p in art.iterdir() if not p.name.startswith(".write-test-")] == []

@@ -228,12 +228,20 @@ def test_two_runs_of_one_tag_refuse_each_other(project_root, tmp):
     assert proc.returncode == 143, err[-2000:]  # the first run was not disturbed: it stopped on our signal
 
 
-def test_one_bad_job_does_not_end_the_sweep(project_root, tmp):
+def test_a_job_that_fails_at_run_time_does_not_end_the_sweep(project_root, tmp, data_dir):
+    """A bad config is refused before any job starts (tests/glue/test_bad_inputs.py); what only running shows
+    (here job 0's data archive is truncated) is recorded and the other jobs run."""
+    bad = tmp / "bad_data" / "financial_phrasebank" / "FinancialPhraseBank-v1.0.zip"
+    bad.parent.mkdir(parents=True)
+    good = (data_dir / "financial_phrasebank" / "FinancialPhraseBank-v1.0.zip").read_bytes()
+    bad.write_bytes(good[: len(good) // 2])
     sweep = tmp / "sweep"
-    cmd = [sys.executable, "train.py", "--multirun", "debug=tiny", "layer=99,0", "logger=none", "downstream_docs=0",
-           f"paths.artifacts={tmp / 'art'}", f"hydra.sweep.dir={sweep}", "tag=sweep"]
+    cmd = [sys.executable, "train.py", "--multirun", "debug=tiny", "layer=0", "logger=none", "downstream_docs=0",
+           f"paths.data_dir={tmp / 'bad_data'},{data_dir}", f"paths.artifacts={tmp / 'art'}",
+           f"hydra.sweep.dir={sweep}", "tag=sweep"]
     r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 2, r.stderr[-3000:]
     assert (tmp / "art/sae/tiny/layer_0/sweep/summary.json").exists()  # job 1 ran after job 0 failed
-    assert "1 job(s) of the sweep failed" in r.stderr and "job 0: " in r.stderr and "layer=99" in r.stderr
+    assert "1 job(s) of the sweep failed" in r.stderr and "job 0: " in r.stderr and str(bad) in r.stderr
+    assert "damaged or truncated" in (sweep / "failed_jobs.tsv").read_text()
     assert "Traceback" not in r.stderr

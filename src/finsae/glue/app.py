@@ -13,9 +13,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from finsae.errors import FinsaeError
+from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.console import quiet_console
-from finsae.glue.schemas import refuse_secret_overrides, validate
+from finsae.glue.schemas import override_key, refuse_overrides_not_read, refuse_secret_overrides, validate
 
 log = logging.getLogger("finsae")
 
@@ -48,6 +48,7 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
     sweep_job = _sweep_job()
     try:
         typed = validate(cfg)
+        refuse_overrides_not_read(typed, _task_overrides())
         if isinstance(stage, str):
             stage = importlib.import_module(stage).run
         quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
@@ -73,6 +74,23 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
 FAILED_JOBS = "failed_jobs.tsv"
 
 
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def precheck(typed: Any) -> None:
+    """The checks a stage makes before any work (its module's ``precheck``: shapes from the model's
+    config.json, hardware, writable artifacts folder, nothing finished clobbered); none for a config without
+    a ``stage_module``."""
+    module = getattr(typed, "stage_module", None)
+    if module is not None:
+        check = getattr(importlib.import_module(module()), "precheck", None)
+        if check is not None:
+            check(typed)
+
+
 def _sweep_job() -> tuple[str, str] | None:
     """(sweep dir, "num: overrides") inside a Hydra multirun job, else None."""
     from hydra.core.hydra_config import HydraConfig
@@ -93,6 +111,111 @@ def _record_failed_job(job: tuple[str, str], code: int, message: str) -> None:
     with open(Path(sweep_dir) / FAILED_JOBS, "a") as fh:
         fh.write(f"{code}\t{name}\t{message}\n")
     return None
+
+
+def check_folder_path(path: str | Path, key: str) -> None:
+    """Refuse a folder Hydra is about to make (``hydra.run.dir``, ``hydra.sweep.dir``) when a file stands where
+    it or one of its parents belongs, or its nearest existing parent cannot take new entries."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            where = "is a file" if p == path else f"cannot be made: {p} is a file"
+            raise ConfigError(f"{key}={path} {where}, not a folder; point {key} at a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(f"{key}={path} cannot be made: {p} is not writable; point {key} at a writable folder")
+        return
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides as Hydra's basic sweeper will launch them (comma lists, ``range()``, ``choice()``,
+    ``glob()`` over config groups, plus ``hydra.sweeper.params``); None under another sweeper (optuna, ...),
+    whose jobs are known only as it runs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not str(OmegaConf.select(config, "hydra.sweeper._target_") or "").endswith(".BasicSweeper"):
+        return None
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def _job_problem(config: DictConfig, num: int, overrides: list[str]) -> str | None:
+    """What makes job ``num`` of a sweep fail before any work (composition, ``validate``, the stage's
+    ``precheck``), composed as the launcher will compose it; None when it is fine."""
+    import copy
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        job = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+        with read_write(job.hydra), open_dict(job.hydra):
+            job.hydra.job.num = num
+            job.hydra.job.id = f"precheck_{num}"
+            job.hydra.runtime.output_dir = os.path.abspath(os.path.join(config.hydra.sweep.dir,
+                                                                        str(job.hydra.sweep.subdir)))
+        HydraConfig.instance().set_config(job)
+        task_cfg = copy.deepcopy(job)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        typed = validate(task_cfg)
+        refuse_overrides_not_read(typed, list(overrides))
+        precheck(typed)
+    except FinsaeError as e:
+        return str(e)
+    except (HydraException, OmegaConfBaseException) as e:  # a group option that does not exist, ...
+        return " ".join(str(e).split("Config search path")[0].split())
+    return None
+
+
+def check_sweep(config: DictConfig) -> None:
+    """Refuse a multirun, before its first job starts, when any job's config is bad (one line naming each bad
+    job by its swept overrides). Failures that only running shows are still recorded job by job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    jobs = sweep_jobs(config)
+    if not jobs:
+        return
+    swept = {override_key(o) for o in {o for job in jobs for o in job} if sum(o in job for job in jobs) < len(jobs)}
+    master = HydraConfig.instance().cfg
+    bad = []
+    try:
+        for num, overrides in enumerate(jobs):
+            problem = _job_problem(config, num, overrides)
+            if problem is not None:
+                named = " ".join(o for o in overrides if override_key(o) in swept) or " ".join(overrides)
+                bad.append(f"job {num} ({named}): {problem}")
+    finally:
+        HydraConfig.instance().cfg = master
+    if bad:
+        raise ConfigError(f"no job of the sweep was started: {len(bad)} of {len(jobs)} job(s) would fail: "
+                          + "; ".join(bad))
+
+
+class CheckBeforeWork(Callback):
+    """Hydra callback (conf/hydra/default.yaml): before Hydra makes a folder, refuse a run or sweep folder that
+    cannot be one; before a multirun's first job, refuse the sweep when any job's config is bad."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_folder_path(config.hydra.run.dir, "hydra.run.dir")
+        except FinsaeError as e:
+            fail(e)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_folder_path(config.hydra.sweep.dir, "hydra.sweep.dir")
+            check_sweep(config)
+        except FinsaeError as e:
+            fail(e)
 
 
 class SweepReport(Callback):

@@ -38,6 +38,7 @@ from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_lo
 from finsae.glue.schemas import check_hardware
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
+from finsae.models.loading import model_config
 from finsae.models.registry import copy_tokenizer_files
 from finsae.paths import model_dir
 
@@ -68,15 +69,26 @@ def _trainer(cfg, tracker, max_steps: int):
     )
 
 
+def precheck(cfg) -> None:
+    """What can be known before any work (no weights load: the base model's config.json only): the trainer
+    fits this machine, the base model is there, the artifacts folder takes new files. ``run`` calls it first; a
+    ``--multirun`` calls it for every job before the first one starts."""
+    artifacts = Path(cfg.paths.artifacts)
+    if cfg.finetune.skip_if_present and (model_dir(artifacts, cfg.finetune.out_name) / "summary.json").exists():
+        return
+    check_hardware(cfg.trainer)
+    model_config(get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed), artifacts)
+    check_writable(artifacts, "artifacts folder")
+
+
 def run(cfg, raw) -> FinetuneSummary:
     ft = cfg.finetune
     out_dir = model_dir(Path(cfg.paths.artifacts), ft.out_name)
+    precheck(cfg)
     if ft.skip_if_present and (out_dir / "summary.json").exists():
         summary = FinetuneSummary.read(out_dir)
         print(f"finetune: {out_dir} exists (accuracy {summary.phrasebank_test_accuracy:.3f}); skipping")
         return summary
-    check_hardware(cfg.trainer)
-    check_writable(Path(cfg.paths.artifacts), "artifacts folder")
     t0 = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)

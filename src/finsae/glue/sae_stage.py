@@ -97,9 +97,8 @@ def _downstream(cfg, spec, sae) -> dict:
 
 
 def rescore(cfg, spec, out_dir: Path) -> SaeSummary:
-    """Recompute the downstream score of the finished SAE in ``out_dir`` and update its summary.json."""
-    if not is_done(out_dir):
-        raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
+    """Recompute the downstream score of the finished SAE in ``out_dir`` (``precheck`` saw it) and update its
+    summary.json."""
     summary = dataclasses.replace(SaeSummary.read(out_dir), **_downstream(cfg, spec, load(out_dir)),
                                   rescored_code_version=__version__)
     summary.write(out_dir)
@@ -110,16 +109,14 @@ def rescore(cfg, spec, out_dir: Path) -> SaeSummary:
 
 def check_no_work_lost(cfg, out_dir: Path, ckpt_dir: Path) -> str | None:
     """Refuse a run that would clobber a finished SAE or an unfinished run's checkpoints; the checkpoint to
-    resume from, if any."""
+    resume from, if any (None with ``resume=true`` too when there is none: the run then says so)."""
     if is_done(out_dir) and not cfg.overwrite:
         raise ConfigError(f"{out_dir} holds a finished SAE; skip_if_done=true keeps it, overwrite=true trains a new "
                           f"one (the old one is replaced only once the new one is complete)")
     last = ckpt_dir / "last.ckpt"
     if cfg.resume:
-        if last.exists():
-            return str(last)
-        print(f"sae: resume=true but no checkpoint at {last}; training from the start")
-    elif last.exists() and not cfg.overwrite:
+        return str(last) if last.exists() else None
+    if last.exists() and not cfg.overwrite:
         raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished run; resume=true continues it, "
                           f"overwrite=true starts over")
     return None
@@ -181,8 +178,36 @@ def training_corpus(cfg):
                         d.eval_start)
 
 
+def precheck(cfg) -> None:
+    """Everything that can be known before any work, without loading weights (the model's config.json only):
+    the trainer fits this machine, the layer exists, k fits the latents, the batch divides over the devices,
+    nothing finished or resumable would be clobbered, the artifacts folder takes new files. ``run`` calls it
+    first; a ``--multirun`` calls it for every job before the first one starts."""
+    spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
+    artifacts = Path(cfg.paths.artifacts)
+    out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    if cfg.rescore:
+        if not is_done(out_dir):
+            raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
+        return
+    if cfg.skip_if_done and is_done(out_dir):
+        return
+    check_hardware(cfg.trainer)
+    shape = model_config(spec, artifacts)
+    check_layer(cfg.layer, shape.num_hidden_layers)
+    cfg.sae.sae_config(shape.hidden_size, cfg.seed)
+    world = cfg.trainer.devices * cfg.trainer.num_nodes
+    if cfg.sae.batch_size % world:
+        raise ConfigError(f"sae.batch_size={cfg.sae.batch_size} must divide evenly over {world} devices")
+    check_writable(artifacts, "artifacts folder")
+    ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    with run_lock(ckpt_dir):  # a run of this tag in flight says so (not that its checkpoint exists)
+        check_no_work_lost(cfg, out_dir, ckpt_dir)
+
+
 def run(cfg, raw) -> SaeSummary | None:
     t0 = time.time()
+    precheck(cfg)
     spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
     artifacts = Path(cfg.paths.artifacts)
     out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
@@ -192,11 +217,6 @@ def run(cfg, raw) -> SaeSummary | None:
         summary = SaeSummary.read(out_dir)
         print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
-    check_hardware(cfg.trainer)
-    shape = model_config(spec, artifacts)  # layer and k are checked before the model loads
-    check_layer(cfg.layer, shape.num_hidden_layers)
-    cfg.sae.sae_config(shape.hidden_size, cfg.seed)
-    check_writable(artifacts, "artifacts folder")
     with run_lock(sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)):
         return _train(cfg, raw, spec, artifacts, out_dir, t0)
 
@@ -204,13 +224,13 @@ def run(cfg, raw) -> SaeSummary | None:
 def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
     s = cfg.sae
     ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
-    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)
+    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)  # again, now under the run lock
+    if cfg.resume and ckpt_path is None:
+        print(f"sae: resume=true but no checkpoint at {ckpt_dir / 'last.ckpt'}; training from the start")
     loaded = load_model(spec, artifacts)
     check_layer(cfg.layer, loaded.num_layers)
     scfg = s.sae_config(loaded.d_model, cfg.seed)
     world = cfg.trainer.devices * cfg.trainer.num_nodes
-    if s.batch_size % world:
-        raise ConfigError(f"sae.batch_size={s.batch_size} must divide evenly over {world} devices")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
 

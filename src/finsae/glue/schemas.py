@@ -188,6 +188,8 @@ class TrainScriptSchema:
     paths: PathsSchema = MISSING
     model: ModelSchema = MISSING
     pair: PairSchema = MISSING
+    """Recorded only, as ``experiment=`` sets it (the study a run belongs to): train.py trains ``model``, one
+    model at a time, so a ``pair=`` override is refused (``NOT_READ``); analyze/label/backtest read the pair."""
     sae: SaeTrainConfig = field(default_factory=SaeTrainConfig)
     data: DataSchema = field(default_factory=DataSchema)
     activations: ExtractConfig = field(default_factory=ExtractConfig)
@@ -219,10 +221,18 @@ class TrainScriptSchema:
     """PhraseBank test-split sentences (never trained on) for the loss-recovered score."""
     name: str = "train"
 
+    NOT_READ = {"pair": "train.py trains one model at a time: choose it with model= (e.g. model=minilm_fin); "
+                        "pair= is read by analyze.py, label.py and backtest.py"}
+    """Config keys this script does not read: overriding one is refused (see ``refuse_overrides_not_read``)."""
+
     def __post_init__(self):
         _check(self.task in ("sae", "finetune"), f"task must be sae or finetune, got {self.task!r}")
         _check(NAME.fullmatch(self.tag) is not None,
                f"tag={self.tag!r} must be a plain name (letters, digits, . _ -), not a path")
+
+    def stage_module(self) -> str:
+        """The module whose ``precheck``/``run`` this config's task runs (what train.py dispatches to)."""
+        return "finsae.glue.finetune_stage" if self.task == "finetune" else "finsae.glue.sae_stage"
 
 
 def register_schemas() -> None:
@@ -261,6 +271,21 @@ def refuse_secret_overrides(argv: list[str]) -> None:
         key = arg.split("=", 1)[0].lstrip("+~") if "=" in arg else ""
         if key and is_secret_name(key):
             raise secret_refusal(key)
+
+
+def override_key(arg: str) -> str:
+    """The config key of a command-line override (``+a.b=1`` -> ``a.b``, ``~a`` -> ``a``, ``a@pkg=x`` -> ``a``)."""
+    return arg.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+
+
+def refuse_overrides_not_read(typed: Any, overrides: list[str]) -> None:
+    """Refuse an override of a key the script's schema marks as not read (its ``NOT_READ``), instead of
+    accepting and ignoring it."""
+    for arg in overrides:
+        key = override_key(arg)
+        for name, why in getattr(typed, "NOT_READ", {}).items():
+            if key == name or key.startswith(name + "."):
+                raise ConfigError(f"{arg} is not read by {getattr(typed, 'name', 'this script')}.py: {why}")
 
 
 def unknown_keys(node: DictConfig, obj: Any, prefix: str = "") -> list[str]:
