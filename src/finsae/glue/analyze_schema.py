@@ -1,12 +1,55 @@
-"""Typed Hydra schema of `python analyze.py` (its root config and its own config groups).
+"""Typed Hydra schema of `python analyze.py` (its root config; the ``analysis`` group *is*
+:class:`finsae.analysis.config.AnalysisConfig`).
 
 ``register(cs)`` is called by :func:`finsae.glue.schemas.register_schemas`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from finsae.activations.config import ExtractConfig
+from finsae.analysis.config import AnalysisConfig
+from finsae.errors import ConfigError
+from finsae.glue.schemas import NAME, DataSchema, LoggerSchema, PairSchema, PathsSchema
+
+
+@dataclass
+class AnalyzeScriptSchema:
+    """`python analyze.py`: compare the SAEs of a pair, layer by layer."""
+
+    paths: PathsSchema = MISSING
+    pair: PairSchema = MISSING
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    data: DataSchema = field(default_factory=DataSchema)
+    activations: ExtractConfig = field(default_factory=ExtractConfig)
+    logger: LoggerSchema = field(default_factory=LoggerSchema)
+    layers: list[int] | None = None
+    """Layers to compare (None: every layer with an SAE of this tag for both models)."""
+    layer: int | None = None
+    """One layer (what `--multirun layer=0,1,...` sweeps); overrides ``layers``."""
+    tag: str = "demo"
+    """SAE tag compared: artifacts/sae/{model}/layer_{i}/{tag}/."""
+    seed_tag: str | None = None
+    """Tag of the seed repeats (None: ``{tag}_seed1``); layers without them report no seed ceiling."""
+    progress_bar: bool = True
+    name: str = "analyze"
+
+    def __post_init__(self):
+        for t in (self.tag, self.seed_tag):
+            if t is not None and NAME.fullmatch(t) is None:
+                raise ConfigError(f"tag {t!r} must be a plain name (letters, digits, . _ -), not a path")
+
+    @property
+    def selected_layers(self) -> list[int] | None:
+        if self.layer is not None:
+            return [self.layer]
+        return None if self.layers is None else list(self.layers)
 
 
 def register(cs: ConfigStore) -> None:
-    """Stage not built yet (see finsae.glue.pending): nothing to register."""
+    cs.store(name="analyze_schema", node=AnalyzeScriptSchema)
+    cs.store(group="analysis", name="_schema", node=AnalysisConfig)

@@ -1,0 +1,340 @@
+"""One layer of a pair: match the base and domain SAEs, measure selectivity, and put every number beside its
+control.
+
+Definitions (README "Feature comparison" repeats them):
+
+* **overlap** — share of base latents whose one-to-one decoder match in the domain SAE has cosine >= tau.
+* **seed ceiling** — the same overlap between two seeds of the *same* model and layer: what SAE instability
+  alone allows; base-vs-domain overlap is also reported as a fraction of it.
+* **random baselines** — overlap of random unit decoders against the domain SAE (the matching's chance level)
+  and the same-index cosine (latent #f vs #f, which is what comparing indices of two SAEs measures).
+* **financial** latent — :mod:`finsae.analysis.selectivity` (FDR and AUROC floor in both contrasts).
+* **specialized** domain latent — financial, and its best base match has cosine < tau.
+* **seed floor** — how many latents the specialized rule flags between two seeds of the domain model (seed 1
+  against seed 0): the count SAE instability produces with no fine-tuning at all.
+* **improvement** of a matched pair (one-to-one, cosine >= tau) — the domain latent's broad-contrast AUROC
+  minus its base partner's, with a paired bootstrap CI over documents; never a ratio of raw activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import false_discovery_control
+
+from finsae.analysis.config import AnalysisConfig
+from finsae.analysis.contexts import build_contexts
+from finsae.analysis.doc_scores import DocScores, doc_scores, pair_correlation, row_chunks
+from finsae.analysis.heldout import BROAD, CATEGORY_FAMILIES, GENRE, HeldoutSet
+from finsae.analysis.matching import TAUS, index_cosine, match_decoders, overlap, overlap_curve, random_unit_rows
+from finsae.analysis.selectivity import Contrast, RankedScores, contrast, percentile_ci, stratified_weights
+from finsae.sae import TopKSAE, evaluate
+
+
+@dataclass
+class LayerInputs:
+    """Everything one layer's comparison reads. Activation arrays share their rows (same token table)."""
+
+    layer: int
+    base_name: str
+    domain_name: str
+    base: TopKSAE
+    domain: TopKSAE
+    base_acts: object
+    domain_acts: object
+    doc_of_row: np.ndarray
+    """[N] index into ``heldout.corpus.frame`` of each token row."""
+    char_start: np.ndarray
+    """[N] first character of each token row in its document's text."""
+    heldout: HeldoutSet
+    base_seed: TopKSAE | None = None
+    """A second seed of the base SAE (same setting): seed ceiling."""
+    domain_seed: TopKSAE | None = None
+    """A second seed of the domain SAE: seed ceiling and seed floor."""
+
+
+@dataclass
+class LayerResult:
+    row: dict
+    features: pd.DataFrame
+    contexts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    curves: pd.DataFrame | None = None
+    """Overlap curve over tau: columns tau, overlap, seed_ceiling, random."""
+
+
+@dataclass
+class _Selectivity:
+    broad: object
+    genre: object
+    broad_other: object
+    """The broad contrast on the other score (mean when the rule uses max)."""
+    boot_broad: np.ndarray
+    """[n_boot, m] bootstrap AUROCs of the broad contrast."""
+    boot_genre: np.ndarray
+    financial: np.ndarray
+    boot_financial: np.ndarray
+    """[n_boot, m] the financial rule under each resample."""
+
+
+COLUMN_CHUNK = 2048
+"""Latent columns densified at once (a [documents, chunk] block and its sort order)."""
+
+
+def _one_contrast(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str, w: np.ndarray):
+    """Contrast + bootstrap AUROC and p ``[n_boot, m]`` of every latent, ``COLUMN_CHUNK`` columns at a time."""
+    docs = np.concatenate([pos, neg])
+    is_pos = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    m = scores.max.shape[1]
+    auroc, p, boot_a, boot_p = [], [], [], []
+    for lo in range(0, m, COLUMN_CHUNK):
+        x = scores.dense(docs, np.arange(lo, min(lo + COLUMN_CHUNK, m)), kind=kind)
+        c = contrast(x[is_pos], x[~is_pos])
+        auroc.append(c.auroc), p.append(c.p)
+        ranked = RankedScores(x, is_pos)
+        boots = [ranked.auroc_p(wi) for wi in w]
+        boot_a.append(np.stack([a for a, _ in boots])), boot_p.append(np.stack([q for _, q in boots]))
+    p = np.concatenate(p)
+    return (Contrast(np.concatenate(auroc), p, false_discovery_control(p, method="bh"), len(pos), len(neg)),
+            np.concatenate(boot_a, 1), np.concatenate(boot_p, 1))
+
+
+def _sides(held: HeldoutSet, groups: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    pos = held.groups[groups[0]]
+    return pos, np.setdiff1d(held.groups[groups[1]], pos)
+
+
+def _selectivity(scores: DocScores, held: HeldoutSet, cfg: AnalysisConfig, w_broad, w_genre) -> _Selectivity:
+    other = "mean" if cfg.score == "max" else "max"
+    broad, ba, bp = _one_contrast(scores, *_sides(held, BROAD), cfg.score, w_broad)
+    genre, ga, gp = _one_contrast(scores, *_sides(held, GENRE), cfg.score, w_genre)
+    pos, neg = _sides(held, BROAD)
+    broad_other = contrast(scores.dense(pos, kind=other), scores.dense(neg, kind=other))
+    fin = broad.selected(cfg.fdr, cfg.min_auroc) & genre.selected(cfg.fdr, cfg.min_auroc)
+
+    def rule(a, p):
+        return (false_discovery_control(p, method="bh", axis=-1) <= cfg.fdr) & (a >= cfg.min_auroc)
+
+    return _Selectivity(broad, genre, broad_other, ba, ga, fin, rule(ba, bp) & rule(ga, gp))
+
+
+def _contrast_weights(held: HeldoutSet, groups: tuple[str, str], n_boot: int, seed: int) -> np.ndarray:
+    pos, neg = _sides(held, groups)
+    return stratified_weights(np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)], n_boot, seed)
+
+
+def category_profile(scores: DocScores, held: HeldoutSet, kind: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    """Per latent, the category (one vs the rest of its family) it is most selective for, and that AUROC."""
+    names, aurocs = [], []
+    for family in CATEGORY_FAMILIES.values():
+        present = [c for c in family if c in held.groups and len(held.groups[c])]
+        if len(present) < 2:
+            continue
+        union = np.unique(np.concatenate([held.groups[c] for c in present]))
+        for c in present:
+            pos = held.groups[c]
+            neg = np.setdiff1d(union, pos)
+            if len(neg) == 0:
+                continue
+            x_pos, x_neg = scores.dense(pos, kind=kind), scores.dense(neg, kind=kind)
+            aurocs.append(contrast(x_pos, x_neg).auroc)
+            names.append(c)
+    if not names:
+        m = scores.max.shape[1]
+        return np.full(m, "", object), np.full(m, np.nan)
+    a = np.stack(aurocs)
+    best = np.nanargmax(np.nan_to_num(a, nan=-1), axis=0)
+    return np.array(names, object)[best], a[best, np.arange(a.shape[1])]
+
+
+def category_counts(best: np.ndarray, auroc: np.ndarray, min_auroc: float) -> dict[str, int]:
+    names = [c for fam in CATEGORY_FAMILIES.values() for c in fam]
+    return {c: int(((best == c) & (auroc >= min_auroc)).sum()) for c in names}
+
+
+def cross_fvu(sae: TopKSAE, acts, rows: np.ndarray) -> float:
+    return float(evaluate(sae, (x for _, x in row_chunks(acts, rows, 4096))).fvu)
+
+
+def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> LayerResult:
+    """All statistics of one layer (see module doc); ``progress(msg)`` is told what runs."""
+    say = progress or (lambda msg: None)
+    held, tau = inp.heldout, cfg.tau
+    n_docs = len(held.corpus.frame)
+    if inp.base.d_in != inp.domain.d_in:
+        from finsae.errors import ConfigError
+
+        raise ConfigError(f"layer {inp.layer}: the SAEs read different widths (d_in {inp.base.d_in} vs "
+                          f"{inp.domain.d_in}); a pair must share the layer width")
+    say("matching decoders")
+    wb, wd = inp.base.W_dec.detach(), inp.domain.W_dec.detach()
+    m = match_decoders(wb, wd, candidates=cfg.candidates)
+    base_o2o, base_o2o_cos = m.one_to_one, m.one_to_one_cos
+    dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
+    rnd = match_decoders(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd, candidates=cfg.candidates)
+    idx_cos = index_cosine(wb, wd)
+    ceilings = {}
+    seed_matches = {}
+    for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed)):
+        if seed_sae is not None:
+            sm = match_decoders(seed_sae.W_dec.detach(), sae.W_dec.detach(), candidates=cfg.candidates)
+            seed_matches[name] = sm
+            ceilings[name] = sm.one_to_one_cos
+
+    say("scoring held-out documents")
+    scores = {
+        "base": doc_scores(inp.base, inp.base_acts, inp.doc_of_row, n_docs),
+        "domain": doc_scores(inp.domain, inp.domain_acts, inp.doc_of_row, n_docs),
+    }
+    if inp.domain_seed is not None:
+        scores["domain_seed"] = doc_scores(inp.domain_seed, inp.domain_acts, inp.doc_of_row, n_docs)
+    w_broad = _contrast_weights(held, BROAD, cfg.n_boot, cfg.seed)
+    w_genre = _contrast_weights(held, GENRE, cfg.n_boot, cfg.seed + 1)
+    say("selectivity")
+    sel = {k: _selectivity(s, held, cfg, w_broad, w_genre) for k, s in scores.items()}
+
+    # specialized: financial domain latents whose best base match is below tau; seed floor: the same rule
+    # between two seeds of the domain model
+    specialized = sel["domain"].financial & (m.best_ba_cos < tau)
+    boot_specialized = (sel["domain"].boot_financial & (m.best_ba_cos < tau)[None]).sum(1)
+    seed_floor = np.nan
+    if "domain_seed" in sel:
+        sm = seed_matches["domain"]  # rows: seed-1 latents, columns: seed-0 latents
+        seed_floor = int((sel["domain_seed"].financial & (sm.best_ab_cos < tau)).sum())
+
+    say("improvement of matched pairs")
+    matched = np.flatnonzero(base_o2o_cos >= tau)
+    partner = base_o2o[matched]
+    d_auroc = sel["domain"].broad.auroc[partner] - sel["base"].broad.auroc[matched]
+    d_boot = sel["domain"].boot_broad[:, partner] - sel["base"].boot_broad[:, matched]
+    d_lo, d_hi = percentile_ci(d_boot) if len(matched) else (np.zeros(0), np.zeros(0))
+    fin_pairs = sel["domain"].financial[partner] | sel["base"].financial[matched]
+    mean_impr_boot = d_boot[:, fin_pairs].mean(1) if fin_pairs.any() else np.full(cfg.n_boot, np.nan)
+
+    say("activation agreement and cross-reconstruction")
+    rng = np.random.default_rng(cfg.seed)
+    n_rows = len(inp.doc_of_row)
+    rows = np.sort(rng.choice(n_rows, size=min(cfg.agreement_tokens, n_rows), replace=False))
+    corr = pair_correlation(inp.base, inp.domain, inp.base_acts, inp.domain_acts, matched, partner, rows)
+    fvu = {
+        "fvu_base": cross_fvu(inp.base, inp.base_acts, rows),
+        "fvu_domain": cross_fvu(inp.domain, inp.domain_acts, rows),
+        "fvu_base_on_domain": cross_fvu(inp.base, inp.domain_acts, rows),
+        "fvu_domain_on_base": cross_fvu(inp.domain, inp.base_acts, rows),
+    }
+
+    say("category profiles")
+    cats = {k: category_profile(scores[k], held, cfg.score) for k in ("base", "domain")}
+
+    ov = overlap(base_o2o_cos, tau)
+    boot_lat = np.random.default_rng(cfg.seed + 2).integers(0, len(base_o2o_cos), (1000, len(base_o2o_cos)))
+    ov_lo, ov_hi = percentile_ci((base_o2o_cos[boot_lat] >= tau).mean(1))
+    ceil_vals = [overlap(c, tau) for c in ceilings.values()]
+    ceiling = float(np.mean(ceil_vals)) if ceil_vals else np.nan
+    n_fin_lo, n_fin_hi = {}, {}
+    for k in ("base", "domain"):
+        n_fin_lo[k], n_fin_hi[k] = percentile_ci(sel[k].boot_financial.sum(1).astype(float))
+    spec_lo, spec_hi = percentile_ci(boot_specialized.astype(float))
+    impr_lo, impr_hi = percentile_ci(mean_impr_boot) if fin_pairs.any() else (np.nan, np.nan)
+    row = {
+        "layer": inp.layer, "num_latents_base": int(wb.shape[0]), "num_latents_domain": int(wd.shape[0]),
+        "overlap": ov, "overlap_ci_low": float(ov_lo), "overlap_ci_high": float(ov_hi),
+        "overlap_seed_ceiling": ceiling,
+        "overlap_seed_ceiling_base": overlap(ceilings["base"], tau) if "base" in ceilings else np.nan,
+        "overlap_seed_ceiling_domain": overlap(ceilings["domain"], tau) if "domain" in ceilings else np.nan,
+        "overlap_of_ceiling": ov / ceiling if ceiling and np.isfinite(ceiling) else np.nan,
+        "overlap_random": overlap(rnd.one_to_one_cos, tau), "overlap_index": float((idx_cos >= tau).mean()),
+        "mutual_nn": float(m.mutual.mean()), "median_best_cos": float(np.median(m.best_ab_cos)),
+        "n_financial_base": int(sel["base"].financial.sum()),
+        "n_financial_base_ci_low": float(n_fin_lo["base"]), "n_financial_base_ci_high": float(n_fin_hi["base"]),
+        "n_financial": int(sel["domain"].financial.sum()),
+        "n_financial_ci_low": float(n_fin_lo["domain"]), "n_financial_ci_high": float(n_fin_hi["domain"]),
+        "n_specialized": int(specialized.sum()), "n_specialized_ci_low": float(spec_lo),
+        "n_specialized_ci_high": float(spec_hi), "n_specialized_seed_floor": seed_floor,
+        "n_matched": int(len(matched)), "n_matched_financial": int(fin_pairs.sum()),
+        "improvement": float(d_auroc[fin_pairs].mean()) if fin_pairs.any() else np.nan,
+        "improvement_ci_low": float(impr_lo), "improvement_ci_high": float(impr_hi),
+        "median_pair_corr": float(np.nanmedian(corr)) if np.isfinite(corr).any() else np.nan,
+        **fvu,
+        "n_docs_financial": len(held.groups["financial"]), "n_docs_general": len(held.groups["general"]),
+        "n_docs_ag_business": len(held.groups["ag_business"]), "n_docs_ag_other": len(held.groups["ag_other"]),
+        "agreement_tokens": int(len(rows)), "heldout_tokens": int(n_rows),
+    }
+    curves = pd.DataFrame({
+        "tau": TAUS, "overlap": overlap_curve(base_o2o_cos),
+        "seed_ceiling": np.mean([overlap_curve(c) for c in ceilings.values()], 0) if ceilings else np.nan,
+        "random": overlap_curve(rnd.one_to_one_cos), "index": overlap_curve(idx_cos),
+    }).assign(layer=inp.layer)
+
+    feats = []
+    corr_by_base = np.full(len(base_o2o), np.nan)
+    corr_by_base[matched] = corr
+    impr_by_dom = np.full(wd.shape[0], np.nan)
+    impr_lo_dom, impr_hi_dom = impr_by_dom.copy(), impr_by_dom.copy()
+    impr_by_dom[partner], impr_lo_dom[partner], impr_hi_dom[partner] = d_auroc, d_lo, d_hi
+    corr_by_dom = np.full(wd.shape[0], np.nan)
+    corr_by_dom[partner] = corr
+    for key, name, o2o, o2o_cos, best, best_cos in (
+        ("base", inp.base_name, base_o2o, base_o2o_cos, m.best_ab, m.best_ab_cos),
+        ("domain", inp.domain_name, dom_o2o, dom_o2o_cos, m.best_ba, m.best_ba_cos),
+    ):
+        s = sel[key]
+        lo_b, hi_b = percentile_ci(s.boot_broad)
+        lo_g, hi_g = percentile_ci(s.boot_genre)
+        n_lat = len(o2o)
+        active = np.asarray((scores[key].max > 0).sum(0)).ravel()
+        f = pd.DataFrame({
+            "model": name, "role": key, "layer": inp.layer, "latent": np.arange(n_lat),
+            "match": o2o, "match_cos": o2o_cos, "best_match": best, "best_match_cos": best_cos,
+            "auroc_broad": s.broad.auroc, "auroc_broad_ci_low": lo_b, "auroc_broad_ci_high": hi_b,
+            "q_broad": s.broad.q, f"auroc_broad_{'mean' if cfg.score == 'max' else 'max'}": s.broad_other.auroc,
+            "auroc_genre": s.genre.auroc, "auroc_genre_ci_low": lo_g, "auroc_genre_ci_high": hi_g,
+            "q_genre": s.genre.q, "financial": s.financial,
+            "specialized": specialized if key == "domain" else np.zeros(n_lat, bool),
+            "improvement": impr_by_dom if key == "domain" else np.full(n_lat, np.nan),
+            "improvement_ci_low": impr_lo_dom if key == "domain" else np.full(n_lat, np.nan),
+            "improvement_ci_high": impr_hi_dom if key == "domain" else np.full(n_lat, np.nan),
+            "pair_corr": corr_by_dom if key == "domain" else corr_by_base,
+            "best_category": cats[key][0], "best_category_auroc": cats[key][1],
+            "n_active_docs": active.astype(np.int64),
+        })
+        feats.append(f)
+    features = pd.concat(feats, ignore_index=True)
+
+    say("contexts")
+    contexts = {}
+    frame = held.corpus.frame
+    corpus_of_doc = _corpus_of_doc(held)
+    order = np.argsort(inp.doc_of_row, kind="stable")
+    bounds = np.searchsorted(inp.doc_of_row[order], np.arange(n_docs + 1))
+    for key, name, sae, acts in (("base", inp.base_name, inp.base, inp.base_acts),
+                                 ("domain", inp.domain_name, inp.domain, inp.domain_acts)):
+        fin = np.flatnonzero(sel[key].financial)
+        rest = np.setdiff1d(np.flatnonzero(np.asarray((scores[key].max > 0).sum(0)).ravel() > 0), fin)
+        n_ctrl = min(len(rest), max(cfg.control_latents, len(fin)))
+        ctrl = np.random.default_rng(cfg.seed + inp.layer).choice(rest, size=n_ctrl, replace=False) if n_ctrl else rest
+        latents = np.union1d(fin, ctrl)
+
+        def doc_rows(doc: int) -> np.ndarray:
+            return order[bounds[doc]:bounds[doc + 1]]
+
+        def token_acts(latent: int, rows: np.ndarray, sae=sae, acts=acts) -> np.ndarray:
+            code = sae.encode(torch.from_numpy(np.asarray(acts[rows], np.float32)))  # rows ascending
+            return (code.latent_acts.float() * (code.latent_indices == latent)).sum(1).numpy()
+
+        contexts[name] = build_contexts(latents, scores[key].max, token_acts, doc_rows, frame["text"].tolist(),
+                                        inp.char_start, frame["doc_id"].tolist(), corpus_of_doc,
+                                        seed=cfg.seed)
+    return LayerResult(row, features, contexts, curves)
+
+
+def _corpus_of_doc(held: HeldoutSet) -> list[str]:
+    """The first named group of each passage, most specific first (a category before a broad side)."""
+    out = [""] * len(held.corpus.frame)
+    for g in sorted(held.groups, key=lambda g: (g in BROAD, g)):
+        for i in held.groups[g]:
+            if not out[i]:
+                out[i] = g
+    return out

@@ -1,0 +1,54 @@
+"""Knobs of the feature comparison (the ``analysis:`` group of ``python analyze.py``), each declared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finsae.errors import ConfigError
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass
+class AnalysisConfig:
+    """How two SAEs of a pair are matched and how their latents' financial selectivity is measured."""
+
+    tau: float = 0.7
+    """Decoder cosine at which a one-to-one match counts as the same feature (overlap, specialized)."""
+    fdr: float = 0.05
+    """Benjamini-Hochberg false-discovery rate across latents, per contrast."""
+    min_auroc: float = 0.6
+    """Effect floor of a financial latent, in both contrasts (finsae.analysis.selectivity explains 0.6)."""
+    score: str = "max"
+    """Per-document score of a latent that the financial rule uses: max or mean activation over the tokens
+    (both are reported)."""
+    n_boot: int = 100
+    """Bootstrap resamples of the documents (per-latent AUROC CIs, count CIs, improvement CIs)."""
+    docs_per_side: int = 3000
+    """Held-out passages drawn for each side of the broad contrast (financial, general)."""
+    docs_per_category: int = 300
+    """Held-out passages drawn per Reuters topic / PhraseBank label (category profiles)."""
+    max_chars: int = 400
+    """Longer held-out documents are cut into passages of whole sentences of at most this many characters."""
+    agreement_tokens: int = 100_000
+    """Held-out token rows (a fixed random sample) for activation correlation and cross-reconstruction."""
+    control_latents: int = 64
+    """Random non-financial latents per (model, layer) whose contexts are stored too (labeling control);
+    at least as many as the financial ones."""
+    candidates: int = 16
+    """Top candidates per latent (both ways) in the sparse one-to-one matching of large dictionaries."""
+    seed: int = 0
+
+    def __post_init__(self):
+        _require(0 < self.tau < 1, f"analysis.tau must be in (0, 1), got {self.tau}")
+        _require(0 < self.fdr < 1, f"analysis.fdr must be in (0, 1), got {self.fdr}")
+        _require(0.5 <= self.min_auroc < 1, f"analysis.min_auroc must be in [0.5, 1), got {self.min_auroc}")
+        _require(self.score in ("max", "mean"), f"analysis.score must be max or mean, got {self.score!r}")
+        _require(self.n_boot >= 10, f"analysis.n_boot must be >= 10 (a CI needs resamples), got {self.n_boot}")
+        for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "candidates"):
+            _require(getattr(self, name) >= 1, f"analysis.{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.max_chars >= 40, f"analysis.max_chars must be >= 40, got {self.max_chars}")
+        _require(self.control_latents >= 0, f"analysis.control_latents must be >= 0, got {self.control_latents}")

@@ -1,0 +1,141 @@
+"""Evolution across layers: the plots of the per-layer table, each number beside its control band."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finsae.analysis.heldout import CATEGORY_FAMILIES
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
+    """Base-vs-domain overlap by layer, with the seed ceiling and the random / same-index baselines."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = layers["layer"]
+    ax.fill_between(x, layers["overlap_ci_low"], layers["overlap_ci_high"], alpha=0.25, color="C0")
+    ax.plot(x, layers["overlap"], "o-", color="C0", label="base vs domain (one-to-one)")
+    ax.plot(x, layers["overlap_seed_ceiling"], "s--", color="C2", label="seed ceiling (same model, 2 seeds)")
+    ax.plot(x, layers["overlap_random"], "x:", color="grey", label="random decoders")
+    ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")
+    ax.set_xlabel("layer")
+    ax.set_ylabel(f"share of latents matched at cos >= {tau}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_counts(layers: pd.DataFrame, title: str):
+    """Financial and specialized latents by layer with bootstrap CIs, and the seed floor."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = layers["layer"].to_numpy(dtype=float)
+    for col, lab, off, color in (("n_financial_base", "financial (base)", -0.2, "C0"),
+                                 ("n_financial", "financial (domain)", 0.0, "C1"),
+                                 ("n_specialized", "specialized (domain)", 0.2, "C3")):
+        y = layers[col].to_numpy(dtype=float)
+        err = np.abs(np.stack([y - layers[f"{col}_ci_low"], layers[f"{col}_ci_high"] - y]))
+        ax.bar(x + off, y, width=0.2, color=color, label=lab, yerr=err, capsize=2)
+    floor = layers["n_specialized_seed_floor"].to_numpy(dtype=float)
+    ax.plot(x + 0.2, floor, "k_", markersize=14, mew=2, label="seed floor (specialized rule, 2 seeds)")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("latents")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_selectivity(features: pd.DataFrame, title: str):
+    """Distribution of broad-contrast AUROC per layer, base vs domain."""
+    plt = _plt()
+    layers = sorted(features["layer"].unique())
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(layers)), 4))
+    for j, role in enumerate(("base", "domain")):
+        data = [features[(features.layer == L) & (features.role == role)]["auroc_broad"].dropna() for L in layers]
+        pos = np.arange(len(layers)) + (j - 0.5) * 0.35
+        parts = ax.violinplot(data, positions=pos, widths=0.33, showmedians=True)
+        for b in parts["bodies"]:
+            b.set_facecolor(f"C{j}")
+    ax.set_xticks(np.arange(len(layers)), [str(L) for L in layers])
+    ax.axhline(0.5, color="grey", lw=0.7)
+    ax.axhline(0.6, color="grey", lw=0.7, ls="--")
+    ax.set_xlabel("layer (left: base, right: domain)")
+    ax.set_ylabel("AUROC financial vs general (per latent)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_categories(features: pd.DataFrame, min_auroc: float, title: str):
+    """Heatmap: per layer and category, the domain latents most selective for it (AUROC >= min_auroc)."""
+    plt = _plt()
+    cats = [c for fam in CATEGORY_FAMILIES.values() for c in fam]
+    layers = sorted(features["layer"].unique())
+    dom = features[features.role == "domain"]
+    grid = np.array([[int(((dom.layer == L) & (dom.best_category == c) & (dom.best_category_auroc >= min_auroc)).sum())
+                      for L in layers] for c in cats])
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(layers) + 2.5), 5))
+    im = ax.imshow(grid, aspect="auto", cmap="magma")
+    ax.set_xticks(range(len(layers)), [str(L) for L in layers])
+    ax.set_yticks(range(len(cats)), cats, fontsize=7)
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            ax.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if grid[i, j] < grid.max() / 2 else "black")
+    fig.colorbar(im, ax=ax, label=f"domain latents, one-vs-rest AUROC >= {min_auroc}")
+    ax.set_xlabel("layer")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cross_fvu(layers: pd.DataFrame, title: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = layers["layer"]
+    for col, lab, style in (("fvu_base", "base SAE on base", "o-"), ("fvu_domain", "domain SAE on domain", "s-"),
+                            ("fvu_base_on_domain", "base SAE on domain", "o--"),
+                            ("fvu_domain_on_base", "domain SAE on base", "s--")):
+        ax.plot(x, layers[col], style, label=lab)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("held-out FVU")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def all_figures(layers: pd.DataFrame, features: pd.DataFrame, tau: float, min_auroc: float, pair: str) -> dict:
+    layers = layers.sort_values("layer")
+    return {
+        "overlap_by_layer": plot_overlap(layers, tau, f"{pair}: feature overlap by layer"),
+        "counts_by_layer": plot_counts(layers, f"{pair}: financial and specialized latents"),
+        "selectivity_by_layer": plot_selectivity(features, f"{pair}: financial selectivity"),
+        "categories_by_layer": plot_categories(features, min_auroc, f"{pair}: category profiles (domain)"),
+        "cross_fvu_by_layer": plot_cross_fvu(layers, f"{pair}: cross-reconstruction"),
+    }
+
+
+def save_figures(figs: dict, folder: Path) -> dict[str, Path]:
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, fig in figs.items():
+        out[name] = folder / f"{name}.png"
+        fig.savefig(out[name], dpi=120)
+        plt.close(fig)
+    return out

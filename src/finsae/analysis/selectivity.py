@@ -1,0 +1,116 @@
+"""Financial selectivity of latents: AUROC of per-document scores between two groups, with FDR and bootstrap CIs.
+
+A latent's score on a document is its max (or mean) activation over the document's real tokens. For a
+contrast (positive vs negative documents) its effect is the AUROC = P(score of a random positive document >
+score of a random negative one), ties counting one half; p-values are the two-sided Mann-Whitney test
+(``scipy.stats.mannwhitneyu``, vectorised over latents), corrected across latents with Benjamini-Hochberg
+(``scipy.stats.false_discovery_control``). Bootstrap CIs resample documents within each group; they use
+:class:`RankedScores`, which sorts each latent's scores once and recomputes AUROC (and the tie-corrected
+normal-approximation p-value, equal to scipy's ``method="asymptotic", use_continuity=False``) for any
+multiset of documents given as integer weights, without re-sorting.
+
+**Financial latent** (the rule this project uses): BH-adjusted p <= 0.05 *and* AUROC >= 0.6 in both the broad
+contrast (financial vs general text) and the genre-matched one (AG Business vs AG World/Sports/Sci-Tech).
+Why 0.6: with thousands of documents per side, p-values alone flag effects far too small to matter (AUROC 0.52
+is "significant" at n = 3,000); 0.6 means a financial document outscores a non-financial one 60% of the time,
+a modest but real preference, and it is the conventional floor of a "weak but useful" discriminator. The
+genre-matched contrast removes latents that only detect a register (tweets, ``$`` tickers, Wikipedia markup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+from scipy.stats import false_discovery_control, mannwhitneyu
+
+FDR = 0.05
+MIN_AUROC = 0.6
+N_BOOT = 200
+CI = 0.95
+
+
+@dataclass
+class Contrast:
+    """Per-latent statistics of one contrast (arrays over latents)."""
+
+    auroc: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    """BH-adjusted p-values."""
+    n_pos: int
+    n_neg: int
+
+    def selected(self, fdr: float = FDR, min_auroc: float = MIN_AUROC) -> np.ndarray:
+        return (self.q <= fdr) & (self.auroc >= min_auroc)
+
+
+def contrast(pos: np.ndarray, neg: np.ndarray) -> Contrast:
+    """AUROC, Mann-Whitney p and BH q of every column of ``pos [n_pos, L]`` vs ``neg [n_neg, L]``."""
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    n1, n2 = len(pos), len(neg)
+    if n1 == 0 or n2 == 0:
+        raise ValueError(f"a contrast needs documents on both sides (got {n1} and {n2})")
+    res = mannwhitneyu(pos, neg, axis=0, alternative="two-sided", method="asymptotic", use_continuity=False)
+    auroc = np.asarray(res.statistic, np.float64) / (n1 * n2)
+    p = np.nan_to_num(np.asarray(res.pvalue, np.float64), nan=1.0)  # a column constant on both sides: no effect
+    return Contrast(auroc, p, false_discovery_control(p, method="bh"), n1, n2)
+
+
+class RankedScores:
+    """Scores ``x [n, L]`` of ``n`` documents (``is_pos [n]``: which side) sorted once per column, for fast
+    weighted AUROC / p-values (bootstrap resamples as integer document weights)."""
+
+    def __init__(self, x: np.ndarray, is_pos: np.ndarray):
+        x = np.asarray(x, np.float32)
+        n = x.shape[0]
+        self.is_pos = np.asarray(is_pos, bool)
+        self.order = np.argsort(x, axis=0, kind="stable")
+        xs = np.take_along_axis(x, self.order, 0)
+        pos_idx = np.arange(n)[:, None]
+        new = np.ones(xs.shape, bool)
+        new[1:] = xs[1:] != xs[:-1]
+        self.start = np.maximum.accumulate(np.where(new, pos_idx, 0), axis=0)
+        last = np.ones(xs.shape, bool)
+        last[:-1] = new[1:]
+        self.end = np.minimum.accumulate(np.where(last, pos_idx, n - 1)[::-1], axis=0)[::-1]
+        self.is_start = new
+
+    def auroc_p(self, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """AUROC and two-sided p per column with document weights ``w [n]`` (None: all 1)."""
+        n = len(self.is_pos)
+        w = np.ones(n) if w is None else np.asarray(w, np.float64)
+        wp_doc, wn_doc = w * self.is_pos, w * ~self.is_pos
+        n1, n2 = wp_doc.sum(), wn_doc.sum()
+        wp, wn = wp_doc[self.order], wn_doc[self.order]
+        cn = np.concatenate([np.zeros((1, wn.shape[1])), np.cumsum(wn, 0)])
+        below = np.take_along_axis(cn, self.start, 0)
+        in_group = np.take_along_axis(cn, self.end + 1, 0) - below
+        u = (wp * (below + 0.5 * in_group)).sum(0)
+        ct = np.concatenate([np.zeros((1, wn.shape[1])), np.cumsum(wp + wn, 0)])
+        t = np.take_along_axis(ct, self.end + 1, 0) - np.take_along_axis(ct, self.start, 0)
+        ties = np.where(self.is_start, t ** 3 - t, 0.0).sum(0)
+        big_n = n1 + n2
+        var = n1 * n2 / 12.0 * ((big_n + 1) - ties / (big_n * (big_n - 1)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (u - n1 * n2 / 2.0) / np.sqrt(var)
+        p = np.where(var > 0, 2 * ndtr(-np.abs(np.nan_to_num(z))), 1.0)
+        return u / (n1 * n2), p
+
+
+def stratified_weights(is_pos: np.ndarray, n_boot: int, seed: int = 0) -> np.ndarray:
+    """``[n_boot, n]`` integer weights: each row resamples the positive and the negative documents with
+    replacement, each side keeping its size."""
+    rng = np.random.default_rng(seed)
+    is_pos = np.asarray(is_pos, bool)
+    out = np.zeros((n_boot, len(is_pos)))
+    for side in (is_pos, ~is_pos):
+        idx = np.flatnonzero(side)
+        out[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_boot)
+    return out
+
+
+def percentile_ci(samples: np.ndarray, ci: float = CI, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+    return np.quantile(samples, lo, axis=axis), np.quantile(samples, hi, axis=axis)

@@ -1,0 +1,37 @@
+"""What the analysis stage reports (``artifacts/analysis/{pair}/summary.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from finsae.summary import StageSummary
+
+
+@dataclass
+class AnalysisSummary(StageSummary):
+    """Headline numbers of one pair's comparison, over the layers analysed so far."""
+
+    pair: str
+    base: str
+    domain: str
+    tag: str
+    """SAE tag compared (``artifacts/sae/{model}/layer_{i}/{tag}``); seed repeats under ``{seed_tag}``."""
+    seed_tag: str
+    layers: list[int] = field(default_factory=list)
+    tau: float = 0.7
+    fdr: float = 0.05
+    min_auroc: float = 0.6
+    n_financial: int = 0
+    """Financial latents of the domain model, all layers."""
+    n_financial_base: int = 0
+    n_specialized: int = 0
+    n_specialized_seed_floor: int = 0
+    """Seed floor summed over the layers that have seed repeats."""
+    n_specialized_at_floor_layers: int = 0
+    """Specialized latents at those same layers (compare with the floor)."""
+    mean_overlap: float = float("nan")
+    mean_overlap_seed_ceiling: float = float("nan")
+    docs: dict[str, int] = field(default_factory=dict)
+    """Held-out passages per group."""
+    seconds: float = 0.0
+    """Wall time of this run (extraction included when it ran)."""

@@ -1,0 +1,253 @@
+"""Glue of `python analyze.py`: find the pair's SAEs, extract held-out activations through the cache, compare
+layer by layer (:func:`finsae.analysis.compare.compare_layer`), and write tables, plots, contexts and findings.
+
+Layout (``artifacts/analysis/{pair}/``)::
+
+    layers/layer_{i}/{row,features,curves}.parquet + meta.json   one layer's results (what a multirun job adds)
+    layers.parquet features.parquet curves.parquet               all layers analysed with the same settings
+    contexts/{model}/layer_{i}.parquet                           for the labeling stage
+    plots/*.png  findings.md  summary.json
+
+Every run (one layer of a multirun or all layers) recombines the per-layer folders whose settings match its
+own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from finsae.activations import build_activations
+from finsae.analysis.compare import LayerInputs, compare_layer
+from finsae.analysis.contexts import write_contexts
+from finsae.analysis.evolution import all_figures
+from finsae.analysis.findings import findings_markdown
+from finsae.analysis.heldout import heldout_set
+from finsae.analysis.summary import AnalysisSummary
+from finsae.atomic import check_writable, locked, write_json
+from finsae.errors import ConfigError, DataMissingError
+from finsae.glue.app import resolved_config
+from finsae.glue.tracking import stage_run
+from finsae.models import get_spec, load_model
+from finsae.models.loading import model_config
+from finsae.paths import activations_root, sae_dir
+from finsae.sae import load, read_meta
+from finsae.sae.summary import SaeSummary
+
+log = logging.getLogger("finsae")
+LAYER_FILES = ("row", "features", "curves")
+
+
+def analysis_dir(artifacts: Path, pair: str) -> Path:
+    return Path(artifacts) / "analysis" / pair
+
+
+def pair_name(cfg) -> str:
+    """The ``pair`` option chosen (``minilm_fin``), else ``base_domain``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from omegaconf import OmegaConf
+
+    from finsae.paths import PROJECT_ROOT
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("pair")
+        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
+        if choice and option.is_file():
+            o = OmegaConf.load(option)
+            if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
+                return str(choice)  # the option as it is, not with pair.base=/pair.domain= overridden
+    return f"{cfg.pair.base}_{cfg.pair.domain}"
+
+
+def _is_sae(path: Path) -> bool:
+    return (path / "sae.safetensors").is_file() and (path / "cfg.json").is_file()
+
+
+def train_command(model: str, layer: int, tag: str) -> str:
+    seed = " seed=1" if tag.endswith("_seed1") else ""
+    return f"python train.py experiment=demo model={model} layer={layer} tag={tag}{seed}"
+
+
+def resolve_layers(cfg, artifacts: Path) -> list[int]:
+    """The layers to compare; every one must have a finished SAE of ``tag`` for both models (one line naming
+    the first missing one and the command that trains it)."""
+    base, domain, tag = cfg.pair.base, cfg.pair.domain, cfg.tag
+    wanted = cfg.selected_layers
+    if wanted is None:
+        roots = [Path(artifacts) / "sae" / m for m in (base, domain)]
+        found = [{int(p.name.split("_", 1)[1]) for p in r.glob("layer_*") if _is_sae(p / tag)} for r in roots]
+        wanted = sorted(found[0] & found[1])
+        if not wanted:
+            raise DataMissingError(f"SAEs tagged {tag!r} for both {base} and {domain}",
+                                   Path(artifacts) / "sae", f"Train them: `{train_command(base, 3, tag)}` and "
+                                   f"`{train_command(domain, 3, tag)}` (or `make saes` for every layer)")
+    n_layers = model_config(get_spec(base), artifacts).num_hidden_layers
+    for layer in wanted:
+        if not -1 <= layer < n_layers:
+            raise ConfigError(f"layer {layer} is out of range for {base} ({n_layers} layers: -1 .. {n_layers - 1})")
+        for m in (base, domain):
+            d = sae_dir(artifacts, m, layer, tag)
+            if not _is_sae(d):
+                raise DataMissingError(f"SAE {m} layer {layer} [{tag}]", d, f"Train it: `{train_command(m, layer, tag)}`")
+        d_base = read_meta(sae_dir(artifacts, base, layer, tag))["d_in"]
+        d_dom = read_meta(sae_dir(artifacts, domain, layer, tag))["d_in"]
+        if d_base != d_dom:
+            raise ConfigError(f"layer {layer}: SAE of {base} reads d_in={d_base} but SAE of {domain} reads d_in={d_dom}; "
+                              f"a pair must share the layer width (same architecture)")
+    return list(wanted)
+
+
+def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, main):
+    d = sae_dir(artifacts, model, layer, seed_tag)
+    if not _is_sae(d):
+        return None
+    sae = load(d)
+    if (sae.num_latents, sae.k) != (main.num_latents, main.k):
+        log.warning("seed repeat %s has %d latents / k=%d but %s has %d / k=%d: no seed ceiling from it",
+                    d, sae.num_latents, sae.k, tag, main.num_latents, main.k)
+        return None
+    return sae
+
+
+def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
+    """What makes one layer's result what it is (a recombination only merges layers with equal settings,
+    the layer itself and SAE versions aside)."""
+    settings = {"pair": pair, "base": cfg.pair.base, "domain": cfg.pair.domain, "tag": cfg.tag,
+                "seed_tag": seed_tag, "analysis": dict(vars(cfg.analysis)), "eval_start": cfg.data.eval_start,
+                "activations": dict(vars(cfg.activations))}
+    saes = {}
+    for m in (cfg.pair.base, cfg.pair.domain):
+        for t in (cfg.tag, seed_tag):
+            d = sae_dir(artifacts, m, layer, t)
+            if _is_sae(d):
+                saes[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")
+    return {"settings": settings, "layer": layer, "saes": saes}
+
+
+def run(cfg, raw) -> AnalysisSummary:
+    t0 = time.time()
+    artifacts = Path(cfg.paths.artifacts)
+    pair = pair_name(raw)
+    base, domain = cfg.pair.base, cfg.pair.domain
+    seed_tag = cfg.seed_tag or f"{cfg.tag}_seed1"
+    a = cfg.analysis
+    layers = resolve_layers(cfg, artifacts)
+    out = analysis_dir(artifacts, pair)
+    check_writable(artifacts, "artifacts folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
+                       max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start)
+    counts = held.counts()
+    print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    root = activations_root(artifacts)
+    stores = {}
+    for m in (base, domain):
+        loaded = load_model(get_spec(m), artifacts)
+        # every layer in the one forward pass, so that a later run (or a multirun job) of another layer reuses it
+        every = sorted(set(range(loaded.num_layers)) | set(layers))
+        stores[m] = build_activations(loaded, held.corpus, every, root, cfg.activations, progress=cfg.progress_bar,
+                                      align_with=stores.get(base), eval_start=cfg.data.eval_start)
+        del loaded
+    frame = held.corpus.frame
+    some = stores[base][layers[0]]
+    table = some.table
+    doc_of_row = pd.Index(frame["doc_id"]).get_indexer(table.doc_ids)[table.column("doc")]
+    char_start = table.column("char_start")
+
+    with stage_run("analyze", resolved_config(raw), Path(cfg.paths.output_dir), cfg.logger,
+                   group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
+                   name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
+        bar = tqdm(layers, desc="analyze", unit="layer", disable=not cfg.progress_bar)
+        for layer in bar:
+            saes = {m: load(sae_dir(artifacts, m, layer, cfg.tag)) for m in (base, domain)}
+            inp = LayerInputs(
+                layer=layer, base_name=base, domain_name=domain, base=saes[base], domain=saes[domain],
+                base_acts=stores[base][layer].array, domain_acts=stores[domain][layer].array,
+                doc_of_row=doc_of_row, char_start=char_start, heldout=held,
+                base_seed=_seed_sae(artifacts, base, layer, cfg.tag, seed_tag, saes[base]),
+                domain_seed=_seed_sae(artifacts, domain, layer, cfg.tag, seed_tag, saes[domain]),
+            )
+            res = compare_layer(inp, a, progress=lambda msg, layer=layer: bar.set_postfix_str(f"L{layer}: {msg}"))
+            _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))
+            r = res.row
+            tracker.log({f"layer/{k}": v for k, v in r.items() if isinstance(v, (int, float)) and np.isfinite(v)},
+                        step=layer + 1)
+            print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceiling {r['overlap_seed_ceiling']:.3f}, "
+                  f"random {r['overlap_random']:.3f}), financial {r['n_financial_base']} base / {r['n_financial']} "
+                  f"domain, specialized {r['n_specialized']} (seed floor {r['n_specialized_seed_floor']})")
+        with locked([out / "combined"]):
+            summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts)
+        summary.seconds = round(time.time() - t0, 1)
+        summary.write(out, Path(cfg.paths.output_dir))
+        tracker.log_table("analysis_layers", frames["layers"])
+        tracker.log_table("analysis_financial_features",
+                          frames["features"][frames["features"]["financial"]].head(2000))
+        for name, fig in all_figures(frames["layers"], frames["features"], a.tau, a.min_auroc, pair).items():
+            fig.savefig(out / "plots" / f"{name}.png", dpi=120)
+            tracker.log_figure(name, fig)
+        tracker.log_artifact(out, f"analysis-{pair}", "analysis", metadata=summary.scalars())
+        tracker.finish(summary.scalars())
+    print(f"analyze: {pair} layers {summary.layers}: {summary.n_financial} financial / {summary.n_specialized} "
+          f"specialized domain latents -> {out} ({summary.seconds:.0f} s)")
+    return summary
+
+
+def _write_layer(out: Path, layer: int, res, meta: dict) -> None:
+    d = out / "layers" / f"layer_{layer}"
+    d.mkdir(parents=True, exist_ok=True)
+    for model, ctx in res.contexts.items():
+        write_contexts(ctx, out, model, layer)
+    frames = {"row": pd.DataFrame([res.row]), "features": res.features, "curves": res.curves}
+    for name in LAYER_FILES:
+        tmp = d / f"{name}.parquet.tmp"
+        frames[name].to_parquet(tmp, index=False)
+        tmp.replace(d / f"{name}.parquet")
+    write_json(d / "meta.json", meta)
+
+
+def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: Path):
+    """Merge every ``layers/layer_i`` whose settings equal this run's into the pair's tables and findings."""
+    a = cfg.analysis
+    parts = {n: [] for n in LAYER_FILES}
+    layers = []
+    for d in sorted((out / "layers").glob("layer_*"), key=lambda p: int(p.name.split("_", 1)[1])):
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        layer = int(meta["layer"])
+        if meta["settings"] != _meta(cfg, pair, layer, artifacts, seed_tag)["settings"]:
+            log.warning("skipping %s: analysed with other settings (rerun analyze.py for that layer)", d)
+            continue
+        layers.append(layer)
+        for n in LAYER_FILES:
+            parts[n].append(pd.read_parquet(d / f"{n}.parquet"))
+    frames = {n: pd.concat(p, ignore_index=True) for n, p in parts.items()}
+    for n, f in frames.items():
+        tmp = out / f"{'layers' if n == 'row' else n}.parquet.tmp"
+        f.to_parquet(tmp, index=False)
+        tmp.replace(tmp.with_suffix(""))
+    frames["layers"] = frames.pop("row")
+    L = frames["layers"]
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "findings.md").write_text(findings_markdown(L, pair, cfg.pair.base, cfg.pair.domain, a.tau,
+                                                       a.min_auroc, a.fdr, counts))
+    floor = L["n_specialized_seed_floor"].notna()
+    summary = AnalysisSummary(
+        pair=pair, base=cfg.pair.base, domain=cfg.pair.domain, tag=cfg.tag, seed_tag=seed_tag, layers=layers,
+        tau=a.tau, fdr=a.fdr, min_auroc=a.min_auroc, n_financial=int(L["n_financial"].sum()),
+        n_financial_base=int(L["n_financial_base"].sum()), n_specialized=int(L["n_specialized"].sum()),
+        n_specialized_seed_floor=int(L.loc[floor, "n_specialized_seed_floor"].sum()),
+        n_specialized_at_floor_layers=int(L.loc[floor, "n_specialized"].sum()),
+        mean_overlap=float(L["overlap"].mean()), mean_overlap_seed_ceiling=float(L["overlap_seed_ceiling"].mean()),
+        docs=counts,
+    )
+    return summary, frames
