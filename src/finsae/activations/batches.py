@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from finsae.activations.store import ActivationStore
+from finsae.activations.guard import check_trainable
 from finsae.errors import ConfigError
 
 SPLITS = ("train", "sae_eval")
@@ -45,6 +46,7 @@ def split_rows(store: ActivationStore, split: str, sae_eval_frac: float) -> np.n
         raise ConfigError(f"split={split!r}; choose one of {list(SPLITS)}")
     if not 0.0 <= sae_eval_frac < 1.0:
         raise ConfigError(f"sae_eval_frac={sae_eval_frac} must be in [0, 1)")
+    check_trainable(store)  # ActivationBatches reads its rows through here too
     held = sae_eval_docs(store.table.doc_ids, sae_eval_frac)
     in_split = held[store.table.column("doc")]
     if split == "train":

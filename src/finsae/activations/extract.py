@@ -24,7 +24,7 @@ from finsae.activations.atomic import is_complete
 from finsae.atomic import locked, publish, staging_dir, write_json
 from finsae.activations.forward_chunks import chunk_batches, plan_chunks, rows_per_chunk
 from finsae.activations.config import ExtractConfig, resolve_dtype, torch_dtype
-from finsae.activations.guard import check_eval_period
+from finsae.activations.guard import INFERENCE_SUFFIX, check_eval_period
 from finsae.activations.keys import TOKENS_DIR, layer_key
 from finsae.activations.shards import BackgroundWriter, ShardWriter, rows_per_shard
 from finsae.activations.store import ActivationStore, open_store
@@ -48,6 +48,7 @@ def build_activations(
     eval_start: str = EVAL_START,
     allow_eval_period: bool = False,
     verify: bool = False,
+    inference_only: bool = False,
 ) -> dict[int, ActivationStore]:
     """Cached activations of ``layers`` of ``model`` over ``corpus`` (``.name``, ``.frame`` with ``doc_id``,
     ``text`` and optionally ``date``, ``.content_hash()``), computed only where no entry exists yet.
@@ -57,12 +58,16 @@ def build_activations(
     both sit on the same token rows.
     ``eval_start``: first day of the evaluation period; a corpus with text dated on/after it is refused unless
     ``allow_eval_period`` (inference-only features of the trading stage: an SAE trained on them leaks the test).
+    ``inference_only``: the explicit mode for features that are only ever encoded, never trained on (the
+    trading stage's evaluation-period tweets): eval-period text passes, the entry gets its own key and is marked
+    ``"inference_only": true`` in its manifest, and SAE training readers (``split_rows``, ``ActivationBatches``)
+    refuse it.
     ``verify``: re-hash every shard of the reused entries now (by default a reused entry is hashed on its first
     open after the build and size-checked on every open after that).
     """
     cfg = cfg or ExtractConfig()
     layers = [check_layer(int(i), model.num_layers) for i in dict.fromkeys(layers)]
-    check_eval_period(corpus, eval_start, allow_eval_period)
+    check_eval_period(corpus, eval_start, allow_eval_period or inference_only)
     max_positions = getattr(model.encoder.config, "max_position_embeddings", None)
     if max_positions is not None and cfg.max_length > max_positions:
         raise ConfigError(f"activations max_length={cfg.max_length} exceeds the model's {max_positions} positions")
@@ -72,8 +77,8 @@ def build_activations(
         check_aligned(table, align_with)
     compute = resolve_dtype(cfg.dtype, _device(model))
     entries = {
-        i: root / layer_key(model.spec.name, model.weights_hash, corpus.name, table.key, i, compute,
-                            cfg.store_special)
+        i: root / (layer_key(model.spec.name, model.weights_hash, corpus.name, table.key, i, compute,
+                             cfg.store_special) + (INFERENCE_SUFFIX if inference_only else ""))
         for i in layers
     }
     todo = [i for i in layers if rebuild or not is_complete(entries[i])]
@@ -216,6 +221,7 @@ def _manifest(model, table, layer, key, cfg, compute, d, shards, special_shards,
             "n_tokens": 2 * table.n_windows, "cls_id": int(specials[0]), "sep_id": int(specials[1]),
             "shards": [s._asdict() for s in special_shards],
         },
+        "inference_only": key.endswith(INFERENCE_SUFFIX),
         "extract_seconds": round(seconds, 3),
         "tokens_per_s": round(n / max(seconds, 1e-9), 1),
     }

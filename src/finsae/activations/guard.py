@@ -22,3 +22,17 @@ def check_eval_period(corpus, eval_start: str, allow: bool) -> None:
             f"split='train'; only inference-only features of the trading stage may pass "
             f"build_activations(..., allow_eval_period=True)."
         )
+
+
+INFERENCE_SUFFIX = "-inference"
+"""Key suffix of an inference-only cache entry (``build_activations(..., inference_only=True)``)."""
+
+
+def check_trainable(store) -> None:
+    """Refuse an inference-only entry (it may hold evaluation-period text) as SAE training data."""
+    if store.manifest.get("inference_only"):
+        raise FinsaeError(
+            f"activation entry {store.path.name} is inference-only (built for the trading stage's features, it may "
+            f"hold evaluation-period text): an SAE must not be trained or scored on it; build a training cache "
+            f"from a corpus loaded with split='train'"
+        )
