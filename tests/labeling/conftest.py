@@ -103,6 +103,29 @@ def write_analysis(artifacts: Path, pair: str = "minilm_fin", base: str = "minil
     return folder
 
 
+def planted_jobs(embed, cfg, planted: dict, random_latents: list, seed: int = 7):
+    """Jobs (layer 2 of minilm) for latents planted on keywords (targets) and random latents (controls), their
+    examples split as the stage splits them."""
+    from finsae.labeling.examples import examples_of, latent_rng, split_examples
+    from finsae.labeling.pipeline import LatentJob
+
+    rng = np.random.default_rng(seed)
+    rows = [r for lat, kw in planted.items() for r in latent_rows(lat, rng, kw)]
+    rows += [r for lat in random_latents for r in latent_rows(lat, rng, None)]
+    by_latent = examples_of(pd.DataFrame(rows, columns=list(CONTEXT_COLUMNS)))
+    jobs = []
+    for lat, exs in by_latent.items():
+        role = "target" if lat in planted else "control"
+        job = LatentJob("minilm", 2, lat, role, role == "target", False, 30, "minilm/layer_2/default/x")
+        job.examples = split_examples(exs, n_explain=cfg.n_explain, n_explain_negatives=cfg.n_explain_negatives,
+                                      n_score_activating=cfg.n_score_activating,
+                                      n_score_random_negatives=cfg.n_score_random_negatives,
+                                      n_score_hard_negatives=cfg.n_score_hard_negatives,
+                                      rng=latent_rng(0, lat), embed=embed)
+        jobs.append(job)
+    return jobs
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from finsae.labeling.embed import SentenceEmbedder

@@ -50,10 +50,11 @@ class Example:
         return marked_text(self.words, self.acts, threshold)
 
     def activation_scale(self, scale_max: float) -> list[tuple[str, int]]:
-        """The activating words with their activation on a 0-10 scale (10 = ``scale_max``), in text order."""
+        """The activating words with their activation on a 0-10 scale (10 = ``scale_max``, halves round up), in
+        text order."""
         if scale_max <= 0:
             return []
-        return [(w, int(round(10 * min(a, scale_max) / scale_max))) for w, a in zip(self.words, self.acts, strict=True) if a > 0]
+        return [(w, int(10 * min(a, scale_max) / scale_max + 0.5)) for w, a in zip(self.words, self.acts, strict=True) if a > 0]
 
 
 @dataclass(frozen=True)

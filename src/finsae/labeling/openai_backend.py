@@ -84,7 +84,7 @@ class OpenAIBackend:
                 return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
                                   getattr(usage, "completion_tokens", 0) or 0, None, attempt)
             except openai.BadRequestError as e:
-                if "response_format" in kw and self.structured:
+                if "response_format" in kw:  # (another thread may have switched it off meanwhile)
                     with self._lock:
                         if self.structured:
                             log.warning("label: %s refused structured output (HTTP 400); asking for plain "

@@ -46,7 +46,9 @@ def _objects(text: str):
 
 
 def _clean_label(label: str) -> str:
-    label = re.sub(r"\s+", " ", str(label)).strip().strip("\"'`*").strip()
+    label = re.sub(r"\s+", " ", str(label)).strip().strip("*`").rstrip(".;:,").strip()
+    while len(label) >= 2 and label[0] == label[-1] and label[0] in "\"'":  # a quoted label: drop the quotes
+        label = label[1:-1].strip()
     label = label.rstrip(".;:,").strip()
     if not label:
         raise ParseError("empty label")

@@ -1,0 +1,96 @@
+"""Context building: stored rows -> examples, marking and the 0-10 scale, quantile spread, hard negatives, and
+the explainer/scorer split (disjoint by document)."""
+
+import numpy as np
+import pandas as pd
+from conftest import latent_rows
+
+from finsae.analysis.contexts import CONTEXT_COLUMNS
+from finsae.labeling.examples import (
+    Example,
+    examples_of,
+    hard_negatives,
+    latent_rng,
+    split_examples,
+    spread_over_quantiles,
+)
+
+
+def _ex(doc, words, acts, kind="top", rank=0):
+    return Example(doc, tuple(words), tuple(acts), max(acts, default=0.0), kind, rank)
+
+
+def test_examples_of_reads_stored_rows_in_rank_order():
+    rows = latent_rows(3, np.random.default_rng(0), "dividend", n_top=4, n_quant=2, n_neg=3)
+    df = pd.DataFrame(rows[::-1], columns=list(CONTEXT_COLUMNS))  # stored in any order
+    ex = examples_of(df)[3]
+    assert [(e.kind, e.rank) for e in ex] == [("negative", 0), ("negative", 1), ("negative", 2), ("quantile", 0),
+                                              ("quantile", 1), ("top", 0), ("top", 1), ("top", 2), ("top", 3)]
+    top = [e for e in ex if e.kind == "top"]
+    assert all(isinstance(w, str) for w in top[0].words) and top[0].max_act >= top[1].max_act
+
+
+def test_marking_marks_activating_words_only_and_scales_to_ten():
+    e = _ex("d", ["Fed", "raises", "rates", "again."], [0.0, 2.0, 4.0, 0.0])
+    assert e.marked() == "Fed <<raises>> <<rates>> again."
+    assert e.marked(threshold=3.0) == "Fed raises <<rates>> again."
+    assert e.text == "Fed raises rates again."
+    assert e.activation_scale(4.0) == [("raises", 5), ("rates", 10)]
+    assert e.activation_scale(8.0) == [("raises", 3), ("rates", 5)]  # 2.5 rounds up
+
+
+def test_spread_over_quantiles_covers_low_middle_and_high():
+    exs = [_ex(f"d{i}", ["w"], [float(i)], kind="quantile") for i in range(100)]
+    picked = spread_over_quantiles(exs[::-1], 5)
+    assert [e.max_act for e in picked] == [0.0, 25.0, 50.0, 74.0, 99.0]  # evenly over the ranks, low to high
+    assert len(spread_over_quantiles(exs[:3], 10)) == 3
+    assert spread_over_quantiles(exs, 0) == []
+
+
+def test_hard_negatives_are_the_most_similar_non_activating_examples(embedder):
+    pos = [_ex(f"p{i}", t.split(), [1.0] + [0.0] * (len(t.split()) - 1)) for i, t in
+           enumerate(["The central bank raised interest rates.", "Interest rates rose again this month."])]
+    pool = [_ex(f"n{i}", t.split(), [0.0] * len(t.split()), "negative") for i, t in enumerate([
+        "The cat slept on the warm sofa.", "Mortgage rates and bank lending climbed.", "A recipe for tomato soup.",
+        "The football team won the cup.", "Bond yields rose as the central bank met."])]
+    hard = hard_negatives(pos, pool, 2, embedder)
+    assert {e.doc_id for e in hard} == {"n1", "n4"}
+    assert hard_negatives(pos, pool, 0, embedder) == [] and hard_negatives([], pool, 2, embedder) == []
+
+
+def test_split_never_shows_the_explainer_a_scored_document(embedder):
+    rows = latent_rows(5, np.random.default_rng(1), "merger", n_top=20, n_quant=10, n_neg=30)
+    exs = examples_of(pd.DataFrame(rows, columns=list(CONTEXT_COLUMNS)))[5]
+    # A document stored as both top and quantile (it happens) must land on one side only.
+    dup = next(e for e in exs if e.kind == "top" and e.rank == 1)
+    exs.append(Example(dup.doc_id, dup.words, dup.acts, dup.max_act, "quantile", 99))
+    split = split_examples(exs, n_explain=10, n_explain_negatives=10, n_score_activating=10,
+                           n_score_random_negatives=5, n_score_hard_negatives=5, rng=latent_rng(0, 5), embed=embedder)
+    explain = {e.doc_id for e in split.explain} | {e.doc_id for e in split.explain_negatives}
+    scored = {e.doc_id for e in split.score_activating} | {e.doc_id for e in split.score_negatives}
+    assert not explain & scored
+    assert len(split.explain) == 10 and len(split.score_activating) == 10
+    assert len(split.score_random_negatives) == 5 and len(split.score_hard_negatives) == 5
+    assert {e.kind for e in split.explain} == {"top", "quantile"}  # strong and weaker examples
+    assert {e.kind for e in split.score_activating} == {"top", "quantile"}
+    assert split.explain[0].kind == "top" and split.explain[0].rank == 0  # the strongest goes to the explainer
+    assert all(e.activating for e in split.score_activating) and not any(e.activating for e in split.score_negatives)
+    assert split.n_activating == 30
+    ids = split.ids()
+    assert ids["explain_ids"] == [e.doc_id for e in split.explain]
+    # Deterministic per latent; without an embedder every scoring negative is random.
+    again = split_examples(exs, n_explain=10, n_explain_negatives=10, n_score_activating=10,
+                           n_score_random_negatives=5, n_score_hard_negatives=5, rng=latent_rng(0, 5), embed=embedder)
+    assert again == split
+    plain = split_examples(exs, n_explain=10, n_explain_negatives=10, n_score_activating=10,
+                           n_score_random_negatives=5, n_score_hard_negatives=5, rng=latent_rng(0, 5))
+    assert len(plain.score_random_negatives) == 10 and not plain.score_hard_negatives
+
+
+def test_split_with_few_examples_keeps_sides_disjoint():
+    exs = [_ex(f"d{i}", ["a", "b"], [1.0, 0.0], "top", i) for i in range(3)]
+    exs += [_ex(f"n{i}", ["c"], [0.0], "negative", i) for i in range(2)]
+    s = split_examples(exs, n_explain=10, n_explain_negatives=10, n_score_activating=10, n_score_random_negatives=5,
+                       n_score_hard_negatives=5, rng=latent_rng(0, 1))
+    assert [e.doc_id for e in s.explain] == ["d0", "d2"] and [e.doc_id for e in s.score_activating] == ["d1"]
+    assert len(s.explain_negatives) == 1 and len(s.score_negatives) == 1

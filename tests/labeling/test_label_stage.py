@@ -1,0 +1,243 @@
+"""`python label.py` end to end on analysis artifacts written in the analysis stage's schema: the offline
+default, bad inputs in one line, resume from the cache after a kill, and the hf backend with a tiny random LM."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from chat_server import ChatServer, oracle
+from conftest import CONTROLS, FEW, KEYWORDS, NO_CONTEXT, write_analysis
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def label(root, art, *overrides, timeout=300, **kw):
+    cmd = [sys.executable, "label.py", f"paths.artifacts={art}", "progress_bar=false", *overrides]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=ENV, check=False, **kw)
+
+
+def compose_label(root, *overrides):
+    """The label.py config as the entry point composes it (in-process; the pair named explicitly, as no Hydra
+    run is active to say which pair= option was chosen)."""
+    from hydra import compose, initialize_config_dir
+
+    from finsae.glue.schemas import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+        return compose("label", overrides=["pair_name=minilm_fin", "progress_bar=false", *overrides])
+
+
+def run_stage_inprocess(root, *overrides):
+    """``run_stage`` exactly as label.py calls it, in this process (what fails exits 2 with one line)."""
+    from finsae.glue.app import run_stage
+
+    return run_stage(compose_label(root, *overrides), "finsae.glue.label_stage")
+
+
+def read_summary(art):
+    from finsae.labeling import LabelSummary
+
+    return LabelSummary.read(art / "labels" / "minilm_fin")
+
+
+def test_offline_default_end_to_end(project_root, tmp_path):
+    art = tmp_path / "art"
+    write_analysis(art)
+    run_dir = tmp_path / "run"
+    r = label(project_root, art, "logger=wandb_offline", f"hydra.run.dir={run_dir}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = art / "labels" / "minilm_fin"
+    summary = json.loads((out / "summary.json").read_text())
+    n_targets = 2 * (len(KEYWORDS) + 2)  # + the latent with few examples + the one without contexts, per model
+    assert summary["n_selected"] == 2 * (len(KEYWORDS) + 2 + len(KEYWORDS) + 2)  # as many controls as targets
+    assert summary["n_targets"] == n_targets and summary["n_skipped"] == 4 and summary["n_failed"] == 0
+    assert summary["n_labelled"] == summary["n_selected"] - 4
+    assert summary["backend"] == "lexical" and summary["scorers"] == ["embedding"]
+    assert summary["embedding_auroc"] > 0.9 and summary["embedding_auroc_diff_lo"] > 0.2
+    assert 0.3 < summary["embedding_auroc_random"] < 0.7
+    assert summary["embedding_auroc"] > summary["embedding_auroc_control"]
+    assert {row["model"] for row in summary["per_layer"]} == {"minilm", "minilm_fin", "all"}
+
+    labels = pd.read_parquet(out / "labels.parquet")
+    assert set(labels["status"]) == {"labelled", "skipped"}
+    skipped = labels[labels["status"] == "skipped"].set_index(["model", "latent"])
+    assert set(skipped.index.get_level_values("latent")) == {FEW, NO_CONTEXT}
+    assert "no stored contexts" in skipped.loc[("minilm", NO_CONTEXT), "skip_reason"]
+    good = labels[(labels["latent"] < len(KEYWORDS))].set_index(["model", "latent"])
+    for (_, lat), row in good.iterrows():
+        assert row["label"].split(" / ")[0] == KEYWORDS[lat]
+        assert len(row["explain_ids"]) == 10 and not set(row["explain_ids"]) & set(row["score_activating_ids"])
+        assert len(row["score_hard_negative_ids"]) == 5
+    assert set(labels[labels["role"] == "control"]["latent"]) <= set(CONTROLS)
+
+    feats = pd.read_parquet(art / "analysis" / "minilm_fin" / "features.parquet")
+    assert {"label", "label_description", "label_status", "label_embedding_auroc",
+            "label_embedding_auroc_control", "auroc_broad"} <= set(feats.columns)
+    dividend = feats[(feats["model"] == "minilm_fin") & (feats["latent"] == 0)].iloc[0]
+    assert dividend["label"].startswith("dividend") and dividend["label_embedding_auroc"] > 0.9
+    assert feats["label"].notna().sum() == summary["n_labelled"] and len(feats) == 40
+
+    assert json.loads((run_dir / "summary.json").read_text())["n_labelled"] == summary["n_labelled"]
+    assert list(run_dir.glob("wandb/offline-run-*/*.wandb"))
+    assert (run_dir / "tables" / "labels.csv").is_file() and (run_dir / "tables" / "label_scores.csv").is_file()
+    assert "embedding_auroc" in r.stdout and "4 skipped" in r.stdout
+
+
+
+def test_skip_if_done_returns_the_stored_summary(project_root, tmp_path, capsys):
+    art = tmp_path / "art"
+    write_analysis(art)
+    out = art / "labels" / "minilm_fin"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text(json.dumps({
+        "pair": "minilm_fin", "backend": "lexical", "llm": "lexical", "prompt_version": "lexical-v1",
+        "scorers": ["embedding"], "n_selected": 3, "n_targets": 2, "n_controls": 1, "n_labelled": 3, "n_skipped": 0,
+        "n_failed": 0}))
+    run_stage_inprocess(project_root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}",
+                        "logger=none", "skip_if_done=true")
+    assert "is complete (3 labelled); skipping" in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cli_bad_inputs_are_one_line_exit_2(project_root, tmp_path):
+    """Through label.py itself: a missing analysis artifact and an unreachable server (within seconds)."""
+    empty = tmp_path / "empty"
+    art = tmp_path / "art"
+    write_analysis(art)
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    cases = [
+        ((f"paths.artifacts={empty}",), "Run `python analyze.py pair=minilm_fin` first"),
+        ((f"paths.artifacts={art}", "label.backend=openai", "label.model=tiny", f"label.base_url={url}"),
+         f"the LLM server at {url} is unreachable"),
+        ((f"paths.artifacts={art}", "label.api_key=sk-abc"), "secrets come from the environment only"),
+    ]
+    procs = [subprocess.Popen([sys.executable, "label.py", "logger=none", *args], cwd=project_root, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args, _ in cases]
+    for p, (args, message) in zip(procs, cases, strict=True):
+        _, err = p.communicate(timeout=300)
+        lines = [line for line in err.splitlines() if line.startswith("finsae: error:")]
+        assert p.returncode == 2, (args, err[-2000:])
+        assert len(lines) == 1 and message in lines[0], (args, err[-2000:])
+        assert "Traceback" not in err and "sk-abc" not in err
+    assert not (art / "labels").exists()
+
+
+BAD = [
+    ("label.backend=gpt9", "label.backend='gpt9' is unknown"),
+    ("label.scorers=[detection]", "need an LLM but label.backend=lexical"),
+    ("label.scorers=[embedding,judge]", "label.scorers has unknown ['judge']"),
+    ("label.backend=vllm", "label.backend=vllm needs label.model"),
+    ("label.min_activating=1", "label.min_activating must be >= 2"),
+    ("label.base_url=127.0.0.1:8000", "must start with http:// or https://"),
+    ("label.api_key_env=sk-abc", "must name an environment variable"),
+    ("+label.kk=3", "unknown config key(s) ['label.kk']"),
+    ("pair_name=../x", "must be a plain name"),
+    ("pair=bert_finbert", "Run `python analyze.py pair=minilm_fin` first"),  # pair_name=minilm_fin, other pair
+]
+
+
+@pytest.mark.parametrize("override, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_inputs_are_one_line_exit_2(project_root, tmp_path, capsys, override, message):
+    art = tmp_path / "art"
+    if override.startswith("pair="):
+        write_analysis(art, pair="minilm_fin")  # holds minilm vs minilm_fin
+        message = "holds the analysis of minilm vs minilm_fin, not of the pair bert_base vs finbert"
+    with pytest.raises(SystemExit) as exit_:
+        run_stage_inprocess(project_root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}",
+                            "logger=none", override)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_vllm_missing_is_one_line_before_any_work(project_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # absent, whatever this environment holds
+    art = tmp_path / "art"
+    write_analysis(art)
+    with pytest.raises(SystemExit) as exit_:
+        run_stage_inprocess(project_root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}",
+                            "logger=none", "label.backend=vllm", "label.model=Qwen/Qwen2.5-7B-Instruct")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "needs the vllm package" in err[0]
+    assert "requirements-vllm.txt" in err[0] and "label.backend=openai" in err[0]
+    assert not (art / "labels").exists()
+
+
+def label_stage_run(root, art, tmp_path, *overrides):
+    """The stage's ``run`` in this process (saves a second interpreter start on 2 busy cores)."""
+    from finsae.glue.label_stage import run
+    from finsae.glue.schemas import validate
+
+    cfg = compose_label(root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}", *overrides)
+    return run(validate(cfg), cfg)
+
+
+def test_resume_from_the_cache_after_a_kill(project_root, tmp_path):
+    """SIGKILL a run mid-way through the explainer requests; the rerun asks only for the latents not answered."""
+    art = tmp_path / "art"
+    write_analysis(art)
+    slow = {"delay": 0.4}
+
+    def reply(body, n):
+        r = oracle(body, n)
+        r.delay = slow["delay"]
+        return r
+
+    args = ["label.backend=openai", "label.model=tiny", "label.max_latents=3", "label.concurrency=1",
+            "label.backoff_s=0.01", "logger=none"]
+    with ChatServer(reply) as s:
+        args.append(f"label.base_url={s.url}")
+        cmd = [sys.executable, "label.py", f"paths.artifacts={art}", "progress_bar=false", *args]
+        proc = subprocess.Popen(cmd, cwd=project_root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 240
+        while len(s.requests) < 5 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        first = list(s.requests)
+        assert len(first) >= 5 and not (art / "labels").exists()
+        cached = sum(1 for _ in (art / "checkpoints" / "labels" / "minilm_fin").glob("*/*.json"))
+        assert 4 <= cached <= len(first)
+        slow["delay"] = 0.0
+        summary = label_stage_run(project_root, art, tmp_path, *args)
+        second = s.requests[len(first):]
+    n_jobs = summary.n_labelled + summary.n_failed
+    assert summary.n_cached == cached and summary.n_failed == 0
+    assert len(second) == n_jobs - cached  # nothing answered before the kill is asked again
+    answered = {json.dumps(b["messages"]) for b in first[:cached]}
+    assert not answered & {json.dumps(b["messages"]) for b in second}
+    assert summary.requests == len(second) and summary.prompt_tokens == 100 * len(second)
+
+
+def test_hf_backend_end_to_end_with_a_tiny_random_lm(project_root, tmp_path):
+    sys.path.insert(0, str(project_root / "tests" / "labeling"))
+    from tiny_lm import save_tiny_chat_lm
+
+    lm = save_tiny_chat_lm(tmp_path / "lm")
+    art = tmp_path / "art"
+    write_analysis(art, keywords={0: "dividend", 1: "merger"}, controls=[10, 11])
+    label_stage_run(project_root, art, tmp_path, "label.backend=hf", f"label.model={lm}", "label.max_new_tokens=12",
+                    "label.max_retries=1", "label.scorers=[embedding,detection]", "logger=csv")
+    summary = json.loads((art / "labels" / "minilm_fin" / "summary.json").read_text())
+    labels = pd.read_parquet(art / "labels" / "minilm_fin" / "labels.parquet")
+    asked = labels[labels["status"] != "skipped"]
+    assert summary["n_labelled"] + summary["n_failed"] == len(asked) > 0
+    assert summary["completion_tokens"] > 0 and summary["prompt_tokens"] > summary["completion_tokens"]
+    # A random model writes gibberish: each answer is a parsed label or a recorded failure, never a fake label.
+    failed = asked[asked["status"] == "failed"]
+    assert failed["label"].isna().all() and failed["error"].str.startswith("unparsable answer").all()
+    assert (failed["attempts"] == 2).all() and failed["raw_answer"].notna().all()
+    ok = asked[asked["status"] == "labelled"]
+    assert ok["label"].str.len().gt(0).all()

@@ -1,0 +1,69 @@
+"""Detection and fuzzing end to end through the openai backend, against a loopback server that answers like a
+well-behaved LLM (it labels with the marked word and judges examples by the label's word): own labels score
+1.0, shuffled labels 0.5, and a random latent's label does no better than chance."""
+
+import json
+
+import numpy as np
+import pytest
+from chat_server import ChatServer, Reply, oracle
+from conftest import planted_jobs
+
+from finsae.labeling.cache import AnswerCache
+from finsae.labeling.config import LabelConfig
+from finsae.labeling.openai_backend import OpenAIBackend
+from finsae.labeling.pipeline import run_labeling
+
+PLANTED = {0: "dividend", 1: "volcano", 2: "guitar"}
+RANDOM = [10, 11, 12]
+
+
+def _run(server, embedder, cache_dir, **over):
+    cfg = LabelConfig(backend="openai", model="tiny", base_url=server.url, scorers=["embedding", "detection", "fuzzing"],
+                      max_retries=1, backoff_s=0.01, timeout_s=5, **over)
+    backend = OpenAIBackend(server.url, "tiny", concurrency=4, timeout_s=5, max_retries=1, backoff_s=0.01)
+    return run_labeling(planted_jobs(embedder, cfg, PLANTED, RANDOM), cfg, backend, AnswerCache(cache_dir), embedder)
+
+
+def test_detection_and_fuzzing_score_own_labels_above_shuffled_ones(embedder, tmp_path):
+    with ChatServer(oracle) as s:
+        df, usage = _run(s, embedder, tmp_path)
+    df = df.set_index("latent")
+    assert (df["status"] == "labelled").all()
+    for lat, kw in PLANTED.items():
+        assert df.loc[lat, "label"] == kw
+        assert df.loc[lat, "detection_balanced_accuracy"] == 1.0 and df.loc[lat, "detection_f1"] == 1.0
+        assert df.loc[lat, "fuzzing_balanced_accuracy"] == 1.0
+        assert df.loc[lat, "detection_balanced_accuracy_control"] == 0.5  # another keyword: says "no" to all
+        assert df.loc[lat, "fuzzing_balanced_accuracy_control"] == 0.5
+    rand = df.loc[RANDOM, "detection_balanced_accuracy"]
+    assert rand.max() < 0.8, rand.tolist()  # one marked word of a random sentence explains little
+    kinds = [("Sentences where" in r["messages"][1]["content"], "Decide whether the marked words" in r["messages"][0]["content"])
+             for r in s.requests]
+    n_explain = sum(k[0] for k in kinds)
+    n_fuzz = sum(k[1] for k in kinds)
+    assert n_explain == 6 and n_fuzz == 12 and len(s.requests) == 6 + 12 + 24  # 20 detection items: 2 batches
+    assert usage.requests == len(s.requests) and usage.prompt_tokens == 100 * len(s.requests)
+    assert all(r["response_format"]["json_schema"]["name"] in ("label", "answers") for r in s.requests)
+    assert (df["prompt_tokens"] > 0).all()
+
+
+def test_a_failing_scorer_request_gives_nan_not_a_score(embedder, tmp_path):
+    def reply(body, n):
+        if "Decide whether the marked words" in body["messages"][0]["content"]:
+            return Reply(json.dumps({"answers": [1]}))  # wrong count, every time
+        return oracle(body, n)
+
+    with ChatServer(reply) as s:
+        df, _ = _run(s, embedder, tmp_path)
+    assert df["fuzzing_balanced_accuracy"].isna().all()
+    assert df["fuzzing_error"].str.contains("answers for").all()
+    assert np.isfinite(df["detection_balanced_accuracy"]).all()
+
+
+@pytest.mark.parametrize("scorers", [["detection"]])
+def test_llm_scorers_need_an_llm(scorers):
+    from finsae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="need an LLM but label.backend=lexical"):
+        LabelConfig(scorers=scorers)
