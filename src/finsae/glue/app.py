@@ -144,9 +144,9 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def _job_problem(config: DictConfig, num: int, overrides: list[str]) -> str | None:
-    """What makes job ``num`` of a sweep fail before any work (composition, ``validate``, the stage's
-    ``precheck``), composed as the launcher will compose it; None when it is fine."""
+def _job_problem(config: DictConfig, num: int, overrides: list[str], local: bool) -> str | None:
+    """What makes job ``num`` of a sweep fail before any work (composition, ``validate``, and where the jobs
+    run on this machine the stage's ``precheck``), composed as the launcher will compose it; None when fine."""
     import copy
 
     from hydra.core.global_hydra import GlobalHydra
@@ -168,7 +168,8 @@ def _job_problem(config: DictConfig, num: int, overrides: list[str]) -> str | No
             del task_cfg["hydra"]
         typed = validate(task_cfg)
         refuse_overrides_not_read(typed, list(overrides))
-        precheck(typed)
+        if local:
+            precheck(typed)
     except FinsaeError as e:
         return str(e)
     except (HydraException, OmegaConfBaseException) as e:  # a group option that does not exist, ...
@@ -178,18 +179,25 @@ def _job_problem(config: DictConfig, num: int, overrides: list[str]) -> str | No
 
 def check_sweep(config: DictConfig) -> None:
     """Refuse a multirun, before its first job starts, when any job's config is bad (one line naming each bad
-    job by its swept overrides). Failures that only running shows are still recorded job by job."""
+    job by its swept overrides). Failures that only running shows are still recorded job by job.
+
+    Under a launcher that runs the jobs here (Hydra's basic one, joblib) each job's stage ``precheck`` runs
+    too; under one that sends them to other machines (submitit, ...) composition and ``validate`` only, as
+    hardware, files and the hub are those machines' to check. Other sweepers (optuna, ...) choose their jobs
+    as they run: no pre-pass (``sweep_jobs``)."""
     from hydra.core.hydra_config import HydraConfig
 
     jobs = sweep_jobs(config)
     if not jobs:
         return
+    launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").rsplit(".", 1)[-1]
+    local = launcher in ("BasicLauncher", "JoblibLauncher")  # both run every job on this machine
     swept = {override_key(o) for o in {o for job in jobs for o in job} if sum(o in job for job in jobs) < len(jobs)}
     master = HydraConfig.instance().cfg
     bad = []
     try:
         for num, overrides in enumerate(jobs):
-            problem = _job_problem(config, num, overrides)
+            problem = _job_problem(config, num, overrides, local)
             if problem is not None:
                 named = " ".join(o for o in overrides if override_key(o) in swept) or " ".join(overrides)
                 bad.append(f"job {num} ({named}): {problem}")
