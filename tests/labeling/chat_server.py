@@ -24,6 +24,8 @@ class Reply:
     """A body sent as is (malformed JSON, ...), instead of a completion."""
     delay: float = 0.0
     """Seconds to wait before answering (a timeout)."""
+    message: str = "scripted failure"
+    """The error message of a non-200 answer."""
 
 
 def completion(content: str, model: str = "tiny") -> bytes:
@@ -78,7 +80,7 @@ class ChatServer:
                     if r.raw is not None:
                         self._send(r.status, r.raw)
                     elif r.status != 200:
-                        self._send(r.status, json.dumps({"error": {"message": "scripted failure"}}).encode())
+                        self._send(r.status, json.dumps({"error": {"message": r.message}}).encode())
                     else:
                         self._send(200, completion(r.content or "", body.get("model", "tiny")))
                 finally:

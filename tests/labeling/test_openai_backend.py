@@ -62,11 +62,18 @@ def test_client_errors_are_not_retried():
     with ChatServer(lambda body, n: Reply(status=404)) as s:
         [c] = _backend(s).generate([REQ])
     assert c.error == "HTTP 404" and len(s.requests) == 1
+    too_long = Reply(status=400, message="This model's maximum context length is 256 tokens")
+    with ChatServer(lambda body, n: too_long) as s:
+        b = _backend(s)
+        [c] = b.generate([REQ])
+    assert c.error.startswith("HTTP 400") and len(s.requests) == 1 and b.structured  # not a format refusal
 
 
 def test_server_refusing_structured_output_falls_back_to_plain_text():
     def reply(body, n):
-        return Reply(status=400) if "response_format" in body else Reply("Label: rate hikes\nDescription: x")
+        if "response_format" in body:
+            return Reply(status=400, message="response_format json_schema is not supported")
+        return Reply("Label: rate hikes\nDescription: x")
 
     with ChatServer(reply) as s:
         b = _backend(s)

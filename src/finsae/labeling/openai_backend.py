@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from finsae.errors import FinsaeError
 from finsae.labeling.backend import ChatRequest, Completion, OnDone
 
 log = logging.getLogger("finsae")
+FORMAT_REFUSAL = re.compile(r"response_format|json_schema|guided|structured|schema", re.IGNORECASE)
+"""What a 400 says when the server does not support the requested output format (not: prompt too long)."""
 
 
 class OpenAIBackend:
@@ -84,7 +87,7 @@ class OpenAIBackend:
                 return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
                                   getattr(usage, "completion_tokens", 0) or 0, None, attempt)
             except openai.BadRequestError as e:
-                if "response_format" in kw:  # (another thread may have switched it off meanwhile)
+                if "response_format" in kw and FORMAT_REFUSAL.search(str(e)):  # (maybe switched off meanwhile)
                     with self._lock:
                         if self.structured:
                             log.warning("label: %s refused structured output (HTTP 400); asking for plain "
