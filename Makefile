@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench finetune saes report clean
+.PHONY: setup demo test bench finetune saes analyze report clean
 
 # (Re)install only when pyproject.toml changed. CPU machines get the pinned CPU wheel of torch
 # (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
@@ -32,7 +32,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole offline study, end to end; each step reuses what already exists.
-demo: setup finetune saes report
+demo: setup finetune saes analyze report
 	@echo
 	@echo "demo done. Outputs:"
 	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
@@ -40,6 +40,7 @@ demo: setup finetune saes report
 	@echo "  artifacts/sae/{minilm,minilm_fin}/ one SAE per layer (summary.json, sae.safetensors)"
 	@echo "  artifacts/checkpoints/sae/         resumable training state of each SAE run"
 	@echo "  outputs/, multirun/                per-run folders with offline W&B runs (wandb/offline-run-*)"
+	@echo "  artifacts/analysis/minilm_fin/     feature comparison: layers.parquet, features.parquet, findings.md, plots/"
 	@echo "  artifacts/reports/sae_table.md     the table README quotes"
 
 finetune: setup
@@ -47,7 +48,11 @@ finetune: setup
 
 saes: setup
 	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 skip_if_done=true
-	$(PY) train.py --multirun experiment=demo model=minilm layer=1,3 seed=1 tag=demo_seed1 skip_if_done=true
+	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=1,3,5 seed=1 tag=demo_seed1 skip_if_done=true
+
+# Feature comparison of the pair, every layer with SAEs for both models (artifacts/analysis/minilm_fin/).
+analyze: setup
+	$(PY) analyze.py
 
 report: setup
 	$(PY) -m finsae.reporting

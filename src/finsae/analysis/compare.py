@@ -65,40 +65,32 @@ class LayerResult:
     """Overlap curve over tau: columns tau, overlap, seed_ceiling, random."""
 
 
-@dataclass
-class _Selectivity:
-    broad: object
-    genre: object
-    broad_other: object
-    """The broad contrast on the other score (mean when the rule uses max)."""
-    boot_broad: np.ndarray
-    """[n_boot, m] bootstrap AUROCs of the broad contrast."""
-    boot_genre: np.ndarray
-    financial: np.ndarray
-    boot_financial: np.ndarray
-    """[n_boot, m] the financial rule under each resample."""
-
-
+BOOT_MARGIN = 0.1
+"""Latents more than this below ``min_auroc`` in either contrast are not resampled: their bootstrap AUROC never
+reaches the floor (its bootstrap SD is <= 0.015 at these sample sizes), so they are non-financial in every
+resample and get no CI."""
 COLUMN_CHUNK = 2048
 """Latent columns densified at once (a [documents, chunk] block and its sort order)."""
 
 
-def _one_contrast(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str, w: np.ndarray):
-    """Contrast + bootstrap AUROC and p ``[n_boot, m]`` of every latent, ``COLUMN_CHUNK`` columns at a time."""
-    docs = np.concatenate([pos, neg])
-    is_pos = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
-    m = scores.max.shape[1]
-    auroc, p, boot_a, boot_p = [], [], [], []
-    for lo in range(0, m, COLUMN_CHUNK):
-        x = scores.dense(docs, np.arange(lo, min(lo + COLUMN_CHUNK, m)), kind=kind)
-        c = contrast(x[is_pos], x[~is_pos])
-        auroc.append(c.auroc), p.append(c.p)
-        ranked = RankedScores(x, is_pos)
-        boots = [ranked.auroc_p(wi) for wi in w]
-        boot_a.append(np.stack([a for a, _ in boots])), boot_p.append(np.stack([q for _, q in boots]))
-    p = np.concatenate(p)
-    return (Contrast(np.concatenate(auroc), p, false_discovery_control(p, method="bh"), len(pos), len(neg)),
-            np.concatenate(boot_a, 1), np.concatenate(boot_p, 1))
+@dataclass
+class _Selectivity:
+    broad: Contrast
+    genre: Contrast
+    broad_other: Contrast
+    """The broad contrast on the other score (mean when the rule uses max)."""
+    financial: np.ndarray
+    boot_cols: np.ndarray | None = None
+    """Latents resampled (candidates of the rule, and partners of candidates)."""
+    boot_broad: np.ndarray | None = None
+    """[n_boot, m] bootstrap AUROCs of the broad contrast (NaN outside ``boot_cols``)."""
+    boot_genre: np.ndarray | None = None
+    boot_financial: np.ndarray | None = None
+    """[n_boot, m] the financial rule under each resample."""
+
+    def candidates(self, cfg: AnalysisConfig) -> np.ndarray:
+        floor = cfg.min_auroc - BOOT_MARGIN
+        return (self.broad.auroc >= floor) & (self.genre.auroc >= floor)
 
 
 def _sides(held: HeldoutSet, groups: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,18 +98,55 @@ def _sides(held: HeldoutSet, groups: tuple[str, str]) -> tuple[np.ndarray, np.nd
     return pos, np.setdiff1d(held.groups[groups[1]], pos)
 
 
-def _selectivity(scores: DocScores, held: HeldoutSet, cfg: AnalysisConfig, w_broad, w_genre) -> _Selectivity:
+def _contrast_all(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str) -> Contrast:
+    """The contrast of every latent, ``COLUMN_CHUNK`` columns at a time."""
+    m = scores.max.shape[1]
+    parts = [contrast(scores.dense(pos, cols, kind), scores.dense(neg, cols, kind))
+             for cols in np.array_split(np.arange(m), max(1, -(-m // COLUMN_CHUNK)))]
+    auroc, p = np.concatenate([c.auroc for c in parts]), np.concatenate([c.p for c in parts])
+    return Contrast(auroc, p, false_discovery_control(p, method="bh"), len(pos), len(neg))
+
+
+def _point(scores: DocScores, held: HeldoutSet, cfg: AnalysisConfig) -> _Selectivity:
     other = "mean" if cfg.score == "max" else "max"
-    broad, ba, bp = _one_contrast(scores, *_sides(held, BROAD), cfg.score, w_broad)
-    genre, ga, gp = _one_contrast(scores, *_sides(held, GENRE), cfg.score, w_genre)
-    pos, neg = _sides(held, BROAD)
-    broad_other = contrast(scores.dense(pos, kind=other), scores.dense(neg, kind=other))
+    broad = _contrast_all(scores, *_sides(held, BROAD), cfg.score)
+    genre = _contrast_all(scores, *_sides(held, GENRE), cfg.score)
+    broad_other = _contrast_all(scores, *_sides(held, BROAD), other)
     fin = broad.selected(cfg.fdr, cfg.min_auroc) & genre.selected(cfg.fdr, cfg.min_auroc)
+    return _Selectivity(broad, genre, broad_other, fin)
+
+
+def _resample(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str, cols: np.ndarray, w: np.ndarray):
+    """Bootstrap AUROC and p ``[n_boot, len(cols)]`` of the latents ``cols``."""
+    docs = np.concatenate([pos, neg])
+    is_pos = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    out_a, out_p = [], []
+    for chunk in np.array_split(cols, max(1, -(-len(cols) // COLUMN_CHUNK))):
+        ranked = RankedScores(scores.dense(docs, chunk, kind), is_pos)
+        boots = [ranked.auroc_p(wi) for wi in w]
+        out_a.append(np.stack([a for a, _ in boots])), out_p.append(np.stack([q for _, q in boots]))
+    return np.concatenate(out_a, 1), np.concatenate(out_p, 1)
+
+
+def _bootstrap(sel: _Selectivity, scores: DocScores, held: HeldoutSet, cfg: AnalysisConfig, cols: np.ndarray,
+               w_broad: np.ndarray, w_genre: np.ndarray) -> None:
+    """Fill ``sel``'s bootstrap fields for ``cols``; the other latents keep their point p-values in each
+    resample's BH step (they cannot pass the AUROC floor anyway)."""
+    m, n_boot = len(sel.financial), len(w_broad)
+    full = {}
+    for name, groups, w, point in (("broad", BROAD, w_broad, sel.broad), ("genre", GENRE, w_genre, sel.genre)):
+        a = np.full((n_boot, m), np.nan)
+        p = np.tile(point.p, (n_boot, 1))
+        if len(cols):
+            a[:, cols], p[:, cols] = _resample(scores, *_sides(held, groups), cfg.score, cols, w)
+        full[name] = (a, p)
 
     def rule(a, p):
-        return (false_discovery_control(p, method="bh", axis=-1) <= cfg.fdr) & (a >= cfg.min_auroc)
+        return (false_discovery_control(p, method="bh", axis=-1) <= cfg.fdr) & (np.nan_to_num(a) >= cfg.min_auroc)
 
-    return _Selectivity(broad, genre, broad_other, ba, ga, fin, rule(ba, bp) & rule(ga, gp))
+    sel.boot_cols = cols
+    sel.boot_broad, sel.boot_genre = full["broad"][0], full["genre"][0]
+    sel.boot_financial = rule(*full["broad"]) & rule(*full["genre"])
 
 
 def _contrast_weights(held: HeldoutSet, groups: tuple[str, str], n_boot: int, seed: int) -> np.ndarray:
@@ -193,7 +222,16 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     w_broad = _contrast_weights(held, BROAD, cfg.n_boot, cfg.seed)
     w_genre = _contrast_weights(held, GENRE, cfg.n_boot, cfg.seed + 1)
     say("selectivity")
-    sel = {k: _selectivity(s, held, cfg, w_broad, w_genre) for k, s in scores.items()}
+    sel = {k: _point(sc, held, cfg) for k, sc in scores.items()}
+    matched = np.flatnonzero(base_o2o_cos >= tau)
+    partner = base_o2o[matched]
+    cand_b, cand_d = sel["base"].candidates(cfg), sel["domain"].candidates(cfg)
+    either = cand_b[matched] | cand_d[partner]  # a matched pair with a candidate member: both are resampled
+    cols_b = np.union1d(np.flatnonzero(cand_b), matched[either])
+    cols_d = np.union1d(np.flatnonzero(cand_d), partner[either])
+    say(f"bootstrap ({cfg.n_boot} resamples, {len(cols_b)} + {len(cols_d)} latents)")
+    _bootstrap(sel["base"], scores["base"], held, cfg, cols_b, w_broad, w_genre)
+    _bootstrap(sel["domain"], scores["domain"], held, cfg, cols_d, w_broad, w_genre)
 
     # specialized: financial domain latents whose best base match is below tau; seed floor: the same rule
     # between two seeds of the domain model
@@ -205,12 +243,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         seed_floor = int((sel["domain_seed"].financial & (sm.best_ab_cos < tau)).sum())
 
     say("improvement of matched pairs")
-    matched = np.flatnonzero(base_o2o_cos >= tau)
-    partner = base_o2o[matched]
     d_auroc = sel["domain"].broad.auroc[partner] - sel["base"].broad.auroc[matched]
     d_boot = sel["domain"].boot_broad[:, partner] - sel["base"].boot_broad[:, matched]
-    d_lo, d_hi = percentile_ci(d_boot) if len(matched) else (np.zeros(0), np.zeros(0))
     fin_pairs = sel["domain"].financial[partner] | sel["base"].financial[matched]
+    d_lo, d_hi = _ci_nan(d_boot)
     mean_impr_boot = d_boot[:, fin_pairs].mean(1) if fin_pairs.any() else np.full(cfg.n_boot, np.nan)
 
     say("activation agreement and cross-reconstruction")
@@ -281,8 +317,8 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         ("domain", inp.domain_name, dom_o2o, dom_o2o_cos, m.best_ba, m.best_ba_cos),
     ):
         s = sel[key]
-        lo_b, hi_b = percentile_ci(s.boot_broad)
-        lo_g, hi_g = percentile_ci(s.boot_genre)
+        lo_b, hi_b = _ci_nan(s.boot_broad)
+        lo_g, hi_g = _ci_nan(s.boot_genre)
         n_lat = len(o2o)
         active = np.asarray((scores[key].max > 0).sum(0)).ravel()
         f = pd.DataFrame({
@@ -328,6 +364,16 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
                                         inp.char_start, frame["doc_id"].tolist(), corpus_of_doc,
                                         seed=cfg.seed)
     return LayerResult(row, features, contexts, curves)
+
+
+def _ci_nan(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI per column; NaN for the columns that were not resampled."""
+    lo = np.full(samples.shape[1], np.nan)
+    hi = lo.copy()
+    ok = np.isfinite(samples).all(0)
+    if ok.any():
+        lo[ok], hi[ok] = percentile_ci(samples[:, ok])
+    return lo, hi
 
 
 def _corpus_of_doc(held: HeldoutSet) -> list[str]:
