@@ -113,7 +113,7 @@ def _free_port() -> int:
 
 
 def test_cli_bad_inputs_are_one_line_exit_2(project_root, tmp_path):
-    """Through label.py itself: a missing analysis artifact and an unreachable server (within seconds)."""
+    """Through label.py itself: a missing analysis artifact, and an unreachable server (within seconds)."""
     empty = tmp_path / "empty"
     art = tmp_path / "art"
     write_analysis(art)
@@ -122,7 +122,6 @@ def test_cli_bad_inputs_are_one_line_exit_2(project_root, tmp_path):
         ((f"paths.artifacts={empty}",), "Run `python analyze.py pair=minilm_fin` first"),
         ((f"paths.artifacts={art}", "label.backend=openai", "label.model=tiny", f"label.base_url={url}"),
          f"the LLM server at {url} is unreachable"),
-        ((f"paths.artifacts={art}", "label.api_key=sk-abc"), "secrets come from the environment only"),
     ]
     procs = [subprocess.Popen([sys.executable, "label.py", "logger=none", *args], cwd=project_root, env=ENV,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args, _ in cases]
@@ -131,8 +130,20 @@ def test_cli_bad_inputs_are_one_line_exit_2(project_root, tmp_path):
         lines = [line for line in err.splitlines() if line.startswith("finsae: error:")]
         assert p.returncode == 2, (args, err[-2000:])
         assert len(lines) == 1 and message in lines[0], (args, err[-2000:])
-        assert "Traceback" not in err and "sk-abc" not in err
+        assert "Traceback" not in err
     assert not (art / "labels").exists()
+
+
+def test_a_secret_on_the_command_line_is_refused(monkeypatch, capsys):
+    from finsae.glue.app import cli
+
+    ran = []
+    monkeypatch.setattr(sys, "argv", ["label.py", "label.api_key=sk-abc"])
+    with pytest.raises(SystemExit) as exit_:
+        cli(lambda: ran.append(1))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and not ran and "secrets come from the environment only" in err
+    assert "sk-abc" not in err
 
 
 BAD = [
