@@ -1,12 +1,48 @@
 """Typed Hydra schema of `python backtest.py` (its root config and its own config groups).
 
+The science groups *are* the core dataclasses (``features`` = :class:`finsae.trading.config.FeatureConfig`,
+``strategy`` = ``StrategyConfig``, ``benchmark`` = ``BenchmarkConfig``; ``walk_forward`` and ``lgbm`` are plain
+keys of the root), so each knob is declared once with its default and doc.
 ``register(cs)`` is called by :func:`finsae.glue.schemas.register_schemas`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from finsae.activations.config import ExtractConfig
+from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.trading.config import BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
+
+
+@dataclass
+class BacktestScriptSchema:
+    """`python backtest.py`: walk-forward LightGBM on price + text features, the StockNet benchmark, and a
+    backtest after costs."""
+
+    paths: PathsSchema = MISSING
+    pair: PairSchema = MISSING
+    data: DataSchema = field(default_factory=DataSchema)
+    activations: ExtractConfig = field(default_factory=ExtractConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    lgbm: LgbmConfig = field(default_factory=LgbmConfig)
+    logger: LoggerSchema = field(default_factory=LoggerSchema)
+    canaries: bool = True
+    """Run the leakage canaries (oracle, 32%-flipped oracle, shuffled target) through the same pipeline."""
+    pair_name: str | None = None
+    """Names artifacts/backtest/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
+    progress_bar: bool = True
+    name: str = "backtest"
 
 
 def register(cs: ConfigStore) -> None:
-    """Stage not built yet (see finsae.glue.pending): nothing to register."""
+    cs.store(name="backtest_schema", node=BacktestScriptSchema)
+    cs.store(group="features", name="_schema", node=FeatureConfig)
+    cs.store(group="strategy", name="_schema", node=StrategyConfig)
+    cs.store(group="benchmark", name="_schema", node=BenchmarkConfig)

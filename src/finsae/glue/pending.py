@@ -5,7 +5,6 @@ from __future__ import annotations
 from finsae.errors import FinsaeError
 
 PLANNED = {
-    "backtest": "LightGBM on SAE + price features out of sample, and a backtest with costs",
 }
 
 

@@ -107,26 +107,33 @@ def sharpe_stats(r: pd.Series, n_trials: int, sr_variance: float) -> dict[str, f
             "psr": psr(sr, len(x), sk, ku), "dsr": dsr(sr, len(x), sk, ku, n_trials, sr_variance)}
 
 
-def mcc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import matthews_corrcoef
+def mcc_from_counts(tp, fp, tn, fn):
+    """Matthews correlation from confusion counts (arrays broadcast); 0 where undefined."""
+    tp, fp, tn, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, tn, fn))
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return np.divide(tp * tn - fp * fn, den, out=np.zeros_like(den), where=den > 0)
 
-    return float(matthews_corrcoef(y, p)) if len(np.unique(y)) > 1 or len(np.unique(p)) > 1 else 0.0
+
+def mcc(y: np.ndarray, p: np.ndarray) -> float:
+    y, p = np.asarray(y).astype(bool), np.asarray(p).astype(bool)
+    return float(mcc_from_counts((y & p).sum(), (~y & p).sum(), (~y & ~p).sum(), (y & ~p).sum()))
 
 
 def classification_ci(y: np.ndarray, pred: np.ndarray, days: np.ndarray, draws: int, seed: int = 0,
                       level: float = 0.95) -> dict[str, float]:
     """Accuracy and MCC of ``pred`` with a day-block bootstrap interval (whole days resampled, since the
     tickers of one day move together)."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    uniq, inv = np.unique(days, return_inverse=True)
-    by_day = [np.flatnonzero(inv == i) for i in range(len(uniq))]
+    y, pred = np.asarray(y).astype(bool), np.asarray(pred).astype(bool)
+    _, inv = np.unique(days, return_inverse=True)
+    n_days = inv.max() + 1
+    per_day = np.stack([np.bincount(inv, weights=w, minlength=n_days)
+                        for w in (y & pred, ~y & pred, ~y & ~pred, y & ~pred)], axis=1)  # tp fp tn fn
     rng = np.random.default_rng(seed)
-    accs, mccs = [], []
-    for _ in range(draws):
-        pick = rng.integers(0, len(uniq), size=len(uniq))
-        idx = np.concatenate([by_day[i] for i in pick])
-        accs.append((y[idx] == pred[idx]).mean())
-        mccs.append(mcc(y[idx], pred[idx]))
+    picks = rng.integers(0, n_days, size=(draws, n_days))
+    counts = np.stack([np.bincount(p, minlength=n_days) for p in picks]) @ per_day  # [draws, 4]
+    tp, fp, tn, fn = counts.T
+    accs = (tp + tn) / counts.sum(axis=1)
+    mccs = mcc_from_counts(tp, fp, tn, fn)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     a_lo, a_hi = np.percentile(accs, q)
     m_lo, m_hi = np.percentile(mccs, q)
