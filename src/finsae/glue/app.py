@@ -213,10 +213,14 @@ class CheckBeforeWork(Callback):
     cannot be one; before a multirun's first job, refuse the sweep when any job's config is bad."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf.errors import OmegaConfBaseException
+
         try:
             check_folder_path(config.hydra.run.dir, "hydra.run.dir")
         except FinsaeError as e:
             fail(e)
+        except OmegaConfBaseException:  # a run dir that resolves only inside the job: Hydra reports it
+            pass
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
