@@ -84,11 +84,13 @@ def check_writable(folder: Path, what: str = "folder") -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        with open(probe, "wb") as fh:
-            fh.write(b"\0" * 4096)
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)  # also when the disk is full: leave nothing behind
     except OSError as e:
         raise FinsaeError(f"the {what} {folder} cannot be written ({e.strerror or e}); point paths.artifacts "
                           f"at a writable folder") from None
