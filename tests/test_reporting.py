@@ -50,6 +50,11 @@ def test_lr_sweep_table_includes_the_default_run(tmp_path):
     text = write_reports(tmp_path)
     table = (tmp_path / "reports" / "lr_sweep.md").read_text().splitlines()
     assert [r.split(" | ")[3] for r in table[2:]] == ["lr_5e-4", "demo", "lr_2e-3"]  # sorted by lr, seed 0 only
+    # a default run of another setting (the demo retrained smaller) is no point of the sweep
+    write_summary(tmp_path, "minilm", 3, "demo", lr=1e-3, fvu=0.17, num_latents=768)
+    write_reports(tmp_path)
+    table = (tmp_path / "reports" / "lr_sweep.md").read_text().splitlines()
+    assert [r.split(" | ")[3] for r in table[2:]] == ["lr_5e-4", "lr_2e-3"]
     assert "## Learning-rate sweep" in text
     assert (tmp_path / "reports" / "lr_sweep.png").stat().st_size > 2000
 

@@ -103,14 +103,16 @@ def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
 
 def lr_sweep(df: pd.DataFrame, default_tag: str = "demo") -> pd.DataFrame:
     """Held-out FVU against lr wherever ``lr_*`` runs exist, with the same layer's ``default_tag`` run (the
-    default lr) as one more point. Seed-0 runs only."""
+    default lr) as one more point when it has the same setting (latents, k, tokens). Seed-0 runs only."""
     df = df[df["seed"].fillna(0) == 0]
     swept = df[df["tag"].astype(str).str.startswith(LR_TAG)]
     if swept.empty:
         return pd.DataFrame(columns=["model", "layer", "lr", "tag", "fvu", "dead_fraction", "tokens"])
     keys = swept[["model", "layer"]].drop_duplicates()
     rows = df.merge(keys, on=["model", "layer"])
-    rows = rows[rows["tag"].astype(str).str.startswith(LR_TAG) | (rows["tag"] == default_tag)]
+    setting = ["num_latents", "k", "tokens"]
+    same = rows.merge(swept[["model", "layer", *setting]].drop_duplicates(), on=["model", "layer", *setting])
+    rows = same[same["tag"].astype(str).str.startswith(LR_TAG) | (same["tag"] == default_tag)]
     cols = ["model", "layer", "lr", "tag", "fvu", "dead_fraction", "tokens"]
     return rows[cols].sort_values(["model", "layer", "lr"]).reset_index(drop=True)
 
