@@ -178,11 +178,6 @@ def category_profile(scores: DocScores, held: HeldoutSet, kind: str = "max") -> 
     return np.array(names, object)[best], a[best, np.arange(a.shape[1])]
 
 
-def category_counts(best: np.ndarray, auroc: np.ndarray, min_auroc: float) -> dict[str, int]:
-    names = [c for fam in CATEGORY_FAMILIES.values() for c in fam]
-    return {c: int(((best == c) & (auroc >= min_auroc)).sum()) for c in names}
-
-
 def cross_fvu(sae: TopKSAE, acts, rows: np.ndarray) -> float:
     return float(evaluate(sae, (x for _, x in row_chunks(acts, rows, 4096))).fvu)
 
