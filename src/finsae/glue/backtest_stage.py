@@ -163,7 +163,7 @@ def encode_tweets(cfg, corpus, progress: bool) -> Encoded:
                 sae = load(d, expected_d_in=store.d)
                 key = f"{store.key}-sae{read_meta(d)['num_latents']}-{file_hash(d / 'sae.safetensors')}"
             bar = tqdm(total=len(store), desc=f"encode {name} L{layer}", unit="tok", disable=not progress,
-                       leave=False)
+                       leave=False, mininterval=5)
 
             def compute(store=store, sae=sae, bar=bar):
                 return encode_docs(store, sae, cfg.features.encode_batch_tokens, progress=bar.update)
@@ -343,7 +343,8 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     text = text_blocks(cfg, enc, pairs, len(rows))
     price = price_block(rows)
     sets = assemble_sets(cfg, price, text)
-    bar = tqdm(total=1, desc="walk-forward", unit="fit", disable=not cfg.progress_bar, leave=False)
+    bar = tqdm(total=1, desc="walk-forward", unit="fit", disable=not cfg.progress_bar, leave=False,
+               mininterval=5)
     tick = bar.update
     from finsae.trading.walk_forward import folds
 
@@ -398,7 +399,7 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     tracker.log_table("equity", eq[["date", "set", "strategy", "equity"]].assign(date=lambda d: d["date"].astype(str)))
     tracker.log_table("metrics", bt.metrics)
     tracker.log_table("accuracy", acc)
-    keep = ["set", "strategy", "period", "sharpe", "sortino", "max_drawdown", "cagr", "calmar", "win_rate", "psr",
+    keep = ["set", "strategy", "period", "start", "end", "sharpe", "sortino", "max_drawdown", "cagr", "calmar", "win_rate", "psr",
             "dsr", "n_trials", "cost_bps", "turnover", "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days"]
     summary.strategies = json.loads(bt.metrics[[c for c in keep if c in bt.metrics]].to_json(orient="records"))
     summary.accuracy = json.loads(acc.to_json(orient="records"))

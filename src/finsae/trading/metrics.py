@@ -83,6 +83,11 @@ def quantstats_metrics(returns: pd.Series, benchmark: pd.Series) -> dict[str, fl
     if not isinstance(returns, pd.Series) or not isinstance(benchmark, pd.Series):
         raise TypeError("quantstats_metrics takes pandas Series of returns, never a ticker string")
     r = returns.dropna()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _qs_metrics(qs, r, benchmark)
+
+
+def _qs_metrics(qs, r: pd.Series, benchmark: pd.Series) -> dict[str, float]:
     out = {
         "cagr": float(qs.stats.cagr(r, periods=PERIODS)),
         "sharpe": float(qs.stats.sharpe(r, periods=PERIODS)),

@@ -31,7 +31,7 @@ class TweetCorpus:
 
     def content_hash(self) -> str:
         h = hashlib.sha256(f"tweets:{self.name}\n".encode())
-        for doc_id, text, date in zip(self.frame["doc_id"], self.frame["text"], self.frame["date"].astype("int64"),
+        for doc_id, text, date in zip(self.frame["doc_id"], self.frame["text"], self.frame["date"].astype("datetime64[ns, UTC]").astype("int64"),
                                       strict=True):
             h.update(f"{doc_id}\x1f{text}\x1f{date}\x1e".encode())
         return h.hexdigest()
@@ -41,18 +41,22 @@ class TweetCorpus:
 
 
 def tweet_corpus(tweets: pd.DataFrame, name: str = "stocknet_tweets") -> tuple[TweetCorpus, np.ndarray]:
-    """Unique tweets of ``tweets`` (raw-text rows, one per ticker mention) and, per row of ``tweets``, its
-    document index. A tweet is its (text, created_at); ids are not needed."""
-    key = tweets["text"].astype(str) + "\x1f" + tweets["created_at"].astype("int64").astype(str)
-    codes, uniques = pd.factorize(key, sort=False)
-    first = pd.Series(np.arange(len(tweets))).groupby(codes).first().to_numpy()
+    """Unique tweets of ``tweets`` (raw-text rows, one per ticker mention) in order of creation, and, per row of
+    ``tweets``, its document index. A tweet is its (text, created_at). Ordering by creation time makes the
+    corpus of an earlier period a prefix of a later one: later tweets never move earlier ones' token rows."""
+    created = pd.to_datetime(tweets["created_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    key = tweets["text"].astype(str).to_numpy() + "\x1f" + created.astype(str)
+    order = np.lexsort((key, created))
+    codes_sorted, uniques = pd.factorize(key[order], sort=False)
+    codes = np.empty(len(tweets), dtype=np.int64)
+    codes[order] = codes_sorted
+    first = order[np.r_[0, np.flatnonzero(codes_sorted[1:] != codes_sorted[:-1]) + 1]] if len(order) else order
     frame = pd.DataFrame({
         "doc_id": [f"tw{i}" for i in range(len(uniques))],
         "text": tweets["text"].to_numpy()[first].astype(str),
-        "date": tweets["created_at"].to_numpy()[first],
+        "date": pd.to_datetime(created[first], unit="ns", utc=True),
     })
-    frame["date"] = pd.to_datetime(frame["date"], utc=True)
-    return TweetCorpus(name, frame), codes.astype(np.int64)
+    return TweetCorpus(name, frame), codes
 
 
 def trading_day_pairs(tweets: pd.DataFrame, doc_of_tweet: np.ndarray, rows: pd.DataFrame, calendar) -> pd.DataFrame:
@@ -99,7 +103,8 @@ def encode_docs(store, sae, batch_tokens: int = 16384, progress=None) -> DocFeat
     n, d = len(store), store.d
     n_tok = np.bincount(doc, minlength=n_docs).astype(np.int64)
     dense = np.zeros((n_docs, d), dtype=np.float64)
-    sums, maxes = [], []
+    sums: list[tuple[np.ndarray, ...]] = []
+    maxes: list[tuple[np.ndarray, ...]] = []
     m = sae.cfg.num_latents if sae is not None else 0
     for lo in range(0, n, batch_tokens):
         hi = min(lo + batch_tokens, n)
@@ -109,23 +114,25 @@ def encode_docs(store, sae, batch_tokens: int = 16384, progress=None) -> DocFeat
         if sae is not None:
             with torch.no_grad():
                 enc = sae.encode(torch.from_numpy(x))
-            acts = enc.latent_acts.numpy().astype(np.float32)
-            idx = enc.latent_indices.numpy().astype(np.int64)
-            r = np.repeat(dd, acts.shape[1])
-            c, v = idx.reshape(-1), acts.reshape(-1)
-            keep = v > 0
-            r, c, v = r[keep], c[keep], v[keep]
-            sums.append(sp.csr_matrix((v, (r, c)), shape=(n_docs, m), dtype=np.float32))
-            maxes.append(_reduce_max(r, c, v, (n_docs, m)))
+            acts = enc.latent_acts.numpy().astype(np.float32).reshape(-1)
+            idx = enc.latent_indices.numpy().astype(np.int32).reshape(-1)
+            r = np.repeat(dd.astype(np.int32), enc.latent_acts.shape[1])
+            keep = acts > 0
+            r, c, v = r[keep], idx[keep], acts[keep]
+            # reduce inside the batch (a tweet's tokens are consecutive rows): only boundary tweets repeat later
+            s_b = sp.coo_matrix(sp.csr_matrix((v, (r, c)), shape=(n_docs, m), dtype=np.float32))
+            m_b = sp.coo_matrix(_reduce_max(r, c, v, (n_docs, m)))
+            sums.append((s_b.row, s_b.col, s_b.data))
+            maxes.append((m_b.row, m_b.col, m_b.data))
         if progress is not None:
             progress(hi - lo)
     if sae is None:
         return DocFeatures(n_tok, None, None, dense.astype(np.float32))
-    s = sum(sums[1:], sums[0]) if sums else sp.csr_matrix((n_docs, m), dtype=np.float32)
-    mx = maxes[0] if maxes else sp.csr_matrix((n_docs, m), dtype=np.float32)
-    for other in maxes[1:]:
-        mx = mx.maximum(other)
-    return DocFeatures(n_tok, s.tocsr(), mx.tocsr(), dense.astype(np.float32))
+    cat = lambda parts, i: np.concatenate([p[i] for p in parts]) if parts else np.zeros(0)  # noqa: E731
+    s = sp.csr_matrix((cat(sums, 2).astype(np.float32), (cat(sums, 0), cat(sums, 1))), shape=(n_docs, m))
+    mx = _reduce_max(cat(maxes, 0), cat(maxes, 1), cat(maxes, 2).astype(np.float32), (n_docs, m))
+    s.sum_duplicates()
+    return DocFeatures(n_tok, s, mx, dense.astype(np.float32))
 
 
 def _add_rows(out: np.ndarray, idx: np.ndarray, x: np.ndarray) -> None:
