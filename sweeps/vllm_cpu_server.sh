@@ -9,7 +9,10 @@
 #
 # vLLM pins its own torch, so it lives in its own venv, never in .venv. torchvision, torchaudio and torchcodec
 # come along and break its import on CPU: they are uninstalled. --max-model-len is 4096, not 256: the
-# explainer's prompt of 10 sentences is about 1,000 tokens of this tiny byte-level BPE vocabulary.
+# explainer's prompt of 10 sentences is about 1,000 tokens of this tiny byte-level BPE vocabulary. On CPU,
+# --gpu-memory-utilization is the share of *host* memory vLLM reserves (its default, 0.92, fails on a shared
+# machine): 0.1 is ample for this model. JSON without free whitespace: a random model would fill its token
+# budget with blanks between the braces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VLLM_VENV:-/tmp/vllm-venv}
@@ -23,4 +26,5 @@ if [ ! -x "$VENV/bin/vllm" ]; then
 fi
 [ -f "$MODEL_DIR/config.json" ] || "$VENV/bin/python" tests/labeling/tiny_lm.py "$MODEL_DIR"
 exec "$VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL_DIR" --dtype float32 \
-  --max-model-len "${MAX_MODEL_LEN:-4096}" --enforce-eager --served-model-name tiny --host 127.0.0.1 --port "$PORT"
+  --max-model-len "${MAX_MODEL_LEN:-4096}" --enforce-eager --served-model-name tiny --host 127.0.0.1 --port "$PORT" \
+  --gpu-memory-utilization "${CPU_MEMORY_FRACTION:-0.1}" --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'

@@ -44,7 +44,10 @@ def test_detection_and_fuzzing_score_own_labels_above_shuffled_ones(embedder, tm
     n_fuzz = sum(k[1] for k in kinds)
     assert n_explain == 6 and n_fuzz == 12 and len(s.requests) == 6 + 12 + 24  # 20 detection items: 2 batches
     assert usage.requests == len(s.requests) and usage.prompt_tokens == 100 * len(s.requests)
-    assert all(r["response_format"]["json_schema"]["name"] in ("label", "answers") for r in s.requests)
+    formats = [r["response_format"]["json_schema"] for r in s.requests]
+    assert {f["name"] for f in formats} == {"label", "answers"}
+    counts = {f["schema"]["properties"]["answers"]["maxItems"] for f in formats if f["name"] == "answers"}
+    assert counts == {10}  # the answer count is pinned to the batch size
     assert (df["prompt_tokens"] > 0).all()
 
 

@@ -39,8 +39,9 @@ def save_tiny_chat_lm(out: str | Path, vocab_size: int = 512, seed: int = 0) -> 
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+    # head_dim 64: vLLM's CPU attention kernels support no head size below 32.
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=4096,
                       bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
                       tie_word_embeddings=True)
     LlamaForCausalLM(cfg).save_pretrained(out)

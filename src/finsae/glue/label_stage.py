@@ -13,6 +13,7 @@ summary.json) in one rename, merge the labels into the analysis ``features.parqu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -181,6 +182,8 @@ def run(cfg, raw) -> LabelSummary:
     analysis, features = read_analysis(cfg)
     artifacts = Path(cfg.paths.artifacts)
     check_writable(artifacts, "artifacts folder")
+    for name in ("httpx", "httpx2", "openai"):  # a log line per request would bury the progress bar
+        logging.getLogger(name).setLevel(logging.WARNING)
     backend = make_backend(lc)  # server reachable / vllm importable / model loadable, before any work
 
     from finsae.labeling.embed import SentenceEmbedder

@@ -20,10 +20,10 @@ from finsae.labeling.examples import Embed, Example, LatentExamples, latent_rng
 from finsae.labeling.lexical import LEXICAL_VERSION, lexical_label
 from finsae.labeling.parsing import ParseError, parse_answers, parse_label
 from finsae.labeling.prompts import (
-    ANSWERS_SCHEMA,
     LABEL_PREFILL,
     LABEL_SCHEMA,
     PROMPT_VERSION,
+    answers_schema,
     detection_messages,
     explain_messages,
     fuzzing_messages,
@@ -243,7 +243,7 @@ def _llm_score_items(scorer: str, cfg: LabelConfig, job: LatentJob, label: dict,
 
         parse = _answers_parser(len(chunk))
 
-        req = ChatRequest(tuple(render(label["label"], label["description"], chunk)), ANSWERS_SCHEMA, "answers",
+        req = ChatRequest(tuple(render(label["label"], label["description"], chunk)), answers_schema(len(chunk)), "answers",
                           '{"answers": [', cfg.max_new_tokens, cfg.temperature)
         items.append((key, req, parse))
     return items, truth

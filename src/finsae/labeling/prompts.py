@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from finsae.labeling.examples import Example
 
-PROMPT_VERSION = "explain-v1"
+PROMPT_VERSION = "prompts-v2"
 """Bump on any change to a prompt, a schema or the few-shot examples below (cached answers then miss)."""
 
 LABEL_SCHEMA = {
@@ -24,7 +24,13 @@ ANSWERS_SCHEMA = {
     "required": ["answers"],
     "additionalProperties": False,
 }
-"""A scorer's answer: one 0/1 per numbered example."""
+"""A scorer's answer: one 0/1 per numbered example (``answers_schema(n)`` pins the count)."""
+
+
+def answers_schema(n: int) -> dict:
+    """``ANSWERS_SCHEMA`` with exactly ``n`` answers (a constrained decoder then cannot miscount)."""
+    items = {**ANSWERS_SCHEMA["properties"]["answers"], "minItems": n, "maxItems": n}
+    return {**ANSWERS_SCHEMA, "properties": {"answers": items}}
 
 LABEL_PREFILL = '{"label": "'
 """Where local backends (hf, vllm) start the assistant's answer, so even a small model writes the label first."""
