@@ -60,37 +60,42 @@ def contrast(pos: np.ndarray, neg: np.ndarray) -> Contrast:
 
 class RankedScores:
     """Scores ``x [n, L]`` of ``n`` documents (``is_pos [n]``: which side) sorted once per column, for fast
-    weighted AUROC / p-values (bootstrap resamples as integer document weights)."""
+    weighted AUROC / p-values (bootstrap resamples as integer document weights).
+
+    With weights as multiplicities, the items of a tie group ``g`` holding total weight ``T_g`` after weight
+    ``C_g`` in its column share the midrank ``C_g + (T_g + 1) / 2``; the positives' rank sum gives U, and
+    ``sum T_g^3 - T_g`` the tie correction. Only per-group sums are needed (``np.bincount`` over the groups).
+    """
 
     def __init__(self, x: np.ndarray, is_pos: np.ndarray):
         x = np.asarray(x, np.float32)
-        n = x.shape[0]
+        n, cols = x.shape
+        self.n, self.cols = n, cols
         self.is_pos = np.asarray(is_pos, bool)
-        self.order = np.argsort(x, axis=0, kind="stable")
-        xs = np.take_along_axis(x, self.order, 0)
-        pos_idx = np.arange(n)[:, None]
+        order = np.argsort(x, axis=0, kind="stable")
+        xs = np.take_along_axis(x, order, 0)
         new = np.ones(xs.shape, bool)
         new[1:] = xs[1:] != xs[:-1]
-        self.start = np.maximum.accumulate(np.where(new, pos_idx, 0), axis=0)
-        last = np.ones(xs.shape, bool)
-        last[:-1] = new[1:]
-        self.end = np.minimum.accumulate(np.where(last, pos_idx, n - 1)[::-1], axis=0)[::-1]
-        self.is_start = new
+        # column-major flattening: each column's rows contiguous, a new group at every column's first row
+        self.doc = order.T.reshape(-1)
+        self.group = np.cumsum(new.T.reshape(-1)) - 1
+        self.n_groups = int(self.group[-1]) + 1 if self.group.size else 0
+        first = np.flatnonzero(new.T.reshape(-1))
+        self.group_col = first // n
+        self.pos_flat = self.is_pos[self.doc]
 
     def auroc_p(self, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """AUROC and two-sided p per column with document weights ``w [n]`` (None: all 1)."""
-        n = len(self.is_pos)
-        w = np.ones(n) if w is None else np.asarray(w, np.float64)
-        wp_doc, wn_doc = w * self.is_pos, w * ~self.is_pos
-        n1, n2 = wp_doc.sum(), wn_doc.sum()
-        wp, wn = wp_doc[self.order], wn_doc[self.order]
-        cn = np.concatenate([np.zeros((1, wn.shape[1])), np.cumsum(wn, 0)])
-        below = np.take_along_axis(cn, self.start, 0)
-        in_group = np.take_along_axis(cn, self.end + 1, 0) - below
-        u = (wp * (below + 0.5 * in_group)).sum(0)
-        ct = np.concatenate([np.zeros((1, wn.shape[1])), np.cumsum(wp + wn, 0)])
-        t = np.take_along_axis(ct, self.end + 1, 0) - np.take_along_axis(ct, self.start, 0)
-        ties = np.where(self.is_start, t ** 3 - t, 0.0).sum(0)
+        w = np.ones(self.n) if w is None else np.asarray(w, np.float64)
+        n1 = float(w[self.is_pos].sum())
+        n2 = float(w.sum()) - n1
+        ws = w[self.doc]
+        t = np.bincount(self.group, weights=ws, minlength=self.n_groups)
+        tp = np.bincount(self.group, weights=np.where(self.pos_flat, ws, 0.0), minlength=self.n_groups)
+        before = np.cumsum(t) - t - self.group_col * (n1 + n2)  # weight before the group, within its column
+        r_pos = np.bincount(self.group_col, weights=tp * (before + (t + 1) / 2), minlength=self.cols)
+        ties = np.bincount(self.group_col, weights=t ** 3 - t, minlength=self.cols)
+        u = r_pos - n1 * (n1 + 1) / 2
         big_n = n1 + n2
         var = n1 * n2 / 12.0 * ((big_n + 1) - ties / (big_n * (big_n - 1)))
         with np.errstate(divide="ignore", invalid="ignore"):
