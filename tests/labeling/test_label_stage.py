@@ -112,26 +112,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_bad_inputs_are_one_line_exit_2(project_root, tmp_path):
-    """Through label.py itself: a missing analysis artifact, and an unreachable server (within seconds)."""
-    empty = tmp_path / "empty"
-    art = tmp_path / "art"
-    write_analysis(art)
-    url = f"http://127.0.0.1:{_free_port()}/v1"
-    cases = [
-        ((f"paths.artifacts={empty}",), "Run `python analyze.py pair=minilm_fin` first"),
-        ((f"paths.artifacts={art}", "label.backend=openai", "label.model=tiny", f"label.base_url={url}"),
-         f"the LLM server at {url} is unreachable"),
-    ]
-    procs = [subprocess.Popen([sys.executable, "label.py", "logger=none", *args], cwd=project_root, env=ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args, _ in cases]
-    for p, (args, message) in zip(procs, cases, strict=True):
-        _, err = p.communicate(timeout=300)
-        lines = [line for line in err.splitlines() if line.startswith("finsae: error:")]
-        assert p.returncode == 2, (args, err[-2000:])
-        assert len(lines) == 1 and message in lines[0], (args, err[-2000:])
-        assert "Traceback" not in err
-    assert not (art / "labels").exists()
+def test_cli_missing_analysis_is_one_line_exit_2(project_root, tmp_path):
+    """Through label.py itself (the other bad inputs run the same ``run_stage`` in-process, below)."""
+    r = label(project_root, tmp_path / "empty", "logger=none")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(lines) == 1 and "Run `python analyze.py pair=minilm_fin` first" in lines[0], r.stderr[-2000:]
+    assert "analysis summary not found at" in lines[0] and "Traceback" not in r.stderr
 
 
 def test_a_secret_on_the_command_line_is_refused(monkeypatch, capsys):
@@ -157,20 +144,29 @@ BAD = [
     ("+label.kk=3", "unknown config key(s) ['label.kk']"),
     ("pair_name=../x", "must be a plain name"),
     ("pair=bert_finbert", "Run `python analyze.py pair=minilm_fin` first"),  # pair_name=minilm_fin, other pair
+    ("label.base_url=UNREACHABLE", "is unreachable"),
 ]
 
 
 @pytest.mark.parametrize("override, message", BAD, ids=[b[0] for b in BAD])
 def test_bad_inputs_are_one_line_exit_2(project_root, tmp_path, capsys, override, message):
     art = tmp_path / "art"
+    extra = []
     if override.startswith("pair="):
         write_analysis(art, pair="minilm_fin")  # holds minilm vs minilm_fin
         message = "holds the analysis of minilm vs minilm_fin, not of the pair bert_base vs finbert"
+    if "UNREACHABLE" in override:
+        write_analysis(art)
+        url = f"http://127.0.0.1:{_free_port()}/v1"
+        override, message = f"label.base_url={url}", f"the LLM server at {url} is unreachable"
+        extra = ["label.backend=openai", "label.model=tiny"]
+    t0 = time.time()
     with pytest.raises(SystemExit) as exit_:
         run_stage_inprocess(project_root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}",
-                            "logger=none", override)
+                            "logger=none", override, *extra)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
+    assert time.time() - t0 < 10 and not (art / "labels").exists()
 
 
 def test_vllm_missing_is_one_line_before_any_work(project_root, tmp_path, capsys, monkeypatch):
