@@ -112,8 +112,8 @@ def check_prerequisites(cfg) -> None:
                 if not (d / "cfg.json").is_file() or not (d / "sae.safetensors").is_file():
                     raise DataMissingError(
                         f"SAE of {name} layer {layer} (tag {cfg.features.tag})", d,
-                        f"Make it with `python train.py experiment=demo model={name} layer={layer}`"
-                        + ("" if cfg.features.tag == "demo" else f" tag={cfg.features.tag}") + ".")
+                        f"Make it with `python train.py experiment=demo model={name} layer={layer}"
+                        + ("" if cfg.features.tag == "demo" else f" tag={cfg.features.tag}") + "`.")
         if "sentiment" in kinds and task_kind(spec, artifacts) != "classifier":
             raise ConfigError(f"features.sets uses sentiment, but {name} has no classifier head; drop the "
                               f"sentiment set or use a pair whose domain model is a classifier")
@@ -365,7 +365,7 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
 
     bt = evaluate_backtests(rows, wf.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, trials, run_id)
     acc = direction_accuracy(rows, wf.predictions, cfg.data.eval_start, cfg.benchmark.bootstrap)
-    windows = wf.fit_windows.to_dict("records")
+    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
 
     canaries = {}
     if cfg.canaries:
@@ -431,7 +431,7 @@ def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: Path, tick) ->
             out[name] = {"accuracy": float(a["accuracy"]), "mcc": float(a["mcc"]),
                          **{f"{k}_{row['strategy']}": float(row[k]) for _, row in m.iterrows()
                             for k in ("sharpe", "dsr", "gross_sharpe", "cagr")}}
-    return out, wf.fit_windows.to_dict("records") + wf_s.fit_windows.to_dict("records")
+    return out, pd.concat([wf.fit_windows, wf_s.fit_windows]).assign(protocol="canary").to_dict("records")
 
 
 def _stocknet(cfg, panel, tweets, doc_of, enc, tmp: Path, summary, tracker, tickers) -> list[dict]:
@@ -463,7 +463,7 @@ def _stocknet(cfg, panel, tweets, doc_of, enc, tmp: Path, summary, tracker, tick
     tracker.log_table("benchmark_stocknet", table)
     summary.stocknet = result
     summary.stocknet_counts = s.counts
-    return windows.to_dict("records")
+    return windows.assign(protocol="stocknet").to_dict("records")
 
 
 def summary_headline_start(s: BacktestSummary, eval_start: str) -> str:
