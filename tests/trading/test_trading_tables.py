@@ -1,0 +1,60 @@
+"""The other stages' tables, used when present: financial latents from the analysis stage, labels from the
+labeling stage; and the trials ledger that every run appends to."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finsae.errors import DataMissingError
+from finsae.glue.backtest_stage import financial_latents, label_importance
+from finsae.trading.features import Block, fit_block
+from finsae.trading.ledger import append_trials, read_trials, trial_stats
+
+
+def _cfg(tmp_path, latents):
+    return SimpleNamespace(features=SimpleNamespace(latents=latents), pair_name="p",
+                           paths=SimpleNamespace(artifacts=str(tmp_path)))
+
+
+def test_financial_latents_come_from_the_analysis_table_and_bound_the_selection(tmp_path):
+    cfg = _cfg(tmp_path, "financial")
+    with pytest.raises(DataMissingError, match="python analyze.py"):
+        financial_latents(cfg, "minilm_fin", 3)
+    (tmp_path / "analysis" / "p").mkdir(parents=True)
+    pd.DataFrame({"model": ["minilm_fin"] * 3 + ["minilm"], "layer": [3, 3, 3, 3], "latent": [5, 2, 7, 1],
+                  "financial": [True, True, False, True], "specialized": [True, False, False, True]}).to_parquet(
+        tmp_path / "analysis" / "p" / "features.parquet")
+    allowed = financial_latents(cfg, "minilm_fin", 3)
+    assert allowed.tolist() == [2, 5]
+    assert financial_latents(_cfg(tmp_path, "top_ic"), "minilm_fin", 3) is None
+    m = 8
+    x = np.random.default_rng(0).random((50, 2 * m)).astype(np.float32)
+    fitted = fit_block(Block("b", "sae", x, [str(i) for i in range(2 * m)], allowed), np.arange(50),
+                       np.random.default_rng(1).normal(size=50), "financial", 100, None)
+    assert fitted.columns.tolist() == [2, 5, 2 + m, 5 + m]
+
+
+def test_importance_is_mapped_to_latent_labels_when_the_labeling_stage_ran(tmp_path):
+    imp = pd.DataFrame({"set": ["s", "s", "s"], "feature": ["minilm_fin:L3:mean:7", "minilm_fin:L3:max:2", "ret_1"],
+                        "gain": [3.0, 2.0, 1.0], "shap": [0.1, 0.2, 0.3]})
+    plain = label_importance(imp, tmp_path, "p")
+    assert "label" not in plain and plain["latent"].tolist()[:2] == ["7", "2"]
+    (tmp_path / "labels" / "p").mkdir(parents=True)
+    pd.DataFrame({"model": ["minilm_fin"], "layer": [3], "latent": [7], "label": ["earnings beat"],
+                  "description": ["quarterly results above expectations"]}).to_parquet(
+        tmp_path / "labels" / "p" / "labels.parquet")
+    out = label_importance(imp, tmp_path, "p")
+    assert out.loc[out["feature"] == "minilm_fin:L3:mean:7", "label"].item() == "earnings beat"
+    assert out.loc[out["feature"] == "ret_1", "label"].isna().all()
+
+
+def test_trials_ledger_counts_every_run(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    append_trials(path, [{"sr_daily": 0.01}, {"sr_daily": 0.03}])
+    append_trials(path, [{"sr_daily": -0.02}, {"sr_daily": None}])
+    n, var = trial_stats(read_trials(path))
+    assert n == 4 and var == pytest.approx(np.var([0.01, 0.03, -0.02], ddof=1))
