@@ -51,7 +51,8 @@ class VllmBackend:
             self.llm = vllm.LLM(model=model, enable_prefix_caching=True, gpu_memory_utilization=gpu_memory_utilization,
                                 seed=seed)
         except Exception as e:  # noqa: BLE001 - no GPU, bad path, out of memory: one line
-            raise FinsaeError(f"vLLM could not load label.model={model!r}: {str(e).splitlines()[0][:200]}") from None
+            why = str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise FinsaeError(f"vLLM could not load label.model={model!r}: {why}") from None
         self.tokenizer = self.llm.get_tokenizer()
 
     def _prompt(self, req: ChatRequest) -> str:
