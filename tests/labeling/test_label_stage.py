@@ -169,6 +169,20 @@ def test_bad_inputs_are_one_line_exit_2(project_root, tmp_path, capsys, override
     assert time.time() - t0 < 10 and not (art / "labels").exists()
 
 
+def test_no_financial_latent_is_one_line(project_root, tmp_path, capsys):
+    art = tmp_path / "art"
+    folder = write_analysis(art)
+    feats = pd.read_parquet(folder / "features.parquet")
+    feats["financial"] = False
+    feats["specialized"] = False
+    feats.to_parquet(folder / "features.parquet", index=False)
+    with pytest.raises(SystemExit) as exit_:
+        run_stage_inprocess(project_root, f"paths.artifacts={art}", f"paths.output_dir={tmp_path / 'run'}",
+                            "logger=none")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "marks no latent financial or specialized" in err[0]
+
+
 def test_vllm_missing_is_one_line_before_any_work(project_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # absent, whatever this environment holds
     art = tmp_path / "art"

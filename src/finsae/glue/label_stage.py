@@ -190,6 +190,9 @@ def run(cfg, raw) -> LabelSummary:
 
     embed = SentenceEmbedder()
     jobs = build_jobs(cfg, analysis, features, embed)
+    if not jobs:
+        raise FinsaeError(f"{analysis_dir(cfg) / FEATURES_FILE} marks no latent financial or specialized: nothing to "
+                          f"label (the analysis stage decides which latents are financial)")
     cache = AnswerCache(artifacts / "checkpoints" / "labels" / pair_name(cfg))
     run_dir = Path(cfg.paths.output_dir)
     n_targets = sum(j.role == "target" for j in jobs)
