@@ -13,7 +13,10 @@ Definitions (README "Feature comparison" repeats them):
 * **seed floor** — how many latents the specialized rule flags between two seeds of the domain model (seed 1
   against seed 0): the count SAE instability produces with no fine-tuning at all.
 * **improvement** of a matched pair (one-to-one, cosine >= tau) — the domain latent's broad-contrast AUROC
-  minus its base partner's, with a paired bootstrap CI over documents; never a ratio of raw activations.
+  minus its base partner's, with a paired bootstrap CI over documents; never a ratio of raw activations. Per
+  layer: its mean over the pairs with a financial member (``improvement``: selected by one member passing the
+  rule, so it leans toward that member, as any selected comparison does) and over all matched pairs
+  (``improvement_all``: no selection).
 """
 
 from __future__ import annotations
@@ -221,9 +224,9 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     matched = np.flatnonzero(base_o2o_cos >= tau)
     partner = base_o2o[matched]
     cand_b, cand_d = sel["base"].candidates(cfg), sel["domain"].candidates(cfg)
-    either = cand_b[matched] | cand_d[partner]  # a matched pair with a candidate member: both are resampled
-    cols_b = np.union1d(np.flatnonzero(cand_b), matched[either])
-    cols_d = np.union1d(np.flatnonzero(cand_d), partner[either])
+    # every matched pair is resampled on both sides (improvement over all pairs and over financial ones)
+    cols_b = np.union1d(np.flatnonzero(cand_b), matched)
+    cols_d = np.union1d(np.flatnonzero(cand_d), partner)
     say(f"bootstrap ({cfg.n_boot} resamples, {len(cols_b)} + {len(cols_d)} latents)")
     _bootstrap(sel["base"], scores["base"], held, cfg, cols_b, w_broad, w_genre)
     _bootstrap(sel["domain"], scores["domain"], held, cfg, cols_d, w_broad, w_genre)
@@ -243,6 +246,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     fin_pairs = sel["domain"].financial[partner] | sel["base"].financial[matched]
     d_lo, d_hi = _ci_nan(d_boot)
     mean_impr_boot = d_boot[:, fin_pairs].mean(1) if fin_pairs.any() else np.full(cfg.n_boot, np.nan)
+    all_lo, all_hi = percentile_ci(d_boot.mean(1)) if len(matched) else (np.nan, np.nan)
 
     say("activation agreement and cross-reconstruction")
     rng = np.random.default_rng(cfg.seed)
@@ -287,6 +291,8 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "n_matched": int(len(matched)), "n_matched_financial": int(fin_pairs.sum()),
         "improvement": float(d_auroc[fin_pairs].mean()) if fin_pairs.any() else np.nan,
         "improvement_ci_low": float(impr_lo), "improvement_ci_high": float(impr_hi),
+        "improvement_all": float(d_auroc.mean()) if len(matched) else np.nan,
+        "improvement_all_ci_low": float(all_lo), "improvement_all_ci_high": float(all_hi),
         "median_pair_corr": float(np.nanmedian(corr)) if np.isfinite(corr).any() else np.nan,
         **fvu,
         "n_docs_financial": len(held.groups["financial"]), "n_docs_general": len(held.groups["general"]),
