@@ -92,3 +92,8 @@ def test_bad_inputs_fail_in_one_line(project_root, art, tmp_path):
     line = one_line_error(run(project_root, other, "analyze.py", "pair.base=minilm", "pair.domain=tiny", "tag=t",
                               "layer=0", check=False))
     assert "d_in=384" in line and "d_in=32" in line
+    # layers trained with different settings are not mixed into one table
+    cfg1 = other / "sae" / "tiny" / "layer_1" / "t" / "cfg.json"
+    cfg1.write_text(json.dumps(dict(json.loads(cfg1.read_text()), k=8)))
+    line = one_line_error(run(project_root, other, "analyze.py", *PAIR, "tag=t", check=False))
+    assert "differ in setting" in line and "k=8" in line and "layers=[...]" in line

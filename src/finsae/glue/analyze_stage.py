@@ -101,7 +101,20 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
         if d_base != d_dom:
             raise ConfigError(f"layer {layer}: SAE of {base} reads d_in={d_base} but SAE of {domain} reads d_in={d_dom}; "
                               f"a pair must share the layer width (same architecture)")
+    settings = {(m, layer): _setting(sae_dir(artifacts, m, layer, tag)) for layer in wanted for m in (base, domain)}
+    if len(set(settings.values())) > 1:
+        groups: dict = {}
+        for (m, layer), st in settings.items():
+            groups.setdefault(st, []).append(f"{m} L{layer}")
+        desc = "; ".join(f"{n} latents k={k} {t:,} tokens: {', '.join(v)}" for (n, k, t), v in groups.items())
+        raise ConfigError(f"the {tag!r} SAEs differ in setting across the layers asked for ({desc}); compare one "
+                          f"setting at a time (layers=[...]) or retrain the odd ones (overwrite=true)")
     return list(wanted)
+
+
+def _setting(path: Path) -> tuple[int, int, int]:
+    meta = read_meta(path)
+    return int(meta["num_latents"]), int(meta["k"]), int(meta.get("extra", {}).get("tokens", meta.get("tokens_seen", 0)))
 
 
 def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, main):
