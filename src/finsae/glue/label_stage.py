@@ -46,15 +46,22 @@ TABLE_COLUMNS = ("model", "layer", "latent", "role", "status", "label", "descrip
 
 
 def pair_name(cfg) -> str:
-    """``pair_name``, else the ``pair=`` option chosen (``minilm_fin``), else ``{base}_{domain}``."""
+    """``pair_name``, else the ``pair=`` option chosen (``minilm_fin``) when its members are not overridden, else
+    ``{base}_{domain}`` -- the folder name the analysis stage (``analyze_stage.pair_name``) gives the pair."""
     if cfg.pair_name:
         return cfg.pair_name
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from finsae.paths import PROJECT_ROOT
 
     if HydraConfig.initialized():
         choice = HydraConfig.get().runtime.choices.get("pair")
-        if choice:
-            return str(choice)
+        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
+        if choice and option.is_file():
+            o = OmegaConf.load(option)
+            if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
+                return str(choice)
     return f"{cfg.pair.base}_{cfg.pair.domain}"
 
 
@@ -162,7 +169,7 @@ def merge_into_features(features_path: Path, labels: pd.DataFrame, scorers: list
             cols[m] = f"{LABEL_COLUMN_PREFIX}{m}"
             cols[f"{m}_control"] = f"{LABEL_COLUMN_PREFIX}{m}_control"
     add = labels[["model", "layer", "latent", *cols]].rename(columns=cols)
-    with locked([features_path]):
+    with locked([features_path.with_name("combined")]):  # the lock analyze.py holds while it rewrites the table
         features = pd.read_parquet(features_path)
         keep = [c for c in features.columns if c != "label" and not c.startswith(LABEL_COLUMN_PREFIX)]
         merged = features[keep].merge(add, on=["model", "layer", "latent"], how="left")
