@@ -25,6 +25,8 @@ import pandas as pd
 from finsae.analysis.contexts import read_contexts
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.errors import DataMissingError, FinsaeError
+from finsae.glue.analyze_stage import analysis_dir as analysis_root
+from finsae.glue.analyze_stage import pair_name as analysis_pair_name
 from finsae.glue.app import resolved_config
 from finsae.glue.tracking import stage_run
 from finsae.labeling.backend import make_backend
@@ -46,27 +48,12 @@ TABLE_COLUMNS = ("model", "layer", "latent", "role", "status", "label", "descrip
 
 
 def pair_name(cfg) -> str:
-    """``pair_name``, else the ``pair=`` option chosen (``minilm_fin``) when its members are not overridden, else
-    ``{base}_{domain}`` -- the folder name the analysis stage (``analyze_stage.pair_name``) gives the pair."""
-    if cfg.pair_name:
-        return cfg.pair_name
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from finsae.paths import PROJECT_ROOT
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("pair")
-        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
-        if choice and option.is_file():
-            o = OmegaConf.load(option)
-            if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
-                return str(choice)
-    return f"{cfg.pair.base}_{cfg.pair.domain}"
+    """``pair_name``, else the folder name the analysis stage gives the pair (``minilm_fin``)."""
+    return cfg.pair_name or analysis_pair_name(cfg)
 
 
 def analysis_dir(cfg) -> Path:
-    return Path(cfg.paths.artifacts) / "analysis" / pair_name(cfg)
+    return analysis_root(Path(cfg.paths.artifacts), pair_name(cfg))
 
 
 def labels_dir(cfg) -> Path:
