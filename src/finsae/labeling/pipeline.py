@@ -158,6 +158,7 @@ def explain(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None
         for job in jobs:
             key = _explain_key(cfg, job)
             hit = cache.get(key)
+            usage.cached += hit is not None
             if hit is None:
                 try:
                     lab = lexical_label(job.examples.explain, job.examples.explain_negatives)
