@@ -33,12 +33,12 @@ def test_reports_from_summaries(tmp_path):
     ).write(tmp_path / "models" / "minilm_fin")
     text = write_reports(tmp_path)
     assert "| minilm_fin | 0 | demo |" in text and "0.13" in text and "0.85" in text
-    assert "| minilm | 1 | 0.140 | **no** | n/a | **2.00%** | 32 | n/a |" in text
+    assert "| minilm | 1 | 12,288 | 0.140 | **no** | n/a | **2.00%** | 32 | n/a |" in text
     assert (tmp_path / "reports" / "sae_layers.png").stat().st_size > 2000
     rows = (tmp_path / "reports" / "sae_table.csv").read_text().splitlines()
     assert len(rows) == 4
     demo = (tmp_path / "reports" / "sae_demo.md").read_text().splitlines()
-    assert len(demo) == 2 + 3 and "| minilm_fin | 0 | 0.130 | yes |" in demo[-1]
+    assert len(demo) == 2 + 3 and "| minilm_fin | 0 | 12,288 | 0.130 | yes |" in demo[-1]
 
 
 def test_lr_sweep_table_includes_the_default_run(tmp_path):

@@ -91,10 +91,10 @@ def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
     def num(v, fmt="{:.3f}"):  # n/a: undefined (real-token score at a last layer read only through [CLS])
         return "n/a" if v is None or pd.isna(v) else fmt.format(float(v))
 
-    out = [f"| model | layer | sae_eval FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real tokens) | "
-           "loss recovered (all positions) | task | tokens | train tok/s |", "|" + "---|" * 12]
+    out = [f"| model | layer | latents | sae_eval FVU | FVU ≤ {bar:.3f} | NMSE | dead | L0 | loss recovered (real "
+           "tokens) | loss recovered (all positions) | task | tokens | train tok/s |", "|" + "---|" * 13]
     for r in rows.itertuples(index=False):
-        out.append(" | ".join(["", str(r.model), str(r.layer), num(r.fvu), "yes" if r.fvu <= bar else "**no**",
+        out.append(" | ".join(["", str(r.model), str(r.layer), num(r.num_latents, "{:,.0f}"), num(r.fvu), "yes" if r.fvu <= bar else "**no**",
                                num(r.nmse), pct(r.dead_fraction), num(r.l0, "{:.0f}"), num(r.loss_recovered),
                                num(r.loss_recovered_all), str(r.downstream_task), num(r.tokens, "{:,.0f}"),
                                num(r.tokens_per_second_train, "{:,.0f}"), ""]).strip())
