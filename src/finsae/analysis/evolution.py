@@ -19,6 +19,12 @@ def _plt():
     return plt
 
 
+def _layer_ticks(ax, layers: pd.DataFrame) -> None:
+    ticks = sorted(int(v) for v in layers["layer"])
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlim(min(ticks) - 0.6, max(ticks) + 0.6)
+
+
 def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
     """Base-vs-domain overlap by layer, with the seed ceiling and the random / same-index baselines."""
     plt = _plt()
@@ -29,6 +35,7 @@ def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
     ax.plot(x, layers["overlap_seed_ceiling"], "s--", color="C2", label="seed ceiling (same model, 2 seeds)")
     ax.plot(x, layers["overlap_random"], "x:", color="grey", label="random decoders")
     ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")
+    _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel(f"share of latents matched at cos >= {tau}")
     ax.set_ylim(-0.02, 1.02)
@@ -51,6 +58,7 @@ def plot_counts(layers: pd.DataFrame, title: str):
         ax.bar(x + off, y, width=0.2, color=color, label=lab, yerr=err, capsize=2)
     floor = layers["n_specialized_seed_floor"].to_numpy(dtype=float)
     ax.plot(x + 0.2, floor, "k_", markersize=14, mew=2, label="seed floor (specialized rule, 2 seeds)")
+    _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("latents")
     ax.set_title(title)
@@ -111,6 +119,7 @@ def plot_cross_fvu(layers: pd.DataFrame, title: str):
                             ("fvu_base_on_domain", "base SAE on domain", "o--"),
                             ("fvu_domain_on_base", "domain SAE on base", "s--")):
         ax.plot(x, layers[col], style, label=lab)
+    _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("held-out FVU")
     ax.set_title(title)
