@@ -1,13 +1,11 @@
 """A loopback HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol (``GET /v1/models``,
 ``POST /v1/chat/completions``), whose answers a test scripts: ``reply(body, n) -> Reply``. It records every
-request and the most requests it had in flight at once. Run it in a thread (tests) or as a process
-(``python chat_server.py PORT MODE``, for the stage run that a test kills)."""
+request and the most requests it had in flight at once; ``with ChatServer(reply) as s:`` serves from a thread."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -120,16 +118,3 @@ def oracle(body: dict, n: int) -> Reply:
     else:
         bits = [int(label in t.lower().split() or f"{label}." in t.lower()) for t in items]
     return Reply(json.dumps({"answers": bits}))
-
-
-if __name__ == "__main__":  # python chat_server.py PORT_FILE DELAY: the oracle, slowed down, until killed
-    def slow(body, n, delay=float(sys.argv[2])):
-        r = oracle(body, n)
-        r.delay = delay
-        return r
-
-    with ChatServer(slow) as s:
-        with open(sys.argv[1], "w") as fh:
-            fh.write(str(s.port))
-        while True:
-            time.sleep(1)

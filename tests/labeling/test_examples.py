@@ -3,7 +3,6 @@ the explainer/scorer split (disjoint by document)."""
 
 import numpy as np
 import pandas as pd
-from conftest import latent_rows
 
 from finsae.analysis.contexts import CONTEXT_COLUMNS
 from finsae.labeling.examples import (
@@ -14,6 +13,8 @@ from finsae.labeling.examples import (
     split_examples,
     spread_over_quantiles,
 )
+
+from .fixtures import latent_rows
 
 
 def _ex(doc, words, acts, kind="top", rank=0):

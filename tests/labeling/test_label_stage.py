@@ -11,8 +11,9 @@ import time
 
 import pandas as pd
 import pytest
-from chat_server import ChatServer, oracle
-from conftest import CONTROLS, FEW, KEYWORDS, NO_CONTEXT, write_analysis
+
+from .chat_server import ChatServer, oracle
+from .fixtures import CONTROLS, FEW, KEYWORDS, NO_CONTEXT, write_analysis
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -243,8 +244,7 @@ def test_resume_from_the_cache_after_a_kill(project_root, tmp_path):
 
 
 def test_hf_backend_end_to_end_with_a_tiny_random_lm(project_root, tmp_path):
-    sys.path.insert(0, str(project_root / "tests" / "labeling"))
-    from tiny_lm import save_tiny_chat_lm
+    from .tiny_lm import save_tiny_chat_lm
 
     lm = save_tiny_chat_lm(tmp_path / "lm")
     art = tmp_path / "art"

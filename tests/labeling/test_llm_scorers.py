@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from chat_server import ChatServer, Reply, oracle
-from conftest import planted_jobs
 
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.openai_backend import OpenAIBackend
 from finsae.labeling.pipeline import run_labeling
+
+from .chat_server import ChatServer, Reply, oracle
+from .fixtures import planted_jobs
 
 PLANTED = {0: "dividend", 1: "volcano", 2: "guitar"}
 RANDOM = [10, 11, 12]

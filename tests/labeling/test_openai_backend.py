@@ -6,7 +6,6 @@ import socket
 import time
 
 import pytest
-from chat_server import ChatServer, Reply, oracle
 
 from finsae.errors import FinsaeError
 from finsae.labeling.backend import ChatRequest, make_backend
@@ -16,6 +15,8 @@ from finsae.labeling.openai_backend import OpenAIBackend
 from finsae.labeling.parsing import parse_label
 from finsae.labeling.pipeline import Progress, Usage, ask
 from finsae.labeling.prompts import LABEL_SCHEMA
+
+from .chat_server import ChatServer, Reply, oracle
 
 GOOD = json.dumps({"label": "rate hikes", "description": "Fires on rate moves."})
 REQ = ChatRequest(({"role": "user", "content": "hi"},), LABEL_SCHEMA, "label", max_tokens=50)

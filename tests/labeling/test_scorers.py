@@ -2,13 +2,14 @@
 sits near 0.5; the lexical explainer finds the planted keyword."""
 
 import pytest
-from conftest import planted_jobs
 
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.lexical import lexical_label, log_odds_z
 from finsae.labeling.pipeline import run_labeling
 from finsae.labeling.summary import overall_fields, score_table
+
+from .fixtures import planted_jobs
 
 PLANTED = {0: "dividend", 1: "volcano", 2: "guitar", 3: "penguin", 4: "tomato", 5: "telescope"}
 RANDOM = list(range(10, 16))

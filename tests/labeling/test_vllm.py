@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_analysis
 
 from finsae.errors import FinsaeError
 from finsae.labeling.backend import make_backend
 from finsae.labeling.config import LabelConfig
+
+from .fixtures import write_analysis
 
 
 def test_vllm_import_guard_says_where_vllm_lives(monkeypatch):

@@ -1,0 +1,1 @@
+"""Labeling-stage tests (a package, so that its conftest and helpers never shadow other folders' ones)."""
