@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench finetune saes analyze report clean
+.PHONY: setup demo test bench finetune saes analyze labels report clean
 
 # (Re)install only when pyproject.toml changed. CPU machines get the pinned CPU wheel of torch
 # (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
@@ -32,7 +32,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole offline study, end to end; each step reuses what already exists.
-demo: setup finetune saes analyze report
+demo: setup finetune saes analyze labels report
 	@echo
 	@echo "demo done. Outputs:"
 	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
@@ -41,6 +41,7 @@ demo: setup finetune saes analyze report
 	@echo "  artifacts/checkpoints/sae/         resumable training state of each SAE run"
 	@echo "  outputs/, multirun/                per-run folders with offline W&B runs (wandb/offline-run-*)"
 	@echo "  artifacts/analysis/minilm_fin/     feature comparison: layers.parquet, features.parquet, findings.md, plots/"
+	@echo "  artifacts/labels/minilm_fin/       labels.parquet, per_layer.csv, summary.json (labels scored vs controls)"
 	@echo "  artifacts/reports/sae_table.md     the table README quotes"
 
 finetune: setup
@@ -53,6 +54,10 @@ saes: setup
 # Feature comparison of the pair, every layer with SAEs for both models (artifacts/analysis/minilm_fin/).
 analyze: setup
 	$(PY) analyze.py
+
+# Labels of the financial latents (offline: lexical explainer + embedding scorer) scored against controls.
+labels: setup
+	$(PY) label.py skip_if_done=true
 
 report: setup
 	$(PY) -m finsae.reporting
