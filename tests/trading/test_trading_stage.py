@@ -57,6 +57,15 @@ def test_stage_writes_every_output_and_a_typed_summary(stage_out):
     assert "stocknet: samples train/dev/test" in r.stdout
 
 
+def test_skip_if_done_returns_the_stored_summary(project_root, stage_out, data_dir):
+    out, _ = stage_out
+    before = (out / "summary.json").read_text()
+    r = backtest(project_root, ["skip_if_done=true"], env={"FINSAE_ARTIFACTS": str(out.parents[1]),
+                                                           "FINSAE_DATA_DIR": str(data_dir)}, timeout=120)
+    assert r.returncode == 0 and "is complete" in r.stdout, r.stderr[-2000:]
+    assert (out / "summary.json").read_text() == before
+
+
 def test_canaries_run_by_the_pipeline(stage_out):
     c = json.loads((stage_out[0] / "canaries.json").read_text())
     assert c["canary_oracle"]["accuracy"] > 0.95  # the pipeline sees signal when there is some

@@ -37,6 +37,9 @@ class BacktestScriptSchema:
     """Run the leakage canaries (oracle, 32%-flipped oracle, shuffled target) through the same pipeline."""
     pair_name: str | None = None
     """Names artifacts/backtest/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
+    skip_if_done: bool = False
+    """Return the stored summary when artifacts/backtest/{pair}/ is complete (make demo). A rerun without it
+    appends its trials to the ledger again, as it should."""
     progress_bar: bool = True
     name: str = "backtest"
 

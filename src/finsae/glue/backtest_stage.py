@@ -288,6 +288,11 @@ def run(cfg, raw) -> BacktestSummary:
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # quantstats asks for Arial
     artifacts = Path(cfg.paths.artifacts)
     pair = pair_name(cfg)
+    done = backtest_dir(artifacts, pair) / "summary.json"
+    if cfg.skip_if_done and done.is_file():
+        summary = BacktestSummary.read(done)
+        print(f"backtest: {done.parent} is complete ({len(summary.sets)} feature sets); skipping")
+        return summary
     check_writable(backtest_root(artifacts), "artifacts folder")
     check_prerequisites(cfg)
     fc, bar_on = cfg.features, cfg.progress_bar
