@@ -6,6 +6,9 @@ Definitions (README "Feature comparison" repeats them):
 * **overlap** — share of base latents whose one-to-one decoder match in the domain SAE has cosine >= tau.
 * **seed ceiling** — the same overlap between two seeds of the *same* model and layer: what SAE instability
   alone allows; base-vs-domain overlap is also reported as a fraction of it.
+* **cross-seed overlap** — base seed 0 vs domain seed 1: base-vs-domain under the ceiling's conditions (two
+  different initialisations). The plain overlap compares two SAEs started from the same seed, which keeps a few
+  latents near their common random start (the same-index share shows how many) and so reads higher.
 * **random baselines** — overlap of random unit decoders against the domain SAE (the matching's chance level)
   and the same-index cosine (latent #f vs #f, which is what comparing indices of two SAEs measures).
 * **financial** latent — :mod:`finsae.analysis.selectivity` (FDR and AUROC floor in both contrasts).
@@ -202,6 +205,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
     rnd = match_decoders(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd, candidates=cfg.candidates)
     idx_cos = index_cosine(wb, wd)
+    # base seed 0 vs domain seed 1: different initialisations, as in the seed ceiling (two SAEs that share their
+    # init seed keep some latents near the same random start, which inflates the same-seed overlap)
+    cross = (match_decoders(wb, inp.domain_seed.W_dec.detach(), candidates=cfg.candidates).one_to_one_cos
+             if inp.domain_seed is not None else None)
     ceilings = {}
     seed_matches = {}
     for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed)):
@@ -280,6 +287,9 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "overlap_seed_ceiling_base": overlap(ceilings["base"], tau) if "base" in ceilings else np.nan,
         "overlap_seed_ceiling_domain": overlap(ceilings["domain"], tau) if "domain" in ceilings else np.nan,
         "overlap_of_ceiling": ov / ceiling if ceiling and np.isfinite(ceiling) else np.nan,
+        "overlap_cross_seed": overlap(cross, tau) if cross is not None else np.nan,
+        "overlap_cross_seed_of_ceiling": (overlap(cross, tau) / ceiling
+                                          if cross is not None and ceiling and np.isfinite(ceiling) else np.nan),
         "overlap_random": overlap(rnd.one_to_one_cos, tau), "overlap_index": float((idx_cos >= tau).mean()),
         "mutual_nn": float(m.mutual.mean()), "median_best_cos": float(np.median(m.best_ab_cos)),
         "n_financial_base": int(sel["base"].financial.sum()),

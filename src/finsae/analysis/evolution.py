@@ -31,7 +31,8 @@ def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = layers["layer"]
     ax.fill_between(x, layers["overlap_ci_low"], layers["overlap_ci_high"], alpha=0.25, color="C0")
-    ax.plot(x, layers["overlap"], "o-", color="C0", label="base vs domain (one-to-one)")
+    ax.plot(x, layers["overlap"], "o-", color="C0", label="base vs domain, same init seed (one-to-one)")
+    ax.plot(x, layers["overlap_cross_seed"], "D-", color="C1", label="base vs domain, different seeds")
     ax.plot(x, layers["overlap_seed_ceiling"], "s--", color="C2", label="seed ceiling (same model, 2 seeds)")
     ax.plot(x, layers["overlap_random"], "x:", color="grey", label="random decoders")
     ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")

@@ -34,15 +34,17 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         f"SAE was trained on ({', '.join(f'{k} {v}' for k, v in counts.items())} passages). Brackets: 95% "
         f"bootstrap CIs over documents (counts, improvement) or latents (overlap).", "",
         "## Per layer", "",
-        f"| layer | overlap @ {tau} | seed ceiling | of ceiling | random | same index | financial (base) | "
+        f"| layer | overlap @ {tau} (same init seed) | cross-seed overlap | seed ceiling | cross-seed of ceiling | "
+        f"random | same index | financial (base) | "
         f"financial (domain) | specialized | seed floor | AUROC change, matched pairs with a financial member | "
         f"AUROC change, all matched pairs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in layers.iterrows():
         lines.append(
-            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(r['overlap_seed_ceiling'])} | "
-            f"{_f(r['overlap_of_ceiling'], '{:.2f}')} | {_f(r['overlap_random'])} | {_f(r['overlap_index'])} | "
+            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(r['overlap_cross_seed'])} | "
+            f"{_f(r['overlap_seed_ceiling'])} | {_f(r['overlap_cross_seed_of_ceiling'], '{:.2f}')} | "
+            f"{_f(r['overlap_random'])} | {_f(r['overlap_index'])} | "
             f"{_ci(r, 'n_financial_base', '{:.0f}')} | {_ci(r, 'n_financial', '{:.0f}')} | "
             f"{_ci(r, 'n_specialized', '{:.0f}')} | {_f(r['n_specialized_seed_floor'], '{:.0f}')} | "
             f"{_ci(r, 'improvement')} | {_ci(r, 'improvement_all')} |")
@@ -53,6 +55,9 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         "| claim | how it was measured | what the controlled measurement says |", "|---|---|---|",
         f"| {CLAIMS[0][1]} | {CLAIMS[0][2]} | one-to-one decoder matching: overlap "
         + ", ".join(f"{_f(r['overlap'])} at layer {int(r['layer'])}" for _, r in layers.iterrows())
+        + " (same initialisation seed); with different seeds, as in the ceiling, "
+        + (", ".join(f"{_f(r['overlap_cross_seed'])} at layer {int(r['layer'])}" for _, r in layers.iterrows()
+                     if math.isfinite(r["overlap_cross_seed"])) or "n/a (no seed repeats)")
         + f"; two seeds of the same model share {_f(layers['overlap_seed_ceiling'].mean())} on average (seed "
         f"ceiling), random decoders at most {_f(layers['overlap_random'].max())}. The write-up's same-index "
         f"comparison gives at most {_f(layers['overlap_index'].max())}: above zero only because both SAEs start "
@@ -78,9 +83,11 @@ def _reading(layers: pd.DataFrame, tau: float) -> str:
     out = []
     with_ceiling = layers[layers["overlap_seed_ceiling"].notna()]
     for _, r in with_ceiling.iterrows():
-        out.append(f"Layer {int(r['layer'])}: base and domain SAEs share {_f(r['overlap'])} of latents at cos >= "
-                   f"{tau}, {_f(r['overlap_of_ceiling'], '{:.2f}')} of what two seeds of one model share "
-                   f"({_f(r['overlap_seed_ceiling'])}).")
+        out.append(f"Layer {int(r['layer'])}: base and domain SAEs of different seeds share "
+                   f"{_f(r['overlap_cross_seed'])} of latents at cos >= {tau}, "
+                   f"{_f(r['overlap_cross_seed_of_ceiling'], '{:.2f}')} of what two seeds of one model share "
+                   f"({_f(r['overlap_seed_ceiling'])}); {int(r['n_specialized'])} specialized domain latents against a "
+                   f"seed floor of {_f(r['n_specialized_seed_floor'], '{:.0f}')}.")
     if not out:
         out.append("No seed repeats were found, so no overlap can be read against its ceiling; train them "
                    "(`make saes`).")
