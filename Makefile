@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench finetune saes analyze labels report clean
+.PHONY: setup demo test bench finetune saes analyze labels backtest report clean
 
 # (Re)install only when pyproject.toml changed. CPU machines get the pinned CPU wheel of torch
 # (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
@@ -32,7 +32,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole offline study, end to end; each step reuses what already exists.
-demo: setup finetune saes analyze labels report
+demo: setup finetune saes analyze labels backtest report
 	@echo
 	@echo "demo done. Outputs:"
 	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
@@ -42,6 +42,7 @@ demo: setup finetune saes analyze labels report
 	@echo "  outputs/, multirun/                per-run folders with offline W&B runs (wandb/offline-run-*)"
 	@echo "  artifacts/analysis/minilm_fin/     feature comparison: layers.parquet, features.parquet, findings.md, plots/"
 	@echo "  artifacts/labels/minilm_fin/       labels.parquet, per_layer.csv, summary.json (labels scored vs controls)"
+	@echo "  artifacts/backtest/minilm_fin/     predictions, positions, returns, metrics.csv, benchmark_stocknet.json, tearsheets, summary.json"
 	@echo "  artifacts/reports/sae_table.md     the table README quotes"
 
 finetune: setup
@@ -58,6 +59,11 @@ analyze: setup
 # Labels of the financial latents (offline: lexical explainer + embedding scorer) scored against controls.
 labels: setup
 	$(PY) label.py skip_if_done=true
+
+# Walk-forward LightGBM + StockNet benchmark + backtest after costs (artifacts/backtest/minilm_fin/).
+# The first run encodes all StockNet tweets through both models (~1.5 h on 2 cores); later runs reuse the cache.
+backtest: setup
+	OMP_NUM_THREADS=1 $(PY) backtest.py skip_if_done=true
 
 report: setup
 	$(PY) -m finsae.reporting
