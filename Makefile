@@ -74,6 +74,9 @@ bench: setup
 		schedulefree accelerate psutil datasets dill multiprocess
 	$(PY) bench/extract.py
 	$(PY) bench/sae_step.py
+	$(PY) bench/analyze_layer.py offline
+	$(PY) bench/analyze_layer.py paper
+	$(PY) bench/backtest_stage.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache
