@@ -25,3 +25,9 @@ class OfflineModelError(FinsaeError):
 
 class CacheCorruptError(FinsaeError):
     """A cached artifact failed its integrity check."""
+
+
+def require(cond: bool, msg: str) -> None:
+    """Raise :class:`ConfigError` with ``msg`` unless ``cond`` (the one-line check every config schema uses)."""
+    if not cond:
+        raise ConfigError(msg)

@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from finsae.activations.config import ExtractConfig
 from finsae.data.corpus import EVAL_START
-from finsae.errors import ConfigError
+from finsae.errors import ConfigError, require
 from finsae.glue.tracking import is_secret_name
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir
@@ -34,9 +34,7 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
+_check = require
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from finsae.errors import ConfigError
+from finsae.errors import require
 
 BACKENDS = ("lexical", "openai", "vllm", "hf")
 """Explainers: ``lexical`` (no LLM, smoothed log-odds), ``openai`` (any OpenAI-compatible server), ``vllm``
@@ -16,9 +16,7 @@ LLM_SCORERS = ("detection", "fuzzing")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
+_check = require
 
 
 @dataclass

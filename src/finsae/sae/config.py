@@ -20,16 +20,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from finsae.errors import ConfigError
+from finsae.errors import ConfigError, require
 
 ENCODER_DTYPES = ("fp32", "bf16")
 SCHEDULES = ("linear", "cosine", "constant")
 MAX_DEAD_TOKENS = 10_000_000
 
 
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
+_require = require
 
 
 def _is_int(v: Any) -> bool:

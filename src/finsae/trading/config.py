@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from finsae.errors import ConfigError
+from finsae.errors import ConfigError, require
 
 BLOCKS = ("price", "count", "base_sae", "domain_sae", "base_dense", "domain_dense", "sentiment")
 """Feature blocks a feature set is made of; a set's name is its blocks joined by ``_`` (``price_domain_sae``)."""
@@ -15,9 +15,7 @@ STRATEGIES = ("long_short", "long_only")
 PROTOCOLS = ("walk_forward", "stocknet")
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
+_check = require
 
 
 def _date(value: str, name: str) -> None:
