@@ -86,10 +86,8 @@ class _Selectivity:
     broad_other: Contrast
     """The broad contrast on the other score (mean when the rule uses max)."""
     financial: np.ndarray
-    boot_cols: np.ndarray | None = None
-    """Latents resampled (candidates of the rule, and partners of candidates)."""
     boot_broad: np.ndarray | None = None
-    """[n_boot, m] bootstrap AUROCs of the broad contrast (NaN outside ``boot_cols``)."""
+    """[n_boot, m] bootstrap AUROCs of the broad contrast (NaN for latents not resampled)."""
     boot_genre: np.ndarray | None = None
     boot_financial: np.ndarray | None = None
     """[n_boot, m] the financial rule under each resample."""
@@ -150,7 +148,6 @@ def _bootstrap(sel: _Selectivity, scores: DocScores, held: HeldoutSet, cfg: Anal
     def rule(a, p):
         return (false_discovery_control(p, method="bh", axis=-1) <= cfg.fdr) & (np.nan_to_num(a) >= cfg.min_auroc)
 
-    sel.boot_cols = cols
     sel.boot_broad, sel.boot_genre = full["broad"][0], full["genre"][0]
     sel.boot_financial = rule(*full["broad"]) & rule(*full["genre"])
 
