@@ -88,9 +88,10 @@ def build_activations(
             todo = [i for i in todo if rebuild or not is_complete(entries[i])]
             if todo:
                 _extract(model, table, {i: entries[i] for i in todo}, cfg, compute, progress)
-    for i in layers:
-        if i not in todo:
-            log.info("reusing activations %s", entries[i])
+    reused = [i for i in layers if i not in todo]
+    if reused:  # one line per model and corpus, not one per layer
+        log.info("reusing activations of %s over %s, layers %s (%s)", model.spec.name, corpus.name, reused,
+                 entries[reused[0]].parent)
     return {i: open_store(entries[i], verify=False if i in todo else (True if verify else None), fresh=i in todo,
                           table=table)
             for i in layers}
