@@ -7,6 +7,9 @@ separate from Hydra's per-run ``outputs/``::
     artifacts/models/{name}/                     fine-tuned models (HF format)
     artifacts/activations/{key}/                 activation cache entries
     artifacts/sae/{model}/layer_{i}/{tag}/       trained SAEs
+    artifacts/analysis/{pair}/                   feature comparison (analyze.py)
+    artifacts/labels/{pair}/                     scored labels (label.py)
+    artifacts/backtest/{pair}/                   trading model and backtest (backtest.py)
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ def sae_checkpoint_dir(artifacts: Path, model: str, layer: int, tag: str) -> Pat
 
 def model_dir(artifacts: Path, name: str) -> Path:
     return Path(artifacts) / "models" / name
+
+
+def analysis_dir(artifacts: Path, pair: str) -> Path:
+    return Path(artifacts) / "analysis" / pair
+
+
+def labels_dir(artifacts: Path, pair: str) -> Path:
+    return Path(artifacts) / "labels" / pair
+
+
+def backtest_dir(artifacts: Path, pair: str) -> Path:
+    return Path(artifacts) / "backtest" / pair
 
 
 def activations_root(artifacts: Path) -> Path:

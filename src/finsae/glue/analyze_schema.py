@@ -33,15 +33,17 @@ class AnalyzeScriptSchema:
     """One layer (what `--multirun layer=0,1,...` sweeps); overrides ``layers``."""
     tag: str = "demo"
     """SAE tag compared: artifacts/sae/{model}/layer_{i}/{tag}/."""
+    pair_name: str | None = None
+    """Names artifacts/analysis/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
     seed_tag: str | None = None
     """Tag of the seed repeats (None: ``{tag}_seed1``); layers without them report no seed ceiling."""
     progress_bar: bool = True
     name: str = "analyze"
 
     def __post_init__(self):
-        for t in (self.tag, self.seed_tag):
+        for key, t in (("tag", self.tag), ("seed_tag", self.seed_tag), ("pair_name", self.pair_name)):
             if t is not None and NAME.fullmatch(t) is None:
-                raise ConfigError(f"tag {t!r} must be a plain name (letters, digits, . _ -), not a path")
+                raise ConfigError(f"{key}={t!r} must be a plain name (letters, digits, . _ -), not a path")
 
     @property
     def selected_layers(self) -> list[int] | None:

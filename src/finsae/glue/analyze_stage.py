@@ -33,37 +33,16 @@ from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
 from finsae.glue.app import resolved_config
+from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
-from finsae.paths import activations_root, sae_dir
+from finsae.paths import activations_root, analysis_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
 
 log = logging.getLogger("finsae")
 LAYER_FILES = ("row", "features", "curves")
-
-
-def analysis_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "analysis" / pair
-
-
-def pair_name(cfg) -> str:
-    """The ``pair`` option chosen (``minilm_fin``), else ``base_domain``."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from omegaconf import OmegaConf
-
-    from finsae.paths import PROJECT_ROOT
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("pair")
-        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
-        if choice and option.is_file():
-            o = OmegaConf.load(option)
-            if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
-                return str(choice)  # the option as it is, not with pair.base=/pair.domain= overridden
-    return f"{cfg.pair.base}_{cfg.pair.domain}"
 
 
 def _is_sae(path: Path) -> bool:
@@ -147,7 +126,7 @@ def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
 def run(cfg, raw) -> AnalysisSummary:
     t0 = time.time()
     artifacts = Path(cfg.paths.artifacts)
-    pair = pair_name(raw)
+    pair = pair_name(cfg)
     base, domain = cfg.pair.base, cfg.pair.domain
     seed_tag = cfg.seed_tag or f"{cfg.tag}_seed1"
     a = cfg.analysis

@@ -31,8 +31,9 @@ from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.glue.app import resolved_config
+from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
-from finsae.paths import activations_root, sae_dir
+from finsae.paths import activations_root, analysis_dir, backtest_dir, sae_dir
 from finsae.trading.canaries import flipped_block, oracle_block, shuffle_days
 from finsae.trading.config import parse_set
 from finsae.trading.dataset import build_panel, count_block, price_block
@@ -51,23 +52,6 @@ from finsae.trading.text_features import (
 )
 
 log = logging.getLogger("finsae")
-
-
-def backtest_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "backtest" / pair
-
-
-def pair_name(cfg) -> str:
-    """``pair_name``, else the ``pair=`` option chosen (``minilm_fin``), else ``{base}_{domain}``."""
-    if cfg.pair_name:
-        return cfg.pair_name
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("pair")
-        if choice:
-            return str(choice)
-    return f"{cfg.pair.base}_{cfg.pair.domain}"
 
 
 # ---------------------------------------------------------------------------------------------------- checks
@@ -187,7 +171,7 @@ def financial_latents(cfg, model: str, layer: int) -> np.ndarray | None:
     """The analysis stage's financial latents of (model, layer), when ``features.latents=financial``."""
     if cfg.features.latents != "financial":
         return None
-    path = Path(cfg.paths.artifacts) / "analysis" / pair_name(cfg) / "features.parquet"
+    path = analysis_dir(Path(cfg.paths.artifacts), pair_name(cfg)) / "features.parquet"
     if not path.is_file():
         raise DataMissingError("the analysis stage's feature table", path,
                                "Make it with `python analyze.py`, or use features.latents=top_ic.")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from finsae import paths
+from finsae.glue.schemas import pair_name
 from finsae.analysis.contexts import read_contexts
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.errors import DataMissingError, FinsaeError
-from finsae.glue.analyze_stage import analysis_dir as analysis_root
-from finsae.glue.analyze_stage import pair_name as analysis_pair_name
 from finsae.glue.app import resolved_config
 from finsae.glue.tracking import stage_run
 from finsae.labeling.backend import make_backend
@@ -47,17 +47,12 @@ FEATURES_FILE = "features.parquet"
 TABLE_COLUMNS = ("model", "layer", "latent", "role", "status", "label", "description", "n_activating", "error")
 
 
-def pair_name(cfg) -> str:
-    """``pair_name``, else the folder name the analysis stage gives the pair (``minilm_fin``)."""
-    return cfg.pair_name or analysis_pair_name(cfg)
-
-
 def analysis_dir(cfg) -> Path:
-    return analysis_root(Path(cfg.paths.artifacts), pair_name(cfg))
+    return paths.analysis_dir(Path(cfg.paths.artifacts), pair_name(cfg))
 
 
 def labels_dir(cfg) -> Path:
-    return Path(cfg.paths.artifacts) / "labels" / pair_name(cfg)
+    return paths.labels_dir(Path(cfg.paths.artifacts), pair_name(cfg))
 
 
 def read_analysis(cfg) -> tuple[dict, pd.DataFrame]:

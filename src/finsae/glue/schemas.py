@@ -72,6 +72,25 @@ class PairSchema:
             _check(v in BUILTIN, f"pair member {v!r} is unknown; choose from {sorted(BUILTIN)}")
 
 
+def pair_name(cfg) -> str:
+    """The folder name of a pair's stage outputs: ``cfg.pair_name`` when set, else the ``pair=`` option chosen
+    (``minilm_fin``) unless its members were overridden, else ``{base}_{domain}``."""
+    if getattr(cfg, "pair_name", None):
+        return str(cfg.pair_name)
+    from hydra.core.hydra_config import HydraConfig
+
+    from finsae.paths import PROJECT_ROOT
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("pair")
+        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
+        if choice and option.is_file():
+            o = OmegaConf.load(option)
+            if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
+                return str(choice)
+    return f"{cfg.pair.base}_{cfg.pair.domain}"
+
+
 @dataclass
 class DataSchema:
     corpora: list[str] = field(default_factory=lambda: ["financial", "general"])
