@@ -25,6 +25,25 @@ def test_layer_convention_matches_hf_hidden_states(tiny):
     assert hs.layers[1].shape == (2, b["input_ids"].shape[1], 32)
 
 
+def test_a_shallow_layer_runs_only_the_blocks_it_needs_and_gives_the_same_bits(tiny):
+    b = tiny.tokenizer(["Net sales rose 12%.", "Shares fell"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        ref = tiny.model(**b, output_hidden_states=True).hidden_states
+    blocks = tiny.model.encoder.layer
+    ran = []
+    hook = blocks[1].register_forward_hook(lambda *a: ran.append(1))
+    try:
+        for layer in (-1, 0):
+            hs = hidden_states(tiny.model, b["input_ids"], b["attention_mask"], [layer])
+            assert torch.equal(hs.layers[layer], ref[layer + 1])
+        assert not ran  # block 1 never ran
+        hidden_states(tiny.model, b["input_ids"], b["attention_mask"], [1])
+        assert ran
+    finally:
+        hook.remove()
+    assert tiny.model.encoder.layer is blocks  # the whole stack is back
+
+
 def test_check_layer_bounds(tiny):
     assert check_layer(-1, tiny.num_layers) == -1
     assert check_layer(1, tiny.num_layers) == 1

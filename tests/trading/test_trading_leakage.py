@@ -148,3 +148,21 @@ def test_fit_window_check_catches_a_window_that_touches_its_test_days():
         check_fit_windows(pd.DataFrame([{**ok, "fit_end": cal[38]}]), cal, gap=5)
     with pytest.raises(LeakageError):
         check_fit_windows(pd.DataFrame([{**ok, "val_end": cal[41]}]), cal, gap=5)
+
+
+def test_a_text_posted_again_is_one_document_and_each_mention_keeps_its_own_day():
+    from finsae.data.trading_calendar import trading_calendar
+
+    tw = pd.DataFrame({"ticker": ["AAPL", "MSFT", "AAPL", "AAPL"],
+                       "text": ["$AAPL up", "$MSFT down", "$AAPL up", "$AAPL up"],
+                       "created_at": pd.to_datetime(["2014-06-11 15:00", "2014-06-11 14:00", "2014-06-12 15:00",
+                                                     "2014-06-11 16:00"], utc=True)})
+    corpus, doc_of = tweet_corpus(tw)
+    assert list(corpus.frame["text"]) == ["$MSFT down", "$AAPL up"]  # order of first creation
+    assert corpus.frame["date"].iloc[1] == pd.Timestamp("2014-06-11 15:00", tz="UTC")
+    assert list(doc_of) == [1, 0, 1, 1]
+    rows = pd.DataFrame({"ticker": ["AAPL", "AAPL", "MSFT"],
+                         "date": pd.to_datetime(["2014-06-11", "2014-06-12", "2014-06-11"])})
+    pairs = trading_day_pairs(tw, doc_of, rows, trading_calendar())
+    # the copy of 2014-06-12 counts on that day; two copies on one day count once
+    assert sorted(map(tuple, pairs[["row", "doc"]].to_numpy().tolist())) == [(0, 1), (1, 1), (2, 0)]

@@ -41,19 +41,22 @@ class TweetCorpus:
 
 
 def tweet_corpus(tweets: pd.DataFrame, name: str = "stocknet_tweets") -> tuple[TweetCorpus, np.ndarray]:
-    """Unique tweets of ``tweets`` (raw-text rows, one per ticker mention) in order of creation, and, per row of
-    ``tweets``, its document index. A tweet is its (text, created_at). Ordering by creation time makes the
-    corpus of an earlier period a prefix of a later one: later tweets never move earlier ones' token rows."""
+    """Unique tweet texts of ``tweets`` (raw-text rows, one per ticker mention) in order of first creation, and,
+    per row of ``tweets``, its document index. A text posted again (bots, copies; 11% of StockNet's) is encoded
+    once: its encoding depends on the text alone, and each mention keeps its own ``created_at`` for the trading
+    day it counts on (``trading_day_pairs``; copies on one row count once). A document's ``date`` is its text's first creation. Ordering by
+    first creation makes the corpus of an earlier period a prefix of a later one: later tweets never move
+    earlier ones' token rows."""
     created = pd.to_datetime(tweets["created_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
-    key = tweets["text"].astype(str).to_numpy() + "\x1f" + created.astype(str)
-    order = np.lexsort((key, created))
-    codes_sorted, uniques = pd.factorize(key[order], sort=False)
+    text = tweets["text"].astype(str).to_numpy()
+    order = np.lexsort((text, created))
+    codes_sorted, uniques = pd.factorize(text[order], sort=False)
     codes = np.empty(len(tweets), dtype=np.int64)
     codes[order] = codes_sorted
-    first = order[np.r_[0, np.flatnonzero(codes_sorted[1:] != codes_sorted[:-1]) + 1]] if len(order) else order
+    first = order[np.unique(codes_sorted, return_index=True)[1]] if len(order) else order
     frame = pd.DataFrame({
         "doc_id": [f"tw{i}" for i in range(len(uniques))],
-        "text": tweets["text"].to_numpy()[first].astype(str),
+        "text": text[first],
         "date": pd.to_datetime(created[first], unit="ns", utc=True),
     })
     return TweetCorpus(name, frame), codes
