@@ -85,3 +85,33 @@ def test_contexts_for_financial_and_control_latents(result):
     top = ctx[(ctx.latent == 5) & (ctx.kind == "top")]
     assert len(top) == 20 and top.max_act.is_monotonic_decreasing
     assert ctx.latent.nunique() >= 1 + 3
+
+
+def test_stored_codes_give_what_encoding_again_gives():
+    """Every reader of the once-computed codes (scores, agreement, own FVU, contexts) sees the SAE's own output."""
+    from finsae.analysis.compare import cross_fvu, own_fvu
+    from finsae.analysis.doc_scores import doc_scores, encode_rows, pair_correlation
+
+    g = torch.Generator().manual_seed(1)
+    a = sae_with(torch.nn.functional.normalize(torch.randn(M, D, generator=g), dim=1), 0)
+    b = sae_with(torch.nn.functional.normalize(torch.randn(M, D, generator=g), dim=1), 1)
+    x = np.random.default_rng(1).standard_normal((3000, D)).astype(np.float16)
+    ca, cb = encode_rows(a, x, chunk=700), encode_rows(b, x, chunk=700)
+    xt = torch.from_numpy(x.astype(np.float32))
+    dense_a = torch.zeros(len(x), M).scatter_(1, a.encode(xt).latent_indices, a.encode(xt).latent_acts.float())
+    dense_b = torch.zeros(len(x), M).scatter_(1, b.encode(xt).latent_indices, b.encode(xt).latent_acts.float())
+    rows = np.arange(0, 3000, 3)
+    assert torch.equal(ca.dense(rows), dense_a[rows])
+    assert np.array_equal(ca.latent(7, rows), dense_a[rows, 7].numpy())
+    assert own_fvu(a, ca, x, rows) == pytest.approx(cross_fvu(a, x, rows), rel=1e-5)
+    pa, pb = np.arange(M), np.roll(np.arange(M), 5)
+    corr = pair_correlation(ca, cb, pa, pb, rows, chunk=97)
+    da, db = dense_a[rows].double().numpy(), dense_b[rows].double().numpy()
+    for i in range(0, M, 9):
+        if da[:, pa[i]].std() > 0 and db[:, pb[i]].std() > 0:
+            assert corr[i] == pytest.approx(np.corrcoef(da[:, pa[i]], db[:, pb[i]])[0, 1], abs=1e-6)
+    doc_of_row = np.repeat(np.arange(300), 10)
+    s = doc_scores(ca, doc_of_row, 300, chunk=512)
+    ref = dense_a.reshape(300, 10, M)
+    assert np.allclose(s.max.toarray(), ref.amax(1).numpy())
+    assert np.allclose(s.mean.toarray(), ref.mean(1).numpy(), atol=1e-6)

@@ -33,11 +33,12 @@ from scipy.stats import false_discovery_control
 
 from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.contexts import build_contexts
-from finsae.analysis.doc_scores import DocScores, doc_scores, pair_correlation, row_chunks
+from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows, pair_correlation, row_chunks
 from finsae.analysis.heldout import BROAD, CATEGORY_FAMILIES, GENRE, HeldoutSet
 from finsae.analysis.matching import TAUS, index_cosine, match_decoders, overlap, overlap_curve, random_unit_rows
 from finsae.analysis.selectivity import Contrast, RankedScores, contrast, percentile_ci, stratified_weights
 from finsae.sae import TopKSAE, evaluate
+from finsae.sae.evaluate import ReconstructionSums
 
 
 @dataclass
@@ -182,7 +183,20 @@ def category_profile(scores: DocScores, held: HeldoutSet, kind: str = "max") -> 
 
 
 def cross_fvu(sae: TopKSAE, acts, rows: np.ndarray) -> float:
+    """FVU of ``sae`` on ``rows`` of ``acts`` (another model's activations: cross-reconstruction)."""
     return float(evaluate(sae, (x for _, x in row_chunks(acts, rows, 4096))).fvu)
+
+
+def own_fvu(sae: TopKSAE, codes: Codes, acts, rows: np.ndarray, chunk: int = 4096) -> float:
+    """FVU of ``sae`` on ``rows`` of the activations it was encoded from, decoded from its stored ``codes``."""
+    sums = ReconstructionSums(sae.d_in, sae.num_latents)
+    r = torch.from_numpy(np.asarray(rows, np.int64))
+    for lo in range(0, len(r), chunk):
+        ids = r[lo:lo + chunk]
+        x = torch.from_numpy(np.asarray(acts[ids.numpy()], np.float32))
+        idx, a = codes.indices[ids], codes.acts[ids]
+        sums.update(x, sae.decode(a, idx), idx, a)
+    return float(sums.result().fvu)
 
 
 def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> LayerResult:
@@ -214,13 +228,13 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
             seed_matches[name] = sm
             ceilings[name] = sm.one_to_one_cos
 
-    say("scoring held-out documents")
-    scores = {
-        "base": doc_scores(inp.base, inp.base_acts, inp.doc_of_row, n_docs),
-        "domain": doc_scores(inp.domain, inp.domain_acts, inp.doc_of_row, n_docs),
-    }
+    say("encoding held-out tokens")
+    codes = {"base": encode_rows(inp.base, inp.base_acts), "domain": encode_rows(inp.domain, inp.domain_acts)}
     if inp.domain_seed is not None:
-        scores["domain_seed"] = doc_scores(inp.domain_seed, inp.domain_acts, inp.doc_of_row, n_docs)
+        codes["domain_seed"] = encode_rows(inp.domain_seed, inp.domain_acts)
+    say("scoring held-out documents")
+    scores = {k: doc_scores(c, inp.doc_of_row, n_docs) for k, c in codes.items()}
+    codes.pop("domain_seed", None)
     w_broad = _contrast_weights(held, BROAD, cfg.n_boot, cfg.seed)
     w_genre = _contrast_weights(held, GENRE, cfg.n_boot, cfg.seed + 1)
     say("selectivity")
@@ -256,10 +270,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     rng = np.random.default_rng(cfg.seed)
     n_rows = len(inp.doc_of_row)
     rows = np.sort(rng.choice(n_rows, size=min(cfg.agreement_tokens, n_rows), replace=False))
-    corr = pair_correlation(inp.base, inp.domain, inp.base_acts, inp.domain_acts, matched, partner, rows)
+    corr = pair_correlation(codes["base"], codes["domain"], matched, partner, rows)
     fvu = {
-        "fvu_base": cross_fvu(inp.base, inp.base_acts, rows),
-        "fvu_domain": cross_fvu(inp.domain, inp.domain_acts, rows),
+        "fvu_base": own_fvu(inp.base, codes["base"], inp.base_acts, rows),
+        "fvu_domain": own_fvu(inp.domain, codes["domain"], inp.domain_acts, rows),
         "fvu_base_on_domain": cross_fvu(inp.base, inp.domain_acts, rows),
         "fvu_domain_on_base": cross_fvu(inp.domain, inp.base_acts, rows),
     }
@@ -353,8 +367,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     corpus_of_doc = _corpus_of_doc(held)
     order = np.argsort(inp.doc_of_row, kind="stable")
     bounds = np.searchsorted(inp.doc_of_row[order], np.arange(n_docs + 1))
-    for key, name, sae, acts in (("base", inp.base_name, inp.base, inp.base_acts),
-                                 ("domain", inp.domain_name, inp.domain, inp.domain_acts)):
+    for key, name in (("base", inp.base_name), ("domain", inp.domain_name)):
         fin = np.flatnonzero(sel[key].financial)
         rest = np.setdiff1d(np.flatnonzero(np.asarray((scores[key].max > 0).sum(0)).ravel() > 0), fin)
         n_ctrl = min(len(rest), max(cfg.control_latents, len(fin)))
@@ -364,11 +377,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         def doc_rows(doc: int) -> np.ndarray:
             return order[bounds[doc]:bounds[doc + 1]]
 
-        def token_acts(latent: int, rows: np.ndarray, sae=sae, acts=acts) -> np.ndarray:
-            code = sae.encode(torch.from_numpy(np.asarray(acts[rows], np.float32)))  # rows ascending
-            return (code.latent_acts.float() * (code.latent_indices == latent)).sum(1).numpy()
-
-        contexts[name] = build_contexts(latents, scores[key].max, token_acts, doc_rows, frame["text"].tolist(),
+        contexts[name] = build_contexts(latents, scores[key].max, codes[key].latent, doc_rows, frame["text"].tolist(),
                                         inp.char_start, frame["doc_id"].tolist(), corpus_of_doc,
                                         seed=cfg.seed)
     return LayerResult(row, features, contexts, curves)

@@ -1,13 +1,13 @@
 """Per-document latent scores and matched-pair agreement, from the cached activations of held-out passages.
 
-One pass over the token rows of a layer encodes them with an SAE (top-k codes) and reduces, per (document,
-latent), the max and the sum of the activation over the document's real tokens ([CLS]/[SEP] are never in the
-store). Scores stay sparse (``scipy.sparse.csr_matrix``: a document touches a few hundred of the latents).
+One pass over the token rows of a layer encodes them with an SAE (``encode_rows``: the top-k codes, kept for every
+later reader); ``doc_scores`` reduces them, per (document, latent), to the max and the sum of the activation over
+the document's real tokens ([CLS]/[SEP] are never in the store). Scores stay sparse (``scipy.sparse.csr_matrix``: a document touches a few hundred of the latents).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,23 +45,57 @@ def row_chunks(array, rows: np.ndarray | None = None, chunk: int = CHUNK_ROWS) -
         yield ids, torch.from_numpy(np.asarray(x, dtype=np.float32))
 
 
-def doc_scores(sae: TopKSAE, array, doc_of_row: np.ndarray, n_docs: int, *, chunk: int = CHUNK_ROWS,
-               progress: Callable[[int], None] | None = None) -> DocScores:
+@dataclass
+class Codes:
+    """The top-k code of one SAE on every token row of a layer, computed once (``encode_rows``) and read by the
+    document scores, the pair agreement, the SAE's own reconstruction error and the contexts."""
+
+    indices: torch.Tensor
+    """[N, k] latent ids (int64)."""
+    acts: torch.Tensor
+    """[N, k] their activations (fp32)."""
+    num_latents: int
+
+    def dense(self, rows: np.ndarray) -> torch.Tensor:
+        """``[len(rows), m]`` activations of ``rows`` (zeros off the top-k)."""
+        r = torch.from_numpy(np.asarray(rows, np.int64))
+        out = torch.zeros(len(r), self.num_latents)
+        return out.scatter_(1, self.indices[r], self.acts[r])
+
+    def latent(self, latent: int, rows: np.ndarray) -> np.ndarray:
+        """Activation of one latent on ``rows`` ([len(rows)], 0 where it is off the top-k)."""
+        r = torch.from_numpy(np.asarray(rows, np.int64))
+        return (self.acts[r] * (self.indices[r] == latent)).sum(1).numpy()
+
+
+def encode_rows(sae: TopKSAE, array, *, chunk: int = CHUNK_ROWS) -> Codes:
+    """``sae``'s top-k code of every row of ``array`` ([N, d_in], any array-like: a memory-mapped store)."""
+    idx, acts = [], []
+    with torch.no_grad():
+        for _, x in row_chunks(array, chunk=chunk):
+            code = sae.encode(x)
+            idx.append(code.latent_indices.long()), acts.append(code.latent_acts.float())
+    k = sae.k
+    return Codes(torch.cat(idx) if idx else torch.zeros(0, k, dtype=torch.long),
+                 torch.cat(acts) if acts else torch.zeros(0, k), sae.num_latents)
+
+
+def doc_scores(codes: Codes, doc_of_row: np.ndarray, n_docs: int, *, chunk: int = CHUNK_ROWS) -> DocScores:
     """Max and mean activation of each latent over each document's token rows (``doc_of_row [N]``)."""
-    m = sae.num_latents
+    m = codes.num_latents
     doc_of_row = torch.from_numpy(np.asarray(doc_of_row, np.int64))
     keys, maxs, sums = [], [], []
-    with torch.no_grad():
-        for ids, x in row_chunks(array, chunk=chunk):
-            code = sae.encode(x)
-            k = (doc_of_row[ids].unsqueeze(1) * m + code.latent_indices).reshape(-1)
-            v = code.latent_acts.reshape(-1).float()
-            live = v > 0
-            u, mx, sm = _reduce(k[live], v[live], v[live])
-            keys.append(u), maxs.append(mx), sums.append(sm)
-            if progress:
-                progress(len(ids))
+    for lo in range(0, len(doc_of_row), chunk):
+        hi = min(lo + chunk, len(doc_of_row))
+        k = (doc_of_row[lo:hi].unsqueeze(1) * m + codes.indices[lo:hi]).reshape(-1)
+        v = codes.acts[lo:hi].reshape(-1)
+        live = v > 0
+        u, mx, sm = _reduce(k[live], v[live], v[live])
+        keys.append(u), maxs.append(mx), sums.append(sm)
+    if keys:
         u, mx, sm = _reduce(torch.cat(keys), torch.cat(maxs), torch.cat(sums))
+    else:
+        u, mx, sm = torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros(0)
     n_tok = np.bincount(doc_of_row.numpy(), minlength=n_docs).astype(np.int64)
     r, c = (u // m).numpy(), (u % m).numpy()
     shape = (n_docs, m)
@@ -77,26 +111,19 @@ def _reduce(keys: torch.Tensor, v_max: torch.Tensor, v_sum: torch.Tensor):
     return u, mx, sm
 
 
-def dense_codes(sae: TopKSAE, x: torch.Tensor) -> torch.Tensor:
-    """``[n, m]`` dense activations of ``x`` (zeros off the top-k)."""
-    code = sae.encode(x)
-    out = torch.zeros(x.shape[0], sae.num_latents)
-    return out.scatter_(1, code.latent_indices, code.latent_acts.float())
-
-
-def pair_correlation(sae_a: TopKSAE, sae_b: TopKSAE, array_a, array_b, pairs_a: np.ndarray, pairs_b: np.ndarray,
-                     rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Pearson correlation, over the same token rows, of latent ``pairs_a[i]`` of ``sae_a`` on ``array_a`` with
-    latent ``pairs_b[i]`` of ``sae_b`` on ``array_b`` (NaN where either never fires on these rows)."""
+def pair_correlation(codes_a: Codes, codes_b: Codes, pairs_a: np.ndarray, pairs_b: np.ndarray, rows: np.ndarray,
+                     chunk: int = 2048) -> np.ndarray:
+    """Pearson correlation, over the same token rows, of latent ``pairs_a[i]`` of code ``codes_a`` with latent
+    ``pairs_b[i]`` of ``codes_b`` (NaN where either never fires on these rows)."""
     ia, ib = torch.from_numpy(np.asarray(pairs_a)), torch.from_numpy(np.asarray(pairs_b))
     s = torch.zeros(5, len(ia), dtype=torch.float64)  # sum a, b, a^2, b^2, ab
     n = 0
-    with torch.no_grad():
-        for (ids, xa), (_, xb) in zip(row_chunks(array_a, rows, chunk), row_chunks(array_b, rows, chunk), strict=True):
-            a = dense_codes(sae_a, xa)[:, ia].double()
-            b = dense_codes(sae_b, xb)[:, ib].double()
-            s += torch.stack([a.sum(0), b.sum(0), (a * a).sum(0), (b * b).sum(0), (a * b).sum(0)])
-            n += len(ids)
+    for lo in range(0, len(rows), chunk):
+        ids = rows[lo:lo + chunk]
+        a = codes_a.dense(ids)[:, ia].double()
+        b = codes_b.dense(ids)[:, ib].double()
+        s += torch.stack([a.sum(0), b.sum(0), (a * a).sum(0), (b * b).sum(0), (a * b).sum(0)])
+        n += len(ids)
     sa, sb, saa, sbb, sab = s.numpy()
     cov = sab / n - sa * sb / n**2
     va, vb = saa / n - (sa / n) ** 2, sbb / n - (sb / n) ** 2
