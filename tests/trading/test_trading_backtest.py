@@ -42,3 +42,37 @@ def test_equal_weight_buy_and_hold_by_hand():
     r = equal_weight_buy_and_hold(px, d)
     v = np.array([1.0, (1.1 + 0.9) / 2, (1.21 + 0.9) / 2])
     assert r.tolist() == pytest.approx((v[1:] / v[:-1] - 1).tolist())
+
+
+def test_walk_forward_gives_the_same_predictions_whatever_the_number_of_jobs():
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    from finsae.trading.config import FeatureConfig, LgbmConfig, WalkForwardConfig
+    from finsae.trading.features import Block
+    from finsae.trading.pipeline import walk_forward_predictions
+
+    rng = np.random.default_rng(0)
+    days = pd.bdate_range("2014-01-01", periods=160)
+    tickers = [f"T{i}" for i in range(12)]
+    rows = pd.DataFrame([(d, t) for d in days for t in tickers], columns=["date", "ticker"])
+    n = len(rows)
+    price = rng.standard_normal((n, 5))
+    rows["ret_exec"] = 0.01 * price[:, 0] + 0.02 * rng.standard_normal(n)
+    rows["up_exec"] = (rows["ret_exec"] > 0).astype(float)
+    sae = sp.random(n, 40, density=0.05, random_state=1, format="csr")
+    dense = rng.standard_normal((n, 16))
+    sets = {"price": [Block("price", "plain", price, [f"p{i}" for i in range(5)])],
+            "price_sae_dense": [Block("price", "plain", price, [f"p{i}" for i in range(5)]),
+                                Block("domain_sae_L3", "sae", sae, [f"s{i}" for i in range(40)]),
+                                Block("domain_dense_L3", "dense", dense, [f"d{i}" for i in range(16)])]}
+    wf = WalkForwardConfig(refit_days=10, min_train_days=60, val_days=15, jobs=1)
+    lgbm = LgbmConfig(num_leaves=[4, 8], n_estimators=30, early_stopping=5, min_child_samples=20)
+    feats = FeatureConfig(latents="top_ic", top_n=10, dense_pca=4)
+    one = walk_forward_predictions(rows, sets, wf, lgbm, feats)
+    two = walk_forward_predictions(rows, sets, dataclasses.replace(wf, jobs=2), lgbm, feats)
+    assert len(one.predictions) and one.predictions["set"].nunique() == 2
+    pd.testing.assert_frame_equal(one.predictions, two.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(one.fit_windows, two.fit_windows)
+    pd.testing.assert_frame_equal(one.importance, two.importance, check_exact=True)

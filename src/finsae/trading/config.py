@@ -166,9 +166,11 @@ class WalkForwardConfig:
     """Further trading days dropped after the purge (serial correlation of features)."""
     val_days: int = 42
     """Last trading days of each training window held out for early stopping and the hyperparameter choice."""
+    jobs: int = 2
+    """(set, fold) fits run side by side in this many threads, each single-threaded (results do not depend on it)."""
 
     def __post_init__(self):
-        for name in ("refit_days", "min_train_days", "val_days"):
+        for name in ("refit_days", "min_train_days", "val_days", "jobs"):
             _check(getattr(self, name) >= 1, f"walk_forward.{name} must be >= 1, got {getattr(self, name)}")
         _check(self.purge_days >= 2, f"walk_forward.purge_days must be >= 2 (a target spans d+1..d+2), got {self.purge_days}")
         _check(self.embargo_days >= 0, f"walk_forward.embargo_days must be >= 0, got {self.embargo_days}")

@@ -36,21 +36,36 @@ class WalkForward(NamedTuple):
 
 def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], wf_cfg, lgbm_cfg, feat_cfg,
                              progress: Callable[[], None] | None = None) -> WalkForward:
-    """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``."""
+    """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``.
+
+    The (set, fold) fits run ``wf_cfg.jobs`` at a time in threads (LightGBM and BLAS release the GIL); every fit
+    is single-threaded (BLAS limited to one thread here), so the result does not depend on ``jobs``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
     dates = rows["date"].to_numpy()
     fs = folds(np.unique(dates), wf_cfg)
     y_ret = rows["ret_exec"].to_numpy(np.float64)
     y_up = rows["up_exec"].to_numpy(np.float64)
+    jobs = [(name, blocks, f) for name, blocks in sets.items() for f in fs]
+
+    def one(job):
+        name, blocks, f = job
+        return run_fold(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca)
+
     preds, windows, imps = [], [], []
-    for name, blocks in sets.items():
-        for f in fs:
-            res = run_fold(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
-                           feat_cfg.dense_pca)
-            preds.append(res.predictions.assign(set=name, fold=f.index))
-            windows += [{**w, "set": name} for w in res.fit_windows]
-            imps.append(res.importance.assign(set=name))
-            if progress is not None:
-                progress()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(wf_cfg.jobs, len(jobs))))
+    try:
+        with threadpool_limits(1):
+            for (name, _, f), res in zip(jobs, pool.map(one, jobs), strict=True):  # in submission order
+                preds.append(res.predictions.assign(set=name, fold=f.index))
+                windows += [{**w, "set": name} for w in res.fit_windows]
+                imps.append(res.importance.assign(set=name))
+                if progress is not None:
+                    progress()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a stopped run does not fit the queued folds first
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
     return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
 
