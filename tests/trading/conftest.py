@@ -10,8 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ci_rules
 
-SMALL_TICKERS = ["PTR", "REX", "BBL"]
-"""Three tickers with few tweets (65, 89, 91 raw-text rows): real data, seconds to encode."""
+@pytest.fixture(scope="session")
+def small_tickers() -> list[str]:
+    """Three tickers with few tweets (65, 89, 91 raw-text rows): real data, seconds to encode."""
+    return ["PTR", "REX", "BBL"]
 
 
 @pytest.fixture(scope="session")

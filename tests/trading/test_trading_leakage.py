@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_TICKERS
 from finsae.activations import ExtractConfig, build_activations, split_rows
 from finsae.errors import FinsaeError
 from finsae.trading.config import FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
@@ -26,13 +25,13 @@ FEATS = FeatureConfig(sets=["price_domain_sae"], latents="top_ic", top_n=8, dens
 
 
 @pytest.fixture(scope="module")
-def real(data_dir):
+def real(data_dir, small_tickers):
     from finsae.data.index_prices import load_sp500
     from finsae.data.stocknet_prices import load_stocknet_prices
     from finsae.data.stocknet_tweets import load_stocknet_tweets_raw
 
-    return (load_stocknet_prices(data_dir, SMALL_TICKERS), load_sp500(data_dir),
-            load_stocknet_tweets_raw(data_dir, SMALL_TICKERS))
+    return (load_stocknet_prices(data_dir, small_tickers), load_sp500(data_dir),
+            load_stocknet_tweets_raw(data_dir, small_tickers))
 
 
 def pipeline(prices, sp500, tweets, model, sae, root):
