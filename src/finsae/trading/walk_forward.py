@@ -80,11 +80,10 @@ def fit_lgbm(task: str, x_fit, y_fit, x_val, y_val, cfg, feature_names: list[str
     """Fit one tree model per ``cfg.num_leaves`` with early stopping on the validation rows; the best wins."""
     best = None
     names = [f"f{i}" for i in range(len(feature_names))]  # LightGBM rejects some characters in names
-    # binned once, shared by every tree size of the grid (binning does not depend on it)
-    train = lgb.Dataset(x_fit, label=y_fit, feature_name=names, free_raw_data=False,
-                        params={"verbosity": -1, "max_bin": 63})
-    val = lgb.Dataset(x_val, label=y_val, reference=train)
     for leaves in cfg.num_leaves:
+        train = lgb.Dataset(x_fit, label=y_fit, feature_name=names, free_raw_data=False,
+                            params={"verbosity": -1, "max_bin": 63})
+        val = lgb.Dataset(x_val, label=y_val, reference=train)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             booster = lgb.train(lgbm_params(task, leaves, cfg), train, num_boost_round=cfg.n_estimators,
