@@ -167,7 +167,8 @@ class WalkForwardConfig:
     val_days: int = 42
     """Last trading days of each training window held out for early stopping and the hyperparameter choice."""
     jobs: int = 2
-    """(set, fold) fits run side by side in this many threads, each single-threaded (results do not depend on it)."""
+    """(set, fold) fits run side by side in this many worker processes, each single-threaded (results do not
+    depend on it)."""
 
     def __post_init__(self):
         for name in ("refit_days", "min_train_days", "val_days", "jobs"):

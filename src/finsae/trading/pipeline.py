@@ -38,10 +38,10 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
                              progress: Callable[[], None] | None = None) -> WalkForward:
     """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``.
 
-    The (set, fold) fits run ``wf_cfg.jobs`` at a time in threads (LightGBM and BLAS release the GIL); every fit
-    is single-threaded (BLAS limited to one thread here), so the result does not depend on ``jobs``."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    The (set, fold) fits run ``wf_cfg.jobs`` at a time in worker processes (joblib's loky; LightGBM is not safe
+    to run in several threads of one process); every fit is single-threaded (LightGBM ``num_threads`` and BLAS
+    limited to one thread), so the result does not depend on ``jobs``."""
+    from joblib import Parallel, delayed, parallel_config
     from threadpoolctl import threadpool_limits
 
     dates = rows["date"].to_numpy()
@@ -49,23 +49,18 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
     y_ret = rows["ret_exec"].to_numpy(np.float64)
     y_up = rows["up_exec"].to_numpy(np.float64)
     jobs = [(name, blocks, f) for name, blocks in sets.items() for f in fs]
-
-    def one(job):
-        name, blocks, f = job
-        return run_fold(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca)
-
+    calls = (delayed(run_fold)(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
+                               feat_cfg.dense_pca) for _, blocks, f in jobs)
     preds, windows, imps = [], [], []
-    pool = ThreadPoolExecutor(max_workers=max(1, min(wf_cfg.jobs, len(jobs))))
-    try:
-        with threadpool_limits(1):
-            for (name, _, f), res in zip(jobs, pool.map(one, jobs), strict=True):  # in submission order
-                preds.append(res.predictions.assign(set=name, fold=f.index))
-                windows += [{**w, "set": name} for w in res.fit_windows]
-                imps.append(res.importance.assign(set=name))
-                if progress is not None:
-                    progress()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # a stopped run does not fit the queued folds first
+    n_jobs = max(1, min(wf_cfg.jobs, len(jobs)))
+    with threadpool_limits(1), parallel_config(backend="loky", inner_max_num_threads=1):
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(calls)  # in submission order
+        for (name, _, f), res in zip(jobs, results, strict=True):
+            preds.append(res.predictions.assign(set=name, fold=f.index))
+            windows += [{**w, "set": name} for w in res.fit_windows]
+            imps.append(res.importance.assign(set=name))
+            if progress is not None:
+                progress()
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
     return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
 
