@@ -38,31 +38,75 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
                              progress: Callable[[], None] | None = None) -> WalkForward:
     """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``.
 
-    The (set, fold) fits run ``wf_cfg.jobs`` at a time in worker processes (joblib's loky; LightGBM is not safe
-    to run in several threads of one process); every fit is single-threaded (LightGBM ``num_threads`` and BLAS
-    limited to one thread), so the result does not depend on ``jobs``."""
-    from joblib import Parallel, delayed, parallel_config
+    The (set, fold) fits run ``wf_cfg.jobs`` at a time in worker processes (LightGBM is not safe to run in
+    several threads of one process); each worker receives the data once and then only (set, fold) names. Every
+    fit is single-threaded (LightGBM ``num_threads``, BLAS limited to one thread in the workers and here), so the
+    result does not depend on ``jobs``."""
     from threadpoolctl import threadpool_limits
 
     dates = rows["date"].to_numpy()
     fs = folds(np.unique(dates), wf_cfg)
-    y_ret = rows["ret_exec"].to_numpy(np.float64)
-    y_up = rows["up_exec"].to_numpy(np.float64)
-    jobs = [(name, blocks, f) for name, blocks in sets.items() for f in fs]
-    calls = (delayed(run_fold)(f, blocks, dates, y_ret, y_up, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
-                               feat_cfg.dense_pca) for _, blocks, f in jobs)
+    data = _FoldData(sets, dates, rows["ret_exec"].to_numpy(np.float64), rows["up_exec"].to_numpy(np.float64),
+                     lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca)
+    jobs = [(name, f) for name in sets for f in fs]
     preds, windows, imps = [], [], []
-    n_jobs = max(1, min(wf_cfg.jobs, len(jobs)))
-    with threadpool_limits(1), parallel_config(backend="loky", inner_max_num_threads=1):
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(calls)  # in submission order
-        for (name, _, f), res in zip(jobs, results, strict=True):
+
+    def collect(results):
+        for (name, f), res in zip(jobs, results, strict=True):  # in submission order
             preds.append(res.predictions.assign(set=name, fold=f.index))
-            windows += [{**w, "set": name} for w in res.fit_windows]
+            windows.extend({**w, "set": name} for w in res.fit_windows)
             imps.append(res.importance.assign(set=name))
             if progress is not None:
                 progress()
+
+    n_jobs = max(1, min(wf_cfg.jobs, len(jobs)))
+    if n_jobs == 1:
+        with threadpool_limits(1):
+            collect(data.fit(name, f) for name, f in jobs)
+    else:
+        from joblib.externals.loky import get_reusable_executor
+
+        # loky: fresh interpreters that do not re-import the caller's main module (no __main__ guard needed)
+        pool = get_reusable_executor(n_jobs, initializer=_init_worker, initargs=(data,), reuse=False,
+                                    env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        try:
+            collect(pool.map(_fit_in_worker, jobs))
+        finally:
+            pool.shutdown(wait=True, kill_workers=True)  # a stopped run does not fit the queued folds first
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
     return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
+
+
+class _FoldData(NamedTuple):
+    """What every fit reads; sent to each worker process once."""
+
+    sets: dict[str, list[Block]]
+    dates: np.ndarray
+    y_ret: np.ndarray
+    y_up: np.ndarray
+    lgbm_cfg: object
+    latents: str
+    top_n: int
+    dense_pca: int | None
+
+    def fit(self, name: str, fold: Fold):
+        return run_fold(fold, self.sets[name], self.dates, self.y_ret, self.y_up, self.lgbm_cfg, self.latents,
+                        self.top_n, self.dense_pca)
+
+
+_WORKER_DATA: _FoldData | None = None
+
+
+def _init_worker(data: _FoldData) -> None:
+    from threadpoolctl import threadpool_limits
+
+    global _WORKER_DATA
+    _WORKER_DATA = data
+    threadpool_limits(1)  # for the worker's lifetime
+
+
+def _fit_in_worker(job):
+    return _WORKER_DATA.fit(*job)
 
 
 def market_benchmarks(adj: pd.DataFrame, sp500: pd.DataFrame, days, tickers, execution: str) -> dict[str, pd.Series]:
