@@ -2,7 +2,8 @@
 
 One pass over the token rows of a layer encodes them with an SAE (``encode_rows``: the top-k codes, kept for every
 later reader); ``doc_scores`` reduces them, per (document, latent), to the max and the sum of the activation over
-the document's real tokens ([CLS]/[SEP] are never in the store). Scores stay sparse (``scipy.sparse.csr_matrix``: a document touches a few hundred of the latents).
+the document's real tokens ([CLS]/[SEP] are never in the store). Scores stay sparse (``scipy.sparse.csr_matrix``:
+a document touches a few hundred of the latents).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -70,7 +71,12 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
         pool = get_reusable_executor(n_jobs, initializer=_init_worker, initargs=(data,), reuse=False,
                                     env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         try:
-            collect(pool.map(_fit_in_worker, jobs))
+            with warnings.catch_warnings():
+                # loky replaces a worker whose memory grew past its leak threshold (LightGBM's binned datasets):
+                # the replacement runs the initializer and takes the queued folds; a crashed worker still raises
+                warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                                        category=UserWarning)
+                collect(pool.map(_fit_in_worker, jobs))
         finally:
             pool.shutdown(wait=True, kill_workers=True)  # a stopped run does not fit the queued folds first
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
