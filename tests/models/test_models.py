@@ -25,23 +25,29 @@ def test_layer_convention_matches_hf_hidden_states(tiny):
     assert hs.layers[1].shape == (2, b["input_ids"].shape[1], 32)
 
 
-def test_a_shallow_layer_runs_only_the_blocks_it_needs_and_gives_the_same_bits(tiny):
-    b = tiny.tokenizer(["Net sales rose 12%.", "Shares fell"], padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        ref = tiny.model(**b, output_hidden_states=True).hidden_states
-    blocks = tiny.model.encoder.layer
+def test_a_shallow_layer_runs_only_the_blocks_it_needs_and_gives_the_same_bits():
+    fresh = load_model(get_spec("tiny"))  # nothing has run it yet: a cut first pass must not break later ones
+    b = fresh.tokenizer(["Net sales rose 12%.", "Shares fell"], padding=True, return_tensors="pt")
+    blocks = fresh.model.encoder.layer
     ran = []
     hook = blocks[1].register_forward_hook(lambda *a: ran.append(1))
     try:
-        for layer in (-1, 0):
-            hs = hidden_states(tiny.model, b["input_ids"], b["attention_mask"], [layer])
-            assert torch.equal(hs.layers[layer], ref[layer + 1])
+        cut = {layer: hidden_states(fresh.model, b["input_ids"], b["attention_mask"], [layer]).layers[layer]
+               for layer in (0, -1)}
         assert not ran  # block 1 never ran
-        hidden_states(tiny.model, b["input_ids"], b["attention_mask"], [1])
+        whole = hidden_states(fresh.model, b["input_ids"], b["attention_mask"], [-1, 0, 1])
         assert ran
     finally:
         hook.remove()
-    assert tiny.model.encoder.layer is blocks  # the whole stack is back
+    with torch.inference_mode():
+        ref = fresh.model(**b, output_hidden_states=True).hidden_states
+    for layer in (-1, 0):
+        assert torch.equal(cut[layer], ref[layer + 1])
+    for layer in (-1, 0, 1):
+        assert torch.equal(whole.layers[layer], ref[layer + 1])
+    leftover = [f for m in fresh.model.modules() for f in m._forward_hooks.values()
+                if "_bert_states" in getattr(f, "__qualname__", "")]
+    assert not leftover  # the cut's own hooks are gone
 
 
 def test_check_layer_bounds(tiny):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,28 +137,46 @@ class HiddenStates(NamedTuple):
 def hidden_states(encoder: torch.nn.Module, input_ids, attention_mask, layers) -> HiddenStates:
     """Run ``encoder`` once and return the requested layers (all from one forward pass).
 
-    A BERT-family encoder runs only up to the deepest requested block (its block outputs are not normalised
-    after the last block, so the states are the same bits as a full pass, at a fraction of the cost: layer 3 of
-    6 costs 4 blocks)."""
-    with _blocks_up_to(encoder, max(int(i) for i in layers)):
-        out = encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    A BERT-family encoder (``encoder.embeddings``, ``encoder.encoder.layer``) stops after the deepest requested
+    block: its hidden states are the embedding and block outputs themselves (nothing is normalised after the last
+    block), taken with forward hooks, so they are the same bits as a full pass at a fraction of the cost (layer 3
+    of 6 costs 4 blocks). Other models run whole."""
+    layers = [int(i) for i in layers]
+    blocks = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if isinstance(blocks, torch.nn.ModuleList) and hasattr(encoder, "embeddings") and max(layers) + 1 < len(blocks):
+        return HiddenStates(_bert_states(encoder, blocks, input_ids, attention_mask, layers), attention_mask)
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
     hs = out.hidden_states
-    return HiddenStates({int(i): hs[int(i) + 1] for i in layers}, attention_mask)
+    return HiddenStates({i: hs[i + 1] for i in layers}, attention_mask)
 
 
-@contextlib.contextmanager
-def _blocks_up_to(encoder: torch.nn.Module, last: int):
-    """Temporarily keep blocks ``0..last`` of a BERT-family encoder (``encoder.encoder.layer``); other models run
-    whole (a decoder's last hidden state is normalised, so cutting it would change the deepest state)."""
-    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if not isinstance(stack, torch.nn.ModuleList) or last + 1 >= len(stack):
-        yield
-        return
-    encoder.encoder.layer = stack[: max(last + 1, 1)]
+class _Enough(Exception):
+    """Raised by a forward hook once the deepest requested block has run."""
+
+
+def _bert_states(encoder, blocks, input_ids, attention_mask, layers: list[int]) -> dict[int, torch.Tensor]:
+    got: dict[int, torch.Tensor] = {}
+
+    def keep(i):
+        def hook(_module, _inputs, output):
+            got[i] = output[0] if isinstance(output, tuple) else output
+        return hook
+
+    def stop(_module, _inputs, _output):
+        raise _Enough
+
+    modules = {i: (encoder.embeddings if i == EMB_LAYER else blocks[i]) for i in set(layers)}
+    handles = [m.register_forward_hook(keep(i)) for i, m in modules.items()]
+    deepest = max(layers)
+    handles.append((encoder.embeddings if deepest == EMB_LAYER else blocks[deepest]).register_forward_hook(stop))
     try:
-        yield
+        encoder(input_ids=input_ids, attention_mask=attention_mask)
+    except _Enough:
+        pass
     finally:
-        encoder.encoder.layer = stack
+        for h in handles:
+            h.remove()
+    return {i: got[i] for i in layers}
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
