@@ -72,8 +72,8 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
                                     env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         try:
             with warnings.catch_warnings():
-                # loky replaces a worker whose memory grew past its leak threshold (LightGBM's binned datasets):
-                # the replacement runs the initializer and takes the queued folds; a crashed worker still raises
+                # loky replaces a worker whose memory grew past its leak threshold: the replacement runs the
+                # initializer and takes the queued folds (a crashed worker still raises)
                 warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
                                         category=UserWarning)
                 collect(pool.map(_fit_in_worker, jobs))

@@ -44,9 +44,9 @@ def tweet_corpus(tweets: pd.DataFrame, name: str = "stocknet_tweets") -> tuple[T
     """Unique tweet texts of ``tweets`` (raw-text rows, one per ticker mention) in order of first creation, and,
     per row of ``tweets``, its document index. A text posted again (bots, copies; 11% of StockNet's) is encoded
     once: its encoding depends on the text alone, and each mention keeps its own ``created_at`` for the trading
-    day it counts on (``trading_day_pairs``; copies on one row count once). A document's ``date`` is its text's first creation. Ordering by
-    first creation makes the corpus of an earlier period a prefix of a later one: later tweets never move
-    earlier ones' token rows."""
+    day it counts on (``trading_day_pairs``; copies on one row count once). A document's ``date`` is its text's
+    first creation. Ordering by first creation makes the corpus of an earlier period a prefix of a later one:
+    later tweets never move earlier ones' token rows."""
     created = pd.to_datetime(tweets["created_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     text = tweets["text"].astype(str).to_numpy()
     order = np.lexsort((text, created))
