@@ -36,7 +36,8 @@ def art(tmp_path_factory, project_root, data_dir):
 
 
 def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
-    run(project_root, art, "analyze.py", *PAIR, "tag=t", *SMALL)
+    # all layers in two worker processes, then one layer per job in-process: the same tables
+    run(project_root, art, "analyze.py", *PAIR, "tag=t", "analysis.jobs=2", *SMALL)
     out = art / "analysis" / "tiny_tiny"
     layers = pd.read_parquet(out / "layers.parquet")
     feats = pd.read_parquet(out / "features.parquet")

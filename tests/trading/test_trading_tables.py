@@ -12,6 +12,7 @@ import pytest
 from finsae.errors import DataMissingError
 from finsae.glue.backtest_stage import financial_latents, label_importance
 from finsae.trading.features import Block, fit_block
+from finsae.trading.config import LgbmConfig
 from finsae.trading.ledger import append_trials, read_trials, trial_stats
 
 
@@ -58,3 +59,33 @@ def test_trials_ledger_counts_every_run(tmp_path):
     append_trials(path, [{"sr_daily": -0.02}, {"sr_daily": None}])
     n, var = trial_stats(read_trials(path))
     assert n == 4 and var == pytest.approx(np.var([0.01, 0.03, -0.02], ddof=1))
+
+
+@pytest.mark.filterwarnings("ignore:Overriding the parameters from Reference Dataset")
+def test_one_binning_per_fold_fits_each_task_as_its_own_dataset_would():
+    """Both tasks and every num_leaves reuse one fold's bins; each task must still fit its own labels."""
+    import lightgbm as lgb
+    import scipy.sparse as sp
+
+    from finsae.trading.walk_forward import bin_rows, fit_lgbm, lgbm_params
+
+    rng = np.random.default_rng(0)
+    x = sp.random(1500, 40, density=0.3, random_state=0, format="csr") + sp.csr_matrix(rng.normal(size=(1500, 40)))
+    x = sp.csr_matrix(x)
+    y_ret = x[:, 0].toarray().ravel() - x[:, 1].toarray().ravel() + rng.normal(size=1500) * 0.5
+    y_up = (x[:, 2].toarray().ravel() > 0).astype(float)  # another feature than the return's: a stale label shows
+    cfg = LgbmConfig(num_leaves=[4, 8], n_estimators=60, early_stopping=10)
+    names = [f"c{i}" for i in range(40)]
+    binned = bin_rows(x[:1000], x[1000:1200], names)
+    shared = {task: fit_lgbm(task, binned, y[:1000], y[1000:1200], cfg)
+              for task, y in (("return", y_ret), ("direction", y_up))}
+    for task, y in (("return", y_ret), ("direction", y_up)):
+        fit = shared[task]
+        train = lgb.Dataset(x[:1000], label=y[:1000], params={"verbosity": -1, "max_bin": 63})
+        val = lgb.Dataset(x[1000:1200], label=y[1000:1200], reference=train)
+        own = lgb.train(lgbm_params(task, fit.num_leaves, cfg), train, num_boost_round=cfg.n_estimators,
+                        valid_sets=[val], callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
+        np.testing.assert_array_equal(fit.booster.predict(x[1200:], num_iteration=fit.best_iteration),
+                                      own.predict(x[1200:], num_iteration=own.best_iteration))
+    up_prob = shared["direction"].booster.predict(x[1200:])
+    assert np.mean((up_prob > 0.5) == (y_up[1200:] > 0)) > 0.8  # learned the direction label, not the return

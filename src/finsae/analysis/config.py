@@ -39,6 +39,9 @@ class AnalysisConfig:
     candidates: int = 16
     """Top candidates per latent (both ways) in the sparse one-to-one matching of large dictionaries."""
     seed: int = 0
+    jobs: int = 2
+    """Layers compared at a time, each in its own one-thread worker process (execution only: the results do
+    not depend on it, and two one-thread jobs beat one two-thread job on a small machine)."""
 
     def __post_init__(self):
         _require(0 < self.tau < 1, f"analysis.tau must be in (0, 1), got {self.tau}")
@@ -46,7 +49,7 @@ class AnalysisConfig:
         _require(0.5 <= self.min_auroc < 1, f"analysis.min_auroc must be in [0.5, 1), got {self.min_auroc}")
         _require(self.score in ("max", "mean"), f"analysis.score must be max or mean, got {self.score!r}")
         _require(self.n_boot >= 10, f"analysis.n_boot must be >= 10 (a CI needs resamples), got {self.n_boot}")
-        for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "candidates"):
+        for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "candidates", "jobs"):
             _require(getattr(self, name) >= 1, f"analysis.{name} must be >= 1, got {getattr(self, name)}")
         _require(self.max_chars >= 40, f"analysis.max_chars must be >= 40, got {self.max_chars}")
         _require(self.control_latents >= 0, f"analysis.control_latents must be >= 0, got {self.control_latents}")

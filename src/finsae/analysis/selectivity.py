@@ -64,7 +64,7 @@ class RankedScores:
 
     With weights as multiplicities, the items of a tie group ``g`` holding total weight ``T_g`` after weight
     ``C_g`` in its column share the midrank ``C_g + (T_g + 1) / 2``; the positives' rank sum gives U, and
-    ``sum T_g^3 - T_g`` the tie correction. Only per-group sums are needed (``np.bincount`` over the groups).
+    ``sum T_g^3 - T_g`` the tie correction. Only per-group sums are needed (``np.add.reduceat`` over the runs).
     """
 
     def __init__(self, x: np.ndarray, is_pos: np.ndarray):
@@ -76,13 +76,15 @@ class RankedScores:
         xs = np.take_along_axis(x, order, 0)
         new = np.ones(xs.shape, bool)
         new[1:] = xs[1:] != xs[:-1]
-        # column-major flattening: each column's rows contiguous, a new group at every column's first row
+        # column-major flattening: each column's rows contiguous, a new group at every column's first row;
+        # groups are contiguous runs, so their sums are np.add.reduceat over the run starts
         self.doc = order.T.reshape(-1)
-        self.group = np.cumsum(new.T.reshape(-1)) - 1
-        self.n_groups = int(self.group[-1]) + 1 if self.group.size else 0
-        first = np.flatnonzero(new.T.reshape(-1))
-        self.group_col = first // n
-        self.pos_flat = self.is_pos[self.doc]
+        self.starts = np.flatnonzero(new.T.reshape(-1))
+        self.n_groups = len(self.starts)
+        self.group_col = self.starts // n
+        self.col_starts = np.searchsorted(self.group_col, np.arange(cols))
+        """First group of each column (every column has at least one)."""
+        self.pos_flat = self.is_pos[self.doc].astype(np.float64)
 
     def auroc_p(self, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """AUROC and two-sided p per column with document weights ``w [n]`` (None: all 1)."""
@@ -90,11 +92,11 @@ class RankedScores:
         n1 = float(w[self.is_pos].sum())
         n2 = float(w.sum()) - n1
         ws = w[self.doc]
-        t = np.bincount(self.group, weights=ws, minlength=self.n_groups)
-        tp = np.bincount(self.group, weights=np.where(self.pos_flat, ws, 0.0), minlength=self.n_groups)
+        t = np.add.reduceat(ws, self.starts)
+        tp = np.add.reduceat(ws * self.pos_flat, self.starts)
         before = np.cumsum(t) - t - self.group_col * (n1 + n2)  # weight before the group, within its column
-        r_pos = np.bincount(self.group_col, weights=tp * (before + (t + 1) / 2), minlength=self.cols)
-        ties = np.bincount(self.group_col, weights=t ** 3 - t, minlength=self.cols)
+        r_pos = np.add.reduceat(tp * (before + (t + 1) / 2), self.col_starts)
+        ties = np.add.reduceat(t ** 3 - t, self.col_starts)
         u = r_pos - n1 * (n1 + 1) / 2
         big_n = n1 + n2
         var = n1 * n2 / 12.0 * ((big_n + 1) - ties / (big_n * (big_n - 1)))

@@ -18,9 +18,12 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from finsae.activations import build_activations
@@ -40,6 +43,7 @@ from finsae.models.loading import model_config
 from finsae.paths import activations_root, analysis_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
+from finsae.workers import one_thread_pool, worker_state
 
 log = logging.getLogger("finsae")
 LAYER_FILES = ("row", "features", "curves")
@@ -111,8 +115,9 @@ def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, 
 def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
     """What makes one layer's result what it is (a recombination only merges layers with equal settings,
     the layer itself and SAE versions aside)."""
+    analysis = {k: v for k, v in vars(cfg.analysis).items() if k != "jobs"}  # how it ran, not what it measured
     settings = {"pair": pair, "base": cfg.pair.base, "domain": cfg.pair.domain, "tag": cfg.tag,
-                "seed_tag": seed_tag, "analysis": dict(vars(cfg.analysis)), "eval_start": cfg.data.eval_start,
+                "seed_tag": seed_tag, "analysis": analysis, "eval_start": cfg.data.eval_start,
                 "activations": dict(vars(cfg.activations))}
     saes = {}
     for m in (cfg.pair.base, cfg.pair.domain):
@@ -157,24 +162,19 @@ def run(cfg, raw) -> AnalysisSummary:
     with stage_run("analyze", resolved_config(raw), Path(cfg.paths.output_dir), cfg.logger,
                    group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
-        bar = tqdm(layers, desc="analyze", unit="layer", disable=not cfg.progress_bar)
-        for layer in bar:
-            saes = {m: load(sae_dir(artifacts, m, layer, cfg.tag)) for m in (base, domain)}
-            inp = LayerInputs(
-                layer=layer, base_name=base, domain_name=domain, base=saes[base], domain=saes[domain],
-                base_acts=stores[base][layer].array, domain_acts=stores[domain][layer].array,
-                doc_of_row=doc_of_row, char_start=char_start, heldout=held,
-                base_seed=_seed_sae(artifacts, base, layer, cfg.tag, seed_tag, saes[base]),
-                domain_seed=_seed_sae(artifacts, domain, layer, cfg.tag, seed_tag, saes[domain]),
-            )
-            res = compare_layer(inp, a, progress=lambda msg, layer=layer: bar.set_postfix_str(f"L{layer}: {msg}"))
-            _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))
-            r = res.row
-            tracker.log({f"layer/{k}": v for k, v in r.items() if isinstance(v, (int, float)) and np.isfinite(v)},
-                        step=layer + 1)
+        job = _LayerJob(artifacts, base, domain, cfg.tag, seed_tag, a,
+                        {(m, layer): stores[m][layer].array for m in (base, domain) for layer in layers},
+                        doc_of_row, char_start, held)
+        rows = {}
+        for layer, res in _compare_layers(job, layers, a.jobs, cfg.progress_bar):
+            _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))  # each layer as it ends
+            rows[layer] = r = res.row
             print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceiling {r['overlap_seed_ceiling']:.3f}, "
                   f"random {r['overlap_random']:.3f}), financial {r['n_financial_base']} base / {r['n_financial']} "
                   f"domain, specialized {r['n_specialized']} (seed floor {r['n_specialized_seed_floor']})")
+        for layer in sorted(rows):  # W&B steps must increase
+            tracker.log({f"layer/{k}": v for k, v in rows[layer].items()
+                         if isinstance(v, (int, float)) and np.isfinite(v)}, step=layer + 1)
         with locked([out / "combined"]):
             summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts)
         summary.seconds = round(time.time() - t0, 1)
@@ -190,6 +190,73 @@ def run(cfg, raw) -> AnalysisSummary:
     print(f"analyze: {pair} layers {summary.layers}: {summary.n_financial} financial / {summary.n_specialized} "
           f"specialized domain latents -> {out} ({summary.seconds:.0f} s)")
     return summary
+
+
+class _LayerJob(NamedTuple):
+    """What comparing one layer reads; sent once to each worker process (the activation arrays pickle as
+    their shard paths, the held-out set as its passages)."""
+
+    artifacts: Path
+    base: str
+    domain: str
+    tag: str
+    seed_tag: str
+    analysis: object
+    arrays: dict
+    """(model, layer) -> memory-mapped held-out activations."""
+    doc_of_row: np.ndarray
+    char_start: np.ndarray
+    held: object
+
+    def compare(self, layer: int, progress=None):
+        """One layer's comparison on one thread (so the result does not depend on ``analysis.jobs``)."""
+        saes = {m: load(sae_dir(self.artifacts, m, layer, self.tag)) for m in (self.base, self.domain)}
+        inp = LayerInputs(
+            layer=layer, base_name=self.base, domain_name=self.domain, base=saes[self.base],
+            domain=saes[self.domain], base_acts=self.arrays[self.base, layer],
+            domain_acts=self.arrays[self.domain, layer], doc_of_row=self.doc_of_row, char_start=self.char_start,
+            heldout=self.held,
+            base_seed=_seed_sae(self.artifacts, self.base, layer, self.tag, self.seed_tag, saes[self.base]),
+            domain_seed=_seed_sae(self.artifacts, self.domain, layer, self.tag, self.seed_tag, saes[self.domain]),
+        )
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(1):
+                return compare_layer(inp, self.analysis, progress=progress)
+        finally:
+            torch.set_num_threads(before)
+
+
+def _compare_layers(job: _LayerJob, layers: list[int], jobs: int, progress_bar: bool):
+    """Yield ``(layer, LayerResult)`` as each layer finishes: here when ``jobs`` is 1 or one layer is asked
+    for, else ``jobs`` layers at a time in loky worker processes (layers with seed repeats, the costly ones,
+    first)."""
+    bar = tqdm(total=len(layers), desc="analyze", unit="layer", disable=not progress_bar)
+    n_jobs = max(1, min(jobs, len(layers)))
+    try:
+        if n_jobs == 1:
+            for layer in layers:
+                yield layer, job.compare(
+                    layer, progress=lambda msg, layer=layer: bar.set_postfix_str(f"L{layer}: {msg}"))
+                bar.update()
+            return
+        from concurrent.futures import as_completed
+
+        def cost(layer):
+            return -sum(_is_sae(sae_dir(job.artifacts, m, layer, job.seed_tag)) for m in (job.base, job.domain))
+
+        with one_thread_pool(n_jobs, job) as pool:
+            futures = {pool.submit(_compare_in_worker, layer): layer for layer in sorted(layers, key=cost)}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+                bar.update()
+    finally:
+        bar.close()
+
+
+def _compare_in_worker(layer: int):
+    return worker_state().compare(layer)
 
 
 def _write_layer(out: Path, layer: int, res, meta: dict) -> None:

@@ -22,6 +22,7 @@ from finsae.trading.metrics import (
     PERIODS, classification_ci, quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
 )
 from finsae.trading.walk_forward import Fold, folds, run_fold
+from finsae.workers import one_thread_pool, worker_state
 
 
 class WalkForward(NamedTuple):
@@ -65,20 +66,12 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
         with threadpool_limits(1):
             collect(data.fit(name, f) for name, f in jobs)
     else:
-        from joblib.externals.loky import get_reusable_executor
-
-        # loky: fresh interpreters that do not re-import the caller's main module (no __main__ guard needed)
-        pool = get_reusable_executor(n_jobs, initializer=_init_worker, initargs=(data,), reuse=False,
-                                    env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-        try:
-            with warnings.catch_warnings():
-                # loky replaces a worker whose memory grew past its leak threshold: the replacement runs the
-                # initializer and takes the queued folds (a crashed worker still raises)
-                warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
-                                        category=UserWarning)
-                collect(pool.map(_fit_in_worker, jobs))
-        finally:
-            pool.shutdown(wait=True, kill_workers=True)  # a stopped run does not fit the queued folds first
+        with one_thread_pool(n_jobs, data) as pool, warnings.catch_warnings():
+            # loky replaces a worker whose memory grew past its leak threshold: the replacement runs the
+            # initializer and takes the queued folds (a crashed worker still raises)
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                                    category=UserWarning)
+            collect(pool.map(_fit_in_worker, jobs))
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
     return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
 
@@ -100,19 +93,8 @@ class _FoldData(NamedTuple):
                         self.top_n, self.dense_pca)
 
 
-_WORKER_DATA: _FoldData | None = None
-
-
-def _init_worker(data: _FoldData) -> None:
-    from threadpoolctl import threadpool_limits
-
-    global _WORKER_DATA
-    _WORKER_DATA = data
-    threadpool_limits(1)  # for the worker's lifetime
-
-
 def _fit_in_worker(job):
-    return _WORKER_DATA.fit(*job)
+    return worker_state().fit(*job)
 
 
 def market_benchmarks(adj: pd.DataFrame, sp500: pd.DataFrame, days, tickers, execution: str) -> dict[str, pd.Series]:

@@ -76,19 +76,39 @@ class Fit(NamedTuple):
     val_loss: float
 
 
-def fit_lgbm(task: str, x_fit, y_fit, x_val, y_val, cfg, feature_names: list[str]) -> Fit:
-    """Fit one tree model per ``cfg.num_leaves`` with early stopping on the validation rows; the best wins."""
-    best = None
+class Binned(NamedTuple):
+    """A fold's fit and validation rows binned once (LightGBM ``Dataset``), shared by every tree fit of the fold:
+    the bins depend on the features only, so both tasks and every ``num_leaves`` reuse them (labels are set per
+    task)."""
+
+    fit: lgb.Dataset
+    val: lgb.Dataset
+
+
+def bin_rows(x_fit, x_val, feature_names: list[str]) -> Binned:
     names = [f"f{i}" for i in range(len(feature_names))]  # LightGBM rejects some characters in names
+    fit = lgb.Dataset(x_fit, label=np.zeros(x_fit.shape[0]), feature_name=names, free_raw_data=False,
+                      params={"verbosity": -1, "max_bin": 63})
+    val = lgb.Dataset(x_val, label=np.zeros(x_val.shape[0]), reference=fit, free_raw_data=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit.construct()
+        val.construct()
+    return Binned(fit, val)
+
+
+def fit_lgbm(task: str, binned: Binned, y_fit, y_val, cfg) -> Fit:
+    """Fit one tree model per ``cfg.num_leaves`` with early stopping on the validation rows; the best wins."""
+    binned.fit.set_label(y_fit)
+    binned.val.set_label(y_val)
+    best = None
     for leaves in cfg.num_leaves:
-        train = lgb.Dataset(x_fit, label=y_fit, feature_name=names, free_raw_data=False,
-                            params={"verbosity": -1, "max_bin": 63})
-        val = lgb.Dataset(x_val, label=y_val, reference=train)
+        params = lgbm_params(task, leaves, cfg)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            booster = lgb.train(lgbm_params(task, leaves, cfg), train, num_boost_round=cfg.n_estimators,
-                                valid_sets=[val], callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
-        loss = float(booster.best_score["valid_0"][lgbm_params(task, leaves, cfg)["metric"]])
+            booster = lgb.train(params, binned.fit, num_boost_round=cfg.n_estimators, valid_sets=[binned.val],
+                                callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
+        loss = float(booster.best_score["valid_0"][params["metric"]])
         if best is None or loss < best.val_loss:
             best = Fit(booster, int(leaves), int(booster.best_iteration or cfg.n_estimators), loss)
     return best
@@ -125,8 +145,9 @@ def run_fold(fold: Fold, blocks: list[Block], dates: np.ndarray, y_ret: np.ndarr
             parts[key].append(apply_block(b, f, rows))
         names += f.names
     x = {k: stack(v) for k, v in parts.items()}
-    reg = fit_lgbm("return", x["fit"], y_ret[fit_rows], x["val"], y_ret[val_rows], lgbm_cfg, names)
-    cls = fit_lgbm("direction", x["fit"], y_up[fit_rows], x["val"], y_up[val_rows], lgbm_cfg, names)
+    binned = bin_rows(x["fit"], x["val"], names)
+    reg = fit_lgbm("return", binned, y_ret[fit_rows], y_ret[val_rows], lgbm_cfg)
+    cls = fit_lgbm("direction", binned, y_up[fit_rows], y_up[val_rows], lgbm_cfg)
     for what, fit in (("lgbm_return", reg), ("lgbm_direction", cls)):
         records.append({**window, "what": what, "fit_end_used": fold.fit_days[-1], "num_leaves": fit.num_leaves,
                         "best_iteration": fit.best_iteration})
