@@ -14,8 +14,8 @@ GRID=${GRID:-sweeps/stability_grid.txt}
 run() {
   read -r model layer e k t lr seed <<<"$1"
   tag="stab_e${e}_k${k}_t${t}_lr${lr}_s${seed}"
-  extra=()
-  [[ "$lr" != auto ]] && extra+=("sae.lr=$lr")
+  # "auto" is stated as null: experiment=demo may pin its own lr, and the grid row must not inherit it
+  if [[ "$lr" == auto ]]; then extra=("sae.lr=null"); else extra=("sae.lr=$lr"); fi
   OMP_NUM_THREADS=1 $PY train.py experiment=demo model="$model" layer="$layer" sae.expansion_factor="$e" \
     sae.k="$k" sae.tokens="$t" seed="$seed" tag="$tag" downstream_docs=0 skip_if_done=true \
     trainer.progress_bar=false "${extra[@]}" >/dev/null 2>"outputs/stability_${model}_l${layer}_${tag}.log" \
