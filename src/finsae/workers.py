@@ -9,6 +9,7 @@ then only the small job descriptions.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _STATE = None
@@ -23,7 +24,12 @@ def one_thread_pool(n_jobs: int, state):
 
     pool = get_reusable_executor(n_jobs, initializer=_init, initargs=(state,), reuse=False, env=ONE_THREAD_ENV)
     try:
-        yield pool
+        with warnings.catch_warnings():
+            # a worker loky replaced anyway (see _init) runs the initializer again and takes the queued jobs;
+            # a crashed worker still raises
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                                    category=UserWarning)
+            yield pool
     finally:
         pool.shutdown(wait=True, kill_workers=True)
 
@@ -34,6 +40,13 @@ def _init(state) -> None:
     global _STATE
     _STATE = state
     threadpool_limits(1)  # for the worker's lifetime
+    # loky replaces a worker whose RSS grew by 300 MB since its first job, taking it for a leak; here RSS grows
+    # by design (file-backed pages of the memory-mapped stores a job reads count in it), and each replacement
+    # costs a fresh interpreter and the state sent again
+    from joblib.externals.loky import process_executor
+
+    if hasattr(process_executor, "_MAX_MEMORY_LEAK_SIZE"):
+        process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, 16 * 2**30)
 
 
 def worker_state():

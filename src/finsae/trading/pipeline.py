@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -66,11 +65,7 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
         with threadpool_limits(1):
             collect(data.fit(name, f) for name, f in jobs)
     else:
-        with one_thread_pool(n_jobs, data) as pool, warnings.catch_warnings():
-            # loky replaces a worker whose memory grew past its leak threshold: the replacement runs the
-            # initializer and takes the queued folds (a crashed worker still raises)
-            warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
-                                    category=UserWarning)
+        with one_thread_pool(n_jobs, data) as pool:
             collect(pool.map(_fit_in_worker, jobs))
     imp = pd.concat(imps, ignore_index=True).groupby(["set", "feature"], as_index=False)[["gain", "shap"]].sum()
     return WalkForward(pd.concat(preds, ignore_index=True), pd.DataFrame(windows), imp, fs)
