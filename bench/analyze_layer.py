@@ -111,6 +111,9 @@ def main() -> None:
     p.add_argument("--d", type=int, default=768)
     p.add_argument("--k", type=int, default=32)
     a = p.parse_args()
+    from finsae.glue.console import quiet_console
+
+    quiet_console()  # no load reports or weight-loading bars between the figures
     if a.mode == "offline":
         offline(a.layer, a.tag)
     else:

@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--tag", default="demo")
     ap.add_argument("--full-tokens", type=int, default=3_945_131)
     a = ap.parse_args()
+    from finsae.glue.console import quiet_console
+
+    quiet_console()  # no load reports or weight-loading bars between the figures
 
     from finsae.activations import ExtractConfig, build_activations
     from finsae.data.index_prices import load_sp500

@@ -124,6 +124,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args()
+    from finsae.glue.console import quiet_console
+
+    quiet_console()  # no load reports or weight-loading bars between the figures
 
     model = load_model(get_spec(args.model))
     corpus = load_sentences(args.docs)

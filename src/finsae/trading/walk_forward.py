@@ -86,6 +86,7 @@ class Binned(NamedTuple):
 
 
 def bin_rows(x_fit, x_val, feature_names: list[str]) -> Binned:
+    """Bin a fold's fit rows (their bin edges also bin the validation rows), before any label is known."""
     names = [f"f{i}" for i in range(len(feature_names))]  # LightGBM rejects some characters in names
     fit = lgb.Dataset(x_fit, label=np.zeros(x_fit.shape[0]), feature_name=names, free_raw_data=False,
                       params={"verbosity": -1, "max_bin": 63})
