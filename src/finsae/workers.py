@@ -1,4 +1,5 @@
-"""Fresh one-thread worker processes for a stage's independent jobs (walk-forward fits, analysis layers).
+"""Fresh one-thread worker processes for a stage's independent jobs (walk-forward fits, analysis layers), and
+the same one-thread limit for work that stays in this process (:func:`one_thread`).
 
 Two one-thread processes beat one two-thread process on a small machine, and single-threaded work gives the
 same numbers whatever the number of jobs. loky starts fresh interpreters that do not re-import the caller's
@@ -13,6 +14,27 @@ import warnings
 
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _STATE = None
+
+
+@contextlib.contextmanager
+def one_thread(blas: bool = True):
+    """Run the body with one torch intra-op thread (and, with ``blas``, one BLAS/OpenMP thread), then restore.
+
+    ``blas=False`` for tight loops: threadpoolctl looks up the loaded libraries on every entry."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if blas:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                yield
+        else:
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from finsae.activations.token_table import TokenTable, ensure_token_table
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, FinsaeError
 from finsae.models import LoadedModel, check_layer, hidden_states
+from finsae.workers import one_thread
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,10 @@ def _extract(
                 for mb in chunk_batches(token_ids, win_row, win_len, chunk, cfg.batch_size, *specials):
                     with autocast:
                         hs = hidden_states(encoder, mb.input_ids.to(device), mb.attention_mask.to(device), layers)
-                    with _one_thread(device.type == "cpu"):
+                    # the copies are memory-bound and tiny (a few MB per batch): with 2 intra-op threads on a busy
+                    # 2-core machine each op waits on an OpenMP barrier (150-250 ms per 7-layer batch vs ~9 ms on
+                    # one thread, measured: ~9% of the forward time)
+                    with one_thread(blas=False) if device.type == "cpu" else contextlib.nullcontext():
                         for i in layers:
                             _gather(hs.layers[i], mb.src, mb.dst, out[i])
                             if i in out_sp:
@@ -182,22 +186,6 @@ def _gather(hidden: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, out: tor
     """``out[dst] = fp16(hidden.flat[src])``: real-token rows of one batch into the chunk buffer."""
     flat = hidden.reshape(-1, hidden.shape[-1])
     out.index_copy_(0, dst, torch.index_select(flat, 0, src.to(flat.device)).to(torch.float16).cpu())
-
-
-@contextlib.contextmanager
-def _one_thread(enabled: bool):
-    """Run small copy ops on one thread. They are memory-bound and tiny (a few MB per batch); with 2 intra-op
-    threads on a busy 2-core machine each op waits on an OpenMP barrier: 150-250 ms per 7-layer batch vs
-    ~9 ms on one thread (measured), i.e. ~9% of the forward time."""
-    if not enabled:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _manifest(model, table, layer, key, cfg, compute, d, shards, special_shards, specials, seconds) -> dict:

@@ -22,8 +22,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from finsae.activations import build_activations
@@ -43,7 +41,7 @@ from finsae.models.loading import model_config
 from finsae.paths import activations_root, analysis_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
-from finsae.workers import one_thread_pool, worker_state
+from finsae.workers import one_thread, one_thread_pool, worker_state
 
 log = logging.getLogger("finsae")
 LAYER_FILES = ("row", "features", "curves")
@@ -219,13 +217,8 @@ class _LayerJob(NamedTuple):
             base_seed=_seed_sae(self.artifacts, self.base, layer, self.tag, self.seed_tag, saes[self.base]),
             domain_seed=_seed_sae(self.artifacts, self.domain, layer, self.tag, self.seed_tag, saes[self.domain]),
         )
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(1):
-                return compare_layer(inp, self.analysis, progress=progress)
-        finally:
-            torch.set_num_threads(before)
+        with one_thread():
+            return compare_layer(inp, self.analysis, progress=progress)
 
 
 def _compare_layers(job: _LayerJob, layers: list[int], jobs: int, progress_bar: bool):

@@ -21,7 +21,7 @@ from finsae.trading.metrics import (
     PERIODS, classification_ci, quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
 )
 from finsae.trading.walk_forward import Fold, folds, run_fold
-from finsae.workers import one_thread_pool, worker_state
+from finsae.workers import one_thread, one_thread_pool, worker_state
 
 
 class WalkForward(NamedTuple):
@@ -43,8 +43,6 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
     several threads of one process); each worker receives the data once and then only (set, fold) names. Every
     fit is single-threaded (LightGBM ``num_threads``, BLAS limited to one thread in the workers and here), so the
     result does not depend on ``jobs``."""
-    from threadpoolctl import threadpool_limits
-
     dates = rows["date"].to_numpy()
     fs = folds(np.unique(dates), wf_cfg)
     data = _FoldData(sets, dates, rows["ret_exec"].to_numpy(np.float64), rows["up_exec"].to_numpy(np.float64),
@@ -62,7 +60,7 @@ def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], w
 
     n_jobs = max(1, min(wf_cfg.jobs, len(jobs)))
     if n_jobs == 1:
-        with threadpool_limits(1):
+        with one_thread():
             collect(data.fit(name, f) for name, f in jobs)
     else:
         with one_thread_pool(n_jobs, data) as pool:
