@@ -75,8 +75,7 @@ def test_one_binning_per_fold_fits_each_task_as_its_own_dataset_would():
     y_ret = x[:, 0].toarray().ravel() - x[:, 1].toarray().ravel() + rng.normal(size=1500) * 0.5
     y_up = (x[:, 2].toarray().ravel() > 0).astype(float)  # another feature than the return's: a stale label shows
     cfg = LgbmConfig(num_leaves=[4, 8], n_estimators=60, early_stopping=10)
-    names = [f"c{i}" for i in range(40)]
-    binned = bin_rows(x[:1000], x[1000:1200], names)
+    binned = bin_rows(x[:1000], x[1000:1200])
     shared = {task: fit_lgbm(task, binned, y[:1000], y[1000:1200], cfg)
               for task, y in (("return", y_ret), ("direction", y_up))}
     for task, y in (("return", y_ret), ("direction", y_up)):

@@ -85,9 +85,9 @@ class Binned(NamedTuple):
     val: lgb.Dataset
 
 
-def bin_rows(x_fit, x_val, feature_names: list[str]) -> Binned:
+def bin_rows(x_fit, x_val) -> Binned:
     """Bin a fold's fit rows (their bin edges also bin the validation rows), before any label is known."""
-    names = [f"f{i}" for i in range(len(feature_names))]  # LightGBM rejects some characters in names
+    names = [f"f{i}" for i in range(x_fit.shape[1])]  # LightGBM rejects some characters in our feature names
     fit = lgb.Dataset(x_fit, label=np.zeros(x_fit.shape[0]), feature_name=names, free_raw_data=False,
                       params={"verbosity": -1, "max_bin": 63})
     val = lgb.Dataset(x_val, label=np.zeros(x_val.shape[0]), reference=fit, free_raw_data=False)
@@ -146,7 +146,7 @@ def run_fold(fold: Fold, blocks: list[Block], dates: np.ndarray, y_ret: np.ndarr
             parts[key].append(apply_block(b, f, rows))
         names += f.names
     x = {k: stack(v) for k, v in parts.items()}
-    binned = bin_rows(x["fit"], x["val"], names)
+    binned = bin_rows(x["fit"], x["val"])
     reg = fit_lgbm("return", binned, y_ret[fit_rows], y_ret[val_rows], lgbm_cfg)
     cls = fit_lgbm("direction", binned, y_up[fit_rows], y_up[val_rows], lgbm_cfg)
     for what, fit in (("lgbm_return", reg), ("lgbm_direction", cls)):
