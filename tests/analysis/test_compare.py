@@ -10,6 +10,7 @@ from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
 from finsae.sae import SaeConfig, TopKSAE
+from tolerances import FLOAT32_REDUCTION_TOL, FLOAT64_TOL
 
 D, M, K = 32, 64, 4
 
@@ -58,7 +59,7 @@ def test_overlap_and_controls(result):
     res, _, _ = result
     r = res.row
     assert r["overlap"] == pytest.approx(0.5, abs=0.02)  # the planted half
-    assert r["overlap_ci_low"] <= r["overlap"] <= r["overlap_ci_high"]
+    assert r["overlap_ci_low"] - FLOAT64_TOL <= r["overlap"] <= r["overlap_ci_high"] + FLOAT64_TOL
     assert r["overlap_seed_ceiling"] > 0.95 and r["overlap_of_ceiling"] == pytest.approx(r["overlap"] / r["overlap_seed_ceiling"])
     assert r["overlap_random"] < 0.05 and r["overlap_index"] < 0.1
     assert list(res.curves["tau"])[0] == pytest.approx(0.3) and res.curves["overlap"].is_monotonic_decreasing
@@ -72,7 +73,8 @@ def test_planted_financial_latent_is_found_in_both_models(result):
     assert base.loc[5, "financial"]
     twin = int(torch.argmax(dom_dec @ shared[5]))
     assert dom.loc[twin, "financial"] and not dom.loc[twin, "specialized"]  # it has its base match
-    assert base.loc[5, "auroc_broad_ci_low"] <= base.loc[5, "auroc_broad"] <= base.loc[5, "auroc_broad_ci_high"]
+    eps = FLOAT64_TOL  # a percentile bound may equal the estimate; allow its rounding
+    assert base.loc[5, "auroc_broad_ci_low"] - eps <= base.loc[5, "auroc_broad"] <= base.loc[5, "auroc_broad_ci_high"] + eps
     assert np.isfinite(dom.loc[twin, "improvement"]) and abs(dom.loc[twin, "improvement"]) < 0.1
     assert res.row["n_financial_ci_low"] <= res.row["n_financial"] <= res.row["n_financial_ci_high"]
     assert res.row["n_specialized_seed_floor"] >= 0
@@ -101,8 +103,9 @@ def test_stored_codes_give_what_encoding_again_gives():
     dense_a = torch.zeros(len(x), M).scatter_(1, a.encode(xt).latent_indices, a.encode(xt).latent_acts.float())
     dense_b = torch.zeros(len(x), M).scatter_(1, b.encode(xt).latent_indices, b.encode(xt).latent_acts.float())
     rows = np.arange(0, 3000, 3)
-    assert torch.equal(ca.dense(rows), dense_a[rows])
-    assert np.array_equal(ca.latent(7, rows), dense_a[rows, 7].numpy())
+    # chunked and whole-matrix GEMMs may block the reduction differently (AVX2 vs AVX-512): equal up to float32 rounding
+    torch.testing.assert_close(ca.dense(rows), dense_a[rows], rtol=1e-5, atol=FLOAT32_REDUCTION_TOL)
+    np.testing.assert_allclose(ca.latent(7, rows), dense_a[rows, 7].numpy(), rtol=1e-5, atol=FLOAT32_REDUCTION_TOL)
     assert own_fvu(a, ca, x, rows) == pytest.approx(cross_fvu(a, x, rows), rel=1e-5)
     pa, pb = np.arange(M), np.roll(np.arange(M), 5)
     corr = pair_correlation(ca, cb, pa, pb, rows, chunk=97)

@@ -15,6 +15,7 @@ from finsae.sae import (
     renorm_decoder,
     train_step,
 )
+from tolerances import FLOAT32_REDUCTION_TOL
 
 
 def test_init_encoder_is_decoder_transpose_and_unit_norm():
@@ -130,7 +131,8 @@ def test_decoder_unit_norm_after_steps_and_tokens_counted():
         torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(128), rtol=0, atol=1e-5)
         assert sae.W_dec.grad is None
     assert sae.tokens_seen == 5 * 256 and int(tracker.tokens) == 5 * 256 and int(tracker.updates) == 5
-    assert 0 < m.l0 <= 8 and m.loss >= m.fvu and m.dead_fraction == 0.0
+    # loss = fvu + aux term >= fvu; the two float32 reductions round differently on AVX2 and AVX-512 (1.2e-7 seen)
+    assert 0 < m.l0 <= 8 and m.loss >= m.fvu - FLOAT32_REDUCTION_TOL and m.dead_fraction == 0.0
 
 
 def test_optimizer_takes_eps_from_the_config_and_steps_like_plain_adam():
