@@ -39,7 +39,7 @@ class BacktestScriptSchema:
     """Names artifacts/backtest/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
     skip_if_done: bool = False
     """Return the stored summary when artifacts/backtest/{pair}/ is complete (make demo). A rerun without it
-    appends its trials to the ledger again, as it should."""
+    recomputes everything; its trials enter the ledger only if its predictions differ (keyed by their hash)."""
     progress_bar: bool = True
     name: str = "backtest"
 

@@ -39,7 +39,7 @@ from finsae.trading.config import parse_set
 from finsae.trading.dataset import build_panel, count_block, price_block
 from finsae.trading.features import Block
 from finsae.trading.guards import check_fit_windows, check_text_fit
-from finsae.trading.ledger import LEDGER_FILE, append_trials, read_trials, trial_stats
+from finsae.trading.ledger import LEDGER_FILE, check_ledger, read_trials, record_trials
 from finsae.trading.pipeline import (
     direction_accuracy, evaluate_backtests, market_benchmarks, stocknet_benchmark, walk_forward_predictions,
 )
@@ -79,6 +79,7 @@ def check_prerequisites(cfg) -> None:
     artifacts = Path(cfg.paths.artifacts)
     load_stocknet_prices(cfg.paths.data_dir, cfg.features.tickers)  # DataMissingError names the fetch command
     load_sp500(cfg.paths.data_dir)
+    check_ledger(backtest_root(artifacts) / LEDGER_FILE)  # a cut last line repaired, other damage refused, now
     for role, kinds in needed(cfg).items():
         if not kinds:
             continue
@@ -298,9 +299,9 @@ def run(cfg, raw) -> BacktestSummary:
         with locked([backtest_dir(artifacts, pair)]):
             tmp = staging_dir(backtest_dir(artifacts, pair))
             t_model = time.time()
-            windows = []
+            windows, trials = [], []
             if "walk_forward" in protocols:
-                windows += _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp, summary, tracker)
+                windows += _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp, summary, tracker, trials)
             if "stocknet" in protocols:
                 windows += _stocknet(cfg, panel, tweets, doc_of, enc, tmp, summary, tracker, tickers)
             fit = pd.DataFrame(windows)
@@ -316,7 +317,9 @@ def run(cfg, raw) -> BacktestSummary:
             summary.n_rows = int(len(rows))
             summary.seconds = round(time.time() - t0, 1)
             summary.write(tmp)
-            publish(tmp, backtest_dir(artifacts, pair))
+            # the trials are counted in the step that publishes, keyed: a killed run adds none, a rerun adds none
+            record_trials(backtest_root(artifacts) / LEDGER_FILE, trials,
+                          then=lambda: publish(tmp, backtest_dir(artifacts, pair)))
         out = backtest_dir(artifacts, pair)
         tracker.log({k: v for k, v in summary.scalars().items() if isinstance(v, (int, float))})
         for html in sorted(out.glob("tearsheet_*.html")):
@@ -326,7 +329,7 @@ def run(cfg, raw) -> BacktestSummary:
     return summary
 
 
-def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tracker) -> list[dict]:
+def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tracker, trials: list) -> list[dict]:
     fc, rows = cfg.features, panel.rows
     pairs = trading_day_pairs(tweets, doc_of, rows, panel.calendar)
     text = text_blocks(cfg, enc, pairs, len(rows))
@@ -345,20 +348,16 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     days = np.unique(rows["date"].to_numpy())
     entry_days = entry.reindex(days).dropna().to_numpy()
     benchmarks = market_benchmarks(panel.adj, sp500, entry_days, rows["ticker"].unique(), cfg.strategy.execution)
-    ledger = backtest_root(Path(cfg.paths.artifacts)) / LEDGER_FILE
+    ledger = read_trials(backtest_root(Path(cfg.paths.artifacts)) / LEDGER_FILE)
     run_id = f"{summary.pair}:{Path(cfg.paths.output_dir).name}"
-
-    def trials(new):
-        append_trials(ledger, new)
-        return trial_stats(read_trials(ledger))
-
-    bt = evaluate_backtests(rows, wf.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, trials, run_id)
+    bt = evaluate_backtests(rows, wf.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger, run_id)
+    trials += bt.trials
     acc = direction_accuracy(rows, wf.predictions, cfg.data.eval_start, cfg.benchmark.bootstrap)
     windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
 
     canaries = {}
     if cfg.canaries:
-        canaries, cw = _canaries(cfg, rows, price, benchmarks, entry, ledger, tick)
+        canaries, cw = _canaries(cfg, rows, price, benchmarks, entry, ledger + bt.trials, tick)
         windows += cw
     bar.close()
 
@@ -398,7 +397,7 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     return windows
 
 
-def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: Path, tick) -> tuple[dict, list[dict]]:
+def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: list[dict], tick) -> tuple[dict, list[dict]]:
     """The three canaries through the same walk-forward and backtest; they never enter the trials ledger."""
     ret = rows["ret_exec"].to_numpy()
     wf = walk_forward_predictions(rows, {"canary_oracle": [price, oracle_block(ret)],
@@ -409,10 +408,10 @@ def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: Path, tick) ->
     shuffled["up_exec"] = (shuffled["ret_exec"] > 0).astype(float)
     wf_s = walk_forward_predictions(shuffled, {"canary_shuffled": [price]}, cfg.walk_forward, cfg.lgbm, cfg.features,
                                     progress=tick)
-    stats = lambda new: trial_stats(read_trials(ledger))  # noqa: E731 - canaries are not trials
     out = {}
     for r, w in ((rows, wf), (shuffled, wf_s)):
-        bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, stats, "canary")
+        bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger,
+                                "canary", count_new=False)  # canaries are not trials
         acc = direction_accuracy(r, w.predictions, cfg.data.eval_start, 200)
         for name in w.predictions["set"].unique():
             a = acc[(acc["set"] == name) & (acc["period"] == "full")].iloc[0]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from finsae.trading.backtest import equal_weight_buy_and_hold, index_returns, positions, strategy_returns
 from finsae.trading.features import Block
+from finsae.trading.ledger import merge_trials, trial_key, trial_stats
 from finsae.trading.metrics import (
     PERIODS, classification_ci, quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
 )
@@ -104,14 +105,20 @@ class Backtests(NamedTuple):
     """``date`` (signal day), ``set``, ``strategy``, ``ticker``, ``weight`` (nonzero only)."""
     metrics: pd.DataFrame
     """One row per (set, strategy, period): quantstats metrics, turnover, Sharpe CI, PSR, DSR, n_trials."""
+    trials: list[dict]
+    """This run's headline trials (keyed), to record in the ledger when the run publishes."""
 
 
 def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg, benchmarks: dict[str, pd.Series],
-                       eval_start: str, entry_day: pd.Series, trials: Callable[[list[dict]], tuple[int, float]],
-                       run_id: str) -> Backtests:
+                       eval_start: str, entry_day: pd.Series, ledger: list[dict], run_id: str,
+                       count_new: bool = True) -> Backtests:
     """Backtest every (set, strategy) on ``predictions``; metrics for the full walk-forward period and the
-    headline period from ``eval_start``. ``trials(new)`` appends the new trials to the ledger and returns
-    (n_trials, sr_variance) of the whole ledger, for the DSR."""
+    headline period from ``eval_start``.
+
+    A trial is one (set, strategy) on the headline period, keyed by a hash of its predictions and knobs
+    (:func:`finsae.trading.ledger.trial_key`); ``ledger`` holds the trials recorded so far. The DSR of every row
+    deflates by the ledger's trials plus this run's new ones (``count_new``; the canaries pass False: they are not
+    trials). The new trials are returned in ``Backtests.trials`` for the caller to record when it publishes."""
     realized = rows.pivot_table(index="date", columns="ticker", values="ret_exec")
     rets, poss, series = [], [], {}
     for name, p in predictions.groupby("set", sort=False):
@@ -129,11 +136,19 @@ def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg,
     start = pd.Timestamp(eval_start)
     new = []
     for (name, kind), r in series.items():
-        for period, mask in (("full", slice(None)), ("headline", r.net.index >= start)):
-            x = r.net[mask]
-            new.append({"run": run_id, "set": name, "strategy": kind, "period": period,
-                        "sr_daily": float(x.mean() / x.std(ddof=1)) if len(x) > 1 and x.std(ddof=1) > 0 else None})
-    n_trials, sr_var = trials(new)
+        x = r.net[r.net.index >= start]
+        if len(x) < 2:
+            continue
+        p = predictions[predictions["set"] == name]
+        key = trial_key(p["row"].to_numpy(), p["pred_ret"].to_numpy(), strategy=kind, quantile=strat_cfg.quantile,
+                        cost_bps=strat_cfg.cost_bps, execution=strat_cfg.execution, start=str(x.index[0].date()),
+                        end=str(x.index[-1].date()))
+        new.append({"key": key, "run": run_id, "set": name, "strategy": kind, "period": "headline",
+                    "start": str(x.index[0].date()), "end": str(x.index[-1].date()), "n_obs": int(len(x)),
+                    "sr_daily": float(x.mean() / x.std(ddof=1)) if x.std(ddof=1) > 0 else None,
+                    "returns": {str(d.date()): float(v) for d, v in x.items()}})
+    counted = merge_trials(ledger, new) if count_new else list(ledger)
+    n_trials, sr_var = trial_stats(counted)
     out = []
     for (name, kind), r in series.items():
         for period in ("full", "headline"):
@@ -162,7 +177,7 @@ def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg,
                  **quantstats_metrics(x, benchmarks["sp500"].reindex(x.index)), "turnover": 0.0}
             m.update(**sharpe_stats(x, 1, 0.0), n_trials=1)
             out.append(m)
-    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out))
+    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out), new)
 
 
 def direction_accuracy(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start: str, draws: int) -> pd.DataFrame:
