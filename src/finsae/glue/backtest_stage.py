@@ -34,17 +34,18 @@ from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.paths import activations_root, analysis_dir, backtest_dir, sae_dir
-from finsae.trading.canaries import flipped_block, oracle_block, shuffle_days
+from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
 from finsae.trading.config import parse_set
 from finsae.trading.dataset import build_panel, count_block, price_block
 from finsae.trading.features import Block
 from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.ledger import LEDGER_FILE, check_ledger, read_trials, record_trials
 from finsae.trading.pipeline import (
-    direction_accuracy, evaluate_backtests, market_benchmarks, stocknet_benchmark, walk_forward_predictions,
+    direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
+    stocknet_seed_spread, walk_forward_predictions,
 )
 from finsae.trading.prices import PRICE_FEATURES
-from finsae.trading.stocknet import PUBLISHED, PUBLISHED_COUNTS, stocknet_samples, window_pairs
+from finsae.trading.stocknet import PUBLISHED, PUBLISHED_COUNTS, acl18_price_block, stocknet_samples, window_pairs
 from finsae.trading.summary import BacktestSummary
 from finsae.trading.text_cache import cached_docs, file_hash
 from finsae.trading.text_features import (
@@ -341,8 +342,9 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     from finsae.trading.walk_forward import folds
 
     n_folds = len(folds(np.unique(rows["date"].to_numpy()), cfg.walk_forward))
-    bar.total = n_folds * (len(sets) + (3 if cfg.canaries else 0))
-    wf = walk_forward_predictions(rows, sets, cfg.walk_forward, cfg.lgbm, fc, progress=tick)
+    bar.total = n_folds * (len(sets) + (4 if cfg.canaries else 0))
+    wf = walk_forward_predictions(rows, sets, cfg.walk_forward, cfg.lgbm, fc, progress=tick,
+                                  cross_section=cfg.strategy.cross_section)
     cal = panel.calendar
     entry = pd.Series(cal[1:], index=cal[:-1])
     days = np.unique(rows["date"].to_numpy())
@@ -353,6 +355,7 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     bt = evaluate_backtests(rows, wf.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger, run_id)
     trials += bt.trials
     acc = direction_accuracy(rows, wf.predictions, cfg.data.eval_start, cfg.benchmark.bootstrap)
+    ric = rank_ic_table(rows, wf.predictions, cfg.data.eval_start, cfg.strategy.block_days, cfg.strategy.bootstrap)
     windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
 
     canaries = {}
@@ -370,6 +373,7 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     bt.returns.to_parquet(tmp / "returns.parquet", index=False)
     bt.metrics.to_csv(tmp / "metrics.csv", index=False)
     acc.to_csv(tmp / "accuracy.csv", index=False)
+    ric.to_csv(tmp / "rank_ic.csv", index=False)
     imp = label_importance(wf.importance, Path(cfg.paths.artifacts), summary.pair)
     imp.to_csv(tmp / "importance.csv", index=False)
     pd.DataFrame({k: v for k, v in benchmarks.items()}).rename_axis("date").to_csv(tmp / "benchmarks.csv")
@@ -387,27 +391,32 @@ def _walk_forward(cfg, panel, sp500, tweets, doc_of, enc, tmp: Path, summary, tr
     tracker.log_table("equity", eq[["date", "set", "strategy", "equity"]].assign(date=lambda d: d["date"].astype(str)))
     tracker.log_table("metrics", bt.metrics)
     tracker.log_table("accuracy", acc)
-    keep = ["set", "strategy", "period", "start", "end", "sharpe", "sortino", "max_drawdown", "cagr", "calmar", "win_rate", "psr",
-            "dsr", "n_trials", "cost_bps", "turnover", "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days"]
+    keep = ["set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown", "cagr", "calmar", "win_rate", "psr",
+            "dsr", "n_trials", "dsr_eff", "n_trials_eff", "cost_bps", "turnover", "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days"]
     summary.strategies = json.loads(bt.metrics[[c for c in keep if c in bt.metrics]].to_json(orient="records"))
     summary.accuracy = json.loads(acc.to_json(orient="records"))
+    summary.rank_ic = json.loads(ric.to_json(orient="records"))
     summary.canaries = canaries
     summary.n_folds = len(wf.folds)
     summary.n_trials = int(bt.metrics["n_trials"].max())
+    summary.n_trials_eff = int(bt.metrics["n_trials_eff"].max())
     return windows
 
 
 def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: list[dict], tick) -> tuple[dict, list[dict]]:
-    """The three canaries through the same walk-forward and backtest; they never enter the trials ledger."""
+    """The canaries through the same walk-forward and backtest; they never enter the trials ledger."""
     ret = rows["ret_exec"].to_numpy()
+    m = masks(len(ret))
     wf = walk_forward_predictions(rows, {"canary_oracle": [price, oracle_block(ret)],
-                                         "canary_flip32": [price, flipped_block(ret)]},
-                                  cfg.walk_forward, cfg.lgbm, cfg.features, progress=tick)
+                                         "canary_flip32": [price, flipped_block(ret, m)],
+                                         "canary_sign_flip32": [price, sign_block(ret, m)]},
+                                  cfg.walk_forward, cfg.lgbm, cfg.features, progress=tick,
+                                  cross_section=cfg.strategy.cross_section)
     shuffled = rows.copy()
     shuffled["ret_exec"] = shuffle_days(ret, rows["date"].to_numpy())
     shuffled["up_exec"] = (shuffled["ret_exec"] > 0).astype(float)
     wf_s = walk_forward_predictions(shuffled, {"canary_shuffled": [price]}, cfg.walk_forward, cfg.lgbm, cfg.features,
-                                    progress=tick)
+                                    progress=tick, cross_section=cfg.strategy.cross_section)
     out = {}
     for r, w in ((rows, wf), (shuffled, wf_s)):
         bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger,
@@ -416,7 +425,7 @@ def _canaries(cfg, rows, price: Block, benchmarks, entry, ledger: list[dict], ti
         for name in w.predictions["set"].unique():
             a = acc[(acc["set"] == name) & (acc["period"] == "full")].iloc[0]
             m = bt.metrics[(bt.metrics["set"] == name) & (bt.metrics["period"] == "full")]
-            out[name] = {"accuracy": float(a["accuracy"]), "mcc": float(a["mcc"]),
+            out[name] = {"what": DESCRIPTIONS[name], "accuracy": float(a["accuracy"]), "mcc": float(a["mcc"]),
                          **{f"{k}_{row['strategy']}": float(row[k]) for _, row in m.iterrows()
                             for k in ("sharpe", "dsr", "gross_sharpe", "cagr")}}
     return out, pd.concat([wf.fit_windows, wf_s.fit_windows]).assign(protocol="canary").to_dict("records")
@@ -426,30 +435,39 @@ def _stocknet(cfg, panel, tweets, doc_of, enc, tmp: Path, summary, tracker, tick
     pre = load_stocknet_tweets_preprocessed(cfg.paths.data_dir, tickers)
     s = stocknet_samples(panel.adj, pre, cfg.benchmark)
     samples = s.frame
-    feats = panel.rows  # only the walk-forward span; price features for the benchmark are recomputed over all
     from finsae.trading.prices import price_features
 
-    allf = price_features(panel.adj, load_sp500(cfg.paths.data_dir))
+    allf = price_features(panel.adj, load_sp500(cfg.paths.data_dir))  # over all dates, not only the walk-forward's
     px = samples[["ticker", "prev_date"]].merge(allf.rename(columns={"date": "prev_date"}), on=["ticker", "prev_date"],
                                                how="left")
-    del feats
     price = Block("price", "plain", px[list(PRICE_FEATURES)].to_numpy(np.float32), list(PRICE_FEATURES))
+    own = [c for c in PRICE_FEATURES if not c.startswith("sp500")]
+    # beside ours: price without the market-wide index feature, and the protocol's own price input
+    price_only = {"price": [price], "price_no_index": [Block("price_no_index", "plain", px[own].to_numpy(np.float32),
+                                                             own)],
+                  "price_acl18": [acl18_price_block(panel.adj, samples, cfg.benchmark.lag_days)]}
     days = pd.DataFrame({"ticker": tweets["ticker"].to_numpy(), "day": tweets["file_date"].to_numpy(), "doc": doc_of})
     pairs = window_pairs(samples, days, cfg.benchmark.lag_days).rename(columns={"sample": "row"})[["row", "doc"]]
     pairs = pairs.drop_duplicates(ignore_index=True)
     text = text_blocks(cfg, enc, pairs, len(samples))
-    sets = assemble_sets(cfg, price, text)
+    sets = {**assemble_sets(cfg, price, text), **{k: v for k, v in price_only.items() if k != "price"}}
     bar = tqdm(total=len(sets), desc="stocknet", unit="set", disable=not cfg.progress_bar, leave=False)
     table, windows = stocknet_benchmark(samples, sets, cfg.lgbm, cfg.features, cfg.benchmark.bootstrap,
                                         progress=bar.update)
     bar.close()
+    spread = stocknet_seed_spread(samples, price_only, cfg.lgbm, cfg.features, list(cfg.benchmark.seeds))
+    seeds = {k: {"accuracy_mean": float(g["accuracy"].mean()), "accuracy_min": float(g["accuracy"].min()),
+                 "accuracy_max": float(g["accuracy"].max()), "mcc_mean": float(g["mcc"].mean()),
+                 "seeds": g["seed"].tolist()} for k, g in spread.groupby("set", sort=False)}
     result = {r["set"]: {k: r[k] for k in ("accuracy", "mcc", "accuracy_lo", "accuracy_hi", "mcc_lo", "mcc_hi",
-                                           "n_test")} for r in table.to_dict("records")}
+                                           "vs_always_up", "vs_always_up_lo", "vs_always_up_hi", "n_test")}
+              for r in table.to_dict("records")}
     write_json(tmp / "benchmark_stocknet.json", {
-        "sets": result, "counts": s.counts, "published_counts": PUBLISHED_COUNTS,
+        "sets": result, "seed_spread": seeds, "counts": s.counts, "published_counts": PUBLISHED_COUNTS,
         "published": PUBLISHED.to_dict("records")})
     tracker.log_table("benchmark_stocknet", table)
     summary.stocknet = result
+    summary.stocknet_seeds = seeds
     summary.stocknet_counts = s.counts
     return windows.assign(protocol="stocknet").to_dict("records")
 
@@ -467,10 +485,16 @@ def _print(s: BacktestSummary, out: Path) -> None:
         print(f"stocknet: samples train/dev/test {c['train']}/{c['dev']}/{c['test']} (paper 20339/2555/3720)")
         for name, r in s.stocknet.items():
             print(f"  {name:<24} test acc {r['accuracy']:.4f} [{r['accuracy_lo']:.4f}, {r['accuracy_hi']:.4f}] "
-                  f"mcc {r['mcc']:+.3f}")
+                  f"mcc {r['mcc']:+.3f}; vs always-up {r['vs_always_up']:+.4f} "
+                  f"[{r['vs_always_up_lo']:+.4f}, {r['vs_always_up_hi']:+.4f}]")
+        for name, r in s.stocknet_seeds.items():
+            print(f"  {name:<24} over {len(r['seeds'])} LightGBM seeds: accuracy {r['accuracy_min']:.4f}.."
+                  f"{r['accuracy_max']:.4f} (mean {r['accuracy_mean']:.4f})")
     for r in s.strategies:
         if r["period"] == "headline" and r["strategy"] != "benchmark":
-            print(f"  {r['set']:<24} {r['strategy']:<10} headline sharpe {r['sharpe']:+.2f} "
-                  f"psr {r['psr']:.2f} dsr {r['dsr']:.2f} (n_trials {r['n_trials']})")
+            print(f"  {r['set']:<24} {r['strategy']:<10} ({r.get('model', '')}) headline sharpe {r['sharpe']:+.2f} "
+                  f"psr {r['psr']:.2f} dsr {r['dsr']:.2f} (n_trials {r['n_trials']}) "
+                  f"dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
     for name, c in s.canaries.items():
-        print(f"  canary {name}: accuracy {c['accuracy']:.3f}, long_short sharpe {c.get('sharpe_long_short', float('nan')):+.2f}")
+        print(f"  canary {name} ({c['what']}): accuracy {c['accuracy']:.3f}, long_short sharpe "
+              f"{c.get('sharpe_long_short', float('nan')):+.2f} net / {c.get('gross_sharpe_long_short', float('nan')):+.2f} gross")

@@ -47,12 +47,41 @@ def column_ic(x, y: np.ndarray) -> np.ndarray:
     return np.divide(mxy - mx * my, denom, out=np.zeros_like(denom), where=denom > 1e-12)
 
 
+def day_rank_ic(x, y: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Mean over days of each column's per-day rank IC: the Spearman correlation of the column with ``y`` among
+    the rows of one day (ties averaged), 0 on a day where either is constant. It ignores what moves every row of a
+    day together (the market), which a dollar-neutral book cannot trade."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, np.float64)
+    days = np.asarray(days)
+    order = np.argsort(days, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, days[order][1:] != days[order][:-1], True])
+    dense = not sp.issparse(x)
+    x = np.nan_to_num(np.asarray(x, np.float64)) if dense else x.tocsr()
+    total = np.zeros(x.shape[1])
+    n_days = 0
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        idx = order[a:b]
+        n_days += 1
+        if len(idx) < 3:
+            continue
+        xd = x[idx] if dense else x[idx].toarray().astype(np.float64)
+        ry = rankdata(y[idx])
+        rx = rankdata(xd, axis=0)
+        ry = ry - ry.mean()
+        rx = rx - rx.mean(axis=0)
+        den = np.sqrt((rx * rx).sum(axis=0) * (ry * ry).sum())
+        total += np.divide(rx.T @ ry, den, out=np.zeros(x.shape[1]), where=den > 1e-12)
+    return total / max(n_days, 1)
+
+
 class Fitted(NamedTuple):
     """A block's transform fit on one window."""
 
     block: str
     what: str
-    """``identity``, ``top_ic``, ``financial``, ``all``, ``pca``."""
+    """``identity``, ``top_ic``, ``top_ic_pooled``, ``financial``, ``all``, ``pca``."""
     columns: np.ndarray | None
     """Kept column indices (selection), None: all."""
     pca: object | None
@@ -61,13 +90,19 @@ class Fitted(NamedTuple):
 
 
 def fit_block(block: Block, rows: np.ndarray, y: np.ndarray, latents: str, top_n: int,
-              dense_pca: int | None) -> Fitted:
-    """Fit ``block``'s transform on ``rows`` (indices) with target ``y`` (one value per row in ``rows``)."""
+              dense_pca: int | None, days: np.ndarray | None = None) -> Fitted:
+    """Fit ``block``'s transform on ``rows`` (indices) with target ``y`` (one value per row in ``rows``);
+    ``days``: each of those rows' trading day (the ``top_ic`` selection ranks within days)."""
     if block.kind == "sae":
         m = block.matrix.shape[1] // 2
         allowed = np.arange(m) if block.latents is None else np.asarray(block.latents, dtype=np.int64)
-        if latents == "top_ic":
-            ic = np.abs(column_ic(block.matrix[rows], y))
+        if latents in ("top_ic", "top_ic_pooled"):
+            if latents == "top_ic":
+                if days is None:
+                    raise ValueError("features.latents=top_ic ranks within days: pass each row's day")
+                ic = np.abs(day_rank_ic(block.matrix[rows], y, days))
+            else:
+                ic = np.abs(column_ic(block.matrix[rows], y))
             score = np.maximum(ic[:m], ic[m:])[allowed]
             keep = allowed[np.lexsort((allowed, -score))[:top_n]]
         else:

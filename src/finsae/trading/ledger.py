@@ -146,3 +146,31 @@ def trial_stats(trials: list[dict]) -> tuple[int, float]:
     trials = headline(trials)
     srs = np.array([t["sr_daily"] for t in trials if t.get("sr_daily") is not None and np.isfinite(t["sr_daily"])])
     return len(trials), float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+
+
+def effective_trials(trials: list[dict], min_corr: float = 0.5, min_overlap: int = 20) -> int:
+    """Effective number of independent trials: the headline trials' daily return series clustered
+    hierarchically (average linkage) on the correlation distance sqrt((1 - rho) / 2), cut at the distance of a
+    correlation ``min_corr`` (two groups merge while their mean distance is below sqrt((1 - min_corr) / 2)); each
+    cluster is one independent trial (Lopez de Prado 2018, ch. 8; Bailey & Lopez de Prado 2014). Pairs overlapping on
+    fewer than ``min_overlap`` days count as uncorrelated; a trial without a stored series (older ledgers) is its
+    own cluster."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    trials = headline(trials)
+    with_series = [t for t in trials if isinstance(t.get("returns"), dict) and len(t["returns"]) > 1]
+    n_alone = len(trials) - len(with_series)
+    if len(with_series) < 2:
+        return n_alone + len(with_series)
+    import pandas as pd
+
+    frame = pd.DataFrame({i: pd.Series(t["returns"], dtype=float) for i, t in enumerate(with_series)})
+    rho = frame.corr(min_periods=min_overlap).fillna(0.0).to_numpy(copy=True)
+    np.fill_diagonal(rho, 1.0)
+    dist = np.sqrt(np.clip((1 - rho) / 2, 0.0, 1.0))
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    z = linkage(squareform(dist, checks=False), method="average")
+    labels = fcluster(z, t=float(np.sqrt((1 - min_corr) / 2)), criterion="distance")
+    return n_alone + int(len(np.unique(labels)))
