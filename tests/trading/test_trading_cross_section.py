@@ -82,3 +82,15 @@ def test_the_long_short_book_trades_the_cross_sectional_model_and_rank_ic_is_rep
     assert ic.loc[("raw_return", "full"), "rank_ic_lo"] < 0 < ic.loc[("raw_return", "full"), "rank_ic_hi"]
     assert ic.loc[("cross_section", "full"), "rank_ic_lo"] > 0.3
     assert ic.loc[("cross_section", "headline"), "n_days"] < ic.loc[("cross_section", "full"), "n_days"]
+
+
+def test_the_sparse_rank_ic_path_equals_the_dense_one_with_ties_and_empty_columns():
+    rng = np.random.default_rng(3)
+    d = np.repeat(np.arange(25), 9)[rng.random(225) < 0.9]
+    a = np.round(rng.random((len(d), 30)), 1) * (rng.random((len(d), 30)) < 0.3)  # ties, many zeros
+    a[:, 3] = 0.0
+    a[:4, 4] = 1.0
+    y = np.round(rng.normal(size=len(d)), 1)
+    dense = day_rank_ic(a, y, d)
+    np.testing.assert_allclose(day_rank_ic(sp.csr_matrix(a), y, d), dense, rtol=1e-9, atol=1e-12)
+    assert dense[3] == 0.0 and np.abs(dense).max() > 0.05

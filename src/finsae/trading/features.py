@@ -55,6 +55,8 @@ def day_rank_ic(x, y: np.ndarray, days: np.ndarray) -> np.ndarray:
 
     y = np.asarray(y, np.float64)
     days = np.asarray(days)
+    if sp.issparse(x) and x.shape[0] and (x.data >= 0).all():
+        return _sparse_day_rank_ic(sp.csr_matrix(x), y, days)
     order = np.argsort(days, kind="stable")
     bounds = np.flatnonzero(np.r_[True, days[order][1:] != days[order][:-1], True])
     dense = not sp.issparse(x)
@@ -74,6 +76,48 @@ def day_rank_ic(x, y: np.ndarray, days: np.ndarray) -> np.ndarray:
         den = np.sqrt((rx * rx).sum(axis=0) * (ry * ry).sum())
         total += np.divide(rx.T @ ry, den, out=np.zeros(x.shape[1]), where=den > 1e-12)
     return total / max(n_days, 1)
+
+
+def _sparse_day_rank_ic(x: sp.csr_matrix, y: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``day_rank_ic`` of a non-negative sparse matrix from its nonzeros only (an SAE block): within a day a
+    column's zeros share one average rank, so each (day, column) needs only its nonzero entries ranked."""
+    import pandas as pd
+
+    _, g = np.unique(days, return_inverse=True)
+    n_days, m = int(g.max()) + 1, x.shape[1]
+    n_g = np.bincount(g, minlength=n_days).astype(np.float64)
+    ry = pd.Series(y).groupby(g).rank(method="average").to_numpy() - (n_g[g] + 1) / 2
+    sy2 = np.bincount(g, ry * ry, minlength=n_days)
+    x = x.copy()
+    x.eliminate_zeros()
+    coo = x.tocoo()
+    key = g[coo.row].astype(np.int64) * m + coo.col
+    vmax = float(coo.data.max()) if coo.nnz else 1.0
+    # one float sort key (group, then value; np.lexsort is ~20x slower): the value scaled into [0, 1)
+    order = np.argsort(key + coo.data.astype(np.float64) / (vmax * (1 + 1e-6)), kind="stable")
+    key, v, ryv = key[order], coo.data[order], ry[coo.row[order]]
+    total = np.zeros(m)
+    if len(key) == 0:
+        return total
+    new_g = np.r_[True, key[1:] != key[:-1]]
+    gid = np.cumsum(new_g) - 1
+    g_start = np.flatnonzero(new_g)
+    new_run = new_g | np.r_[True, v[1:] != v[:-1]]
+    rid = np.cumsum(new_run) - 1
+    r_start = np.flatnonzero(new_run)
+    r_len = np.diff(np.r_[r_start, len(key)])
+    within = (r_start[rid] - g_start[gid]) + (r_len[rid] + 1) / 2  # rank among the group's nonzeros
+    nz = np.bincount(gid).astype(np.float64)
+    gday, gcol = key[g_start] // m, key[g_start] % m
+    n = n_g[gday]
+    n0 = n - nz
+    rx = n0[gid] + within - (n[gid] + 1) / 2  # centered rank of a nonzero; each zero's is -nz / 2
+    num = np.bincount(gid, rx * ryv) + nz / 2 * np.bincount(gid, ryv)
+    sxx = n0 * (nz / 2) ** 2 + np.bincount(gid, rx * rx)
+    den = np.sqrt(sxx * sy2[gday])
+    ok = (den > 1e-12) & (n >= 3)
+    ic = np.divide(num, den, out=np.zeros_like(den), where=ok)
+    return np.bincount(gcol, ic, minlength=m) / n_days
 
 
 class Fitted(NamedTuple):
