@@ -42,9 +42,10 @@ def main() -> None:
     from finsae.models import get_spec, load_model
     from finsae.paths import default_artifacts_dir, sae_dir
     from finsae.sae import load
-    from finsae.trading.config import FeatureConfig, LgbmConfig, WalkForwardConfig
+    from finsae.trading.config import FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
     from finsae.trading.dataset import build_panel, count_block, price_block
     from finsae.trading.features import Block
+    from finsae.trading.targets import cross_sectional
     from finsae.trading.text_features import aggregate_rows, encode_docs, trading_day_pairs, tweet_corpus
     from finsae.trading.walk_forward import folds, run_fold
 
@@ -74,8 +75,10 @@ def main() -> None:
     fc = FeatureConfig()
     f = folds(np.unique(rows["date"].to_numpy()), WalkForwardConfig())[-1]
     t = time.perf_counter()
+    y_cs = cross_sectional(rows["ret_exec"].to_numpy(), rows["date"].to_numpy(), StrategyConfig().cross_section)
     run_fold(f, [price_block(rows), count_block(rt.count), block], rows["date"].to_numpy(),
-             rows["ret_exec"].to_numpy(), rows["up_exec"].to_numpy(), LgbmConfig(), fc.latents, fc.top_n, fc.dense_pca)
+             rows["ret_exec"].to_numpy(), rows["up_exec"].to_numpy(), LgbmConfig(), fc.latents, fc.top_n, fc.dense_pca,
+             y_cs=y_cs)
     t_fold = time.perf_counter() - t
     ext, enc = n_tok / t_extract, n_tok / t_encode
     full_min = (a.full_tokens / ext + a.full_tokens / enc) / 60

@@ -65,7 +65,7 @@ def test_quantstats_never_gets_a_ticker_string(monkeypatch, tmp_path):
     r = pd.Series(rng.normal(0, 0.01, 60), index=idx)
     b = pd.Series(rng.normal(0, 0.01, 60), index=idx)
     quantstats_metrics(r, b)
-    from finsae.glue.backtest_stage import tearsheet
+    from finsae.trading.outputs import tearsheet
 
     tearsheet(r, b, tmp_path / "t.html", "test")
     assert (tmp_path / "t.html").stat().st_size > 1000

@@ -17,6 +17,7 @@ from finsae.trading.summary import BacktestSummary
 
 TICKERS = "[XOM,JPM,WFC,GE,T,PFE,KO,MRK]"
 FAST = ["lgbm.n_estimators=40", "lgbm.num_leaves=[7]", "walk_forward.refit_days=42", "strategy.bootstrap=100", "benchmark.bootstrap=100",
+        "benchmark.seeds=[0,1]",
         "progress_bar=false"]
 
 
@@ -37,7 +38,7 @@ def stage_out(project_root, data_dir, tmp_path_factory):
 
 def test_stage_writes_every_output_and_a_typed_summary(stage_out):
     out, r = stage_out
-    for f in ("predictions.parquet", "positions.parquet", "returns.parquet", "metrics.csv", "accuracy.csv",
+    for f in ("predictions.parquet", "positions.parquet", "returns.parquet", "metrics.csv", "accuracy.csv", "rank_ic.csv",
               "benchmark_stocknet.json", "fit_windows.parquet", "canaries.json", "importance.csv",
               "tearsheet_price_count_long_short.html", "plots/equity_long_short.png", "plots/equity_long_only.png"):
         assert (out / f).is_file(), f
@@ -47,10 +48,18 @@ def test_stage_writes_every_output_and_a_typed_summary(stage_out):
     for key in (("price_count", "long_short", "headline"), ("price_count", "long_only", "full")):
         for field in ("sharpe", "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "cost_bps"):
             assert field in rows[key], (key, field)
+    assert rows[("price_count", "long_short", "headline")]["model"] == "cross_section_rank"
+    assert rows[("price_count", "long_only", "headline")]["model"] == "raw_return"
+    assert 1 <= s.n_trials_eff <= s.n_trials == 2  # headline trials only: one set x two books
+    assert {r["model"] for r in s.rank_ic} == {"cross_section", "raw_return"}
     assert rows[("price_count", "long_short", "headline")]["start"] >= s.eval_start
     bench = json.loads((out / "benchmark_stocknet.json").read_text())
     assert {"accuracy", "mcc", "accuracy_lo", "accuracy_hi", "n_test"} <= set(bench["sets"]["price_count"])
     assert bench["sets"]["always_up"]["mcc"] == 0.0
+    assert {"price_no_index", "price_acl18"} <= set(bench["sets"]) and "vs_always_up_lo" in bench["sets"]["price_count"]
+    assert set(bench["seed_spread"]) == {"price", "price_no_index", "price_acl18"}
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert acc.loc[acc["set"] == "always_up", "mcc"].eq(0).all() and "vs_always_up" in acc
     pos = pd.read_parquet(out / "positions.parquet")
     pred = pd.read_parquet(out / "predictions.parquet")
     assert pos["date"].min() >= pred["date"].min()  # positions only where there are out-of-sample predictions
@@ -69,7 +78,10 @@ def test_skip_if_done_returns_the_stored_summary(project_root, stage_out, data_d
 def test_canaries_run_by_the_pipeline(stage_out):
     c = json.loads((stage_out[0] / "canaries.json").read_text())
     assert c["canary_oracle"]["accuracy"] > 0.95  # the pipeline sees signal when there is some
-    assert c["canary_flip32"]["sharpe_long_short"] > 2.0  # a leak looks like this
+    assert c["canary_flip32"]["gross_sharpe_long_short"] > 3.0  # a leak looks like this
+    assert c["canary_sign_flip32"]["gross_sharpe_long_short"] > 1.5 and "sign" in c["canary_sign_flip32"]["what"]
+    # the magnitude is a stronger leak than the sign alone
+    assert c["canary_flip32"]["gross_sharpe_long_short"] > c["canary_sign_flip32"]["gross_sharpe_long_short"]
     assert c["canary_flip32"]["sharpe_long_short"] > c["canary_shuffled"]["sharpe_long_short"] + 1.5
     assert 0.44 < c["canary_shuffled"]["accuracy"] < 0.56  # chance
     assert c["canary_shuffled"]["dsr_long_short"] < 0.95  # not significant

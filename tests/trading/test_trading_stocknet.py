@@ -23,3 +23,15 @@ def test_stocknet_counts_and_always_up(data_dir):
     assert not ((kept >= -0.005) & (kept < 0.0055)).any()
     assert (s.frame["prev_date"] < s.frame["date"]).all()
     assert s.frame["date"].min() >= s.frame["date"].min().normalize()
+
+
+def test_the_five_extra_train_samples_are_named_and_the_papers_counts_reproduced_exactly(data_dir):
+    adj = adjusted(load_stocknet_prices(data_dir))
+    tweets = load_stocknet_tweets_preprocessed(data_dir)
+    ours = stocknet_samples(adj, tweets, BenchmarkConfig()).frame
+    exact = stocknet_samples(adj, tweets, BenchmarkConfig(exact_counts=True))
+    assert exact.counts == PUBLISHED_COUNTS
+    key = lambda f: set(zip(f["ticker"], f["date"].dt.strftime("%Y-%m-%d"), strict=True))  # noqa: E731
+    assert key(ours) - key(exact.frame) == {("BABA", "2014-09-24"), ("BABA", "2014-09-25"), ("BABA", "2014-09-26"),
+                                            ("AGFS", "2014-11-25"), ("CHL", "2014-04-11")}
+    assert key(exact.frame) <= key(ours)

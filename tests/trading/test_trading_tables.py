@@ -3,35 +3,28 @@ labeling stage; and the trials ledger that every run appends to."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from finsae.errors import DataMissingError
-from finsae.glue.backtest_stage import financial_latents, label_importance
 from finsae.trading.features import Block, fit_block
 from finsae.trading.config import LgbmConfig
 from finsae.trading.ledger import append_trials, read_trials, trial_stats
-
-
-def _cfg(tmp_path, latents):
-    return SimpleNamespace(features=SimpleNamespace(latents=latents), pair_name="p",
-                           paths=SimpleNamespace(artifacts=str(tmp_path)))
+from finsae.trading.outputs import label_importance
+from finsae.trading.sets import financial_latents
 
 
 def test_financial_latents_come_from_the_analysis_table_and_bound_the_selection(tmp_path):
-    cfg = _cfg(tmp_path, "financial")
     with pytest.raises(DataMissingError, match="python analyze.py"):
-        financial_latents(cfg, "minilm_fin", 3)
+        financial_latents(tmp_path, "p", "financial", "minilm_fin", 3)
     (tmp_path / "analysis" / "p").mkdir(parents=True)
     pd.DataFrame({"model": ["minilm_fin"] * 3 + ["minilm"], "layer": [3, 3, 3, 3], "latent": [5, 2, 7, 1],
                   "financial": [True, True, False, True], "specialized": [True, False, False, True]}).to_parquet(
         tmp_path / "analysis" / "p" / "features.parquet")
-    allowed = financial_latents(cfg, "minilm_fin", 3)
+    allowed = financial_latents(tmp_path, "p", "financial", "minilm_fin", 3)
     assert allowed.tolist() == [2, 5]
-    assert financial_latents(_cfg(tmp_path, "top_ic"), "minilm_fin", 3) is None
+    assert financial_latents(tmp_path, "p", "top_ic", "minilm_fin", 3) is None
     m = 8
     x = np.random.default_rng(0).random((50, 2 * m)).astype(np.float32)
     fitted = fit_block(Block("b", "sae", x, [str(i) for i in range(2 * m)], allowed), np.arange(50),

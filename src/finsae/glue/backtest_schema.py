@@ -34,12 +34,13 @@ class BacktestScriptSchema:
     lgbm: LgbmConfig = field(default_factory=LgbmConfig)
     logger: LoggerSchema = field(default_factory=LoggerSchema)
     canaries: bool = True
-    """Run the leakage canaries (oracle, 32%-flipped oracle, shuffled target) through the same pipeline."""
+    """Run the leakage canaries (oracle; realized return with 32% of signs flipped; its sign only, as a leaked
+    label; shuffled target) through the same pipeline (finsae.trading.canaries)."""
     pair_name: str | None = None
     """Names artifacts/backtest/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
     skip_if_done: bool = False
     """Return the stored summary when artifacts/backtest/{pair}/ is complete (make demo). A rerun without it
-    appends its trials to the ledger again, as it should."""
+    recomputes everything; its trials enter the ledger only if its predictions differ (keyed by their hash)."""
     progress_bar: bool = True
     name: str = "backtest"
 

@@ -9,7 +9,8 @@ from finsae.errors import ConfigError, require
 
 BLOCKS = ("price", "count", "base_sae", "domain_sae", "base_dense", "domain_dense", "sentiment")
 """Feature blocks a feature set is made of; a set's name is its blocks joined by ``_`` (``price_domain_sae``)."""
-LATENT_CHOICES = ("all", "top_ic", "financial")
+LATENT_CHOICES = ("all", "top_ic", "top_ic_pooled", "financial")
+CS_TARGETS = ("rank", "demean")
 EXECUTIONS = ("open", "close")
 STRATEGIES = ("long_short", "long_only")
 PROTOCOLS = ("walk_forward", "stocknet")
@@ -51,7 +52,9 @@ class FeatureConfig:
     tag: str = "demo"
     """SAE tag to read: artifacts/sae/{model}/layer_{i}/{tag}/."""
     latents: str = "top_ic"
-    """Which SAE latents: ``all``; ``top_ic`` (the top_n by |information coefficient| on each training window);
+    """Which SAE latents: ``all``; ``top_ic`` (the top_n by |mean over days of the per-day rank IC| on each
+    training window: what ranks tickers within a day, which is what the long-short book trades);
+    ``top_ic_pooled`` (by |Pearson IC pooled over all rows|: also rewards market timing, the earlier rule);
     ``financial`` (the analysis stage's financial latents, chosen on pre-evaluation text)."""
     top_n: int = 256
     """Latent columns kept per SAE block and layer by ``top_ic``."""
@@ -102,8 +105,12 @@ class StrategyConfig:
     execution: str = "open"
     """``open``: enter at the open of d+1, exit at the open of d+2; ``close``: close of d+1 to close of d+2.
     Never the close of d (the features' own time)."""
+    cross_section: str = "rank"
+    """Target of the long-short book's model: the executed return ranked within its day (``rank``, scaled to
+    [-0.5, 0.5]) or minus the day's mean (``demean``). The long-only book and the direction rows keep the model
+    of the raw return (and its sign)."""
     bootstrap: int = 1000
-    """Day-block bootstrap draws for the Sharpe confidence interval."""
+    """Day-block bootstrap draws for the Sharpe and rank-IC confidence intervals."""
     block_days: int = 10
     """Block length, in trading days, of the Sharpe bootstrap."""
 
@@ -113,6 +120,8 @@ class StrategyConfig:
         _check(0 < self.quantile <= 0.5, f"strategy.quantile must be in (0, 0.5], got {self.quantile}")
         _check(self.cost_bps >= 0, f"strategy.cost_bps must be >= 0, got {self.cost_bps}")
         _check(self.execution in EXECUTIONS, f"strategy.execution must be one of {EXECUTIONS}, got {self.execution!r}")
+        _check(self.cross_section in CS_TARGETS,
+               f"strategy.cross_section must be one of {CS_TARGETS}, got {self.cross_section!r}")
         _check(self.bootstrap >= 10, f"strategy.bootstrap must be >= 10, got {self.bootstrap}")
         _check(self.block_days >= 1, f"strategy.block_days must be >= 1, got {self.block_days}")
 
@@ -137,6 +146,13 @@ class BenchmarkConfig:
     """Upper end of the dropped band."""
     lag_days: int = 5
     """Calendar days of tweets and prices before the target day (ACL18's 5-day lag window)."""
+    exact_counts: bool = False
+    """Also apply the two rules of the original preprocessed price files, which reproduce the paper's counts
+    exactly (20,339 / 2,555 / 3,720): a ticker's first price row is unusable (those files normalise each row by
+    the previous close), and the move is rounded to 6 decimals before the drop band. False: 20,344 train
+    samples (5 more: BABA 2014-09-24/25/26, AGFS 2014-11-25, CHL 2014-04-11)."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """LightGBM seeds over which the price-only sets are refit, to report the spread of their test accuracy."""
     bootstrap: int = 1000
     """Day-block bootstrap draws for the accuracy / MCC confidence intervals."""
 
@@ -150,6 +166,7 @@ class BenchmarkConfig:
         _check(self.drop_low <= self.drop_high, "benchmark.drop_low must be <= benchmark.drop_high")
         _check(self.lag_days >= 1, f"benchmark.lag_days must be >= 1, got {self.lag_days}")
         _check(self.bootstrap >= 10, f"benchmark.bootstrap must be >= 10, got {self.bootstrap}")
+        _check(len(self.seeds) >= 1, "benchmark.seeds must name at least one seed")
 
 
 @dataclass

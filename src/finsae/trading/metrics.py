@@ -144,3 +144,44 @@ def classification_ci(y: np.ndarray, pred: np.ndarray, days: np.ndarray, draws: 
     m_lo, m_hi = np.percentile(mccs, q)
     return {"accuracy": float((y == pred).mean()), "mcc": mcc(y, pred), "accuracy_lo": float(a_lo),
             "accuracy_hi": float(a_hi), "mcc_lo": float(m_lo), "mcc_hi": float(m_hi), "n_test": int(len(y))}
+
+
+def daily_rank_ic(score: np.ndarray, ret: np.ndarray, days: np.ndarray) -> pd.Series:
+    """Per-day rank IC: the Spearman correlation of ``score`` with ``ret`` among the rows of each day (rows with
+    a NaN dropped; days with fewer than 3 rows or a constant side left out), indexed by day."""
+    df = pd.DataFrame({"s": score, "r": ret, "d": days}).dropna()
+    out = {}
+    for d, g in df.groupby("d", sort=True):
+        if len(g) < 3 or g["s"].nunique() < 2 or g["r"].nunique() < 2:
+            continue
+        out[d] = float(stats.spearmanr(g["s"], g["r"]).statistic)
+    return pd.Series(out, dtype=float)
+
+
+def mean_ci(x, block: int, draws: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Day-block bootstrap interval of the mean of a daily series."""
+    x = pd.Series(x).dropna().to_numpy()
+    if len(x) < 3:
+        return float("nan"), float("nan")
+    vals = [x[idx].mean() for idx in block_bootstrap(len(x), block, draws, seed)]
+    lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def paired_accuracy_diff(y: np.ndarray, pred: np.ndarray, base: np.ndarray, days: np.ndarray, draws: int,
+                         seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Accuracy of ``pred`` minus that of ``base`` (e.g. always-up) on the same rows, with a paired day
+    bootstrap interval: whole days are resampled and both are scored on the same draw."""
+    y = np.asarray(y).astype(bool)
+    hit_p = (np.asarray(pred).astype(bool) == y).astype(np.float64)
+    hit_b = (np.asarray(base).astype(bool) == y).astype(np.float64)
+    _, inv = np.unique(days, return_inverse=True)
+    n_days = inv.max() + 1
+    per_day = np.stack([np.bincount(inv, weights=w, minlength=n_days) for w in (hit_p - hit_b, np.ones(len(y)))], 1)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n_days, size=(draws, n_days))
+    sums = np.stack([np.bincount(p, minlength=n_days) for p in picks]) @ per_day
+    diffs = sums[:, 0] / sums[:, 1]
+    lo, hi = np.percentile(diffs, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return {"vs_always_up": float(hit_p.mean() - hit_b.mean()), "vs_always_up_lo": float(lo),
+            "vs_always_up_hi": float(hi)}

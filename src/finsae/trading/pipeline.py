@@ -17,8 +17,11 @@ import pandas as pd
 
 from finsae.trading.backtest import equal_weight_buy_and_hold, index_returns, positions, strategy_returns
 from finsae.trading.features import Block
+from finsae.trading.ledger import effective_trials, merge_trials, trial_key, trial_stats
+from finsae.trading.targets import cross_sectional
 from finsae.trading.metrics import (
-    PERIODS, classification_ci, quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
+    PERIODS, classification_ci, daily_rank_ic, mcc, mean_ci, paired_accuracy_diff, quantstats_metrics, sharpe_ci,
+    sharpe_stats, turnover_mean,
 )
 from finsae.trading.walk_forward import Fold, folds, run_fold
 from finsae.workers import one_thread, one_thread_pool, worker_state
@@ -26,7 +29,8 @@ from finsae.workers import one_thread, one_thread_pool, worker_state
 
 class WalkForward(NamedTuple):
     predictions: pd.DataFrame
-    """``row``, ``set``, ``fold``, ``pred_ret``, ``prob_up``."""
+    """``row``, ``set``, ``fold``, ``pred_ret`` (raw-return model), ``pred_cs`` (cross-sectional model),
+    ``prob_up``."""
     fit_windows: pd.DataFrame
     """One row per fitted object: ``set``, ``fold``, ``what``, ``fit_start``, ``fit_end``, ``val_start``,
     ``val_end``, ``test_start``, ``test_end``."""
@@ -36,17 +40,21 @@ class WalkForward(NamedTuple):
 
 
 def walk_forward_predictions(rows: pd.DataFrame, sets: dict[str, list[Block]], wf_cfg, lgbm_cfg, feat_cfg,
-                             progress: Callable[[], None] | None = None) -> WalkForward:
+                             progress: Callable[[], None] | None = None,
+                             cross_section: str | None = "rank") -> WalkForward:
     """Out-of-sample predictions of every set in ``sets`` (name -> blocks) on ``rows``.
 
     The (set, fold) fits run ``wf_cfg.jobs`` at a time in worker processes (LightGBM is not safe to run in
     several threads of one process); each worker receives the data once and then only (set, fold) names. Every
     fit is single-threaded (LightGBM ``num_threads``, BLAS limited to one thread in the workers and here), so the
-    result does not depend on ``jobs``."""
+    result does not depend on ``jobs``. ``cross_section``: the long-short model's target
+    (:func:`finsae.trading.targets.cross_sectional`; None: no such model)."""
     dates = rows["date"].to_numpy()
     fs = folds(np.unique(dates), wf_cfg)
-    data = _FoldData(sets, dates, rows["ret_exec"].to_numpy(np.float64), rows["up_exec"].to_numpy(np.float64),
-                     lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca)
+    ret = rows["ret_exec"].to_numpy(np.float64)
+    y_cs = None if cross_section is None else cross_sectional(ret, dates, cross_section)
+    data = _FoldData(sets, dates, ret, rows["up_exec"].to_numpy(np.float64),
+                     lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca, y_cs)
     jobs = [(name, f) for name in sets for f in fs]
     preds, windows, imps = [], [], []
 
@@ -80,10 +88,11 @@ class _FoldData(NamedTuple):
     latents: str
     top_n: int
     dense_pca: int | None
+    y_cs: np.ndarray | None
 
     def fit(self, name: str, fold: Fold):
         return run_fold(fold, self.sets[name], self.dates, self.y_ret, self.y_up, self.lgbm_cfg, self.latents,
-                        self.top_n, self.dense_pca)
+                        self.top_n, self.dense_pca, y_cs=self.y_cs)
 
 
 def _fit_in_worker(job):
@@ -103,21 +112,38 @@ class Backtests(NamedTuple):
     positions: pd.DataFrame
     """``date`` (signal day), ``set``, ``strategy``, ``ticker``, ``weight`` (nonzero only)."""
     metrics: pd.DataFrame
-    """One row per (set, strategy, period): quantstats metrics, turnover, Sharpe CI, PSR, DSR, n_trials."""
+    """One row per (set, strategy, period): quantstats metrics, turnover, Sharpe CI, PSR, the DSR deflated by
+    the raw count of trials (``dsr``, ``n_trials``) and by the effective number of independent ones (``dsr_eff``,
+    ``n_trials_eff``)."""
+    trials: list[dict]
+    """This run's headline trials (keyed), to record in the ledger when the run publishes."""
+
+
+def book_model(kind: str, predictions: pd.DataFrame, strat_cfg) -> tuple[str, str]:
+    """(prediction column, label) of the model a book trades: the long-short book the cross-sectional model
+    (``pred_cs``) when there is one, the long-only book the raw-return model (``pred_ret``)."""
+    if kind == "long_short" and "pred_cs" in predictions and predictions["pred_cs"].notna().any():
+        return "pred_cs", f"cross_section_{strat_cfg.cross_section}"
+    return "pred_ret", "raw_return"
 
 
 def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg, benchmarks: dict[str, pd.Series],
-                       eval_start: str, entry_day: pd.Series, trials: Callable[[list[dict]], tuple[int, float]],
-                       run_id: str) -> Backtests:
+                       eval_start: str, entry_day: pd.Series, ledger: list[dict], run_id: str,
+                       count_new: bool = True) -> Backtests:
     """Backtest every (set, strategy) on ``predictions``; metrics for the full walk-forward period and the
-    headline period from ``eval_start``. ``trials(new)`` appends the new trials to the ledger and returns
-    (n_trials, sr_variance) of the whole ledger, for the DSR."""
+    headline period from ``eval_start``.
+
+    A trial is one (set, strategy) on the headline period, keyed by a hash of its predictions and knobs
+    (:func:`finsae.trading.ledger.trial_key`); ``ledger`` holds the trials recorded so far. The DSR of every row
+    deflates by the ledger's trials plus this run's new ones (``count_new``; the canaries pass False: they are not
+    trials). The new trials are returned in ``Backtests.trials`` for the caller to record when it publishes."""
     realized = rows.pivot_table(index="date", columns="ticker", values="ret_exec")
     rets, poss, series = [], [], {}
     for name, p in predictions.groupby("set", sort=False):
-        scores = pd.DataFrame({"date": rows["date"].to_numpy()[p["row"]], "ticker": rows["ticker"].to_numpy()[p["row"]],
-                               "score": p["pred_ret"].to_numpy()})
         for kind in strat_cfg.kinds:
+            col, _ = book_model(kind, p, strat_cfg)
+            scores = pd.DataFrame({"date": rows["date"].to_numpy()[p["row"]],
+                                   "ticker": rows["ticker"].to_numpy()[p["row"]], "score": p[col].to_numpy()})
             w = positions(scores, kind, strat_cfg.quantile)
             r = strategy_returns(w, realized, entry_day, strat_cfg.cost_bps)
             series[(name, kind)] = r
@@ -129,11 +155,21 @@ def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg,
     start = pd.Timestamp(eval_start)
     new = []
     for (name, kind), r in series.items():
-        for period, mask in (("full", slice(None)), ("headline", r.net.index >= start)):
-            x = r.net[mask]
-            new.append({"run": run_id, "set": name, "strategy": kind, "period": period,
-                        "sr_daily": float(x.mean() / x.std(ddof=1)) if len(x) > 1 and x.std(ddof=1) > 0 else None})
-    n_trials, sr_var = trials(new)
+        x = r.net[r.net.index >= start]
+        if len(x) < 2:
+            continue
+        p = predictions[predictions["set"] == name]
+        key = trial_key(p["row"].to_numpy(), p[book_model(kind, p, strat_cfg)[0]].to_numpy(), strategy=kind,
+                        quantile=strat_cfg.quantile,
+                        cost_bps=strat_cfg.cost_bps, execution=strat_cfg.execution, start=str(x.index[0].date()),
+                        end=str(x.index[-1].date()))
+        new.append({"key": key, "run": run_id, "set": name, "strategy": kind, "period": "headline",
+                    "start": str(x.index[0].date()), "end": str(x.index[-1].date()), "n_obs": int(len(x)),
+                    "sr_daily": float(x.mean() / x.std(ddof=1)) if x.std(ddof=1) > 0 else None,
+                    "returns": {str(d.date()): float(v) for d, v in x.items()}})
+    counted = merge_trials(ledger, new) if count_new else list(ledger)
+    n_trials, sr_var = trial_stats(counted)
+    n_eff = effective_trials(counted)
     out = []
     for (name, kind), r in series.items():
         for period in ("full", "headline"):
@@ -142,13 +178,16 @@ def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg,
             if len(x) < 5:
                 continue
             bench = benchmarks["sp500"].reindex(x.index)
-            m = {"set": name, "strategy": kind, "period": period, "start": str(x.index[0].date()),
+            m = {"set": name, "strategy": kind, "model": book_model(kind, predictions[predictions["set"] == name],
+                                                                   strat_cfg)[1],
+                 "period": period, "start": str(x.index[0].date()),
                  "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": strat_cfg.cost_bps,
                  **quantstats_metrics(x, bench), "turnover": turnover_mean(r.turnover[mask]),
                  "gross_sharpe": float(r.gross[mask].mean() / r.gross[mask].std(ddof=1) * np.sqrt(PERIODS))
                  if r.gross[mask].std(ddof=1) > 0 else float("nan")}
             lo, hi = sharpe_ci(x, strat_cfg.block_days, strat_cfg.bootstrap)
-            m.update(sharpe_lo=lo, sharpe_hi=hi, **sharpe_stats(x, n_trials, sr_var), n_trials=n_trials)
+            m.update(sharpe_lo=lo, sharpe_hi=hi, **sharpe_stats(x, n_trials, sr_var), n_trials=n_trials,
+                     dsr_eff=sharpe_stats(x, n_eff, sr_var)["dsr"], n_trials_eff=n_eff)
             out.append(m)
     for bname, b in benchmarks.items():
         for period in ("full", "headline"):
@@ -160,14 +199,37 @@ def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg,
             m = {"set": bname, "strategy": "benchmark", "period": period, "start": str(x.index[0].date()),
                  "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": 0.0,
                  **quantstats_metrics(x, benchmarks["sp500"].reindex(x.index)), "turnover": 0.0}
-            m.update(**sharpe_stats(x, 1, 0.0), n_trials=1)
+            st = sharpe_stats(x, 1, 0.0)
+            m.update(**st, n_trials=1, dsr_eff=st["dsr"], n_trials_eff=1)
             out.append(m)
-    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out))
+    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out), new)
+
+
+def rank_ic_table(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start: str, block_days: int,
+                  draws: int) -> pd.DataFrame:
+    """Mean per-day rank IC of every set's predictions (each model: ``cross_section`` and ``raw_return``) with
+    the executed return, per period, with a day-block bootstrap interval."""
+    ret, dates = rows["ret_exec"].to_numpy(), rows["date"].to_numpy()
+    out = []
+    for name, p in predictions.groupby("set", sort=False):
+        for col, model in (("pred_cs", "cross_section"), ("pred_ret", "raw_return")):
+            if col not in p or p[col].isna().all():
+                continue
+            ic = daily_rank_ic(p[col].to_numpy(), ret[p["row"]], dates[p["row"]])
+            for period, x in (("full", ic), ("headline", ic[ic.index >= pd.Timestamp(eval_start)])):
+                if len(x) < 3:
+                    continue
+                lo, hi = mean_ci(x, block_days, draws)
+                out.append({"set": name, "model": model, "period": period, "rank_ic": float(x.mean()),
+                            "rank_ic_lo": lo, "rank_ic_hi": hi, "n_days": int(len(x))})
+    return pd.DataFrame(out)
 
 
 def direction_accuracy(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start: str, draws: int) -> pd.DataFrame:
-    """Accuracy / MCC of the direction model per set and period (full, headline), with day-block CIs."""
-    out = []
+    """Accuracy / MCC of the direction model (the sign of the raw return) per set and period (full, headline),
+    with day-block CIs; first an ``always_up`` row per period, and each set's difference from it with a paired
+    day-block CI (``vs_always_up``)."""
+    out, base_done = [], set()
     for name, p in predictions.groupby("set", sort=False):
         y = rows["up_exec"].to_numpy()[p["row"]]
         d = rows["date"].to_numpy()[p["row"]]
@@ -175,33 +237,63 @@ def direction_accuracy(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start
         for period, mask in (("full", np.ones(len(y), bool)), ("headline", d >= np.datetime64(eval_start))):
             if mask.sum() < 10:
                 continue
-            out.append({"set": name, "period": period,
-                        **classification_ci(y[mask], pred[mask], d[mask], draws)})
-    return pd.DataFrame(out)
+            up = np.ones(int(mask.sum()))
+            if period not in base_done:
+                base_done.add(period)
+                out.append({"set": "always_up", "model": "baseline", "period": period,
+                            **classification_ci(y[mask], up, d[mask], draws),
+                            "vs_always_up": 0.0, "vs_always_up_lo": 0.0, "vs_always_up_hi": 0.0})
+            out.append({"set": name, "model": "direction", "period": period,
+                        **classification_ci(y[mask], pred[mask], d[mask], draws),
+                        **paired_accuracy_diff(y[mask], pred[mask], up, d[mask], draws)})
+    return pd.DataFrame(out).sort_values("period", kind="stable", ignore_index=True)
 
 
 def stocknet_benchmark(samples: pd.DataFrame, sets: dict[str, list[Block]], lgbm_cfg, feat_cfg, draws: int,
                        progress: Callable[[], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Test accuracy / MCC per feature set on the ACL18 splits; also the always-up baseline. Returns (table,
-    fit windows)."""
+    """Test accuracy / MCC per feature set on the ACL18 splits, first the always-up baseline; each set's
+    difference from always-up with a paired day-block CI (``vs_always_up``). Returns (table, fit windows)."""
     split = samples["split"].to_numpy()
     dates = samples["date"].to_numpy()
-    label = samples["label"].to_numpy(np.float64)
-    move = samples["move"].to_numpy(np.float64)
-    fold = Fold(0, np.unique(dates[split == "train"]), np.unique(dates[split == "dev"]),
-                np.unique(dates[split == "test"]))
     test = split == "test"
     rows, windows = [], []
-    y_test = label[test].astype(int)
-    rows.append({"set": "always_up", **classification_ci(y_test, np.ones_like(y_test), dates[test], draws)})
+    y_test = samples["label"].to_numpy()[test].astype(int)
+    up = np.ones_like(y_test)
+    rows.append({"set": "always_up", **classification_ci(y_test, up, dates[test], draws),
+                 "vs_always_up": 0.0, "vs_always_up_lo": 0.0, "vs_always_up_hi": 0.0})
     for name, blocks in sets.items():
-        # The return model is fit on the move, the direction model on the label; only the latter is scored.
-        res = run_fold(fold, blocks, dates, move, label, lgbm_cfg, feat_cfg.latents, feat_cfg.top_n,
-                       feat_cfg.dense_pca, shap_rows=0)
-        p = res.predictions.set_index("row").reindex(np.flatnonzero(test))
-        pred = (p["prob_up"].to_numpy() > 0.5).astype(int)
-        rows.append({"set": name, **classification_ci(y_test, pred, dates[test], draws)})
+        pred, res = _stocknet_fit(samples, blocks, lgbm_cfg, feat_cfg)
+        rows.append({"set": name, **classification_ci(y_test, pred, dates[test], draws),
+                     **paired_accuracy_diff(y_test, pred, up, dates[test], draws)})
         windows += [{**w, "set": name} for w in res.fit_windows]
         if progress is not None:
             progress()
     return pd.DataFrame(rows), pd.DataFrame(windows)
+
+
+def _stocknet_fit(samples: pd.DataFrame, blocks: list[Block], lgbm_cfg, feat_cfg):
+    split = samples["split"].to_numpy()
+    dates = samples["date"].to_numpy()
+    fold = Fold(0, np.unique(dates[split == "train"]), np.unique(dates[split == "dev"]),
+                np.unique(dates[split == "test"]))
+    # The return model is fit on the move, the direction model on the label; only the latter is scored.
+    res = run_fold(fold, blocks, dates, samples["move"].to_numpy(np.float64), samples["label"].to_numpy(np.float64),
+                   lgbm_cfg, feat_cfg.latents, feat_cfg.top_n, feat_cfg.dense_pca, shap_rows=0)
+    p = res.predictions.set_index("row").reindex(np.flatnonzero(split == "test"))
+    return (p["prob_up"].to_numpy() > 0.5).astype(int), res
+
+
+def stocknet_seed_spread(samples: pd.DataFrame, sets: dict[str, list[Block]], lgbm_cfg, feat_cfg,
+                         seeds: list[int]) -> pd.DataFrame:
+    """Test accuracy and MCC of each set refit with each LightGBM seed (``feature_fraction`` draws differ), one
+    row per (set, seed): the spread a single seed's number sits in."""
+    import dataclasses
+
+    y_test = samples["label"].to_numpy()[samples["split"].to_numpy() == "test"].astype(int)
+    out = []
+    for name, blocks in sets.items():
+        for seed in seeds:
+            pred, _ = _stocknet_fit(samples, blocks, dataclasses.replace(lgbm_cfg, seed=int(seed)), feat_cfg)
+            out.append({"set": name, "seed": int(seed), "accuracy": float((pred == y_test).mean()),
+                        "mcc": mcc(y_test, pred)})
+    return pd.DataFrame(out)

@@ -2,9 +2,13 @@
 
 A sample is (ticker, target day t) for every price row t in [train_start, test_end) with a price row before its
 lag window: its label is the sign of t's adjusted-close move from that row, and moves in [drop_low, drop_high) are
-dropped. That alone reproduces the published counts (20,344 / 2,555 / 3,720 here vs the paper's 20,339 / 2,555 /
-3,720; always-up 51.29% on test): the original DataPipe's rule that every trading day of the lag window receive a
-tweet would leave 4,990 / 656 / 1,008, so the published table did not apply it. The lag window: the tweet files
+dropped. That alone gives 20,344 / 2,555 / 3,720 samples (the paper: 20,339 / 2,555 / 3,720; always-up 51.29% on
+test): the original DataPipe's rule that every trading day of the lag window receive a tweet would leave 4,990 /
+656 / 1,008, so the published table did not apply it. The 5 extra train samples come from the original's price
+files, not from any feature: those files normalise each row by the previous close, so a ticker's first row is not
+in them (BABA 2014-09-24/25/26 and AGFS 2014-11-25, the two tickers listed after 2014-01-01, lose their first lag
+window), and they store the move to 6 decimals (CHL 2014-04-11 moved -0.0050001, which rounds into the dropped
+band). ``exact_counts=True`` applies both rules and gives the paper's counts exactly. The lag window: the tweet files
 dated t - lag_days .. t - 1 (the dataset's own per-day buckets, as the original reads them) and the price rows up
 to the previous row. Splits by t: train [train_start, dev_start), dev [dev_start, test_start), test
 [test_start, test_end).
@@ -45,6 +49,9 @@ def stocknet_samples(adj: pd.DataFrame, tweets: pd.DataFrame, cfg) -> StockNetSa
     t0, t1 = (pd.Timestamp(x).to_datetime64().astype("datetime64[D]").astype("int64")
               for x in (cfg.train_start, cfg.test_end))
     lag = int(cfg.lag_days)
+    if getattr(cfg, "exact_counts", False):
+        adj = adj[adj.groupby("ticker", sort=False).cumcount() > 0]
+    rounding = 6 if getattr(cfg, "exact_counts", False) else None
     rows = []
     for ticker, g in adj.groupby("ticker", sort=True):
         days = g["date"].to_numpy().astype("datetime64[D]").astype("int64")
@@ -53,7 +60,8 @@ def stocknet_samples(adj: pd.DataFrame, tweets: pd.DataFrame, cfg) -> StockNetSa
         # the original reads one price row before the window's first day (t - (lag - 1))
         j = j[np.searchsorted(days, days[j] - (lag - 1)) > 0]
         move = close[j] / close[j - 1] - 1
-        keep = np.isfinite(move) & ~((move >= cfg.drop_low) & (move < cfg.drop_high))
+        band = move if rounding is None else np.round(move, rounding)
+        keep = np.isfinite(move) & ~((band >= cfg.drop_low) & (band < cfg.drop_high))
         j, move = j[keep], move[keep]
         rows.append(pd.DataFrame({"ticker": ticker, "date": days[j], "prev_date": days[j - 1],
                                   "window_start": days[j] - lag, "move": move}))
@@ -82,3 +90,23 @@ def window_pairs(samples: pd.DataFrame, days: pd.DataFrame, lag: int) -> pd.Data
                             "sample": np.arange(len(samples))})
         out.append(key.merge(days, on=["ticker", "day"], how="inner"))
     return pd.concat(out, ignore_index=True)
+
+
+def acl18_price_block(adj: pd.DataFrame, samples: pd.DataFrame, n_rows: int = 5):
+    """The protocol's own price input, no index feature: for the ``n_rows`` price rows up to each sample's
+    ``prev_date`` (k = 1 the latest), the adjusted high, low and close over the previous row's adjusted close,
+    minus 1 (ACL18's normalised high / low / close). NaN where a ticker has fewer rows."""
+    from finsae.trading.features import Block
+
+    cols, frames = [], []
+    for _, g in adj.groupby("ticker", sort=False):
+        prev = g["adj_close"].shift(1)
+        f = pd.DataFrame({"ticker": g["ticker"], "prev_date": g["date"]})
+        for k in range(1, n_rows + 1):
+            for name, src in (("high", "adj_high"), ("low", "adj_low"), ("close", "adj_close")):
+                f[f"{name}_{k}"] = (g[src] / prev - 1).shift(k - 1)
+        frames.append(f)
+    cols = [f"{n}_{k}" for k in range(1, n_rows + 1) for n in ("high", "low", "close")]
+    allf = pd.concat(frames, ignore_index=True)
+    x = samples[["ticker", "prev_date"]].merge(allf, on=["ticker", "prev_date"], how="left")[cols]
+    return Block("price_acl18", "plain", x.to_numpy(np.float32), cols)

@@ -20,12 +20,22 @@ class BacktestSummary(StageSummary):
     cost_bps: float
     """Per side, on turnover."""
     strategies: list[dict] = field(default_factory=list)
-    """One record per (set, strategy, period): ``sharpe``, ``sortino``, ``max_drawdown``, ``cagr``, ``psr``, ``dsr``,
-    ``n_trials``, ``cost_bps``, ``turnover``, ``sharpe_lo``/``sharpe_hi``, ... (also in metrics.csv)."""
+    """One record per (set, strategy, period): ``model`` (what the book trades: ``cross_section_rank`` /
+    ``cross_section_demean`` for long-short, ``raw_return`` for long-only), ``sharpe``, ``sortino``, ``max_drawdown``, ``cagr``, ``psr``, ``dsr``,
+    ``n_trials``, ``dsr_eff``, ``n_trials_eff``, ``cost_bps``, ``turnover``, ``sharpe_lo``/``sharpe_hi``, ... (also in metrics.csv)."""
     accuracy: list[dict] = field(default_factory=list)
-    """Walk-forward direction accuracy / MCC per set and period."""
+    """Walk-forward direction accuracy / MCC per set and period, first ``always_up``; each set's difference from
+    it with a paired day CI (``vs_always_up``)."""
+    rank_ic: list[dict] = field(default_factory=list)
+    """Mean per-day rank IC of every set's predictions (cross-sectional and raw-return models) per period, with a
+    day-block bootstrap interval (also rank_ic.csv)."""
     stocknet: dict = field(default_factory=dict)
-    """Per set: ``accuracy``, ``mcc``, CI bounds, ``n_test`` (also benchmark_stocknet.json)."""
+    """Per set (first ``always_up``; ``price_no_index`` and ``price_acl18`` beside the configured sets):
+    ``accuracy``, ``mcc``, CI bounds, the difference from always-up with a paired day CI (``vs_always_up``,
+    ``_lo``, ``_hi``), ``n_test`` (also benchmark_stocknet.json)."""
+    stocknet_seeds: dict = field(default_factory=dict)
+    """Per price-only set (``price``, ``price_no_index``, ``price_acl18``): test accuracy over the LightGBM seeds
+    (``accuracy_min``/``max``/``mean``, ``mcc_mean``, ``seeds``)."""
     stocknet_counts: dict = field(default_factory=dict)
     """Our train / dev / test sample counts (the paper: 20,339 / 2,555 / 3,720)."""
     canaries: dict = field(default_factory=dict)
@@ -35,7 +45,9 @@ class BacktestSummary(StageSummary):
     n_folds: int = 0
     """Monthly refits."""
     n_trials: int = 0
-    """Trials in the ledger when the DSR was computed."""
+    """Headline trials in the ledger (with this run's) when the DSR was computed."""
+    n_trials_eff: int = 0
+    """Their effective number of independent trials (return series clustered by correlation)."""
     encode_seconds: float = 0.0
     """Tweet encoding and per-tweet feature reduction (0 when cached)."""
     model_seconds: float = 0.0

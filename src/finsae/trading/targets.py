@@ -29,3 +29,19 @@ def targets(adj: pd.DataFrame, execution: str = "open") -> pd.DataFrame:
     out["move_next"] = c.groupby(adj["ticker"]).shift(-1) / c - 1
     out["entry_date"] = g["date"].shift(-1)
     return out
+
+
+def cross_sectional(ret, dates, how: str = "rank"):
+    """``ret`` made cross-sectional within each day: ``rank`` (average ranks scaled to [-0.5, 0.5]; 0 for a
+    day's only row) or ``demean`` (minus the day's mean). NaN stays NaN."""
+    import numpy as np
+
+    ret = np.asarray(ret, np.float64)
+    s = pd.Series(ret)
+    g = s.groupby(np.asarray(dates))
+    if how == "demean":
+        return (s - g.transform("mean")).to_numpy()
+    if how != "rank":
+        raise ValueError(f"unknown cross-sectional target {how!r}")
+    r, n = g.rank(method="average"), g.transform("count")
+    return ((r - 1) / (n - 1).where(n > 1) - 0.5).fillna(0.0).where(s.notna()).to_numpy()

@@ -117,18 +117,24 @@ def fit_lgbm(task: str, binned: Binned, y_fit, y_val, cfg) -> Fit:
 
 class FoldResult(NamedTuple):
     predictions: pd.DataFrame
-    """``row``, ``pred_ret``, ``prob_up`` for the test rows."""
+    """``row``, ``pred_ret`` (raw-return model), ``pred_cs`` (cross-sectional model), ``prob_up`` for the test
+    rows."""
     fit_windows: list[dict]
-    """One record per fitted object: ``what``, ``fit_start``, ``fit_end``, ``test_start``, ``test_end``."""
+    """One record per fitted object: ``what``, the fold's bounds, and the days of the rows it was given."""
     importance: pd.DataFrame
-    """``feature``, ``gain``, ``shap`` (mean |pred_contrib| on the test rows) of the return model."""
+    """``feature``, ``gain``, ``shap`` (mean |pred_contrib| on the test rows) of the cross-sectional model (the
+    raw-return model when there is none)."""
 
 
 def run_fold(fold: Fold, blocks: list[Block], dates: np.ndarray, y_ret: np.ndarray, y_up: np.ndarray, lgbm_cfg,
-             latents: str, top_n: int, dense_pca: int | None, shap_rows: int = 400) -> FoldResult:
+             latents: str, top_n: int, dense_pca: int | None, shap_rows: int = 400,
+             y_cs: np.ndarray | None = None) -> FoldResult:
     """Fit ``blocks`` (one feature set) on ``fold``'s fit days and predict its test days.
 
-    ``dates``: each dataset row's trading day; ``y_ret``/``y_up``: targets (NaN rows never fit)."""
+    ``dates``: each dataset row's trading day; ``y_ret``/``y_up``: targets (NaN rows never fit); ``y_cs``: the
+    cross-sectional target of the long-short book's model (None: no such model, ``pred_cs`` is NaN). Each fitted
+    object's record carries the first and last day of the rows it was actually given (``rows_start``,
+    ``rows_end``; ``val_rows_end`` for the trees' early-stopping rows), which ``check_fit_windows`` checks."""
     ok = np.isfinite(y_ret)
     fit_rows = np.flatnonzero(np.isin(dates, fold.fit_days) & ok)
     val_rows = np.flatnonzero(np.isin(dates, fold.val_days) & ok)
@@ -136,31 +142,41 @@ def run_fold(fold: Fold, blocks: list[Block], dates: np.ndarray, y_ret: np.ndarr
     window = {"fit_start": fold.fit_days[0], "fit_end": fold.fit_days[-1], "val_start": fold.val_days[0],
               "val_end": fold.val_days[-1], "test_start": fold.test_days[0], "test_end": fold.test_days[-1],
               "fold": fold.index}
+
+    def seen(rows):
+        d = dates[rows]
+        return {"rows_start": d.min(), "rows_end": d.max(), "n_rows": int(len(rows))}
+
     records, parts = [], {"fit": [], "val": [], "test": []}
     names: list[str] = []
     for b in blocks:
-        f = fit_block(b, fit_rows, y_ret[fit_rows], latents, top_n, dense_pca)
+        f = fit_block(b, fit_rows, y_ret[fit_rows], latents, top_n, dense_pca, days=dates[fit_rows])
         if f.what != "identity":
-            records.append({**window, "what": f"{f.what}:{b.name}", "fit_end_used": fold.fit_days[-1]})
+            records.append({**window, "what": f"{f.what}:{b.name}", **seen(fit_rows)})
         for key, rows in (("fit", fit_rows), ("val", val_rows), ("test", test_rows)):
             parts[key].append(apply_block(b, f, rows))
         names += f.names
     x = {k: stack(v) for k, v in parts.items()}
     binned = bin_rows(x["fit"], x["val"])
-    reg = fit_lgbm("return", binned, y_ret[fit_rows], y_ret[val_rows], lgbm_cfg)
-    cls = fit_lgbm("direction", binned, y_up[fit_rows], y_up[val_rows], lgbm_cfg)
-    for what, fit in (("lgbm_return", reg), ("lgbm_direction", cls)):
-        records.append({**window, "what": what, "fit_end_used": fold.fit_days[-1], "num_leaves": fit.num_leaves,
-                        "best_iteration": fit.best_iteration})
-    pred = pd.DataFrame({"row": test_rows,
-                         "pred_ret": reg.booster.predict(x["test"], num_iteration=reg.best_iteration),
-                         "prob_up": cls.booster.predict(x["test"], num_iteration=cls.best_iteration)})
-    gain = reg.booster.feature_importance("gain", iteration=reg.best_iteration)
+    fits = {"lgbm_return": fit_lgbm("return", binned, y_ret[fit_rows], y_ret[val_rows], lgbm_cfg),
+            "lgbm_direction": fit_lgbm("direction", binned, y_up[fit_rows], y_up[val_rows], lgbm_cfg)}
+    if y_cs is not None:
+        fits["lgbm_cross_section"] = fit_lgbm("return", binned, y_cs[fit_rows], y_cs[val_rows], lgbm_cfg)
+    for what, fit in fits.items():
+        records.append({**window, "what": what, **seen(fit_rows), "val_rows_end": dates[val_rows].max(),
+                        "num_leaves": fit.num_leaves, "best_iteration": fit.best_iteration})
+    pred = lambda f: f.booster.predict(x["test"], num_iteration=f.best_iteration)  # noqa: E731
+    reg, cs = fits["lgbm_return"], fits.get("lgbm_cross_section")
+    pred_df = pd.DataFrame({"row": test_rows, "pred_ret": pred(reg),
+                            "pred_cs": pred(cs) if cs is not None else np.full(len(test_rows), np.nan),
+                            "prob_up": pred(fits["lgbm_direction"])})
+    main = cs if cs is not None else reg  # importance of the model the long-short book trades
+    gain = main.booster.feature_importance("gain", iteration=main.best_iteration)
     n_shap = min(shap_rows, x["test"].shape[0])
     shap = np.zeros(len(names))
     if n_shap > 0:
-        contrib = reg.booster.predict(x["test"][:n_shap], num_iteration=reg.best_iteration, pred_contrib=True)
+        contrib = main.booster.predict(x["test"][:n_shap], num_iteration=main.best_iteration, pred_contrib=True)
         contrib = contrib.toarray() if hasattr(contrib, "toarray") else np.asarray(contrib)
         shap = np.abs(contrib[:, :-1]).mean(axis=0)
     imp = pd.DataFrame({"feature": names, "gain": gain, "shap": shap})
-    return FoldResult(pred, records, imp[(imp["gain"] > 0) | (imp["shap"] > 0)])
+    return FoldResult(pred_df, records, imp[(imp["gain"] > 0) | (imp["shap"] > 0)])

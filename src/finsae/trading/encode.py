@@ -1,0 +1,120 @@
+"""The tweets through the pair's encoders and SAEs: which encodings the feature sets need, the checks that they
+can be made (before any work), and the per-tweet encodings (inference only: eval-period tweets are encoded,
+never trained on; reduced per tweet and cached)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.paths import activations_root, sae_dir
+from finsae.trading.text_cache import cached_docs, file_hash
+from finsae.trading.text_features import encode_docs, sentiment_docs
+
+
+def needed(blocks) -> dict[str, set[str]]:
+    """Per role (base, domain): which text encodings the blocks ``blocks`` (``FeatureConfig.blocks``) need
+    (``sae``, ``dense``, ``sentiment``)."""
+    out: dict[str, set[str]] = {"base": set(), "domain": set()}
+    for b in blocks:
+        if b == "sentiment":
+            out["domain"].add("sentiment")
+        elif b.endswith("_sae") or b.endswith("_dense"):
+            role, kind = b.split("_", 1)
+            out[role].add(kind)
+    return out
+
+
+def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
+    """Fail in one line, naming what is missing and the command that makes it: the models, the layers, the SAEs
+    (``fc``: a ``FeatureConfig``) and a classifier head for the sentiment set."""
+    from finsae.models import check_layer, get_spec
+    from finsae.models.loading import model_config, task_kind
+
+    for role, kinds in needed(fc.blocks).items():
+        if not kinds:
+            continue
+        name = roles[role]
+        spec = get_spec(name)
+        try:
+            shape = model_config(spec, artifacts)
+        except (OSError, FinsaeError):
+            how = "`python train.py task=finetune`" if name == "minilm_fin" else f"model.path=/dir for {name}"
+            raise DataMissingError(f"model {name!r}", artifacts / "models" / name, f"Make it with {how}.") from None
+        for layer in fc.layers:
+            check_layer(int(layer), shape.num_hidden_layers)
+            if "sae" in kinds:
+                d = sae_dir(artifacts, name, int(layer), fc.tag)
+                if not (d / "cfg.json").is_file() or not (d / "sae.safetensors").is_file():
+                    raise DataMissingError(
+                        f"SAE of {name} layer {layer} (tag {fc.tag})", d,
+                        f"Make it with `python train.py experiment=demo model={name} layer={layer}"
+                        + ("" if fc.tag == "demo" else f" tag={fc.tag}") + "`.")
+        if "sentiment" in kinds and task_kind(spec, artifacts) != "classifier":
+            raise ConfigError(f"features.sets uses sentiment, but {name} has no classifier head; drop the "
+                              f"sentiment set or use a pair whose domain model is a classifier")
+
+
+class Encoded:
+    """Per-tweet encodings of the chosen models and layers."""
+
+    def __init__(self):
+        self.docs: dict[tuple[str, int], object] = {}
+        self.sentiment: np.ndarray | None = None
+        self.labels: list[str] = []
+        self.seconds = 0.0
+        self.n_tokens = 0
+
+
+def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, eval_start: str, corpus,
+                  progress: bool) -> Encoded:
+    """Encode ``corpus`` with each role's model at ``fc.layers`` into the activation cache (inference only),
+    reduce per tweet through the SAEs (cached under ``cache``)."""
+    import torch
+
+    from finsae.activations import build_activations
+    from finsae.models import get_spec, load_model
+    from finsae.sae import load, read_meta
+
+    enc = Encoded()
+    t0 = time.time()
+    for role, kinds in needed(fc.blocks).items():
+        if not kinds:
+            continue
+        name = roles[role]
+        loaded = load_model(get_spec(name), artifacts, kind="classifier" if "sentiment" in kinds else "encoder")
+        layers = [int(i) for i in fc.layers]
+        if "sentiment" in kinds:
+            layers = sorted(set(layers) | {loaded.num_layers - 1})
+        ecfg = dataclasses.replace(act_cfg, store_special=act_cfg.store_special or "sentiment" in kinds)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        stores = build_activations(loaded, corpus, layers, activations_root(artifacts), ecfg, progress=progress,
+                                   eval_start=eval_start, inference_only=True)
+        for layer in fc.layers:
+            store = stores[int(layer)]
+            enc.n_tokens = len(store)
+            sae, key = None, f"{store.key}-dense"
+            if "sae" in kinds:
+                d = sae_dir(artifacts, name, int(layer), fc.tag)
+                sae = load(d, expected_d_in=store.d)
+                key = f"{store.key}-sae{read_meta(d)['num_latents']}-{file_hash(d / 'sae.safetensors')}"
+            bar = tqdm(total=len(store), desc=f"encode {name} L{layer}", unit="tok", disable=not progress,
+                       leave=False, mininterval=5)
+
+            def compute(store=store, sae=sae, bar=bar):
+                return encode_docs(store, sae, fc.encode_batch_tokens, progress=bar.update)
+
+            enc.docs[(role, int(layer))], _ = cached_docs(cache, key, compute)
+            bar.close()
+        if "sentiment" in kinds:
+            special = stores[loaded.num_layers - 1].special
+            enc.sentiment = sentiment_docs(special, loaded)
+            id2label = loaded.model.config.id2label
+            enc.labels = [str(id2label[i]) for i in range(len(id2label))]
+    enc.seconds = time.time() - t0
+    return enc

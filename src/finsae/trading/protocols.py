@@ -1,0 +1,216 @@
+"""The stage's two protocols end to end, each writing its tables into the staging folder and filling the
+summary: the walk-forward (sets, canaries, backtests, accuracy, rank IC, plots, tearsheets) and the published
+StockNet protocol (beside the protocol's own price input, with its spread over LightGBM seeds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from finsae.atomic import write_json
+from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
+from finsae.trading.dataset import price_block
+from finsae.trading.features import Block
+from finsae.trading.outputs import equity_figure, label_importance, tearsheet
+from finsae.trading.pipeline import (
+    direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
+    stocknet_seed_spread, walk_forward_predictions,
+)
+from finsae.trading.prices import PRICE_FEATURES, price_features
+from finsae.trading.sets import assemble_sets, text_blocks
+from finsae.trading.stocknet import PUBLISHED, PUBLISHED_COUNTS, acl18_price_block, stocknet_samples, window_pairs
+from finsae.trading.text_features import trading_day_pairs
+from finsae.trading.walk_forward import folds
+
+
+class Inputs(NamedTuple):
+    """What both protocols read."""
+
+    panel: object
+    """``finsae.trading.dataset.Panel``."""
+    sp500: pd.DataFrame
+    tweets: pd.DataFrame
+    """Raw-text tweets (``ticker``, ``file_date``, ...), one row per mention."""
+    doc_of: np.ndarray
+    """Each tweet row's document index in the encoded corpus."""
+    enc: object
+    """``finsae.trading.encode.Encoded``."""
+    roles: dict
+    """``{"base": model, "domain": model}``."""
+    allowed: object
+    """``allowed(model, layer)``: the SAE latents a block may select from (None: all)."""
+
+
+class Outcome(NamedTuple):
+    windows: list[dict]
+    """Every fitted object's record (``check_fit_windows`` reads them)."""
+    trials: list[dict]
+    """Headline trials to record when the run publishes."""
+    figures: dict
+    tables: dict
+
+
+def walk_forward(inp: Inputs, cfg, ledger: list[dict], run_id: str, artifacts: Path, out: Path, summary) -> Outcome:
+    """The walk-forward protocol; ``cfg``: the stage's typed config (``features``, ``walk_forward``, ``lgbm``,
+    ``strategy``, ``benchmark``, ``data``, ``canaries``, ``progress_bar``)."""
+    fc, rows, sc = cfg.features, inp.panel.rows, cfg.strategy
+    pairs = trading_day_pairs(inp.tweets, inp.doc_of, rows, inp.panel.calendar)
+    price = price_block(rows)
+    sets = assemble_sets(fc.sets, price, text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed))
+    n_folds = len(folds(np.unique(rows["date"].to_numpy()), cfg.walk_forward))
+    bar = tqdm(total=n_folds * (len(sets) + (4 if cfg.canaries else 0)), desc="walk-forward", unit="fit",
+               disable=not cfg.progress_bar, leave=False, mininterval=5)
+    wf = walk_forward_predictions(rows, sets, cfg.walk_forward, cfg.lgbm, fc, progress=bar.update,
+                                  cross_section=sc.cross_section)
+    cal = inp.panel.calendar
+    entry = pd.Series(cal[1:], index=cal[:-1])
+    entry_days = entry.reindex(np.unique(rows["date"].to_numpy())).dropna().to_numpy()
+    benchmarks = market_benchmarks(inp.panel.adj, inp.sp500, entry_days, rows["ticker"].unique(), sc.execution)
+    eval_start = cfg.data.eval_start
+    bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id)
+    acc = direction_accuracy(rows, wf.predictions, eval_start, cfg.benchmark.bootstrap)
+    ric = rank_ic_table(rows, wf.predictions, eval_start, sc.block_days, sc.bootstrap)
+    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
+    canaries = {}
+    if cfg.canaries:
+        canaries, cw = run_canaries(rows, price, benchmarks, entry, ledger + bt.trials, cfg, bar.update)
+        windows += cw
+    bar.close()
+
+    p = wf.predictions["row"].to_numpy()
+    preds = wf.predictions.assign(**{c: rows[c].to_numpy()[p] for c in ("ticker", "date", "ret_exec", "up_exec")})
+    preds.drop(columns="row").to_parquet(out / "predictions.parquet", index=False)
+    bt.positions.to_parquet(out / "positions.parquet", index=False)
+    bt.returns.to_parquet(out / "returns.parquet", index=False)
+    bt.metrics.to_csv(out / "metrics.csv", index=False)
+    acc.to_csv(out / "accuracy.csv", index=False)
+    ric.to_csv(out / "rank_ic.csv", index=False)
+    label_importance(wf.importance, artifacts, summary.pair).to_csv(out / "importance.csv", index=False)
+    pd.DataFrame(dict(benchmarks)).rename_axis("date").to_csv(out / "benchmarks.csv")
+    write_json(out / "canaries.json", canaries)
+    (out / "plots").mkdir(exist_ok=True)
+    figures = {}
+    for kind in sc.kinds:
+        fig = equity_figure(bt.returns, benchmarks, kind, eval_start)
+        fig.savefig(out / "plots" / f"equity_{kind}.png", dpi=110, bbox_inches="tight")
+        figures[f"equity_{kind}"] = fig
+    first = sc.kinds[0]
+    for name in fc.sets:
+        r = bt.returns[(bt.returns["set"] == name) & (bt.returns["strategy"] == first)]
+        tearsheet(r.set_index("date")["net"], benchmarks["sp500"], out / f"tearsheet_{name}_{first}.html",
+                  f"{name} {first} (out of sample, {sc.cost_bps:g} bps)")
+    eq = bt.returns.assign(equity=bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod()))
+    tables = {"equity": eq[["date", "set", "strategy", "equity"]].assign(date=lambda d: d["date"].astype(str)),
+              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric}
+    keep = ["set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown", "cagr",
+            "calmar", "win_rate", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff", "cost_bps", "turnover",
+            "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days"]
+    summary.strategies = json.loads(bt.metrics[[c for c in keep if c in bt.metrics]].to_json(orient="records"))
+    summary.accuracy = json.loads(acc.to_json(orient="records"))
+    summary.rank_ic = json.loads(ric.to_json(orient="records"))
+    summary.canaries = canaries
+    summary.n_folds = len(wf.folds)
+    summary.n_trials = int(bt.metrics["n_trials"].max())
+    summary.n_trials_eff = int(bt.metrics["n_trials_eff"].max())
+    return Outcome(windows, bt.trials, figures, tables)
+
+
+def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg, tick) -> tuple[dict, list[dict]]:
+    """The canaries (``finsae.trading.canaries``) through the same walk-forward and backtest; they never enter the
+    trials ledger. Returns (per canary: what it is, accuracy, MCC, Sharpe net and gross, DSR, CAGR; fit records)."""
+    ret = rows["ret_exec"].to_numpy()
+    m = masks(len(ret))
+    kw = {"progress": tick, "cross_section": cfg.strategy.cross_section}
+    wf = walk_forward_predictions(rows, {"canary_oracle": [price, oracle_block(ret)],
+                                         "canary_flip32": [price, flipped_block(ret, m)],
+                                         "canary_sign_flip32": [price, sign_block(ret, m)]},
+                                  cfg.walk_forward, cfg.lgbm, cfg.features, **kw)
+    shuffled = rows.copy()
+    shuffled["ret_exec"] = shuffle_days(ret, rows["date"].to_numpy())
+    shuffled["up_exec"] = (shuffled["ret_exec"] > 0).astype(float)
+    wf_s = walk_forward_predictions(shuffled, {"canary_shuffled": [price]}, cfg.walk_forward, cfg.lgbm, cfg.features,
+                                    **kw)
+    out = {}
+    for r, w in ((rows, wf), (shuffled, wf_s)):
+        bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger,
+                                "canary", count_new=False)  # canaries are not trials
+        acc = direction_accuracy(r, w.predictions, cfg.data.eval_start, 200)
+        for name in w.predictions["set"].unique():
+            a = acc[(acc["set"] == name) & (acc["period"] == "full")].iloc[0]
+            met = bt.metrics[(bt.metrics["set"] == name) & (bt.metrics["period"] == "full")]
+            out[name] = {"what": DESCRIPTIONS[name], "accuracy": float(a["accuracy"]), "mcc": float(a["mcc"]),
+                         **{f"{k}_{row['strategy']}": float(row[k]) for _, row in met.iterrows()
+                            for k in ("sharpe", "dsr", "gross_sharpe", "cagr")}}
+    return out, pd.concat([wf.fit_windows, wf_s.fit_windows]).assign(protocol="canary").to_dict("records")
+
+
+def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg, out: Path, summary) -> Outcome:
+    """The published ACL18 protocol on ``cfg.features.sets`` beside ``price_no_index`` (ours without the
+    market-wide index feature) and ``price_acl18`` (the protocol's own price input); the three price-only sets
+    also refit over ``cfg.benchmark.seeds``."""
+    bc = cfg.benchmark
+    s = stocknet_samples(inp.panel.adj, pre_tweets, bc)
+    samples = s.frame
+    allf = price_features(inp.panel.adj, inp.sp500)  # over all dates, not only the walk-forward's
+    px = samples[["ticker", "prev_date"]].merge(allf.rename(columns={"date": "prev_date"}), on=["ticker", "prev_date"],
+                                               how="left")
+    price = Block("price", "plain", px[list(PRICE_FEATURES)].to_numpy(np.float32), list(PRICE_FEATURES))
+    own = [c for c in PRICE_FEATURES if not c.startswith("sp500")]
+    price_only = {"price": [price],
+                  "price_no_index": [Block("price_no_index", "plain", px[own].to_numpy(np.float32), own)],
+                  "price_acl18": [acl18_price_block(inp.panel.adj, samples, bc.lag_days)]}
+    days = pd.DataFrame({"ticker": inp.tweets["ticker"].to_numpy(), "day": inp.tweets["file_date"].to_numpy(),
+                         "doc": inp.doc_of})
+    pairs = window_pairs(samples, days, bc.lag_days).rename(columns={"sample": "row"})[["row", "doc"]]
+    text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples), inp.allowed)
+    sets = {**assemble_sets(cfg.features.sets, price, text), **{k: v for k, v in price_only.items() if k != "price"}}
+    bar = tqdm(total=len(sets), desc="stocknet", unit="set", disable=not cfg.progress_bar, leave=False)
+    table, windows = stocknet_benchmark(samples, sets, cfg.lgbm, cfg.features, bc.bootstrap, progress=bar.update)
+    bar.close()
+    spread = stocknet_seed_spread(samples, price_only, cfg.lgbm, cfg.features, list(bc.seeds))
+    seeds = {k: {"accuracy_mean": float(g["accuracy"].mean()), "accuracy_min": float(g["accuracy"].min()),
+                 "accuracy_max": float(g["accuracy"].max()), "mcc_mean": float(g["mcc"].mean()),
+                 "seeds": g["seed"].tolist()} for k, g in spread.groupby("set", sort=False)}
+    result = {r["set"]: {k: r[k] for k in ("accuracy", "mcc", "accuracy_lo", "accuracy_hi", "mcc_lo", "mcc_hi",
+                                           "vs_always_up", "vs_always_up_lo", "vs_always_up_hi", "n_test")}
+              for r in table.to_dict("records")}
+    write_json(out / "benchmark_stocknet.json", {
+        "sets": result, "seed_spread": seeds, "counts": s.counts, "published_counts": PUBLISHED_COUNTS,
+        "published": PUBLISHED.to_dict("records")})
+    summary.stocknet, summary.stocknet_seeds, summary.stocknet_counts = result, seeds, s.counts
+    return Outcome(windows.assign(protocol="stocknet").to_dict("records"), [], {}, {"benchmark_stocknet": table})
+
+
+def headline_start(strategies: list[dict], eval_start: str) -> str:
+    """First day of the headline rows of the strategies (``eval_start`` when there are none)."""
+    starts = [r["start"] for r in strategies if r["period"] == "headline" and r["strategy"] != "benchmark"]
+    return min(starts) if starts else eval_start
+
+
+def print_summary(s, out: Path) -> None:
+    print(f"backtest: {s.pair}: {s.n_rows} rows, {s.n_folds} refits, {s.seconds:.0f} s "
+          f"(encode {s.encode_seconds:.0f} s, models {s.model_seconds:.0f} s) -> {out}")
+    if s.stocknet_counts:
+        c = s.stocknet_counts
+        print(f"stocknet: samples train/dev/test {c['train']}/{c['dev']}/{c['test']} (paper 20339/2555/3720)")
+        for name, r in s.stocknet.items():
+            print(f"  {name:<24} test acc {r['accuracy']:.4f} [{r['accuracy_lo']:.4f}, {r['accuracy_hi']:.4f}] "
+                  f"mcc {r['mcc']:+.3f}; vs always-up {r['vs_always_up']:+.4f} "
+                  f"[{r['vs_always_up_lo']:+.4f}, {r['vs_always_up_hi']:+.4f}]")
+        for name, r in s.stocknet_seeds.items():
+            print(f"  {name:<24} over {len(r['seeds'])} LightGBM seeds: accuracy {r['accuracy_min']:.4f}.."
+                  f"{r['accuracy_max']:.4f} (mean {r['accuracy_mean']:.4f})")
+    for r in s.strategies:
+        if r["period"] == "headline" and r["strategy"] != "benchmark":
+            print(f"  {r['set']:<24} {r['strategy']:<10} ({r.get('model', '')}) headline sharpe {r['sharpe']:+.2f} "
+                  f"psr {r['psr']:.2f} dsr {r['dsr']:.2f} (n_trials {r['n_trials']}) "
+                  f"dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
+    for name, c in s.canaries.items():
+        print(f"  canary {name} ({c['what']}): accuracy {c['accuracy']:.3f}, long_short sharpe "
+              f"{c.get('sharpe_long_short', float('nan')):+.2f} net / "
+              f"{c.get('gross_sharpe_long_short', float('nan')):+.2f} gross")
