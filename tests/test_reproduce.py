@@ -66,6 +66,15 @@ def test_reproduce_catches_a_changed_metric_and_warns_on_code_version(project_ro
     assert "fvu" in r.stdout and "DIFF" in r.stdout
 
 
+def test_compare_flattens_nested_summaries():
+    old = {"strategies": [{"set": "price", "sharpe": 1.0}], "stocknet": {"price": {"mcc": 0.1}}, "sets": ["price"],
+           "table": {"_type": "table-file", "nrows": 3}}
+    new = {"strategies": [{"set": "price", "sharpe": 1.5}], "stocknet": {"price": {"mcc": 0.1}}, "sets": ["price"],
+           "table": {"_type": "table-file", "nrows": 4}}
+    rows = {r.key: r.status for r in compare(old, new, rtol=1e-4, atol=1e-6)}
+    assert rows == {"strategies[0].set": "ok", "strategies[0].sharpe": "DIFF", "stocknet.price.mcc": "ok", "sets": "ok"}
+
+
 def test_compare_tolerance_timings_and_nan():
     old = {"fvu": 0.5, "l0": 4.0, "seconds": 3.0, "loss_recovered": float("nan"), "model": "tiny", "gone": 1}
     new = {"fvu": 0.5 + 4e-5, "l0": 4.1, "seconds": 9.0, "loss_recovered": float("nan"), "model": "tiny"}

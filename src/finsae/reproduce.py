@@ -42,6 +42,7 @@ import yaml
 
 from finsae import provenance
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.trading.ledger import LEDGER_FILE
 from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_checkpoint_dir, sae_dir
 
 SCRIPTS = ("train", "analyze", "label", "backtest")
@@ -80,10 +81,17 @@ def _load_yaml(path: Path, what: str) -> Any:
 
 
 def _pair_choice(config: dict[str, Any], choices: dict[str, Any] | None) -> str | None:
-    if choices and choices.get("pair"):
-        return str(choices["pair"])
+    """The ``pair=`` option whose members the run used (as ``finsae.glue.schemas.pair_name`` decides): the option
+    chosen when its members were not overridden (None when they were: the folder is then ``{base}_{domain}``);
+    for a W&B run, which does not record the choice, the option with the same members."""
     pair = config.get("pair") or {}
-    for option in sorted((PROJECT_ROOT / "conf" / "pair").glob("*.yaml")):
+    if choices and choices.get("pair"):
+        options = [PROJECT_ROOT / "conf" / "pair" / f"{choices['pair']}.yaml"]
+    else:
+        options = sorted((PROJECT_ROOT / "conf" / "pair").glob("*.yaml"))
+    for option in options:
+        if not option.is_file():
+            continue
         o = yaml.safe_load(option.read_text()) or {}
         if (o.get("base"), o.get("domain")) == (pair.get("base"), pair.get("domain")):
             return option.stem
@@ -188,7 +196,25 @@ def _outputs(run: SourceRun, store: Path) -> tuple[list[Path], list[Path]]:
         fresh.append(sae_checkpoint_dir(store, c["model"]["name"], int(c["layer"]), c["tag"]))
     if c["name"] == "label":  # the label stage merges its labels into the analysis features table
         copied.append(analysis_dir(store, _pair_folder_name(run)))
+    if c["name"] == "backtest":  # the trials ledger: rebuilt as the original run found it (reset_ledger)
+        fresh.append(Path(store) / "backtest" / LEDGER_FILE)
     return fresh, copied
+
+
+def reset_ledger(src: Path, dst: Path, n_trials: int | None) -> None:
+    """Give the rerun the backtest trials ledger as the original run found it: the entries before the original's
+    own (the DSR deflates by every trial in the ledger, so appending to today's ledger would count more trials
+    than the original did). The original's entries are the run id of its ``n_trials``-th entry."""
+    if not src.is_file():
+        return
+    lines = [line for line in src.read_text().splitlines() if line.strip()]
+    keep = lines
+    if n_trials and 0 < int(n_trials) <= len(lines):
+        own = json.loads(lines[int(n_trials) - 1]).get("run")
+        first = next(i for i, line in enumerate(lines) if json.loads(line).get("run") == own)
+        keep = lines[:first]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("".join(line + "\n" for line in keep))
 
 
 def link_inputs(src: Path, dst: Path, fresh: list[Path], copied: list[Path]) -> None:
@@ -239,14 +265,32 @@ class MetricRow:
     """ok, DIFF, timing (printed only), missing."""
 
 
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary fields as flat keys (``strategies[0].sharpe``, ``stocknet.price.mcc``); a list of plain
+    values becomes its JSON text; W&B tables and images (``_type``) are left out."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            if "_type" not in v:
+                out.update(flatten(v, key + "."))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                out.update(flatten(x, f"{key}[{i}]."))
+        elif isinstance(v, list):
+            out[key] = json.dumps(v, default=str)
+        else:
+            out[key] = v
+    return out
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], rtol: float, atol: float) -> list[MetricRow]:
+    old, new = flatten(old), flatten(new)
     rows = []
     for key in sorted(set(old) | set(new)):
         if key in SKIPPED_KEYS or key.startswith("_") and not _timing(key):
             continue
         a, b = old.get(key), new.get(key)
-        if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-            continue  # tables and images of a W&B summary
         if _timing(key):
             rows.append(MetricRow(key, a, b, "timing"))
         elif key not in old or key not in new:
@@ -310,6 +354,9 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
     new_store, new_run, config_dir = out / "artifacts", out / "run", out / "config"
     fresh, copied = _outputs(run, store)
     link_inputs(store, new_store, fresh, copied)
+    if run.config["name"] == "backtest":
+        reset_ledger(Path(store) / "backtest" / LEDGER_FILE, new_store / "backtest" / LEDGER_FILE,
+                     run.summary.get("n_trials"))
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "config.yaml").write_text(yaml.safe_dump(_config_for_rerun(run), sort_keys=False))
 

@@ -20,10 +20,11 @@ BACKTEST_SMALL = ["features.tickers=[XOM,JPM,WFC,GE,T,PFE,KO,MRK]", "features.se
                   "benchmark.bootstrap=100", "progress_bar=false"]
 
 
-def _stage(root: Path, art: Path, *args: str) -> None:
+def _stage(root: Path, art: Path, *args: str, run_dir: Path | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    where = [f"hydra.run.dir={run_dir}"] if run_dir else []
     r = subprocess.run([sys.executable, *args[:1], *(a for a in args[1:] if a.startswith("--")),
-                        f"paths.artifacts={art}", "logger=csv", *(a for a in args[1:] if not a.startswith("--"))],
+                        f"paths.artifacts={art}", "logger=csv", *where, *(a for a in args[1:] if not a.startswith("--"))],
                        cwd=root, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert r.returncode == 0, f"{' '.join(args)}\n{r.stderr[-3000:]}"
 
@@ -35,7 +36,7 @@ def tiny_study(tmp_path_factory, project_root, data_dir) -> Path:
     The tiny random model has no financial latents to label, so the label stage runs on the labeling tests'
     planted-keyword analysis (``tests/labeling/fixtures.py``) in a store of its own; its labels, and the contexts
     and feature table they were made from (not its summary: the analysis section shows the real analysis), are
-    then copied into the study."""
+    then copied into the study. The analysis and backtest run folders are ``<tmp>/runs/{analyze,backtest}``."""
     import shutil
 
     from labeling.fixtures import write_analysis
@@ -43,7 +44,7 @@ def tiny_study(tmp_path_factory, project_root, data_dir) -> Path:
     tmp = tmp_path_factory.mktemp("study")
     art = tmp / "artifacts"
     _stage(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t")
-    _stage(project_root, art, "analyze.py", *PAIR, "tag=t", *ANALYSIS_SMALL)
+    _stage(project_root, art, "analyze.py", *PAIR, "tag=t", *ANALYSIS_SMALL, run_dir=tmp / "runs" / "analyze")
     planted = tmp / "planted"
     write_analysis(planted)
     _stage(project_root, planted, "label.py", "progress_bar=false")
@@ -52,5 +53,5 @@ def tiny_study(tmp_path_factory, project_root, data_dir) -> Path:
         src, dst = planted / "analysis" / "minilm_fin" / name, art / "analysis" / "minilm_fin" / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
-    _stage(project_root, art, "backtest.py", *BACKTEST_SMALL)
+    _stage(project_root, art, "backtest.py", *BACKTEST_SMALL, run_dir=tmp / "runs" / "backtest")
     return art
