@@ -43,7 +43,8 @@ demo: setup finetune saes analyze labels backtest report
 	@echo "  artifacts/analysis/minilm_fin/     feature comparison: layers.parquet, features.parquet, findings.md, plots/"
 	@echo "  artifacts/labels/minilm_fin/       labels.parquet, per_layer.csv, summary.json (labels scored vs controls)"
 	@echo "  artifacts/backtest/minilm_fin/     predictions, positions, returns, metrics.csv, benchmark_stocknet.json, tearsheets, summary.json"
-	@echo "  artifacts/reports/sae_table.md     the table README quotes"
+	@echo "  artifacts/reports/sae_table.md     SAE tables and plots (finsae.reporting)"
+	@echo "  artifacts/report/index.html        the study report (one self-contained page); docs/results/*.md"
 
 finetune: setup
 	$(PY) train.py task=finetune finetune.skip_if_present=true
@@ -65,8 +66,10 @@ labels: setup
 backtest: setup
 	OMP_NUM_THREADS=1 $(PY) backtest.py skip_if_done=true
 
+# The study report (artifacts/report/index.html), docs/results/*.md and README's headline table, from the artifacts.
 report: setup
 	$(PY) -m finsae.reporting
+	$(PY) -m finsae.report
 
 # sparsify is a bench-only comparison: installed without its dependency pins (it would pull another torch).
 bench: setup

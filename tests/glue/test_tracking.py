@@ -89,3 +89,64 @@ def test_online_wandb_without_a_key_fails_before_any_work(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="WANDB_API_KEY.*logger=wandb_offline"):
         with stage_run("online", {}, tmp_path, logger):
             raise AssertionError("the stage must not start")
+
+
+def test_every_stage_of_a_study_shares_one_group_and_records_provenance(tmp_path, monkeypatch):
+    """Read back with W&B's own reader: one group for the study, job_type = stage, the stage's name, and the
+    provenance (code version, data fingerprint) that finsae.reproduce needs."""
+    from types import SimpleNamespace
+
+    from finsae.glue.tracking import read_offline_run, stage_run
+    from finsae.provenance import data_fingerprint
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x\n1\n")
+    logger = SimpleNamespace(kind="wandb", mode="offline", project="finsae-test", entity=None, group=None)
+    cfg = {"pair": {"base": "minilm", "domain": "minilm_fin"}, "paths": {"data_dir": str(data)}}
+    runs = {}
+    for stage, group, name in [("train_sae", "sae-demo", "sae-minilm-L3-demo"), ("analyze", "analyze-x", "analyze-minilm_fin-0-3")]:
+        with stage_run(stage, {**cfg, "stage": stage}, tmp_path / stage, logger, group=group, name=name) as tr:
+            tr.log({"x": 1.0})
+        runs[stage] = read_offline_run(next((tmp_path / stage / "wandb").glob("offline-run-*")))
+    assert {r["group"] for r in runs.values()} == {"study-minilm-vs-minilm_fin"}
+    assert [r["job_type"] for r in runs.values()] == ["train_sae", "analyze"]
+    assert runs["train_sae"]["name"] == "sae-minilm-L3-demo"
+    prov = runs["analyze"]["config"]["provenance"]
+    assert prov["data_fingerprint"] == data_fingerprint(data) != data_fingerprint(tmp_path)
+    assert prov["code_version"]
+    assert json.loads((tmp_path / "analyze" / "provenance.json").read_text())["stage"] == "analyze"
+    named = SimpleNamespace(**{**vars(logger), "group": "my-study"})
+    with stage_run("label", cfg, tmp_path / "label", named, group="label") as tr:
+        pass
+    assert read_offline_run(next((tmp_path / "label" / "wandb").glob("offline-run-*")))["group"] == "my-study"
+
+
+def test_wandb_sweep_grid_composes_into_distinct_named_runs(project_root):
+    """Every point of sweeps/wandb_sweep.yaml is a valid train.py config, and each gets its own SAE folder/name."""
+    import itertools
+
+    import yaml
+    from hydra import compose, initialize_config_dir
+
+    from finsae.glue.schemas import register_schemas, validate
+
+    register_schemas()
+    sweep = yaml.safe_load((project_root / "sweeps" / "wandb_sweep.yaml").read_text())
+    assert sweep["program"] == "train.py" and sweep["method"] == "grid"
+    params = sweep["parameters"]
+    assert {"layer", "sae.k", "sae.expansion_factor"} <= set(params)
+    fixed = [a for a in sweep["command"] if not a.startswith("${") or a.startswith("tag=")]
+    keys = list(params)
+    points = list(itertools.product(*(params[k]["values"] for k in keys)))
+    names = set()
+    with initialize_config_dir(config_dir=str(project_root / "conf"), version_base="1.3"):
+        for point in points[:: max(1, len(points) // 6)] + points[-1:]:
+            args = [f"{k}={v}" for k, v in zip(keys, point, strict=True)]
+            cfg = validate(compose("train", overrides=["paths.output_dir=/tmp/finsae-test", *fixed, *args]))
+            assert (cfg.layer, cfg.sae.k, cfg.sae.expansion_factor) == (point[keys.index("layer")],
+                                                                       point[keys.index("sae.k")],
+                                                                       point[keys.index("sae.expansion_factor")])
+            names.add(f"sae-{cfg.model.name}-L{cfg.layer}-{cfg.tag}")
+    assert len(names) == len(points[:: max(1, len(points) // 6)] + points[-1:])

@@ -7,6 +7,13 @@ which W&B renders black), ``log_artifact`` and ``finish(summary)``. Offline runs
 dir (``<run_dir>/wandb/offline-run-*``) and can be read back with
 ``wandb leet inspect --summary --json <that dir>`` or ``read_offline_summary``.
 
+Comparing runs: every run of one study carries one W&B ``group`` (the study id: ``logger.group`` when set, else
+``study-<base>-vs-<domain>`` from the ``pair`` config every entry point records), ``job_type`` = the stage, and
+the stage's run name (model and layer: ``sae-minilm-L3-demo``), so the dashboard groups a study and compares
+layers side by side. Reproducing: the W&B config carries the whole resolved config plus ``provenance`` (code
+version, data fingerprint; ``finsae.provenance``), also written to ``<run_dir>/provenance.json``, so a run folder
+copied off the cluster alone is enough for ``python -m finsae.reproduce``.
+
 Secrets: API keys are read by W&B from the environment; ``redact`` masks any config value whose
 key looks like a secret before it is logged or saved.
 """
@@ -139,12 +146,30 @@ class Tracker:
                 w.writerows(self._csv_rows)
 
 
+def study_id(config: dict, group: str | None = None) -> str:
+    """The W&B group of every run of one study: ``group`` (``logger.group``) when set, else named by the pair."""
+    if group:
+        return str(group)
+    pair = config.get("pair") if isinstance(config, dict) else None
+    if isinstance(pair, dict) and pair.get("base") and pair.get("domain"):
+        return f"study-{pair['base']}-vs-{pair['domain']}"
+    return "study"
+
+
 def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode: str = "offline",
               project: str = "finsae", entity: str | None = None, group: str | None = None,
               tags: list[str] | None = None, name: str | None = None) -> Tracker:
-    """Create the run for ``stage``. Offline W&B writes under ``run_dir``; online needs WANDB_API_KEY."""
+    """Create the run for ``stage``. Offline W&B writes under ``run_dir``; online needs WANDB_API_KEY.
+
+    Writes ``<run_dir>/provenance.json`` (code version, data fingerprint) whatever the logger, and adds it to
+    the W&B config as ``provenance``."""
+    from finsae import provenance
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    paths = config.get("paths") if isinstance(config, dict) else None
+    prov = provenance.record(paths.get("data_dir") if isinstance(paths, dict) else None)
+    provenance.write(run_dir, {**prov, "stage": stage})
     if kind != "wandb" or mode == "disabled":
         return Tracker(kind if kind != "wandb" else "none", run_dir)
     if mode == "online" and not os.environ.get("WANDB_API_KEY"):
@@ -157,7 +182,7 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(
         project=project, entity=entity, group=group, job_type=stage, tags=list(tags or []) + [stage],
-        name=name, config=redact(config), dir=str(run_dir), mode=mode, reinit="finish_previous",
+        name=name, config={**redact(config), "provenance": prov}, dir=str(run_dir), mode=mode, reinit="finish_previous",
         settings=wandb.Settings(console="off", x_disable_stats=True),
     )
     return Tracker("wandb", run_dir, run)
@@ -173,10 +198,14 @@ def is_rank_zero() -> bool:
 @contextlib.contextmanager
 def stage_run(stage: str, config: dict, run_dir: Path, logger, **kwargs):
     """The one way a stage opens its run: on rank zero only (other ranks get a silent tracker), and always
-    finished, marked failed (exit code 1) when the stage raises. ``logger`` is the ``logger:`` config."""
+    finished, marked failed (exit code 1) when the stage raises. ``logger`` is the ``logger:`` config.
+
+    The group is always the study's (:func:`study_id`): a stage's own ``group=`` default is replaced, so that
+    every stage of one study lands in one W&B group."""
+    kwargs.pop("group", None)
     if is_rank_zero():
         tracker = start_run(stage, config, run_dir, kind=logger.kind, mode=logger.mode, project=logger.project,
-                            entity=logger.entity, **kwargs)
+                            entity=logger.entity, group=study_id(config, getattr(logger, "group", None)), **kwargs)
     else:
         tracker = Tracker("none", run_dir)
     try:
@@ -194,3 +223,20 @@ def read_offline_summary(run_path: Path) -> dict:
     out = subprocess.run([exe, "leet", "inspect", "--summary", "--json", str(run_path)],
                          capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout)
+
+
+def read_offline_run(run_path: Path) -> dict:
+    """The run record of an offline run, through W&B's own reader (``wandb leet inspect --json``): ``group``,
+    ``job_type``, ``name``, ``tags`` and ``config`` as ``wandb.init`` recorded them."""
+    exe = shutil.which("wandb") or str(Path(os.sys.executable).parent / "wandb")
+    out = subprocess.run([exe, "leet", "inspect", "--json", str(run_path)],
+                         capture_output=True, text=True, timeout=120, check=True)
+    for line in out.stdout.splitlines():
+        rec = json.loads(line) if line.startswith("{") else {}
+        if rec.get("type") == "run":
+            run = rec["run"]
+            config = (run.get("config") or {}).get("update") or {}
+            config.pop("_wandb", None)
+            return {"group": run.get("run_group"), "job_type": run.get("job_type"), "name": run.get("display_name"),
+                    "tags": run.get("tags", []), "project": run.get("project"), "config": config}
+    raise ValueError(f"no run record in the offline W&B run {run_path}")

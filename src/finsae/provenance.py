@@ -1,0 +1,87 @@
+"""What a result was made from: the code version and a fingerprint of the data.
+
+Every stage's run records both (``provenance.json`` in its run folder and the ``provenance`` key of its W&B
+config, written by ``finsae.glue.tracking``), so ``python -m finsae.reproduce`` can tell whether a rerun uses
+the same code and data as the run it reproduces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import finsae
+from finsae.paths import PROJECT_ROOT
+
+FILE = "provenance.json"
+MANIFEST = "MANIFEST.tsv"
+
+
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """``<git sha>`` of the checkout (``+dirty`` when tracked files differ from it); the package version when the
+    code is not a git checkout (an installed wheel)."""
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"finsae-{finsae.__version__}"
+    return sha + ("+dirty" if dirty else "")
+
+
+def data_fingerprint(data_dir: str | Path | None) -> str:
+    """16 hex digits identifying the data folder: the hash of its ``MANIFEST.tsv`` (path, bytes, sha256 of each
+    file) when it has one, else of every file's relative path and size. ``"none"`` for no folder."""
+    if data_dir is None or not Path(data_dir).is_dir():
+        return "none"
+    root = Path(data_dir)
+    h = hashlib.sha256()
+    if (root / MANIFEST).is_file():
+        h.update((root / MANIFEST).read_bytes())
+    else:
+        for p in sorted(q for q in root.rglob("*") if q.is_file()):
+            h.update(f"{p.relative_to(root).as_posix()}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def record(data_dir: str | Path | None) -> dict[str, Any]:
+    """The provenance of a run started now."""
+    return {"code_version": code_version(), "finsae_version": finsae.__version__,
+            "data_fingerprint": data_fingerprint(data_dir), "data_dir": str(data_dir) if data_dir else None,
+            "python": platform.python_version(), "machine": machine()}
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC 7B13 (2 cores)``."""
+    import os
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def write(run_dir: str | Path, prov: dict[str, Any]) -> Path:
+    path = Path(run_dir) / FILE
+    path.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None

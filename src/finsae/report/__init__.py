@@ -1,0 +1,17 @@
+"""The study report: one self-contained HTML page and the generated results pages, built only from artifacts.
+
+``python -m finsae.report [--artifacts DIR] [--out DIR] [--results DIR] [--readme PATH]`` writes
+
+* ``artifacts/report/index.html``: setup (models, data, code version, stage times), SAE quality per layer, the
+  diffing by layer with its controls, financial latents with labels, scores vs controls and example contexts,
+  StockNet beside the published baselines, equity curves and metrics with PSR/DSR and the trials count, the
+  canaries, and the write-up's claims beside the measurements. Images are inline PNGs, nothing is fetched; a
+  stage without artifacts gets its section with "not run" and the command that makes it.
+* ``docs/results/{headline,sae,analysis,labels,backtest}.md``: the measured results as markdown, each headed by
+  the command, machine, code version and a fingerprint of the artifact files it was made from
+  (``docs/results/sources.json`` lists them); ``--check`` exits 1 when a page is stale.
+* the headline table into README.md between ``<!-- headline:start -->`` and ``<!-- headline:end -->``.
+
+Modules: :mod:`~finsae.report.study` (reading, fingerprints), :mod:`~finsae.report.page` (HTML),
+:mod:`~finsae.report.build` (the page's sections), :mod:`~finsae.report.results` (the markdown pages).
+"""

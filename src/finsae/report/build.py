@@ -1,0 +1,230 @@
+"""The study report's sections, each built only from one stage's artifacts (``Study``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from finsae.errors import FinsaeError
+from finsae.report import page
+from finsae.report.study import COMMANDS, Study
+
+SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
+               "loss_recovered", "loss_recovered_all", "lr", "seconds"]
+LAYER_COLUMNS = ["layer", "overlap", "overlap_cross_seed", "overlap_seed_ceiling", "overlap_random", "overlap_index",
+                 "n_financial_base", "n_financial", "n_specialized", "n_specialized_seed_floor", "improvement",
+                 "improvement_all"]
+LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
+                 "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
+CONTEXTS_PER_LATENT = 3
+LATENTS_WITH_CONTEXTS = 4
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pick(df: pd.DataFrame, preferred: list[str]) -> pd.DataFrame:
+    cols = [c for c in preferred if c in df.columns]
+    return df[cols] if cols else df
+
+
+def _pngs(study: Study, folder: Path) -> str:
+    return "".join(page.png_img(study.png(p), f"{folder.parent.name}/{folder.name}/{p.name}")
+                   for p in sorted(folder.glob("plots/*.png")))
+
+
+def setup(study: Study, prov: dict, saes: pd.DataFrame | None) -> str:
+    parts = [page.kv_table({"artifacts": str(study.artifacts), "code version (this report)": prov["code_version"],
+                            "data folder": prov["data_dir"], "data fingerprint": prov["data_fingerprint"],
+                            "machine": prov["machine"], "python": prov["python"]})]
+    fts = study.finetunes()
+    if fts:
+        rows = [{"model": name, **({"error": s} if isinstance(s, str) else {
+            "base": s.base_model, "PhraseBank test acc.": s.phrasebank_test_accuracy,
+            "macro F1": s.phrasebank_test_macro_f1, "probe acc.": s.probe_test_accuracy, "code version": s.code_version,
+            "seconds": s.seconds})} for name, s in fts]
+        parts += ["<h3>Models</h3>", page.table(pd.DataFrame(rows))]
+    else:
+        parts.append(page.not_run("no fine-tuned twin under models/", COMMANDS["finetune"]))
+    times = []
+    if fts:
+        times.append(("finetune", len(fts), sum(s.seconds for _, s in fts if not isinstance(s, str))))
+    if saes is not None:
+        times.append(("sae", len(saes), float(saes["seconds"].sum())))
+        cfg = saes.groupby(["tag", "num_latents", "k", "tokens"], dropna=False).size().reset_index(name="SAEs")
+        parts += ["<h3>SAE settings</h3>", page.table(cfg)]
+    for stage, reader in (("analysis", study.analysis), ("labels", study.labels), ("backtest", study.backtest)):
+        ss = [reader(f) for f in study.pairs(stage)]
+        ok = [s for s in ss if not isinstance(s, str)]
+        if ss:
+            times.append((stage, len(ss), sum(float(getattr(s, "seconds", 0.0)) for s in ok)))
+    parts += ["<h3>How long each stage took</h3>",
+              page.table(pd.DataFrame(times, columns=["stage", "runs", "seconds"])) if times
+              else page.not_run("no stage", "make demo")]
+    return "\n".join(parts)
+
+
+def sae_quality(saes: pd.DataFrame | None) -> str:
+    if saes is None:
+        return page.not_run("no trained SAE under sae/", COMMANDS["sae"])
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for (model, tag), g in saes[saes["seed"].fillna(0) == 0].groupby(["model", "tag"]):
+        g = g.sort_values("layer")
+        for ax, col in zip(axes, ("fvu", "dead_fraction", "loss_recovered"), strict=True):
+            ax.plot(g["layer"], pd.to_numeric(g[col], errors="coerce"), marker="o", label=f"{model} [{tag}]")
+    for ax, title in zip(axes, ("sae_eval FVU", "dead fraction", "loss recovered"), strict=True):
+        ax.set_xlabel("layer")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, SAE_COLUMNS))
+
+
+def diffing(study: Study) -> str:
+    folders = study.pairs("analysis")
+    if not folders:
+        return page.not_run("no feature comparison under analysis/", COMMANDS["analysis"])
+    parts = []
+    for folder in folders:
+        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        s = study.analysis(folder)
+        if isinstance(s, str):
+            parts.append(page.error_box(s))
+            continue
+        parts.append(page.kv_table({k: v for k, v in s.to_dict().items() if k not in ("docs",)}))
+        if (folder / "layers.parquet").is_file():
+            parts.append(page.table(_pick(study.read_table(folder / "layers.parquet"), LAYER_COLUMNS),
+                                    caption="by layer, with its controls (seed ceiling, random, same index)"))
+        parts.append(_pngs(study, folder))
+    return "\n".join(parts)
+
+
+def claims(study: Study) -> str:
+    found = [f / "findings.md" for f in study.pairs("analysis") if (f / "findings.md").is_file()]
+    if not found:
+        return page.not_run("no findings.md under analysis/", COMMANDS["analysis"])
+    return "\n".join(f"<h3>{page.esc(f.parent.name)}</h3>" + page.markdown(study.read_text(f)) for f in found)
+
+
+def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> str:
+    """Example contexts of the first labelled latents, activating words marked."""
+    if not {"layer", "latent"} <= set(labels.columns):
+        return ""
+    out = []
+    for _, row in labels.head(LATENTS_WITH_CONTEXTS).iterrows():
+        model = row.get("model", None)
+        candidates = sorted((study.artifacts / "analysis" / pair / "contexts").glob(f"{model or '*'}/layer_{int(row['layer'])}.parquet"))
+        if not candidates:
+            continue
+        ctx = study.read_table(candidates[-1])
+        ctx = ctx[(ctx["latent"] == row["latent"]) & (ctx["kind"] == "top")].sort_values("rank").head(CONTEXTS_PER_LATENT)
+        if ctx.empty:
+            continue
+        label = row.get("label", "")
+        out.append(f"<h4>layer {int(row['layer'])} latent {int(row['latent'])}: {page.esc(label)}</h4>")
+        out += [page.marked_context(list(c.words), [float(a) for a in c.acts]) for c in ctx.itertuples()]
+    return ("<h3>Example contexts</h3>" + "".join(out)) if out else ""
+
+
+def labels(study: Study) -> str:
+    folders = study.pairs("labels")
+    if not folders:
+        return page.not_run("no labels under labels/", COMMANDS["labels"])
+    parts = []
+    for folder in folders:
+        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        s = study.labels(folder)
+        if isinstance(s, str):
+            parts.append(page.error_box(s))
+            continue
+        scalars = {k: v for k, v in s.to_dict().items() if not isinstance(v, (list, dict))}
+        parts.append(page.kv_table(scalars))
+        if (folder / "per_layer.csv").is_file():
+            parts.append(page.table(study.read_table(folder / "per_layer.csv"), caption="scores vs controls by layer"))
+        if (folder / "labels.parquet").is_file():
+            lab = study.read_table(folder / "labels.parquet")
+            parts.append(page.table(_pick(lab, LABEL_COLUMNS), max_rows=25, caption="labelled latents"))
+            parts.append(_contexts(study, folder.name, lab))
+    return "\n".join(parts)
+
+
+def stocknet(study: Study) -> str:
+    from finsae.trading.stocknet import PUBLISHED
+
+    folders = [f for f in study.pairs("backtest") if (f / "benchmark_stocknet.json").is_file()]
+    if not folders:
+        return page.not_run("no StockNet benchmark under backtest/", COMMANDS["backtest"])
+    parts = []
+    for folder in folders:
+        bench = study.read_json(folder / "benchmark_stocknet.json")
+        ours = [{"model": f"ours: {name}", "accuracy": 100 * float(v["accuracy"]) if v.get("accuracy") is not None
+                 and float(v["accuracy"]) <= 1 else v.get("accuracy"), "mcc": v.get("mcc"), "n_test": v.get("n_test")}
+                for name, v in (bench.get("sets") or {}).items()]
+        table = pd.concat([pd.DataFrame(ours), PUBLISHED.assign(model="published: " + PUBLISHED["model"])],
+                          ignore_index=True)
+        parts += [f"<h3>{page.esc(folder.name)}</h3>", page.table(table, caption="test accuracy (%) and MCC")]
+    return "\n".join(parts)
+
+
+def backtest(study: Study) -> str:
+    folders = study.pairs("backtest")
+    if not folders:
+        return page.not_run("no backtest under backtest/", COMMANDS["backtest"])
+    parts = []
+    for folder in folders:
+        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        s = study.backtest(folder)
+        if isinstance(s, str):
+            parts.append(page.error_box(s))
+            continue
+        parts.append(page.kv_table({"sets": s.sets, "protocols": s.protocols, "cost (bps per side)": s.cost_bps,
+                                    "walk-forward rows": s.n_rows, "folds": s.n_folds,
+                                    "trials (for the DSR)": s.n_trials, "eval start": s.eval_start}))
+        if (folder / "metrics.csv").is_file():
+            m = study.read_table(folder / "metrics.csv")
+            parts.append(page.table(_pick(m, ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi",
+                                              "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "turnover"]),
+                                    caption="strategies after costs, with PSR/DSR and the trials count"))
+        parts.append(_pngs(study, folder))
+    return "\n".join(parts)
+
+
+def canaries(study: Study) -> str:
+    folders = [f for f in study.pairs("backtest") if (f / "canaries.json").is_file()]
+    if not folders:
+        return page.not_run("no canaries under backtest/", COMMANDS["backtest"])
+    parts = []
+    for folder in folders:
+        c = study.read_json(folder / "canaries.json")
+        rows = [{"canary": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in c.items()]
+        rows = [{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()} for r in rows]
+        parts += [f"<h3>{page.esc(folder.name)}</h3>", page.table(pd.DataFrame(rows))]
+    return "\n".join(parts)
+
+
+def all_sections(study: Study, prov: dict) -> list[tuple[str, str, str]]:
+    try:
+        saes = study.saes()
+        sae_error = None
+    except FinsaeError as e:
+        saes, sae_error = None, str(e)
+    built = [
+        ("setup", "Setup", setup(study, prov, saes)),
+        ("sae", "SAE quality per layer", page.error_box(sae_error) if sae_error else sae_quality(saes)),
+        ("diffing", "Feature diffing by layer, with controls", diffing(study)),
+        ("labels", "Financial latents, their labels and scores vs controls", labels(study)),
+        ("stocknet", "StockNet benchmark beside the published baselines", stocknet(study)),
+        ("backtest", "Backtest: equity curves and metrics", backtest(study)),
+        ("canaries", "Leakage canaries", canaries(study)),
+        ("claims", "The write-up's claims beside what was measured", claims(study)),
+    ]
+    return built

@@ -1,0 +1,135 @@
+"""python -m finsae.report on a tiny study: one self-contained page, opened in a real browser (Debian's chromium
+driven by selenium); sections present when a stage has not run; the generated results pages and their staleness."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finsae.report.__main__ import main as report_main
+from finsae.report.__main__ import write_report
+from finsae.report.results import HEADLINE_END, HEADLINE_START, stale_pages
+
+pytestmark = pytest.mark.slow
+SECTIONS = ["setup", "sae", "diffing", "labels", "stocknet", "backtest", "canaries", "claims"]
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def report(tiny_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    readme = out / "README.md"
+    readme.write_text(f"# x\n\n{HEADLINE_START}\nold\n{HEADLINE_END}\n\nrest\n")
+    html = write_report(tiny_study, out / "html", out / "results", readme)
+    return html, out
+
+
+def test_page_is_self_contained_and_has_every_section(report):
+    html, _ = report
+    text = html.read_text()
+    for anchor in SECTIONS:
+        assert f'<section id="{anchor}">' in text, anchor
+        section = text.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]
+        # the tiny study ran every stage but the fine-tune (its pair is two tiny random BERTs)
+        assert ("not run" in section) == (anchor == "setup"), anchor
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", text)  # nothing fetched from elsewhere
+    assert "<script" not in text
+    assert text.count('src="data:image/png;base64,') >= 3  # SAE quality, analysis plots, equity curves
+    assert "<mark" in text  # example contexts with their activating words marked
+    assert "published: StockNet (HedgeFundAnalyst)" in text and "ours: price_count" in text
+
+
+def test_report_in_a_real_browser(report, tmp_path):
+    """Every image decodes, every table has rows, no console errors; a full-page screenshot is kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM and CHROMEDRIVER, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
+    html, _ = report
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions", "--no-first-run", "--window-size=1280,900"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.get(html.as_uri())
+        driver.execute_script("return document.readyState")
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+        assert len(images) >= 3
+        for alt, complete, width, height in images:
+            assert complete and width > 0 and height > 0, f"image {alt} did not decode"
+        rows = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table')).map(t => t.querySelectorAll('tbody tr').length);")
+        assert rows and min(rows) > 0, rows
+        ids = driver.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id);")
+        assert ids == SECTIONS
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+        height = driver.execute_script("return document.documentElement.scrollHeight;")
+        driver.set_window_size(1280, min(int(height) + 100, 30000))
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
+    finally:
+        driver.quit()
+
+
+def test_every_section_says_not_run_without_artifacts(tmp_path):
+    (tmp_path / "art").mkdir()
+    html = write_report(tmp_path / "art", tmp_path / "out")
+    text = html.read_text()
+    for anchor in SECTIONS:
+        section = text.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]
+        assert anchor == "setup" or "not run" in section, anchor
+    assert "python analyze.py" in text and "python backtest.py" in text  # the commands that make them
+
+
+def test_results_pages_record_their_sources_and_go_stale(report, tiny_study, tmp_path):
+    html, out = report
+    results = out / "results"
+    sources = json.loads((results / "sources.json").read_text())
+    assert set(sources) == {"headline.md", "sae.md", "analysis.md", "labels.md", "backtest.md"}
+    sae = (results / "sae.md").read_text()
+    assert sae.startswith("<!-- finsae.report fingerprint=") and "python -m finsae.report" in sae
+    assert "| tiny | 0 | t |" in sae and " cores), code " in sae  # the machine and code version that made it
+    assert "analysis/tiny_tiny/findings.md" in sources["analysis.md"]["files"]
+    assert stale_pages(results) == []
+    readme = (out / "README.md").read_text()
+    assert "old" not in readme and "rest" in readme and "| result | measured |" in readme
+    # Change one artifact the SAE page was made from: that page (and the headline) is stale, the others are not.
+    copy = tmp_path / "artifacts"
+    shutil.copytree(tiny_study, copy, symlinks=True)
+    pages = tmp_path / "pages"
+    write_report(copy, tmp_path / "html", pages)
+    assert stale_pages(pages) == []
+    summary = next(copy.glob("sae/tiny/layer_0/t/summary.json"))
+    s = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**s, "fvu": s["fvu"] + 0.01}))
+    stale = stale_pages(pages)
+    assert sorted(line.split(":")[0] for line in stale) == ["headline.md", "sae.md"]
+    assert report_main(["--check", "--results", str(pages)]) == 1
+
+
+def test_cli_one_line_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "finsae.report", "--artifacts", str(tmp_path / "none"), "--results", ""],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "none" in r.stderr
+
+
+def test_committed_results_pages_are_fresh(project_root):
+    """docs/results/*.md generated by finsae.report are not stale relative to the artifacts they were made from
+    (pages whose artifacts are on this machine); the pasted legacy page says it is pasted."""
+    results = project_root / "docs" / "results"
+    assert stale_pages(results) == [] or not any(
+        Path(rec["artifacts"]).is_dir() for rec in json.loads((results / "sources.json").read_text()).values())
+    legacy = (results / "legacy.md").read_text()
+    assert "measured by earlier sessions, pasted; to be regenerated by finsae.report" in legacy
