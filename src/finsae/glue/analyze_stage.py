@@ -110,6 +110,16 @@ def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, 
     return sae
 
 
+def _adjacent_sae(artifacts: Path, model: str, layer: int, tag: str):
+    """``(layer, SAE)`` of ``model`` at the layer below (else above) ``layer`` with the same tag, or
+    ``(None, None)``: the adjacent-layer null dictionary."""
+    for other in (layer - 1, layer + 1):
+        d = sae_dir(artifacts, model, other, tag)
+        if other >= -1 and _is_sae(d):
+            return other, load(d)
+    return None, None
+
+
 def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
     """What makes one layer's result what it is (a recombination only merges layers with equal settings,
     the layer itself and SAE versions aside)."""
@@ -217,6 +227,7 @@ class _LayerJob(NamedTuple):
             base_seed=_seed_sae(self.artifacts, self.base, layer, self.tag, self.seed_tag, saes[self.base]),
             domain_seed=_seed_sae(self.artifacts, self.domain, layer, self.tag, self.seed_tag, saes[self.domain]),
         )
+        inp.adjacent_layer, inp.adjacent = _adjacent_sae(self.artifacts, self.base, layer, self.tag)
         with one_thread():
             return compare_layer(inp, self.analysis, progress=progress)
 
