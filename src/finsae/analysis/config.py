@@ -31,6 +31,8 @@ class AnalysisConfig:
     """Held-out passages drawn for each side of the broad contrast (financial, general)."""
     docs_per_category: int = 300
     """Held-out passages drawn per Reuters topic / PhraseBank label (category profiles)."""
+    match_length: bool = True
+    """Draw the financial side of the broad contrast length-matched to the general side (finsae.analysis.heldout)."""
     max_chars: int = 400
     """Longer held-out documents are cut into passages of whole sentences of at most this many characters."""
     agreement_tokens: int = 100_000

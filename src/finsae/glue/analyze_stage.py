@@ -29,7 +29,7 @@ from finsae.analysis.compare import LayerInputs, compare_layer
 from finsae.analysis.contexts import write_contexts
 from finsae.analysis.evolution import all_figures
 from finsae.analysis.findings import findings_markdown
-from finsae.analysis.heldout import heldout_set
+from finsae.analysis.heldout import heldout_set, twin_training_texts
 from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
@@ -38,7 +38,7 @@ from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
-from finsae.paths import activations_root, analysis_dir, sae_dir
+from finsae.paths import activations_root, analysis_dir, model_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
@@ -110,6 +110,18 @@ def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, 
     return sae
 
 
+def _twin_texts(data_dir, artifacts: Path, domain: str) -> frozenset[str]:
+    """The finance twin's fine-tune texts, with its split's ``test_frac`` (the fine-tune schema's, declared
+    there once) and the seed its summary records (0 when the twin has no summary: a registry model)."""
+    from finsae.glue.schemas import FinetuneSchema
+
+    seed = 0
+    summary = model_dir(artifacts, domain) / "summary.json"
+    if summary.is_file():
+        seed = int(json.loads(summary.read_text()).get("seed", 0))
+    return twin_training_texts(data_dir, FinetuneSchema().test_frac, seed)
+
+
 def _adjacent_sae(artifacts: Path, model: str, layer: int, tag: str):
     """``(layer, SAE)`` of ``model`` at the layer below (else above) ``layer`` with the same tag, or
     ``(None, None)``: the adjacent-layer null dictionary."""
@@ -149,7 +161,8 @@ def run(cfg, raw) -> AnalysisSummary:
     out.mkdir(parents=True, exist_ok=True)
 
     held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
-                       max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start)
+                       max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start,
+                       exclude_texts=_twin_texts(cfg.paths.data_dir, artifacts, domain), match_length=a.match_length)
     counts = held.counts()
     print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     root = activations_root(artifacts)
