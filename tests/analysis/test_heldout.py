@@ -64,3 +64,17 @@ def test_broad_contrast_is_length_matched_and_genre_negatives_disjoint(data_dir)
     assert not set(held.groups["general"]) & set(held.groups["ag_other"])
     plain = heldout_set(data_dir, docs_per_side=1000, docs_per_category=30, match_length=False).median_chars()
     assert plain["general"] - plain["financial"] > 100  # what matching removes
+
+
+def test_genre_negatives_grow_with_ag_articles_outside_the_sae_mix(data_dir):
+    from finsae.analysis.heldout import normalize_text
+    from finsae.data.mix import mixed_corpus
+
+    mix = mixed_corpus(["financial", "general"], data_dir, "train", 2_600_000)
+    mix_texts = frozenset(normalize_text(t) for t in mix.frame["text"])
+    small = heldout_set(data_dir, docs_per_side=300, docs_per_category=10)
+    big = heldout_set(data_dir, docs_per_side=300, docs_per_category=10, sae_mix_texts=mix_texts)
+    assert big.counts()["ag_other"] > 2 * small.counts()["ag_other"]
+    f = big.corpus.frame
+    assert not f["text"].iloc[big.groups["ag_other"]].map(normalize_text).isin(mix_texts).any()
+    assert not set(big.groups["general"]) & set(big.groups["ag_other"])

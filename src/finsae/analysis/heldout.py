@@ -13,9 +13,10 @@ Groups (each a set of passages; a passage may sit in several):
   bins of the general passages' length): financial text is shorter (tweets, PhraseBank sentences), and a
   latent's per-passage max grows with the number of tokens, so an unmatched contrast partly measures length.
   The general side holds no AG News passage: those are the genre contrast's negatives, kept disjoint.
-* ``ag_business`` / ``ag_other`` — the genre-matched contrast: AG News Business (all 1,900) vs the held-out
-  World + Sports + Sci/Tech articles (same newswire style, different topic). AG News here is its 7,600-row
-  test set, whose other rows are in the SAE mix, so ``ag_other`` cannot grow without training text.
+* ``ag_business`` / ``ag_other`` — the genre-matched contrast: AG News Business (all 1,900) vs World + Sports +
+  Sci/Tech articles (same newswire style, different topic): the held-out ones, and, when the SAE mix's texts
+  are given (``sae_mix_texts``), every such article the mix did not read (its character budget stops at a
+  quarter of the general corpus).
 * ``reuters_<topic>``, ``phrasebank_<label>`` — the category profiles (one topic vs the other topics).
 
 **Not the twin's fine-tune text either** (``exclude_texts``, from :func:`twin_training_texts`): the finance
@@ -143,16 +144,22 @@ def _sample(frame: pd.DataFrame, n: int | None, seed: int, name: str) -> pd.Data
 
 def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category: int | None = 300,
                 max_chars: int = 400, seed: int = 0, eval_start: str = EVAL_START,
-                exclude_texts: frozenset[str] = frozenset(), match_length: bool = True) -> HeldoutSet:
+                exclude_texts: frozenset[str] = frozenset(), match_length: bool = True,
+                sae_mix_texts: frozenset[str] | None = None) -> HeldoutSet:
     """Load and cut the held-out passages of every group (see module doc); documents whose (normalised) text is
-    in ``exclude_texts`` are dropped before cutting."""
-    def passages(name: str, split: str = "heldout") -> pd.DataFrame:
+    in ``exclude_texts`` are dropped before cutting; ``sae_mix_texts`` (normalised texts the SAEs were trained
+    on) lets ``ag_other`` take every AG article outside them."""
+    def passages(name: str, split: str = "heldout", drop: frozenset[str] = frozenset()) -> pd.DataFrame:
         frame = load_corpus(name, data_dir, split=split, eval_start=eval_start).frame
-        if exclude_texts:
-            frame = frame[~frame["text"].map(normalize_text).isin(exclude_texts)]
+        if exclude_texts or drop:
+            norm = frame["text"].map(normalize_text)
+            frame = frame[~(norm.isin(exclude_texts) | norm.isin(drop))]
         return split_passages(frame, max_chars)
 
-    ag_other = pd.concat([passages(n) for n in AG_OTHER], ignore_index=True)
+    if sae_mix_texts is None:
+        ag_other = pd.concat([passages(n) for n in AG_OTHER], ignore_index=True)
+    else:
+        ag_other = pd.concat([passages(n, "all", sae_mix_texts) for n in AG_OTHER], ignore_index=True)
     general = passages("general")
     general = _sample(general[~general["doc_id"].isin(set(ag_other["doc_id"]))], docs_per_side, seed, "general")
     fin_pool = passages("financial")
@@ -172,7 +179,8 @@ def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category
     frame = pd.concat(parts.values(), ignore_index=True).drop_duplicates("doc_id").reset_index(drop=True)
     pos = pd.Series(np.arange(len(frame)), index=frame["doc_id"])
     groups = {g: np.sort(pos[p["doc_id"]].to_numpy()) for g, p in parts.items() if len(p)}
-    excl = hashlib.sha256("\n".join(sorted(exclude_texts)).encode()).hexdigest()[:8]
+    excl = hashlib.sha256("\n".join(sorted(exclude_texts)).encode()
+                          + b"|mix|" + "\n".join(sorted(sae_mix_texts or ())).encode()).hexdigest()[:8]
     key = hashlib.sha256(f"{docs_per_side}|{docs_per_category}|{max_chars}|{seed}|{eval_start}|{match_length}|"
                          f"{excl}".encode()).hexdigest()
     return HeldoutSet(Corpus(name=f"analysis_heldout_{key[:8]}", frame=frame), groups)

@@ -110,6 +110,17 @@ def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, 
     return sae
 
 
+def _sae_mix_texts(cfg) -> frozenset[str]:
+    """Normalised texts of the SAE training mix (``data:`` as in ``train.py``, which builds it the same way)."""
+    from finsae.analysis.heldout import normalize_text
+    from finsae.data.mix import mixed_corpus
+
+    d = cfg.data
+    mix = mixed_corpus(list(d.corpora), cfg.paths.data_dir, "train", d.max_chars_per_corpus, d.max_docs,
+                       d.eval_start)
+    return frozenset(normalize_text(t) for t in mix.frame["text"])
+
+
 def _twin_texts(data_dir, artifacts: Path, domain: str) -> frozenset[str]:
     """The finance twin's fine-tune texts, with its split's ``test_frac`` (the fine-tune schema's, declared
     there once) and the seed its summary records (0 when the twin has no summary: a registry model)."""
@@ -162,7 +173,8 @@ def run(cfg, raw) -> AnalysisSummary:
 
     held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
                        max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start,
-                       exclude_texts=_twin_texts(cfg.paths.data_dir, artifacts, domain), match_length=a.match_length)
+                       exclude_texts=_twin_texts(cfg.paths.data_dir, artifacts, domain), match_length=a.match_length,
+                       sae_mix_texts=_sae_mix_texts(cfg))
     counts = held.counts()
     print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     root = activations_root(artifacts)
