@@ -173,3 +173,34 @@ def test_refit_cross_reconstruction_removes_a_pure_rescaling():
     assert fixed < raw
     assert float(sae.norm_scale) == pytest.approx(1.0 / rms)  # the SAE itself is not changed
     assert torch.allclose(sae.b_dec, torch.from_numpy(x.mean(0) / rms))
+
+
+def test_findings_put_three_methods_side_by_side(result):
+    from finsae.analysis.evolution import all_figures
+    from finsae.analysis.findings import NOT_RUN, findings_markdown, method_signals
+
+    res, _, _ = result
+    rows = [dict(res.row, layer=layer) for layer in (1, 2, 3)]
+    layers = pd.DataFrame(rows)
+    md = findings_markdown(layers, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200},
+                           {"financial": 120.0, "general": 125.0})
+    side = md.split("## Three methods side by side")[1].split("Do they agree")[0]
+    table = [line for line in side.splitlines() if line.startswith("| 1 ")][0]
+    assert table.count(NOT_RUN) == 2  # crosscoder and warm start did not run; independent SAEs did
+    assert "seed ceiling base" in md and "covariance-matched" in md and "0 by construction" in md
+    counts = md.split("## Independent SAEs: financial latents")[1].split("##")[0]
+    for line in [ln for ln in counts.splitlines() if ln.startswith("| 1 ")]:
+        assert "n/a" not in line.rsplit("|", 2)[0]  # seed repeats given: only the ratio may be n/a (floor 0)
+    cc = layers.assign(n_domain_only=[2, 9, 4], n_domain_only_lo=[1, 6, 2], n_domain_only_hi=[3, 12, 6],
+                       n_base_only=[1, 1, 1], n_shared=[50, 40, 45], crosscoder_seed_stability=[0.5, 0.6, 0.4],
+                       n_changed=[3, 20, 8], n_changed_lo=[1, 15, 5], n_changed_hi=[5, 25, 11],
+                       n_changed_control=[2, 2, 2])
+    md2 = findings_markdown(cc, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200})
+    side2 = md2.split("## Three methods side by side")[1]
+    assert NOT_RUN not in side2.split("Do they agree")[0]
+    assert "9 [6, 12]" in side2 and "largest at layer 2 (9)" in side2 and "largest at layer 2 (18)" in side2
+    assert "crosscoder vs warmstart: Spearman rank correlation over 3 layers 1.00" in side2
+    sig = method_signals(cc)
+    assert sig["warmstart"].tolist() == [1, 18, 6]
+    figs = all_figures(cc, res.features, 0.7, 0.6, "p")
+    assert {"overlap_by_layer", "counts_by_layer", "cross_fvu_by_layer"} <= set(figs)

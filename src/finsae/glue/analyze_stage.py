@@ -202,14 +202,16 @@ def run(cfg, raw) -> AnalysisSummary:
         for layer, res in _compare_layers(job, layers, a.jobs, cfg.progress_bar):
             _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))  # each layer as it ends
             rows[layer] = r = res.row
-            print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceiling {r['overlap_seed_ceiling']:.3f}, "
-                  f"random {r['overlap_random']:.3f}), financial {r['n_financial_base']} base / {r['n_financial']} "
-                  f"domain, specialized {r['n_specialized']} (seed floor {r['n_specialized_seed_floor']})")
+            print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceilings {r['overlap_seed_ceiling_base']:.3f}"
+                  f" base / {r['overlap_seed_ceiling_domain']:.3f} domain, covariance null {r['overlap_null']:.3f}), "
+                  f"financial {r['n_financial_base']} base / {r['n_financial']} domain, specialized "
+                  f"{r['n_specialized']}; on domain seed 1's financial latents {r['n_specialized_seed1']} unmatched in "
+                  f"base vs seed floor {r['n_specialized_seed_floor']}")
         for layer in sorted(rows):  # W&B steps must increase
             tracker.log({f"layer/{k}": v for k, v in rows[layer].items()
                          if isinstance(v, (int, float)) and np.isfinite(v)}, step=layer + 1)
         with locked([out / "combined"]):
-            summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts)
+            summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts, held.median_chars())
         summary.seconds = round(time.time() - t0, 1)
         summary.write(out, Path(cfg.paths.output_dir))
         tracker.log_table("analysis_layers", frames["layers"])
@@ -301,7 +303,8 @@ def _write_layer(out: Path, layer: int, res, meta: dict) -> None:
     write_json(d / "meta.json", meta)
 
 
-def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: Path):
+def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: Path,
+            median_chars: dict | None = None):
     """Merge every ``layers/layer_i`` whose settings equal this run's into the pair's tables and findings."""
     a = cfg.analysis
     parts = {n: [] for n in LAYER_FILES}
@@ -327,7 +330,7 @@ def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: P
     L = frames["layers"]
     (out / "plots").mkdir(exist_ok=True)
     (out / "findings.md").write_text(findings_markdown(L, pair, cfg.pair.base, cfg.pair.domain, a.tau,
-                                                       a.min_auroc, a.fdr, counts))
+                                                       a.min_auroc, a.fdr, counts, median_chars))
     floor = L["n_specialized_seed_floor"].notna()
     summary = AnalysisSummary(
         pair=pair, base=cfg.pair.base, domain=cfg.pair.domain, tag=cfg.tag, seed_tag=seed_tag, layers=layers,
@@ -335,6 +338,7 @@ def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: P
         n_financial_base=int(L["n_financial_base"].sum()), n_specialized=int(L["n_specialized"].sum()),
         n_specialized_seed_floor=int(L.loc[floor, "n_specialized_seed_floor"].sum()),
         n_specialized_at_floor_layers=int(L.loc[floor, "n_specialized"].sum()),
+        n_specialized_seed1=int(L.loc[floor, "n_specialized_seed1"].sum()),
         mean_overlap=float(L["overlap"].mean()), mean_overlap_seed_ceiling=float(L["overlap_seed_ceiling"].mean()),
         docs=counts,
     )
