@@ -366,7 +366,6 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "overlap_null": overlap(null.one_to_one_cos, tau),
         "overlap_null_adjacent": overlap(adjacent, tau) if adjacent is not None else np.nan,
         "null_adjacent_layer": inp.adjacent_layer if adjacent is not None else np.nan,
-        "overlap_count": int((base_o2o_cos >= tau).sum()),
         "overlap_count_max_cardinality": max_matching_at(wb, wd, tau),
         "overlap_seed1": overlap(seed1, tau) if seed1 is not None else np.nan,
         "mutual_nn": float(m.mutual.mean()), "median_best_cos": float(np.median(m.best_ab_cos)),

@@ -123,7 +123,7 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         adj_txt = (f"{_f(_get(r, 'overlap_null_adjacent'))} (L{int(adj)})" if math.isfinite(_num(adj))
                    else "n/a")
         lines.append(
-            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(_get(r, 'overlap_count'), '{:.0f}')} / "
+            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(_get(r, 'n_matched'), '{:.0f}')} / "
             f"{_f(_get(r, 'overlap_count_max_cardinality'), '{:.0f}')} | {_f(_get(r, 'overlap_cross_seed'))} | "
             f"{_f(_get(r, 'overlap_seed1'))} | {_f(_get(r, 'overlap_seed_ceiling_base'))} | "
             f"{_f(_get(r, 'overlap_seed_ceiling_domain'))} | {_f(_get(r, 'overlap_null'))} | {adj_txt} | "
