@@ -25,6 +25,7 @@ Definitions (README "Feature comparison" repeats them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
 from finsae.analysis.heldout import BROAD, CATEGORY_FAMILIES, GENRE, HeldoutSet
 from finsae.analysis.matching import (
     TAUS,
+    Matching,
     covariance_rows,
     index_cosine,
     match_decoders,
@@ -245,6 +247,82 @@ def own_fvu(sae: TopKSAE, codes: Codes, acts, rows: np.ndarray, chunk: int = 409
     return float(sums.result().fvu)
 
 
+class LayerMatches(NamedTuple):
+    """Every decoder matching of one layer (step 1 of :func:`compare_layer`)."""
+
+    main: Matching
+    """Base seed 0 (rows) vs domain seed 0 (columns)."""
+    random: Matching
+    """Isotropic random unit rows vs the domain SAE (0 at tau = 0.7 by construction; kept, labelled so)."""
+    index_cos: np.ndarray
+    """Cosine of latent #f with latent #f (the write-up's comparison)."""
+    cross_seed: Matching | None
+    """Base seed 0 vs domain seed 1: different initialisations, as in the seed ceiling (two SAEs that share their
+    init seed keep some latents near the same random start, which inflates the same-seed overlap)."""
+    seed1: Matching | None
+    """Base seed 1 vs domain seed 1: the seed spread of the overlap."""
+    seed: dict
+    """``base`` / ``domain`` -> seed 1 (rows) vs seed 0 (columns) of that model: the seed ceilings."""
+
+
+def match_layer(inp: LayerInputs, cfg: AnalysisConfig) -> LayerMatches:
+    wb, wd = inp.base.W_dec.detach(), inp.domain.W_dec.detach()
+
+    def match(a, b):
+        return match_decoders(a, b, candidates=cfg.candidates)
+
+    seed = {name: match(seed_sae.W_dec.detach(), sae.W_dec.detach())
+            for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed))
+            if seed_sae is not None}
+    ds, bs = inp.domain_seed, inp.base_seed
+    return LayerMatches(
+        main=match(wb, wd), random=match(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd),
+        index_cos=index_cosine(wb, wd), cross_seed=match(wb, ds.W_dec.detach()) if ds is not None else None,
+        seed1=match(bs.W_dec.detach(), ds.W_dec.detach()) if bs is not None and ds is not None else None, seed=seed)
+
+
+class Reconstruction(NamedTuple):
+    """Held-out FVU of each SAE on its own and on the other model's activations (``layers.parquet`` columns)."""
+
+    fvu_base: float
+    fvu_domain: float
+    fvu_base_on_domain: float
+    """Base SAE on domain activations, with its own input scale and ``b_dec`` (raw)."""
+    fvu_domain_on_base: float
+    cross_fvu_corrected_base_on_domain: float
+    """The same after re-estimating the scale and offset on the target activations (:func:`cross_fvu_refit`)."""
+    cross_fvu_corrected_domain_on_base: float
+
+
+def reconstruction(inp: LayerInputs, codes: dict, rows: np.ndarray) -> Reconstruction:
+    return Reconstruction(
+        own_fvu(inp.base, codes["base"], inp.base_acts, rows), own_fvu(inp.domain, codes["domain"], inp.domain_acts, rows),
+        cross_fvu(inp.base, inp.domain_acts, rows), cross_fvu(inp.domain, inp.base_acts, rows),
+        cross_fvu_refit(inp.base, inp.domain_acts, inp.base_acts, rows),
+        cross_fvu_refit(inp.domain, inp.base_acts, inp.domain_acts, rows))
+
+
+class NullOverlaps(NamedTuple):
+    """Overlap at tau of null dictionaries against the domain SAE (``layers.parquet`` columns)."""
+
+    overlap_null: float
+    """Rows drawn from N(0, cov) of the layer's base activations, normalised (:func:`covariance_rows`)."""
+    overlap_null_adjacent: float
+    """The base SAE of an adjacent layer (NaN when none was trained)."""
+    null_adjacent_layer: float
+    """Which layer that was."""
+
+
+def null_overlaps(inp: LayerInputs, cfg: AnalysisConfig, rows: np.ndarray) -> NullOverlaps:
+    wd = inp.domain.W_dec.detach()
+    drawn = covariance_rows(np.asarray(inp.base_acts[rows], np.float32), inp.base.num_latents, seed=cfg.seed + 3)
+    null = overlap(match_decoders(drawn, wd, candidates=cfg.candidates).one_to_one_cos, cfg.tau)
+    if inp.adjacent is None or inp.adjacent.d_in != wd.shape[1]:
+        return NullOverlaps(null, np.nan, np.nan)
+    adj = match_decoders(inp.adjacent.W_dec.detach(), wd, candidates=cfg.candidates).one_to_one_cos
+    return NullOverlaps(null, overlap(adj, cfg.tau), float(inp.adjacent_layer))
+
+
 def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> LayerResult:
     """All statistics of one layer (see module doc); ``progress(msg)`` is told what runs."""
     say = progress or (lambda msg: None)
@@ -256,30 +334,11 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         raise ConfigError(f"layer {inp.layer}: the SAEs read different widths (d_in {inp.base.d_in} vs "
                           f"{inp.domain.d_in}); a pair must share the layer width")
     say("matching decoders")
-    wb, wd = inp.base.W_dec.detach(), inp.domain.W_dec.detach()
-    m = match_decoders(wb, wd, candidates=cfg.candidates)
+    mt = match_layer(inp, cfg)
+    m, wb, wd = mt.main, inp.base.W_dec.detach(), inp.domain.W_dec.detach()
     base_o2o, base_o2o_cos = m.one_to_one, m.one_to_one_cos
     dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
-    rnd = match_decoders(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd, candidates=cfg.candidates)
-    adjacent = (match_decoders(inp.adjacent.W_dec.detach(), wd, candidates=cfg.candidates).one_to_one_cos
-                if inp.adjacent is not None and inp.adjacent.d_in == wd.shape[1] else None)
-    idx_cos = index_cosine(wb, wd)
-    # base seed 0 vs domain seed 1: different initialisations, as in the seed ceiling (two SAEs that share their
-    # init seed keep some latents near the same random start, which inflates the same-seed overlap)
-    cross_m = (match_decoders(wb, inp.domain_seed.W_dec.detach(), candidates=cfg.candidates)
-               if inp.domain_seed is not None else None)
-    cross = cross_m.one_to_one_cos if cross_m is not None else None
-    # seed spread of the overlap: base seed 1 vs domain seed 1
-    seed1 = (match_decoders(inp.base_seed.W_dec.detach(), inp.domain_seed.W_dec.detach(),
-                            candidates=cfg.candidates).one_to_one_cos
-             if inp.base_seed is not None and inp.domain_seed is not None else None)
-    ceilings = {}
-    seed_matches = {}
-    for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed)):
-        if seed_sae is not None:
-            sm = match_decoders(seed_sae.W_dec.detach(), sae.W_dec.detach(), candidates=cfg.candidates)
-            seed_matches[name] = sm
-            ceilings[name] = sm.one_to_one_cos
+    ceilings = {k: v.one_to_one_cos for k, v in mt.seed.items()}
 
     say("encoding held-out tokens")
     codes = {"base": encode_rows(inp.base, inp.base_acts), "domain": encode_rows(inp.domain, inp.domain_acts)}
@@ -311,7 +370,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     # specialized: financial domain latents whose best base match is below tau
     specialized = sel["domain"].financial & (m.best_ba_cos < tau)
     boot_specialized = (sel["domain"].boot_financial & (m.best_ba_cos < tau)[None]).sum(1)
-    floor = _seed_floor(sel.get("domain_seed"), cross_m, seed_matches.get("domain"), tau)
+    floor = _seed_floor(sel.get("domain_seed"), mt.cross_seed, mt.seed.get("domain"), tau)
 
     say("improvement of matched pairs")
     d_auroc = sel["domain"].broad.auroc[partner] - sel["base"].broad.auroc[matched]
@@ -326,18 +385,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     n_rows = len(inp.doc_of_row)
     rows = np.sort(rng.choice(n_rows, size=min(cfg.agreement_tokens, n_rows), replace=False))
     corr = pair_correlation(codes["base"], codes["domain"], matched, partner, rows)
-    fvu = {
-        "fvu_base": own_fvu(inp.base, codes["base"], inp.base_acts, rows),
-        "fvu_domain": own_fvu(inp.domain, codes["domain"], inp.domain_acts, rows),
-        "fvu_base_on_domain": cross_fvu(inp.base, inp.domain_acts, rows),
-        "fvu_domain_on_base": cross_fvu(inp.domain, inp.base_acts, rows),
-        "cross_fvu_corrected_base_on_domain": cross_fvu_refit(inp.base, inp.domain_acts, inp.base_acts, rows),
-        "cross_fvu_corrected_domain_on_base": cross_fvu_refit(inp.domain, inp.base_acts, inp.domain_acts, rows),
-    }
+    fvu = reconstruction(inp, codes, rows)._asdict()
     say("null dictionaries")
     null_rows = np.sort(rng.choice(n_rows, size=min(cfg.null_tokens, n_rows), replace=False))
-    null = match_decoders(covariance_rows(np.asarray(inp.base_acts[null_rows], np.float32), wb.shape[0],
-                                          seed=cfg.seed + 3), wd, candidates=cfg.candidates)
+    nulls = null_overlaps(inp, cfg, null_rows)._asdict()
 
     say("category profiles")
     cats = {k: category_profile(scores[k], held, cfg.score) for k in ("base", "domain")}
@@ -347,6 +398,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     ov_lo, ov_hi = percentile_ci((base_o2o_cos[boot_lat] >= tau).mean(1))
     ceil_vals = [overlap(c, tau) for c in ceilings.values()]
     ceiling = float(np.mean(ceil_vals)) if ceil_vals else np.nan
+    cross = mt.cross_seed.one_to_one_cos if mt.cross_seed is not None else None
     n_fin_lo, n_fin_hi = {}, {}
     for k in ("base", "domain"):
         n_fin_lo[k], n_fin_hi[k] = basic_ci(sel[k].boot_financial.sum(1).astype(float), sel[k].financial.sum())
@@ -362,12 +414,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "overlap_cross_seed": overlap(cross, tau) if cross is not None else np.nan,
         "overlap_cross_seed_of_ceiling": (overlap(cross, tau) / ceiling
                                           if cross is not None and ceiling and np.isfinite(ceiling) else np.nan),
-        "overlap_random": overlap(rnd.one_to_one_cos, tau), "overlap_index": float((idx_cos >= tau).mean()),
-        "overlap_null": overlap(null.one_to_one_cos, tau),
-        "overlap_null_adjacent": overlap(adjacent, tau) if adjacent is not None else np.nan,
-        "null_adjacent_layer": inp.adjacent_layer if adjacent is not None else np.nan,
+        "overlap_random": overlap(mt.random.one_to_one_cos, tau), "overlap_index": float((mt.index_cos >= tau).mean()),
+        **nulls,
         "overlap_count_max_cardinality": max_matching_at(wb, wd, tau),
-        "overlap_seed1": overlap(seed1, tau) if seed1 is not None else np.nan,
+        "overlap_seed1": overlap(mt.seed1.one_to_one_cos, tau) if mt.seed1 is not None else np.nan,
         "mutual_nn": float(m.mutual.mean()), "median_best_cos": float(np.median(m.best_ab_cos)),
         "n_financial_base": int(sel["base"].financial.sum()),
         "n_financial_base_ci_low": float(n_fin_lo["base"]), "n_financial_base_ci_high": float(n_fin_hi["base"]),
@@ -392,7 +442,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     curves = pd.DataFrame({
         "tau": TAUS, "overlap": overlap_curve(base_o2o_cos),
         "seed_ceiling": np.mean([overlap_curve(c) for c in ceilings.values()], 0) if ceilings else np.nan,
-        "random": overlap_curve(rnd.one_to_one_cos), "index": overlap_curve(idx_cos),
+        "random": overlap_curve(mt.random.one_to_one_cos), "index": overlap_curve(mt.index_cos),
     }).assign(layer=inp.layer)
 
     feats = []
