@@ -9,12 +9,23 @@ Definitions (README "Feature comparison" repeats them):
 * **cross-seed overlap** — base seed 0 vs domain seed 1: base-vs-domain under the ceiling's conditions (two
   different initialisations). The plain overlap compares two SAEs started from the same seed, which keeps a few
   latents near their common random start (the same-index share shows how many) and so reads higher.
-* **random baselines** — overlap of random unit decoders against the domain SAE (the matching's chance level)
-  and the same-index cosine (latent #f vs #f, which is what comparing indices of two SAEs measures).
+* **seed ceilings** are reported per model (``overlap_seed_ceiling_base`` / ``_domain``); their mean
+  (``overlap_seed_ceiling``) is kept for the ratios ``overlap_of_ceiling``.
+* **nulls** — ``overlap_null``: rows drawn from the covariance of the layer's base activations, normalised (the
+  chance level of a dictionary that knows the layer's anisotropy); ``overlap_null_adjacent``: the base SAE of
+  an adjacent layer; ``overlap_random``: isotropic random unit rows, 0 at tau = 0.7 by construction (kept and
+  labelled so); ``overlap_index``: the same-index cosine (latent #f vs #f, what comparing indices measures).
+* **max-cardinality count** — ``overlap_count_max_cardinality``: the most one-to-one pairs at cosine >= tau,
+  beside ``n_matched`` (pairs >= tau in the summed-cosine assignment).
 * **financial** latent — :mod:`finsae.analysis.selectivity` (FDR and AUROC floor in both contrasts).
 * **specialized** domain latent — financial, and its best base match has cosine < tau.
-* **seed floor** — how many latents the specialized rule flags between two seeds of the domain model (seed 1
-  against seed 0): the count SAE instability produces with no fine-tuning at all.
+* **seed floor, on one latent set** — the financial latents of domain seed 1: ``n_specialized_seed1`` counts
+  those unmatched (< tau) in base seed 0, ``n_specialized_seed_floor`` those unmatched in domain seed 0 (what
+  SAE instability flags with no fine-tuning at all), ``specialized_over_floor`` their ratio.
+* **cross-reconstruction** — raw (``fvu_base_on_domain``) and with the input scale and offset re-estimated on
+  the target activations (``cross_fvu_corrected_*``).
+* **intervals** — bootstrap over source documents within each side of a contrast; counts over a threshold
+  get the basic interval (:func:`finsae.analysis.selectivity.basic_ci`). ``*_seed1`` columns: the seed spread.
 * **improvement** of a matched pair (one-to-one, cosine >= tau) — the domain latent's broad-contrast AUROC
   minus its base partner's, with a paired bootstrap CI over documents; never a ratio of raw activations. Per
   layer: its mean over the pairs with a financial member (``improvement``: selected by one member passing the
