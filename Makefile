@@ -51,7 +51,7 @@ finetune: setup
 
 saes: setup
 	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 skip_if_done=true
-	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=1,3,5 seed=1 tag=demo_seed1 skip_if_done=true
+	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 seed=1 tag=demo_seed1 skip_if_done=true
 
 # Feature comparison of the pair, every layer with SAEs for both models (artifacts/analysis/minilm_fin/).
 analyze: setup

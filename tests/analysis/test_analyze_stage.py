@@ -49,6 +49,17 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     assert layers["overlap"].eq(1.0).all()
     assert np.isnan(layers.loc[0, "overlap_seed_ceiling"]) and 0 <= layers.loc[1, "overlap_seed_ceiling"] < 1
     assert layers["overlap_random"].max() < 0.2
+    for col in ("overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null", "overlap_null_adjacent",
+                "overlap_count_max_cardinality", "cross_fvu_corrected_base_on_domain",
+                "cross_fvu_corrected_domain_on_base", "n_specialized_seed1", "n_specialized_seed_floor_lo",
+                "n_specialized_seed_floor_hi", "specialized_over_floor", "overlap_seed1", "improvement_genre"):
+        assert col in layers, col
+    assert layers["null_adjacent_layer"].tolist() == [1, 0]  # each layer's neighbour, both trained
+    assert (layers["overlap_count_max_cardinality"] >= layers["n_matched"]).all()
+    assert np.isfinite(layers.loc[1, "n_specialized_seed_floor"]) and np.isnan(layers.loc[0, "n_specialized_seed1"])
+    # base and domain are one model here: on one latent set the base-vs-domain count IS the seed floor
+    assert layers.loc[1, "n_specialized_seed1"] == layers.loc[1, "n_specialized_seed_floor"]
+    assert np.isfinite(layers["cross_fvu_corrected_base_on_domain"]).all()
     assert set(feats["role"]) == {"base", "domain"} and feats.groupby(["role", "layer"]).size().eq(128).all()
     ctx = read_contexts(out, "tiny", 1)
     assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["kind"]) <= {"top", "quantile", "negative"}
@@ -80,6 +91,8 @@ def test_missing_sae_names_the_artifact_and_the_train_command(project_root, art)
 def test_bad_inputs_fail_in_one_line(project_root, art, tmp_path):
     assert "analysis.tau" in one_line_error(run(project_root, art, "analyze.py", *PAIR, "tag=t", "analysis.tau=2",
                                                 check=False))
+    assert "analysis.null_tokens" in one_line_error(run(project_root, art, "analyze.py", *PAIR, "tag=t",
+                                                        "analysis.null_tokens=0", check=False))
     assert "out of range" in one_line_error(run(project_root, art, "analyze.py", *PAIR, "tag=t", "layer=7",
                                                 check=False))
     # two SAEs of different widths at the same layer

@@ -118,3 +118,92 @@ def test_stored_codes_give_what_encoding_again_gives():
     ref = dense_a.reshape(300, 10, M)
     assert np.allclose(s.max.toarray(), ref.amax(1).numpy())
     assert np.allclose(s.mean.toarray(), ref.mean(1).numpy(), atol=1e-6)
+
+
+def test_seed_floor_counts_one_latent_set():
+    """Domain seed 0 has two financial latents absent from the base SAE (p and a near-copy), domain seed 1 has p
+    and a base latent q that seed 0 lacks. On seed 1's financial latents, the rule against base seed 0 flags p
+    (1) and against domain seed 0 flags q (1): ratio 1. The old comparison put seed 0's count (2) against that
+    floor, two different latent sets."""
+    g = torch.Generator().manual_seed(7)
+    shared = torch.nn.functional.normalize(torch.randn(M, D, generator=g), dim=1)
+    p = torch.nn.functional.normalize(torch.randn(1, D, generator=g), dim=1)
+    p_near = torch.nn.functional.normalize(p + 0.4 * torch.nn.functional.normalize(torch.randn(1, D, generator=g)), dim=1)
+    q = shared[M - 1:]
+    dom0 = torch.cat([shared[: M - 2], p, p_near])
+    dom1 = torch.cat([shared[: M - 2], p, q])
+    n_docs, per_doc = 400, 4
+    groups = {"financial": np.arange(0, 100), "general": np.arange(100, 200),
+              "ag_business": np.arange(200, 300), "ag_other": np.arange(300, 400)}
+    fin_doc = np.zeros(n_docs, bool)
+    fin_doc[groups["financial"]] = fin_doc[groups["ag_business"]] = True
+    doc_of_row = np.repeat(np.arange(n_docs), per_doc)
+    x = np.random.default_rng(7).standard_normal((len(doc_of_row), D)).astype(np.float32) * 0.3
+    x[fin_doc[doc_of_row]] += 2.0 * (p[0] + q[0]).numpy()
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)], "text": "w0 w1 w2 w3", "source": "synthetic"})
+    held = HeldoutSet(Corpus("synthetic", frame), groups)
+    inp = LayerInputs(1, "base", "domain", sae_with(shared, 0), sae_with(dom0, 0), x, x, doc_of_row,
+                      np.tile(np.arange(per_doc) * 3, n_docs), held, domain_seed=sae_with(dom1, 1))
+    r = compare_layer(inp, AnalysisConfig(n_boot=20, agreement_tokens=500, null_tokens=500,
+                                          control_latents=1)).row
+    assert r["n_specialized"] == 2  # seed 0: p and its near-copy
+    assert r["n_specialized_seed1"] == 1 and r["n_specialized_seed_floor"] == 1
+    assert r["specialized_over_floor"] == pytest.approx(1.0)
+    for k in ("n_specialized_seed1", "n_specialized_seed_floor"):
+        assert r[f"{k}_lo"] <= r[k] <= r[f"{k}_hi"]
+    assert np.isnan(r["overlap_seed1"])  # no base seed repeat given
+
+
+def test_refit_cross_reconstruction_removes_a_pure_rescaling():
+    from finsae.analysis.compare import cross_fvu, cross_fvu_refit
+
+    g = torch.Generator().manual_seed(3)
+    dec = torch.nn.functional.normalize(torch.randn(M, D, generator=g), dim=1)
+    sae = sae_with(dec, 0)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2000, D)) * 0.5 + 1.0).astype(np.float32)
+    rms = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).mean()))
+    with torch.no_grad():
+        sae.norm_scale.fill_(1.0 / rms)  # what training sets: unit mean squared norm on its own data
+        sae.b_dec.copy_(torch.from_numpy(x.mean(0) / rms))  # and an offset near the data's centre
+    rows = np.arange(0, 2000, 2)
+    own = cross_fvu(sae, x, rows)
+    scaled = 3.0 * x  # the other model: the same activations, 3x larger
+    assert cross_fvu(sae, scaled, rows) > own + 0.05
+    assert cross_fvu_refit(sae, scaled, x, rows) == pytest.approx(own, rel=1e-4)
+    shifted = x + 2.0  # a pure offset: mostly removed by moving b_dec
+    raw, fixed = cross_fvu(sae, shifted, rows), cross_fvu_refit(sae, shifted, x, rows)
+    assert fixed < raw
+    assert float(sae.norm_scale) == pytest.approx(1.0 / rms)  # the SAE itself is not changed
+    assert torch.allclose(sae.b_dec, torch.from_numpy(x.mean(0) / rms))
+
+
+def test_findings_put_three_methods_side_by_side(result):
+    from finsae.analysis.evolution import all_figures
+    from finsae.analysis.findings import NOT_RUN, findings_markdown, method_signals
+
+    res, _, _ = result
+    rows = [dict(res.row, layer=layer) for layer in (1, 2, 3)]
+    layers = pd.DataFrame(rows)
+    md = findings_markdown(layers, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200},
+                           {"financial": 120.0, "general": 125.0})
+    side = md.split("## Three methods side by side")[1].split("Do they agree")[0]
+    table = [line for line in side.splitlines() if line.startswith("| 1 ")][0]
+    assert table.count(NOT_RUN) == 2  # crosscoder and warm start did not run; independent SAEs did
+    assert "seed ceiling base" in md and "covariance-matched" in md and "0 by construction" in md
+    counts = md.split("## Independent SAEs: financial latents")[1].split("##")[0]
+    for line in [ln for ln in counts.splitlines() if ln.startswith("| 1 ")]:
+        assert "n/a" not in line.rsplit("|", 2)[0]  # seed repeats given: only the ratio may be n/a (floor 0)
+    cc = layers.assign(n_domain_only=[2, 9, 4], n_domain_only_lo=[1, 6, 2], n_domain_only_hi=[3, 12, 6],
+                       n_base_only=[1, 1, 1], n_shared=[50, 40, 45], crosscoder_seed_stability=[0.5, 0.6, 0.4],
+                       n_changed=[3, 20, 8], n_changed_lo=[1, 15, 5], n_changed_hi=[5, 25, 11],
+                       n_changed_control=[2, 2, 2])
+    md2 = findings_markdown(cc, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200})
+    side2 = md2.split("## Three methods side by side")[1]
+    assert NOT_RUN not in side2.split("Do they agree")[0]
+    assert "9 [6, 12]" in side2 and "largest at layer 2 (9)" in side2 and "largest at layer 2 (18)" in side2
+    assert "crosscoder vs warmstart: Spearman rank correlation over 3 layers 1.00" in side2
+    sig = method_signals(cc)
+    assert sig["warmstart"].tolist() == [1, 18, 6]
+    figs = all_figures(cc, res.features, 0.7, 0.6, "p")
+    assert {"overlap_by_layer", "counts_by_layer", "cross_fvu_by_layer"} <= set(figs)

@@ -6,8 +6,10 @@ import torch
 
 from finsae.analysis.matching import (
     _dense_assignment,
+    covariance_rows,
     index_cosine,
     match_decoders,
+    max_matching_at,
     overlap,
     overlap_curve,
     random_unit_rows,
@@ -78,3 +80,37 @@ def test_random_baselines_sit_at_chance():
 def test_different_widths_are_refused():
     with pytest.raises(ConfigError, match="different widths"):
         match_decoders(torch.randn(4, 8), torch.randn(4, 16))
+
+
+def test_max_cardinality_count_can_exceed_the_summed_cosine_assignment():
+    """a0-b0 at 0.75 against a0-b1 and a1-b0 at 0.65: the summed cosine takes the two 0.65 pairs (1.3 > 0.75 + 0.1)
+    and so has no pair at tau = 0.7, while one pair at 0.75 exists."""
+    gram = np.array([[1.0, 0.4, 0.75, 0.65],   # a0
+                     [0.4, 1.0, 0.65, 0.10],   # a1
+                     [0.75, 0.65, 1.0, 0.4],   # b0
+                     [0.65, 0.10, 0.4, 1.0]])  # b1
+    v = torch.from_numpy(np.linalg.cholesky(gram)).float()  # rows with exactly these cosines
+    a, b = v[:2], v[2:]
+    m = match_decoders(a, b)
+    assert m.one_to_one.tolist() == [1, 0] and (m.one_to_one_cos >= 0.7).sum() == 0
+    assert max_matching_at(a, b, 0.7) == 1
+    assert max_matching_at(a, b, 0.6) == 2 and max_matching_at(a, b, 0.8) == 0
+
+
+def test_anisotropic_null_is_above_zero_on_anisotropic_data():
+    rng = np.random.default_rng(0)
+    d = 64
+    scale = np.ones(d)
+    scale[0] = 40.0  # one dominant direction, as in transformer activations
+    x = rng.standard_normal((4000, d)) * scale
+    e0 = torch.zeros(d)
+    e0[0] = 1
+    sign = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)[:, None]
+    dictionary = unit_rows(sign * e0 + 0.1 * torch.randn(64, d, generator=torch.Generator().manual_seed(1)))
+    dictionary = torch.cat([dictionary, random_unit_rows(64, d, seed=2)])
+    null = covariance_rows(x, 128, seed=3)
+    assert null.shape == (128, d) and torch.allclose(null.norm(dim=1), torch.ones(128), atol=1e-5)
+    assert overlap(match_decoders(null, dictionary).one_to_one_cos, 0.7) > 0.2
+    assert overlap(match_decoders(random_unit_rows(128, d, seed=4), dictionary).one_to_one_cos, 0.7) == 0.0
+    with pytest.raises(ConfigError, match="covariance_rows needs"):
+        covariance_rows(x[:1], 4)

@@ -71,3 +71,30 @@ def test_genre_matched_contrast_rejects_a_style_latent():
 def test_empty_side_is_refused():
     with pytest.raises(ValueError, match="both sides"):
         contrast(np.zeros((0, 3)), np.ones((4, 3)))
+
+
+def test_document_bootstrap_moves_the_passages_of_one_document_together():
+    from finsae.analysis.selectivity import document_weights
+
+    # side 1: doc A (5 passages), B (1), C (2); side 0: D (3), E (1); A appears on one side only
+    source = np.array(["A"] * 5 + ["B", "C", "C", "D", "D", "D", "E"])
+    is_pos = np.array([True] * 8 + [False] * 4)
+    w = document_weights(is_pos, source, n_boot=500, seed=0)
+    assert w.shape == (500, 12)
+    for doc in "ABCDE":
+        cols = np.flatnonzero(source == doc)
+        assert (w[:, cols] == w[:, cols[:1]]).all(), doc  # one weight per document in every resample
+    # stratified by side: three documents drawn on the positive side, two on the negative, every time
+    assert (w[:, [0, 5, 6]].sum(1) == 3).all() and (w[:, [8, 11]].sum(1) == 2).all()
+    assert w[:, 0].std() > 0  # and the draws vary
+    with pytest.raises(ValueError, match="source ids"):
+        document_weights(is_pos, source[:3], 10)
+
+
+def test_basic_interval_does_not_start_at_the_point_of_an_upward_biased_count():
+    from finsae.analysis.selectivity import basic_ci
+
+    boots = np.r_[np.full(5, 7.0), np.linspace(8, 15, 95)]  # a threshold count: resamples mostly above 8
+    lo, hi = basic_ci(boots, 8)
+    assert lo < 8 < hi and hi <= 9.5
+    assert basic_ci(np.array([1.0, 5.0, 9.0]), 1)[0] == 0.0  # never below zero

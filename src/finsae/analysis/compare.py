@@ -9,12 +9,23 @@ Definitions (README "Feature comparison" repeats them):
 * **cross-seed overlap** — base seed 0 vs domain seed 1: base-vs-domain under the ceiling's conditions (two
   different initialisations). The plain overlap compares two SAEs started from the same seed, which keeps a few
   latents near their common random start (the same-index share shows how many) and so reads higher.
-* **random baselines** — overlap of random unit decoders against the domain SAE (the matching's chance level)
-  and the same-index cosine (latent #f vs #f, which is what comparing indices of two SAEs measures).
+* **seed ceilings** are reported per model (``overlap_seed_ceiling_base`` / ``_domain``); their mean
+  (``overlap_seed_ceiling``) is kept for the ratios ``overlap_of_ceiling``.
+* **nulls** — ``overlap_null``: rows drawn from the covariance of the layer's base activations, normalised (the
+  chance level of a dictionary that knows the layer's anisotropy); ``overlap_null_adjacent``: the base SAE of
+  an adjacent layer; ``overlap_random``: isotropic random unit rows, 0 at tau = 0.7 by construction (kept and
+  labelled so); ``overlap_index``: the same-index cosine (latent #f vs #f, what comparing indices measures).
+* **max-cardinality count** — ``overlap_count_max_cardinality``: the most one-to-one pairs at cosine >= tau,
+  beside ``n_matched`` (pairs >= tau in the summed-cosine assignment).
 * **financial** latent — :mod:`finsae.analysis.selectivity` (FDR and AUROC floor in both contrasts).
 * **specialized** domain latent — financial, and its best base match has cosine < tau.
-* **seed floor** — how many latents the specialized rule flags between two seeds of the domain model (seed 1
-  against seed 0): the count SAE instability produces with no fine-tuning at all.
+* **seed floor, on one latent set** — the financial latents of domain seed 1: ``n_specialized_seed1`` counts
+  those unmatched (< tau) in base seed 0, ``n_specialized_seed_floor`` those unmatched in domain seed 0 (what
+  SAE instability flags with no fine-tuning at all), ``specialized_over_floor`` their ratio.
+* **cross-reconstruction** — raw (``fvu_base_on_domain``) and with the input scale and offset re-estimated on
+  the target activations (``cross_fvu_corrected_*``).
+* **intervals** — bootstrap over source documents within each side of a contrast; counts over a threshold
+  get the basic interval (:func:`finsae.analysis.selectivity.basic_ci`). ``*_seed1`` columns: the seed spread.
 * **improvement** of a matched pair (one-to-one, cosine >= tau) — the domain latent's broad-contrast AUROC
   minus its base partner's, with a paired bootstrap CI over documents; never a ratio of raw activations. Per
   layer: its mean over the pairs with a financial member (``improvement``: selected by one member passing the
@@ -25,6 +36,7 @@ Definitions (README "Feature comparison" repeats them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,8 +47,18 @@ from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.contexts import build_contexts
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows, pair_correlation, row_chunks
 from finsae.analysis.heldout import BROAD, CATEGORY_FAMILIES, GENRE, HeldoutSet
-from finsae.analysis.matching import TAUS, index_cosine, match_decoders, overlap, overlap_curve, random_unit_rows
-from finsae.analysis.selectivity import Contrast, RankedScores, contrast, percentile_ci, stratified_weights
+from finsae.analysis.matching import (
+    TAUS,
+    Matching,
+    covariance_rows,
+    index_cosine,
+    match_decoders,
+    max_matching_at,
+    overlap,
+    overlap_curve,
+    random_unit_rows,
+)
+from finsae.analysis.selectivity import Contrast, RankedScores, basic_ci, contrast, document_weights, percentile_ci
 from finsae.sae import TopKSAE, evaluate
 from finsae.sae.evaluate import ReconstructionSums
 
@@ -61,6 +83,10 @@ class LayerInputs:
     """A second seed of the base SAE (same setting): seed ceiling."""
     domain_seed: TopKSAE | None = None
     """A second seed of the domain SAE: seed ceiling and seed floor."""
+    adjacent: TopKSAE | None = None
+    """The base SAE of an adjacent layer (same tag): a null dictionary that shares the residual stream's basis
+    but not the layer."""
+    adjacent_layer: int | None = None
 
 
 @dataclass
@@ -153,9 +179,19 @@ def _bootstrap(sel: _Selectivity, scores: DocScores, held: HeldoutSet, cfg: Anal
     sel.boot_financial = rule(*full["broad"]) & rule(*full["genre"])
 
 
+def source_documents(held: HeldoutSet) -> np.ndarray:
+    """[n_passages] the source document of each passage (``doc_id`` before ``#j``: the passages cut from one
+    document share it)."""
+    return held.corpus.frame["doc_id"].astype(str).str.split("#", n=1).str[0].to_numpy()
+
+
 def _contrast_weights(held: HeldoutSet, groups: tuple[str, str], n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights of the contrast's passages (positives then negatives): source documents resampled
+    within each side."""
     pos, neg = _sides(held, groups)
-    return stratified_weights(np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)], n_boot, seed)
+    src = source_documents(held)
+    return document_weights(np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)], src[np.r_[pos, neg]],
+                            n_boot, seed)
 
 
 def category_profile(scores: DocScores, held: HeldoutSet, kind: str = "max") -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +223,29 @@ def cross_fvu(sae: TopKSAE, acts, rows: np.ndarray) -> float:
     return float(evaluate(sae, (x for _, x in row_chunks(acts, rows, 4096))).fvu)
 
 
+def cross_fvu_refit(sae: TopKSAE, target_acts, source_acts, rows: np.ndarray) -> float:
+    """FVU of ``sae`` on ``rows`` of ``target_acts`` after re-estimating its input scale and offset on them (no
+    training): ``norm_scale`` set to the target's inverse RMS norm (what ``init_from_sample`` does), and
+    ``b_dec`` moved by the difference of the normalised means of target and source (``source_acts``: what the SAE
+    was trained on, same rows). A shift or rescaling of the activations then no longer counts as a change of
+    features; what remains is what the dictionary cannot express."""
+    import copy
+
+    def moments(acts):
+        x = np.concatenate([xi.numpy().astype(np.float64) for _, xi in row_chunks(acts, rows, 8192)])
+        return x.mean(0), float(np.sqrt((x ** 2).sum(1).mean()))
+
+    mu_t, rms_t = moments(target_acts)
+    mu_s, _ = moments(source_acts)
+    scale_s = float(sae.norm_scale)
+    scale_t = 1.0 / rms_t if rms_t > 0 else scale_s
+    fitted = copy.deepcopy(sae)
+    with torch.no_grad():
+        fitted.norm_scale.fill_(scale_t)
+        fitted.b_dec.add_(torch.from_numpy(mu_t * scale_t - mu_s * scale_s).to(fitted.b_dec.dtype))
+    return cross_fvu(fitted, target_acts, rows)
+
+
 def own_fvu(sae: TopKSAE, codes: Codes, acts, rows: np.ndarray, chunk: int = 4096) -> float:
     """FVU of ``sae`` on ``rows`` of the activations it was encoded from, decoded from its stored ``codes``."""
     sums = ReconstructionSums(sae.d_in, sae.num_latents)
@@ -197,6 +256,82 @@ def own_fvu(sae: TopKSAE, codes: Codes, acts, rows: np.ndarray, chunk: int = 409
         idx, a = codes.indices[ids], codes.acts[ids]
         sums.update(x, sae.decode(a, idx), idx, a)
     return float(sums.result().fvu)
+
+
+class LayerMatches(NamedTuple):
+    """Every decoder matching of one layer (step 1 of :func:`compare_layer`)."""
+
+    main: Matching
+    """Base seed 0 (rows) vs domain seed 0 (columns)."""
+    random: Matching
+    """Isotropic random unit rows vs the domain SAE (0 at tau = 0.7 by construction; kept, labelled so)."""
+    index_cos: np.ndarray
+    """Cosine of latent #f with latent #f (the write-up's comparison)."""
+    cross_seed: Matching | None
+    """Base seed 0 vs domain seed 1: different initialisations, as in the seed ceiling (two SAEs that share their
+    init seed keep some latents near the same random start, which inflates the same-seed overlap)."""
+    seed1: Matching | None
+    """Base seed 1 vs domain seed 1: the seed spread of the overlap."""
+    seed: dict
+    """``base`` / ``domain`` -> seed 1 (rows) vs seed 0 (columns) of that model: the seed ceilings."""
+
+
+def match_layer(inp: LayerInputs, cfg: AnalysisConfig) -> LayerMatches:
+    wb, wd = inp.base.W_dec.detach(), inp.domain.W_dec.detach()
+
+    def match(a, b):
+        return match_decoders(a, b, candidates=cfg.candidates)
+
+    seed = {name: match(seed_sae.W_dec.detach(), sae.W_dec.detach())
+            for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed))
+            if seed_sae is not None}
+    ds, bs = inp.domain_seed, inp.base_seed
+    return LayerMatches(
+        main=match(wb, wd), random=match(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd),
+        index_cos=index_cosine(wb, wd), cross_seed=match(wb, ds.W_dec.detach()) if ds is not None else None,
+        seed1=match(bs.W_dec.detach(), ds.W_dec.detach()) if bs is not None and ds is not None else None, seed=seed)
+
+
+class Reconstruction(NamedTuple):
+    """Held-out FVU of each SAE on its own and on the other model's activations (``layers.parquet`` columns)."""
+
+    fvu_base: float
+    fvu_domain: float
+    fvu_base_on_domain: float
+    """Base SAE on domain activations, with its own input scale and ``b_dec`` (raw)."""
+    fvu_domain_on_base: float
+    cross_fvu_corrected_base_on_domain: float
+    """The same after re-estimating the scale and offset on the target activations (:func:`cross_fvu_refit`)."""
+    cross_fvu_corrected_domain_on_base: float
+
+
+def reconstruction(inp: LayerInputs, codes: dict, rows: np.ndarray) -> Reconstruction:
+    return Reconstruction(
+        own_fvu(inp.base, codes["base"], inp.base_acts, rows), own_fvu(inp.domain, codes["domain"], inp.domain_acts, rows),
+        cross_fvu(inp.base, inp.domain_acts, rows), cross_fvu(inp.domain, inp.base_acts, rows),
+        cross_fvu_refit(inp.base, inp.domain_acts, inp.base_acts, rows),
+        cross_fvu_refit(inp.domain, inp.base_acts, inp.domain_acts, rows))
+
+
+class NullOverlaps(NamedTuple):
+    """Overlap at tau of null dictionaries against the domain SAE (``layers.parquet`` columns)."""
+
+    overlap_null: float
+    """Rows drawn from N(0, cov) of the layer's base activations, normalised (:func:`covariance_rows`)."""
+    overlap_null_adjacent: float
+    """The base SAE of an adjacent layer (NaN when none was trained)."""
+    null_adjacent_layer: float
+    """Which layer that was."""
+
+
+def null_overlaps(inp: LayerInputs, cfg: AnalysisConfig, rows: np.ndarray) -> NullOverlaps:
+    wd = inp.domain.W_dec.detach()
+    drawn = covariance_rows(np.asarray(inp.base_acts[rows], np.float32), inp.base.num_latents, seed=cfg.seed + 3)
+    null = overlap(match_decoders(drawn, wd, candidates=cfg.candidates).one_to_one_cos, cfg.tau)
+    if inp.adjacent is None or inp.adjacent.d_in != wd.shape[1]:
+        return NullOverlaps(null, np.nan, np.nan)
+    adj = match_decoders(inp.adjacent.W_dec.detach(), wd, candidates=cfg.candidates).one_to_one_cos
+    return NullOverlaps(null, overlap(adj, cfg.tau), float(inp.adjacent_layer))
 
 
 def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> LayerResult:
@@ -210,31 +345,22 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         raise ConfigError(f"layer {inp.layer}: the SAEs read different widths (d_in {inp.base.d_in} vs "
                           f"{inp.domain.d_in}); a pair must share the layer width")
     say("matching decoders")
-    wb, wd = inp.base.W_dec.detach(), inp.domain.W_dec.detach()
-    m = match_decoders(wb, wd, candidates=cfg.candidates)
+    mt = match_layer(inp, cfg)
+    m, wb, wd = mt.main, inp.base.W_dec.detach(), inp.domain.W_dec.detach()
     base_o2o, base_o2o_cos = m.one_to_one, m.one_to_one_cos
     dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
-    rnd = match_decoders(random_unit_rows(*wb.shape, seed=cfg.seed + 1), wd, candidates=cfg.candidates)
-    idx_cos = index_cosine(wb, wd)
-    # base seed 0 vs domain seed 1: different initialisations, as in the seed ceiling (two SAEs that share their
-    # init seed keep some latents near the same random start, which inflates the same-seed overlap)
-    cross = (match_decoders(wb, inp.domain_seed.W_dec.detach(), candidates=cfg.candidates).one_to_one_cos
-             if inp.domain_seed is not None else None)
-    ceilings = {}
-    seed_matches = {}
-    for name, sae, seed_sae in (("base", inp.base, inp.base_seed), ("domain", inp.domain, inp.domain_seed)):
-        if seed_sae is not None:
-            sm = match_decoders(seed_sae.W_dec.detach(), sae.W_dec.detach(), candidates=cfg.candidates)
-            seed_matches[name] = sm
-            ceilings[name] = sm.one_to_one_cos
+    ceilings = {k: v.one_to_one_cos for k, v in mt.seed.items()}
 
     say("encoding held-out tokens")
     codes = {"base": encode_rows(inp.base, inp.base_acts), "domain": encode_rows(inp.domain, inp.domain_acts)}
     if inp.domain_seed is not None:
         codes["domain_seed"] = encode_rows(inp.domain_seed, inp.domain_acts)
+    if inp.base_seed is not None:
+        codes["base_seed"] = encode_rows(inp.base_seed, inp.base_acts)
     say("scoring held-out documents")
     scores = {k: doc_scores(c, inp.doc_of_row, n_docs) for k, c in codes.items()}
     codes.pop("domain_seed", None)
+    codes.pop("base_seed", None)
     w_broad = _contrast_weights(held, BROAD, cfg.n_boot, cfg.seed)
     w_genre = _contrast_weights(held, GENRE, cfg.n_boot, cfg.seed + 1)
     say("selectivity")
@@ -248,15 +374,14 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     say(f"bootstrap ({cfg.n_boot} resamples, {len(cols_b)} + {len(cols_d)} latents)")
     _bootstrap(sel["base"], scores["base"], held, cfg, cols_b, w_broad, w_genre)
     _bootstrap(sel["domain"], scores["domain"], held, cfg, cols_d, w_broad, w_genre)
+    if "domain_seed" in sel:
+        _bootstrap(sel["domain_seed"], scores["domain_seed"], held, cfg,
+                   np.flatnonzero(sel["domain_seed"].candidates(cfg)), w_broad, w_genre)
 
-    # specialized: financial domain latents whose best base match is below tau; seed floor: the same rule
-    # between two seeds of the domain model
+    # specialized: financial domain latents whose best base match is below tau
     specialized = sel["domain"].financial & (m.best_ba_cos < tau)
     boot_specialized = (sel["domain"].boot_financial & (m.best_ba_cos < tau)[None]).sum(1)
-    seed_floor = np.nan
-    if "domain_seed" in sel:
-        sm = seed_matches["domain"]  # rows: seed-1 latents, columns: seed-0 latents
-        seed_floor = int((sel["domain_seed"].financial & (sm.best_ab_cos < tau)).sum())
+    floor = _seed_floor(sel.get("domain_seed"), mt.cross_seed, mt.seed.get("domain"), tau)
 
     say("improvement of matched pairs")
     d_auroc = sel["domain"].broad.auroc[partner] - sel["base"].broad.auroc[matched]
@@ -271,12 +396,10 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     n_rows = len(inp.doc_of_row)
     rows = np.sort(rng.choice(n_rows, size=min(cfg.agreement_tokens, n_rows), replace=False))
     corr = pair_correlation(codes["base"], codes["domain"], matched, partner, rows)
-    fvu = {
-        "fvu_base": own_fvu(inp.base, codes["base"], inp.base_acts, rows),
-        "fvu_domain": own_fvu(inp.domain, codes["domain"], inp.domain_acts, rows),
-        "fvu_base_on_domain": cross_fvu(inp.base, inp.domain_acts, rows),
-        "fvu_domain_on_base": cross_fvu(inp.domain, inp.base_acts, rows),
-    }
+    fvu = reconstruction(inp, codes, rows)._asdict()
+    say("null dictionaries")
+    null_rows = np.sort(rng.choice(n_rows, size=min(cfg.null_tokens, n_rows), replace=False))
+    nulls = null_overlaps(inp, cfg, null_rows)._asdict()
 
     say("category profiles")
     cats = {k: category_profile(scores[k], held, cfg.score) for k in ("base", "domain")}
@@ -286,10 +409,11 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     ov_lo, ov_hi = percentile_ci((base_o2o_cos[boot_lat] >= tau).mean(1))
     ceil_vals = [overlap(c, tau) for c in ceilings.values()]
     ceiling = float(np.mean(ceil_vals)) if ceil_vals else np.nan
+    cross = mt.cross_seed.one_to_one_cos if mt.cross_seed is not None else None
     n_fin_lo, n_fin_hi = {}, {}
     for k in ("base", "domain"):
-        n_fin_lo[k], n_fin_hi[k] = percentile_ci(sel[k].boot_financial.sum(1).astype(float))
-    spec_lo, spec_hi = percentile_ci(boot_specialized.astype(float))
+        n_fin_lo[k], n_fin_hi[k] = basic_ci(sel[k].boot_financial.sum(1).astype(float), sel[k].financial.sum())
+    spec_lo, spec_hi = basic_ci(boot_specialized.astype(float), specialized.sum())
     impr_lo, impr_hi = percentile_ci(mean_impr_boot) if fin_pairs.any() else (np.nan, np.nan)
     row = {
         "layer": inp.layer, "num_latents_base": int(wb.shape[0]), "num_latents_domain": int(wd.shape[0]),
@@ -301,19 +425,25 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "overlap_cross_seed": overlap(cross, tau) if cross is not None else np.nan,
         "overlap_cross_seed_of_ceiling": (overlap(cross, tau) / ceiling
                                           if cross is not None and ceiling and np.isfinite(ceiling) else np.nan),
-        "overlap_random": overlap(rnd.one_to_one_cos, tau), "overlap_index": float((idx_cos >= tau).mean()),
+        "overlap_random": overlap(mt.random.one_to_one_cos, tau), "overlap_index": float((mt.index_cos >= tau).mean()),
+        **nulls,
+        "overlap_count_max_cardinality": max_matching_at(wb, wd, tau),
+        "overlap_seed1": overlap(mt.seed1.one_to_one_cos, tau) if mt.seed1 is not None else np.nan,
         "mutual_nn": float(m.mutual.mean()), "median_best_cos": float(np.median(m.best_ab_cos)),
         "n_financial_base": int(sel["base"].financial.sum()),
         "n_financial_base_ci_low": float(n_fin_lo["base"]), "n_financial_base_ci_high": float(n_fin_hi["base"]),
         "n_financial": int(sel["domain"].financial.sum()),
         "n_financial_ci_low": float(n_fin_lo["domain"]), "n_financial_ci_high": float(n_fin_hi["domain"]),
         "n_specialized": int(specialized.sum()), "n_specialized_ci_low": float(spec_lo),
-        "n_specialized_ci_high": float(spec_hi), "n_specialized_seed_floor": seed_floor,
+        "n_specialized_ci_high": float(spec_hi), **floor,
+        "n_financial_seed1": int(sel["domain_seed"].financial.sum()) if "domain_seed" in sel else np.nan,
+        "n_financial_base_seed1": int(sel["base_seed"].financial.sum()) if "base_seed" in sel else np.nan,
         "n_matched": int(len(matched)), "n_matched_financial": int(fin_pairs.sum()),
         "improvement": float(d_auroc[fin_pairs].mean()) if fin_pairs.any() else np.nan,
         "improvement_ci_low": float(impr_lo), "improvement_ci_high": float(impr_hi),
         "improvement_all": float(d_auroc.mean()) if len(matched) else np.nan,
         "improvement_all_ci_low": float(all_lo), "improvement_all_ci_high": float(all_hi),
+        **_genre_improvement(sel, matched, partner, fin_pairs),
         "median_pair_corr": float(np.nanmedian(corr)) if np.isfinite(corr).any() else np.nan,
         **fvu,
         "n_docs_financial": len(held.groups["financial"]), "n_docs_general": len(held.groups["general"]),
@@ -323,7 +453,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     curves = pd.DataFrame({
         "tau": TAUS, "overlap": overlap_curve(base_o2o_cos),
         "seed_ceiling": np.mean([overlap_curve(c) for c in ceilings.values()], 0) if ceilings else np.nan,
-        "random": overlap_curve(rnd.one_to_one_cos), "index": overlap_curve(idx_cos),
+        "random": overlap_curve(mt.random.one_to_one_cos), "index": overlap_curve(mt.index_cos),
     }).assign(layer=inp.layer)
 
     feats = []
@@ -381,6 +511,46 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
                                         inp.char_start, frame["doc_id"].tolist(), corpus_of_doc,
                                         seed=cfg.seed)
     return LayerResult(row, features, contexts, curves)
+
+
+def _seed_floor(sel_seed: _Selectivity | None, cross: object, seed_match: object, tau: float) -> dict:
+    """The specialized rule and its seed floor on ONE latent set: the financial latents of domain seed 1,
+    unmatched (best cosine < tau) in base seed 0 (``n_specialized_seed1``: base vs domain under different
+    initialisations) and unmatched in domain seed 0 (``n_specialized_seed_floor``: what seed-to-seed instability
+    alone flags); each with a basic bootstrap CI, and their ratio with a CI from the same resamples."""
+    keys = ("n_specialized_seed1", "n_specialized_seed_floor", "specialized_over_floor")
+    out = {f"{k}{s}": np.nan for k in keys for s in ("", "_lo", "_hi")}
+    if sel_seed is None or cross is None or seed_match is None:
+        return out
+    vs_base = cross.best_ba_cos < tau  # cross: base seed 0 (rows) vs domain seed 1 (columns)
+    vs_domain = seed_match.best_ab_cos < tau  # rows: domain seed 1, columns: domain seed 0
+    fin, boot = sel_seed.financial, sel_seed.boot_financial
+    pt = {"n_specialized_seed1": int((fin & vs_base).sum()), "n_specialized_seed_floor": int((fin & vs_domain).sum())}
+    bs = {"n_specialized_seed1": (boot & vs_base[None]).sum(1).astype(float),
+          "n_specialized_seed_floor": (boot & vs_domain[None]).sum(1).astype(float)}
+    for k in pt:
+        out[k] = pt[k]
+        out[f"{k}_lo"], out[f"{k}_hi"] = map(float, basic_ci(bs[k], pt[k]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = bs["n_specialized_seed1"] / bs["n_specialized_seed_floor"]
+    point = pt["n_specialized_seed1"] / pt["n_specialized_seed_floor"] if pt["n_specialized_seed_floor"] else np.nan
+    out["specialized_over_floor"] = point
+    if np.isfinite(point) and np.isfinite(ratio).mean() >= 0.9:
+        out["specialized_over_floor_lo"], out["specialized_over_floor_hi"] = map(
+            float, percentile_ci(ratio[np.isfinite(ratio)]))
+    return out
+
+
+def _genre_improvement(sel: dict, matched: np.ndarray, partner: np.ndarray, fin_pairs: np.ndarray) -> dict:
+    """Matched pairs' AUROC change on the genre-matched contrast (AG Business vs AG other), whose sides have
+    the same length and register: the broad contrast's change could be one of length or register."""
+    d = sel["domain"].genre.auroc[partner] - sel["base"].genre.auroc[matched]
+    boot = sel["domain"].boot_genre[:, partner] - sel["base"].boot_genre[:, matched]
+    out = {"improvement_genre": float(d[fin_pairs].mean()) if fin_pairs.any() else np.nan,
+           "improvement_genre_all": float(d.mean()) if len(d) else np.nan}
+    lo, hi = percentile_ci(boot[:, fin_pairs].mean(1)) if fin_pairs.any() else (np.nan, np.nan)
+    out["improvement_genre_ci_low"], out["improvement_genre_ci_high"] = float(lo), float(hi)
+    return out
 
 
 def _ci_nan(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,15 +24,22 @@ class AnalysisConfig:
     """Per-document score of a latent that the financial rule uses: max or mean activation over the tokens
     (both are reported)."""
     n_boot: int = 100
-    """Bootstrap resamples of the documents (per-latent AUROC CIs, count CIs, improvement CIs)."""
+    """Bootstrap resamples of the source documents, within each side of a contrast (per-latent AUROC CIs, count
+    CIs, improvement CIs). Counts of latents over a threshold get the basic (reverse-percentile) interval, which
+    does not pin the point estimate to an edge."""
     docs_per_side: int = 3000
     """Held-out passages drawn for each side of the broad contrast (financial, general)."""
     docs_per_category: int = 300
     """Held-out passages drawn per Reuters topic / PhraseBank label (category profiles)."""
+    match_length: bool = True
+    """Draw the financial side of the broad contrast length-matched to the general side (finsae.analysis.heldout)."""
     max_chars: int = 400
     """Longer held-out documents are cut into passages of whole sentences of at most this many characters."""
     agreement_tokens: int = 100_000
     """Held-out token rows (a fixed random sample) for activation correlation and cross-reconstruction."""
+    null_tokens: int = 20_000
+    """Held-out token rows (a fixed random sample) whose covariance the anisotropy-matched null dictionary is
+    drawn from."""
     control_latents: int = 64
     """Random non-financial latents per (model, layer) whose contexts are stored too (labeling control);
     at least as many as the financial ones."""
@@ -49,7 +56,7 @@ class AnalysisConfig:
         _require(0.5 <= self.min_auroc < 1, f"analysis.min_auroc must be in [0.5, 1), got {self.min_auroc}")
         _require(self.score in ("max", "mean"), f"analysis.score must be max or mean, got {self.score!r}")
         _require(self.n_boot >= 10, f"analysis.n_boot must be >= 10 (a CI needs resamples), got {self.n_boot}")
-        for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "candidates", "jobs"):
+        for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "null_tokens", "candidates", "jobs"):
             _require(getattr(self, name) >= 1, f"analysis.{name} must be >= 1, got {getattr(self, name)}")
         _require(self.max_chars >= 40, f"analysis.max_chars must be >= 40, got {self.max_chars}")
         _require(self.control_latents >= 0, f"analysis.control_latents must be >= 0, got {self.control_latents}")

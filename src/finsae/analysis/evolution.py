@@ -25,16 +25,25 @@ def _layer_ticks(ax, layers: pd.DataFrame) -> None:
     ax.set_xlim(min(ticks) - 0.6, max(ticks) + 0.6)
 
 
+def _col(layers: pd.DataFrame, name: str) -> pd.Series:
+    """A column as floats (NaN when a layer table predates it)."""
+    return pd.to_numeric(layers[name], errors="coerce") if name in layers else pd.Series(np.nan, layers.index)
+
+
 def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
-    """Base-vs-domain overlap by layer, with the seed ceiling and the random / same-index baselines."""
+    """Base-vs-domain overlap by layer, with both seed ceilings, the null dictionaries and the same-index
+    comparison."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = layers["layer"]
     ax.fill_between(x, layers["overlap_ci_low"], layers["overlap_ci_high"], alpha=0.25, color="C0")
     ax.plot(x, layers["overlap"], "o-", color="C0", label="base vs domain, same init seed (one-to-one)")
     ax.plot(x, layers["overlap_cross_seed"], "D-", color="C1", label="base vs domain, different seeds")
-    ax.plot(x, layers["overlap_seed_ceiling"], "s--", color="C2", label="seed ceiling (same model, 2 seeds)")
-    ax.plot(x, layers["overlap_random"], "x:", color="grey", label="random decoders")
+    ax.plot(x, _col(layers, "overlap_seed_ceiling_base"), "s--", color="C2", label="seed ceiling, base pair")
+    ax.plot(x, _col(layers, "overlap_seed_ceiling_domain"), "^--", color="C4", label="seed ceiling, domain pair")
+    ax.plot(x, _col(layers, "overlap_null"), "P:", color="C5", label="null: rows from the activation covariance")
+    ax.plot(x, _col(layers, "overlap_null_adjacent"), "*:", color="C6", label="null: adjacent layer's base SAE")
+    ax.plot(x, layers["overlap_random"], "x:", color="grey", label="isotropic random rows (0 by construction)")
     ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")
     _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
@@ -57,8 +66,14 @@ def plot_counts(layers: pd.DataFrame, title: str):
         y = layers[col].to_numpy(dtype=float)
         err = np.abs(np.stack([y - layers[f"{col}_ci_low"], layers[f"{col}_ci_high"] - y]))
         ax.bar(x + off, y, width=0.2, color=color, label=lab, yerr=err, capsize=2)
-    floor = layers["n_specialized_seed_floor"].to_numpy(dtype=float)
-    ax.plot(x + 0.2, floor, "k_", markersize=14, mew=2, label="seed floor (specialized rule, 2 seeds)")
+    y1 = _col(layers, "n_specialized_seed1").to_numpy()
+    floor = _col(layers, "n_specialized_seed_floor").to_numpy()
+    for y, lo, hi, off, fmt, lab in ((y1, "n_specialized_seed1_lo", "n_specialized_seed1_hi", 0.32, "ko",
+                                      "domain seed 1's financial latents unmatched in base"),
+                                     (floor, "n_specialized_seed_floor_lo", "n_specialized_seed_floor_hi", 0.42,
+                                      "k_", "... unmatched in domain seed 0 (seed floor)")):
+        err = np.abs(np.stack([y - _col(layers, lo).to_numpy(), _col(layers, hi).to_numpy() - y]))
+        ax.errorbar(x + off, y, yerr=np.nan_to_num(err), fmt=fmt, markersize=6, capsize=2, label=lab)
     _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("latents")
@@ -118,8 +133,10 @@ def plot_cross_fvu(layers: pd.DataFrame, title: str):
     x = layers["layer"]
     for col, lab, style in (("fvu_base", "base SAE on base", "o-"), ("fvu_domain", "domain SAE on domain", "s-"),
                             ("fvu_base_on_domain", "base SAE on domain", "o--"),
-                            ("fvu_domain_on_base", "domain SAE on base", "s--")):
-        ax.plot(x, layers[col], style, label=lab)
+                            ("fvu_domain_on_base", "domain SAE on base", "s--"),
+                            ("cross_fvu_corrected_base_on_domain", "base SAE on domain, scale+offset refit", "o:"),
+                            ("cross_fvu_corrected_domain_on_base", "domain SAE on base, scale+offset refit", "s:")):
+        ax.plot(x, _col(layers, col), style, label=lab)
     _layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("held-out FVU")

@@ -1,9 +1,16 @@
-"""``findings.md``: the study's answer written from the measured numbers, beside the write-up's three claims."""
+"""``findings.md``: the study's answer written from the measured numbers, beside the write-up's three claims.
+
+Three diffing methods are put side by side per layer: the independent-SAE comparison (two separately trained
+dictionaries matched by decoder cosine, read against its seed floor), the crosscoder (shared / base-only /
+domain-only latents) and the warm-started SAEs (latents that drift more than the control run). The crosscoder
+and warm-start columns come from their own stages; a layer without them says "not run".
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 CLAIMS = (
@@ -15,41 +22,165 @@ CLAIMS = (
     ("improvement", "195-436% improvement of financial features",
      "a ratio of raw activations on a handful of sentences; activation scales differ between SAEs"),
 )
+NOT_RUN = "not run"
+
+
+def _num(x) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
 
 
 def _f(x, fmt="{:.3f}") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
+    x = _num(x)
+    return "n/a" if not math.isfinite(x) else fmt.format(x)
+
+
+def _get(row, col):
+    return row[col] if col in row.index else math.nan
 
 
 def _ci(row, col, fmt="{:.3f}") -> str:
-    return f"{_f(row[col], fmt)} [{_f(row[f'{col}_ci_low'], fmt)}, {_f(row[f'{col}_ci_high'], fmt)}]"
+    """``value [low, high]`` from ``col_ci_low``/``col_ci_high`` or ``col_lo``/``col_hi``."""
+    lo, hi = (f"{col}_ci_low", f"{col}_ci_high") if f"{col}_ci_low" in row.index else (f"{col}_lo", f"{col}_hi")
+    if not math.isfinite(_num(_get(row, col))):
+        return "n/a"
+    return f"{_f(_get(row, col), fmt)} [{_f(_get(row, lo), fmt)}, {_f(_get(row, hi), fmt)}]"
+
+
+def _has(layers: pd.DataFrame, col: str) -> bool:
+    return col in layers and pd.to_numeric(layers[col], errors="coerce").notna().any()
+
+
+def method_signals(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per layer, each method's measure of where fine-tuning acts (NaN where the method did not run):
+    independent SAEs: specialized latents of domain seed 1 minus its seed floor; crosscoder: domain-only
+    latents; warm start: changed latents minus the control's count."""
+    def col(name):
+        return pd.to_numeric(layers[name], errors="coerce") if name in layers else pd.Series(np.nan, layers.index)
+
+    return pd.DataFrame({
+        "layer": layers["layer"].astype(int),
+        "independent": col("n_specialized_seed1") - col("n_specialized_seed_floor"),
+        "crosscoder": col("n_domain_only"),
+        "warmstart": col("n_changed") - col("n_changed_control"),
+    })
+
+
+def _agreement(layers: pd.DataFrame) -> list[str]:
+    sig = method_signals(layers)
+    names = {"independent": "independent SAEs (specialized above the seed floor)",
+             "crosscoder": "crosscoder (domain-only latents)", "warmstart": "warm start (changed above control)"}
+    out = []
+    ran = [m for m in names if sig[m].notna().any()]
+    for m in names:
+        if m not in ran:
+            out.append(f"- {names[m]}: {NOT_RUN}.")
+            continue
+        s = sig.dropna(subset=[m])
+        top = s.loc[s[m].idxmax()]
+        out.append(f"- {names[m]}: largest at layer {int(top['layer'])} ({_f(top[m], '{:.0f}')}); by layer "
+                   + ", ".join(f"L{int(r['layer'])} {_f(r[m], '{:.0f}')}" for _, r in s.iterrows()) + ".")
+    for i, a in enumerate(ran):
+        for b in ran[i + 1:]:
+            both = sig[["layer", a, b]].dropna()
+            if len(both) >= 3 and both[a].nunique() > 1 and both[b].nunique() > 1:
+                rho = both[a].rank().corr(both[b].rank())
+                out.append(f"- {a} vs {b}: Spearman rank correlation over {len(both)} layers {rho:.2f}.")
+            else:
+                out.append(f"- {a} vs {b}: fewer than 3 layers with both (or no spread): no rank correlation.")
+    return out
 
 
 def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, tau: float, min_auroc: float,
-                      fdr: float, counts: dict[str, int]) -> str:
-    layers = layers.sort_values("layer")
+                      fdr: float, counts: dict[str, int], median_chars: dict[str, float] | None = None) -> str:
+    layers = layers.sort_values("layer").reset_index(drop=True)
+    lengths = ""
+    if median_chars:
+        lengths = (" Median characters per passage: " + ", ".join(f"{k} {v:.0f}" for k, v in median_chars.items()
+                                                                  if k in ("financial", "general", "ag_business",
+                                                                           "ag_other")) + ".")
     lines = [
         f"# Findings: {base} vs {domain} ({pair})", "",
         f"Generated by `python analyze.py pair={pair}` from `layers.parquet`; every number is on held-out text no "
-        f"SAE was trained on ({', '.join(f'{k} {v}' for k, v in counts.items())} passages). Brackets: 95% "
-        f"bootstrap CIs over documents (counts, improvement) or latents (overlap).", "",
-        "## Per layer", "",
-        f"| layer | overlap @ {tau} (same init seed) | cross-seed overlap | seed ceiling | cross-seed of ceiling | "
-        f"random | same index | financial (base) | "
-        f"financial (domain) | specialized | seed floor | AUROC change, matched pairs with a financial member | "
-        f"AUROC change, all matched pairs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"SAE was trained on and the finance twin was not fine-tuned on "
+        f"({', '.join(f'{k} {v}' for k, v in counts.items())} passages).{lengths} Brackets: 95% bootstrap "
+        f"intervals over source documents, resampled within each side of a contrast (passages cut from one "
+        f"document move together); counts of latents over a threshold use the basic (reverse-percentile) "
+        f"interval, the overlap resamples latents. \"seed 1\" columns recompute the number with the seed-1 SAEs: "
+        f"the seed-to-seed spread beside the interval.", "",
+        "## Independent SAEs: overlap and its controls", "",
+        f"| layer | overlap @ {tau} (same init seed) | pairs @ {tau}: summed-cosine / max-cardinality | "
+        f"cross-seed overlap | overlap, seed-1 pair | seed ceiling base | seed ceiling domain | "
+        f"null: covariance-matched rows | null: adjacent-layer SAE | isotropic random rows (0 by construction) | "
+        f"same index |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in layers.iterrows():
+        adj = _get(r, "null_adjacent_layer")
+        adj_txt = (f"{_f(_get(r, 'overlap_null_adjacent'))} (L{int(adj)})" if math.isfinite(_num(adj))
+                   else "n/a")
+        lines.append(
+            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(_get(r, 'n_matched'), '{:.0f}')} / "
+            f"{_f(_get(r, 'overlap_count_max_cardinality'), '{:.0f}')} | {_f(_get(r, 'overlap_cross_seed'))} | "
+            f"{_f(_get(r, 'overlap_seed1'))} | {_f(_get(r, 'overlap_seed_ceiling_base'))} | "
+            f"{_f(_get(r, 'overlap_seed_ceiling_domain'))} | {_f(_get(r, 'overlap_null'))} | {adj_txt} | "
+            f"{_f(_get(r, 'overlap_random'))} | {_f(_get(r, 'overlap_index'))} |")
+    lines += [
+        "", "## Independent SAEs: financial latents, specialized latents and the seed floor (one latent set)", "",
+        f"Specialized: financial (FDR {fdr:.0%} and AUROC >= {min_auroc} in the broad and the genre-matched "
+        f"contrast) and best match < {tau}. The floor and the base-vs-domain count are taken on the same latents, "
+        f"the financial latents of domain seed 1: unmatched in base seed 0 (different initialisations, like the "
+        f"ceiling) vs unmatched in domain seed 0 (seed instability alone).", "",
+        "| layer | financial base (seed 1) | financial domain (seed 1) | specialized, domain seed 0 | "
+        "specialized, domain seed 1 vs base seed 0 | seed floor, domain seed 1 vs domain seed 0 | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, r in layers.iterrows():
         lines.append(
-            f"| {int(r['layer'])} | {_ci(r, 'overlap')} | {_f(r['overlap_cross_seed'])} | "
-            f"{_f(r['overlap_seed_ceiling'])} | {_f(r['overlap_cross_seed_of_ceiling'], '{:.2f}')} | "
-            f"{_f(r['overlap_random'])} | {_f(r['overlap_index'])} | "
-            f"{_ci(r, 'n_financial_base', '{:.0f}')} | {_ci(r, 'n_financial', '{:.0f}')} | "
-            f"{_ci(r, 'n_specialized', '{:.0f}')} | {_f(r['n_specialized_seed_floor'], '{:.0f}')} | "
-            f"{_ci(r, 'improvement')} | {_ci(r, 'improvement_all')} |")
-    spec_total = int(layers["n_specialized"].sum())
-    floor_known = layers["n_specialized_seed_floor"].notna()
+            f"| {int(r['layer'])} | {_ci(r, 'n_financial_base', '{:.0f}')} ({_f(_get(r, 'n_financial_base_seed1'), '{:.0f}')}) | "
+            f"{_ci(r, 'n_financial', '{:.0f}')} ({_f(_get(r, 'n_financial_seed1'), '{:.0f}')}) | "
+            f"{_ci(r, 'n_specialized', '{:.0f}')} | {_ci(r, 'n_specialized_seed1', '{:.0f}')} | "
+            f"{_ci(r, 'n_specialized_seed_floor', '{:.0f}')} | {_ci(r, 'specialized_over_floor', '{:.2f}')} |")
+    lines += [
+        "", "## Independent SAEs: selectivity change of matched pairs and cross-reconstruction", "",
+        "AUROC change = domain AUROC - base AUROC of a matched pair (financial pairs / all pairs). Cross-FVU: an "
+        "SAE on the other model's activations, raw (its own input scale and offset) and corrected (scale and "
+        "offset re-estimated on the target activations, no training).", "",
+        "| layer | broad contrast | genre-matched contrast | FVU base / domain | base SAE on domain: raw / "
+        "corrected | domain SAE on base: raw / corrected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, r in layers.iterrows():
+        lines.append(
+            f"| {int(r['layer'])} | {_ci(r, 'improvement')} / {_ci(r, 'improvement_all')} | "
+            f"{_ci(r, 'improvement_genre')} / {_f(_get(r, 'improvement_genre_all'))} | "
+            f"{_f(_get(r, 'fvu_base'))} / {_f(_get(r, 'fvu_domain'))} | "
+            f"{_f(_get(r, 'fvu_base_on_domain'))} / {_f(_get(r, 'cross_fvu_corrected_base_on_domain'))} | "
+            f"{_f(_get(r, 'fvu_domain_on_base'))} / {_f(_get(r, 'cross_fvu_corrected_domain_on_base'))} |")
+    lines += ["", "## Three methods side by side", "",
+              "| layer | independent SAEs: specialized (domain seed 1) vs seed floor | crosscoder: domain-only / "
+              "base-only / shared (seed stability) | warm start: changed vs control |",
+              "|---|---|---|---|"]
+    has_cc, has_ws = _has(layers, "n_domain_only"), _has(layers, "n_changed")
+    for _, r in layers.iterrows():
+        indep = (f"{_ci(r, 'n_specialized_seed1', '{:.0f}')} vs {_ci(r, 'n_specialized_seed_floor', '{:.0f}')}"
+                 if math.isfinite(_num(_get(r, "n_specialized_seed1"))) else NOT_RUN + " (no seed repeats)")
+        cc = (f"{_ci(r, 'n_domain_only', '{:.0f}')} / {_ci(r, 'n_base_only', '{:.0f}')} / "
+              f"{_ci(r, 'n_shared', '{:.0f}')} ({_f(_get(r, 'crosscoder_seed_stability'), '{:.2f}')})"
+              if has_cc and math.isfinite(_num(_get(r, "n_domain_only"))) else NOT_RUN)
+        ws = (f"{_ci(r, 'n_changed', '{:.0f}')} vs {_f(_get(r, 'n_changed_control'), '{:.0f}')}"
+              if has_ws and math.isfinite(_num(_get(r, "n_changed"))) else NOT_RUN)
+        lines.append(f"| {int(r['layer'])} | {indep} | {cc} | {ws} |")
+    lines += ["", "Do they agree on where fine-tuning acts?", "", *_agreement(layers)]
+
+    floor_known = (pd.to_numeric(layers["n_specialized_seed_floor"], errors="coerce").notna()
+                   if "n_specialized_seed_floor" in layers else pd.Series(False, index=layers.index))
+    spec1 = int(layers.loc[floor_known, "n_specialized_seed1"].sum()) if floor_known.any() else None
+    floor = int(layers.loc[floor_known, "n_specialized_seed_floor"].sum()) if floor_known.any() else None
+    ceil = [c for c in ("overlap_seed_ceiling_base", "overlap_seed_ceiling_domain") if _has(layers, c)]
     lines += [
         "", "## The write-up's claims, measured with controls", "",
         "| claim | how it was measured | what the controlled measurement says |", "|---|---|---|",
@@ -57,18 +188,19 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         + ", ".join(f"{_f(r['overlap'])} at layer {int(r['layer'])}" for _, r in layers.iterrows())
         + " (same initialisation seed); with different seeds, as in the ceiling, "
         + (", ".join(f"{_f(r['overlap_cross_seed'])} at layer {int(r['layer'])}" for _, r in layers.iterrows()
-                     if math.isfinite(r["overlap_cross_seed"])) or "n/a (no seed repeats)")
-        + f"; two seeds of the same model share {_f(layers['overlap_seed_ceiling'].mean())} on average (seed "
-        f"ceiling), random decoders at most {_f(layers['overlap_random'].max())}. The write-up's same-index "
-        f"comparison gives at most {_f(layers['overlap_index'].max())}: above zero only because both SAEs start "
-        f"from the same seed's random decoder and some latents stay near it — an artefact of the initialisation, "
-        f"not a shared feature. |",
-        f"| {CLAIMS[1][1]} | {CLAIMS[1][2]} | {spec_total} specialized domain latents over "
-        f"{len(layers)} layers (financial: FDR {fdr:.0%} and AUROC >= {min_auroc} in both the broad and the "
-        f"genre-matched contrast, best base match < {tau}); where two seeds exist, the same rule flags "
-        f"{int(layers.loc[floor_known, 'n_specialized_seed_floor'].sum()) if floor_known.any() else 'n/a'} latents "
-        f"between two seeds of one model against {int(layers.loc[floor_known, 'n_specialized'].sum()) if floor_known.any() else 'n/a'} "
-        f"between base and domain at those layers. |",
+                     if math.isfinite(_num(_get(r, "overlap_cross_seed")))) or "n/a (no seed repeats)")
+        + "; two seeds of one model share "
+        + (", ".join(f"{_f(layers[c].min())}-{_f(layers[c].max())} ({c.rsplit('_', 1)[1]} pair)" for c in ceil)
+           or "n/a")
+        + f" (seed ceilings); a null dictionary drawn from the activations' covariance reaches at most "
+        f"{_f(_num(layers['overlap_null'].max()) if 'overlap_null' in layers else math.nan)} (isotropic random rows: "
+        f"0 by construction). The write-up's same-index comparison gives at most "
+        f"{_f(layers['overlap_index'].max())}: above zero only because both SAEs start from the same seed's "
+        f"random decoder. |",
+        f"| {CLAIMS[1][1]} | {CLAIMS[1][2]} | {int(layers['n_specialized'].sum())} specialized domain latents over "
+        f"{len(layers)} layers; on one latent set (domain seed 1's financial latents) "
+        f"{spec1 if spec1 is not None else 'n/a'} are unmatched in the base SAE against "
+        f"{floor if floor is not None else 'n/a'} unmatched in another seed of the domain model itself. |",
         f"| {CLAIMS[2][1]} | {CLAIMS[2][2]} | change in selectivity (domain AUROC - base AUROC of matched pairs; "
         f"all pairs / pairs with a financial member): " + "; ".join(
             f"layer {int(r['layer'])} {_ci(r, 'improvement_all')} / {_ci(r, 'improvement')}"
@@ -81,13 +213,16 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
 
 def _reading(layers: pd.DataFrame, tau: float) -> str:
     out = []
-    with_ceiling = layers[layers["overlap_seed_ceiling"].notna()]
-    for _, r in with_ceiling.iterrows():
+    for _, r in layers.iterrows():
+        if not math.isfinite(_num(_get(r, "overlap_cross_seed"))):
+            continue
         out.append(f"Layer {int(r['layer'])}: base and domain SAEs of different seeds share "
-                   f"{_f(r['overlap_cross_seed'])} of latents at cos >= {tau}, "
-                   f"{_f(r['overlap_cross_seed_of_ceiling'], '{:.2f}')} of what two seeds of one model share "
-                   f"({_f(r['overlap_seed_ceiling'])}); {int(r['n_specialized'])} specialized domain latents against a "
-                   f"seed floor of {_f(r['n_specialized_seed_floor'], '{:.0f}')}.")
+                   f"{_f(r['overlap_cross_seed'])} of latents at cos >= {tau}, against "
+                   f"{_f(_get(r, 'overlap_seed_ceiling_base'))} (base) and "
+                   f"{_f(_get(r, 'overlap_seed_ceiling_domain'))} (domain) between two seeds of one model and "
+                   f"{_f(_get(r, 'overlap_null'))} for the covariance-matched null; "
+                   f"{_f(_get(r, 'n_specialized_seed1'), '{:.0f}')} specialized latents of domain seed 1 against a "
+                   f"seed floor of {_f(_get(r, 'n_specialized_seed_floor'), '{:.0f}')} on the same latents.")
     if not out:
         out.append("No seed repeats were found, so no overlap can be read against its ceiling; train them "
                    "(`make saes`).")

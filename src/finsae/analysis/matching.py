@@ -183,3 +183,39 @@ def index_cosine(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> 
     a, b = unit_rows(a), unit_rows(b)
     n = min(a.shape[0], b.shape[0])
     return (a[:n] * b[:n]).sum(1).numpy()
+
+
+def max_matching_at(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, tau: float = DEFAULT_TAU, *,
+                    chunk: int = 2048) -> int:
+    """The largest number of one-to-one pairs (a_i, b_j) with decoder cosine >= ``tau``: a maximum-cardinality
+    matching on those edges (``scipy.sparse.csgraph.maximum_bipartite_matching``). The summed-cosine assignment
+    of :func:`match_decoders` may trade one pair at 0.75 for two at 0.65 and so count fewer pairs at tau."""
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    a, b = unit_rows(a), unit_rows(b)
+    if a.shape[1] != b.shape[1]:
+        raise ConfigError(f"decoders have different widths (d_in {a.shape[1]} vs {b.shape[1]})")
+    rows, cols = [], []
+    with torch.no_grad():
+        for lo in range(0, a.shape[0], chunk):
+            r, c = torch.nonzero(a[lo:lo + chunk] @ b.T >= tau, as_tuple=True)
+            rows.append(r.numpy() + lo), cols.append(c.numpy())
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    if not len(r):
+        return 0
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(a.shape[0], b.shape[0])).tocsr()
+    return int((maximum_bipartite_matching(graph, perm_type="column") >= 0).sum())
+
+
+def covariance_rows(x: np.ndarray, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` unit directions drawn from N(0, cov(x)) (``x [rows, d]``: a layer's activations): the anisotropy-
+    matched null dictionary. Random *isotropic* unit rows in a few hundred dimensions have cosine < 0.3 with
+    everything, so their overlap at tau = 0.7 is 0 by construction; rows drawn from the activations' covariance
+    crowd into its dominant directions as a real dictionary does, so their overlap is the chance level of a
+    dictionary that knows only the layer's second moments."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ConfigError(f"covariance_rows needs a [rows >= 2, d] array, got shape {x.shape}")
+    vals, vecs = np.linalg.eigh(np.cov(x, rowvar=False))
+    z = np.random.default_rng(seed).standard_normal((n, x.shape[1]))
+    return unit_rows(torch.from_numpy((z * np.sqrt(np.clip(vals, 0, None))) @ vecs.T))

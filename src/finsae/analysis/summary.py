@@ -26,9 +26,13 @@ class AnalysisSummary(StageSummary):
     n_financial_base: int = 0
     n_specialized: int = 0
     n_specialized_seed_floor: int = 0
-    """Seed floor summed over the layers that have seed repeats."""
+    """Seed floor summed over the layers that have seed repeats: domain seed 1's financial latents unmatched
+    in domain seed 0."""
+    n_specialized_seed1: int = 0
+    """The same latents (domain seed 1's financial ones) unmatched in base seed 0, over those layers: the count
+    to compare with the floor."""
     n_specialized_at_floor_layers: int = 0
-    """Specialized latents at those same layers (compare with the floor)."""
+    """Specialized latents of domain seed 0 at those same layers (another latent set than the floor's)."""
     mean_overlap: float = float("nan")
     mean_overlap_seed_ceiling: float = float("nan")
     docs: dict[str, int] = field(default_factory=dict)

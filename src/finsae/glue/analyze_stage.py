@@ -29,7 +29,7 @@ from finsae.analysis.compare import LayerInputs, compare_layer
 from finsae.analysis.contexts import write_contexts
 from finsae.analysis.evolution import all_figures
 from finsae.analysis.findings import findings_markdown
-from finsae.analysis.heldout import heldout_set
+from finsae.analysis.heldout import heldout_set, twin_training_texts
 from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
@@ -38,7 +38,7 @@ from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
-from finsae.paths import activations_root, analysis_dir, sae_dir
+from finsae.paths import activations_root, analysis_dir, model_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
@@ -110,6 +110,39 @@ def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, 
     return sae
 
 
+def _sae_mix_texts(cfg) -> frozenset[str]:
+    """Normalised texts of the SAE training mix (``data:`` as in ``train.py``, which builds it the same way)."""
+    from finsae.analysis.heldout import normalize_text
+    from finsae.data.mix import mixed_corpus
+
+    d = cfg.data
+    mix = mixed_corpus(list(d.corpora), cfg.paths.data_dir, "train", d.max_chars_per_corpus, d.max_docs,
+                       d.eval_start)
+    return frozenset(normalize_text(t) for t in mix.frame["text"])
+
+
+def _twin_texts(data_dir, artifacts: Path, domain: str) -> frozenset[str]:
+    """The finance twin's fine-tune texts, with its split's ``test_frac`` (the fine-tune schema's, declared
+    there once) and the seed its summary records (0 when the twin has no summary: a registry model)."""
+    from finsae.glue.schemas import FinetuneSchema
+
+    seed = 0
+    summary = model_dir(artifacts, domain) / "summary.json"
+    if summary.is_file():
+        seed = int(json.loads(summary.read_text()).get("seed", 0))
+    return twin_training_texts(data_dir, FinetuneSchema().test_frac, seed)
+
+
+def _adjacent_sae(artifacts: Path, model: str, layer: int, tag: str):
+    """``(layer, SAE)`` of ``model`` at the layer below (else above) ``layer`` with the same tag, or
+    ``(None, None)``: the adjacent-layer null dictionary."""
+    for other in (layer - 1, layer + 1):
+        d = sae_dir(artifacts, model, other, tag)
+        if other >= -1 and _is_sae(d):
+            return other, load(d)
+    return None, None
+
+
 def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
     """What makes one layer's result what it is (a recombination only merges layers with equal settings,
     the layer itself and SAE versions aside)."""
@@ -139,7 +172,9 @@ def run(cfg, raw) -> AnalysisSummary:
     out.mkdir(parents=True, exist_ok=True)
 
     held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
-                       max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start)
+                       max_chars=a.max_chars, seed=a.seed, eval_start=cfg.data.eval_start,
+                       exclude_texts=_twin_texts(cfg.paths.data_dir, artifacts, domain), match_length=a.match_length,
+                       sae_mix_texts=_sae_mix_texts(cfg))
     counts = held.counts()
     print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     root = activations_root(artifacts)
@@ -167,14 +202,16 @@ def run(cfg, raw) -> AnalysisSummary:
         for layer, res in _compare_layers(job, layers, a.jobs, cfg.progress_bar):
             _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))  # each layer as it ends
             rows[layer] = r = res.row
-            print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceiling {r['overlap_seed_ceiling']:.3f}, "
-                  f"random {r['overlap_random']:.3f}), financial {r['n_financial_base']} base / {r['n_financial']} "
-                  f"domain, specialized {r['n_specialized']} (seed floor {r['n_specialized_seed_floor']})")
+            print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceilings {r['overlap_seed_ceiling_base']:.3f}"
+                  f" base / {r['overlap_seed_ceiling_domain']:.3f} domain, covariance null {r['overlap_null']:.3f}), "
+                  f"financial {r['n_financial_base']} base / {r['n_financial']} domain, specialized "
+                  f"{r['n_specialized']}; on domain seed 1's financial latents {r['n_specialized_seed1']} unmatched in "
+                  f"base vs seed floor {r['n_specialized_seed_floor']}")
         for layer in sorted(rows):  # W&B steps must increase
             tracker.log({f"layer/{k}": v for k, v in rows[layer].items()
                          if isinstance(v, (int, float)) and np.isfinite(v)}, step=layer + 1)
         with locked([out / "combined"]):
-            summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts)
+            summary, frames = combine(out, cfg, pair, seed_tag, counts, artifacts, held.median_chars())
         summary.seconds = round(time.time() - t0, 1)
         summary.write(out, Path(cfg.paths.output_dir))
         tracker.log_table("analysis_layers", frames["layers"])
@@ -217,6 +254,7 @@ class _LayerJob(NamedTuple):
             base_seed=_seed_sae(self.artifacts, self.base, layer, self.tag, self.seed_tag, saes[self.base]),
             domain_seed=_seed_sae(self.artifacts, self.domain, layer, self.tag, self.seed_tag, saes[self.domain]),
         )
+        inp.adjacent_layer, inp.adjacent = _adjacent_sae(self.artifacts, self.base, layer, self.tag)
         with one_thread():
             return compare_layer(inp, self.analysis, progress=progress)
 
@@ -265,7 +303,8 @@ def _write_layer(out: Path, layer: int, res, meta: dict) -> None:
     write_json(d / "meta.json", meta)
 
 
-def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: Path):
+def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: Path,
+            median_chars: dict | None = None):
     """Merge every ``layers/layer_i`` whose settings equal this run's into the pair's tables and findings."""
     a = cfg.analysis
     parts = {n: [] for n in LAYER_FILES}
@@ -291,7 +330,7 @@ def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: P
     L = frames["layers"]
     (out / "plots").mkdir(exist_ok=True)
     (out / "findings.md").write_text(findings_markdown(L, pair, cfg.pair.base, cfg.pair.domain, a.tau,
-                                                       a.min_auroc, a.fdr, counts))
+                                                       a.min_auroc, a.fdr, counts, median_chars))
     floor = L["n_specialized_seed_floor"].notna()
     summary = AnalysisSummary(
         pair=pair, base=cfg.pair.base, domain=cfg.pair.domain, tag=cfg.tag, seed_tag=seed_tag, layers=layers,
@@ -299,6 +338,7 @@ def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: P
         n_financial_base=int(L["n_financial_base"].sum()), n_specialized=int(L["n_specialized"].sum()),
         n_specialized_seed_floor=int(L.loc[floor, "n_specialized_seed_floor"].sum()),
         n_specialized_at_floor_layers=int(L.loc[floor, "n_specialized"].sum()),
+        n_specialized_seed1=int(L.loc[floor, "n_specialized_seed1"].sum()),
         mean_overlap=float(L["overlap"].mean()), mean_overlap_seed_ceiling=float(L["overlap_seed_ceiling"].mean()),
         docs=counts,
     )
