@@ -10,6 +10,7 @@ import torch
 
 from finsae.analysis.crosscoder import (
     TABLE_COLUMNS,
+    analyze_layer,
     class_stability,
     classify,
     crosscoder_table,
@@ -20,6 +21,8 @@ from finsae.analysis.crosscoder import (
     relative_norm,
     write_crosscoder,
 )
+from finsae.analysis.heldout import HeldoutSet
+from finsae.data.corpus import Corpus
 from finsae.errors import ConfigError, DataMissingError
 from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, decoder_blocks, fit, save
 
@@ -160,3 +163,35 @@ def test_tables_round_trip_and_bad_inputs_fail_in_one_line(tmp_path):
     assert scales == (0.5, 0.25) and torch.equal(loaded.W_dec, sae.W_dec)
     with pytest.raises(ValueError, match="own_is_domain must have 8 entries"):
         latent_scaling(sae, [hand_built_data(40)], np.ones(3, bool))
+
+
+def test_analyze_layer_scores_selectivity_contexts_and_seed_stability():
+    """40 documents of 5 tokens: the 20 financial ones (10 of them AG Business) carry concept 1 (the real
+    domain-only latent), the general ones concepts 0, 2, 3 in turn."""
+    sae = hand_built_crosscoder()
+    n_docs, per = 40, 5
+    e = torch.eye(8)
+    rows, doc_of_row = [], []
+    for doc in range(n_docs):
+        c = 1 if doc < 20 else (0, 2, 3)[doc % 3]
+        for t in range(per):
+            a = 1.0 + 0.1 * t + 0.01 * doc
+            rows.append(torch.cat([a * (0.0 if c == 1 else 1.0) * e[c], a * e[c]]))
+            doc_of_row.append(doc)
+    x = torch.stack(rows).numpy()
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)],
+                          "text": ["alpha beta gamma delta epsilon"] * n_docs, "source": "test"})
+    held = HeldoutSet(Corpus(name="toy", frame=frame), {
+        "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
+        "ag_other": np.arange(20, 30)})
+    char_start = np.tile(np.array([0, 6, 11, 17, 23]), n_docs)
+    out = analyze_layer(2, sae, x, held, np.array(doc_of_row), char_start, sae_seed1=sae, paired_rows_seed1=x)
+    t = out.table
+    assert list(t["financial"]) == [False, True] + [False] * 6
+    assert t["auroc_broad"][1] == pytest.approx(1.0) and t["auroc_genre"][1] == pytest.approx(1.0)
+    s = out.summary
+    assert s["n_domain_only_financial"] == 1 and s["crosscoder_seed_stability"] == pytest.approx(1.0)
+    assert s["n_domain_only_seed1"] == 1
+    assert set(out.contexts["latent"]) == {0, 1}  # the real domain-only latent and the shared one
+    top = out.contexts[(out.contexts.latent == 1) & (out.contexts.kind == "top")]
+    assert len(top) > 0 and top["doc_id"].isin([f"d{i}" for i in range(20)]).all()
