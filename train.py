@@ -3,6 +3,9 @@
     python train.py model=minilm layer=3                     # one SAE (offline default)
     python train.py --multirun model=minilm,minilm_fin layer=0,1,2,3,4,5
     python train.py model=finbert layer=6 sae.expansion_factor=32 sae.k=192
+    python train.py task=crosscoder experiment=demo layer=3  # one crosscoder on the pair's two models
+    python train.py experiment=demo model=minilm_fin layer=3 seed=1 tag=demo_warm \
+        sae.init_from=artifacts/sae/minilm/layer_3/demo      # warm start from the trained base SAE
     python train.py task=finetune                            # makes artifacts/models/minilm_fin
 """
 

@@ -19,13 +19,14 @@ hash, max_length, windowing), the layer, the compute dtype and whether specials 
 from finsae.activations.batches import ActivationBatches, sae_eval_docs, split_rows
 from finsae.activations.config import ExtractConfig
 from finsae.activations.extract import build_activations, check_aligned
+from finsae.activations.paired import PairedArray, PairedStore, block_scales
 from finsae.activations.shards import ShardedArray
 from finsae.activations.store import ActivationStore, SpecialActivations, open_store
 from finsae.activations.token_table import TokenTable, ensure_token_table, token_context
 from finsae.activations.windows import WindowingStats
 
 __all__ = [
-    "ActivationBatches", "ActivationStore", "ExtractConfig", "ShardedArray", "SpecialActivations", "TokenTable",
-    "WindowingStats", "build_activations", "check_aligned", "ensure_token_table", "open_store", "sae_eval_docs",
+    "ActivationBatches", "ActivationStore", "ExtractConfig", "PairedArray", "PairedStore", "ShardedArray", "SpecialActivations", "TokenTable",
+    "WindowingStats", "block_scales", "build_activations", "check_aligned", "ensure_token_table", "open_store", "sae_eval_docs",
     "split_rows", "token_context",
 ]

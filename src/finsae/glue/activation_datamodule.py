@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from finsae.activations import ActivationBatches, ActivationStore, open_store
+from finsae.activations import ActivationBatches, ActivationStore, PairedStore, open_store
 
 
 class ActivationDataModule(L.LightningDataModule):
@@ -23,7 +23,7 @@ class ActivationDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        store: ActivationStore | str | Path,
+        store: ActivationStore | PairedStore | str | Path,
         batch_size: int = 4096,
         *,
         sae_eval_frac: float = 0.05,
@@ -35,8 +35,9 @@ class ActivationDataModule(L.LightningDataModule):
         verify: bool | None = None,
     ):
         super().__init__()
-        self.store = store if isinstance(store, ActivationStore) else None
-        self.store_path = Path(store.path if isinstance(store, ActivationStore) else store)
+        by_path = isinstance(store, (str, Path))  # else an open store (ActivationStore, PairedStore)
+        self.store = None if by_path else store
+        self.store_path = Path(store if by_path else store.path)
         self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
         self.sae_eval_frac, self.seed, self.epochs, self.max_tokens = sae_eval_frac, seed, epochs, max_tokens
         self.num_workers, self.verify = num_workers, verify

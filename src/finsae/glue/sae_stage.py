@@ -1,4 +1,6 @@
-"""`python train.py model=M layer=i ...`: one top-k SAE on one layer of one model.
+"""`python train.py model=M layer=i ...`: one top-k SAE on one layer of one model (``task=crosscoder``: one
+crosscoder on the row-aligned activations of the pair's two models; ``sae.init_from=DIR``: continue a trained
+SAE instead of a random init).
 
 Steps: validate shapes before any work; build (or reuse) the activation cache for all of the model's layers in
 one forward pass (a layer sweep then reuses it); initialise the SAE from a uniform sample of the training rows;
@@ -6,6 +8,11 @@ train with Lightning (checkpoints under ``artifacts/checkpoints/``, resume, DDP)
 evaluate on every ``sae_eval`` token and downstream (loss recovered), and publish
 ``artifacts/sae/{model}/layer_{i}/{tag}/`` in one rename (weights, ``cfg.json``, ``summary.json``, firing
 frequencies), so a crash never leaves a folder that ``skip_if_done`` would take as finished.
+
+A crosscoder is the same run on a :class:`~finsae.activations.PairedStore` (both models' rows concatenated,
+each scaled to unit mean squared norm on the init sample), published under
+``artifacts/sae/crosscoder_{base}_{domain}/layer_{i}/{tag}/`` with the block scales in ``cfg.json``'s
+``extra.crosscoder``; it has no downstream (loss-recovered) score, which patches one model.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import pandas as pd
 import torch
 
 from finsae import __version__
-from finsae.activations import ActivationBatches, build_activations, split_rows
+from finsae.activations import ActivationBatches, PairedStore, block_scales, build_activations, split_rows
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.data.mix import mixed_corpus
 from finsae.errors import ConfigError, FinsaeError
@@ -45,7 +52,7 @@ from finsae.models import check_layer, get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
 from finsae.paths import activations_root, sae_checkpoint_dir, sae_dir
-from finsae.sae import evaluate, load, save, uniform_sample_rows
+from finsae.sae import evaluate, load, read_meta, save, uniform_sample_rows, warm_start
 from finsae.sae.summary import SaeSummary
 from finsae.summary import SUMMARY_FILE
 
@@ -124,9 +131,13 @@ def check_no_work_lost(cfg, out_dir: Path, ckpt_dir: Path) -> str | None:
 
 def result_shaping_config(cfg) -> dict:
     """What, beside the SAE and training knobs, decides a run's result (logger and progress bar do not)."""
-    return {"model": dataclasses.asdict(cfg.model), "layer": cfg.layer, "seed": cfg.seed,
-            "data": dataclasses.asdict(cfg.data), "activations": dataclasses.asdict(cfg.activations),
-            "world_size": cfg.trainer.devices * cfg.trainer.num_nodes}
+    out = {"model": dataclasses.asdict(cfg.model), "layer": cfg.layer, "seed": cfg.seed,
+           "data": dataclasses.asdict(cfg.data), "activations": dataclasses.asdict(cfg.activations),
+           "world_size": cfg.trainer.devices * cfg.trainer.num_nodes}
+    if cfg.task == "crosscoder":  # its models are the pair's (model= is not read)
+        out.update(task=cfg.task, pair=dataclasses.asdict(cfg.pair))
+        del out["model"]
+    return out
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -178,29 +189,68 @@ def training_corpus(cfg):
                         d.eval_start)
 
 
+def specs(cfg) -> list:
+    """The model(s) a run reads: ``model``, or the pair's base and domain for task=crosscoder."""
+    if cfg.task == "crosscoder":
+        return [get_spec(cfg.pair.base), get_spec(cfg.pair.domain)]
+    return [get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)]
+
+
+def run_name(cfg) -> str:
+    """The name a run publishes under (``artifacts/sae/{name}/``): the model, or ``crosscoder_{base}_{domain}``."""
+    if cfg.task == "crosscoder":
+        return f"crosscoder_{cfg.pair.base}_{cfg.pair.domain}"
+    return specs(cfg)[0].name
+
+
+def sae_config(cfg, d_model: int):
+    """The SaeConfig of this run on ``d_model``-wide activations (one model, or a crosscoder over two)."""
+    if cfg.task == "crosscoder":
+        return cfg.sae.crosscoder_config(d_model, cfg.seed)
+    return cfg.sae.sae_config(d_model, cfg.seed)
+
+
+def check_init_from(path: str, scfg) -> None:
+    """``sae.init_from`` names a trained SAE of this run's shape (d_in, num_latents, k), checked on its cfg.json."""
+    meta = read_meta(Path(path))
+    for key in ("d_in", "num_latents", "k"):
+        if meta.get(key) != getattr(scfg, key):
+            raise ConfigError(f"sae.init_from={path} has {key}={meta.get(key)}, this run needs {key}="
+                              f"{getattr(scfg, key)}: warm-start from an SAE of the same shape")
+
+
 def precheck(cfg) -> None:
     """Everything that can be known before any work, without loading weights (the model's config.json only):
     the trainer fits this machine, the layer exists, k fits the latents, the batch divides over the devices,
     nothing finished or resumable would be clobbered, the artifacts folder takes new files. ``run`` calls it
     first; a ``--multirun`` calls it for every job before the first one starts."""
-    spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
     artifacts = Path(cfg.paths.artifacts)
-    out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    name = run_name(cfg)
+    out_dir = sae_dir(artifacts, name, cfg.layer, cfg.tag)
     if cfg.rescore:
+        if cfg.task == "crosscoder":
+            raise ConfigError("rescore=true scores one model's SAE; a crosscoder has no downstream score")
         if not is_done(out_dir):
             raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
         return
     if cfg.skip_if_done and is_done(out_dir):
         return
     check_hardware(cfg.trainer)
-    shape = model_config(spec, artifacts)
+    shapes = [model_config(spec, artifacts) for spec in specs(cfg)]
+    if len({(s.hidden_size, s.num_hidden_layers) for s in shapes}) > 1:
+        raise ConfigError(f"task=crosscoder needs two models of one shape, got pair.base {cfg.pair.base} "
+                          f"({shapes[0].num_hidden_layers} x {shapes[0].hidden_size}) and pair.domain {cfg.pair.domain} "
+                          f"({shapes[1].num_hidden_layers} x {shapes[1].hidden_size})")
+    shape = shapes[0]
     check_layer(cfg.layer, shape.num_hidden_layers)
-    cfg.sae.sae_config(shape.hidden_size, cfg.seed)
+    scfg = sae_config(cfg, shape.hidden_size)
+    if cfg.sae.init_from:
+        check_init_from(cfg.sae.init_from, scfg)
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     if cfg.sae.batch_size % world:
         raise ConfigError(f"sae.batch_size={cfg.sae.batch_size} must divide evenly over {world} devices")
     check_writable(artifacts, "artifacts folder")
-    ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    ckpt_dir = sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)
     with run_lock(ckpt_dir):  # a run of this tag in flight says so (not that its checkpoint exists)
         check_no_work_lost(cfg, out_dir, ckpt_dir)
 
@@ -208,46 +258,65 @@ def precheck(cfg) -> None:
 def run(cfg, raw) -> SaeSummary | None:
     t0 = time.time()
     precheck(cfg)
-    spec = get_spec(cfg.model.name, path=cfg.model.path, seed=cfg.model.seed)
+    spec = specs(cfg)[0]
     artifacts = Path(cfg.paths.artifacts)
-    out_dir = sae_dir(artifacts, spec.name, cfg.layer, cfg.tag)
+    name = run_name(cfg)
+    out_dir = sae_dir(artifacts, name, cfg.layer, cfg.tag)
     if cfg.rescore:
         return rescore(cfg, spec, out_dir)
     if cfg.skip_if_done and is_done(out_dir):
         summary = SaeSummary.read(out_dir)
         print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
-    with run_lock(sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)):
-        return _train(cfg, raw, spec, artifacts, out_dir, t0)
+    with run_lock(sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)):
+        return _train(cfg, raw, artifacts, out_dir, t0)
 
 
-def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
-    s = cfg.sae
-    ckpt_dir = sae_checkpoint_dir(artifacts, spec.name, cfg.layer, cfg.tag)
-    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)  # again, now under the run lock
-    if cfg.resume and ckpt_path is None:
-        print(f"sae: resume=true but no checkpoint at {ckpt_dir / 'last.ckpt'}; training from the start")
+def _layer_store(cfg, spec, artifacts: Path, corpus):
+    """One model's activation store at ``cfg.layer`` (the cache is built for all its layers in one pass)."""
     loaded = load_model(spec, artifacts)
     check_layer(cfg.layer, loaded.num_layers)
-    scfg = s.sae_config(loaded.d_model, cfg.seed)
-    world = cfg.trainer.devices * cfg.trainer.num_nodes
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = Path(cfg.paths.output_dir)
-
-    corpus = training_corpus(cfg)
     layers = sorted(set(range(loaded.num_layers)) | {cfg.layer})
     stores = build_activations(loaded, corpus, layers, activations_root(artifacts), cfg.activations,
                                rebuild=cfg.rebuild_cache, progress=cfg.trainer.progress_bar,
                                eval_start=cfg.data.eval_start, verify=cfg.verify_cache)
-    store = stores[cfg.layer]
+    return loaded, stores[cfg.layer]
+
+
+def _train(cfg, raw, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | None:
+    s = cfg.sae
+    name = run_name(cfg)
+    ckpt_dir = sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)
+    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)  # again, now under the run lock
+    if cfg.resume and ckpt_path is None:
+        print(f"sae: resume=true but no checkpoint at {ckpt_dir / 'last.ckpt'}; training from the start")
+    world = cfg.trainer.devices * cfg.trainer.num_nodes
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path(cfg.paths.output_dir)
     frac = cfg.data.sae_eval_frac
 
+    corpus = training_corpus(cfg)
+    pairs = [_layer_store(cfg, spec, artifacts, corpus) for spec in specs(cfg)]
+    loaded, store = pairs[0]
+    scfg = sae_config(cfg, loaded.d_model)
     # Init from a uniform sample of the training rows (the same for every rank and for a resumed run).
     init_rows = uniform_sample_rows(split_rows(store, "train", frac), s.init_sample, cfg.seed)
+    extra = {"weights_hash": loaded.weights_hash}
+    if cfg.task == "crosscoder":
+        (_, base), (dom_loaded, dom) = pairs
+        scales = block_scales(base, dom, init_rows)
+        store = PairedStore(base, dom, scales)
+        extra = {"weights_hash": f"{loaded.weights_hash}+{dom_loaded.weights_hash}",
+                 "crosscoder": {"base": cfg.pair.base, "domain": cfg.pair.domain, "d_model": loaded.d_model,
+                                "block_scales": list(scales)}}
     module = SaeLitModule(scfg.to_dict(), dataclasses.asdict(s), result_shaping_config(cfg))
     if ckpt_path:
         check_same_config(ckpt_path, module.hparams)
-    module.sae.init_from_sample(torch.from_numpy(np.asarray(store.array[init_rows], dtype=np.float32)))
+    if s.init_from:
+        warm_start(module.sae, load(s.init_from, expected_d_in=scfg.d_in))
+        print(f"sae: warm start from {s.init_from}")
+    else:
+        module.sae.init_from_sample(torch.from_numpy(np.asarray(store.array[init_rows], dtype=np.float32)))
 
     if ckpt_path:
         print(f"sae: resuming from {ckpt_path}")
@@ -256,7 +325,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
     data = ActivationDataModule(store, s.batch_size // world, sae_eval_frac=frac, seed=cfg.seed,
                                 max_tokens=s.total_steps * s.batch_size)
     with stage_run("train_sae", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or f"sae-{cfg.tag}",
-                   tags=list(cfg.logger.tags) + [spec.name], name=f"sae-{spec.name}-L{cfg.layer}-{cfg.tag}") as tracker:
+                   tags=list(cfg.logger.tags) + [name], name=f"sae-{name}-L{cfg.layer}-{cfg.tag}") as tracker:
         stopper = StopOnSignal(str(ckpt_dir / "last.ckpt"))
         trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5), stopper)
         t_fit = time.time()
@@ -281,7 +350,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
         sae.tokens_seen = tokens
         ev = evaluate(sae, ActivationBatches(store, 4096, split="sae_eval", sae_eval_frac=frac))
         summary = SaeSummary(
-            model=spec.name, layer=cfg.layer, tag=cfg.tag, seed=cfg.seed, d_in=scfg.d_in,
+            model=name, layer=cfg.layer, tag=cfg.tag, seed=cfg.seed, d_in=scfg.d_in,
             num_latents=scfg.num_latents, k=scfg.k, lr=s.peak_lr(scfg.num_latents), batch_size=s.batch_size,
             steps=steps, tokens=tokens, dead_fraction=dead.dead_fraction(), dead_tokens=dead.dead_tokens,
             fvu=ev.fvu, nmse=ev.nmse, l0=ev.l0, sae_eval_tokens=ev.tokens,
@@ -289,24 +358,24 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
             corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
             fit_seconds=round(fit_seconds, 1),
             tokens_per_second_train=round((steps - int(module.fit_start_step)) * s.batch_size / max(fit_seconds, 1e-9)),
-            **_downstream(cfg, spec, sae),
+            **({} if cfg.task == "crosscoder" else _downstream(cfg, specs(cfg)[0], sae)),
         )
         summary.seconds = round(time.time() - t0, 1)
         freq = ev.frequency.numpy()
         with locked([out_dir]):
             tmp = staging_dir(out_dir)
-            save(sae, tmp, extra={"tokens": tokens, "model": spec.name, "layer": cfg.layer,
-                                  "weights_hash": loaded.weights_hash, "corpus": corpus.name})
+            save(sae, tmp, extra={"tokens": tokens, "model": name, "layer": cfg.layer, "corpus": corpus.name,
+                                  **({"init_from": str(s.init_from)} if s.init_from else {}), **extra})
             np.save(tmp / FREQUENCY_FILE, freq.astype(np.float32))
             summary.write(tmp)
             publish(tmp, out_dir)
         summary.write(run_dir)
-        tracker.log_figure("firing_histogram", _firing_histogram(freq, f"{spec.name} layer {cfg.layer}"))
+        tracker.log_figure("firing_histogram", _firing_histogram(freq, f"{name} layer {cfg.layer}"))
         tracker.log_table("sae_summary", pd.DataFrame([summary.to_dict()]))
         tracker.log({f"final/{k}": v for k, v in summary.scalars().items() if not isinstance(v, str)})
-        tracker.log_artifact(out_dir, f"sae-{spec.name}-layer{cfg.layer}-{cfg.tag}", "sae", metadata=summary.scalars())
+        tracker.log_artifact(out_dir, f"sae-{name}-layer{cfg.layer}-{cfg.tag}", "sae", metadata=summary.scalars())
         tracker.finish(summary.scalars())
-    print(f"sae: {spec.name} layer {cfg.layer} [{cfg.tag}] fvu {summary.fvu:.4f} l0 {summary.l0:.1f} "
+    print(f"sae: {name} layer {cfg.layer} [{cfg.tag}] fvu {summary.fvu:.4f} l0 {summary.l0:.1f} "
           f"dead {summary.dead_fraction:.2%} loss_recovered {summary.loss_recovered:.3f} -> {out_dir}")
     return summary
 

@@ -198,15 +198,20 @@ class FinetuneSchema:
         _check(NAME.fullmatch(self.out_name) is not None, f"finetune.out_name={self.out_name!r} must be a plain name")
 
 
+TASKS = ("sae", "crosscoder", "finetune")
+
+
 @dataclass
 class TrainScriptSchema:
-    """`python train.py`: task=sae trains one SAE; task=finetune makes the finance twin."""
+    """`python train.py`: task=sae trains one SAE; task=crosscoder one crosscoder on the pair's two models;
+    task=finetune makes the finance twin."""
 
     paths: PathsSchema = MISSING
     model: ModelSchema = MISSING
     pair: PairSchema = MISSING
-    """Recorded only, as ``experiment=`` sets it (the study a run belongs to): train.py trains ``model``, one
-    model at a time, so a ``pair=`` override is refused (``NOT_READ``); analyze/label/backtest read the pair."""
+    """Recorded only for task=sae, as ``experiment=`` sets it (the study a run belongs to): train.py trains
+    ``model``, one model at a time, so a ``pair=`` override is refused (``NOT_READ``); task=crosscoder reads it
+    (its two models), as analyze/label/backtest do."""
     sae: SaeTrainConfig = field(default_factory=SaeTrainConfig)
     data: DataSchema = field(default_factory=DataSchema)
     activations: ExtractConfig = field(default_factory=ExtractConfig)
@@ -238,12 +243,16 @@ class TrainScriptSchema:
     """PhraseBank test-split sentences (never trained on) for the loss-recovered score."""
     name: str = "train"
 
-    NOT_READ = {"pair": "train.py trains one model at a time: choose it with model= (e.g. model=minilm_fin); "
-                        "pair= is read by analyze.py, label.py and backtest.py"}
-    """Config keys this script does not read: overriding one is refused (see ``refuse_overrides_not_read``)."""
+    @property
+    def NOT_READ(self) -> dict[str, str]:  # noqa: N802 - the name every script schema uses
+        """Config keys this run does not read: overriding one is refused (see ``refuse_overrides_not_read``)."""
+        if self.task == "crosscoder":
+            return {"model": "task=crosscoder trains on both models of pair= (pair.base, pair.domain), not model="}
+        return {"pair": "train.py trains one model at a time: choose it with model= (e.g. model=minilm_fin); "
+                        "pair= is read by task=crosscoder, analyze.py, label.py and backtest.py"}
 
     def __post_init__(self):
-        _check(self.task in ("sae", "finetune"), f"task must be sae or finetune, got {self.task!r}")
+        _check(self.task in TASKS, f"task must be one of {list(TASKS)}, got {self.task!r}")
         _check(NAME.fullmatch(self.tag) is not None,
                f"tag={self.tag!r} must be a plain name (letters, digits, . _ -), not a path")
 

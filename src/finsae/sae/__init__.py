@@ -12,11 +12,14 @@ The step in the pieces a framework loop needs (the Lightning module calls them):
 :func:`forward_loss`, :func:`before_optimizer_step`, :func:`after_optimizer_step`, with
 :class:`DeadLatentTracker`, :func:`lr_schedule`; all at once :func:`train_step`. :func:`evaluate` gives exact
 metrics over a whole split. :func:`keep_freed_memory` is an opt-in, process-wide malloc setting
-that saves page faults in long CPU training loops. Imports only torch and safetensors.
+that saves page faults in long CPU training loops. A crosscoder is a ``TopKSAE`` on two models' concatenated
+activations (:meth:`SaeTrainConfig.crosscoder_config`, :func:`decoder_blocks`); :func:`warm_start` continues a
+trained SAE. Imports only torch and safetensors.
 """
 
 from finsae.sae.alloc import keep_freed_memory
 from finsae.sae.config import SaeArchitecture, SaeConfig, SaeTrainConfig
+from finsae.sae.crosscoder import DecoderBlocks, decoder_blocks, paired_input
 from finsae.sae.dead import DeadLatentTracker
 from finsae.sae.evaluate import EvalResult, ReconstructionSums, evaluate
 from finsae.sae.geometric_median import geometric_median
@@ -38,12 +41,14 @@ from finsae.sae.train import (
     train_step,
     uniform_sample_rows,
 )
+from finsae.sae.warm_start import warm_start
 
 __all__ = [
-    "DeadLatentTracker", "EncoderOutput", "EvalResult", "ForwardOutput", "ReconstructionSums", "SaeArchitecture",
+    "DecoderBlocks", "DeadLatentTracker", "EncoderOutput", "EvalResult", "ForwardOutput", "ReconstructionSums", "SaeArchitecture",
     "SaeConfig", "SaeTrainConfig", "StepMetrics", "TopKSAE", "TopKSaeFn", "after_optimizer_step",
     "before_optimizer_step", "bf16_matmul_is_native", "build_optimizer", "default_lr", "dense_reference_forward",
     "encoder_matmul_mode", "evaluate", "fit", "forward_loss", "geometric_median", "global_total_variance",
     "keep_freed_memory", "load", "lr_schedule", "published_lr", "read_meta", "remove_parallel_decoder_grad",
-    "renorm_decoder", "save", "set_lr", "train_step", "uniform_sample_rows",
+    "paired_input", "renorm_decoder", "save", "set_lr", "train_step", "uniform_sample_rows", "warm_start",
+    "decoder_blocks",
 ]

@@ -147,6 +147,10 @@ class SaeTrainConfig(SaeArchitecture):
     """Training tokens, drawn uniformly over the whole training mix, that set b_dec (geometric median) and
     the input scale."""
 
+    init_from: str | None = None
+    """Warm start: folder of a trained SAE of the same shape whose weights (and input scale) start this run
+    instead of a random init (finsae.sae.warm_start); None: a fresh SAE."""
+
     def _name(self, key: str) -> str:
         return f"sae.{key}"  # as the user writes it: python train.py sae.k=...
 
@@ -169,6 +173,8 @@ class SaeTrainConfig(SaeArchitecture):
                  f"{n('tokens')} must be an int >= batch_size={self.batch_size}, got {self.tokens!r}")
         _require(_is_int(self.init_sample) and self.init_sample > 0,
                  f"{n('init_sample')} must be a positive int, got {self.init_sample!r}")
+        _require(self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
+                 f"{n('init_from')} must be the folder of a trained SAE or None, got {self.init_from!r}")
 
     # -- what the knobs resolve to (one place each) ---------------------------------------------------
     @property
@@ -200,3 +206,14 @@ class SaeTrainConfig(SaeArchitecture):
         m = self.expansion_factor * d_in
         _require(self.k <= m, f"sae.k={self.k} exceeds num_latents={m} (= {self.expansion_factor} x d_in {d_in})")
         return SaeConfig(**arch, d_in=d_in, seed=seed)
+
+    def crosscoder_config(self, d_model: int, seed: int = 0) -> SaeConfig:
+        """The :class:`SaeConfig` of a crosscoder over two ``d_model``-wide models: input ``[x_base, x_domain]``
+        (``d_in = 2 * d_model``), one decoder block per model, and as many latents as one model's SAE
+        (``expansion_factor * d_model``); ``k_aux`` defaults to ``d_model // 2`` as for one model."""
+        arch = {f.name: getattr(self, f.name) for f in fields(SaeArchitecture)}
+        m = self.expansion_factor * d_model
+        _require(self.k <= m, f"sae.k={self.k} exceeds num_latents={m} (= {self.expansion_factor} x d_model {d_model})")
+        if arch["k_aux"] is None:
+            arch["k_aux"] = max(1, d_model // 2)
+        return SaeConfig(**arch, d_in=2 * d_model, num_latents=m, seed=seed)

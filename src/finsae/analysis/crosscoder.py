@@ -1,0 +1,383 @@
+"""Model diffing with a crosscoder: which latents are shared, base-only or domain-only, and which of those
+"specific" ones are sparsity artifacts.
+
+Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d_base_j``, ``d_domain_j``:
+
+* **relative norm** ``delta = ||d_domain|| / (||d_base|| + ||d_domain||)``: 0 base-only, 1/2 shared, 1 domain-only;
+* **decoder cosine** between the two blocks (NaN where one block is zero): a shared latent with a low cosine
+  points in different directions in the two models;
+* **class** by ``delta`` with the cut-offs of Lindsey et al. 2024 / Minder et al. 2025: ``base_only`` if
+  ``delta <= 0.1``, ``domain_only`` if ``delta >= 0.9``, ``shared`` if ``0.4 <= delta <= 0.6``, else ``other``;
+  ``dead`` if it never fires on the analysis tokens.
+* **Latent Scaling** (Minder et al. 2025, "Overcoming sparsity artifacts in crosscoders"): with
+  ``u = d_own_j`` (own = the model its norm favours) and ``f_j`` its activation, fit per model M the scalar
+  ``beta = sum f <u, y> / (||u||^2 sum f^2)`` that best explains a target ``y`` by ``beta f_j u``; targets (all
+  in the crosscoder's normalised units, decoder bias left out of reconstructions):
+
+  - error ``eps_M = h_M - hat_M + f_j d_M_j``: what the *other* latents leave unexplained in M;
+  - reconstruction: own model ``hat_own - b_dec`` (the latents' reconstruction, latent j included); other
+    model ``hat_other - b_dec - f_j d_other_j`` (what the other latents reconstruct there).
+
+  ``nu_eps = beta_eps_other / beta_eps_own`` and ``nu_r = beta_r_other / beta_r_own``. A truly specific latent
+  has both near 0. **Complete shrinkage**: the other model does carry the direction, but its decoder block was
+  pushed to zero, so the other model's error holds it (``nu_eps`` high). **Latent decoupling**: the other model
+  carries it too, through other latents that fire with j (``nu_r`` high). A model-specific latent with
+  ``nu_eps > 0.5`` or ``nu_r > 0.5`` (the other model explains at least half as much of it as its own) is
+  flagged ``artifact`` and not counted as specific.
+* **Seed stability**: the share of seed 0's domain-only latents whose best domain-only latent of seed 1 has
+  decoder cosine >= tau (the crosscoder's own ceiling).
+
+``crosscoder.parquet`` (:data:`TABLE_COLUMNS`, one row per (layer, latent)) and the per-layer summary
+(:func:`layer_summary`: the ``layers.parquet`` columns) are written and read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import false_discovery_control
+from torch import Tensor
+
+from finsae.analysis.contexts import build_contexts
+from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
+from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
+from finsae.analysis.selectivity import FDR, MIN_AUROC, contrast
+from finsae.errors import ConfigError, DataMissingError
+from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
+
+BASE_ONLY_MAX = 0.1
+"""``delta <= 0.1``: base-only (the domain block holds at most 1/10 of the latent's decoder norm)."""
+DOMAIN_ONLY_MIN = 0.9
+"""``delta >= 0.9``: domain-only."""
+SHARED_RANGE = (0.4, 0.6)
+"""``0.4 <= delta <= 0.6``: shared."""
+ARTIFACT_NU = 0.5
+"""A specific latent whose ``nu_eps`` or ``nu_r`` exceeds this is a sparsity artifact."""
+CLASSES = ("base_only", "shared", "domain_only", "other", "dead")
+TABLE_FILE = "crosscoder.parquet"
+TABLE_COLUMNS = ("layer", "latent", "delta", "decoder_cosine", "class", "artifact", "beta_eps_own", "beta_eps_other",
+                 "beta_r_own", "beta_r_other", "nu_eps", "nu_r", "n_active", "auroc_broad", "auroc_genre",
+                 "financial")
+"""``crosscoder.parquet``: layer, latent (int64); delta, decoder_cosine (float64); class (str, one of
+:data:`CLASSES`); artifact (bool: model-specific by delta but flagged by Latent Scaling); beta_* (the four
+Latent Scaling fits), nu_eps, nu_r (their ratios; NaN for dead latents); n_active (analysis tokens it fires on);
+auroc_broad, auroc_genre (financial selectivity, NaN when not computed), financial (the project's rule)."""
+CONTEXT_MODEL = "crosscoder"
+"""The model name under which the crosscoder's contexts are stored (``contexts/crosscoder/layer_{i}.parquet``)."""
+CHUNK_ROWS = 2048
+
+
+# -- decoder geometry ------------------------------------------------------------------------------------
+def relative_norm(base: Tensor | np.ndarray, domain: Tensor | np.ndarray) -> np.ndarray:
+    """``||d_domain|| / (||d_base|| + ||d_domain||)`` per row of two ``[m, d]`` blocks (NaN for an all-zero row)."""
+    nb = np.linalg.norm(np.asarray(base, np.float64), axis=1)
+    nd = np.linalg.norm(np.asarray(domain, np.float64), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return nd / (nb + nd)
+
+
+def decoder_cosine(base: Tensor | np.ndarray, domain: Tensor | np.ndarray) -> np.ndarray:
+    """Cosine between each latent's two decoder blocks (NaN where a block is zero)."""
+    b, d = np.asarray(base, np.float64), np.asarray(domain, np.float64)
+    den = np.linalg.norm(b, axis=1) * np.linalg.norm(d, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (b * d).sum(1) / den, np.nan)
+
+
+def classify(delta: np.ndarray, n_active: np.ndarray | None = None) -> np.ndarray:
+    """Class of each latent from its relative norm (cut-offs: module doc); ``dead`` where ``n_active == 0``."""
+    delta = np.asarray(delta, np.float64)
+    out = np.full(delta.shape, "other", dtype=object)
+    out[delta <= BASE_ONLY_MAX] = "base_only"
+    out[delta >= DOMAIN_ONLY_MIN] = "domain_only"
+    out[(delta >= SHARED_RANGE[0]) & (delta <= SHARED_RANGE[1])] = "shared"
+    if n_active is not None:
+        out[np.asarray(n_active) == 0] = "dead"
+    return out
+
+
+# -- Latent Scaling ----------------------------------------------------------------------------------------
+class LatentScaling(NamedTuple):
+    """Latent Scaling fits per latent (arrays over latents; NaN where the latent never fired)."""
+
+    beta_eps_own: np.ndarray
+    """Fit of ``f_j u`` to the own model's error left by the other latents (about 1 for a working latent)."""
+    beta_eps_other: np.ndarray
+    """The same on the other model: high when its decoder block shrank away though the direction is there."""
+    beta_r_own: np.ndarray
+    """Fit to the own model's reconstruction (latent j included)."""
+    beta_r_other: np.ndarray
+    """Fit to the other model's reconstruction by the other latents: high when they carry the direction."""
+    n_active: np.ndarray
+    """Tokens the latent fired on."""
+
+    @property
+    def nu_eps(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.beta_eps_other / self.beta_eps_own
+
+    @property
+    def nu_r(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.beta_r_other / self.beta_r_own
+
+
+@torch.no_grad()
+def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.ndarray | None = None) -> LatentScaling:
+    """Latent Scaling of every latent of crosscoder ``sae`` over ``batches`` of its input rows ``[n, 2d]``
+    (the paired, block-scaled activations it was trained on). ``own_is_domain [m]``: which block is the
+    latent's own (default: ``delta >= 0.5``)."""
+    blocks = decoder_blocks(sae)
+    db, dd = blocks.base.double(), blocks.domain.double()
+    m, d = db.shape
+    if own_is_domain is None:
+        own_is_domain = relative_norm(db, dd) >= 0.5
+    own_dom = torch.from_numpy(np.asarray(own_is_domain, bool))
+    if own_dom.shape != (m,):
+        raise ValueError(f"own_is_domain must have {m} entries, got {tuple(own_dom.shape)}")
+    u = torch.where(own_dom.unsqueeze(1), dd, db)  # [m, d]
+    c = {"base": (db * u).sum(1), "domain": (dd * u).sum(1)}  # d_M_j . u_j
+    eps = {k: torch.zeros(m, dtype=torch.float64) for k in c}
+    rec = {k: torch.zeros(m, dtype=torch.float64) for k in c}
+    ff = torch.zeros(m, dtype=torch.float64)
+    n_active = torch.zeros(m, dtype=torch.long)
+    b_dec = sae.b_dec.detach().double()
+    seen = 0
+    for x in batches:
+        for xs in torch.split(x.reshape(-1, sae.d_in), CHUNK_ROWS):
+            code = sae.encode(xs)
+            xn = xs.double() * float(sae.norm_scale)
+            f = torch.zeros(xs.shape[0], m, dtype=torch.float64).scatter_(
+                1, code.latent_indices.long(), code.latent_acts.double())
+            lat = f @ torch.cat([db, dd], 1)  # the latents' reconstruction (no bias), [n, 2d]
+            ff += f.pow(2).sum(0)
+            n_active += (f > 0).sum(0)
+            for k, sl in (("base", slice(0, d)), ("domain", slice(d, 2 * d))):
+                err = xn[:, sl] - lat[:, sl] - b_dec[sl]
+                eps[k] += (f * (err @ u.t())).sum(0) + c[k] * f.pow(2).sum(0)
+                rec[k] += (f * (lat[:, sl] @ u.t())).sum(0)
+            seen += xs.shape[0]
+    if seen == 0:
+        raise ValueError("latent_scaling got no rows")
+    uu = u.pow(2).sum(1)
+    den = uu * ff
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = {name: (v / den).numpy() for name, v in
+                [("eps_b", eps["base"]), ("eps_d", eps["domain"]), ("r_b", rec["base"]), ("r_d", rec["domain"])]}
+        own_self = (c["domain"] / uu).numpy(), (c["base"] / uu).numpy()  # f_j d_M_j's own share of the M fit
+    od = own_dom.numpy()
+    dead = n_active.numpy() == 0
+    nan = np.where(dead, np.nan, 0.0)
+    return LatentScaling(
+        beta_eps_own=np.where(od, beta["eps_d"], beta["eps_b"]) + nan,
+        beta_eps_other=np.where(od, beta["eps_b"], beta["eps_d"]) + nan,
+        beta_r_own=np.where(od, beta["r_d"], beta["r_b"]) + nan,
+        beta_r_other=np.where(od, beta["r_b"] - own_self[1], beta["r_d"] - own_self[0]) + nan,
+        n_active=n_active.numpy().astype(np.int64),
+    )
+
+
+def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = ARTIFACT_NU) -> np.ndarray:
+    """Model-specific latents (by delta) whose specificity Latent Scaling calls a sparsity artifact."""
+    specific = np.isin(np.asarray(cls, object), ["base_only", "domain_only"])
+    return specific & ((np.nan_to_num(scaling.nu_eps, nan=0.0) > cut) | (np.nan_to_num(scaling.nu_r, nan=0.0) > cut))
+
+
+# -- seed stability ----------------------------------------------------------------------------------------
+def class_stability(w0: Tensor | np.ndarray, cls0: np.ndarray, w1: Tensor | np.ndarray, cls1: np.ndarray,
+                    cls: str = "domain_only", tau: float = 0.7) -> float:
+    """Share of seed 0's ``cls`` latents whose most similar ``cls`` latent of seed 1 has decoder cosine >= tau
+    (full decoder rows, both blocks); NaN when seed 0 has none."""
+    a = np.flatnonzero(np.asarray(cls0, object) == cls)
+    b = np.flatnonzero(np.asarray(cls1, object) == cls)
+    if len(a) == 0:
+        return float("nan")
+    if len(b) == 0:
+        return 0.0
+    ua = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w0, np.float32)[a]), dim=1)
+    ub = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w1, np.float32)[b]), dim=1)
+    best = (ua @ ub.t()).max(1).values
+    return float((best >= tau).float().mean())
+
+
+# -- selectivity and contexts ----------------------------------------------------------------------------
+def financial_selectivity(scores: DocScores, held: HeldoutSet, kind: str = "max", fdr: float = FDR,
+                          min_auroc: float = MIN_AUROC) -> pd.DataFrame:
+    """Per latent: AUROC of the broad and genre contrasts and the project's financial rule (both contrasts
+    BH q <= fdr and AUROC >= min_auroc; ``finsae.analysis.selectivity``). Columns auroc_broad, auroc_genre,
+    financial."""
+    out = {}
+    for name, (g_pos, g_neg) in (("broad", BROAD), ("genre", GENRE)):
+        pos = held.groups[g_pos]
+        neg = np.setdiff1d(held.groups[g_neg], pos)
+        m = scores.max.shape[1]
+        parts = [contrast(scores.dense(pos, cols, kind), scores.dense(neg, cols, kind))
+                 for cols in np.array_split(np.arange(m), max(1, -(-m // 2048)))]
+        auroc = np.concatenate([p.auroc for p in parts])
+        q = false_discovery_control(np.concatenate([p.p for p in parts]), method="bh")
+        out[name] = (auroc, (q <= fdr) & (auroc >= min_auroc))
+    return pd.DataFrame({"auroc_broad": out["broad"][0], "auroc_genre": out["genre"][0],
+                         "financial": out["broad"][1] & out["genre"][1]})
+
+
+def crosscoder_contexts(latents: np.ndarray, codes: Codes, scores: DocScores, held: HeldoutSet,
+                        doc_of_row: np.ndarray, char_start: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """Contexts (``finsae.analysis.contexts`` format) of ``latents``: write them under :data:`CONTEXT_MODEL`."""
+    frame = held.corpus.frame
+    corpus_of_doc = [""] * len(frame)
+    for g in sorted(held.groups, key=lambda g: (g in BROAD, g)):  # most specific group first
+        for i in held.groups[g]:
+            corpus_of_doc[i] = corpus_of_doc[i] or g
+    order = np.argsort(doc_of_row, kind="stable")
+    bounds = np.searchsorted(np.asarray(doc_of_row)[order], np.arange(len(frame) + 1))
+    return build_contexts(np.asarray(latents, np.int64), scores.max, codes.latent,
+                          lambda doc: order[bounds[doc]:bounds[doc + 1]], frame["text"].tolist(), char_start,
+                          frame["doc_id"].tolist(), corpus_of_doc, seed=seed)
+
+
+# -- one layer -------------------------------------------------------------------------------------------
+def load_crosscoder(path: str | Path) -> tuple[TopKSAE, tuple[float, float]]:
+    """A trained crosscoder and the per-model block scales its input was built with (its cfg.json)."""
+    meta = read_meta(path)
+    info = (meta.get("extra") or {}).get("crosscoder")
+    if not info:
+        raise ConfigError(f"{path} holds an SAE, not a crosscoder (no extra.crosscoder in cfg.json); train one "
+                          f"with `python train.py task=crosscoder`")
+    scales = tuple(float(s) for s in info["block_scales"])
+    return load(path), (scales[0], scales[1])
+
+
+def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling,
+                     selectivity: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``crosscoder.parquet`` rows of one layer (:data:`TABLE_COLUMNS`)."""
+    blocks = decoder_blocks(sae)
+    delta = relative_norm(blocks.base, blocks.domain)
+    cls = classify(delta, scaling.n_active)
+    m = len(delta)
+    sel = selectivity if selectivity is not None else pd.DataFrame(
+        {"auroc_broad": np.full(m, np.nan), "auroc_genre": np.full(m, np.nan), "financial": np.zeros(m, bool)})
+    if len(sel) != m:
+        raise ValueError(f"selectivity has {len(sel)} rows, the crosscoder {m} latents")
+    frame = pd.DataFrame({
+        "layer": np.full(m, layer, np.int64), "latent": np.arange(m, dtype=np.int64), "delta": delta,
+        "decoder_cosine": decoder_cosine(blocks.base, blocks.domain), "class": cls.astype(str),
+        "artifact": is_artifact(cls, scaling), "beta_eps_own": scaling.beta_eps_own,
+        "beta_eps_other": scaling.beta_eps_other, "beta_r_own": scaling.beta_r_own,
+        "beta_r_other": scaling.beta_r_other, "nu_eps": scaling.nu_eps, "nu_r": scaling.nu_r,
+        "n_active": scaling.n_active, "auroc_broad": sel["auroc_broad"].to_numpy(np.float64),
+        "auroc_genre": sel["auroc_genre"].to_numpy(np.float64), "financial": sel["financial"].to_numpy(bool),
+    })
+    return frame[list(TABLE_COLUMNS)]
+
+
+def wilson_count(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a count ``k`` of ``n``, as counts (``n * [lo, hi]`` of the share)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return float(n * max(0.0, mid - half)), float(n * min(1.0, mid + half))
+
+
+def layer_summary(table: pd.DataFrame, seed1: pd.DataFrame | None = None,
+                  stability: float | None = None) -> dict:
+    """The ``layers.parquet`` columns of one layer from its ``crosscoder.parquet`` rows (seed 0): counts of
+    shared / base_only / domain_only latents (specific ones without Latent Scaling artifacts) with 95% Wilson
+    intervals over the live latents (they cover which latents a dictionary happens to learn, not seeds: the
+    seed-1 count and ``crosscoder_seed_stability`` report those), the artifacts dropped, the financial
+    domain-only latents, and the seed-1 counts when given."""
+    live = table["class"] != "dead"
+    n_live = int(live.sum())
+    keep = ~table["artifact"].to_numpy(bool)
+    out: dict = {"n_live_crosscoder": n_live}
+    for cls in ("shared", "base_only", "domain_only"):
+        is_cls = (table["class"] == cls).to_numpy()
+        k = int((is_cls & keep).sum())
+        lo, hi = wilson_count(k, n_live)
+        out.update({f"n_{cls}": k, f"n_{cls}_lo": lo, f"n_{cls}_hi": hi})
+        if cls != "shared":
+            out[f"n_{cls}_artifact"] = int((is_cls & ~keep).sum())
+        if seed1 is not None:
+            out[f"n_{cls}_seed1"] = int(((seed1["class"] == cls).to_numpy() & ~seed1["artifact"].to_numpy(bool)).sum())
+    dom = (table["class"] == "domain_only").to_numpy() & keep
+    out["n_domain_only_financial"] = int((dom & table["financial"].to_numpy(bool)).sum())
+    out["crosscoder_seed_stability"] = float("nan") if stability is None else float(stability)
+    return out
+
+
+@dataclass
+class CrosscoderLayer:
+    """What the analysis stage takes from one layer's crosscoder."""
+
+    table: pd.DataFrame
+    """``crosscoder.parquet`` rows of the layer."""
+    summary: dict
+    """Columns for ``layers.parquet``."""
+    contexts: pd.DataFrame | None
+    """Contexts of the domain-only (non-artifact) and a few shared latents, under :data:`CONTEXT_MODEL`."""
+
+
+def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_of_row: np.ndarray,
+                  char_start: np.ndarray, *, sae_seed1: TopKSAE | None = None, paired_rows_seed1=None,
+                  tau: float = 0.7, kind: str = "max", fdr: float = FDR, min_auroc: float = MIN_AUROC,
+                  seed: int = 0, n_shared_contexts: int = 32) -> CrosscoderLayer:
+    """Everything above for one layer. ``paired_rows``: the analysis tokens as crosscoder input
+    (``finsae.activations.PairedArray`` over the held-out stores with the crosscoder's block scales), row i =
+    ``doc_of_row[i]``; ``paired_rows_seed1``: the same rows with seed 1's block scales."""
+    def batches(rows):
+        for lo in range(0, len(rows), CHUNK_ROWS):
+            yield torch.from_numpy(np.asarray(rows[lo:lo + CHUNK_ROWS], np.float32))
+
+    codes = encode_rows(sae, paired_rows)
+    n_docs = len(held.corpus.frame)
+    scores = doc_scores(codes, doc_of_row, n_docs)
+    table = crosscoder_table(layer, sae, latent_scaling(sae, batches(paired_rows)),
+                             financial_selectivity(scores, held, kind, fdr, min_auroc))
+    seed1, stability = None, None
+    if sae_seed1 is not None:
+        seed1 = crosscoder_table(layer, sae_seed1, latent_scaling(sae_seed1, batches(paired_rows_seed1)))
+        stability = class_stability(sae.W_dec.detach(), _specific(table), sae_seed1.W_dec.detach(), _specific(seed1),
+                                    "domain_only", tau)
+    dom = table.loc[(table["class"] == "domain_only") & ~table["artifact"], "latent"].to_numpy()
+    shared = table.loc[table["class"] == "shared", "latent"].to_numpy()
+    shared = np.random.default_rng(seed + layer).choice(shared, min(n_shared_contexts, len(shared)), replace=False)
+    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start, seed)
+    return CrosscoderLayer(table, layer_summary(table, seed1, stability), contexts)
+
+
+def _specific(table: pd.DataFrame) -> np.ndarray:
+    """Classes with Latent Scaling artifacts relabelled ``other`` (what counts as specific)."""
+    cls = table["class"].to_numpy(object).copy()
+    cls[table["artifact"].to_numpy(bool)] = "other"
+    return cls
+
+
+# -- the table on disk -----------------------------------------------------------------------------------
+def write_crosscoder(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:
+    """Write ``crosscoder.parquet`` (all layers) into the analysis folder, replacing it in one rename."""
+    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"crosscoder table lacks columns {missing}")
+    path = Path(analysis_dir) / TABLE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame[list(TABLE_COLUMNS)].to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def read_crosscoder(analysis_dir: str | Path) -> pd.DataFrame:
+    """``crosscoder.parquet`` of an analysis folder."""
+    path = Path(analysis_dir) / TABLE_FILE
+    if not path.is_file():
+        raise DataMissingError("crosscoder table", path, "Run analyze.py with crosscoders trained "
+                                                         "(python train.py task=crosscoder layer=i).")
+    return pd.read_parquet(path)

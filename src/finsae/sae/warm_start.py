@@ -1,0 +1,29 @@
+"""Warm start: a run that continues a trained SAE instead of starting from a random dictionary.
+
+Latent ``i`` of the continued SAE *is* latent ``i`` of the one it started from, so comparing the two needs no
+matching (the correspondence is by construction). Every parameter and the input scale are copied; the
+optimiser state, the dead-latent counters and the schedule start afresh, as in any run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from finsae.errors import ConfigError
+from finsae.sae.io import TENSOR_NAMES
+from finsae.sae.sparse_coder.topk import TopKSAE
+
+SHAPE_FIELDS = ("d_in", "num_latents", "k")
+
+
+@torch.no_grad()
+def warm_start(sae: TopKSAE, source: TopKSAE) -> TopKSAE:
+    """Copy ``source``'s weights and input scale into ``sae`` (same ``d_in``, ``num_latents`` and ``k``)."""
+    for f in SHAPE_FIELDS:
+        a, b = getattr(sae.cfg, f), getattr(source.cfg, f)
+        if a != b:
+            raise ConfigError(f"sae.init_from: the SAE to start from has {f}={b}, this run's has {f}={a}")
+    for name in TENSOR_NAMES:
+        getattr(sae, name).copy_(getattr(source, name))
+    sae.initialized = True
+    return sae

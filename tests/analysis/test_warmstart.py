@@ -1,0 +1,137 @@
+"""Warm-started SAEs: continuing on the same inputs drifts like the control; moved directions are found."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from finsae.analysis.warmstart import (
+    TABLE_COLUMNS,
+    changed_count,
+    decoder_drift,
+    layer_summary,
+    read_warmstart,
+    warmstart_table,
+    write_warmstart,
+)
+from finsae.errors import ConfigError, DataMissingError
+from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, fit, warm_start
+
+D, N_CONCEPTS, MOVED = 32, 40, 8
+CFG = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 150, lr=1e-2, init_sample=2048)
+START = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 500, lr=1e-2, init_sample=2048)
+"""The base SAE trains to convergence; both continuations then run CFG."""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def concepts(moved: bool) -> torch.Tensor:
+    dirs = torch.nn.functional.normalize(torch.randn(N_CONCEPTS, D, generator=torch.Generator().manual_seed(5)), dim=1)
+    if moved:  # fine-tuning turns the first MOVED concepts by 45 degrees
+        new = torch.randn(MOVED, D, generator=torch.Generator().manual_seed(6))
+        new -= (new * dirs[:MOVED]).sum(1, keepdim=True) * dirs[:MOVED]
+        dirs[:MOVED] = torch.nn.functional.normalize(dirs[:MOVED] + torch.nn.functional.normalize(new, dim=1), dim=1)
+    return dirs
+
+
+def tokens(dirs: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    amp = (torch.rand(n, N_CONCEPTS, generator=g) < 0.06) * (1 + torch.rand(n, N_CONCEPTS, generator=g))
+    return amp @ dirs + 0.02 * torch.randn(n, D, generator=g)
+
+
+def live(*saes: TopKSAE) -> np.ndarray:
+    """Latents that fire on a fresh sample in every one of ``saes``."""
+    x = tokens(concepts(False), 4096, seed=9)
+    fired = [np.bincount(s.encode(x).latent_indices[s.encode(x).latent_acts > 0].numpy(), minlength=s.num_latents) > 0
+             for s in saes]
+    return np.logical_and.reduce(fired)
+
+
+def table(runs, domain: str, **kw):
+    return warmstart_table(1, runs["start"], runs[domain], runs["control"],
+                           live=live(runs["start"], runs[domain], runs["control"]), **kw)
+
+
+def continued(start: TopKSAE, x: torch.Tensor) -> TopKSAE:
+    sae = TopKSAE(CFG.sae_config(D, seed=7))
+    warm_start(sae, start)
+    fit(sae, x.split(CFG.batch_size), CFG)
+    return sae
+
+
+@pytest.fixture(scope="module")
+def runs():
+    torch.set_num_threads(1)
+    start = TopKSAE(CFG.sae_config(D, seed=0))
+    fit(start, tokens(concepts(False), START.tokens, seed=0).split(START.batch_size), START)
+    n = CFG.tokens
+    return {
+        "start": start,
+        "control": continued(start, tokens(concepts(False), n, seed=1)),
+        "same": continued(start, tokens(concepts(False), n, seed=2)),  # a "fine-tune" that changed nothing
+        "moved": continued(start, tokens(concepts(True), n, seed=2)),
+    }
+
+
+def test_identical_inputs_drift_at_the_control_level(runs):
+    t = table(runs, "same")
+    s = layer_summary(t)
+    m = int(t["live"].sum())
+    assert m >= 40  # every planted concept's latent at least
+    assert s["n_changed_control"] <= max(1, 0.02 * m)  # ~1% above the control's own 99th percentile, by construction
+    assert s["n_changed"] <= max(2, 0.03 * m), s
+    assert s["n_changed_lo"] <= s["n_changed"] <= s["n_changed_hi"]
+
+
+def test_moved_directions_are_changed_latents(runs):
+    start = runs["start"]
+    t = table(runs, "moved")
+    s = layer_summary(t)
+    same = layer_summary(table(runs, "same"))
+    # the latents that encoded a moved concept at the start
+    dirs = concepts(False)[:MOVED]
+    owners = (torch.nn.functional.normalize(start.W_dec.detach(), dim=1) @ dirs.t()).argmax(0).numpy()
+    assert t["changed"].to_numpy()[owners].all(), t.iloc[owners]
+    assert s["n_changed"] >= MOVED and s["n_changed_lo"] > same["n_changed"], (s, same)
+
+
+def test_warm_start_copies_the_sae_and_checks_its_shape():
+    a = TopKSAE(SaeConfig(d_in=8, num_latents=16, k=2, seed=0))
+    with torch.no_grad():
+        a.norm_scale.fill_(0.25), a.b_dec.fill_(0.5)
+    b = warm_start(TopKSAE(SaeConfig(d_in=8, num_latents=16, k=2, seed=1)), a)
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec", "norm_scale"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert b.initialized and decoder_drift(a, b) == pytest.approx(np.zeros(16), abs=1e-12)
+    with pytest.raises(ConfigError, match="sae.init_from: the SAE to start from has num_latents=16"):
+        warm_start(TopKSAE(SaeConfig(d_in=8, num_latents=32, k=2)), a)
+
+
+def test_table_round_trip_and_bad_inputs(tmp_path, runs):
+    t = table(runs, "same", auroc_domain=np.full(64, 0.7),
+                        auroc_control=np.full(64, 0.6), financial=np.arange(64) < 3)
+    np.testing.assert_allclose(t["selectivity_change"], 0.1, atol=1e-12)
+    write_warmstart(t, tmp_path)
+    pd.testing.assert_frame_equal(read_warmstart(tmp_path), t)
+    assert list(read_warmstart(tmp_path).columns) == list(TABLE_COLUMNS)
+    with pytest.raises(DataMissingError, match="warm-start table not found"):
+        read_warmstart(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="same latents"):
+        changed_count(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="keeps its shape"):
+        decoder_drift(np.ones((3, 2)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="live must have one entry per latent"):
+        changed_count(np.zeros(3), np.zeros(3), live=np.ones(2, bool))
+    with pytest.raises(ValueError, match="one entry per latent"):
+        warmstart_table(2, runs["start"], runs["same"], runs["control"], financial=np.zeros(5, bool))
+    other = copy.deepcopy(runs["start"])
+    assert layer_summary(warmstart_table(2, runs["start"], other, runs["control"]))["n_changed"] == 0
