@@ -287,7 +287,7 @@ def _train(cfg, raw, spec, artifacts: Path, out_dir: Path, t0: float) -> SaeSumm
             fvu=ev.fvu, nmse=ev.nmse, l0=ev.l0, sae_eval_tokens=ev.tokens,
             sae_eval_never_fired_fraction=ev.never_fired_fraction, corpus=corpus.name,
             corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
-            fit_seconds=round(fit_seconds, 1),
+            fit_seconds=round(fit_seconds, 1), activation_dtype=str(store.manifest.get("compute_dtype", "")),
             tokens_per_second_train=round((steps - int(module.fit_start_step)) * s.batch_size / max(fit_seconds, 1e-9)),
             **_downstream(cfg, spec, sae),
         )
