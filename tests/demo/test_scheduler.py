@@ -1,8 +1,11 @@
 """The demo's job scheduler on tiny jobs: side by side, in dependency order, failures contained, done jobs
 skipped (counted calls), logs and progress lines."""
 
+import os
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,22 @@ def test_bad_graphs_refused_before_any_work(jobs, message):
 def test_with_dependencies_keeps_what_a_stage_needs():
     jobs = [Job("f", "finetune", ["x"]), Job("s", "SAEs", ["x"], deps=("f",)), Job("a", "analyze", ["x"], deps=("s",))]
     assert [j.name for j in with_dependencies(jobs, ["SAEs"])] == ["f", "s"]
+
+
+def test_a_stop_signal_stops_running_jobs_and_starts_nothing_new(tmp_path):
+    marker = tmp_path / "sleeper.started"
+    code = f"import pathlib, time; pathlib.Path({str(marker)!r}).write_text('x'); time.sleep(60)"
+
+    def stop_when_sleeper_runs():
+        t = time.time()
+        while not marker.exists() and time.time() - t < 20:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` or a scheduler would
+
+    jobs = [Job("sleeper", "s", [sys.executable, "-c", code]), Job("stopper", "s", stop_when_sleeper_runs),
+            Job("later", "t", [sys.executable, "-c", "print(1)"], deps=("sleeper",))]
+    report = run_jobs(jobs, tmp_path / "logs", slots=2, out=_quiet([]), poll_s=0.01)
+    assert report.interrupted and not report.ok
+    assert report.results["sleeper"].status == FAILED
+    assert report.results["sleeper"].returncode == -signal.SIGTERM  # it was asked to stop, not left running
+    assert "later" not in report.results

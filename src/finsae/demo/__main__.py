@@ -33,6 +33,7 @@ def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict
     return {
         "total_s": round(report.total_s, 1),
         "ok": report.ok,
+        "stage_s": {name: t["wall_s"] for name, t in report.stage_timing().items()},
         "stages": report.stage_timing(),
         "slots": slots,
         "only": only,
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         print(f"demo: {len(jobs)} jobs, {args.slots} at a time; compute dtype {precision.resolve('auto', 'cpu')} "
               f"(bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); logs in {artifacts / 'report' / 'logs'}",
               flush=True)
-        report = run_jobs(jobs, artifacts / "report" / "logs", slots=args.slots,
+        report = run_jobs(jobs, artifacts / "report" / "logs", slots=args.slots, heartbeat_s=30,
                           out=lambda line: print(line, flush=True))
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
