@@ -1,4 +1,5 @@
-"""bf16 where the CPU has bf16 units, fp32 where it does not.
+"""bf16 where the CPU has bf16 units, fp32 where it does not (torch is imported only when a GPU or an autocast
+context is asked for, so the demo runner starts fast).
 
 On a CPU with AMX-BF16 or AVX-512-BF16 a MiniLM forward under ``torch.autocast("cpu", dtype=torch.bfloat16)``
 runs several times faster than in fp32; on one without them the same autocast is emulated and several times
@@ -13,8 +14,6 @@ import contextlib
 import os
 import subprocess
 from functools import lru_cache
-
-import torch
 
 from finsae.errors import ConfigError
 
@@ -62,28 +61,30 @@ def cpu_has_bf16() -> bool:
     return any(bf16_flags().values())
 
 
-def resolve(dtype: str, device: torch.device | str = "cpu") -> str:
+def resolve(dtype: str, device="cpu") -> str:
     """The concrete compute dtype name for ``dtype`` (``auto``/``fp32``/``bf16``/``fp16``) on ``device``:
     ``auto`` is bf16 on a CPU with bf16 units and on GPUs that have bf16, fp16 on older GPUs, else fp32."""
     if dtype not in CHOICES:
         raise ConfigError(f"dtype={dtype!r}; choose one of {list(CHOICES)}")
     if dtype != "auto":
         return dtype
-    device = torch.device(device)
-    if device.type == "cuda":
+    kind = device if isinstance(device, str) else device.type
+    if kind.startswith("cuda"):
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu":
+    if kind == "cpu":
         return "bf16" if cpu_has_bf16() else "fp32"
     return "fp32"
 
 
-_TORCH = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(dtype: str, device: torch.device | str = "cpu"):
+def autocast(dtype: str, device="cpu"):
     """The context for a model forward in the compute dtype ``resolve(dtype, device)``: ``torch.autocast`` for
     bf16/fp16, a no-op for fp32."""
     name = resolve(dtype, device)
     if name == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=_TORCH[name])
+    import torch
+
+    kind = device if isinstance(device, str) else device.type
+    return torch.autocast(kind.split(":")[0], dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[name])
