@@ -31,8 +31,10 @@ test: setup
 	$(VENV)/bin/ruff check src tests bench *.py
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The whole offline study, end to end; each step reuses what already exists.
-demo: setup finetune saes analyze labels backtest report
+# The whole offline study, end to end, two one-thread jobs at a time (python -m finsae.demo --help); each job is
+# skipped when its output exists. Logs: artifacts/report/logs/; times: artifacts/report/timing.json.
+demo: setup
+	$(PY) -m finsae.demo
 	@echo
 	@echo "demo done. Outputs:"
 	@echo "  artifacts/models/minilm_fin/       the finance twin (metrics.json)"
@@ -45,13 +47,14 @@ demo: setup finetune saes analyze labels backtest report
 	@echo "  artifacts/backtest/minilm_fin/     predictions, positions, returns, metrics.csv, benchmark_stocknet.json, tearsheets, summary.json"
 	@echo "  artifacts/reports/sae_table.md     SAE tables and plots (finsae.reporting)"
 	@echo "  artifacts/report/index.html        the study report (one self-contained page); docs/results/*.md"
+	@echo "  artifacts/report/timing.json       how long each stage took (logs: artifacts/report/logs/)"
 
 finetune: setup
 	$(PY) train.py task=finetune finetune.skip_if_present=true
 
+# The demo SAEs (both models' six layers, seed repeats at every layer, crosscoders, warm starts) two at a time, after the fine-tune if it is missing.
 saes: setup
-	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 skip_if_done=true
-	$(PY) train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5 seed=1 tag=demo_seed1 skip_if_done=true
+	$(PY) -m finsae.demo --only SAEs
 
 # Feature comparison of the pair, every layer with SAEs for both models (artifacts/analysis/minilm_fin/).
 analyze: setup

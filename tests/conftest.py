@@ -9,6 +9,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
+# fp32 model forwards on every CPU (finsae.precision): the suite's bit-identity checks hold on bf16 machines too
+os.environ.setdefault("FINSAE_CPU_BF16", "0")
 # Hydra run folders of every test (and of the train.py subprocesses they start) go to a temp dir, never to the
 # checkout's outputs/ or multirun/.
 os.environ["FINSAE_OUTPUTS"] = tempfile.mkdtemp(prefix="finsae-test-outputs-")

@@ -32,7 +32,7 @@ def train_until_sigterm(root, tmp, *overrides, meanwhile=None):
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     seen = ""
-    while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
+    while "sae tiny L1:" not in seen and time.time() < deadline and proc.poll() is None:  # training has started
         seen += proc.stdout.read(64)  # Lightning's bar writes to stdout
     if meanwhile is not None:
         meanwhile()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from finsae import precision
 from finsae.errors import ConfigError
 
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -26,9 +27,11 @@ class ExtractConfig:
     batch_size: int = 64
     """Windows per forward pass (windows are sorted by length first, so little of a batch is padding)."""
     dtype: str = "auto"
-    """Compute dtype: ``auto`` (fp32 on CPU, bf16 on GPUs that have it, else fp16), ``fp32``, ``bf16``, ``fp16``.
-    Stored activations are always fp16. On CPUs without native bf16 (AVX-512-BF16/AMX), bf16 autocast is
-    several times slower than fp32 (6x measured on the 2-core dev machine), hence fp32 there."""
+    """Compute dtype of the model forward: ``auto`` (bf16 on CPUs with native bf16 units, AMX-BF16 or
+    AVX-512-BF16, and on GPUs that have it; fp16 on older GPUs; else fp32: see ``finsae.precision``), ``fp32``,
+    ``bf16``, ``fp16``. Stored activations are always fp16; the compute dtype is part of the cache key and the
+    entry's manifest (``compute_dtype``). Without the units bf16 autocast is emulated and several times slower
+    than fp32 (6x measured on the 2-core AVX2 dev machine), hence fp32 there."""
     store_special: bool = False
     """Also keep the [CLS]/[SEP] hidden states, in a separate store beside the main one (FinBERT's training
     signal reads only [CLS]); the main store never holds them."""
@@ -54,11 +57,7 @@ class ExtractConfig:
 
 def resolve_dtype(dtype: str, device: torch.device) -> str:
     """The concrete compute dtype for ``device`` (part of the cache key: it changes the stored numbers)."""
-    if dtype != "auto":
-        return dtype
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    return precision.resolve(dtype, device)
 
 
 def torch_dtype(name: str) -> torch.dtype:

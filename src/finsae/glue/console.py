@@ -9,6 +9,7 @@ not a warning block beside a log line), and ignores deprecation chatter and load
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 LIBRARY_NOISE = (
@@ -43,13 +44,52 @@ def quiet_console() -> None:
     hf_logging.disable_progress_bar()  # "Loading weights" bars for a 90 MB model
 
 
-def step_progress_bar(total_steps: int):
-    """Lightning's tqdm bar over the training steps (ETA included), without the per-validation bars."""
+def step_progress_bar(total_steps: int, desc: str = "train", epochs: int | None = None):
+    """Lightning's tqdm bar as one bar over the run's optimizer steps (``global_step / total_steps``, ETA
+    included), not one bar per epoch.
+
+    Lightning's default bar (Rich, when installed) names the epoch as ``Epoch {e}/{max_epochs - 1}``: a
+    step-bounded run (``max_epochs=-1``) reads ``Epoch 0/-2``. Here the description is ``desc``, with
+    ``epoch e/epochs`` when the caller knows the epoch count; a resumed run starts at its restored step; the
+    sanity/validation bars and Lightning's ``v_num`` are left out."""
     from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+    total_steps = max(1, int(total_steps))
+
     class StepBar(TQDMProgressBar):
+        total = total_steps
+
         def init_validation_tqdm(self):
             return Tqdm(disable=True)
+
+        def init_sanity_tqdm(self):
+            return Tqdm(disable=True)
+
+        def _describe(self, trainer) -> str:
+            return desc if not epochs else f"{desc} epoch {min(trainer.current_epoch + 1, epochs)}/{epochs}"
+
+        def init_train_tqdm(self):
+            return Tqdm(desc=desc, total=total_steps, position=2 * self.process_position, disable=self.is_disabled,
+                        leave=True, dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+        def on_train_start(self, trainer, pl_module):
+            super().on_train_start(trainer, pl_module)
+            self.train_progress_bar.n = min(int(trainer.global_step), total_steps)  # a resumed run's steps
+            self.train_progress_bar.set_description(self._describe(trainer))
+
+        def on_train_epoch_start(self, trainer, *_):
+            self.train_progress_bar.set_description(self._describe(trainer))  # one bar: no reset per epoch
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            n = min(int(trainer.global_step), total_steps)
+            if self._should_update(n, total_steps):
+                self.train_progress_bar.n = n
+                self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=True)
+
+        def get_metrics(self, trainer, pl_module):
+            metrics = super().get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            return metrics
 
     return StepBar(refresh_rate=max(1, total_steps // 200))

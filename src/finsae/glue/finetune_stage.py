@@ -32,6 +32,7 @@ from finsae.finetune import (
     pooled_features,
 )
 from finsae.glue.app import resolved_config
+from finsae.glue.console import step_progress_bar
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.finetune.summary import FinetuneSummary
 from finsae.glue.finetune_module import MaskedLMModule, SentimentModule, text_loader
@@ -60,12 +61,13 @@ def confusion_figure(conf, title):
     return fig
 
 
-def _trainer(cfg, tracker, max_steps: int):
+def _trainer(cfg, tracker, max_steps: int, desc: str, epochs: int | None = None):
     logger = tracker.lightning_logger()
+    bar = [step_progress_bar(max_steps, desc, epochs)] if cfg.trainer.progress_bar else []
     return L.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_steps=max_steps,
         max_epochs=-1, logger=logger, enable_checkpointing=False, enable_progress_bar=cfg.trainer.progress_bar,
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, callbacks=bar,
     )
 
 
@@ -125,7 +127,7 @@ def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) 
         texts = mlm_texts(cfg.paths.data_dir, ft.mlm_steps * ft.mlm_batch_size, cfg.data.eval_start, cfg.seed)
         mlm = masked_lm_from_encoder(clf.bert)
         module = MaskedLMModule(mlm, tok, ft.mlm_lr, ft.mlm_steps, seed=cfg.seed)
-        _trainer(cfg, tracker, ft.mlm_steps).fit(
+        _trainer(cfg, tracker, ft.mlm_steps, "finetune mlm").fit(
             module, text_loader(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length,
                                 shuffle=True, seed=cfg.seed, group_by_length=ft.group_by_length))
         mlm_loss = float(module.trainer.callback_metrics.get("mlm/loss", float("nan")))
@@ -135,7 +137,7 @@ def _finetune(cfg, raw, spec, tracker, out_dir: Path, run_dir: Path, t0: float) 
     steps_per_epoch = len(loader)
     total = steps_per_epoch * ft.epochs if ft.max_steps is None else min(ft.max_steps, steps_per_epoch * ft.epochs)
     module = SentimentModule(clf, ft.lr, total, ft.warmup_frac, ft.weight_decay)
-    _trainer(cfg, tracker, total).fit(module, loader)
+    _trainer(cfg, tracker, total, "finetune", -(-total // steps_per_epoch)).fit(module, loader)
     pred = module.predict_texts(tok, test_texts, ft.max_length)
 
     m = {}

@@ -74,7 +74,8 @@ def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int, stopper: StopOnSignal
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_steps=total, max_epochs=-1, logger=tracker.lightning_logger(),
-        callbacks=[ckpt, stopper, *([step_progress_bar(total)] if t.progress_bar else [])],
+        callbacks=[ckpt, stopper, *([step_progress_bar(total, f"sae {cfg.model.name} L{cfg.layer}")]
+                                     if t.progress_bar else [])],
         enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total // 20)),
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None,
         use_distributed_sampler=False, deterministic=False,
@@ -356,7 +357,7 @@ def _train(cfg, raw, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | 
             fvu=ev.fvu, nmse=ev.nmse, l0=ev.l0, sae_eval_tokens=ev.tokens,
             sae_eval_never_fired_fraction=ev.never_fired_fraction, corpus=corpus.name,
             corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
-            fit_seconds=round(fit_seconds, 1),
+            fit_seconds=round(fit_seconds, 1), activation_dtype=str(store.manifest.get("compute_dtype", "")),
             tokens_per_second_train=round((steps - int(module.fit_start_step)) * s.batch_size / max(fit_seconds, 1e-9)),
             **({} if cfg.task == "crosscoder" else _downstream(cfg, specs(cfg)[0], sae)),
         )

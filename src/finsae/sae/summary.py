@@ -83,6 +83,9 @@ class SaeSummary(StageSummary):
     """PhraseBank test sentences scored."""
     rescored_code_version: str = ""
     """finsae version of the last rescore=true, if any."""
+    activation_dtype: str = ""
+    """Compute dtype of the model forward that made the training activations (``fp32``/``bf16``/``fp16``;
+    "" in summaries written before it was recorded)."""
 
     @property
     def objective(self) -> float:

@@ -1,0 +1,119 @@
+"""``python -m finsae.demo [--only STAGE,...] [--slots N] [--dry-run]``: the offline study, timed.
+
+Runs the jobs of :mod:`finsae.demo.plan` with :func:`finsae.demo.scheduler.run_jobs` (``--slots`` one-thread
+jobs at a time, default 2), logs each job to ``artifacts/report/logs/<job>.log``, and writes
+``artifacts/report/timing.json``: ``total_s``, one entry per stage (wall and job seconds, jobs run and found
+done), the CPU's bf16 flags and the compute dtype the model forwards use. Exit 0 when every job ran or was
+already done; 1 (one line on stderr) when a job failed, after the jobs that do not depend on it have run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+
+_T0 = time.monotonic()  # before the imports below: total_s is the command's whole wall time
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from finsae import precision
+from finsae.atomic import write_json
+from finsae.demo.plan import REPORT_FILE, demo_jobs
+from finsae.demo.scheduler import RunReport, fmt_seconds, run_jobs, with_dependencies
+from finsae.errors import FinsaeError
+from finsae.paths import default_artifacts_dir
+
+TIMING_FILE = Path("report") / "timing.json"
+
+
+def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict:
+    """What ``timing.json`` holds for one run."""
+    return {
+        "total_s": round(time.monotonic() - _T0, 1),
+        "ok": report.ok,
+        "stage_s": {name: t["wall_s"] for name, t in report.stage_timing().items()},
+        "stages": report.stage_timing(),
+        "slots": slots,
+        "only": only,
+        "cpu": {"model": _cpu_model(), "bf16_flags": precision.bf16_flags(), "bf16_units": precision.cpu_has_bf16()},
+        "dtype": precision.resolve("auto", "cpu"),
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m finsae.demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="comma-separated stages (and what they depend on), e.g. SAEs")
+    ap.add_argument("--slots", type=int, default=2, help="jobs at a time (one core each); default 2")
+    ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
+    ap.add_argument("--dry-run", action="store_true", help="list the jobs and which are already done")
+    args = ap.parse_args(argv)
+    artifacts = Path(args.artifacts)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    try:
+        jobs = demo_jobs(artifacts, run_stamp=stamp)
+        only = [s.strip() for s in args.only.split(",") if s.strip()] or None
+        if only:
+            stages = {j.stage.lower(): j.stage for j in jobs}
+            unknown = [s for s in only if s.lower() not in stages]
+            if unknown:
+                raise FinsaeError(f"--only {','.join(unknown)}: no such stage; stages: {list(dict.fromkeys(stages.values()))}")
+            jobs = with_dependencies(jobs, [stages[s.lower()] for s in only])
+        if args.slots < 1:
+            raise FinsaeError(f"--slots {args.slots}: at least one job must run at a time")
+        jobs = [dataclasses.replace(j, slots=min(j.slots, args.slots)) for j in jobs]
+        if args.dry_run:
+            for j in jobs:
+                state = "done" if j.done is not None and j.done() else "to run"
+                after = ", ".join(j.deps) if len(j.deps) <= 3 else f"{len(j.deps)} jobs"
+                print(f"{j.stage:9s} {j.name:28s} {state:7s} after: {after or '-'}")
+            return 0
+        print(f"demo: {len(jobs)} jobs, {args.slots} at a time; compute dtype {precision.resolve('auto', 'cpu')} "
+              f"(bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); logs in {artifacts / 'report' / 'logs'}",
+              flush=True)
+        report = run_jobs(jobs, artifacts / "report" / "logs", slots=args.slots, heartbeat_s=30,
+                          out=lambda line: print(line, flush=True))
+    except FinsaeError as e:
+        print(f"finsae: error: {e}", file=sys.stderr)
+        return 2
+    record = timing_record(report, args.slots, only)
+    (artifacts / TIMING_FILE).parent.mkdir(parents=True, exist_ok=True)
+    write_json(artifacts / TIMING_FILE, record)
+    with open(artifacts / "report" / "timing_history.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    ran = sum(r.status == "ran" for r in report.results.values())
+    cached = sum(r.status == "cached" for r in report.results.values())
+    print(f"demo: {fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
+          f"timing {artifacts / TIMING_FILE}; report {artifacts / REPORT_FILE.parent}/")
+    if report.interrupted:
+        print("finsae: demo stopped; running jobs were asked to save a checkpoint (rerun to continue)",
+              file=sys.stderr)
+        return 130
+    if not report.ok:
+        bad = report.failed()
+        first = bad[0]
+        print(f"finsae: error: demo: {len(bad)} job(s) failed ({', '.join(r.name for r in bad)}; first log "
+              f"{first.log}); {len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The offline study as jobs: which entry point each runs, what it waits for, how its output is recognised.
+
+Stages (in progress order): finetune, SAEs, analyze, labels, backtest, report. Within SAEs, the first job of a
+model builds that model's activation cache for all six layers (the cache is locked per entry: a second job of the
+same model started beside it would only wait), so the model's other SAE jobs wait for it; minilm's first job
+needs no twin and runs beside the fine-tune. The done checks are the stages' own ``skip_if_done`` markers
+(the ``summary.json`` each stage publishes last), read here without importing the stages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from finsae.demo.scheduler import THREAD_VARS, Job
+from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
+
+BASE, TWIN, PAIR = "minilm", "minilm_fin", "minilm_fin"
+LAYERS = (0, 1, 2, 3, 4, 5)
+SEED_LAYERS = (1, 3, 5)
+REPORT_FILE = Path("reports") / "sae_table.md"
+
+
+@dataclass(frozen=True)
+class SaeRun:
+    """One demo SAE: ``python train.py experiment=demo model=M layer=L [seed=S tag=T]``."""
+
+    model: str
+    layer: int
+    seed: int = 0
+    tag: str = "demo"
+
+    @property
+    def name(self) -> str:
+        return f"sae {self.model} L{self.layer}" + ("" if self.tag == "demo" else f" {self.tag}")
+
+    def overrides(self) -> list[str]:
+        extra = [] if self.tag == "demo" else [f"seed={self.seed}", f"tag={self.tag}"]
+        return ["experiment=demo", f"model={self.model}", f"layer={self.layer}", *extra, "skip_if_done=true"]
+
+
+def sae_runs() -> list[SaeRun]:
+    """What ``make saes`` trains: every layer of both models, and seed repeats at layers 1, 3, 5. Each model's
+    first run comes first; then the two models alternate, so the two cores train one SAE of each."""
+    runs = []
+    for layer in LAYERS:
+        runs += [SaeRun(BASE, layer), SaeRun(TWIN, layer)]
+    for layer in SEED_LAYERS:
+        runs += [SaeRun(BASE, layer, 1, "demo_seed1"), SaeRun(TWIN, layer, 1, "demo_seed1")]
+    return runs
+
+
+def _exists(path: Path):
+    return lambda: path.is_file()
+
+
+def _report_done(artifacts: Path):
+    """The report is done when it is newer than every summary it is made from."""
+    def done() -> bool:
+        out = artifacts / REPORT_FILE
+        if not out.is_file():
+            return False
+        sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json")]
+        return all(s.stat().st_mtime <= out.stat().st_mtime for s in sources)
+    return done
+
+
+def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJECT_ROOT,
+              run_stamp: str = "run") -> list[Job]:
+    """The jobs of ``make demo``. ``run_stamp`` names this run's Hydra folders (two jobs started in the same
+    second would otherwise share Hydra's time-stamped folder)."""
+    artifacts = Path(artifacts)
+    outputs = Path(os.environ.get("FINSAE_OUTPUTS", "outputs")) / "demo" / run_stamp
+
+    def script(name: str, job: str, *overrides: str) -> list[str]:
+        folder = outputs / job.replace(" ", "_")
+        return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
+
+    jobs = [Job("finetune", "finetune", script("train.py", "finetune", "task=finetune", "finetune.skip_if_present=true"),
+                done=_exists(model_dir(artifacts, TWIN) / "summary.json"))]
+    runs = sae_runs()
+    first = {}
+    for r in runs:
+        first.setdefault(r.model, r.name)
+    for r in runs:
+        deps = () if r.model == BASE else ("finetune",)
+        if r.name != first[r.model]:
+            deps = (first[r.model],)
+        jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides()), deps=deps,
+                        done=_exists(sae_dir(artifacts, r.model, r.layer, r.tag) / "summary.json")))
+    saes = tuple(r.name for r in runs)
+    # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
+    jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
+                    done=_exists(analysis_dir(artifacts, PAIR) / "summary.json")))
+    jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",),
+                    done=_exists(labels_dir(artifacts, PAIR) / "summary.json")))
+    # the backtest merges the labels into its importance table when they exist: after labels, not beside them; it runs its
+    # walk-forward fits in one-thread workers of its own (two cores), its tweet encodings on one thread
+    jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
+                    deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
+                    done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
+    jobs.append(Job("report", "report", [python, "-m", "finsae.reporting", "--artifacts", str(artifacts)],
+                    deps=("backtest",), done=_report_done(artifacts)))
+    return jobs

@@ -1,0 +1,93 @@
+"""The demo's job graph and its command line, without running any stage: done checks read the stages'
+markers, a fully done tree runs nothing, a failing job ends the run non-zero with one line, timing.json."""
+
+import json
+import os
+import sys
+
+import pytest
+
+import finsae.demo.__main__ as demo_main
+from finsae.demo.plan import LAYERS, REPORT_FILE, SEED_LAYERS, demo_jobs, sae_runs
+from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
+from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
+
+
+def _all_done(art):
+    files = [model_dir(art, "minilm_fin") / "summary.json", analysis_dir(art, "minilm_fin") / "summary.json",
+             labels_dir(art, "minilm_fin") / "summary.json", backtest_dir(art, "minilm_fin") / "summary.json"]
+    files += [sae_dir(art, r.model, r.layer, r.tag) / "summary.json" for r in sae_runs()]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    report = art / REPORT_FILE
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("table")
+    newest = max(f.stat().st_mtime for f in files)
+    os.utime(report, (newest + 1, newest + 1))
+    return report
+
+
+def test_graph_is_valid_and_orders_the_study(tmp_path):
+    jobs = demo_jobs(tmp_path)
+    check_graph(jobs, 2)
+    by = {j.name: j for j in jobs}
+    assert len([j for j in jobs if j.stage == "SAEs"]) == 2 * len(LAYERS) + 2 * len(SEED_LAYERS)
+    assert by["sae minilm L0"].deps == ()  # beside the fine-tune
+    assert by["sae minilm_fin L0"].deps == ("finetune",)
+    assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
+    assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
+    assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
+    assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
+    assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1
+
+
+def test_everything_done_runs_nothing(tmp_path):
+    _all_done(tmp_path)
+    # a job that did start would run `false` and fail
+    report = run_jobs(demo_jobs(tmp_path, python="false"), tmp_path / "logs", out=lambda s: None)
+    assert report.ok
+    assert {r.status for r in report.results.values()} == {CACHED}
+
+
+def test_report_stale_when_a_summary_is_newer(tmp_path):
+    report = _all_done(tmp_path)
+    s = sae_dir(tmp_path, "minilm", 3, "demo") / "summary.json"
+    t = report.stat().st_mtime + 5
+    os.utime(s, (t, t))
+    jobs = {j.name: j for j in demo_jobs(tmp_path)}
+    assert not jobs["report"].done()
+    assert jobs["sae minilm L3"].done()
+    s.unlink()
+    assert not jobs["sae minilm L3"].done()
+
+
+def test_main_writes_timing_and_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    def fake_jobs(artifacts, run_stamp="x"):
+        return [Job("ok", "first", [sys.executable, "-c", "print(1)"]),
+                Job("bad", "first", [sys.executable, "-c", "raise SystemExit(4)"]),
+                Job("after", "second", [sys.executable, "-c", "print(2)"], deps=("bad",))]
+
+    monkeypatch.setattr(demo_main, "demo_jobs", fake_jobs)
+    monkeypatch.setenv("FINSAE_CPU_BF16", "0")
+    code = demo_main.main(["--artifacts", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.count("\n") == 1 and "bad" in err and "1 job(s) depending on them not run" in err
+    assert "[1/2] first" in out and "total" in out
+    t = json.loads((tmp_path / "report" / "timing.json").read_text())
+    assert t["ok"] is False and t["total_s"] >= 0
+    assert set(t["stages"]) == {"first", "second"}
+    assert t["stages"]["second"]["jobs_blocked"] == 1
+    assert t["dtype"] == "fp32" and set(t["cpu"]["bf16_flags"]) == {"amx_bf16", "avx512_bf16"}
+    assert (tmp_path / "report" / "logs" / "bad.log").is_file()
+
+
+def test_main_only_picks_a_stage_and_its_dependencies(tmp_path, capsys):
+    assert demo_main.main(["--artifacts", str(tmp_path), "--only", "saes", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "finetune" in out and "sae minilm_fin L5 demo_seed1" in out and "analyze" not in out
+    with pytest.raises(SystemExit):
+        demo_main.main(["--artifacts", str(tmp_path), "--slots", "x"])
+    assert demo_main.main(["--artifacts", str(tmp_path), "--only", "nope"]) == 2
+    assert "no such stage" in capsys.readouterr().err
