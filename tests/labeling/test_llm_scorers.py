@@ -10,7 +10,7 @@ import pytest
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.openai_backend import OpenAIBackend
-from finsae.labeling.pipeline import run_labeling
+from finsae.labeling.pipeline import LabelingFailed, run_labeling
 
 from .chat_server import ChatServer, Reply, oracle
 from .fixtures import planted_jobs
@@ -59,10 +59,12 @@ def test_a_failing_scorer_request_gives_nan_not_a_score(embedder, tmp_path):
         return oracle(body, n)
 
     with ChatServer(reply) as s:
-        df, _ = _run(s, embedder, tmp_path)
+        df, _ = _run(s, embedder, tmp_path, max_failure_share=1.0)  # failures tolerated: the rows are the point
     assert df["fuzzing_balanced_accuracy"].isna().all()
     assert df["fuzzing_error"].str.contains("answers for").all()
     assert np.isfinite(df["detection_balanced_accuracy"]).all()
+    with ChatServer(reply) as s, pytest.raises(LabelingFailed, match=r"^12 of 42 LLM answers failed .*answers for"):
+        _run(s, embedder, tmp_path / "strict")  # by default, 12 failures of 42 fail the run
 
 
 @pytest.mark.parametrize("scorers", [["detection"]])

@@ -62,6 +62,13 @@ class LabelConfig:
     """First retry delay after a server error (doubles each retry)."""
     timeout_s: float = 60.0
     """openai backend: seconds one request may take."""
+    breaker_failures: int = 5
+    """openai backend: the run stops (nothing published) once this many requests in a row ended in a timeout, a
+    connection error or a server error (5xx): the server is down, and waiting (retries + 1) x timeout_s per request
+    would take hours."""
+    max_failure_share: float = 0.1
+    """The run fails (exit 2, one line with the count and the first error; nothing published, earlier labels kept)
+    when more than this share of its LLM answers stayed failed after retries."""
     connect_timeout_s: float = 5.0
     """openai backend: seconds to reach the server before the stage fails (with the URL)."""
     max_new_tokens: int = 160
@@ -115,6 +122,9 @@ class LabelConfig:
         _check(self.min_activating >= 2, "label.min_activating must be >= 2 (one example to explain, one to score)")
         for name in ("timeout_s", "connect_timeout_s"):
             _check(getattr(self, name) > 0, f"label.{name} must be > 0, got {getattr(self, name)}")
+        _check(self.breaker_failures >= 1, f"label.breaker_failures must be >= 1, got {self.breaker_failures}")
+        _check(0 <= self.max_failure_share <= 1,
+               f"label.max_failure_share must be in [0, 1], got {self.max_failure_share}")
         _check(self.backoff_s >= 0 and self.temperature >= 0, "label.backoff_s and label.temperature must be >= 0")
         _check(self.price_in_per_mtok >= 0 and self.price_out_per_mtok >= 0, "label prices must be >= 0")
         _check(0 < self.gpu_memory_utilization <= 1, "label.gpu_memory_utilization must be in (0, 1]")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from finsae.errors import FinsaeError
 from finsae.labeling.backend import Backend, ChatRequest
 from finsae.labeling.cache import AnswerCache, cache_key
 from finsae.labeling.config import LabelConfig
@@ -75,9 +76,34 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: int = 0
+    answers: int = 0
+    """LLM answers needed (cached ones included)."""
+    failed: int = 0
+    """Of those, the ones that stayed failed after retries."""
+    first_error: str | None = None
+    """The first failure's reason."""
 
     def cost(self, cfg: LabelConfig) -> float:
         return (self.prompt_tokens * cfg.price_in_per_mtok + self.completion_tokens * cfg.price_out_per_mtok) / 1e6
+
+    def fail(self, error: str) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = error
+
+    def check(self, max_failure_share: float) -> None:
+        """Raise ``LabelingFailed`` when more than ``max_failure_share`` of the answers failed."""
+        if self.failed and self.failed > max_failure_share * self.answers:
+            raise LabelingFailed(f"{self.failed} of {self.answers} LLM answers failed (more than "
+                                 f"label.max_failure_share={max_failure_share:g}); first error: {self.first_error}. "
+                                 f"{KEPT}")
+
+
+KEPT = "Nothing published; earlier labels are kept and the answers so far are cached (rerun once the server works)"
+
+
+class LabelingFailed(FinsaeError):
+    """Too many LLM answers failed, or the server went down: the run publishes nothing."""
 
 
 def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], cache: AnswerCache,
@@ -89,6 +115,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
     ``completion_tokens``, ``raw`` (the last answer, cut to 500 characters), ``cached``.
     """
     results: list[dict | None] = [None] * len(items)
+    usage.answers += len(items)
     pending = []
     for i, (key, _, _) in enumerate(items):
         hit = cache.get(key)
@@ -117,6 +144,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
             usage.completion_tokens += comp.completion_tokens
             raw = (comp.text or "")[:500]
             if comp.error is not None:  # the backend already retried the transport: give up on this one
+                usage.fail(comp.error)
                 results[i] = {"ok": False, "value": None, "error": comp.error, "raw": raw, "cached": False, **st}
                 progress.update(1)
                 return
@@ -128,6 +156,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
                     return
                 results[i] = {"ok": False, "value": None, "error": f"unparsable answer: {e}", "raw": raw,
                               "cached": False, **st}
+                usage.fail(results[i]["error"])
                 progress.update(1)
                 return
             results[i] = {"ok": True, "value": value, "error": None, "raw": raw, "cached": False, **st}
@@ -135,6 +164,9 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
             progress.update(1)
 
         backend.generate(reqs, on_done=done)
+        if backend.down is not None:
+            raise LabelingFailed(f"{backend.down}; stopped early with {usage.failed} of {usage.answers} LLM answers "
+                                 f"failed. {KEPT}")
         pending = sorted(retry)
         rounds += 1
     return results  # type: ignore[return-value]
@@ -329,6 +361,7 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
                     jobs[i].row["prompt_tokens"] = jobs[i].row.get("prompt_tokens", 0) + a["prompt_tokens"]
                     jobs[i].row["completion_tokens"] = jobs[i].row.get("completion_tokens", 0) + a["completion_tokens"]
 
+    usage.check(cfg.max_failure_share)
     return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
 
 
