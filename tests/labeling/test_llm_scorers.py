@@ -43,7 +43,8 @@ def test_detection_and_fuzzing_score_own_labels_above_shuffled_ones(embedder, tm
              for r in s.requests]
     n_explain = sum(k[0] for k in kinds)
     n_fuzz = sum(k[1] for k in kinds)
-    assert n_explain == 6 and n_fuzz == 12 and len(s.requests) == 6 + 12 + 24  # 20 detection items: 2 batches
+    # own + shuffled for every latent, + the generic label for the 3 targets; 20 detection items: 2 batches
+    assert n_explain == 6 and n_fuzz == 12 + 3 and len(s.requests) == 6 + 15 + 24 + 6
     assert usage.requests == len(s.requests) and usage.prompt_tokens == 100 * len(s.requests)
     formats = [r["response_format"]["json_schema"] for r in s.requests]
     assert {f["name"] for f in formats} == {"label", "answers"}
@@ -63,8 +64,8 @@ def test_a_failing_scorer_request_gives_nan_not_a_score(embedder, tmp_path):
     assert df["fuzzing_balanced_accuracy"].isna().all()
     assert df["fuzzing_error"].str.contains("answers for").all()
     assert np.isfinite(df["detection_balanced_accuracy"]).all()
-    with ChatServer(reply) as s, pytest.raises(LabelingFailed, match=r"^12 of 42 LLM answers failed .*answers for"):
-        _run(s, embedder, tmp_path / "strict")  # by default, 12 failures of 42 fail the run
+    with ChatServer(reply) as s, pytest.raises(LabelingFailed, match=r"^15 of 51 LLM answers failed .*answers for"):
+        _run(s, embedder, tmp_path / "strict")  # by default, 15 failures of 51 fail the run
 
 
 @pytest.mark.parametrize("scorers", [["detection"]])

@@ -144,12 +144,13 @@ LABEL_COLUMN_PREFIX = "label_"
 
 def merge_into_features(features_path: Path, labels: pd.DataFrame, scorers: list[str]) -> None:
     """Add (replacing an earlier run's) ``label``, ``label_description``, ``label_status``, ``label_role`` and
-    every ``label_<score>`` / ``label_<score>_control`` column to the analysis features table, in place."""
+    every ``label_<score>`` / ``label_<score>_control`` / ``label_generic_<score>`` column to the analysis features table, in place."""
     cols = {"label": "label", "description": "label_description", "status": "label_status", "role": "label_role"}
     for s in scorers:
         for m in METRICS[s]:
-            cols[m] = f"{LABEL_COLUMN_PREFIX}{m}"
-            cols[f"{m}_control"] = f"{LABEL_COLUMN_PREFIX}{m}_control"
+            for c in (m, f"{m}_control", f"generic_{m}"):
+                if c in labels.columns:
+                    cols[c] = f"{LABEL_COLUMN_PREFIX}{c}"
     add = labels[["model", "layer", "latent", *cols]].rename(columns=cols)
     with locked([features_path.with_name("combined")]):  # the lock analyze.py holds while it rewrites the table
         features = pd.read_parquet(features_path)
@@ -212,8 +213,9 @@ def run(cfg, raw) -> LabelSummary:
             publish(tmp, out_dir)
         merge_into_features(analysis_dir(cfg) / FEATURES_FILE, labels, list(lc.scorers))
         summary.write(run_dir)
-        score_cols = [c for c in labels.columns if any(c.startswith(m) for s in lc.scorers for m in METRICS[s])]
-        tracker.log_table("labels", labels[[*TABLE_COLUMNS, *score_cols]])
+        score_cols = [c for c in labels.columns
+                      if any(c.startswith((m, f"generic_{m}")) for s in lc.scorers for m in METRICS[s])]
+        tracker.log_table("labels", labels[[*TABLE_COLUMNS, "explainer", *score_cols]])
         tracker.log_table("label_scores", table)
         tracker.log({k: v for k, v in summary.scalars().items() if not isinstance(v, str)})
         tracker.finish(summary.scalars())
@@ -222,9 +224,14 @@ def run(cfg, raw) -> LabelSummary:
           f"tokens{cost}; {usage.cached} answers from the cache")
     for s in lc.scorers:
         m = METRICS[s][0]
-        print(f"label: {m} {getattr(summary, m):.3f} vs shuffled-label control {getattr(summary, m + '_control'):.3f} "
-              f"(diff {getattr(summary, m + '_diff'):+.3f}, 95% CI [{getattr(summary, m + '_diff_lo'):+.3f}, "
-              f"{getattr(summary, m + '_diff_hi'):+.3f}]); random latents {getattr(summary, m + '_random'):.3f}")
+        v = summary.to_dict()
+        what = "chance" if s == "intruder" else "shuffled-label control"
+        line = (f"label: {m} {v[m]:.3f} vs {what} {v[m + '_control']:.3f} (diff {v[m + '_diff']:+.3f}, 95% CI "
+                f"[{v[m + '_diff_lo']:+.3f}, {v[m + '_diff_hi']:+.3f}]); random latents {v[m + '_random']:.3f}")
+        if m + "_generic" in v:
+            line += (f"; generic label {v[m + '_generic']:.3f} (diff {v[m + '_generic_diff']:+.3f}, 95% CI "
+                     f"[{v[m + '_generic_diff_lo']:+.3f}, {v[m + '_generic_diff_hi']:+.3f}])")
+        print(line)
     print(f"label: {summary.n_labelled} labelled, {summary.n_skipped} skipped, {summary.n_failed} failed in "
           f"{summary.seconds:.0f} s -> {out_dir}")
     return summary

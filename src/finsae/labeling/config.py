@@ -11,9 +11,10 @@ from finsae.errors import require
 BACKENDS = ("lexical", "openai", "vllm", "hf")
 """Explainers: ``lexical`` (no LLM, smoothed log-odds), ``openai`` (any OpenAI-compatible server), ``vllm``
 (the offline ``vllm.LLM`` engine), ``hf`` (transformers ``generate`` on a local causal LM)."""
-SCORERS = ("embedding", "detection", "fuzzing")
-"""``embedding`` needs no LLM; ``detection`` and ``fuzzing`` ask the explainer's LLM."""
-LLM_SCORERS = ("detection", "fuzzing")
+SCORERS = ("embedding", "detection", "fuzzing", "intruder")
+"""``embedding`` needs no LLM; ``detection``, ``fuzzing`` and ``intruder`` ask the explainer's LLM (``intruder``
+scores the latent, not the label: the LLM picks the one non-activating sentence out of a set, chance known)."""
+LLM_SCORERS = ("detection", "fuzzing", "intruder")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -54,7 +55,15 @@ class LabelConfig:
     show_activations: bool = True
     """Show the explainer each marked word's activation on a 0-10 scale."""
     n_shuffles: int = 5
-    """Embedding scorer: shuffled-label controls per latent (labels of other latents, averaged)."""
+    """Embedding scorer: shuffled-label controls per latent (labels of other financial latents of the same layer,
+    averaged; detection and fuzzing use the first)."""
+    generic_label: str = "stock market and company news"
+    """The generic-label control: this constant label is scored on every target by each label scorer; a label
+    must beat it to count ("" to skip)."""
+    intruder_sets: int = 5
+    """Intruder scorer: sets per latent (each one request)."""
+    intruder_set_size: int = 5
+    """Intruder scorer: sentences per set, one of them the non-activating intruder (chance = 1 / this)."""
     concurrency: int = 8
     """openai backend: requests in flight at once."""
     max_retries: int = 3
@@ -116,7 +125,7 @@ class LabelConfig:
                f"label.api_key_env={self.api_key_env!r} must name an environment variable")
         _check(self.max_latents is None or self.max_latents >= 1, "label.max_latents must be >= 1 (or null for all)")
         for name in ("min_activating", "n_explain", "n_score_activating", "concurrency", "max_new_tokens",
-                     "scorer_batch", "n_bootstrap"):
+                     "scorer_batch", "n_bootstrap", "intruder_sets"):
             _check(getattr(self, name) >= 1, f"label.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_explain_negatives", "n_score_random_negatives", "n_score_hard_negatives", "n_shuffles",
                      "max_retries"):
@@ -126,6 +135,8 @@ class LabelConfig:
         _check(self.min_activating >= 2, "label.min_activating must be >= 2 (one example to explain, one to score)")
         for name in ("timeout_s", "connect_timeout_s"):
             _check(getattr(self, name) > 0, f"label.{name} must be > 0, got {getattr(self, name)}")
+        _check(self.intruder_set_size >= 2, f"label.intruder_set_size must be >= 2, got {self.intruder_set_size}")
+        _check(len(self.generic_label) <= 80, "label.generic_label must be at most 80 characters")
         _check(self.breaker_failures >= 1, f"label.breaker_failures must be >= 1, got {self.breaker_failures}")
         _check(0 <= self.max_failure_share <= 1,
                f"label.max_failure_share must be in [0, 1], got {self.max_failure_share}")
@@ -137,3 +148,8 @@ class LabelConfig:
     def llm_name(self) -> str:
         """What the cache key and outputs call the explainer model."""
         return "lexical" if self.backend == "lexical" else str(self.model)
+
+    @property
+    def explainer(self) -> str:
+        """Which model made the labels: ``lexical``, or ``{backend}:{model}``."""
+        return "lexical" if self.backend == "lexical" else f"{self.backend}:{self.model}"

@@ -94,6 +94,24 @@ def fuzzing_messages(label: str, description: str, marked: Sequence[str]) -> lis
             {"role": "user", "content": f"{_label_line(label, description)}\n\nSentences:\n{body}\n\nJSON answer:"}]
 
 
+INTRUDER_SYSTEM = """\
+A feature of a language model fires on all but one of the numbered sentences below. Find the intruder: the one \
+sentence that does not share what the others have in common. Answer with JSON only: {"intruder": <its number>}."""
+
+
+def intruder_schema(n: int) -> dict:
+    """An intruder answer: one sentence number in 1..n."""
+    return {"type": "object", "properties": {"intruder": {"type": "integer", "minimum": 1, "maximum": n}},
+            "required": ["intruder"], "additionalProperties": False}
+
+
+def intruder_messages(texts: Sequence[str]) -> list[dict]:
+    """Chat messages asking which of the plain ``texts`` is the one the feature does not fire on."""
+    body = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
+    return [{"role": "system", "content": INTRUDER_SYSTEM},
+            {"role": "user", "content": f"Sentences:\n{body}\n\nJSON answer:"}]
+
+
 def label_text(label: str, description: str) -> str:
     """What the embedding scorer embeds for a label."""
     return f"{label}. {description}".strip() if description else label
