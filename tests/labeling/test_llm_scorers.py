@@ -20,8 +20,8 @@ RANDOM = [10, 11, 12]
 
 
 def _run(server, embedder, cache_dir, **over):
-    cfg = LabelConfig(backend="openai", model="tiny", base_url=server.url, scorers=["embedding", "detection", "fuzzing"],
-                      max_retries=1, backoff_s=0.01, timeout_s=5, **over)
+    opts = {"scorers": ["embedding", "detection", "fuzzing"], "max_retries": 1, "backoff_s": 0.01, "timeout_s": 5}
+    cfg = LabelConfig(backend="openai", model="tiny", base_url=server.url, **{**opts, **over})
     backend = OpenAIBackend(server.url, "tiny", concurrency=4, timeout_s=5, max_retries=1, backoff_s=0.01)
     return run_labeling(planted_jobs(embedder, cfg, PLANTED, RANDOM), cfg, backend, AnswerCache(cache_dir), embedder)
 
@@ -74,3 +74,25 @@ def test_llm_scorers_need_an_llm(scorers):
 
     with pytest.raises(ConfigError, match="need an LLM but label.backend=lexical"):
         LabelConfig(scorers=scorers)
+
+
+def test_a_copied_few_shot_label_is_never_a_label(embedder, tmp_path):
+    """What Qwen2.5-Coder-1.5B did with the examples in its instructions: answer an example's label verbatim.
+    Such an answer is retried, then recorded as a failure; no label equals an example's label."""
+    from finsae.labeling.prompts import FEW_SHOT, FEW_SHOT_LABELS
+
+    copy = json.dumps(FEW_SHOT[0][1])
+
+    def reply(body, n):  # copies on the greedy first try, answers on the sampled retry
+        if "Sentences where the feature fires" in body["messages"][-1]["content"] and body["temperature"] == 0:
+            return Reply(copy.replace('"central', '"Central') if n % 2 else copy)
+        return oracle(body, n)
+
+    with ChatServer(reply) as s:
+        df, _ = _run(s, embedder, tmp_path, max_failure_share=1.0, scorers=["embedding"])
+    labels = df["label"].dropna().str.lower()
+    assert not set(labels) & FEW_SHOT_LABELS and len(labels) == len(df)  # every copy retried, then a real label
+    assert (df["attempts"] == 2).all()
+    with ChatServer(reply) as s:
+        df, _ = _run(s, embedder, tmp_path / "no_retry", max_failure_share=1.0, scorers=["embedding"], max_retries=0)
+    assert df["label"].isna().all() and df["error"].str.contains("copied the few-shot example's label").all()

@@ -25,6 +25,7 @@ from finsae.labeling.prompts import (
     LABEL_SCHEMA,
     PROMPT_VERSION,
     answers_schema,
+    copied_example,
     detection_messages,
     explain_messages,
     fuzzing_messages,
@@ -217,7 +218,10 @@ def explain(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None
         return out
 
     def parse(text, prefill):
-        return parse_label(text, prefill)._asdict()
+        parsed = parse_label(text, prefill)
+        if copied_example(parsed.label):
+            raise ParseError(f"copied the few-shot example's label {parsed.label!r}")
+        return parsed._asdict()
 
     items = [(_explain_key(cfg, job),
               ChatRequest(tuple(explain_messages(job.examples.explain, cfg.show_activations)), LABEL_SCHEMA, "label",
