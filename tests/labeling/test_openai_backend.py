@@ -173,3 +173,19 @@ def test_a_server_that_answers_is_not_down(failure):
         out = b.generate([REQ] * 3)
     assert b.down is None and all(c.error and not c.error.startswith("not asked") for c in out)
     assert len(s.requests) == sum(c.attempts for c in out) >= 3
+
+
+def test_a_llama_cpp_style_server_gets_json_object_with_the_schema():
+    """llama-cpp-python's server validates response_format (422 for json_schema) but takes json_object + schema."""
+    def reply(body, n):
+        fmt = body.get("response_format", {})
+        if fmt.get("type") == "json_schema":
+            return Reply(status=422, message="response_format.type: Input should be 'text' or 'json_object'")
+        assert fmt == {"type": "json_object", "schema": LABEL_SCHEMA}, fmt
+        return Reply(GOOD)
+
+    with ChatServer(reply) as s:
+        b = _backend(s, concurrency=1)
+        cs = b.generate([REQ, REQ])
+    assert all(c.error is None and c.attempts == 1 for c in cs) and b.formats == ["json_object"]
+    assert [r["response_format"]["type"] for r in s.requests] == ["json_schema", "json_object", "json_object"]

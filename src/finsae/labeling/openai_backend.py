@@ -36,7 +36,9 @@ class OpenAIBackend:
         self.connect_timeout_s = connect_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.structured = structured_output
+        self.formats = ["json_schema", "json_object"] if structured_output else []
+        """Structured-output styles still to try: OpenAI/vLLM ``json_schema``, then llama-cpp-python's
+        ``json_object`` with a ``schema``; a refused style is dropped, and with none left answers are plain text."""
         self._lock = threading.Lock()
         self.breaker_failures = breaker_failures
         self._in_a_row = 0
@@ -65,12 +67,20 @@ class OpenAIBackend:
         if served and self.model not in served:
             raise FinsaeError(f"the LLM server at {self.base_url} serves {served}, not label.model={self.model!r}")
 
+    @property
+    def structured(self) -> bool:
+        """Whether requests still ask for structured output."""
+        return bool(self.formats)
+
     def _kwargs(self, req: ChatRequest) -> dict:
         kw = {"model": self.model, "messages": list(req.messages), "max_tokens": req.max_tokens,
               "temperature": req.temperature}
-        if self.structured and req.schema is not None:
+        style = self.formats[0] if self.formats else None
+        if style == "json_schema" and req.schema is not None:
             kw["response_format"] = {"type": "json_schema",
                                      "json_schema": {"name": req.schema_name, "schema": req.schema}}
+        elif style == "json_object" and req.schema is not None:
+            kw["response_format"] = {"type": "json_object", "schema": req.schema}
         return kw
 
     def complete(self, req: ChatRequest) -> Completion:
@@ -92,16 +102,17 @@ class OpenAIBackend:
                 self._count(None)
                 return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
                                   getattr(usage, "completion_tokens", 0) or 0, None, attempt)
-            except openai.BadRequestError as e:
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if "response_format" in kw and FORMAT_REFUSAL.search(str(e)):  # (maybe switched off meanwhile)
                     with self._lock:
-                        if self.structured:
-                            log.warning("label: %s refused structured output (HTTP 400); asking for plain "
-                                        "text and parsing tolerantly", self.base_url)
-                            self.structured = False
+                        if self.formats and self.formats[0] == kw["response_format"]["type"]:
+                            self.formats.pop(0)
+                            log.warning("label: %s refused structured output %s (HTTP %s); asking for %s",
+                                        self.base_url, kw["response_format"]["type"], e.status_code,
+                                        self.formats[0] if self.formats else "plain text, parsed tolerantly")
                     attempt -= 1  # the refusal of the format is not a try of the request
                     continue
-                return Completion("", error=f"HTTP 400: {_short(e)}", attempts=attempt)
+                return Completion("", error=f"HTTP {e.status_code}: {_short(e)}", attempts=attempt)
             except openai.APIStatusError as e:
                 error = f"HTTP {e.status_code}"
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
