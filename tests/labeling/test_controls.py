@@ -130,3 +130,46 @@ def test_shuffled_labels_come_from_financial_latents_of_the_same_layer():
             LatentJob("a", 2, 98, "target", True, False, 30, "x")]
     partners = shuffled_partners(lone, [0, 1, 2, 3], 3, 0)  # targets 0, 2 share a layer; 3 is alone in its layer
     assert set(partners[0]) == {2} and set(partners[3]) <= {0, 2}  # never the control latent 1
+
+
+def test_selectivity_matched_controls_are_other_topic_latents_closest_in_auroc():
+    import pandas as pd
+
+    from finsae.labeling.selection import select_latents
+
+    rows = [{"model": "m", "layer": 1, "latent": i, "financial": i < 2, "n_active_docs": 30,
+             "auroc_broad": {0: 0.95, 1: 0.80}.get(i, 0.5),
+             "best_category": "ag_other" if i >= 10 else "reuters_earn",
+             "best_category_auroc": {10: 0.96, 11: 0.81, 12: 0.70, 13: 0.94}.get(i, 0.99)} for i in [0, 1, 5, 10, 11, 12, 13]]
+    chosen = select_latents(pd.DataFrame(rows), "m", 1, [0, 1, 5, 10, 11, 12, 13], None, False, 0, matched=True)
+    matched = {c.matched_to: c.latent for c in chosen if c.role == "matched"}
+    assert matched == {0: 10, 1: 11}  # 0.95 -> 0.96, 0.80 -> 0.81; latent 5 (reuters_earn) is never a match
+    no_cols = pd.DataFrame(rows).drop(columns=["best_category"])
+    assert not [c for c in select_latents(no_cols, "m", 1, range(20), None, False, 0, matched=True)
+                if c.role == "matched"]
+
+
+def test_matched_controls_end_to_end_offline(project_root, tmp_path):
+    import pandas as pd
+
+    from .fixtures import write_analysis
+    from .test_label_stage import label_stage_run
+
+    art = tmp_path / "art"
+    folder = write_analysis(art, keywords={0: "dividend", 1: "merger"}, controls=[10, 11, 12, 13])
+    feats = pd.read_parquet(folder / "features.parquet")
+    feats["best_category"] = np.where(feats["latent"].isin([12, 13]), "ag_other", "reuters_earn")
+    feats["best_category_auroc"] = np.where(feats["latent"] == 12, 0.9, 0.6)
+    feats.to_parquet(folder / "features.parquet", index=False)
+    summary = label_stage_run(project_root, art, tmp_path, "logger=none", "label.control_latents=false")
+    labels = pd.read_parquet(art / "labels" / "minilm_fin" / "labels.parquet")
+    matched = labels[labels["role"] == "matched"]
+    assert set(matched["latent"]) == {12, 13} and len(matched) == 4  # two targets of each model get one each
+    t = labels[(labels["role"] == "target") & (labels["status"] == "labelled")].set_index(["model", "latent"])
+    m = labels.set_index(["model", "latent"])
+    for (model, _), row in t.iterrows():
+        own = m.loc[(model, int(row["matched_control_latent"])), "embedding_auroc"]
+        assert row["matched_control_embedding_auroc"] == pytest.approx(own, abs=1e-12)
+    per_layer = pd.read_csv(art / "labels" / "minilm_fin" / "per_layer.csv")
+    assert {"matched_control", "diff_matched", "diff_matched_lo", "diff_matched_hi"} <= set(per_layer.columns)
+    assert np.isfinite(summary.embedding_auroc_matched_diff)

@@ -100,11 +100,11 @@ def build_jobs(cfg, summary: dict, features: pd.DataFrame, embed) -> list[Latent
         for layer in summary["layers"]:
             by_latent = examples_of(read_contexts(analysis_dir(cfg), model, int(layer)))
             chosen = select_latents(features, model, int(layer), by_latent, lc.max_latents, lc.control_latents,
-                                    lc.seed)
+                                    lc.seed, matched=lc.matched_controls)
             sae_id = _sae_id(artifacts, model, int(layer), tag)
             for c in chosen:
                 job = LatentJob(model, int(layer), c.latent, c.role, c.financial, c.specialized, c.n_active_docs,
-                                sae_id)
+                                sae_id, matched_to=c.matched_to)
                 stored = by_latent.get(c.latent, [])
                 n_act = len({e.doc_id for e in stored if e.activating})
                 if not stored:

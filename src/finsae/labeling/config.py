@@ -40,6 +40,9 @@ class LabelConfig:
     """Per (model, layer), at most this many financial/specialized latents (a seeded random subset); None: all."""
     control_latents: bool = True
     """Also label an equal-size random sample of non-financial latents (the random-latent control)."""
+    matched_controls: bool = True
+    """Also label, per target, a selectivity-matched control: a non-financial latent as selective for another
+    topic (analysis ``best_category`` AG other, matched on AUROC), scored on its own contexts."""
     min_activating: int = 8
     """Latents with fewer activating held-out examples than this are skipped (and counted)."""
     n_explain: int = 10

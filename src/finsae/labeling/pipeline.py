@@ -68,6 +68,8 @@ class LatentJob:
     skip_reason: str | None = None
     row: dict = field(default_factory=dict)
     """The output row, filled in by the run."""
+    matched_to: int = -1
+    """For a ``matched`` control, the target latent it is matched to."""
 
 
 class Progress:
@@ -447,7 +449,22 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
             _add_tokens(row, got)
 
     usage.check(cfg.max_failure_share)
+    _copy_matched_scores(jobs, cfg)
     return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
+
+
+def _copy_matched_scores(jobs: Sequence[LatentJob], cfg: LabelConfig) -> None:
+    """Give each target the scores of its selectivity-matched control (``matched_control_<m>``), so the two
+    compare paired."""
+    targets = {(j.model, j.layer, j.latent): j for j in jobs if j.role == "target"}
+    for j in jobs:
+        t = targets.get((j.model, j.layer, j.matched_to)) if j.role == "matched" else None
+        if t is None:
+            continue
+        t.row["matched_control_latent"] = j.latent
+        for scorer in cfg.scorers:
+            for m in METRICS[scorer]:
+                t.row[f"matched_control_{m}"] = j.row.get(m, float("nan"))
 
 
 def _row(cfg: LabelConfig, job: LatentJob) -> dict:
@@ -462,6 +479,9 @@ def _row(cfg: LabelConfig, job: LatentJob) -> dict:
         for m in METRICS[scorer]:
             for which in ("own", "control", "generic") if scorer in LABEL_SCORERS else ("own", "control"):
                 row[column(m, which)] = float("nan")
+            row[f"matched_control_{m}"] = float("nan")
+    row["matched_control_latent"] = -1
+    row["matched_to"] = job.matched_to
     row.update(ex.ids() if ex is not None else {k: [] for k in ("explain_ids", "score_activating_ids",
                                                                   "score_random_negative_ids", "score_hard_negative_ids")})
     row.update(job.row)
