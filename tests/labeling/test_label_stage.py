@@ -62,6 +62,7 @@ def test_offline_default_end_to_end(project_root, tmp_path):
     assert summary["n_targets"] == n_targets and summary["n_skipped"] == 4 and summary["n_failed"] == 0
     assert summary["n_labelled"] == summary["n_selected"] - 4
     assert summary["backend"] == "lexical" and summary["scorers"] == ["embedding"]
+    assert "the pair's base model minilm" in summary["embedder"] and "embeds with all-MiniLM-L6-v2" in r.stdout
     # the shuffled labels are other financial latents' labels (sharing the fixture's template words): a hard control
     assert summary["embedding_auroc"] > 0.9 and summary["embedding_auroc_diff_lo"] > 0.1
     assert summary["embedding_auroc_generic_diff_lo"] > 0 and 0 < summary["embedding_auroc_generic"] < 1

@@ -161,6 +161,13 @@ def merge_into_features(features_path: Path, labels: pd.DataFrame, scorers: list
         os.replace(tmp, features_path)
 
 
+def embedder_note(name: str, base: str, domain: str) -> str:
+    """The embedder's name, and the caveat when it is one of the compared models."""
+    if "minilm" in name.lower() and "minilm" in (base.lower(), domain.lower()):
+        return f"{name} (= the pair's base model {base}: embedding scores may favour it over {domain})"
+    return f"{name} (neither model of the pair)"
+
+
 def run(cfg, raw) -> LabelSummary:
     t0 = time.time()
     lc = cfg.label
@@ -200,7 +207,8 @@ def run(cfg, raw) -> LabelSummary:
             prompt_version=LEXICAL_VERSION if lc.backend == "lexical" else PROMPT_VERSION, scorers=list(lc.scorers),
             n_selected=len(jobs), n_targets=n_targets, n_controls=len(jobs) - n_targets,
             n_labelled=int((labels["status"] == "labelled").sum()), n_skipped=int((labels["status"] == "skipped").sum()),
-            n_failed=int((labels["status"] == "failed").sum()), n_cached=usage.cached, requests=usage.requests,
+            n_failed=int((labels["status"] == "failed").sum()), n_cached=usage.cached,
+            embedder=embedder_note(embed.name, cfg.pair.base, cfg.pair.domain), requests=usage.requests,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cost_usd=usage.cost(lc) if priced else float("nan"),
             per_layer=json.loads(table.to_json(orient="records")), **overall_fields(table))
@@ -226,6 +234,8 @@ def run(cfg, raw) -> LabelSummary:
         m = METRICS[s][0]
         v = summary.to_dict()
         what = "chance" if s == "intruder" else "shuffled-label control"
+        if s == "embedding":
+            print(f"label: embedding scorer embeds with {summary.embedder}")
         line = (f"label: {m} {v[m]:.3f} vs {what} {v[m + '_control']:.3f} (diff {v[m + '_diff']:+.3f}, 95% CI "
                 f"[{v[m + '_diff_lo']:+.3f}, {v[m + '_diff_hi']:+.3f}]); random latents {v[m + '_random']:.3f}")
         if m + "_generic" in v:

@@ -50,6 +50,9 @@ class LabelSummary(StageSummary):
     """Latents skipped (too few activating held-out examples, or none stored)."""
     n_failed: int
     """Latents whose explainer answer stayed unusable after retries (no label written)."""
+    embedder: str = ""
+    """The sentence embedder of hard negatives and the embedding scorer, and whether it is one of the pair's
+    models (then embedding scores tilt base-vs-domain comparisons towards that model)."""
     n_cached: int = 0
     """Answers read from the cache instead of asked."""
     requests: int = 0
