@@ -100,7 +100,8 @@ class ChatServer:
 
 
 def user_text(body: dict) -> str:
-    return next(m["content"] for m in body["messages"] if m["role"] == "user")
+    """The last user turn (earlier ones are few-shot examples)."""
+    return [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
 
 
 def oracle(body: dict, n: int) -> Reply:

@@ -89,9 +89,45 @@ def test_split_never_shows_the_explainer_a_scored_document(embedder):
 
 
 def test_split_with_few_examples_keeps_sides_disjoint():
-    exs = [_ex(f"d{i}", ["a", "b"], [1.0, 0.0], "top", i) for i in range(3)]
-    exs += [_ex(f"n{i}", ["c"], [0.0], "negative", i) for i in range(2)]
+    exs = [_ex(f"d{i}", ["a", "bcd"[i]], [1.0, 0.0], "top", i) for i in range(3)]  # distinct texts
+    exs += [_ex(f"n{i}", ["xy"[i]], [0.0], "negative", i) for i in range(2)]
     s = split_examples(exs, n_explain=10, n_explain_negatives=10, n_score_activating=10, n_score_random_negatives=5,
                        n_score_hard_negatives=5, rng=latent_rng(0, 1))
     assert [e.doc_id for e in s.explain] == ["d0", "d2"] and [e.doc_id for e in s.score_activating] == ["d1"]
     assert len(s.explain_negatives) == 1 and len(s.score_negatives) == 1
+
+
+def test_split_keeps_every_passage_of_a_document_and_near_duplicates_on_one_side():
+    """Passages ``X#0``, ``X#1`` of one story, and tweets that differ only in a link, a number or case, never
+    land on both sides of the explainer/scorer split."""
+    from finsae.labeling.examples import near_duplicate_key, source_document, source_groups
+
+    rng = np.random.default_rng(0)
+    exs = []
+    for d in range(12):  # 12 stories of 3 passages each, strongest passages first across stories
+        for j in range(3):
+            words = f"story {'abcdefghijkl'[d]} passage {('one', 'two', 'three')[j]} about the dividend".split()
+            exs.append(_ex(f"reuters-{d}#{j}", words, [0.0] * 5 + [1.0 + d + j / 10] + [0.0], rank=3 * d + j))
+    tweets = ["$AAPL dividend up 3% https://t.co/abc", "$aapl Dividend up 5% https://t.co/xyz",
+              "RT @bob: $AAPL dividend up 3%!", "Dividend news: $MSFT raises payout"]
+    for k, t in enumerate(tweets):
+        exs.append(_ex(f"tw{k}", t.split(), [1.0] * len(t.split()), kind="quantile", rank=k))
+    exs += [_ex(f"neg-{d}#{j}", f"story {'mnopqrst'[d - 12]} other passage {'xy'[j]}".split(), [0.0] * 5,
+                "negative", 3 * d + j) for d in range(12, 20) for j in range(2)]
+    exs.append(_ex("neg-x", "story m other passage x".split(), [0.0] * 5, "negative", 99))  # a copy of neg-12#0
+    sides = split_examples(exs, n_explain=40, n_explain_negatives=40, n_score_activating=40,
+                           n_score_random_negatives=40, n_score_hard_negatives=0, rng=rng)
+    explain = {e.doc_id for e in sides.explain + sides.explain_negatives}
+    score = {e.doc_id for e in sides.score_activating + sides.score_negatives}
+    assert explain and score and not explain & score
+    assert not {source_document(d) for d in explain} & {source_document(d) for d in score}
+    # every passage of a story is used, on one side: the split moved whole documents, it did not drop them
+    assert {source_document(d) for d in explain | score} >= {f"reuters-{d}" for d in range(12)}
+    near = {"tw0", "tw1", "tw2"}
+    assert near <= explain or near <= score, (explain, score)
+    assert source_document("a#b#12") == "a#b" and source_document("plain") == "plain"
+    assert near_duplicate_key(tweets[0]) == near_duplicate_key(tweets[1]) != near_duplicate_key(tweets[3])
+    groups = source_groups(exs)
+    assert groups["reuters-3#0"] == groups["reuters-3#2"] != groups["reuters-4#0"]
+    assert groups["neg-x"] == groups["neg-12#1"] != groups["neg-13#0"]  # a copy joins its original's document
+    assert len({groups[f"reuters-{d}#0"] for d in range(12)}) == 12

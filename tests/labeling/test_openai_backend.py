@@ -151,3 +151,41 @@ def test_api_key_comes_from_the_environment_and_is_sent_not_logged(monkeypatch, 
         b.generate([REQ])
     assert seen["auth"] == "Bearer sk-test-123"
     assert "sk-test-123" not in caplog.text
+
+
+@pytest.mark.parametrize("failure", [Reply(status=500), Reply(status=503), Reply(GOOD, delay=3.0)],
+                         ids=["http500", "http503", "timeout"])
+def test_the_circuit_breaker_stops_asking_a_server_that_is_down(failure):
+    """Three requests in a row found the server down: the remaining ones are not sent (one thread: exact)."""
+    with ChatServer(lambda body, n: failure) as s:
+        b = _backend(s, concurrency=1, max_retries=3, timeout_s=0.3, breaker_failures=3)
+        out = b.generate([REQ] * 10)
+    assert len(s.requests) == 3 and b.down is not None and "3 requests in a row" in b.down
+    assert all(c.error for c in out) and all(c.error.startswith("not asked: ") for c in out[1:])
+
+
+@pytest.mark.parametrize("failure", [Reply(status=429), Reply(raw=b"garbage"), Reply(status=404)],
+                         ids=["rate_limited", "garbage", "http404"])
+def test_a_server_that_answers_is_not_down(failure):
+    """429, garbage and 4xx come from a server that is up: every request is tried in full, the breaker stays shut."""
+    with ChatServer(lambda body, n: failure) as s:
+        b = _backend(s, concurrency=1, max_retries=1, breaker_failures=2)
+        out = b.generate([REQ] * 3)
+    assert b.down is None and all(c.error and not c.error.startswith("not asked") for c in out)
+    assert len(s.requests) == sum(c.attempts for c in out) >= 3
+
+
+def test_a_llama_cpp_style_server_gets_json_object_with_the_schema():
+    """llama-cpp-python's server validates response_format (422 for json_schema) but takes json_object + schema."""
+    def reply(body, n):
+        fmt = body.get("response_format", {})
+        if fmt.get("type") == "json_schema":
+            return Reply(status=422, message="response_format.type: Input should be 'text' or 'json_object'")
+        assert fmt == {"type": "json_object", "schema": LABEL_SCHEMA}, fmt
+        return Reply(GOOD)
+
+    with ChatServer(reply) as s:
+        b = _backend(s, concurrency=1)
+        cs = b.generate([REQ, REQ])
+    assert all(c.error is None and c.attempts == 1 for c in cs) and b.formats == ["json_object"]
+    assert [r["response_format"]["type"] for r in s.requests] == ["json_schema", "json_object", "json_object"]

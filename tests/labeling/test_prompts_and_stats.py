@@ -1,5 +1,7 @@
 """Prompt rendering, the prompt version in every cache key, and the statistics behind scores and controls."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
@@ -21,13 +23,16 @@ def _ex(doc, text, on=(), kind="top"):
 def test_explainer_prompt_marks_words_shows_scale_and_finance_examples():
     msgs = prompts.explain_messages([_ex("a", "The Fed raised rates today.", on=(2, 3)),
                                      _ex("b", "Rates rose again.", on=(0,))])
-    system, user = msgs[0]["content"], msgs[1]["content"]
-    assert [m["role"] for m in msgs] == ["system", "user"]
-    assert "central bank rate decisions" in system and '"label"' in system and '"description"' in system
+    system, user = msgs[0]["content"], msgs[-1]["content"]
+    # The worked examples are earlier chat turns, not text in the instructions (a small model copies those).
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "central bank rate decisions" not in system and '"label"' in system and '"description"' in system
+    answers = [json.loads(m["content"]) for m in msgs if m["role"] == "assistant"]
+    assert {a["label"] for a in answers} == set(prompts.FEW_SHOT_LABELS) and all(a["description"] for a in answers)
     assert "1. The Fed <<raised>> <<rates>> today." in user and "2. <<Rates>> rose again." in user
     assert "activations: raised 8, rates 10" in user and "activations: Rates 3" in user  # 0-10, 10 = max shown
     plain = prompts.explain_messages([_ex("a", "The Fed raised rates today.", on=(2,))], show_activations=False)
-    assert "activations:" not in plain[1]["content"]
+    assert not any("activations:" in m["content"] for m in plain)
 
 
 def test_scorer_prompts_show_the_label_and_hide_or_show_marks():

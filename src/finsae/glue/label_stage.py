@@ -100,11 +100,11 @@ def build_jobs(cfg, summary: dict, features: pd.DataFrame, embed) -> list[Latent
         for layer in summary["layers"]:
             by_latent = examples_of(read_contexts(analysis_dir(cfg), model, int(layer)))
             chosen = select_latents(features, model, int(layer), by_latent, lc.max_latents, lc.control_latents,
-                                    lc.seed)
+                                    lc.seed, matched=lc.matched_controls)
             sae_id = _sae_id(artifacts, model, int(layer), tag)
             for c in chosen:
                 job = LatentJob(model, int(layer), c.latent, c.role, c.financial, c.specialized, c.n_active_docs,
-                                sae_id)
+                                sae_id, matched_to=c.matched_to)
                 stored = by_latent.get(c.latent, [])
                 n_act = len({e.doc_id for e in stored if e.activating})
                 if not stored:
@@ -144,12 +144,13 @@ LABEL_COLUMN_PREFIX = "label_"
 
 def merge_into_features(features_path: Path, labels: pd.DataFrame, scorers: list[str]) -> None:
     """Add (replacing an earlier run's) ``label``, ``label_description``, ``label_status``, ``label_role`` and
-    every ``label_<score>`` / ``label_<score>_control`` column to the analysis features table, in place."""
+    every ``label_<score>`` / ``label_<score>_control`` / ``label_generic_<score>`` column to the analysis features table, in place."""
     cols = {"label": "label", "description": "label_description", "status": "label_status", "role": "label_role"}
     for s in scorers:
         for m in METRICS[s]:
-            cols[m] = f"{LABEL_COLUMN_PREFIX}{m}"
-            cols[f"{m}_control"] = f"{LABEL_COLUMN_PREFIX}{m}_control"
+            for c in (m, f"{m}_control", f"generic_{m}"):
+                if c in labels.columns:
+                    cols[c] = f"{LABEL_COLUMN_PREFIX}{c}"
     add = labels[["model", "layer", "latent", *cols]].rename(columns=cols)
     with locked([features_path.with_name("combined")]):  # the lock analyze.py holds while it rewrites the table
         features = pd.read_parquet(features_path)
@@ -158,6 +159,13 @@ def merge_into_features(features_path: Path, labels: pd.DataFrame, scorers: list
         tmp = features_path.with_name(f".{features_path.name}.{uuid.uuid4().hex[:8]}")
         merged.to_parquet(tmp, index=False)
         os.replace(tmp, features_path)
+
+
+def embedder_note(name: str, base: str, domain: str) -> str:
+    """The embedder's name, and the caveat when it is one of the compared models."""
+    if "minilm" in name.lower() and "minilm" in (base.lower(), domain.lower()):
+        return f"{name} (= the pair's base model {base}: embedding scores may favour it over {domain})"
+    return f"{name} (neither model of the pair)"
 
 
 def run(cfg, raw) -> LabelSummary:
@@ -199,7 +207,8 @@ def run(cfg, raw) -> LabelSummary:
             prompt_version=LEXICAL_VERSION if lc.backend == "lexical" else PROMPT_VERSION, scorers=list(lc.scorers),
             n_selected=len(jobs), n_targets=n_targets, n_controls=len(jobs) - n_targets,
             n_labelled=int((labels["status"] == "labelled").sum()), n_skipped=int((labels["status"] == "skipped").sum()),
-            n_failed=int((labels["status"] == "failed").sum()), n_cached=usage.cached, requests=usage.requests,
+            n_failed=int((labels["status"] == "failed").sum()), n_cached=usage.cached,
+            embedder=embedder_note(embed.name, cfg.pair.base, cfg.pair.domain), requests=usage.requests,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             cost_usd=usage.cost(lc) if priced else float("nan"),
             per_layer=json.loads(table.to_json(orient="records")), **overall_fields(table))
@@ -212,8 +221,9 @@ def run(cfg, raw) -> LabelSummary:
             publish(tmp, out_dir)
         merge_into_features(analysis_dir(cfg) / FEATURES_FILE, labels, list(lc.scorers))
         summary.write(run_dir)
-        score_cols = [c for c in labels.columns if any(c.startswith(m) for s in lc.scorers for m in METRICS[s])]
-        tracker.log_table("labels", labels[[*TABLE_COLUMNS, *score_cols]])
+        score_cols = [c for c in labels.columns
+                      if any(c.startswith((m, f"generic_{m}")) for s in lc.scorers for m in METRICS[s])]
+        tracker.log_table("labels", labels[[*TABLE_COLUMNS, "explainer", *score_cols]])
         tracker.log_table("label_scores", table)
         tracker.log({k: v for k, v in summary.scalars().items() if not isinstance(v, str)})
         tracker.finish(summary.scalars())
@@ -222,9 +232,16 @@ def run(cfg, raw) -> LabelSummary:
           f"tokens{cost}; {usage.cached} answers from the cache")
     for s in lc.scorers:
         m = METRICS[s][0]
-        print(f"label: {m} {getattr(summary, m):.3f} vs shuffled-label control {getattr(summary, m + '_control'):.3f} "
-              f"(diff {getattr(summary, m + '_diff'):+.3f}, 95% CI [{getattr(summary, m + '_diff_lo'):+.3f}, "
-              f"{getattr(summary, m + '_diff_hi'):+.3f}]); random latents {getattr(summary, m + '_random'):.3f}")
+        v = summary.to_dict()
+        what = "chance" if s == "intruder" else "shuffled-label control"
+        if s == "embedding":
+            print(f"label: embedding scorer embeds with {summary.embedder}")
+        line = (f"label: {m} {v[m]:.3f} vs {what} {v[m + '_control']:.3f} (diff {v[m + '_diff']:+.3f}, 95% CI "
+                f"[{v[m + '_diff_lo']:+.3f}, {v[m + '_diff_hi']:+.3f}]); random latents {v[m + '_random']:.3f}")
+        if m + "_generic" in v:
+            line += (f"; generic label {v[m + '_generic']:.3f} (diff {v[m + '_generic_diff']:+.3f}, 95% CI "
+                     f"[{v[m + '_generic_diff_lo']:+.3f}, {v[m + '_generic_diff_hi']:+.3f}])")
+        print(line)
     print(f"label: {summary.n_labelled} labelled, {summary.n_skipped} skipped, {summary.n_failed} failed in "
           f"{summary.seconds:.0f} s -> {out_dir}")
     return summary

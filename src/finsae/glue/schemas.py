@@ -290,13 +290,20 @@ def secret_refusal(key: str) -> ConfigError:
                        f"or a config file (set {var} in the environment)")
 
 
+URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
+"""A URL with a user (and password) before its host."""
+
+
 def refuse_secret_overrides(argv: list[str]) -> None:
-    """Refuse ``key=value`` command-line overrides whose key looks like a secret, before Hydra writes any of
-    them to .hydra/*.yaml or W&B records the command line."""
+    """Refuse ``key=value`` command-line overrides whose key looks like a secret, or whose value is a URL with
+    credentials, before Hydra writes any of them to .hydra/*.yaml or W&B records the command line."""
     for arg in argv:
         key = arg.split("=", 1)[0].lstrip("+~") if "=" in arg else ""
         if key and is_secret_name(key):
             raise secret_refusal(key)
+        if key and URL_CREDENTIALS.search(arg.split("=", 1)[1]):
+            raise ConfigError(f"{key} holds a URL with credentials (user:password@host): refused, so that they are "
+                              f"never printed or saved; keys come from the environment (e.g. label.api_key_env)")
 
 
 def override_key(arg: str) -> str:

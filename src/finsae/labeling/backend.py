@@ -59,6 +59,9 @@ class Backend(Protocol):
 
     def generate(self, requests: Sequence[ChatRequest], on_done: OnDone | None = None) -> list[Completion]: ...
 
+    down: str | None
+    """Why the backend stopped asking (a circuit breaker saw the server down); None while it works."""
+
     def prefilled(self, req: ChatRequest) -> bool:
         """Whether the answer continues ``req.prefill`` (the parser then reads prefill + answer)."""
         ...
@@ -75,7 +78,8 @@ def make_backend(cfg: LabelConfig) -> Backend | None:
         backend = OpenAIBackend(cfg.base_url, str(cfg.model), api_key_env=cfg.api_key_env,
                                 concurrency=cfg.concurrency, timeout_s=cfg.timeout_s,
                                 connect_timeout_s=cfg.connect_timeout_s, max_retries=cfg.max_retries,
-                                backoff_s=cfg.backoff_s, structured_output=cfg.structured_output)
+                                backoff_s=cfg.backoff_s, structured_output=cfg.structured_output,
+                                breaker_failures=cfg.breaker_failures)
         backend.check_reachable()
         return backend
     if cfg.backend == "vllm":

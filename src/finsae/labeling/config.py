@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from finsae.errors import require
 
 BACKENDS = ("lexical", "openai", "vllm", "hf")
 """Explainers: ``lexical`` (no LLM, smoothed log-odds), ``openai`` (any OpenAI-compatible server), ``vllm``
 (the offline ``vllm.LLM`` engine), ``hf`` (transformers ``generate`` on a local causal LM)."""
-SCORERS = ("embedding", "detection", "fuzzing")
-"""``embedding`` needs no LLM; ``detection`` and ``fuzzing`` ask the explainer's LLM."""
-LLM_SCORERS = ("detection", "fuzzing")
+SCORERS = ("embedding", "detection", "fuzzing", "intruder")
+"""``embedding`` needs no LLM; ``detection``, ``fuzzing`` and ``intruder`` ask the explainer's LLM (``intruder``
+scores the latent, not the label: the LLM picks the one non-activating sentence out of a set, chance known)."""
+LLM_SCORERS = ("detection", "fuzzing", "intruder")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -38,6 +40,9 @@ class LabelConfig:
     """Per (model, layer), at most this many financial/specialized latents (a seeded random subset); None: all."""
     control_latents: bool = True
     """Also label an equal-size random sample of non-financial latents (the random-latent control)."""
+    matched_controls: bool = True
+    """Also label, per target, a selectivity-matched control: a non-financial latent as selective for another
+    topic (analysis ``best_category`` AG other, matched on AUROC), scored on its own contexts."""
     min_activating: int = 8
     """Latents with fewer activating held-out examples than this are skipped (and counted)."""
     n_explain: int = 10
@@ -53,7 +58,15 @@ class LabelConfig:
     show_activations: bool = True
     """Show the explainer each marked word's activation on a 0-10 scale."""
     n_shuffles: int = 5
-    """Embedding scorer: shuffled-label controls per latent (labels of other latents, averaged)."""
+    """Embedding scorer: shuffled-label controls per latent (labels of other financial latents of the same layer,
+    averaged; detection and fuzzing use the first)."""
+    generic_label: str = "stock market and company news"
+    """The generic-label control: this constant label is scored on every target by each label scorer; a label
+    must beat it to count ("" to skip)."""
+    intruder_sets: int = 5
+    """Intruder scorer: sets per latent (each one request)."""
+    intruder_set_size: int = 5
+    """Intruder scorer: sentences per set, one of them the non-activating intruder (chance = 1 / this)."""
     concurrency: int = 8
     """openai backend: requests in flight at once."""
     max_retries: int = 3
@@ -62,6 +75,13 @@ class LabelConfig:
     """First retry delay after a server error (doubles each retry)."""
     timeout_s: float = 60.0
     """openai backend: seconds one request may take."""
+    breaker_failures: int = 5
+    """openai backend: the run stops (nothing published) once this many requests in a row ended in a timeout, a
+    connection error or a server error (5xx): the server is down, and waiting (retries + 1) x timeout_s per request
+    would take hours."""
+    max_failure_share: float = 0.1
+    """The run fails (exit 2, one line with the count and the first error; nothing published, earlier labels kept)
+    when more than this share of its LLM answers stayed failed after retries."""
     connect_timeout_s: float = 5.0
     """openai backend: seconds to reach the server before the stage fails (with the URL)."""
     max_new_tokens: int = 160
@@ -101,11 +121,14 @@ class LabelConfig:
                "label.backend=openai needs label.model (the served model name, e.g. Qwen/Qwen2.5-7B-Instruct)")
         _check(self.base_url.startswith(("http://", "https://")),
                f"label.base_url={self.base_url!r} must start with http:// or https://")
+        _check("@" not in urlsplit(self.base_url).netloc,
+               f"label.base_url holds credentials (user:password@host): refused, so that they are never printed or "
+               f"saved; give the key in the environment variable label.api_key_env={self.api_key_env} names")
         _check(ENV_NAME.fullmatch(self.api_key_env) is not None,
                f"label.api_key_env={self.api_key_env!r} must name an environment variable")
         _check(self.max_latents is None or self.max_latents >= 1, "label.max_latents must be >= 1 (or null for all)")
         for name in ("min_activating", "n_explain", "n_score_activating", "concurrency", "max_new_tokens",
-                     "scorer_batch", "n_bootstrap"):
+                     "scorer_batch", "n_bootstrap", "intruder_sets"):
             _check(getattr(self, name) >= 1, f"label.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_explain_negatives", "n_score_random_negatives", "n_score_hard_negatives", "n_shuffles",
                      "max_retries"):
@@ -115,6 +138,11 @@ class LabelConfig:
         _check(self.min_activating >= 2, "label.min_activating must be >= 2 (one example to explain, one to score)")
         for name in ("timeout_s", "connect_timeout_s"):
             _check(getattr(self, name) > 0, f"label.{name} must be > 0, got {getattr(self, name)}")
+        _check(self.intruder_set_size >= 2, f"label.intruder_set_size must be >= 2, got {self.intruder_set_size}")
+        _check(len(self.generic_label) <= 80, "label.generic_label must be at most 80 characters")
+        _check(self.breaker_failures >= 1, f"label.breaker_failures must be >= 1, got {self.breaker_failures}")
+        _check(0 <= self.max_failure_share <= 1,
+               f"label.max_failure_share must be in [0, 1], got {self.max_failure_share}")
         _check(self.backoff_s >= 0 and self.temperature >= 0, "label.backoff_s and label.temperature must be >= 0")
         _check(self.price_in_per_mtok >= 0 and self.price_out_per_mtok >= 0, "label prices must be >= 0")
         _check(0 < self.gpu_memory_utilization <= 1, "label.gpu_memory_utilization must be in (0, 1]")
@@ -123,3 +151,8 @@ class LabelConfig:
     def llm_name(self) -> str:
         """What the cache key and outputs call the explainer model."""
         return "lexical" if self.backend == "lexical" else str(self.model)
+
+    @property
+    def explainer(self) -> str:
+        """Which model made the labels: ``lexical``, or ``{backend}:{model}``."""
+        return "lexical" if self.backend == "lexical" else f"{self.backend}:{self.model}"

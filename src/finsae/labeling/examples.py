@@ -2,7 +2,8 @@
 
 The analysis stage stores, per latent, its ``top`` examples, examples sampled across its activation
 ``quantile``s, and a pool of ``negative`` (never-firing) examples (``finsae.analysis.contexts``). Here they are
-split so that the explainer never sees an example a scorer is tested on (disjoint by document), and the
+split so that the explainer never sees an example a scorer is tested on, nor another passage of its source
+document or a near-duplicate of it (``source_groups``), and the
 scorer's negatives are half random and half *hard*: the non-activating examples most similar, by sentence
 embedding, to the activating ones.
 """
@@ -10,6 +11,7 @@ embedding, to the activating ones.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -106,6 +108,43 @@ def _dedupe(examples: Sequence[Example], seen: set[str]) -> list[Example]:
     return out
 
 
+PASSAGE = re.compile(r"^(.*)#\d+$")
+"""The analysis cuts long documents into passages ``{doc_id}#{j}`` (``finsae.analysis.heldout``)."""
+_NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+|\d+([.,]\d+)*|[^\w\s]")
+
+
+def source_document(doc_id: str) -> str:
+    """The document a passage was cut from (``X#3`` -> ``X``); other ids are their own document."""
+    m = PASSAGE.match(doc_id)
+    return m.group(1) if m else doc_id
+
+
+def near_duplicate_key(text: str) -> str:
+    """A hash equal for texts that differ only in case, links, @mentions, numbers and punctuation (retweets,
+    the same headline with another price or link)."""
+    words = _NOISE.sub(" ", text.lower()).split()
+    words = [w for w in words if w != "rt"]  # a retweet is its tweet
+    return hashlib.sha1(" ".join(words).encode()).hexdigest()[:16]
+
+
+def source_groups(examples: Sequence[Example]) -> dict[str, str]:
+    """``doc_id`` -> a group id shared by all passages of one source document and by all near-duplicate texts
+    (transitively: union-find), so that a split by group keeps them on one side."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in examples:
+        a, b = find("doc:" + source_document(e.doc_id)), find("text:" + near_duplicate_key(e.text))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {e.doc_id: find("doc:" + source_document(e.doc_id)) for e in examples}
+
+
 def spread_over_quantiles(examples: Sequence[Example], n: int) -> list[Example]:
     """``n`` examples evenly spread over the activation quantiles of ``examples`` (lowest to highest max_act)."""
     ordered = sorted(examples, key=lambda e: (e.max_act, e.doc_id))
@@ -144,11 +183,13 @@ def split_examples(examples: Sequence[Example], *, n_explain: int, n_explain_neg
                    rng: np.random.Generator, embed: Embed | None = None) -> LatentExamples:
     """Split one latent's stored examples between explainer and scorers.
 
-    Activating documents (``top`` by rank, then ``quantile``, each document once) alternate: even positions go
-    to the explainer, odd ones to the scorers, so both see strong and weak examples and never the same
-    document. The explainer takes up to ``n_explain`` (about two thirds top, the rest spread over the
-    quantiles); the scorers up to ``n_score_activating`` (half top, half quantile where available). The negative
-    pool is shuffled and halved: one half for the explainer, the other for the scorers' hard negatives (most
+    Activating documents (``top`` by rank, then ``quantile``, each document once) alternate by source group
+    (``source_groups``: passages of one document and near-duplicate texts): the first group met goes to the
+    explainer, the next to the scorers, and so on, and every later example of a group follows its group, so
+    both see strong and weak examples and never the same source document. The explainer takes up to
+    ``n_explain`` (about two thirds top, the rest spread over the quantiles); the scorers up to
+    ``n_score_activating`` (half top, half quantile where available). The negative pool is shuffled and halved
+    the same way (a negative of a group already on one side joins it): one half for the explainer, the other for the scorers' hard negatives (most
     similar to the scorer's activating examples) and random negatives (drawn from the rest of that half).
     Without ``embed``, the hard negatives are left empty and all scoring negatives are random.
     """
@@ -157,21 +198,31 @@ def split_examples(examples: Sequence[Example], *, n_explain: int, n_explain_neg
     quant = _dedupe([e for e in examples if e.kind == "quantile" and e.max_act > 0], seen)
     negs = _dedupe([e for e in examples if e.kind == "negative" or e.max_act <= 0], seen)
     n_activating = len(top) + len(quant)
+    group = source_groups([*top, *quant, *negs])
+    side: dict[str, int] = {}  # group -> 0 (explainer) or 1 (scorers)
 
-    n_explain_top = min(len(top[0::2]), max(1, int(round(n_explain * 2 / 3))))
-    explain = top[0::2][:n_explain_top]
-    explain += spread_over_quantiles(quant[0::2], n_explain - len(explain))
+    def halve(items: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+        out: tuple[list[Example], list[Example]] = ([], [])
+        for e in items:
+            g = group[e.doc_id]
+            if g not in side:
+                side[g] = len(side) % 2
+            out[side[g]].append(e)
+        return out
+
+    (e_top, s_top), (e_quant, s_quant) = halve(top), halve(quant)
+    n_explain_top = min(len(e_top), max(1, int(round(n_explain * 2 / 3))))
+    explain = e_top[:n_explain_top]
+    explain += spread_over_quantiles(e_quant, n_explain - len(explain))
     if len(explain) < n_explain:  # few quantile examples: fill with the next top ones
-        explain += top[0::2][n_explain_top:][:n_explain - len(explain)]
+        explain += e_top[n_explain_top:][:n_explain - len(explain)]
 
-    s_top, s_quant = top[1::2], quant[1::2]
     n_q = min(len(s_quant), n_score_activating // 2)
     score = s_top[:n_score_activating - n_q]
     score += spread_over_quantiles(s_quant, n_score_activating - len(score))
 
     order = rng.permutation(len(negs))
-    negs = [negs[i] for i in order]
-    explain_pool, score_pool = negs[0::2], negs[1::2]
+    explain_pool, score_pool = halve([negs[i] for i in order])
     explain_negatives = explain_pool[:n_explain_negatives]
     hard = hard_negatives(score, score_pool, n_score_hard_negatives, embed) if embed is not None else []
     hard_ids = {e.doc_id for e in hard}

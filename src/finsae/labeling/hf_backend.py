@@ -14,6 +14,7 @@ from finsae.labeling.backend import ChatRequest, Completion, OnDone
 
 class HFBackend:
     name = "hf"
+    down = None  # in-process: no server to lose
 
     def __init__(self, model: str, *, device: str = "cpu", seed: int = 0):
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -26,7 +25,7 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 60.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
-                 backoff_s: float = 1.0, structured_output: bool = True):
+                 backoff_s: float = 1.0, structured_output: bool = True, breaker_failures: int = 5):
         import httpx
         import openai
 
@@ -37,8 +36,14 @@ class OpenAIBackend:
         self.connect_timeout_s = connect_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.structured = structured_output
+        self.formats = ["json_schema", "json_object"] if structured_output else []
+        """Structured-output styles still to try: OpenAI/vLLM ``json_schema``, then llama-cpp-python's
+        ``json_object`` with a ``schema``; a refused style is dropped, and with none left answers are plain text."""
         self._lock = threading.Lock()
+        self.breaker_failures = breaker_failures
+        self._in_a_row = 0
+        self._tripped = threading.Event()  # wakes retries sleeping in their backoff
+        self.down: str | None = None
         # Retries are ours (counted, with backoff, also for answers the client cannot decode); vLLM needs no key.
         self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "EMPTY",
                                     max_retries=0, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
@@ -62,12 +67,20 @@ class OpenAIBackend:
         if served and self.model not in served:
             raise FinsaeError(f"the LLM server at {self.base_url} serves {served}, not label.model={self.model!r}")
 
+    @property
+    def structured(self) -> bool:
+        """Whether requests still ask for structured output."""
+        return bool(self.formats)
+
     def _kwargs(self, req: ChatRequest) -> dict:
         kw = {"model": self.model, "messages": list(req.messages), "max_tokens": req.max_tokens,
               "temperature": req.temperature}
-        if self.structured and req.schema is not None:
+        style = self.formats[0] if self.formats else None
+        if style == "json_schema" and req.schema is not None:
             kw["response_format"] = {"type": "json_schema",
                                      "json_schema": {"name": req.schema_name, "schema": req.schema}}
+        elif style == "json_object" and req.schema is not None:
+            kw["response_format"] = {"type": "json_object", "schema": req.schema}
         return kw
 
     def complete(self, req: ChatRequest) -> Completion:
@@ -77,6 +90,8 @@ class OpenAIBackend:
         error = "no attempt"
         attempt = 0
         while attempt <= self.max_retries:
+            if self.down is not None:
+                return Completion("", error=f"not asked: {self.down}", attempts=attempt)
             attempt += 1
             kw = self._kwargs(req)
             try:
@@ -84,31 +99,48 @@ class OpenAIBackend:
                 choice = resp.choices[0]
                 text = choice.message.content or ""
                 usage = resp.usage
+                self._count(None)
                 return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
                                   getattr(usage, "completion_tokens", 0) or 0, None, attempt)
-            except openai.BadRequestError as e:
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if "response_format" in kw and FORMAT_REFUSAL.search(str(e)):  # (maybe switched off meanwhile)
                     with self._lock:
-                        if self.structured:
-                            log.warning("label: %s refused structured output (HTTP 400); asking for plain "
-                                        "text and parsing tolerantly", self.base_url)
-                            self.structured = False
+                        if self.formats and self.formats[0] == kw["response_format"]["type"]:
+                            self.formats.pop(0)
+                            log.warning("label: %s refused structured output %s (HTTP %s); asking for %s",
+                                        self.base_url, kw["response_format"]["type"], e.status_code,
+                                        self.formats[0] if self.formats else "plain text, parsed tolerantly")
                     attempt -= 1  # the refusal of the format is not a try of the request
                     continue
-                return Completion("", error=f"HTTP 400: {_short(e)}", attempts=attempt)
+                return Completion("", error=f"HTTP {e.status_code}: {_short(e)}", attempts=attempt)
             except openai.APIStatusError as e:
                 error = f"HTTP {e.status_code}"
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
                     return Completion("", error=error, attempts=attempt)
+                self._count(error if e.status_code >= 500 else None)
             except openai.APITimeoutError:
                 error = "timeout"
+                self._count(error)
             except openai.APIConnectionError as e:
                 error = f"connection error ({_short(e)})"
+                self._count(error)
             except Exception as e:  # noqa: BLE001 - an undecodable body (malformed JSON, no choices): retried
                 error = f"bad response ({type(e).__name__})"
             if attempt <= self.max_retries:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                self._tripped.wait(self.backoff_s * 2 ** (attempt - 1))
         return Completion("", error=error, attempts=attempt)
+
+    def _count(self, down_error: str | None) -> None:
+        """Count a request that found the server down (a timeout, no connection, a 5xx) or up (None)."""
+        with self._lock:
+            if down_error is None:
+                self._in_a_row = 0
+                return
+            self._in_a_row += 1
+            if self._in_a_row >= self.breaker_failures and self.down is None:
+                self.down = (f"the LLM server at {self.base_url} looks down ({self._in_a_row} requests in a row "
+                             f"ended in: {down_error})")
+                self._tripped.set()
 
     def prefilled(self, req: ChatRequest) -> bool:
         return False  # chat servers start the assistant turn themselves

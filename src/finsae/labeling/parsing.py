@@ -132,3 +132,29 @@ def parse_answers(text: str, n: int, prefill: str = "") -> list[int]:
     if len(bits) != n:
         raise ParseError(f"{len(bits)} answers for {n} examples")
     return bits
+
+
+def parse_intruder(text: str, n: int, prefill: str = "") -> int:
+    """The intruder's sentence number (1..n) in an intruder answer: JSON ``{"intruder": k}``, ``[RESPONSE]: k``
+    (delphi's format), ``Sentence k``, or a lone number."""
+    raw = _strip(text, prefill)
+    if not raw.strip():
+        raise ParseError("empty answer")
+    found = None
+    for obj in _objects(raw):
+        found = next((v for k, v in obj.items() if str(k).lower() in ("intruder", "answer", "index")), None)
+        if found is not None:
+            break
+    if found is None:
+        m = (re.search(r"(?:RESPONSE\]?|intruder(?: is)?|sentence|answer)\W{0,3}(\d+)", raw, re.IGNORECASE)
+             or re.fullmatch(r"\W*(\d+)\W*", raw))
+        found = m.group(1) if m else None
+    if found is None:
+        raise ParseError("refused" if REFUSAL.search(raw) else "no intruder found")
+    try:
+        k = int(str(found).strip())
+    except ValueError:
+        raise ParseError(f"intruder {found!r} is not a number") from None
+    if not 1 <= k <= n:
+        raise ParseError(f"intruder {k} is not in 1..{n}")
+    return k

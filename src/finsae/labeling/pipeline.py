@@ -13,27 +13,41 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from finsae.errors import FinsaeError
 from finsae.labeling.backend import Backend, ChatRequest
 from finsae.labeling.cache import AnswerCache, cache_key
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.examples import Embed, Example, LatentExamples, latent_rng
 from finsae.labeling.lexical import LEXICAL_VERSION, lexical_label
-from finsae.labeling.parsing import ParseError, parse_answers, parse_label
+from finsae.labeling.parsing import ParseError, parse_answers, parse_intruder, parse_label
 from finsae.labeling.prompts import (
     LABEL_PREFILL,
     LABEL_SCHEMA,
     PROMPT_VERSION,
     answers_schema,
+    copied_example,
     detection_messages,
     explain_messages,
     fuzzing_messages,
+    intruder_messages,
+    intruder_schema,
     label_text,
 )
 from finsae.labeling.stats import auroc, balanced_accuracy, derangement, f1
 
 METRICS = {"embedding": ("embedding_auroc",), "detection": ("detection_balanced_accuracy", "detection_f1"),
-           "fuzzing": ("fuzzing_balanced_accuracy", "fuzzing_f1")}
-"""Per scorer, the numbers it reports (the first is its headline score)."""
+           "fuzzing": ("fuzzing_balanced_accuracy", "fuzzing_f1"), "intruder": ("intruder_accuracy",)}
+"""Per scorer, the numbers it reports (the first is its headline score). Each metric ``m`` comes with
+``m_control`` (the label of another financial latent of the layer; for ``intruder``, which scores the latent and
+not the label, the exact chance level) and, for the label scorers, ``generic_m`` (the constant generic label)."""
+LABEL_SCORERS = ("embedding", "detection", "fuzzing")
+"""Scorers of a label (the generic-label control applies to them)."""
+
+
+def column(metric: str, which: str) -> str:
+    """The output column of ``metric`` for the own label (``own``), the shuffled one (``control``) or the
+    generic one (``generic``)."""
+    return {"own": metric, "control": f"{metric}_control", "generic": f"generic_{metric}"}[which]
 
 
 @dataclass
@@ -54,6 +68,8 @@ class LatentJob:
     skip_reason: str | None = None
     row: dict = field(default_factory=dict)
     """The output row, filled in by the run."""
+    matched_to: int = -1
+    """For a ``matched`` control, the target latent it is matched to."""
 
 
 class Progress:
@@ -75,9 +91,34 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: int = 0
+    answers: int = 0
+    """LLM answers needed (cached ones included)."""
+    failed: int = 0
+    """Of those, the ones that stayed failed after retries."""
+    first_error: str | None = None
+    """The first failure's reason."""
 
     def cost(self, cfg: LabelConfig) -> float:
         return (self.prompt_tokens * cfg.price_in_per_mtok + self.completion_tokens * cfg.price_out_per_mtok) / 1e6
+
+    def fail(self, error: str) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = error
+
+    def check(self, max_failure_share: float) -> None:
+        """Raise ``LabelingFailed`` when more than ``max_failure_share`` of the answers failed."""
+        if self.failed and self.failed > max_failure_share * self.answers:
+            raise LabelingFailed(f"{self.failed} of {self.answers} LLM answers failed (more than "
+                                 f"label.max_failure_share={max_failure_share:g}); first error: {self.first_error}. "
+                                 f"{KEPT}")
+
+
+KEPT = "Nothing published; earlier labels are kept and the answers so far are cached (rerun once the server works)"
+
+
+class LabelingFailed(FinsaeError):
+    """Too many LLM answers failed, or the server went down: the run publishes nothing."""
 
 
 def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], cache: AnswerCache,
@@ -89,6 +130,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
     ``completion_tokens``, ``raw`` (the last answer, cut to 500 characters), ``cached``.
     """
     results: list[dict | None] = [None] * len(items)
+    usage.answers += len(items)
     pending = []
     for i, (key, _, _) in enumerate(items):
         hit = cache.get(key)
@@ -117,6 +159,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
             usage.completion_tokens += comp.completion_tokens
             raw = (comp.text or "")[:500]
             if comp.error is not None:  # the backend already retried the transport: give up on this one
+                usage.fail(comp.error)
                 results[i] = {"ok": False, "value": None, "error": comp.error, "raw": raw, "cached": False, **st}
                 progress.update(1)
                 return
@@ -128,6 +171,7 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
                     return
                 results[i] = {"ok": False, "value": None, "error": f"unparsable answer: {e}", "raw": raw,
                               "cached": False, **st}
+                usage.fail(results[i]["error"])
                 progress.update(1)
                 return
             results[i] = {"ok": True, "value": value, "error": None, "raw": raw, "cached": False, **st}
@@ -135,6 +179,9 @@ def ask(backend: Backend, items: Sequence[tuple[str, ChatRequest, Callable]], ca
             progress.update(1)
 
         backend.generate(reqs, on_done=done)
+        if backend.down is not None:
+            raise LabelingFailed(f"{backend.down}; stopped early with {usage.failed} of {usage.answers} LLM answers "
+                                 f"failed. {KEPT}")
         pending = sorted(retry)
         rounds += 1
     return results  # type: ignore[return-value]
@@ -173,7 +220,10 @@ def explain(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None
         return out
 
     def parse(text, prefill):
-        return parse_label(text, prefill)._asdict()
+        parsed = parse_label(text, prefill)
+        if copied_example(parsed.label):
+            raise ParseError(f"copied the few-shot example's label {parsed.label!r}")
+        return parsed._asdict()
 
     items = [(_explain_key(cfg, job),
               ChatRequest(tuple(explain_messages(job.examples.explain, cfg.show_activations)), LABEL_SCHEMA, "label",
@@ -252,11 +302,13 @@ def _llm_score_items(scorer: str, cfg: LabelConfig, job: LatentJob, label: dict,
 
 def shuffled_partners(jobs: Sequence[LatentJob], labelled: Sequence[int], n: int, seed: int) -> dict[int, list[int]]:
     """For each labelled job, ``n`` other labelled jobs whose labels serve as its shuffled-label control: ``n``
-    derangements within its (model, layer) where that has two or more labels, else random other labels."""
+    derangements within its (model, layer, role) -- a financial target gets labels of other financial targets of
+    its layer, so the control is not an easy non-financial label -- where that has two or more labels, else
+    random other labels of its role."""
     out: dict[int, list[int]] = {i: [] for i in labelled}
     groups: dict[tuple, list[int]] = {}
     for i in labelled:
-        groups.setdefault((jobs[i].model, jobs[i].layer), []).append(i)
+        groups.setdefault((jobs[i].model, jobs[i].layer, jobs[i].role), []).append(i)
     rng = latent_rng(seed, "shuffle")
     for group in groups.values():
         if len(group) >= 2:
@@ -264,10 +316,55 @@ def shuffled_partners(jobs: Sequence[LatentJob], labelled: Sequence[int], n: int
                 for a, b in zip(group, derangement(len(group), rng), strict=True):
                     out[a].append(group[b])
         else:
-            others = [j for j in labelled if j != group[0]]
+            others = [j for j in labelled if j != group[0] and jobs[j].role == jobs[group[0]].role]
             if others:
                 out[group[0]] = [int(j) for j in rng.choice(others, size=n, replace=len(others) < n)]
     return out
+
+
+def intruder_sets(ex: LatentExamples, rng: np.random.Generator, n_sets: int, size: int) -> list[tuple[list[str], int]]:
+    """Up to ``n_sets`` sets of ``size`` plain held-out sentences: ``size - 1`` activating ones and one
+    non-activating intruder (random negatives first, then hard ones) at a random place; each with the intruder's
+    number (1-based). None when there are too few activating examples or no negative."""
+    acts = [e.text for e in ex.score_activating]
+    negs = [e.text for e in ex.score_random_negatives + ex.score_hard_negatives]
+    if len(acts) < size - 1 or not negs:
+        return []
+    out = []
+    for s in range(n_sets):
+        texts = [acts[i] for i in rng.choice(len(acts), size - 1, replace=False)]
+        pos = int(rng.integers(size))
+        texts.insert(pos, negs[s % len(negs)])
+        out.append((texts, pos + 1))
+    return out
+
+
+def _intruder_parser(n: int) -> Callable:
+    def parse(text: str, prefill: str) -> int:
+        return parse_intruder(text, n, prefill)
+
+    return parse
+
+
+def _intruder_items(cfg: LabelConfig, job: LatentJob):
+    rng = latent_rng(cfg.seed, "intruder", job.model, job.layer, job.latent)
+    sets = intruder_sets(job.examples, rng, cfg.intruder_sets, cfg.intruder_set_size)
+    items = []
+    for texts, _ in sets:
+        key = cache_key(kind="intruder", sae=job.sae_id, latent=job.latent, backend=cfg.backend, model=cfg.llm_name,
+                        prompt=PROMPT_VERSION, texts=texts, max_new_tokens=cfg.max_new_tokens,
+                        temperature=cfg.temperature)
+        req = ChatRequest(tuple(intruder_messages(texts)), intruder_schema(len(texts)), "intruder", '{"intruder": ',
+                          cfg.max_new_tokens, cfg.temperature)
+        items.append((key, req, _intruder_parser(len(texts))))
+    return items, [t for _, t in sets]
+
+
+def _add_tokens(row: dict, got: Sequence[dict]) -> None:
+    for a in got:
+        if not a.get("cached"):
+            row["prompt_tokens"] = row.get("prompt_tokens", 0) + a["prompt_tokens"]
+            row["completion_tokens"] = row.get("completion_tokens", 0) + a["completion_tokens"]
 
 
 def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None, cache: AnswerCache,
@@ -290,6 +387,8 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
     labelled = sorted(labels)
     partners = shuffled_partners(jobs, labelled, max(cfg.n_shuffles, 1), cfg.seed)
 
+    generic = {"label": cfg.generic_label, "description": f"Fires on text about {cfg.generic_label}."}
+    with_generic = [i for i in labelled if jobs[i].role == "target"] if cfg.generic_label else []
     if "embedding" in cfg.scorers:
         bar = progress(len(labelled), "embedding")
         for i in labelled:
@@ -298,15 +397,19 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
             ctl = [embedding_scores(label_text(**labels[p]), ex, embed) for p in partners[i][: max(cfg.n_shuffles, 1)]]
             jobs[i].row.update(embedding_auroc=own,
                                embedding_auroc_control=float(np.mean(ctl)) if ctl and cfg.n_shuffles else float("nan"))
+            if i in with_generic:
+                jobs[i].row["generic_embedding_auroc"] = embedding_scores(label_text(**generic), ex, embed)
             bar.update(1)
         bar.close()
 
     for scorer in (s for s in ("detection", "fuzzing") if s in cfg.scorers):
-        plan = []  # (job index, "own"/"control", items, truth)
+        plan = []  # (job index, "own"/"control"/"generic", items, truth)
         for i in labelled:
             plan.append((i, "own", *_llm_score_items(scorer, cfg, jobs[i], labels[i], "own")))
             if partners[i]:
                 plan.append((i, "control", *_llm_score_items(scorer, cfg, jobs[i], labels[partners[i][0]], "control")))
+            if i in with_generic:
+                plan.append((i, "generic", *_llm_score_items(scorer, cfg, jobs[i], generic, "generic")))
         flat = [it for p in plan for it in p[2]]
         bar = progress(len(flat), scorer)
         answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
@@ -315,21 +418,53 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
         for i, which, items, truth in plan:
             got = answers[pos:pos + len(items)]
             pos += len(items)
-            suffix = "" if which == "own" else "_control"
+            ba, f1_ = column(f"{scorer}_balanced_accuracy", which), column(f"{scorer}_f1", which)
             if all(a["ok"] for a in got):
                 pred = [b for a in got for b in a["value"]]
-                jobs[i].row[f"{scorer}_balanced_accuracy{suffix}"] = balanced_accuracy(truth, pred)
-                jobs[i].row[f"{scorer}_f1{suffix}"] = f1(truth, pred)
+                jobs[i].row[ba] = balanced_accuracy(truth, pred)
+                jobs[i].row[f1_] = f1(truth, pred)
             else:
-                jobs[i].row[f"{scorer}_balanced_accuracy{suffix}"] = float("nan")
-                jobs[i].row[f"{scorer}_f1{suffix}"] = float("nan")
-                jobs[i].row[f"{scorer}_error{suffix}"] = next(a["error"] for a in got if not a["ok"])
-            for a in got:
-                if not a.get("cached"):
-                    jobs[i].row["prompt_tokens"] = jobs[i].row.get("prompt_tokens", 0) + a["prompt_tokens"]
-                    jobs[i].row["completion_tokens"] = jobs[i].row.get("completion_tokens", 0) + a["completion_tokens"]
+                jobs[i].row[ba] = float("nan")
+                jobs[i].row[f1_] = float("nan")
+                jobs[i].row[column(f"{scorer}_error", which)] = next(a["error"] for a in got if not a["ok"])
+            _add_tokens(jobs[i].row, got)
 
+    if "intruder" in cfg.scorers:
+        plan = [(i, *_intruder_items(cfg, jobs[i])) for i in labelled]
+        flat = [it for p in plan for it in p[1]]
+        bar = progress(len(flat), "intruder")
+        answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
+        bar.close()
+        pos = 0
+        for i, items, truth in plan:
+            got = answers[pos:pos + len(items)]
+            pos += len(items)
+            row = jobs[i].row
+            if got and all(a["ok"] for a in got):
+                row["intruder_accuracy"] = float(np.mean([a["value"] == t for a, t in zip(got, truth, strict=True)]))
+            elif got:
+                row["intruder_error"] = next(a["error"] for a in got if not a["ok"])
+            row["intruder_accuracy_control"] = 1.0 / cfg.intruder_set_size  # chance, exactly
+            row["intruder_sets"] = len(got)
+            _add_tokens(row, got)
+
+    usage.check(cfg.max_failure_share)
+    _copy_matched_scores(jobs, cfg)
     return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
+
+
+def _copy_matched_scores(jobs: Sequence[LatentJob], cfg: LabelConfig) -> None:
+    """Give each target the scores of its selectivity-matched control (``matched_control_<m>``), so the two
+    compare paired."""
+    targets = {(j.model, j.layer, j.latent): j for j in jobs if j.role == "target"}
+    for j in jobs:
+        t = targets.get((j.model, j.layer, j.matched_to)) if j.role == "matched" else None
+        if t is None:
+            continue
+        t.row["matched_control_latent"] = j.latent
+        for scorer in cfg.scorers:
+            for m in METRICS[scorer]:
+                t.row[f"matched_control_{m}"] = j.row.get(m, float("nan"))
 
 
 def _row(cfg: LabelConfig, job: LatentJob) -> dict:
@@ -337,13 +472,16 @@ def _row(cfg: LabelConfig, job: LatentJob) -> dict:
     row = {"model": job.model, "layer": job.layer, "latent": job.latent, "role": job.role,
            "financial": job.financial, "specialized": job.specialized, "n_active_docs": job.n_active_docs,
            "n_activating": ex.n_activating if ex is not None else 0, "status": "skipped", "skip_reason": job.skip_reason,
-           "label": None, "description": None, "explainer": cfg.backend, "llm": cfg.llm_name,
+           "label": None, "description": None, "explainer": cfg.explainer, "llm": cfg.llm_name,
            "prompt_version": LEXICAL_VERSION if cfg.backend == "lexical" else PROMPT_VERSION, "error": None,
            "attempts": 0, "prompt_tokens": 0, "completion_tokens": 0, "raw_answer": None}
     for scorer in cfg.scorers:
         for m in METRICS[scorer]:
-            row[m] = float("nan")
-            row[f"{m}_control"] = float("nan")
+            for which in ("own", "control", "generic") if scorer in LABEL_SCORERS else ("own", "control"):
+                row[column(m, which)] = float("nan")
+            row[f"matched_control_{m}"] = float("nan")
+    row["matched_control_latent"] = -1
+    row["matched_to"] = job.matched_to
     row.update(ex.ids() if ex is not None else {k: [] for k in ("explain_ids", "score_activating_ids",
                                                                   "score_random_negative_ids", "score_hard_negative_ids")})
     row.update(job.row)

@@ -39,6 +39,7 @@ def _sampling_params(vllm, req: ChatRequest, structured: bool, seed: int):
 
 class VllmBackend:
     name = "vllm"
+    down = None  # in-process: no server to lose
 
     def __init__(self, model: str, *, structured_output: bool = True, gpu_memory_utilization: float = 0.85,
                  seed: int = 0):
