@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import finsae.demo.__main__ as demo_main
-from finsae.demo.plan import LAYERS, REPORT_FILE, SEED_LAYERS, demo_jobs, sae_runs
+from finsae.demo.plan import CROSSCODER, LAYERS, REPORT_FILE, SEED_LAYERS, STUDY_REPORT_FILE, demo_jobs, sae_runs
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
 
@@ -20,11 +20,11 @@ def _all_done(art):
     for f in files:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("{}")
-    report = art / REPORT_FILE
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text("table")
     newest = max(f.stat().st_mtime for f in files)
-    os.utime(report, (newest + 1, newest + 1))
+    for report in (art / STUDY_REPORT_FILE, art / REPORT_FILE):
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("table")
+        os.utime(report, (newest + 1, newest + 1))
     return report
 
 
@@ -32,14 +32,23 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     jobs = demo_jobs(tmp_path)
     check_graph(jobs, 2)
     by = {j.name: j for j in jobs}
-    assert len([j for j in jobs if j.stage == "SAEs"]) == 2 * len(LAYERS) + 2 * len(SEED_LAYERS)
+    # both models' SAEs with seed repeats, the crosscoder at two seeds, the two warm starts: at every layer
+    assert SEED_LAYERS == LAYERS
+    assert len([j for j in jobs if j.stage == "SAEs"]) == 2 * len(LAYERS) + 2 * len(SEED_LAYERS) + 4 * len(LAYERS)
+    xc = by[f"sae {CROSSCODER} L2 demo_seed1"]
+    assert set(xc.deps) == {"sae minilm L0", "sae minilm_fin L0"} and "task=crosscoder" in xc.command
+    warm = by["sae minilm_fin L4 demo_warm_domain"]
+    assert set(warm.deps) == {"sae minilm_fin L0", "sae minilm L4"}  # the twin's cache and the SAE it starts from
+    assert f"sae.init_from={sae_dir(tmp_path, 'minilm', 4, 'demo')}" in warm.command
+    assert set(by["sae minilm L4 demo_warm_control"].deps) == {"sae minilm L0", "sae minilm L4"}
+    assert by["study report"].deps == ("report",)
     assert by["sae minilm L0"].deps == ()  # beside the fine-tune
     assert by["sae minilm_fin L0"].deps == ("finetune",)
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
     assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
-    assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1
+    assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 2  # the two reports are not Hydra runs
 
 
 def test_everything_done_runs_nothing(tmp_path):
@@ -56,7 +65,7 @@ def test_report_stale_when_a_summary_is_newer(tmp_path):
     t = report.stat().st_mtime + 5
     os.utime(s, (t, t))
     jobs = {j.name: j for j in demo_jobs(tmp_path)}
-    assert not jobs["report"].done()
+    assert not jobs["report"].done() and not jobs["study report"].done()
     assert jobs["sae minilm L3"].done()
     s.unlink()
     assert not jobs["sae minilm L3"].done()

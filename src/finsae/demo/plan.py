@@ -18,37 +18,55 @@ from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
 
 BASE, TWIN, PAIR = "minilm", "minilm_fin", "minilm_fin"
+CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publishes the pair's crosscoder
 LAYERS = (0, 1, 2, 3, 4, 5)
-SEED_LAYERS = (1, 3, 5)
+SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
 REPORT_FILE = Path("reports") / "sae_table.md"
+STUDY_REPORT_FILE = Path("report") / "index.html"
 
 
 @dataclass(frozen=True)
 class SaeRun:
-    """One demo SAE: ``python train.py experiment=demo model=M layer=L [seed=S tag=T]``."""
+    """One demo SAE: ``python train.py experiment=demo model=M layer=L [seed=S tag=T]``; ``model`` = CROSSCODER is
+    ``task=crosscoder`` on the pair; ``warm`` continues the base SAE of the layer (``sae.init_from``)."""
 
     model: str
     layer: int
     seed: int = 0
     tag: str = "demo"
+    warm: bool = False
 
     @property
     def name(self) -> str:
         return f"sae {self.model} L{self.layer}" + ("" if self.tag == "demo" else f" {self.tag}")
 
-    def overrides(self) -> list[str]:
+    def needs(self) -> tuple[str, ...]:
+        """The activation caches (models) this run reads."""
+        return (BASE, TWIN) if self.model == CROSSCODER else (self.model,)
+
+    def overrides(self, artifacts: Path) -> list[str]:
+        what = ["task=crosscoder"] if self.model == CROSSCODER else [f"model={self.model}"]
         extra = [] if self.tag == "demo" else [f"seed={self.seed}", f"tag={self.tag}"]
-        return ["experiment=demo", f"model={self.model}", f"layer={self.layer}", *extra, "skip_if_done=true"]
+        if self.warm:
+            extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, 'demo')}")
+        return ["experiment=demo", *what, f"layer={self.layer}", *extra, "skip_if_done=true"]
 
 
 def sae_runs() -> list[SaeRun]:
-    """What ``make saes`` trains: every layer of both models, and seed repeats at layers 1, 3, 5. Each model's
+    """What ``make saes`` trains: every layer of both models with seed repeats; the pair's crosscoder (seeds 0, 1);
+    the warm starts from the base SAE, on the twin (``demo_warm_domain``) and, as their control, on the base model
+    itself (``demo_warm_control``), both with seed 1 so they see the same tokens in the same order. Each model's
     first run comes first; then the two models alternate, so the two cores train one SAE of each."""
     runs = []
     for layer in LAYERS:
         runs += [SaeRun(BASE, layer), SaeRun(TWIN, layer)]
     for layer in SEED_LAYERS:
         runs += [SaeRun(BASE, layer, 1, "demo_seed1"), SaeRun(TWIN, layer, 1, "demo_seed1")]
+    for layer in LAYERS:
+        runs += [SaeRun(CROSSCODER, layer), SaeRun(CROSSCODER, layer, 1, "demo_seed1")]
+    for layer in LAYERS:
+        runs += [SaeRun(TWIN, layer, 1, "demo_warm_domain", warm=True),
+                 SaeRun(BASE, layer, 1, "demo_warm_control", warm=True)]
     return runs
 
 
@@ -56,13 +74,14 @@ def _exists(path: Path):
     return lambda: path.is_file()
 
 
-def _report_done(artifacts: Path):
+def _report_done(artifacts: Path, report: Path = REPORT_FILE):
     """The report is done when it is newer than every summary it is made from."""
     def done() -> bool:
-        out = artifacts / REPORT_FILE
+        out = artifacts / report
         if not out.is_file():
             return False
-        sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json")]
+        sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json"),
+                   *(s for stage in ("analysis", "labels", "backtest") for s in artifacts.glob(f"{stage}/*/summary.json"))]
         return all(s.stat().st_mtime <= out.stat().st_mtime for s in sources)
     return done
 
@@ -85,10 +104,15 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     for r in runs:
         first.setdefault(r.model, r.name)
     for r in runs:
-        deps = () if r.model == BASE else ("finetune",)
-        if r.name != first[r.model]:
+        if r.model == CROSSCODER:  # reads both models' caches, which their first runs build
+            deps = (first[BASE], first[TWIN])
+        elif r.name == first[r.model]:
+            deps = () if r.model == BASE else ("finetune",)
+        else:
             deps = (first[r.model],)
-        jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides()), deps=deps,
+        if r.warm:  # starts from the trained base SAE of its layer
+            deps = (*deps, SaeRun(BASE, r.layer).name)
+        jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
                         done=_exists(sae_dir(artifacts, r.model, r.layer, r.tag) / "summary.json")))
     saes = tuple(r.name for r in runs)
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
@@ -103,4 +127,6 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
                     done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
     jobs.append(Job("report", "report", [python, "-m", "finsae.reporting", "--artifacts", str(artifacts)],
                     deps=("backtest",), done=_report_done(artifacts)))
+    jobs.append(Job("study report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
+                    deps=("report",), done=_report_done(artifacts, STUDY_REPORT_FILE)))
     return jobs
