@@ -41,6 +41,11 @@ def sae_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
     return Path(artifacts) / "sae" / model / f"layer_{layer}" / tag
 
 
+def crosscoder_name(base: str, domain: str) -> str:
+    """The model-folder name a crosscoder of a pair publishes under: ``artifacts/sae/crosscoder_{base}_{domain}/``."""
+    return f"crosscoder_{base}_{domain}"
+
+
 def sae_checkpoint_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
     """Resumable training state of one SAE run, kept apart from its published result (``sae_dir``)."""
     return Path(artifacts) / "checkpoints" / "sae" / model / f"layer_{layer}" / tag

@@ -1,4 +1,5 @@
-"""`analyze.py` end to end on the tiny model (both sides of the pair), and its one-line refusals."""
+"""`analyze.py` end to end on the tiny model (both sides of the pair), with a crosscoder and warm-started runs
+at layer 1 (none at layer 0: "not run" there), and its one-line refusals."""
 
 import json
 import shutil
@@ -9,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finsae.analysis.contexts import CONTEXT_COLUMNS, read_contexts
+from finsae.analysis import crosscoder, warmstart
+from finsae.analysis.contexts import CONTEXT_COLUMNS, contexts_path, read_contexts
+from finsae.analysis.crosscoder import read_crosscoder
+from finsae.analysis.warmstart import read_warmstart
 from finsae.analysis.summary import AnalysisSummary
 
 pytestmark = pytest.mark.slow
@@ -32,6 +36,13 @@ def art(tmp_path_factory, project_root, data_dir):
     art = tmp_path_factory.mktemp("analyze") / "art"
     run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t")
     run(project_root, art, "train.py", "debug=tiny", "layer=1", "tag=t_seed1", "seed=1")
+    quick = ["debug=tiny", "layer=1", "logger=none", "downstream_docs=0"]
+    for tag, seed in (("t", 0), ("t_seed1", 1)):  # the crosscoder and its seed repeat, as sweeps/demo_layers.sh
+        run(project_root, art, "train.py", *quick, "task=crosscoder", *PAIR, f"tag={tag}", f"seed={seed}")
+    # both warm-started runs continue the base SAE with one seed (same tokens, same order); here the "domain"
+    # model is the base model itself, so the domain run is the control run
+    run(project_root, art, "train.py", "--multirun", *quick, "seed=1",
+        f"sae.init_from={art / 'sae' / 'tiny' / 'layer_1' / 't'}", "tag=t_warm_domain,t_warm_control")
     return art
 
 
@@ -68,12 +79,47 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     findings = (out / "findings.md").read_text()
     assert "1,200+ specialized" in findings and "seed ceiling" in findings
     assert {p.name for p in (out / "plots").glob("*.png")} >= {"overlap_by_layer.png", "counts_by_layer.png"}
-    before = {n: pd.read_parquet(out / f"{n}.parquet") for n in ("layers", "features", "curves")}
+    check_crosscoder_and_warmstart(out, layers, findings)
+    before = {n: pd.read_parquet(out / f"{n}.parquet")
+              for n in ("layers", "features", "curves", "crosscoder", "warmstart")}
 
     shutil.rmtree(out)
     run(project_root, art, "analyze.py", "--multirun", "layer=0,1", *PAIR, "tag=t", *SMALL)
     for n, frame in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(out / f"{n}.parquet"), frame, check_like=True)
+
+
+def check_crosscoder_and_warmstart(out, layers, findings):
+    """Layer 1 has a crosscoder (two seeds) and both warm-started runs, layer 0 none of them."""
+    cc, ws = read_crosscoder(out), read_warmstart(out)
+    assert tuple(cc.columns) == crosscoder.TABLE_COLUMNS and cc["layer"].eq(1).all() and len(cc) == 128
+    assert tuple(ws.columns) == warmstart.TABLE_COLUMNS and ws["layer"].eq(1).all() and len(ws) == 128
+    l0, l1 = layers.set_index("layer").loc[0], layers.set_index("layer").loc[1]
+    for col in ("n_shared", "n_base_only", "n_domain_only", "crosscoder_seed_stability", "n_changed",
+                "n_changed_control"):
+        assert np.isnan(l0[col]), col  # not run at layer 0: NaN, never a failure
+    live = cc["class"] != "dead"
+    assert l1["n_live_crosscoder"] == live.sum() > 0
+    for cls in ("shared", "base_only", "domain_only"):
+        specific = (cc["class"] == cls) & ~cc["artifact"]
+        assert l1[f"n_{cls}"] == specific.sum(), cls
+        assert l1[f"n_{cls}_lo"] <= l1[f"n_{cls}"] <= l1[f"n_{cls}_hi"], cls
+        assert np.isfinite(l1[f"n_{cls}_seed1"]), cls
+    # one model on both sides: no latent can be specific to either, its two decoder blocks read the same rows
+    assert cc.loc[live, "delta"].between(0.2, 0.8).all(), cc.loc[live, "delta"].describe()
+    # the domain run saw exactly the control run's inputs: same drifts, changed only at the control's level
+    np.testing.assert_allclose(ws["drift_domain"], ws["drift_control"], rtol=0, atol=1e-6)
+    assert ws["drift_control"].max() > 0 and l1["n_changed"] == l1["n_changed_control"]
+    assert l1["n_changed_lo"] <= l1["n_changed"] <= l1["n_changed_hi"]
+    ctx = read_contexts(out, crosscoder.CONTEXT_MODEL, 1)
+    assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["latent"]) <= set(cc.loc[cc["class"] == "shared", "latent"])
+    assert not contexts_path(out, crosscoder.CONTEXT_MODEL, 0).exists()
+    methods = findings.split("## Three methods side by side")[1].split("Do they agree")[0]
+    row0, row1 = (ln for ln in methods.splitlines() if ln.startswith(("| 0 |", "| 1 |")))
+    assert row0.count("not run") >= 2 and "not run" not in row1.split("|", 3)[3], (row0, row1)
+    assert {p.name for p in (out / "plots").glob("*.png")} >= {"crosscoder_delta.png",
+                                                               "crosscoder_classes_by_layer.png",
+                                                               "warmstart_drift.png"}
 
 
 def one_line_error(r) -> str:

@@ -9,6 +9,7 @@ import torch
 
 from finsae.analysis.warmstart import (
     TABLE_COLUMNS,
+    analyze_layer,
     changed_count,
     decoder_drift,
     layer_summary,
@@ -16,6 +17,8 @@ from finsae.analysis.warmstart import (
     warmstart_table,
     write_warmstart,
 )
+from finsae.analysis.heldout import HeldoutSet
+from finsae.data.corpus import Corpus
 from finsae.errors import ConfigError, DataMissingError
 from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, fit, warm_start
 
@@ -135,3 +138,31 @@ def test_table_round_trip_and_bad_inputs(tmp_path, runs):
         warmstart_table(2, runs["start"], runs["same"], runs["control"], financial=np.zeros(5, bool))
     other = copy.deepcopy(runs["start"])
     assert layer_summary(warmstart_table(2, runs["start"], other, runs["control"]))["n_changed"] == 0
+
+
+def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(runs):
+    """40 documents of 8 tokens, row-aligned in two models: concept 0 (moved by the "fine-tune") only in the 20
+    financial ones (10 of them AG Business), every other concept at random everywhere."""
+    n_docs, per = 40, 8
+    g = torch.Generator().manual_seed(11)
+    amp = (torch.rand(n_docs * per, N_CONCEPTS, generator=g) < 0.06) * (1 + torch.rand(n_docs * per, N_CONCEPTS,
+                                                                                         generator=g))
+    doc_of_row = np.repeat(np.arange(n_docs), per)
+    amp[:, 0] = torch.from_numpy((doc_of_row < 20) * 1.5).float()
+    noise = 0.02 * torch.randn(n_docs * per, D, generator=g)
+    base_rows, domain_rows = (amp @ concepts(moved) + noise for moved in (False, True))
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)], "text": ["a b c d e f g h"] * n_docs,
+                          "source": "test"})
+    held = HeldoutSet(Corpus(name="toy", frame=frame), {
+        "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
+        "ag_other": np.arange(20, 30)})
+    out = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
+                        held, doc_of_row)
+    t, s = out.table, out.summary
+    assert tuple(t.columns) == TABLE_COLUMNS and len(t) == 64 and t["layer"].eq(3).all()
+    owner = int((torch.nn.functional.normalize(runs["start"].W_dec.detach(), dim=1) @ concepts(False)[0]).argmax())
+    assert t.loc[owner, "live"] and t.loc[owner, "changed"] and t.loc[owner, "financial"], t.loc[owner]
+    assert s["n_changed_financial"] >= 1 and s["n_changed"] >= s["n_changed_financial"]
+    # a latent never seen on these tokens is not live and cannot be changed
+    assert not (t["changed"] & ~t["live"]).any() and s["n_live_warmstart"] == int(t["live"].sum())
+    assert np.isfinite(t.loc[t["live"], "selectivity_change"]).all()

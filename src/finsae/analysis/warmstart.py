@@ -16,18 +16,33 @@ so no matching is involved. Per latent:
 ``n_changed`` carries a 95% percentile interval from 1,000 resamples of the latents of both runs (the
 threshold is itself estimated from the control's latents, so it moves too); ``n_changed_control`` counts the
 control's latents above that same threshold (about 1% of them by construction: the false-positive level).
+
+Trained SAEs (``artifacts/sae/{model}/layer_{i}/``): the domain run ``{tag}`` + :data:`DOMAIN_SUFFIX` under the
+finance twin, the control run ``{tag}`` + :data:`CONTROL_SUFFIX` under the base model, both started from the
+base model's ``{tag}`` SAE and trained with the same seed (so the same tokens in the same order: the caches of
+the two models are row-aligned). :func:`analyze_layer` is what the analysis stage runs per layer; there
+"live" is measured on the held-out analysis tokens (the latent fires there in all three SAEs).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
+from finsae.analysis.crosscoder import financial_selectivity
+from finsae.analysis.doc_scores import doc_scores, encode_rows
+from finsae.analysis.selectivity import FDR, MIN_AUROC
 from finsae.errors import DataMissingError
 from finsae.sae import TopKSAE
+
+DOMAIN_SUFFIX = "_warm_domain"
+"""Tag suffix of the domain run: ``{tag}_warm_domain`` (the base SAE continued on the finance twin)."""
+CONTROL_SUFFIX = "_warm_control"
+"""Tag suffix of the control run: ``{tag}_warm_control`` (the base SAE continued on the base model)."""
 
 QUANTILE = 0.99
 """A latent changed by fine-tuning drifts more than this quantile of the control run's drifts."""
@@ -118,6 +133,38 @@ def layer_summary(table: pd.DataFrame, q: float = QUANTILE, n_boot: int = N_BOOT
     sc = table.loc[changed, "selectivity_change"].to_numpy(np.float64)
     out["selectivity_change_changed"] = float(np.nanmean(sc)) if np.isfinite(sc).any() else float("nan")
     return out
+
+
+class WarmstartLayer(NamedTuple):
+    """What the analysis stage takes from one layer's warm-started runs."""
+
+    table: pd.DataFrame
+    """``warmstart.parquet`` rows of the layer."""
+    summary: dict
+    """Columns for ``layers.parquet`` (:func:`layer_summary`)."""
+
+
+def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE, base_rows, domain_rows,
+                  held, doc_of_row: np.ndarray, *, kind: str = "max", fdr: float = FDR,
+                  min_auroc: float = MIN_AUROC, q: float = QUANTILE, n_boot: int = N_BOOT,
+                  seed: int = 0) -> WarmstartLayer:
+    """Drift, selectivity change and changed latents of one layer on the held-out analysis tokens:
+    ``base_rows`` / ``domain_rows`` the row-aligned activations of the two models (row i of document
+    ``doc_of_row[i]`` of ``held``). The domain run is read on the domain model, the start and the control run
+    on the base model; live = fires on these tokens in all three."""
+    n_docs = len(held.corpus.frame)
+    sel, live = {}, np.ones(start.num_latents, bool)
+    for name, sae, rows in (("start", start, base_rows), ("domain", domain, domain_rows),
+                            ("control", control, base_rows)):
+        codes = encode_rows(sae, rows)
+        fired = np.zeros(sae.num_latents, bool)
+        fired[np.unique(codes.indices[codes.acts > 0].numpy())] = True
+        live &= fired
+        if name != "start":
+            sel[name] = financial_selectivity(doc_scores(codes, doc_of_row, n_docs), held, kind, fdr, min_auroc)
+    table = warmstart_table(layer, start, domain, control, sel["domain"]["auroc_broad"].to_numpy(),
+                            sel["control"]["auroc_broad"].to_numpy(), sel["domain"]["financial"].to_numpy(), live, q)
+    return WarmstartLayer(table, layer_summary(table, q, n_boot, seed))
 
 
 def write_warmstart(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:

@@ -4,9 +4,18 @@ layer by layer (:func:`finsae.analysis.compare.compare_layer`), and write tables
 Layout (``artifacts/analysis/{pair}/``)::
 
     layers/layer_{i}/{row,features,curves}.parquet + meta.json   one layer's results (what a multirun job adds)
+    layers/layer_{i}/{crosscoder,warmstart}.parquet              when that layer's crosscoder / warm starts exist
     layers.parquet features.parquet curves.parquet               all layers analysed with the same settings
-    contexts/{model}/layer_{i}.parquet                           for the labeling stage
+    crosscoder.parquet warmstart.parquet                         all layers that have them
+    contexts/{model}/layer_{i}.parquet                           for the labeling stage (model `crosscoder` too)
     plots/*.png  findings.md  summary.json
+
+Beside the independent-SAE comparison, each layer runs the two diffing methods that need no matching when
+their SAEs exist (else their columns are absent or NaN and findings.md says "not run"): the pair's crosscoder
+(``artifacts/sae/crosscoder_{base}_{domain}/layer_{i}/{tag}``, and ``{seed_tag}`` for its seed stability;
+:func:`finsae.analysis.crosscoder.analyze_layer`) and the warm-started runs (``{domain}/layer_{i}/{tag}_warm_domain``
+and ``{base}/layer_{i}/{tag}_warm_control``, both continued from ``{base}/layer_{i}/{tag}``;
+:func:`finsae.analysis.warmstart.analyze_layer`).
 
 Every run (one layer of a multirun or all layers) recombines the per-layer folders whose settings match its
 own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
@@ -25,11 +34,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.activations import build_activations
+from finsae.activations.paired import PairedArray
+from finsae.analysis import crosscoder, warmstart
 from finsae.analysis.compare import LayerInputs, compare_layer
-from finsae.analysis.contexts import write_contexts
+from finsae.analysis.contexts import contexts_path, write_contexts
 from finsae.analysis.evolution import all_figures
 from finsae.analysis.findings import findings_markdown
 from finsae.analysis.heldout import heldout_set, twin_training_texts
+from finsae.analysis.method_plots import method_figures
 from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
@@ -38,13 +50,15 @@ from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
-from finsae.paths import activations_root, analysis_dir, model_dir, sae_dir
+from finsae.paths import activations_root, analysis_dir, crosscoder_name, model_dir, sae_dir
 from finsae.sae import load, read_meta
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
 log = logging.getLogger("finsae")
 LAYER_FILES = ("row", "features", "curves")
+METHOD_TABLES = {"crosscoder": crosscoder.write_crosscoder, "warmstart": warmstart.write_warmstart}
+"""Per-layer tables of the crosscoder and warm-start methods (present only for layers whose SAEs exist)."""
 
 
 def _is_sae(path: Path) -> bool:
@@ -151,12 +165,18 @@ def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
                 "seed_tag": seed_tag, "analysis": analysis, "eval_start": cfg.data.eval_start,
                 "activations": dict(vars(cfg.activations))}
     saes = {}
-    for m in (cfg.pair.base, cfg.pair.domain):
-        for t in (cfg.tag, seed_tag):
-            d = sae_dir(artifacts, m, layer, t)
-            if _is_sae(d):
-                saes[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")
+    for m, t in _method_saes(cfg.pair.base, cfg.pair.domain, cfg.tag, seed_tag):
+        d = sae_dir(artifacts, m, layer, t)
+        if _is_sae(d):
+            saes[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")
     return {"settings": settings, "layer": layer, "saes": saes}
+
+
+def _method_saes(base: str, domain: str, tag: str, seed_tag: str) -> list[tuple[str, str]]:
+    """(model folder, tag) of every SAE a layer's result reads."""
+    xc = crosscoder_name(base, domain)
+    return [(base, tag), (base, seed_tag), (domain, tag), (domain, seed_tag), (xc, tag), (xc, seed_tag),
+            (domain, tag + warmstart.DOMAIN_SUFFIX), (base, tag + warmstart.CONTROL_SUFFIX)]
 
 
 def run(cfg, raw) -> AnalysisSummary:
@@ -199,14 +219,20 @@ def run(cfg, raw) -> AnalysisSummary:
                         {(m, layer): stores[m][layer].array for m in (base, domain) for layer in layers},
                         doc_of_row, char_start, held)
         rows = {}
-        for layer, res in _compare_layers(job, layers, a.jobs, cfg.progress_bar):
-            _write_layer(out, layer, res, _meta(cfg, pair, layer, artifacts, seed_tag))  # each layer as it ends
+        for layer, (res, tables) in _compare_layers(job, layers, a.jobs, cfg.progress_bar):
+            _write_layer(out, layer, res, tables, _meta(cfg, pair, layer, artifacts, seed_tag))  # as each ends
             rows[layer] = r = res.row
             print(f"analyze: layer {layer}: overlap {r['overlap']:.3f} (seed ceilings {r['overlap_seed_ceiling_base']:.3f}"
                   f" base / {r['overlap_seed_ceiling_domain']:.3f} domain, covariance null {r['overlap_null']:.3f}), "
                   f"financial {r['n_financial_base']} base / {r['n_financial']} domain, specialized "
                   f"{r['n_specialized']}; on domain seed 1's financial latents {r['n_specialized_seed1']} unmatched in "
                   f"base vs seed floor {r['n_specialized_seed_floor']}")
+            if "crosscoder" in tables:
+                print(f"analyze: layer {layer}: crosscoder {r['n_shared']} shared / {r['n_base_only']} base-only / "
+                      f"{r['n_domain_only']} domain-only (seed stability {r['crosscoder_seed_stability']:.2f})")
+            if "warmstart" in tables:
+                print(f"analyze: layer {layer}: warm start {r['n_changed']} changed latents vs "
+                      f"{r['n_changed_control']} in the control run")
         for layer in sorted(rows):  # W&B steps must increase
             tracker.log({f"layer/{k}": v for k, v in rows[layer].items()
                          if isinstance(v, (int, float)) and np.isfinite(v)}, step=layer + 1)
@@ -217,7 +243,9 @@ def run(cfg, raw) -> AnalysisSummary:
         tracker.log_table("analysis_layers", frames["layers"])
         tracker.log_table("analysis_financial_features",
                           frames["features"][frames["features"]["financial"]].head(2000))
-        for name, fig in all_figures(frames["layers"], frames["features"], a.tau, a.min_auroc, pair).items():
+        figs = all_figures(frames["layers"], frames["features"], a.tau, a.min_auroc, pair)
+        figs.update(method_figures(frames["layers"], frames.get("crosscoder"), frames.get("warmstart"), pair))
+        for name, fig in figs.items():
             fig.savefig(out / "plots" / f"{name}.png", dpi=120)
             tracker.log_figure(name, fig)
         tracker.log_artifact(out, f"analysis-{pair}", "analysis", metadata=summary.scalars())
@@ -244,7 +272,55 @@ class _LayerJob(NamedTuple):
     held: object
 
     def compare(self, layer: int, progress=None):
-        """One layer's comparison on one thread (so the result does not depend on ``analysis.jobs``)."""
+        """One layer's comparison and, where their SAEs exist, its crosscoder and warm-start analyses, on one
+        thread (so the result does not depend on ``analysis.jobs``): ``(LayerResult, {table name: frame})``,
+        the methods' ``layers.parquet`` columns added to the result's row."""
+        res = self._independent(layer, progress)
+        tables = {}
+        with one_thread():
+            xc = self._crosscoder(layer)
+            if xc is not None:
+                res.row.update(xc.summary)
+                res.contexts[crosscoder.CONTEXT_MODEL] = xc.contexts
+                tables["crosscoder"] = xc.table
+            ws = self._warmstart(layer)
+            if ws is not None:
+                res.row.update(ws.summary)
+                tables["warmstart"] = ws.table
+        return res, tables
+
+    def _crosscoder(self, layer: int):
+        """The layer's crosscoder analysis, or None without a crosscoder of ``tag`` (seed 1: ``seed_tag``)."""
+        name = crosscoder_name(self.base, self.domain)
+        found = [_pair_crosscoder(sae_dir(self.artifacts, name, layer, t), self.base, self.domain,
+                                  self.arrays[self.base, layer].shape[1]) for t in (self.tag, self.seed_tag)]
+        if found[0] is None:
+            return None
+
+        def rows(scales):
+            return PairedArray(self.arrays[self.base, layer], self.arrays[self.domain, layer], scales)
+
+        (sae, scales), seed1 = found[0], found[1]
+        a = self.analysis
+        return crosscoder.analyze_layer(
+            layer, sae, rows(scales), self.held, self.doc_of_row, self.char_start,
+            sae_seed1=seed1[0] if seed1 else None, paired_rows_seed1=rows(seed1[1]) if seed1 else None,
+            tau=a.tau, fdr=a.fdr, min_auroc=a.min_auroc, seed=a.seed)
+
+    def _warmstart(self, layer: int):
+        """The layer's warm-start analysis, or None unless both runs exist and start from the base SAE."""
+        start = sae_dir(self.artifacts, self.base, layer, self.tag)
+        runs = [sae_dir(self.artifacts, self.domain, layer, self.tag + warmstart.DOMAIN_SUFFIX),
+                sae_dir(self.artifacts, self.base, layer, self.tag + warmstart.CONTROL_SUFFIX)]
+        if not all(_is_sae(d) and _started_from(d, start) for d in runs):
+            return None
+        a = self.analysis
+        return warmstart.analyze_layer(layer, load(start), load(runs[0]), load(runs[1]),
+                                       self.arrays[self.base, layer], self.arrays[self.domain, layer], self.held,
+                                       self.doc_of_row, fdr=a.fdr, min_auroc=a.min_auroc, seed=a.seed)
+
+    def _independent(self, layer: int, progress=None):
+        """The independent-SAE comparison (:func:`finsae.analysis.compare.compare_layer`)."""
         saes = {m: load(sae_dir(self.artifacts, m, layer, self.tag)) for m in (self.base, self.domain)}
         inp = LayerInputs(
             layer=layer, base_name=self.base, domain_name=self.domain, base=saes[self.base],
@@ -286,17 +362,45 @@ def _compare_layers(job: _LayerJob, layers: list[int], jobs: int, progress_bar: 
         bar.close()
 
 
+def _pair_crosscoder(path: Path, base: str, domain: str, d_model: int):
+    """``(crosscoder, block scales)`` in ``path`` when it is one of this pair at this width, else None (a
+    mismatch is logged, never fatal: the method then reads "not run")."""
+    if not _is_sae(path):
+        return None
+    info = (read_meta(path).get("extra") or {}).get("crosscoder") or {}
+    if (info.get("base"), info.get("domain"), info.get("d_model")) != (base, domain, d_model):
+        log.warning("%s is not a crosscoder of %s vs %s at width %d (cfg.json extra.crosscoder %s): skipped",
+                    path, base, domain, d_model, info)
+        return None
+    return crosscoder.load_crosscoder(path)
+
+
+def _started_from(run: Path, start: Path) -> bool:
+    """The warm-started SAE in ``run`` was continued from the SAE in ``start`` (its cfg.json init_from)."""
+    init = (read_meta(run).get("extra") or {}).get("init_from")
+    ok = init is not None and Path(init).parts[-3:] == start.parts[-3:]
+    if not ok:
+        log.warning("%s was not warm-started from %s (cfg.json extra.init_from=%s): no warm-start analysis",
+                    run, start, init)
+    return ok
+
+
 def _compare_in_worker(layer: int):
     return worker_state().compare(layer)
 
 
-def _write_layer(out: Path, layer: int, res, meta: dict) -> None:
+def _write_layer(out: Path, layer: int, res, tables: dict, meta: dict) -> None:
     d = out / "layers" / f"layer_{layer}"
     d.mkdir(parents=True, exist_ok=True)
     for model, ctx in res.contexts.items():
         write_contexts(ctx, out, model, layer)
-    frames = {"row": pd.DataFrame([res.row]), "features": res.features, "curves": res.curves}
-    for name in LAYER_FILES:
+    if crosscoder.CONTEXT_MODEL not in res.contexts:  # no crosscoder here now: no stale contexts for labeling
+        contexts_path(out, crosscoder.CONTEXT_MODEL, layer).unlink(missing_ok=True)
+    frames = {"row": pd.DataFrame([res.row]), "features": res.features, "curves": res.curves, **tables}
+    for name in (*LAYER_FILES, *METHOD_TABLES):
+        if name not in frames:  # a method that did not run here: no stale table of an earlier run
+            (d / f"{name}.parquet").unlink(missing_ok=True)
+            continue
         tmp = d / f"{name}.parquet.tmp"
         frames[name].to_parquet(tmp, index=False)
         tmp.replace(d / f"{name}.parquet")
@@ -321,11 +425,19 @@ def combine(out: Path, cfg, pair: str, seed_tag: str, counts: dict, artifacts: P
         layers.append(layer)
         for n in LAYER_FILES:
             parts[n].append(pd.read_parquet(d / f"{n}.parquet"))
+        for n in METHOD_TABLES:
+            if (d / f"{n}.parquet").is_file():
+                parts.setdefault(n, []).append(pd.read_parquet(d / f"{n}.parquet"))
     frames = {n: pd.concat(p, ignore_index=True) for n, p in parts.items()}
-    for n, f in frames.items():
+    for n in LAYER_FILES:
         tmp = out / f"{'layers' if n == 'row' else n}.parquet.tmp"
-        f.to_parquet(tmp, index=False)
+        frames[n].to_parquet(tmp, index=False)
         tmp.replace(tmp.with_suffix(""))
+    for n, write in METHOD_TABLES.items():
+        if n in frames:
+            write(frames[n], out)
+        else:  # no layer has it now: drop an earlier run's table
+            (out / f"{n}.parquet").unlink(missing_ok=True)
     frames["layers"] = frames.pop("row")
     L = frames["layers"]
     (out / "plots").mkdir(exist_ok=True)

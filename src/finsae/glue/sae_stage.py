@@ -51,7 +51,7 @@ from finsae.glue.tracking import is_rank_zero, stage_run
 from finsae.models import check_layer, get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
-from finsae.paths import activations_root, sae_checkpoint_dir, sae_dir
+from finsae.paths import activations_root, crosscoder_name, sae_checkpoint_dir, sae_dir
 from finsae.sae import evaluate, load, read_meta, save, uniform_sample_rows, warm_start
 from finsae.sae.summary import SaeSummary
 from finsae.summary import SUMMARY_FILE
@@ -200,7 +200,7 @@ def specs(cfg) -> list:
 def run_name(cfg) -> str:
     """The name a run publishes under (``artifacts/sae/{name}/``): the model, or ``crosscoder_{base}_{domain}``."""
     if cfg.task == "crosscoder":
-        return f"crosscoder_{cfg.pair.base}_{cfg.pair.domain}"
+        return crosscoder_name(cfg.pair.base, cfg.pair.domain)
     return specs(cfg)[0].name
 
 

@@ -1,0 +1,108 @@
+"""Plots of the two diffing methods that need no matching: the crosscoder (relative decoder norm per latent,
+classes by layer) and the warm-started SAEs (decoder drift of the domain run against the control run)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from finsae.analysis.crosscoder import BASE_ONLY_MAX, DOMAIN_ONLY_MIN, SHARED_RANGE
+from finsae.analysis.evolution import _col, _layer_ticks, _plt
+
+
+def _grid(n: int):
+    plt = _plt()
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
+    """The standard crosscoder figure, one panel per layer: latents by relative decoder norm
+    ``||d_domain|| / (||d_base|| + ||d_domain||)`` (live latents), the class cut-offs dashed, Latent Scaling
+    artifacts stacked in grey."""
+    layers = sorted(int(v) for v in crosscoder["layer"].unique())
+    fig, axes = _grid(len(layers))
+    bins = np.linspace(0, 1, 41)
+    for ax, layer in zip(axes, layers, strict=False):
+        t = crosscoder[(crosscoder["layer"] == layer) & (crosscoder["class"] != "dead")]
+        art = t["artifact"].to_numpy(bool)
+        ax.hist([t.loc[~art, "delta"].dropna(), t.loc[art, "delta"].dropna()], bins=bins, stacked=True,
+                color=["#3a6ea5", "#b0b0b0"], label=["latents", "Latent Scaling artifact"])
+        for cut in (BASE_ONLY_MAX, *SHARED_RANGE, DOMAIN_ONLY_MIN):
+            ax.axvline(cut, color="k", lw=0.6, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer}", fontsize=9)
+        ax.set_xlabel("relative norm (0 base-only, 1 domain-only)", fontsize=7)
+    axes[0].set_ylabel("live latents")
+    axes[0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_counts(layers: pd.DataFrame, title: str):
+    """Shared / base-only / domain-only crosscoder latents by layer (artifacts dropped) with 95% intervals,
+    and the seed-1 counts as points."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = layers["layer"].to_numpy(dtype=float)
+    for col, lab, off, color in (("n_shared", "shared", -0.25, "C2"), ("n_base_only", "base-only", 0.0, "C0"),
+                                 ("n_domain_only", "domain-only", 0.25, "C1")):
+        y = _col(layers, col).to_numpy()
+        err = np.abs(np.stack([y - _col(layers, f"{col}_lo").to_numpy(), _col(layers, f"{col}_hi").to_numpy() - y]))
+        ax.bar(x + off, y, width=0.25, color=color, label=lab, yerr=np.nan_to_num(err), capsize=2)
+        ax.plot(x + off, _col(layers, f"{col}_seed1"), "k_", markersize=10)
+    ax.plot([], [], "k_", label="seed 1")
+    _layer_ticks(ax, layers)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("crosscoder latents")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_warmstart_drift(warmstart: pd.DataFrame, title: str):
+    """Per layer, the decoder drift (1 - cosine to the start) of every live latent in the domain run against
+    the control run, with the control's 99th percentile that defines a changed latent; financial latents
+    of the domain run in orange."""
+    layers = sorted(int(v) for v in warmstart["layer"].unique())
+    fig, axes = _grid(len(layers))
+    for ax, layer in zip(axes, layers, strict=False):
+        t = warmstart[(warmstart["layer"] == layer) & warmstart["live"]]
+        fin = t["financial"].to_numpy(bool)
+        ax.scatter(t.loc[~fin, "drift_control"], t.loc[~fin, "drift_domain"], s=3, alpha=0.5, color="#3a6ea5",
+                   label="latent")
+        ax.scatter(t.loc[fin, "drift_control"], t.loc[fin, "drift_domain"], s=6, color="C1", label="financial")
+        if len(t):
+            thr = float(np.quantile(t["drift_control"].dropna(), 0.99)) if t["drift_control"].notna().any() else np.nan
+            hi = float(np.nanmax(t[["drift_domain", "drift_control"]].to_numpy())) or 1.0
+            ax.plot([0, hi], [0, hi], color="grey", lw=0.6)
+            if np.isfinite(thr):
+                ax.axhline(thr, color="k", ls="--", lw=0.7, label="control 99th pct")
+        ax.set_title(f"layer {layer}: {int(t['changed'].sum())} changed", fontsize=9)
+        ax.set_xlabel("drift, control run", fontsize=7)
+        ax.set_ylabel("drift, domain run", fontsize=7)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def method_figures(layers: pd.DataFrame, crosscoder: pd.DataFrame | None, warmstart: pd.DataFrame | None,
+                   pair: str) -> dict:
+    """The figures of whichever of the two methods ran (none for a method without a table)."""
+    out = {}
+    if crosscoder is not None and len(crosscoder):
+        out["crosscoder_delta"] = plot_delta_histograms(crosscoder, f"{pair}: crosscoder relative decoder norm")
+        have = layers[_col(layers, "n_domain_only").notna()].sort_values("layer")
+        out["crosscoder_classes_by_layer"] = plot_class_counts(have, f"{pair}: crosscoder latent classes")
+    if warmstart is not None and len(warmstart):
+        out["warmstart_drift"] = plot_warmstart_drift(warmstart, f"{pair}: warm-start drift, domain vs control")
+    return out
