@@ -37,7 +37,7 @@ CONFIG_ROWS = [
     ("finetune.test_frac=0.9", "finetune.test_frac must be in"),
     ("finetune.out_name=../x", "finetune.out_name='../x' must be a plain name"),
     ("tag=../../x", "tag='../../x' must be a plain name"),
-    ("task=nope", "task must be sae or finetune"),
+    ("task=nope", "task must be one of"),
     ("logger.kind=tensorboard", "logger.kind must be wandb, csv or none"),
     ("logger.mode=sometimes", "logger.mode must be offline or online"),
     ("model.name=gpt9", "model.name='gpt9' is unknown"),
