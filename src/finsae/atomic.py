@@ -42,8 +42,21 @@ def staging_dir(entry: Path) -> Path:
     return tmp
 
 
-def publish(tmp: Path, entry: Path) -> None:
-    """Make ``tmp`` visible as ``entry`` in one rename (moving a previous entry aside first on rebuild)."""
+def publish(tmp: Path, entry: Path, marker: str | None = "summary.json") -> None:
+    """Make ``tmp`` visible as ``entry`` in one rename (moving a previous entry aside first on rebuild).
+
+    ``marker`` is the file every version of this output holds (a stage's ``summary.json``): an existing
+    ``entry`` is replaced only when it is a folder holding it, i.e. a previous version of the same output —
+    anything else in its place (another stage's folder, a parent folder, a file) is refused in one line and
+    left as it is. ``None`` only where the entry's name itself proves what it is (content-hash cache keys)."""
+    if marker is not None:
+        if not (tmp / marker).is_file():
+            raise ValueError(f"publish: {tmp} lacks its own marker {marker}")
+        try:
+            check_replaceable(entry, marker)
+        except Exception:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     _fsync_dir(tmp)
     old = None
     if entry.exists():
@@ -54,6 +67,19 @@ def publish(tmp: Path, entry: Path) -> None:
     if old is not None:
         # Readers that still map the old files keep them alive until they close them.
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(entry: Path, marker: str = "summary.json") -> None:
+    """Refuse, in one line, when something other than a previous version of this output stands at ``entry``
+    (a version is a real folder holding ``marker``); what :func:`publish` checks, for stages to call up front."""
+    from finsae.errors import FinsaeError
+
+    entry = Path(entry)
+    if not (entry.exists() or entry.is_symlink()):
+        return
+    if entry.is_symlink() or not entry.is_dir() or not (entry / marker).is_file():
+        raise FinsaeError(f"{entry} is in the way and is not a previous result of this stage (no {marker} in it): "
+                          f"nothing was replaced; move it away or choose another name")
 
 
 def write_json(path: Path, obj: dict) -> None:

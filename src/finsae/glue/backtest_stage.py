@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from finsae.atomic import check_writable, locked, publish, staging_dir, write_json
+from finsae.atomic import check_replaceable, check_writable, locked, publish, staging_dir, write_json
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
@@ -278,6 +278,7 @@ def run(cfg, raw) -> BacktestSummary:
         print(f"backtest: {done.parent} is complete ({len(summary.sets)} feature sets); skipping")
         return summary
     check_writable(backtest_root(artifacts), "artifacts folder")
+    check_replaceable(backtest_dir(artifacts, pair))  # before the walk-forward, not at its publish
     check_prerequisites(cfg)
     fc, bar_on = cfg.features, cfg.progress_bar
     prices = load_stocknet_prices(cfg.paths.data_dir, fc.tickers)

@@ -53,5 +53,5 @@ def cached_docs(root: Path, key: str, compute) -> tuple[DocFeatures, bool]:
         docs = compute()
         tmp = staging_dir(entry)
         _save(tmp / DOC_FILE, docs)
-        publish(tmp, entry)
+        publish(tmp, entry, marker=None)  # a content-hash key: only a (damaged) entry of it is replaced
     return docs, True
