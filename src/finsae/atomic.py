@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -59,10 +60,11 @@ def publish(tmp: Path, entry: Path, marker: str | None = "summary.json") -> None
             raise
     _fsync_dir(tmp)
     old = None
-    if entry.exists():
-        old = entry.with_name(f".{entry.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(entry, old)
-    os.rename(tmp, entry)
+    with _signals_held():  # a stop between the two renames would leave only the .old copy, which the next
+        if entry.exists():  # writer cleans as stale
+            old = entry.with_name(f".{entry.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(entry, old)
+        os.rename(tmp, entry)
     _fsync_dir(entry.parent)
     if old is not None:
         # Readers that still map the old files keep them alive until they close them.
@@ -90,6 +92,17 @@ def write_json(path: Path, obj: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT until the body is done (they are delivered right after)."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _fsync_dir(path: Path) -> None:

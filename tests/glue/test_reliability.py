@@ -132,3 +132,113 @@ def test_backtest_pair_name_path_touches_nothing(project_root, tmp_path, value):
                        cwd=project_root, capture_output=True, text=True, timeout=300, check=False)
     _one_error_line(r, f"pair_name={value!r} must be a plain name")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+# --------------------------------------------------------------------------------------------------- signals
+def _children(pid: int) -> set[tuple[int, str]]:
+    """Every living descendant of ``pid`` as (pid, start time): the pair names a process even if its pid is
+    reused later. From /proc (no psutil in the environment)."""
+    import os
+
+    ppid, start = {}, {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                ppid[int(d)], start[int(d)] = int(fields[1]), fields[19]
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for c, pp in ppid.items():
+            if pp == p:
+                out.add((c, start[c]))
+                todo.append(c)
+    return out
+
+
+def _alive(procs: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    out = set()
+    for pid, start in procs:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and fields[19] == start:
+            out.add((pid, start))
+    return out
+
+
+def _stop_when_workers_run(proc, signum, n_children=2, timeout=400):
+    """Send ``signum`` to ``proc`` (only to it, as a scheduler does) once it has ``n_children`` descendants;
+    return them and the process's stderr."""
+    import time
+
+    seen: set = set()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and proc.poll() is None:
+        seen |= _children(proc.pid)
+        if len(_alive(seen)) >= n_children:
+            time.sleep(1)  # let the workers pick up their jobs
+            seen |= _children(proc.pid)
+            proc.send_signal(signum)
+            break
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=120)
+    return seen, err
+
+
+POOL_SCRIPT = """
+import time
+from finsae.glue.app import Stopped, stop_on_signals, stopped
+from finsae.workers import one_thread_pool
+
+def job(i):
+    time.sleep(120)
+
+try:
+    with stop_on_signals(), one_thread_pool(2, None) as pool:
+        for f in [pool.submit(job, i) for i in range(4)]:
+            f.result()
+except Stopped as e:
+    stopped(e.signum)
+"""
+
+BACKTEST = ["features.tickers=[XOM,JPM]", "features.sets=[price_count]", "lgbm.n_estimators=40", "lgbm.num_leaves=[7]",
+            "walk_forward.refit_days=42", "walk_forward.jobs=2", "strategy.bootstrap=100", "benchmark.bootstrap=100",
+            "progress_bar=false", "logger=none", "canaries=false"]
+SIGNAL_ROWS = [("worker pool", "SIGTERM"), ("worker pool", "SIGINT"), ("backtest.py", "SIGTERM")]
+
+
+@pytest.mark.parametrize("what, sig", SIGNAL_ROWS, ids=[f"{w} {s}" for w, s in SIGNAL_ROWS])
+def test_a_signal_ends_the_stage_in_one_line_and_kills_its_workers(project_root, data_dir, tmp_path, what, sig):
+    import os
+    import signal
+
+    signum = getattr(signal, sig)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if what == "worker pool":
+        cmd = [sys.executable, "-c", POOL_SCRIPT]
+    else:
+        cmd = [sys.executable, what, f"paths.artifacts={tmp_path / 'art'}", *BACKTEST]
+    proc = subprocess.Popen(cmd, cwd=project_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        seen, err = _stop_when_workers_run(proc, signum)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(seen) >= 2, err[-2000:]  # the workers were running when the signal came
+    assert proc.returncode == 128 + signum, err[-3000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"finsae: stopped by {sig}"), err[-3000:]
+    import time
+
+    for _ in range(50):  # killed workers are reaped by init within moments
+        if not _alive(seen):
+            break
+        time.sleep(0.1)
+    assert _alive(seen) == set(), f"orphans: {_alive(seen)}"
+    if what == "backtest.py":
+        assert not (tmp_path / "art" / "backtest" / "minilm_fin").exists()  # nothing half-done was published
