@@ -242,3 +242,204 @@ def test_a_signal_ends_the_stage_in_one_line_and_kills_its_workers(project_root,
     assert _alive(seen) == set(), f"orphans: {_alive(seen)}"
     if what == "backtest.py":
         assert not (tmp_path / "art" / "backtest" / "minilm_fin").exists()  # nothing half-done was published
+
+
+# ------------------------------------------------------------------------------------ unwritable or full folders
+# Disk faults injected under one folder (the tests run as root, which ignores permission bits): EROFS/ENOSPC on
+# opening (or moving) a file for writing there whose name ends with SUFFIX ("" = any), or FULL: 100 MB free there.
+FAULTY = """
+import builtins, collections, errno, os, runpy, shutil, sys
+folder, fault, suffix, script = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+under = lambda p: (os.path.realpath(p) + os.sep).startswith(folder + os.sep)
+if fault == "FULL":
+    real_usage = shutil.disk_usage
+    def disk_usage(p):
+        u = real_usage(p)
+        return type(u)(u.total, u.total - 100 * 2**20, 100 * 2**20) if under(p) else u
+    shutil.disk_usage = disk_usage
+else:
+    code, real_open = getattr(errno, fault), builtins.open
+    def open_(file, mode="r", *a, **k):
+        if (isinstance(file, (str, os.PathLike)) and set(mode) & set("wax+") and under(file)
+                and os.fspath(file).endswith(suffix)):
+            raise OSError(code, os.strerror(code), os.fspath(file))
+        return real_open(file, mode, *a, **k)
+    builtins.open = open_
+    real_move = shutil.move  # what a checkpoint's write ends with (fsspec writes a temp file, then moves it)
+    def move(src, dst, *a, **k):
+        if under(dst) and os.fspath(dst).endswith(suffix):
+            raise OSError(code, os.strerror(code), os.fspath(dst))
+        return real_move(src, dst, *a, **k)
+    shutil.move = move
+sys.argv = [script, *sys.argv[5:]]
+runpy.run_path(script, run_name="__main__")
+"""
+TINY = ["debug=tiny", "logger=none"]
+PAIR = ["pair.base=tiny", "pair.domain=tiny", "tag=t", "logger=none"]
+# (script, its arguments, what to set up under ART, fault folder under ART, fault, suffix, the one line says)
+DISK_ROWS = [
+    ("train.py", TINY, "file:sae", "", None, "",
+     "the SAE folder ART/sae/tiny/layer_1/debug cannot be written: ART/sae is a file, not a folder"),
+    ("train.py", TINY, "file:checkpoints", "", None, "", "the checkpoint folder ART/checkpoints/sae/tiny/layer_1/debug "
+                                                         "cannot be written: ART/checkpoints is a file"),
+    ("train.py", TINY, "dir:activations", "activations", "EROFS", "",
+     "the activation cache ART/activations cannot be written (Read-only file system)"),
+    ("train.py", TINY, "dir:activations", "activations", "FULL", "", "the activation cache ART/activations has 0.1 GB "
+                                                                     "free, less than the 1 GB"),
+    ("train.py", TINY, "", "checkpoints", "ENOSPC", ".ckpt", ".ckpt cannot be written (No space left on device): free "
+                                                             "space"),
+    ("train.py", TINY, "", "sae", "ENOSPC", ".npy", "cannot be written (No space left on device)"),
+    ("analyze.py", PAIR, "dir:analysis/tiny_tiny", "analysis", "EROFS", "",
+     "the analysis folder ART/analysis/tiny_tiny cannot be written (Read-only file system)"),
+    ("analyze.py", PAIR, "dir:activations", "activations", "FULL", "", "the activation cache ART/activations has 0.1 "
+                                                                       "GB free"),
+    ("backtest.py", ["logger=none"], "dir:backtest/cache", "backtest/cache", "EROFS", "",
+     "the tweet-encoding cache ART/backtest/cache cannot be written (Read-only file system)"),
+    ("backtest.py", ["logger=none"], "dir:activations", "activations", "FULL", "", "the activation cache ART/activations "
+                                                                                   "has 0.1 GB free"),
+]
+
+
+@pytest.mark.parametrize("script, args, setup, folder, fault, suffix, message", DISK_ROWS,
+                         ids=[f"{r[0]} {r[2] or r[3]} {r[4]}{r[5]}" for r in DISK_ROWS])
+def test_an_unwritable_or_full_folder_is_one_line(project_root, data_dir, tmp_path, script, args, setup, folder,
+                                                  fault, suffix, message):
+    art = tmp_path / "art"
+    art.mkdir()
+    kind, _, rel = setup.partition(":")
+    if kind == "file":
+        (art / rel).write_text("a file, not a folder")
+    elif kind == "dir":
+        (art / rel).mkdir(parents=True)
+    cmd = [sys.executable, script, f"paths.artifacts={art}", *args]
+    if fault:
+        cmd = [sys.executable, "-c", FAULTY, str(art / folder), fault, suffix, *cmd[1:]]
+    r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
+    _one_error_line(r, message.replace("ART", str(art)))
+    if kind == "file":
+        assert (art / rel).read_text() == "a file, not a folder"
+    assert not list(art.glob("sae/*/layer_*/*/summary.json"))  # nothing published
+
+
+# ------------------------------------------------------------------------------------------- damaged inputs
+def _tiny_sae_folder(folder):
+    import torch
+
+    from finsae.sae import SaeTrainConfig, TopKSAE, save
+
+    torch.manual_seed(0)
+    save(TopKSAE(SaeTrainConfig(expansion_factor=4, k=4).sae_config(32, 0)), folder)
+    return folder / "sae.safetensors"
+
+
+SAE_DAMAGE = [("cut in half", lambda b: b[: len(b) // 2], "its header needs"),
+              ("cut in its header", lambda b: b[:40], "unreadable header"),
+              ("garbage", lambda b: b"not a safetensors file at all" * 4, "unreadable header"),
+              ("empty", lambda b: b"", "unreadable header"),
+              ("bytes appended", lambda b: b + b"\0\0", "its header needs")]
+
+
+@pytest.mark.parametrize("damage, message", [(d, m) for _, d, m in SAE_DAMAGE], ids=[r[0] for r in SAE_DAMAGE])
+def test_a_damaged_sae_file_is_named_from_its_header(tmp_path, damage, message):
+    from finsae.sae.io import check_weights, load
+
+    weights = _tiny_sae_folder(tmp_path / "sae")
+    check_weights(tmp_path / "sae")  # the intact file passes
+    weights.write_bytes(damage(weights.read_bytes()))
+    for read in (check_weights, load):
+        with pytest.raises(FinsaeError) as err:
+            read(tmp_path / "sae")
+        assert str(weights) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_analyze_names_a_cut_sae_before_any_work(project_root, tmp_path):
+    art = tmp_path / "art"
+    for m_layer in ("layer_0",):
+        folder = art / "sae" / "tiny" / m_layer / "t"
+        weights = _tiny_sae_folder(folder)
+        (folder / "summary.json").write_text("{}")
+        weights.write_bytes(weights.read_bytes()[:1000])
+    r = subprocess.run([sys.executable, "analyze.py", f"paths.artifacts={art}", *PAIR, "layers=[0]"],
+                       cwd=project_root, capture_output=True, text=True, timeout=300, check=False)
+    _one_error_line(r, f"SAE weights {weights} are damaged or cut")
+    assert not (art / "activations").exists() and not (art / "analysis").exists()  # before the held-out extraction
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "empty"])
+def test_a_damaged_per_tweet_cache_entry_is_rebuilt(tmp_path, damage):
+    import numpy as np
+    import scipy.sparse as sp
+
+    from finsae.trading.text_cache import DOC_FILE, cached_docs
+    from finsae.trading.text_features import DocFeatures
+
+    m = sp.csr_matrix(np.eye(3, 4, dtype=np.float32))
+    docs = DocFeatures(np.array([3, 1, 2]), m, m, np.ones((3, 2), dtype=np.float32))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return docs
+
+    cached_docs(tmp_path, "k", compute)
+    path = tmp_path / "k" / DOC_FILE
+    good = path.read_bytes()
+    path.write_bytes({"cut": good[: len(good) // 2], "garbage": b"garbage" * 50, "empty": b""}[damage])
+    again, computed = cached_docs(tmp_path, "k", compute)
+    assert computed and len(calls) == 2 and path.read_bytes() == good  # rebuilt, published whole
+    np.testing.assert_array_equal(again.n_tokens, docs.n_tokens)
+    assert cached_docs(tmp_path, "k", compute)[1] is False  # and reused from then on
+
+
+def _write_contexts(path, kind):
+    import pandas as pd
+
+    from finsae.analysis.contexts import CONTEXT_COLUMNS
+
+    path.parent.mkdir(parents=True)
+    frame = pd.DataFrame({c: [1] for c in CONTEXT_COLUMNS})
+    if kind == "column-less":
+        frame = frame.drop(columns=["words", "acts"])
+    frame.to_parquet(path)
+    if kind == "cut":
+        path.write_bytes(path.read_bytes()[:-30])
+
+
+@pytest.mark.parametrize("kind, message", [("cut", "is damaged or cut"), ("column-less", "lacks columns ['words', 'acts']")])
+def test_damaged_contexts_are_named_in_one_line(tmp_path, kind, message):
+    from finsae.analysis.contexts import contexts_path, read_contexts
+
+    path = contexts_path(tmp_path, "tiny", 0)
+    _write_contexts(path, kind)
+    with pytest.raises(FinsaeError) as err:
+        read_contexts(tmp_path, "tiny", 0)
+    assert str(path) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+SUMMARY_ROWS = [('{"base": "tiny", "domain": "tiny", "layers": "0"}', "'layers' is '0', not a list"),
+                ('{"base": "tiny", "domain": "tiny", "layers": null}', "'layers' is None, not a list"),
+                ('{"base": "tiny", "domain": "tiny", "layers": [0.5]}', "'layers' is [0.5], not a list"),
+                ('[1, 2]', "is not a summary (a JSON list)"),
+                ('{"base": "tiny", "domain": "tiny", "layers": [0]}', "contexts file")]  # contexts cut
+
+
+@pytest.mark.parametrize("text, message", SUMMARY_ROWS, ids=[r[1][:24] for r in SUMMARY_ROWS])
+def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from finsae.analysis.contexts import contexts_path
+    from finsae.glue.label_stage import read_analysis
+
+    folder = tmp_path / "analysis" / "p"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(text)
+    pd.DataFrame({"model": ["tiny"], "layer": [0], "latent": [0], "financial": [True], "n_active_docs": [1]}).to_parquet(
+        folder / "features.parquet")
+    _write_contexts(contexts_path(folder, "tiny", 0), "cut")
+    cfg = SimpleNamespace(paths=SimpleNamespace(artifacts=str(tmp_path)), pair_name="p",
+                          pair=SimpleNamespace(base="tiny", domain="tiny"))
+    with pytest.raises(FinsaeError) as err:
+        read_analysis(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -31,7 +31,7 @@ from finsae.analysis.evolution import all_figures
 from finsae.analysis.findings import findings_markdown
 from finsae.analysis.heldout import heldout_set
 from finsae.analysis.summary import AnalysisSummary
-from finsae.atomic import check_writable, locked, write_json
+from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
@@ -40,6 +40,7 @@ from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.paths import activations_root, analysis_dir, sae_dir
 from finsae.sae import load, read_meta
+from finsae.sae.io import check_weights
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
@@ -77,6 +78,10 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
             d = sae_dir(artifacts, m, layer, tag)
             if not _is_sae(d):
                 raise DataMissingError(f"SAE {m} layer {layer} [{tag}]", d, f"Train it: `{train_command(m, layer, tag)}`")
+            check_weights(d)  # a garbage or cut file named now, not in a worker after the held-out extraction
+            seed = sae_dir(artifacts, m, layer, cfg.seed_tag or f"{tag}_seed1")
+            if _is_sae(seed):
+                check_weights(seed)
         d_base = read_meta(sae_dir(artifacts, base, layer, tag))["d_in"]
         d_dom = read_meta(sae_dir(artifacts, domain, layer, tag))["d_in"]
         if d_base != d_dom:
@@ -133,9 +138,11 @@ def run(cfg, raw) -> AnalysisSummary:
     base, domain = cfg.pair.base, cfg.pair.domain
     seed_tag = cfg.seed_tag or f"{cfg.tag}_seed1"
     a = cfg.analysis
-    layers = resolve_layers(cfg, artifacts)
     out = analysis_dir(artifacts, pair)
     check_writable(artifacts, "artifacts folder")
+    check_writable(out, "analysis folder", make=False)
+    check_writable(activations_root(artifacts), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
+    layers = resolve_layers(cfg, artifacts)
     out.mkdir(parents=True, exist_ok=True)
 
     held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,

@@ -111,6 +111,18 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         if sweep_job is None:
             fail(e)
         return _record_failed_job(sweep_job, 2, str(e))
+    except OSError as e:
+        from finsae.atomic import disk_error_message
+
+        message = disk_error_message(e)  # a full or read-only disk mid-run: the machine's state, one line
+        if message is None:
+            if sweep_job is None:
+                raise
+            log.exception("job %s failed", sweep_job[1])
+            return _record_failed_job(sweep_job, 1, f"{type(e).__name__}: {e}")
+        if sweep_job is None:
+            fail(FinsaeError(message))
+        return _record_failed_job(sweep_job, 2, message)
     except Exception as e:
         from finsae.glue.interrupt import Interrupted
 

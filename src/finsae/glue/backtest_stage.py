@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from finsae.atomic import check_replaceable, check_writable, locked, publish, staging_dir, write_json
+from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, locked, publish, staging_dir, write_json
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
@@ -33,6 +33,7 @@ from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
+from finsae.sae.io import check_weights
 from finsae.paths import activations_root, analysis_dir, backtest_dir, sae_dir
 from finsae.trading.canaries import flipped_block, oracle_block, shuffle_days
 from finsae.trading.config import parse_set
@@ -98,6 +99,7 @@ def check_prerequisites(cfg) -> None:
                         f"SAE of {name} layer {layer} (tag {cfg.features.tag})", d,
                         f"Make it with `python train.py experiment=demo model={name} layer={layer}"
                         + ("" if cfg.features.tag == "demo" else f" tag={cfg.features.tag}") + "`.")
+                check_weights(d)  # a garbage or cut file named now, not after the tweet encoding
         if "sentiment" in kinds and task_kind(spec, artifacts) != "classifier":
             raise ConfigError(f"features.sets uses sentiment, but {name} has no classifier head; drop the "
                               f"sentiment set or use a pair whose domain model is a classifier")
@@ -278,6 +280,9 @@ def run(cfg, raw) -> BacktestSummary:
         print(f"backtest: {done.parent} is complete ({len(summary.sets)} feature sets); skipping")
         return summary
     check_writable(backtest_root(artifacts), "artifacts folder")
+    for folder, what in ((activations_root(artifacts), "activation cache"), (backtest_root(artifacts) / "cache",
+                                                                             "tweet-encoding cache")):
+        check_writable(folder, what, make=False, reserve_gb=SPACE_RESERVE_GB)
     check_replaceable(backtest_dir(artifacts, pair))  # before the walk-forward, not at its publish
     check_prerequisites(cfg)
     fc, bar_on = cfg.features, cfg.progress_bar
