@@ -443,3 +443,14 @@ def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message)
     with pytest.raises(FinsaeError) as err:
         read_analysis(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_run_name_that_is_a_path_is_refused_before_hydra_makes_the_folder(project_root, tmp_path):
+    import os
+
+    outputs = tmp_path / "outputs"
+    r = subprocess.run([sys.executable, "label.py", "name=../escape", f"paths.artifacts={tmp_path / 'art'}"],
+                       cwd=project_root, capture_output=True, text=True, timeout=300, check=False,
+                       env={**os.environ, "FINSAE_OUTPUTS": str(outputs)})
+    _one_error_line(r, "name='../escape' must be a plain name")
+    assert not (tmp_path / "escape").exists() and not outputs.exists()

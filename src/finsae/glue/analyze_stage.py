@@ -78,10 +78,6 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
             d = sae_dir(artifacts, m, layer, tag)
             if not _is_sae(d):
                 raise DataMissingError(f"SAE {m} layer {layer} [{tag}]", d, f"Train it: `{train_command(m, layer, tag)}`")
-            check_weights(d)  # a garbage or cut file named now, not in a worker after the held-out extraction
-            seed = sae_dir(artifacts, m, layer, cfg.seed_tag or f"{tag}_seed1")
-            if _is_sae(seed):
-                check_weights(seed)
         d_base = read_meta(sae_dir(artifacts, base, layer, tag))["d_in"]
         d_dom = read_meta(sae_dir(artifacts, domain, layer, tag))["d_in"]
         if d_base != d_dom:
@@ -95,6 +91,12 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
         desc = "; ".join(f"{n} latents k={k} {t:,} tokens: {', '.join(v)}" for (n, k, t), v in groups.items())
         raise ConfigError(f"the {tag!r} SAEs differ in setting across the layers asked for ({desc}); compare one "
                           f"setting at a time (layers=[...]) or retrain the odd ones (overwrite=true)")
+    for layer in wanted:  # a garbage or cut file named now, not in a worker after the held-out extraction
+        for m in (base, domain):
+            check_weights(sae_dir(artifacts, m, layer, tag))
+            seed = sae_dir(artifacts, m, layer, cfg.seed_tag or f"{tag}_seed1")
+            if _is_sae(seed):
+                check_weights(seed)
     return list(wanted)
 
 

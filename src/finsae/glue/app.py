@@ -274,6 +274,14 @@ def check_sweep(config: DictConfig) -> None:
                           + "; ".join(bad))
 
 
+def _check_run_name(config: DictConfig) -> None:
+    """``name`` names the run folder (conf/hydra/default.yaml): a plain name, checked before Hydra makes it."""
+    from finsae.paths import plain_name
+
+    if "name" in config:
+        plain_name(config.get("name"), "name")
+
+
 class CheckBeforeWork(Callback):
     """Hydra callback (conf/hydra/default.yaml): before Hydra makes a folder, refuse a run or sweep folder that
     cannot be one; before a multirun's first job, refuse the sweep when any job's config is bad."""
@@ -282,6 +290,7 @@ class CheckBeforeWork(Callback):
         from omegaconf.errors import OmegaConfBaseException
 
         try:
+            _check_run_name(config)
             check_folder_path(config.hydra.run.dir, "hydra.run.dir")
         except FinsaeError as e:
             fail(e)
@@ -290,6 +299,7 @@ class CheckBeforeWork(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            _check_run_name(config)
             check_folder_path(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_sweep(config)
         except FinsaeError as e:
