@@ -118,6 +118,7 @@ def _one_error_line(r, message):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [".", "../victim"])
 def test_backtest_pair_name_path_touches_nothing(project_root, tmp_path, value):
     art = tmp_path / "art"
@@ -212,6 +213,7 @@ BACKTEST = ["features.tickers=[XOM,JPM]", "features.sets=[price_count]", "lgbm.n
 SIGNAL_ROWS = [("worker pool", "SIGTERM"), ("worker pool", "SIGINT"), ("backtest.py", "SIGTERM")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, sig", SIGNAL_ROWS, ids=[f"{w} {s}" for w, s in SIGNAL_ROWS])
 def test_a_signal_ends_the_stage_in_one_line_and_kills_its_workers(project_root, data_dir, tmp_path, what, sig):
     import os
@@ -300,6 +302,7 @@ DISK_ROWS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args, setup, folder, fault, suffix, message", DISK_ROWS,
                          ids=[f"{r[0]} {r[2] or r[3]} {r[4]}{r[5]}" for r in DISK_ROWS])
 def test_an_unwritable_or_full_folder_is_one_line(project_root, data_dir, tmp_path, script, args, setup, folder,
@@ -352,6 +355,7 @@ def test_a_damaged_sae_file_is_named_from_its_header(tmp_path, damage, message):
         assert str(weights) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_analyze_names_a_cut_sae_before_any_work(project_root, tmp_path):
     art = tmp_path / "art"
     for m_layer in ("layer_0",):
@@ -445,6 +449,7 @@ def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_run_name_that_is_a_path_is_refused_before_hydra_makes_the_folder(project_root, tmp_path):
     import os
 
