@@ -459,3 +459,21 @@ def test_a_run_name_that_is_a_path_is_refused_before_hydra_makes_the_folder(proj
                        env={**os.environ, "FINSAE_OUTPUTS": str(outputs)})
     _one_error_line(r, "name='../escape' must be a plain name")
     assert not (tmp_path / "escape").exists() and not outputs.exists()
+
+
+@pytest.mark.parametrize("layers", ["0,1", None, 3])
+def test_a_typed_summary_whose_list_is_not_a_list_is_named(tmp_path, layers):
+    import dataclasses
+    import json
+
+    from finsae.analysis.summary import AnalysisSummary
+
+    required = {f.name: "x" for f in dataclasses.fields(AnalysisSummary)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({**required, "layers": [0, 1]}))
+    assert AnalysisSummary.read(path).layers == [0, 1]
+    path.write_text(json.dumps({**required, "layers": layers}))
+    with pytest.raises(FinsaeError) as err:
+        AnalysisSummary.read(path)
+    assert str(path) in str(err.value) and "'layers' is" in str(err.value) and "\n" not in str(err.value)
