@@ -8,9 +8,11 @@ writer) and never a half-written result that a later run could take as finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -42,18 +44,45 @@ def staging_dir(entry: Path) -> Path:
     return tmp
 
 
-def publish(tmp: Path, entry: Path) -> None:
-    """Make ``tmp`` visible as ``entry`` in one rename (moving a previous entry aside first on rebuild)."""
+def publish(tmp: Path, entry: Path, marker: str | None = "summary.json") -> None:
+    """Make ``tmp`` visible as ``entry`` in one rename (moving a previous entry aside first on rebuild).
+
+    ``marker`` is the file every version of this output holds (a stage's ``summary.json``): an existing
+    ``entry`` is replaced only when it is a folder holding it, i.e. a previous version of the same output —
+    anything else in its place (another stage's folder, a parent folder, a file) is refused in one line and
+    left as it is. ``None`` only where the entry's name itself proves what it is (content-hash cache keys)."""
+    if marker is not None:
+        if not (tmp / marker).is_file():
+            raise ValueError(f"publish: {tmp} lacks its own marker {marker}")
+        try:
+            check_replaceable(entry, marker)
+        except Exception:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     _fsync_dir(tmp)
     old = None
-    if entry.exists():
-        old = entry.with_name(f".{entry.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(entry, old)
-    os.rename(tmp, entry)
+    with _signals_held():  # a stop between the two renames would leave only the .old copy, which the next
+        if entry.exists():  # writer cleans as stale
+            old = entry.with_name(f".{entry.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(entry, old)
+        os.rename(tmp, entry)
     _fsync_dir(entry.parent)
     if old is not None:
         # Readers that still map the old files keep them alive until they close them.
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable(entry: Path, marker: str = "summary.json") -> None:
+    """Refuse, in one line, when something other than a previous version of this output stands at ``entry``
+    (a version is a real folder holding ``marker``); what :func:`publish` checks, for stages to call up front."""
+    from finsae.errors import FinsaeError
+
+    entry = Path(entry)
+    if not (entry.exists() or entry.is_symlink()):
+        return
+    if entry.is_symlink() or not entry.is_dir() or not (entry / marker).is_file():
+        raise FinsaeError(f"{entry} is in the way and is not a previous result of this stage (no {marker} in it): "
+                          f"nothing was replaced; move it away or choose another name")
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -66,6 +95,17 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT until the body is done (they are delivered right after)."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -75,15 +115,33 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def check_writable(folder: Path, what: str = "folder") -> None:
-    """Fail now, in one line, if ``folder`` cannot take new files (a file in its place, read-only, full) —
-    before any work, not at the first checkpoint."""
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""OSError codes that mean the disk or folder, not the code: reported in one line, never as a traceback."""
+
+
+def check_writable(folder: Path, what: str = "folder", make: bool = True, reserve_gb: float = 0.0) -> None:
+    """Fail now, in one line, if ``folder`` cannot take new files (a file in its place or above it, read-only,
+    full) — before any work, not at the first checkpoint.
+
+    ``make=False`` makes nothing: it checks the nearest existing folder on the way instead (so a check before
+    a sweep leaves no empty folders behind). ``reserve_gb`` also asks for that much free space there."""
     from finsae.errors import FinsaeError
 
     folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                where = "it is a file" if p == folder else f"{p} is a file"
+                raise FinsaeError(f"the {what} {folder} cannot be written: {where}, not a folder; move it away "
+                                  f"or point paths.artifacts at a writable folder")
+            existing = p
+            break
+    else:
+        existing = Path("/")
+    target = folder if make else existing
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with open(probe, "wb") as fh:
                 fh.write(b"\0" * 4096)
@@ -94,3 +152,24 @@ def check_writable(folder: Path, what: str = "folder") -> None:
     except OSError as e:
         raise FinsaeError(f"the {what} {folder} cannot be written ({e.strerror or e}); point paths.artifacts "
                           f"at a writable folder") from None
+    if reserve_gb > 0:
+        free = shutil.disk_usage(target).free / 2**30
+        if free < reserve_gb:
+            raise FinsaeError(f"the {what} {folder} has {free:.1f} GB free, less than the {reserve_gb:g} GB this "
+                              f"stage reserves for what it writes there; free space or point paths.artifacts at "
+                              f"another disk")
+
+
+SPACE_RESERVE_GB = 1.0
+"""Free space a stage asks for, up front, where it writes big files (activation caches, tweet encodings): a
+nearly full disk is refused in one line before any work instead of failing at the first shard."""
+
+
+def disk_error_message(e: OSError) -> str | None:
+    """One line for an OSError that is the disk's fault (full, read-only, no permission), else None."""
+    if e.errno not in DISK_ERRORS:
+        return None
+    where = e.filename or "a file"
+    fix = ("free space (or point paths.artifacts at another disk) and rerun" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "point paths.artifacts at a writable folder and rerun")
+    return f"{where} cannot be written ({e.strerror or os.strerror(e.errno)}): {fix}"

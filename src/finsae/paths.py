@@ -15,9 +15,25 @@ separate from Hydra's per-run ``outputs/``::
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from finsae.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""A plain name: one path component that cannot climb (no ``/``, not ``.``/``..``, not empty, not hidden)."""
+
+
+def plain_name(value, key: str) -> str:
+    """``value`` if it is a plain name (:data:`NAME`), else a one-line :class:`ConfigError` naming ``key``.
+
+    The one check for every config value that becomes a path component (tags, pair names, model artifact
+    names): a value like ``.``, ``../x`` or ``/abs`` would otherwise read or replace folders outside its own."""
+    if not isinstance(value, str) or NAME.fullmatch(value) is None:
+        raise ConfigError(f"{key}={value!r} must be a plain name (letters, digits, . _ -; not starting with .), "
+                          f"not a path")
+    return value
 
 
 def default_data_dir() -> Path:
@@ -38,7 +54,7 @@ def default_artifacts_dir() -> Path:
 
 
 def sae_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
-    return Path(artifacts) / "sae" / model / f"layer_{layer}" / tag
+    return Path(artifacts) / "sae" / plain_name(model, "model") / f"layer_{int(layer)}" / plain_name(tag, "tag")
 
 
 def crosscoder_name(base: str, domain: str) -> str:
@@ -48,23 +64,24 @@ def crosscoder_name(base: str, domain: str) -> str:
 
 def sae_checkpoint_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
     """Resumable training state of one SAE run, kept apart from its published result (``sae_dir``)."""
-    return Path(artifacts) / "checkpoints" / "sae" / model / f"layer_{layer}" / tag
+    return (Path(artifacts) / "checkpoints" / "sae" / plain_name(model, "model") / f"layer_{int(layer)}"
+            / plain_name(tag, "tag"))
 
 
 def model_dir(artifacts: Path, name: str) -> Path:
-    return Path(artifacts) / "models" / name
+    return Path(artifacts) / "models" / plain_name(name, "model name")
 
 
 def analysis_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "analysis" / pair
+    return Path(artifacts) / "analysis" / plain_name(pair, "pair_name")
 
 
 def labels_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "labels" / pair
+    return Path(artifacts) / "labels" / plain_name(pair, "pair_name")
 
 
 def backtest_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "backtest" / pair
+    return Path(artifacts) / "backtest" / plain_name(pair, "pair_name")
 
 
 def activations_root(artifacts: Path) -> Path:

@@ -63,4 +63,7 @@ class StageSummary:
                          if f.name not in raw and f.default is MISSING and f.default_factory is MISSING)
         if missing:
             raise FinsaeError(f"{path} is not a {cls.__name__} (missing {missing}); rerun the stage that wrote it")
+        for f in fields(cls):  # a list field holding a string or null would be iterated wrongly much later
+            if f.default_factory is list and f.name in raw and not isinstance(raw[f.name], list):
+                raise FinsaeError(f"{path}: {f.name!r} is {raw[f.name]!r}, not a list; rerun the stage that wrote it")
         return cls(**{k: v for k, v in raw.items() if k in names})

@@ -173,7 +173,7 @@ def _extract(
             manifest = _manifest(model, table, i, entries[i].name, cfg, compute, d, main[i].close(),
                                  extra[i].close() if i in extra else None, specials, seconds)
             write_json(tmps[i] / "manifest.json", manifest)
-            publish(tmps[i], entries[i])
+            publish(tmps[i], entries[i], marker=None)  # a content-hash key: only a (damaged) entry of it is replaced
         log.info("extracted %d tokens x %d layers in %.1fs (%.0f tok/s)", n_rows, len(layers), seconds,
                  n_rows / max(seconds, 1e-9))
     finally:

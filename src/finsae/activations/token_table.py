@@ -199,7 +199,7 @@ def _build(tokenizer, corpus, corpus_hash: str, cfg: ExtractConfig, entry: Path,
             "content_hash": _content_hash(tok, doc_ids),
             "files": [_file_info(tmp / f) for f in (TOKENS, WINDOWS, DOCS)],
         })
-        publish(tmp, entry)
+        publish(tmp, entry, marker=None)  # a content-hash key: only a (damaged) entry of it is replaced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

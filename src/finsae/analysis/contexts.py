@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finsae.errors import DataMissingError
+from finsae.errors import DataMissingError, FinsaeError
 
 CONTEXT_COLUMNS = ("latent", "kind", "rank", "doc_id", "corpus", "words", "acts", "max_act")
 KINDS = ("top", "quantile", "negative")
@@ -41,13 +41,35 @@ def contexts_path(analysis_dir: str | Path, model: str, layer: int) -> Path:
     return Path(analysis_dir) / "contexts" / model / f"layer_{layer}.parquet"
 
 
-def read_contexts(analysis_dir: str | Path, model: str, layer: int) -> pd.DataFrame:
-    """The stored contexts of ``model`` at ``layer``; one clear error (naming ``analyze.py``) when absent."""
+def check_contexts(analysis_dir: str | Path, model: str, layer: int) -> Path:
+    """The contexts file of ``model`` at ``layer``, its footer and columns checked (cheap: no rows are read);
+    one line naming the file and ``analyze.py`` when it is absent, cut, or lacks columns."""
+    import pyarrow.parquet as pq
+
     path = contexts_path(analysis_dir, model, layer)
     if not path.is_file():
         raise DataMissingError(f"contexts of {model} layer {layer}", path,
                                "Run `python analyze.py` (the analysis stage writes them).")
-    return pd.read_parquet(path)
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise FinsaeError(f"contexts file {path} is damaged or cut ({type(e).__name__}); delete it and rerun "
+                          f"`python analyze.py`") from None
+    missing = [c for c in CONTEXT_COLUMNS if c not in names]
+    if missing:
+        raise FinsaeError(f"contexts file {path} lacks columns {missing}; delete it and rerun `python analyze.py`")
+    return path
+
+
+def read_contexts(analysis_dir: str | Path, model: str, layer: int) -> pd.DataFrame:
+    """The stored contexts of ``model`` at ``layer``; one clear error (naming ``analyze.py``) when absent or
+    damaged."""
+    path = check_contexts(analysis_dir, model, layer)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise FinsaeError(f"contexts file {path} is damaged ({type(e).__name__}); delete it and rerun "
+                          f"`python analyze.py`") from None
 
 
 def marked_text(words: Sequence[str], acts: Sequence[float], threshold: float = 0.0,

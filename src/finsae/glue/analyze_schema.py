@@ -13,8 +13,8 @@ from omegaconf import MISSING
 
 from finsae.activations.config import ExtractConfig
 from finsae.analysis.config import AnalysisConfig
-from finsae.errors import ConfigError
-from finsae.glue.schemas import NAME, DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.paths import plain_name
 
 
 @dataclass
@@ -42,8 +42,8 @@ class AnalyzeScriptSchema:
 
     def __post_init__(self):
         for key, t in (("tag", self.tag), ("seed_tag", self.seed_tag), ("pair_name", self.pair_name)):
-            if t is not None and NAME.fullmatch(t) is None:
-                raise ConfigError(f"{key}={t!r} must be a plain name (letters, digits, . _ -), not a path")
+            if t is not None:
+                plain_name(t, key)
 
     @property
     def selected_layers(self) -> list[int] | None:

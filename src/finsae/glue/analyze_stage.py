@@ -43,7 +43,7 @@ from finsae.analysis.findings import findings_markdown
 from finsae.analysis.heldout import heldout_set, twin_training_texts
 from finsae.analysis.method_plots import method_figures
 from finsae.analysis.summary import AnalysisSummary
-from finsae.atomic import check_writable, locked, write_json
+from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked, write_json
 from finsae.errors import ConfigError, DataMissingError
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
@@ -52,6 +52,7 @@ from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.paths import activations_root, analysis_dir, crosscoder_name, model_dir, sae_dir
 from finsae.sae import load, read_meta
+from finsae.sae.io import check_weights
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
@@ -104,6 +105,12 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
         desc = "; ".join(f"{n} latents k={k} {t:,} tokens: {', '.join(v)}" for (n, k, t), v in groups.items())
         raise ConfigError(f"the {tag!r} SAEs differ in setting across the layers asked for ({desc}); compare one "
                           f"setting at a time (layers=[...]) or retrain the odd ones (overwrite=true)")
+    for layer in wanted:  # a garbage or cut file named now, not in a worker after the held-out extraction
+        for m in (base, domain):
+            check_weights(sae_dir(artifacts, m, layer, tag))
+            seed = sae_dir(artifacts, m, layer, cfg.seed_tag or f"{tag}_seed1")
+            if _is_sae(seed):
+                check_weights(seed)
     return list(wanted)
 
 
@@ -186,9 +193,11 @@ def run(cfg, raw) -> AnalysisSummary:
     base, domain = cfg.pair.base, cfg.pair.domain
     seed_tag = cfg.seed_tag or f"{cfg.tag}_seed1"
     a = cfg.analysis
-    layers = resolve_layers(cfg, artifacts)
     out = analysis_dir(artifacts, pair)
     check_writable(artifacts, "artifacts folder")
+    check_writable(out, "analysis folder", make=False)
+    check_writable(activations_root(artifacts), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
+    layers = resolve_layers(cfg, artifacts)
     out.mkdir(parents=True, exist_ok=True)
 
     held = heldout_set(cfg.paths.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from collections.abc import Callable
@@ -26,13 +28,60 @@ def fail(e: FinsaeError) -> None:
     sys.exit(2)
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT while a stage runs outside its own checkpointing handler (the SAE stage's
+    ``StopOnSignal`` takes over during training). A ``BaseException`` like ``KeyboardInterrupt``, so no
+    ``except Exception`` swallows it: every ``finally`` runs on the way out — worker pools killed
+    (``finsae.workers.one_thread_pool``), locks released, staging folders removed, the tracking run marked
+    failed — and the entry point exits ``128 + signal`` in one line."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Turn SIGTERM/SIGINT into :class:`Stopped` (once: a second signal while unwinding is ignored, so the
+    workers are still killed). Under SLURM, SIGTERM stays Lightning's (its requeue handling)."""
+    stopping = []
+
+    def handle(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            raise Stopped(signum)
+
+    signals = [signal.SIGINT] + ([] if "SLURM_JOB_ID" in os.environ else [signal.SIGTERM])
+    previous = {}
+    for sig in signals:
+        try:
+            previous[sig] = signal.signal(sig, handle)
+        except ValueError:  # not the main thread: leave signals to it
+            break
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stopped(signum: int) -> None:
+    """The one way a signal ends a command: one line on stderr, exit code ``128 + signal`` (README's table)."""
+    print(f"finsae: stopped by {signal.Signals(signum).name}: the stage in flight published nothing half-done; "
+          f"run the command again to redo it", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
 def cli(main: Callable[[], Any]) -> None:
     """Run a Hydra ``main`` after refusing secrets on the command line (before Hydra saves the overrides)."""
     try:
         refuse_secret_overrides(sys.argv[1:])
+        main()
     except FinsaeError as e:
         fail(e)
-    main()
+    except KeyboardInterrupt:  # Ctrl-C while Hydra composes, before run_stage: one line, not a traceback
+        stopped(signal.SIGINT)
 
 
 def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -> float | None:
@@ -47,16 +96,33 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
     os.environ.setdefault("WANDB_MODE", "offline")
     sweep_job = _sweep_job()
     try:
-        typed = validate(cfg)
-        refuse_overrides_not_read(typed, _task_overrides())
-        if isinstance(stage, str):
-            stage = importlib.import_module(stage).run
-        quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
-        summary = stage(typed, cfg)
+        with stop_on_signals():
+            typed = validate(cfg)
+            refuse_overrides_not_read(typed, _task_overrides())
+            if isinstance(stage, str):
+                stage = importlib.import_module(stage).run
+            quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
+            summary = stage(typed, cfg)
+    except Stopped as e:
+        stopped(e.signum)  # a stopped sweep stops too: the scheduler wants the whole job down
+    except KeyboardInterrupt:  # Ctrl-C before the handler was in place (or in a thread)
+        stopped(signal.SIGINT)
     except FinsaeError as e:
         if sweep_job is None:
             fail(e)
         return _record_failed_job(sweep_job, 2, str(e))
+    except OSError as e:
+        from finsae.atomic import disk_error_message
+
+        message = disk_error_message(e)  # a full or read-only disk mid-run: the machine's state, one line
+        if message is None:
+            if sweep_job is None:
+                raise
+            log.exception("job %s failed", sweep_job[1])
+            return _record_failed_job(sweep_job, 1, f"{type(e).__name__}: {e}")
+        if sweep_job is None:
+            fail(FinsaeError(message))
+        return _record_failed_job(sweep_job, 2, message)
     except Exception as e:
         from finsae.glue.interrupt import Interrupted
 
@@ -208,6 +274,14 @@ def check_sweep(config: DictConfig) -> None:
                           + "; ".join(bad))
 
 
+def _check_run_name(config: DictConfig) -> None:
+    """``name`` names the run folder (conf/hydra/default.yaml): a plain name, checked before Hydra makes it."""
+    from finsae.paths import plain_name
+
+    if "name" in config:
+        plain_name(config.get("name"), "name")
+
+
 class CheckBeforeWork(Callback):
     """Hydra callback (conf/hydra/default.yaml): before Hydra makes a folder, refuse a run or sweep folder that
     cannot be one; before a multirun's first job, refuse the sweep when any job's config is bad."""
@@ -216,6 +290,7 @@ class CheckBeforeWork(Callback):
         from omegaconf.errors import OmegaConfBaseException
 
         try:
+            _check_run_name(config)
             check_folder_path(config.hydra.run.dir, "hydra.run.dir")
         except FinsaeError as e:
             fail(e)
@@ -224,6 +299,7 @@ class CheckBeforeWork(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            _check_run_name(config)
             check_folder_path(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_sweep(config)
         except FinsaeError as e:

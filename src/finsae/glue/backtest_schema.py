@@ -15,6 +15,7 @@ from omegaconf import MISSING
 
 from finsae.activations.config import ExtractConfig
 from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.paths import plain_name
 from finsae.trading.config import BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
 
 
@@ -43,6 +44,11 @@ class BacktestScriptSchema:
     recomputes everything; its trials enter the ledger only if its predictions differ (keyed by their hash)."""
     progress_bar: bool = True
     name: str = "backtest"
+
+    def __post_init__(self):
+        if self.pair_name is not None:
+            plain_name(self.pair_name, "pair_name")
+        plain_name(self.features.tag, "features.tag")
 
 
 def register(cs: ConfigStore) -> None:

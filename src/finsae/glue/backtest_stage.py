@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.atomic import check_writable, locked, publish, staging_dir
+from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, locked, publish, staging_dir
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
-from finsae.paths import backtest_dir
+from finsae.paths import activations_root, backtest_dir
 from finsae.trading import protocols
 from finsae.trading.dataset import build_panel
 from finsae.trading.encode import Encoded, check_encoders, encode_tweets, needed
@@ -61,6 +61,10 @@ def run(cfg, raw) -> BacktestSummary:
         print(f"backtest: {out} is complete ({len(summary.sets)} feature sets); skipping")
         return summary
     check_writable(backtest_root(artifacts), "artifacts folder")
+    for folder, what in ((activations_root(artifacts), "activation cache"),
+                         (backtest_root(artifacts) / "cache", "tweet-encoding cache")):
+        check_writable(folder, what, make=False, reserve_gb=SPACE_RESERVE_GB)
+    check_replaceable(out)  # before the walk-forward, not at its publish
     check_prerequisites(cfg)
     fc = cfg.features
     prices = load_stocknet_prices(cfg.paths.data_dir, fc.tickers)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from finsae.errors import ConfigError
-from finsae.glue.schemas import NAME, LoggerSchema, PairSchema, PathsSchema
+from finsae.glue.schemas import LoggerSchema, PairSchema, PathsSchema
 from finsae.labeling.config import LabelConfig
+from finsae.paths import plain_name
 
 
 @dataclass
@@ -38,8 +38,8 @@ class LabelScriptSchema:
         return "finsae.glue.label_stage"
 
     def __post_init__(self):
-        if self.pair_name is not None and NAME.fullmatch(self.pair_name) is None:
-            raise ConfigError(f"pair_name={self.pair_name!r} must be a plain name (letters, digits, . _ -), not a path")
+        if self.pair_name is not None:
+            plain_name(self.pair_name, "pair_name")
 
 
 def register(cs: ConfigStore) -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from finsae import paths
 from finsae.glue.schemas import pair_name
-from finsae.analysis.contexts import read_contexts
+from finsae.analysis.contexts import check_contexts, read_contexts
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.errors import DataMissingError, FinsaeError
 from finsae.glue.app import resolved_config
@@ -69,20 +69,38 @@ def read_analysis(cfg) -> tuple[dict, pd.DataFrame]:
     except (OSError, ValueError) as e:
         raise FinsaeError(f"the analysis artifacts in {folder} are unreadable ({type(e).__name__}); rerun "
                           f"`python analyze.py pair={pair_name(cfg)}`") from None
+    if not isinstance(summary, dict):
+        raise FinsaeError(f"{summary_path} is not a summary (a JSON {type(summary).__name__}); rerun "
+                          f"`python analyze.py pair={pair_name(cfg)}`")
     for key in ("base", "domain", "layers"):
         if key not in summary:
             raise FinsaeError(f"{summary_path} lacks {key!r}; rerun `python analyze.py pair={pair_name(cfg)}`")
+    layers = summary["layers"]
+    if not isinstance(layers, list) or not all(type(x) is int for x in layers):
+        raise FinsaeError(f"{summary_path}: 'layers' is {layers!r}, not a list of layer numbers; rerun "
+                          f"`python analyze.py pair={pair_name(cfg)}`")
     if (summary["base"], summary["domain"]) != (cfg.pair.base, cfg.pair.domain):
         raise FinsaeError(f"{folder} holds the analysis of {summary['base']} vs {summary['domain']}, not of the pair "
                           f"{cfg.pair.base} vs {cfg.pair.domain}; choose the matching pair= or pair_name=")
     check_features(features, features_path)
+    for model in (summary["base"], summary["domain"]):
+        for layer in layers:  # every contexts file build_jobs reads, checked before any labelling
+            check_contexts(folder, model, layer)
     return summary, features
 
 
 def precheck(cfg) -> None:
     """What fails before any work: analysis artifacts missing, artifacts folder not writable."""
     read_analysis(cfg)
+    check_folders(cfg)
+
+
+def check_folders(cfg) -> None:
+    """Every folder the stage writes takes new files: the artifacts folder, the labels folder, and the analysis
+    folder whose features table the labels are merged into (else the labels publish and the merge fails)."""
     check_writable(Path(cfg.paths.artifacts), "artifacts folder")
+    check_writable(analysis_dir(cfg), "analysis folder")
+    check_writable(labels_dir(cfg), "labels folder", make=False)
 
 
 def _sae_id(artifacts: Path, model: str, layer: int, tag: str) -> str:
@@ -178,7 +196,7 @@ def run(cfg, raw) -> LabelSummary:
         return summary
     analysis, features = read_analysis(cfg)
     artifacts = Path(cfg.paths.artifacts)
-    check_writable(artifacts, "artifacts folder")
+    check_folders(cfg)
     for name in ("httpx", "httpx2", "openai"):  # a log line per request would bury the progress bar
         logging.getLogger(name).setLevel(logging.WARNING)
     backend = make_backend(lc)  # server reachable / vllm importable / model loadable, before any work

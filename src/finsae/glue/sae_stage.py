@@ -38,7 +38,7 @@ import torch
 
 from finsae import __version__
 from finsae.activations import ActivationBatches, PairedStore, block_scales, build_activations, split_rows
-from finsae.atomic import check_writable, locked, publish, staging_dir
+from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked, publish, staging_dir
 from finsae.data.mix import mixed_corpus
 from finsae.errors import ConfigError, FinsaeError
 from finsae.glue.activation_datamodule import ActivationDataModule
@@ -252,6 +252,10 @@ def precheck(cfg) -> None:
         raise ConfigError(f"sae.batch_size={cfg.sae.batch_size} must divide evenly over {world} devices")
     check_writable(artifacts, "artifacts folder")
     ckpt_dir = sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)
+    # every folder the run writes (nothing made here: a sweep's checks leave no empty folders)
+    check_writable(out_dir, "SAE folder", make=False)
+    check_writable(ckpt_dir, "checkpoint folder", make=False)
+    check_writable(activations_root(artifacts), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
     with run_lock(ckpt_dir):  # a run of this tag in flight says so (not that its checkpoint exists)
         check_no_work_lost(cfg, out_dir, ckpt_dir)
 

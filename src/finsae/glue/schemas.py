@@ -25,13 +25,12 @@ from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
 from finsae.glue.tracking import is_secret_name
 from finsae.models.registry import BUILTIN
-from finsae.paths import default_artifacts_dir, default_data_dir
+from finsae.paths import default_artifacts_dir, default_data_dir, plain_name
 from finsae.sae.config import SaeTrainConfig
 
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 _check = require
@@ -75,8 +74,8 @@ class PairSchema:
 def pair_name(cfg) -> str:
     """The folder name of a pair's stage outputs: ``cfg.pair_name`` when set, else the ``pair=`` option chosen
     (``minilm_fin``) unless its members were overridden, else ``{base}_{domain}``."""
-    if getattr(cfg, "pair_name", None):
-        return str(cfg.pair_name)
+    if getattr(cfg, "pair_name", None) is not None:
+        return plain_name(cfg.pair_name, "pair_name")
     from hydra.core.hydra_config import HydraConfig
 
     from finsae.paths import PROJECT_ROOT
@@ -195,7 +194,7 @@ class FinetuneSchema:
         _check(8 <= self.max_length <= 512, f"finetune.max_length must be in [8, 512], got {self.max_length}")
         _check(self.max_steps is None or self.max_steps >= 1,
                f"finetune.max_steps must be >= 1 (an untrained classifier is no finance twin), got {self.max_steps}")
-        _check(NAME.fullmatch(self.out_name) is not None, f"finetune.out_name={self.out_name!r} must be a plain name")
+        plain_name(self.out_name, "finetune.out_name")
 
 
 TASKS = ("sae", "crosscoder", "finetune")
@@ -253,8 +252,7 @@ class TrainScriptSchema:
 
     def __post_init__(self):
         _check(self.task in TASKS, f"task must be one of {list(TASKS)}, got {self.task!r}")
-        _check(NAME.fullmatch(self.tag) is not None,
-               f"tag={self.tag!r} must be a plain name (letters, digits, . _ -), not a path")
+        plain_name(self.tag, "tag")
 
     def stage_module(self) -> str:
         """The module whose ``precheck``/``run`` this config's task runs (what train.py dispatches to)."""

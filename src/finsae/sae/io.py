@@ -65,6 +65,52 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"SAE config {cfg_path} is not valid JSON: {err}") from err
 
 
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+
+
+def check_weights(path: str | Path) -> dict[str, Any]:
+    """Read only the header of ``path``'s ``sae.safetensors`` and check it against ``cfg.json`` (tensor names,
+    shapes, and a file long enough for them): a garbage or cut file is named in one line before any work, not
+    when it is loaded after minutes of it. Returns the parsed ``cfg.json``."""
+    import struct
+
+    path = Path(path)
+    meta = read_meta(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise DataMissingError("SAE weights", weights, "The folder has cfg.json but no weights; save the SAE again.")
+    damaged = f"SAE weights {weights} are damaged or cut"
+    size = weights.stat().st_size
+    try:
+        with open(weights, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > min(size - 8, 1 << 24):
+                raise ValueError(f"header length {n} beyond the file's {size} bytes")
+            header = json.loads(fh.read(n))
+        end = 8 + n + max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        shapes = {k: tuple(t["shape"]) for k, t in header.items() if k != "__metadata__"}
+        for k, t in header.items():
+            if k != "__metadata__" and t["dtype"] in _DTYPE_BYTES:
+                want = _DTYPE_BYTES[t["dtype"]] * int(torch.Size(t["shape"]).numel())
+                if t["data_offsets"][1] - t["data_offsets"][0] != want:
+                    raise ValueError(f"{k} holds {t['data_offsets'][1] - t['data_offsets'][0]} bytes, not {want}")
+    except (ValueError, KeyError, TypeError, IndexError, struct.error) as e:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"{damaged} (unreadable header: {str(e).splitlines()[0][:120]}); retrain it "
+                          f"(train.py ... overwrite=true)") from None
+    if end != size:
+        raise ConfigError(f"{damaged} ({size} bytes, its header needs {end}); retrain it (train.py ... overwrite=true)")
+    missing = [name for name in TENSOR_NAMES if name not in shapes]
+    if missing:
+        raise ConfigError(f"SAE weights {weights} lack tensors {missing}")
+    cfg = SaeConfig.from_dict(meta)
+    m, d = cfg.num_latents, cfg.d_in
+    want = {"W_enc": (m, d), "b_enc": (m,), "W_dec": (m, d), "b_dec": (d,), "norm_scale": ()}
+    for name, shape in want.items():
+        if shapes[name] != shape:
+            raise ConfigError(f"SAE weights {weights}: {name} has shape {shapes[name]}, cfg.json implies {shape}")
+    return meta
+
+
 def load(
     path: str | Path,
     expected_d_in: int | None = None,
@@ -77,8 +123,7 @@ def load(
     if expected_d_in is not None and cfg.d_in != expected_d_in:
         raise ConfigError(f"SAE at {path} has d_in={cfg.d_in} but d_in={expected_d_in} was expected (wrong model or layer?)")
     weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise DataMissingError("SAE weights", weights, "The folder has cfg.json but no weights; save the SAE again.")
+    check_weights(path)
     state = load_file(str(weights), device="cpu")
     missing = [n for n in TENSOR_NAMES if n not in state]
     if missing:

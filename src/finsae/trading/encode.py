@@ -35,6 +35,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
     (``fc``: a ``FeatureConfig``) and a classifier head for the sentiment set."""
     from finsae.models import check_layer, get_spec
     from finsae.models.loading import model_config, task_kind
+    from finsae.sae.io import check_weights
 
     for role, kinds in needed(fc.blocks).items():
         if not kinds:
@@ -55,6 +56,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
                         f"SAE of {name} layer {layer} (tag {fc.tag})", d,
                         f"Make it with `python train.py experiment=demo model={name} layer={layer}"
                         + ("" if fc.tag == "demo" else f" tag={fc.tag}") + "`.")
+                check_weights(d)  # a garbage or cut file named now, not after the tweet encoding
         if "sentiment" in kinds and task_kind(spec, artifacts) != "classifier":
             raise ConfigError(f"features.sets uses sentiment, but {name} has no classifier head; drop the "
                               f"sentiment set or use a pair whose domain model is a classifier")

@@ -4,6 +4,8 @@ encoding all StockNet tweets runs once per (model, layer, SAE)."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from finsae.atomic import locked, publish, staging_dir
 from finsae.trading.text_features import DocFeatures
 
 DOC_FILE = "docs.npz"
+log = logging.getLogger(__name__)
 
 
 def file_hash(path: Path, n: int = 16) -> str:
@@ -42,16 +45,28 @@ def _load(path: Path) -> DocFeatures:
     return DocFeatures(z["n_tokens"], mats["sae_sum"], mats["sae_max"], z["dense_sum"])
 
 
+def _load_whole(path: Path) -> DocFeatures | None:
+    """The stored features, or None when the file is absent or damaged (cut by a kill or a full disk): a damaged
+    entry is rebuilt, as the activation cache does, not fatal on every later run."""
+    if not path.is_file():
+        return None
+    try:
+        return _load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("per-tweet cache %s is damaged (%s: %s); rebuilding it", path, type(e).__name__, e)
+        return None
+
+
 def cached_docs(root: Path, key: str, compute) -> tuple[DocFeatures, bool]:
     """The DocFeatures under ``root/key`` or ``compute()`` them and publish; (features, computed now)."""
     entry = Path(root) / key
-    if (entry / DOC_FILE).is_file():
-        return _load(entry / DOC_FILE), False
+    if (docs := _load_whole(entry / DOC_FILE)) is not None:
+        return docs, False
     with locked([entry]):
-        if (entry / DOC_FILE).is_file():
-            return _load(entry / DOC_FILE), False
+        if (docs := _load_whole(entry / DOC_FILE)) is not None:
+            return docs, False
         docs = compute()
         tmp = staging_dir(entry)
         _save(tmp / DOC_FILE, docs)
-        publish(tmp, entry)
+        publish(tmp, entry, marker=None)  # a content-hash key: only a (damaged) entry of it is replaced
     return docs, True
