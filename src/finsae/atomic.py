@@ -95,6 +95,20 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_table(frame, path: Path, columns: Iterable[str], what: str) -> Path:
+    """Write ``frame[columns]`` as parquet via a temp file and rename; a missing column is a bug, named."""
+    columns = list(columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    frame[columns].to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGTERM/SIGINT until the body is done (they are delivered right after)."""

@@ -48,6 +48,7 @@ from finsae.analysis.contexts import build_contexts
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
 from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
 from finsae.analysis.selectivity import FDR, MIN_AUROC, contrast
+from finsae.atomic import write_table
 from finsae.errors import ConfigError, DataMissingError
 from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
 
@@ -363,15 +364,7 @@ def _specific(table: pd.DataFrame) -> np.ndarray:
 # -- the table on disk -----------------------------------------------------------------------------------
 def write_crosscoder(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:
     """Write ``crosscoder.parquet`` (all layers) into the analysis folder, replacing it in one rename."""
-    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"crosscoder table lacks columns {missing}")
-    path = Path(analysis_dir) / TABLE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame[list(TABLE_COLUMNS)].to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_table(frame, Path(analysis_dir) / TABLE_FILE, TABLE_COLUMNS, "crosscoder table")
 
 
 def read_crosscoder(analysis_dir: str | Path) -> pd.DataFrame:

@@ -36,6 +36,7 @@ import torch
 from finsae.analysis.crosscoder import financial_selectivity
 from finsae.analysis.doc_scores import doc_scores, encode_rows
 from finsae.analysis.selectivity import FDR, MIN_AUROC
+from finsae.atomic import write_table
 from finsae.errors import DataMissingError
 from finsae.sae import TopKSAE
 
@@ -169,15 +170,7 @@ def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE,
 
 def write_warmstart(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:
     """Write ``warmstart.parquet`` (all layers) into the analysis folder, replacing it in one rename."""
-    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"warm-start table lacks columns {missing}")
-    path = Path(analysis_dir) / TABLE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame[list(TABLE_COLUMNS)].to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_table(frame, Path(analysis_dir) / TABLE_FILE, TABLE_COLUMNS, "warm-start table")
 
 
 def read_warmstart(analysis_dir: str | Path) -> pd.DataFrame:
