@@ -13,9 +13,12 @@ from finsae.report.study import COMMANDS, Study
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
                "loss_recovered", "loss_recovered_all", "lr", "seconds"]
-LAYER_COLUMNS = ["layer", "overlap", "overlap_cross_seed", "overlap_seed_ceiling", "overlap_random", "overlap_index",
-                 "n_financial_base", "n_financial", "n_specialized", "n_specialized_seed_floor", "improvement",
-                 "improvement_all"]
+LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
+                 "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
+                 "n_financial_base", "n_financial", "n_specialized_seed1", "n_specialized_seed_floor",
+                 "specialized_over_floor", "cross_fvu_corrected_base_on_domain", "n_shared", "n_base_only",
+                 "n_domain_only", "n_domain_only_financial", "crosscoder_seed_stability", "n_changed",
+                 "n_changed_control", "n_changed_financial", "improvement", "improvement_genre"]
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
 CONTEXTS_PER_LATENT = 3
@@ -192,7 +195,8 @@ def backtest(study: Study) -> str:
         if (folder / "metrics.csv").is_file():
             m = study.read_table(folder / "metrics.csv")
             parts.append(page.table(_pick(m, ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi",
-                                              "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "turnover"]),
+                                              "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "dsr_eff",
+                                              "n_trials_eff", "turnover"]),
                                     caption="strategies after costs, with PSR/DSR and the trials count"))
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
