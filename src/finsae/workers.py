@@ -10,8 +10,11 @@ then only the small job descriptions.
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import warnings
 
+TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _STATE = None
 
@@ -44,7 +47,12 @@ def one_thread_pool(n_jobs: int, state):
     On exit, also by an exception or a stop, the workers are killed: queued jobs are not run first."""
     from joblib.externals.loky import get_reusable_executor
 
+    # loky's resource tracker (a process started with this interpreter's -W options) warns about the semaphores of
+    # workers killed on a stop, after the stage's last line; killing them is the point, so it is told to stay quiet
+    if TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_QUIET)
     pool = get_reusable_executor(n_jobs, initializer=_init, initargs=(state,), reuse=False, env=ONE_THREAD_ENV)
+    pool.map = functools.partial(_map_never_cancelling, pool)
     try:
         with warnings.catch_warnings():
             # a worker loky replaced anyway (see _init) runs the initializer again and takes the queued jobs;
@@ -53,7 +61,41 @@ def one_thread_pool(n_jobs: int, state):
                                     category=UserWarning)
             yield pool
     finally:
-        pool.shutdown(wait=True, kill_workers=True)
+        with _manager_races_quiet():
+            pool.shutdown(wait=True, kill_workers=True)
+
+
+@contextlib.contextmanager
+def _manager_races_quiet():
+    """While the pool is shut down with its workers killed, loky's manager thread can trip over its own
+    bookkeeping (a work item the shutdown already failed: ``KeyError``, ``InvalidStateError``) and print a
+    traceback for jobs nobody waits on. Exceptions of that one thread are dropped during the shutdown (logged at
+    debug level); every other thread's still reach the usual hook."""
+    import logging
+    import threading
+
+    previous = threading.excepthook
+
+    def hook(args):
+        if args.thread is not None and args.thread.name == "ExecutorManagerThread":
+            logging.getLogger("finsae").debug("loky manager thread during shutdown: %r", args.exc_value)
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def _map_never_cancelling(pool, fn, *iterables):
+    """``Executor.map`` without its cancel-on-exit: every job is submitted at once, results come in order. The
+    standard ``map`` cancels the queued futures when its caller stops (a signal, an error), and loky's shutdown
+    then fails to fail those futures again (``InvalidStateError`` in its manager thread), which kills that
+    thread before it kills the workers: the stage would hang on its workers instead of ending."""
+    futures = [pool.submit(fn, *args) for args in zip(*iterables, strict=True)]
+    return (f.result() for f in futures)
 
 
 def _init(state) -> None:
