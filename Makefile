@@ -8,7 +8,8 @@ export FINSAE_DATA_DIR ?= $(abspath ../shared/data)
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
-PYTEST_ARGS ?=
+# two pytest workers, one test file each at a time (module and session fixtures stay in one process)
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: setup demo test bench finetune saes analyze labels backtest report clean
 

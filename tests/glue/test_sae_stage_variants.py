@@ -58,7 +58,7 @@ def test_crosscoder_resumes_after_sigterm_to_the_uninterrupted_weights(project_r
            "trainer.progress_bar=true"]
     proc = subprocess.Popen(cmd, cwd=project_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen, deadline = "", time.time() + 300
-    while "Epoch 0:" not in seen and time.time() < deadline and proc.poll() is None:
+    while "sae crosscoder_tiny_tiny L1:" not in seen and time.time() < deadline and proc.poll() is None:
         seen += proc.stdout.read(64)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)

@@ -74,7 +74,7 @@ def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int, stopper: StopOnSignal
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_steps=total, max_epochs=-1, logger=tracker.lightning_logger(),
-        callbacks=[ckpt, stopper, *([step_progress_bar(total, f"sae {cfg.model.name} L{cfg.layer}")]
+        callbacks=[ckpt, stopper, *([step_progress_bar(total, f"sae {run_name(cfg)} L{cfg.layer}")]
                                      if t.progress_bar else [])],
         enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total // 20)),
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None,
