@@ -37,7 +37,7 @@ def art(tmp_path_factory, project_root, data_dir):
     run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t")
     run(project_root, art, "train.py", "debug=tiny", "layer=1", "tag=t_seed1", "seed=1")
     quick = ["debug=tiny", "layer=1", "logger=none", "downstream_docs=0"]
-    for tag, seed in (("t", 0), ("t_seed1", 1)):  # the crosscoder and its seed repeat, as sweeps/demo_layers.sh
+    for tag, seed in (("t", 0), ("t_seed1", 1)):  # the crosscoder and its seed repeat, as the demo plan (finsae.demo.plan)
         run(project_root, art, "train.py", *quick, "task=crosscoder", *PAIR, f"tag={tag}", f"seed={seed}")
     # both warm-started runs continue the base SAE with one seed (same tokens, same order); here the "domain"
     # model is the base model itself, so the domain run is the control run
