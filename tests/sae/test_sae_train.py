@@ -176,6 +176,17 @@ def test_load_d_in_mismatch_and_missing(tmp_path):
         load(tmp_path / "s")
 
 
+def test_sae_folder_check_and_identity(tmp_path):
+    from finsae.sae.io import is_sae_dir, sae_identity
+
+    a = save(TopKSAE(SaeConfig(d_in=12, num_latents=24, k=2, seed=1)), tmp_path / "a")
+    b = save(TopKSAE(SaeConfig(d_in=12, num_latents=24, k=2, seed=2)), tmp_path / "b")
+    assert is_sae_dir(a) and is_sae_dir(b) and not is_sae_dir(tmp_path / "nowhere")
+    assert sae_identity(a) == sae_identity(a) and sae_identity(a) != sae_identity(b)
+    (a / "cfg.json").unlink()  # weights alone are not an SAE folder
+    assert not is_sae_dir(a)
+
+
 # ---------------------------------------------------------------------------- config
 
 

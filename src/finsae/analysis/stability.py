@@ -20,6 +20,7 @@ import pandas as pd
 from finsae.analysis.matching import DEFAULT_TAU, match_decoders, overlap, random_unit_rows
 from finsae.paths import default_artifacts_dir
 from finsae.sae import load
+from finsae.sae.io import is_sae_dir
 from finsae.sae.summary import SaeSummary
 
 SEED_PAIRS = (("_s0", "_s1"), ("", "_seed1"))
@@ -28,7 +29,7 @@ SEED_PAIRS = (("_s0", "_s1"), ("", "_seed1"))
 
 def seed_pairs(layer_dir: Path) -> list[tuple[str, str]]:
     """``(tag_seed0, tag_seed1)`` pairs of finished SAEs in one ``artifacts/sae/{model}/layer_{i}`` folder."""
-    tags = {p.name for p in layer_dir.iterdir() if (p / "sae.safetensors").is_file()} if layer_dir.is_dir() else set()
+    tags = {p.name for p in layer_dir.iterdir() if is_sae_dir(p)} if layer_dir.is_dir() else set()
     out = []
     for t in sorted(tags):
         for s0, s1 in SEED_PAIRS:

@@ -52,7 +52,7 @@ from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.paths import activations_root, analysis_dir, crosscoder_name, model_dir, sae_dir
 from finsae.sae import load, read_meta
-from finsae.sae.io import check_weights
+from finsae.sae.io import check_weights, is_sae_dir
 from finsae.sae.summary import SaeSummary
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
@@ -61,9 +61,6 @@ LAYER_FILES = ("row", "features", "curves")
 METHOD_TABLES = {"crosscoder": crosscoder.write_crosscoder, "warmstart": warmstart.write_warmstart}
 """Per-layer tables of the crosscoder and warm-start methods (present only for layers whose SAEs exist)."""
 
-
-def _is_sae(path: Path) -> bool:
-    return (path / "sae.safetensors").is_file() and (path / "cfg.json").is_file()
 
 
 def train_command(model: str, layer: int, tag: str) -> str:
@@ -78,7 +75,7 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
     wanted = cfg.selected_layers
     if wanted is None:
         roots = [Path(artifacts) / "sae" / m for m in (base, domain)]
-        found = [{int(p.name.split("_", 1)[1]) for p in r.glob("layer_*") if _is_sae(p / tag)} for r in roots]
+        found = [{int(p.name.split("_", 1)[1]) for p in r.glob("layer_*") if is_sae_dir(p / tag)} for r in roots]
         wanted = sorted(found[0] & found[1])
         if not wanted:
             raise DataMissingError(f"SAEs tagged {tag!r} for both {base} and {domain}",
@@ -90,7 +87,7 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
             raise ConfigError(f"layer {layer} is out of range for {base} ({n_layers} layers: -1 .. {n_layers - 1})")
         for m in (base, domain):
             d = sae_dir(artifacts, m, layer, tag)
-            if not _is_sae(d):
+            if not is_sae_dir(d):
                 raise DataMissingError(f"SAE {m} layer {layer} [{tag}]", d, f"Train it: `{train_command(m, layer, tag)}`")
         d_base = read_meta(sae_dir(artifacts, base, layer, tag))["d_in"]
         d_dom = read_meta(sae_dir(artifacts, domain, layer, tag))["d_in"]
@@ -109,7 +106,7 @@ def resolve_layers(cfg, artifacts: Path) -> list[int]:
         for m in (base, domain):
             check_weights(sae_dir(artifacts, m, layer, tag))
             seed = sae_dir(artifacts, m, layer, cfg.seed_tag or f"{tag}_seed1")
-            if _is_sae(seed):
+            if is_sae_dir(seed):
                 check_weights(seed)
     return list(wanted)
 
@@ -121,7 +118,7 @@ def _setting(path: Path) -> tuple[int, int, int]:
 
 def _seed_sae(artifacts: Path, model: str, layer: int, tag: str, seed_tag: str, main):
     d = sae_dir(artifacts, model, layer, seed_tag)
-    if not _is_sae(d):
+    if not is_sae_dir(d):
         return None
     sae = load(d)
     if (sae.num_latents, sae.k) != (main.num_latents, main.k):
@@ -159,7 +156,7 @@ def _adjacent_sae(artifacts: Path, model: str, layer: int, tag: str):
     ``(None, None)``: the adjacent-layer null dictionary."""
     for other in (layer - 1, layer + 1):
         d = sae_dir(artifacts, model, other, tag)
-        if other >= -1 and _is_sae(d):
+        if other >= -1 and is_sae_dir(d):
             return other, load(d)
     return None, None
 
@@ -174,7 +171,7 @@ def _meta(cfg, pair: str, layer: int, artifacts: Path, seed_tag: str) -> dict:
     saes = {}
     for m, t in _method_saes(cfg.pair.base, cfg.pair.domain, cfg.tag, seed_tag):
         d = sae_dir(artifacts, m, layer, t)
-        if _is_sae(d):
+        if is_sae_dir(d):
             saes[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")
     return {"settings": settings, "layer": layer, "saes": saes}
 
@@ -321,7 +318,7 @@ class _LayerJob(NamedTuple):
         start = sae_dir(self.artifacts, self.base, layer, self.tag)
         runs = [sae_dir(self.artifacts, self.domain, layer, self.tag + warmstart.DOMAIN_SUFFIX),
                 sae_dir(self.artifacts, self.base, layer, self.tag + warmstart.CONTROL_SUFFIX)]
-        if not all(_is_sae(d) and _started_from(d, start) for d in runs):
+        if not all(is_sae_dir(d) and _started_from(d, start) for d in runs):
             return None
         a = self.analysis
         return warmstart.analyze_layer(layer, load(start), load(runs[0]), load(runs[1]),
@@ -360,7 +357,7 @@ def _compare_layers(job: _LayerJob, layers: list[int], jobs: int, progress_bar: 
         from concurrent.futures import as_completed
 
         def cost(layer):
-            return -sum(_is_sae(sae_dir(job.artifacts, m, layer, job.seed_tag)) for m in (job.base, job.domain))
+            return -sum(is_sae_dir(sae_dir(job.artifacts, m, layer, job.seed_tag)) for m in (job.base, job.domain))
 
         with one_thread_pool(n_jobs, job) as pool:
             futures = {pool.submit(_compare_in_worker, layer): layer for layer in sorted(layers, key=cost)}
@@ -374,7 +371,7 @@ def _compare_layers(job: _LayerJob, layers: list[int], jobs: int, progress_bar: 
 def _pair_crosscoder(path: Path, base: str, domain: str, d_model: int):
     """``(crosscoder, block scales)`` in ``path`` when it is one of this pair at this width, else None (a
     mismatch is logged, never fatal: the method then reads "not run")."""
-    if not _is_sae(path):
+    if not is_sae_dir(path):
         return None
     info = (read_meta(path).get("extra") or {}).get("crosscoder") or {}
     if (info.get("base"), info.get("domain"), info.get("d_model")) != (base, domain, d_model):

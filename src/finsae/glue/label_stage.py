@@ -37,7 +37,7 @@ from finsae.labeling.pipeline import METRICS, LatentJob, run_labeling
 from finsae.labeling.prompts import PROMPT_VERSION
 from finsae.labeling.selection import check_features, select_latents
 from finsae.labeling.summary import LabelSummary, overall_fields, score_table
-from finsae.models.registry import directory_hash
+from finsae.sae.io import is_sae_dir, sae_identity
 from finsae.paths import sae_dir
 from finsae.summary import SUMMARY_FILE
 
@@ -105,7 +105,7 @@ def check_folders(cfg) -> None:
 
 def _sae_id(artifacts: Path, model: str, layer: int, tag: str) -> str:
     d = sae_dir(artifacts, model, layer, tag)
-    return f"{model}/layer_{layer}/{tag}/{directory_hash(d) if d.is_dir() else 'no-sae'}"
+    return f"{model}/layer_{layer}/{tag}/{sae_identity(d) if is_sae_dir(d) else 'no-sae'}"
 
 
 def build_jobs(cfg, summary: dict, features: pd.DataFrame, embed) -> list[LatentJob]:

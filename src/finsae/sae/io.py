@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ def save(sae: TopKSAE, path: str | Path, extra: dict[str, Any] | None = None) ->
     save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt", "finsae_version": finsae.__version__})
     (path / CONFIG_FILE).write_text(text + "\n")
     return path
+
+
+def is_sae_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a saved SAE folder (weights and ``cfg.json``): the one check every stage uses."""
+    path = Path(path)
+    return (path / WEIGHTS_FILE).is_file() and (path / CONFIG_FILE).is_file()
+
+
+def sae_identity(path: str | Path, n: int = 16) -> str:
+    """The SAE's identity: the first ``n`` hex digits of the sha256 of its weights file. Caches keyed by an SAE
+    (tweet encodings, label answers) use this one key, so a retrained SAE never reuses another's results."""
+    with open(Path(path) / WEIGHTS_FILE, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:n]
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

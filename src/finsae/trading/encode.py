@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.paths import activations_root, sae_dir
-from finsae.trading.text_cache import cached_docs, file_hash
+from finsae.trading.text_cache import cached_docs
 from finsae.trading.text_features import encode_docs, sentiment_docs
 
 
@@ -35,7 +35,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
     (``fc``: a ``FeatureConfig``) and a classifier head for the sentiment set."""
     from finsae.models import check_layer, get_spec
     from finsae.models.loading import model_config, task_kind
-    from finsae.sae.io import check_weights
+    from finsae.sae.io import check_weights, is_sae_dir
 
     for role, kinds in needed(fc.blocks).items():
         if not kinds:
@@ -51,7 +51,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
             check_layer(int(layer), shape.num_hidden_layers)
             if "sae" in kinds:
                 d = sae_dir(artifacts, name, int(layer), fc.tag)
-                if not (d / "cfg.json").is_file() or not (d / "sae.safetensors").is_file():
+                if not is_sae_dir(d):
                     raise DataMissingError(
                         f"SAE of {name} layer {layer} (tag {fc.tag})", d,
                         f"Make it with `python train.py experiment=demo model={name} layer={layer}"
@@ -82,6 +82,7 @@ def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Pa
     from finsae.activations import build_activations
     from finsae.models import get_spec, load_model
     from finsae.sae import load, read_meta
+    from finsae.sae.io import sae_identity
 
     enc = Encoded()
     t0 = time.time()
@@ -104,7 +105,7 @@ def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Pa
             if "sae" in kinds:
                 d = sae_dir(artifacts, name, int(layer), fc.tag)
                 sae = load(d, expected_d_in=store.d)
-                key = f"{store.key}-sae{read_meta(d)['num_latents']}-{file_hash(d / 'sae.safetensors')}"
+                key = f"{store.key}-sae{read_meta(d)['num_latents']}-{sae_identity(d)}"
             bar = tqdm(total=len(store), desc=f"encode {name} L{layer}", unit="tok", disable=not progress,
                        leave=False, mininterval=5)
 

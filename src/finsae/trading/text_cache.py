@@ -3,7 +3,6 @@ encoding all StockNet tweets runs once per (model, layer, SAE)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from pathlib import Path
@@ -16,14 +15,6 @@ from finsae.trading.text_features import DocFeatures
 
 DOC_FILE = "docs.npz"
 log = logging.getLogger(__name__)
-
-
-def file_hash(path: Path, n: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
 
 
 def _save(path: Path, docs: DocFeatures) -> None:
