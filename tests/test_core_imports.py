@@ -30,3 +30,22 @@ def test_core_does_not_import_frameworks():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "", f"core modules pulled in: {r.stdout.strip()}"
+
+
+GLUE_FREE = ("analysis",)
+"""Stage cores checked statically (imports inside functions too): no finsae.glue, no framework."""
+
+
+def test_stage_cores_import_no_glue_even_lazily():
+    import ast
+    from pathlib import Path
+
+    bad = []
+    for pkg in GLUE_FREE:
+        for path in sorted((Path(finsae.__path__[0]) / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                bad += [f"{path.name}: {n}" for n in names
+                        if n.startswith("finsae.glue") or n.split(".")[0] in FORBIDDEN]
+    assert not bad, bad

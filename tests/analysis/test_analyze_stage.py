@@ -10,11 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finsae.analysis import crosscoder, warmstart
-from finsae.analysis.contexts import CONTEXT_COLUMNS, contexts_path, read_contexts
-from finsae.analysis.crosscoder import read_crosscoder
-from finsae.analysis.warmstart import read_warmstart
-from finsae.analysis.summary import AnalysisSummary
+from finsae.analysis import crosscoder
+from finsae.analysis.artifacts import (
+    CROSSCODER_COLUMNS,
+    WARMSTART_COLUMNS,
+    contexts_path,
+    plot_paths,
+    read_crosscoder,
+    read_features,
+    read_findings,
+    read_layers,
+    read_summary,
+    read_table,
+    read_warmstart,
+)
+from finsae.analysis.contexts import CONTEXT_COLUMNS, read_contexts
+from finsae.paths import analysis_dir
 
 pytestmark = pytest.mark.slow
 PAIR = ["pair.base=tiny", "pair.domain=tiny"]
@@ -49,9 +60,9 @@ def art(tmp_path_factory, project_root, data_dir):
 def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     # all layers in two worker processes, then one layer per job in-process: the same tables
     run(project_root, art, "analyze.py", *PAIR, "tag=t", "analysis.jobs=2", *SMALL)
-    out = art / "analysis" / "tiny_tiny"
-    layers = pd.read_parquet(out / "layers.parquet")
-    feats = pd.read_parquet(out / "features.parquet")
+    out = analysis_dir(art, "tiny_tiny")
+    layers = read_layers(out)
+    feats = read_features(out)
     assert layers["layer"].tolist() == [0, 1]
     for col in ("overlap", "overlap_seed_ceiling", "overlap_random", "n_financial", "n_specialized",
                 "n_specialized_seed_floor", "overlap_ci_low", "n_financial_ci_high", "fvu_base_on_domain"):
@@ -74,26 +85,25 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     assert set(feats["role"]) == {"base", "domain"} and feats.groupby(["role", "layer"]).size().eq(128).all()
     ctx = read_contexts(out, "tiny", 1)
     assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["kind"]) <= {"top", "quantile", "negative"}
-    summary = AnalysisSummary.read(out)
+    summary = read_summary(out)
     assert summary.layers == [0, 1] and summary.docs["ag_business"] > 1800
-    findings = (out / "findings.md").read_text()
+    findings = read_findings(out)
     assert "1,200+ specialized" in findings and "seed ceiling" in findings
-    assert {p.name for p in (out / "plots").glob("*.png")} >= {"overlap_by_layer.png", "counts_by_layer.png"}
+    assert {p.name for p in plot_paths(out)} >= {"overlap_by_layer.png", "counts_by_layer.png"}
     check_crosscoder_and_warmstart(out, layers, findings)
-    before = {n: pd.read_parquet(out / f"{n}.parquet")
-              for n in ("layers", "features", "curves", "crosscoder", "warmstart")}
+    before = {n: read_table(out, n) for n in ("layers", "features", "curves", "crosscoder", "warmstart")}
 
     shutil.rmtree(out)
     run(project_root, art, "analyze.py", "--multirun", "layer=0,1", *PAIR, "tag=t", *SMALL)
     for n, frame in before.items():
-        pd.testing.assert_frame_equal(pd.read_parquet(out / f"{n}.parquet"), frame, check_like=True)
+        pd.testing.assert_frame_equal(read_table(out, n), frame, check_like=True)
 
 
 def check_crosscoder_and_warmstart(out, layers, findings):
     """Layer 1 has a crosscoder (two seeds) and both warm-started runs, layer 0 none of them."""
     cc, ws = read_crosscoder(out), read_warmstart(out)
-    assert tuple(cc.columns) == crosscoder.TABLE_COLUMNS and cc["layer"].eq(1).all() and len(cc) == 128
-    assert tuple(ws.columns) == warmstart.TABLE_COLUMNS and ws["layer"].eq(1).all() and len(ws) == 128
+    assert tuple(cc.columns) == CROSSCODER_COLUMNS and cc["layer"].eq(1).all() and len(cc) == 128
+    assert tuple(ws.columns) == WARMSTART_COLUMNS and ws["layer"].eq(1).all() and len(ws) == 128
     l0, l1 = layers.set_index("layer").loc[0], layers.set_index("layer").loc[1]
     for col in ("n_shared", "n_base_only", "n_domain_only", "crosscoder_seed_stability", "n_changed",
                 "n_changed_control"):
@@ -117,7 +127,7 @@ def check_crosscoder_and_warmstart(out, layers, findings):
     methods = findings.split("## Three methods side by side")[1].split("Do they agree")[0]
     row0, row1 = (ln for ln in methods.splitlines() if ln.startswith(("| 0 |", "| 1 |")))
     assert row0.count("not run") >= 2 and "not run" not in row1.split("|", 3)[3], (row0, row1)
-    assert {p.name for p in (out / "plots").glob("*.png")} >= {"crosscoder_delta.png",
+    assert {p.name for p in plot_paths(out)} >= {"crosscoder_delta.png",
                                                                "crosscoder_classes_by_layer.png",
                                                                "warmstart_drift.png"}
 

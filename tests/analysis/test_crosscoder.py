@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
+from finsae.analysis.artifacts import CROSSCODER_COLUMNS, read_crosscoder, write_analysis_table
 from finsae.analysis.crosscoder import (
-    TABLE_COLUMNS,
     analyze_layer,
     class_stability,
     classify,
@@ -17,9 +17,7 @@ from finsae.analysis.crosscoder import (
     latent_scaling,
     layer_summary,
     load_crosscoder,
-    read_crosscoder,
     relative_norm,
-    write_crosscoder,
 )
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
@@ -147,12 +145,12 @@ def test_seed_stability_counts_matching_domain_only_latents():
 def test_tables_round_trip_and_bad_inputs_fail_in_one_line(tmp_path):
     sae = hand_built_crosscoder()
     t = crosscoder_table(1, sae, latent_scaling(sae, [hand_built_data(400)]))
-    write_crosscoder(pd.concat([t, t.assign(layer=2)]), tmp_path)
+    write_analysis_table(tmp_path, "crosscoder", pd.concat([t, t.assign(layer=2)]))
     back = read_crosscoder(tmp_path)
-    assert list(back.columns) == list(TABLE_COLUMNS) and len(back) == 16
+    assert list(back.columns) == list(CROSSCODER_COLUMNS) and len(back) == 16
     pd.testing.assert_frame_equal(back[back.layer == 1].reset_index(drop=True), t, check_dtype=False)
     with pytest.raises(ValueError, match="lacks columns"):
-        write_crosscoder(t.drop(columns=["delta"]), tmp_path)
+        write_analysis_table(tmp_path, "crosscoder", t.drop(columns=["delta"]))
     with pytest.raises(DataMissingError, match="crosscoder table not found"):
         read_crosscoder(tmp_path / "nowhere")
     save(sae, tmp_path / "plain")

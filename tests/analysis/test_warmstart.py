@@ -7,15 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from finsae.analysis.artifacts import WARMSTART_COLUMNS, read_warmstart, write_analysis_table
 from finsae.analysis.warmstart import (
-    TABLE_COLUMNS,
     analyze_layer,
     changed_count,
     decoder_drift,
     layer_summary,
-    read_warmstart,
     warmstart_table,
-    write_warmstart,
 )
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
@@ -123,9 +121,9 @@ def test_table_round_trip_and_bad_inputs(tmp_path, runs):
     t = table(runs, "same", auroc_domain=np.full(64, 0.7),
                         auroc_control=np.full(64, 0.6), financial=np.arange(64) < 3)
     np.testing.assert_allclose(t["selectivity_change"], 0.1, atol=1e-12)
-    write_warmstart(t, tmp_path)
+    write_analysis_table(tmp_path, "warmstart", t)
     pd.testing.assert_frame_equal(read_warmstart(tmp_path), t)
-    assert list(read_warmstart(tmp_path).columns) == list(TABLE_COLUMNS)
+    assert list(read_warmstart(tmp_path).columns) == list(WARMSTART_COLUMNS)
     with pytest.raises(DataMissingError, match="warm-start table not found"):
         read_warmstart(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="same latents"):
@@ -159,7 +157,7 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
     out = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
                         held, doc_of_row)
     t, s = out.table, out.summary
-    assert tuple(t.columns) == TABLE_COLUMNS and len(t) == 64 and t["layer"].eq(3).all()
+    assert tuple(t.columns) == WARMSTART_COLUMNS and len(t) == 64 and t["layer"].eq(3).all()
     owner = int((torch.nn.functional.normalize(runs["start"].W_dec.detach(), dim=1) @ concepts(False)[0]).argmax())
     assert t.loc[owner, "live"] and t.loc[owner, "changed"] and t.loc[owner, "financial"], t.loc[owner]
     assert s["n_changed_financial"] >= 1 and s["n_changed"] >= s["n_changed_financial"]

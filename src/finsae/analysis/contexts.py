@@ -30,15 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finsae.analysis.artifacts import contexts_path
 from finsae.errors import DataMissingError, FinsaeError
 
 CONTEXT_COLUMNS = ("latent", "kind", "rank", "doc_id", "corpus", "words", "acts", "max_act")
 KINDS = ("top", "quantile", "negative")
 MAX_WORDS = 64
-
-
-def contexts_path(analysis_dir: str | Path, model: str, layer: int) -> Path:
-    return Path(analysis_dir) / "contexts" / model / f"layer_{layer}.parquet"
 
 
 def check_contexts(analysis_dir: str | Path, model: str, layer: int) -> Path:

@@ -27,8 +27,9 @@ Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d
 * **Seed stability**: the share of seed 0's domain-only latents whose best domain-only latent of seed 1 has
   decoder cosine >= tau (the crosscoder's own ceiling).
 
-``crosscoder.parquet`` (:data:`TABLE_COLUMNS`, one row per (layer, latent)) and the per-layer summary
-(:func:`layer_summary`: the ``layers.parquet`` columns) are written and read here.
+The rows of ``crosscoder.parquet`` (:data:`finsae.analysis.artifacts.CROSSCODER_COLUMNS`, one row per (layer,
+latent)) and the per-layer summary (:func:`layer_summary`: the ``layers.parquet`` columns) are made here; the
+files are written and read by :mod:`finsae.analysis.artifacts`.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ import torch
 from scipy.stats import false_discovery_control
 from torch import Tensor
 
+from finsae.analysis.artifacts import CROSSCODER_COLUMNS
 from finsae.analysis.contexts import build_contexts
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
 from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
 from finsae.analysis.selectivity import FDR, MIN_AUROC, contrast
-from finsae.atomic import write_table
-from finsae.errors import ConfigError, DataMissingError
+from finsae.errors import ConfigError
 from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
 
 BASE_ONLY_MAX = 0.1
@@ -61,14 +62,6 @@ SHARED_RANGE = (0.4, 0.6)
 ARTIFACT_NU = 0.5
 """A specific latent whose ``nu_eps`` or ``nu_r`` exceeds this is a sparsity artifact."""
 CLASSES = ("base_only", "shared", "domain_only", "other", "dead")
-TABLE_FILE = "crosscoder.parquet"
-TABLE_COLUMNS = ("layer", "latent", "delta", "decoder_cosine", "class", "artifact", "beta_eps_own", "beta_eps_other",
-                 "beta_r_own", "beta_r_other", "nu_eps", "nu_r", "n_active", "auroc_broad", "auroc_genre",
-                 "financial")
-"""``crosscoder.parquet``: layer, latent (int64); delta, decoder_cosine (float64); class (str, one of
-:data:`CLASSES`); artifact (bool: model-specific by delta but flagged by Latent Scaling); beta_* (the four
-Latent Scaling fits), nu_eps, nu_r (their ratios; NaN for dead latents); n_active (analysis tokens it fires on);
-auroc_broad, auroc_genre (financial selectivity, NaN when not computed), financial (the project's rule)."""
 CONTEXT_MODEL = "crosscoder"
 """The model name under which the crosscoder's contexts are stored (``contexts/crosscoder/layer_{i}.parquet``)."""
 CHUNK_ROWS = 2048
@@ -256,7 +249,7 @@ def load_crosscoder(path: str | Path) -> tuple[TopKSAE, tuple[float, float]]:
 
 def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling,
                      selectivity: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The ``crosscoder.parquet`` rows of one layer (:data:`TABLE_COLUMNS`)."""
+    """The ``crosscoder.parquet`` rows of one layer (:data:`finsae.analysis.artifacts.CROSSCODER_COLUMNS`)."""
     blocks = decoder_blocks(sae)
     delta = relative_norm(blocks.base, blocks.domain)
     cls = classify(delta, scaling.n_active)
@@ -274,7 +267,7 @@ def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling,
         "n_active": scaling.n_active, "auroc_broad": sel["auroc_broad"].to_numpy(np.float64),
         "auroc_genre": sel["auroc_genre"].to_numpy(np.float64), "financial": sel["financial"].to_numpy(bool),
     })
-    return frame[list(TABLE_COLUMNS)]
+    return frame[list(CROSSCODER_COLUMNS)]
 
 
 def wilson_count(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -359,18 +352,3 @@ def _specific(table: pd.DataFrame) -> np.ndarray:
     cls = table["class"].to_numpy(object).copy()
     cls[table["artifact"].to_numpy(bool)] = "other"
     return cls
-
-
-# -- the table on disk -----------------------------------------------------------------------------------
-def write_crosscoder(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:
-    """Write ``crosscoder.parquet`` (all layers) into the analysis folder, replacing it in one rename."""
-    return write_table(frame, Path(analysis_dir) / TABLE_FILE, TABLE_COLUMNS, "crosscoder table")
-
-
-def read_crosscoder(analysis_dir: str | Path) -> pd.DataFrame:
-    """``crosscoder.parquet`` of an analysis folder."""
-    path = Path(analysis_dir) / TABLE_FILE
-    if not path.is_file():
-        raise DataMissingError("crosscoder table", path, "Run analyze.py with crosscoders trained "
-                                                         "(python train.py task=crosscoder layer=i).")
-    return pd.read_parquet(path)

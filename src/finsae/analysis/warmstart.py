@@ -26,18 +26,16 @@ the two models are row-aligned). :func:`analyze_layer` is what the analysis stag
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
+from finsae.analysis.artifacts import WARMSTART_COLUMNS
 from finsae.analysis.crosscoder import financial_selectivity
 from finsae.analysis.doc_scores import doc_scores, encode_rows
 from finsae.analysis.selectivity import FDR, MIN_AUROC
-from finsae.atomic import write_table
-from finsae.errors import DataMissingError
 from finsae.sae import TopKSAE
 
 DOMAIN_SUFFIX = "_warm_domain"
@@ -48,12 +46,6 @@ CONTROL_SUFFIX = "_warm_control"
 QUANTILE = 0.99
 """A latent changed by fine-tuning drifts more than this quantile of the control run's drifts."""
 N_BOOT = 1000
-TABLE_FILE = "warmstart.parquet"
-TABLE_COLUMNS = ("layer", "latent", "drift_domain", "drift_control", "selectivity_change", "changed", "financial",
-                 "live")
-"""``warmstart.parquet``: layer, latent (int64); drift_domain, drift_control, selectivity_change (float64);
-changed, financial, live (bool: the latent fires in all three SAEs; only live latents set the threshold and can
-be changed)."""
 
 
 def decoder_drift(start: TopKSAE | torch.Tensor | np.ndarray, end: TopKSAE | torch.Tensor | np.ndarray) -> np.ndarray:
@@ -121,7 +113,7 @@ def warmstart_table(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSA
         "layer": np.full(m, layer, np.int64), "latent": np.arange(m, dtype=np.int64), "drift_domain": dd,
         "drift_control": dc, "selectivity_change": change,
         "changed": live & (np.nan_to_num(dd, nan=-np.inf) > thr), "financial": fin, "live": live,
-    })[list(TABLE_COLUMNS)]
+    })[list(WARMSTART_COLUMNS)]
 
 
 def layer_summary(table: pd.DataFrame, q: float = QUANTILE, n_boot: int = N_BOOT, seed: int = 0) -> dict:
@@ -166,17 +158,3 @@ def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE,
     table = warmstart_table(layer, start, domain, control, sel["domain"]["auroc_broad"].to_numpy(),
                             sel["control"]["auroc_broad"].to_numpy(), sel["domain"]["financial"].to_numpy(), live, q)
     return WarmstartLayer(table, layer_summary(table, q, n_boot, seed))
-
-
-def write_warmstart(frame: pd.DataFrame, analysis_dir: str | Path) -> Path:
-    """Write ``warmstart.parquet`` (all layers) into the analysis folder, replacing it in one rename."""
-    return write_table(frame, Path(analysis_dir) / TABLE_FILE, TABLE_COLUMNS, "warm-start table")
-
-
-def read_warmstart(analysis_dir: str | Path) -> pd.DataFrame:
-    """``warmstart.parquet`` of an analysis folder."""
-    path = Path(analysis_dir) / TABLE_FILE
-    if not path.is_file():
-        raise DataMissingError("warm-start table", path, "Run analyze.py with the warm-started SAEs trained "
-                                                          "(python train.py sae.init_from=...).")
-    return pd.read_parquet(path)

@@ -1,0 +1,167 @@
+"""The analysis stage's steps, on typed settings: build the held-out set, extract its activations through the
+cache, compare layer by layer (:mod:`finsae.analysis.layers`), and combine the per-layer folders into the pair's
+tables, findings, summary and figures (:mod:`finsae.analysis.artifacts`).
+
+Every run (one layer of a multirun or all layers) recombines the per-layer folders whose settings match its
+own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finsae.activations import build_activations
+from finsae.activations.config import ExtractConfig
+from finsae.analysis import artifacts
+from finsae.analysis.config import AnalysisConfig
+from finsae.analysis.evolution import all_figures
+from finsae.analysis.findings import findings_markdown
+from finsae.analysis.heldout import HeldoutSet, heldout_set, normalize_text, twin_training_texts
+from finsae.analysis.layers import LayerJob
+from finsae.analysis.method_plots import method_figures
+from finsae.analysis.saes import PairSaes
+from finsae.analysis.summary import AnalysisSummary
+from finsae.models import get_spec, load_model
+from finsae.paths import activations_root, model_dir
+
+log = logging.getLogger("finsae")
+
+
+@dataclass(frozen=True)
+class SaeMix:
+    """The SAE training mix (``data:`` of ``train.py``, which builds it the same way): its texts never enter
+    the held-out set's genre contrast twice."""
+
+    corpora: tuple[str, ...]
+    max_chars_per_corpus: int | None
+    max_docs: int | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one analysis run reads and how."""
+
+    pair: str
+    saes: PairSaes
+    data_dir: Path
+    analysis: AnalysisConfig
+    activations: ExtractConfig
+    eval_start: str
+    mix: SaeMix
+    twin_test_frac: float
+    """``test_frac`` of the twin's fine-tune split (its texts are excluded from the held-out set)."""
+    progress_bar: bool = True
+
+    @property
+    def artifacts(self) -> Path:
+        return Path(self.saes.artifacts)
+
+    def layer_meta(self, layer: int) -> dict:
+        """What makes one layer's result what it is (a recombination only merges layers with equal settings,
+        the layer itself and SAE versions aside)."""
+        s = self.saes
+        analysis = {k: v for k, v in vars(self.analysis).items() if k != "jobs"}  # how it ran, not what it measured
+        settings = {"pair": self.pair, "base": s.base, "domain": s.domain, "tag": s.tag, "seed_tag": s.seed_tag,
+                    "analysis": analysis, "eval_start": self.eval_start, "activations": dict(vars(self.activations))}
+        return {"settings": settings, "layer": layer, "saes": s.versions(layer)}
+
+
+def build_heldout(st: Settings) -> HeldoutSet:
+    """The held-out passages (:func:`finsae.analysis.heldout.heldout_set`), without the twin's fine-tune texts
+    and beside the SAE mix."""
+    a = st.analysis
+    return heldout_set(st.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
+                       max_chars=a.max_chars, seed=a.seed, eval_start=st.eval_start,
+                       exclude_texts=_twin_texts(st), match_length=a.match_length, sae_mix_texts=_sae_mix_texts(st))
+
+
+def _sae_mix_texts(st: Settings) -> frozenset[str]:
+    """Normalised texts of the SAE training mix."""
+    from finsae.data.mix import mixed_corpus
+
+    m = st.mix
+    mix = mixed_corpus(list(m.corpora), st.data_dir, "train", m.max_chars_per_corpus, m.max_docs, st.eval_start)
+    return frozenset(normalize_text(t) for t in mix.frame["text"])
+
+
+def _twin_texts(st: Settings) -> frozenset[str]:
+    """The finance twin's fine-tune texts, with the seed its summary records (0 when the twin has no summary:
+    a registry model)."""
+    seed = 0
+    summary = model_dir(st.artifacts, st.saes.domain) / "summary.json"
+    if summary.is_file():
+        seed = int(json.loads(summary.read_text()).get("seed", 0))
+    return twin_training_texts(st.data_dir, st.twin_test_frac, seed)
+
+
+def layer_job(st: Settings, held: HeldoutSet, layers: list[int]) -> LayerJob:
+    """Extract both models' held-out activations (every layer in the one forward pass, so that a later run or a
+    multirun job of another layer reuses the cache) and bundle what each layer's comparison reads."""
+    s = st.saes
+    stores = {}
+    for m in (s.base, s.domain):
+        loaded = load_model(get_spec(m), st.artifacts)
+        every = sorted(set(range(loaded.num_layers)) | set(layers))
+        stores[m] = build_activations(loaded, held.corpus, every, activations_root(st.artifacts), st.activations,
+                                      progress=st.progress_bar, align_with=stores.get(s.base),
+                                      eval_start=st.eval_start)
+        del loaded
+    table = stores[s.base][layers[0]].table
+    doc_of_row = pd.Index(held.corpus.frame["doc_id"]).get_indexer(table.doc_ids)[table.column("doc")]
+    arrays = {(m, layer): stores[m][layer].array for m in (s.base, s.domain) for layer in layers}
+    return LayerJob(s, st.analysis, arrays, doc_of_row, table.column("char_start"), held)
+
+
+def combine(folder: Path, st: Settings, counts: dict,
+            median_chars: dict | None = None) -> tuple[AnalysisSummary, dict[str, pd.DataFrame]]:
+    """Merge every ``layers/layer_i`` whose settings equal this run's into the pair's tables and findings; the
+    summary (its ``seconds`` left to the caller) and the combined frames."""
+    a, s = st.analysis, st.saes
+    parts: dict[str, list] = {n: [] for n in (artifacts.LAYER_ROW, "features", "curves")}
+    layers = []
+    for meta, tables in artifacts.layer_folders(folder):
+        layer = int(meta["layer"])
+        if meta["settings"] != st.layer_meta(layer)["settings"]:
+            log.warning("skipping %s: analysed with other settings (rerun analyze.py for that layer)",
+                        artifacts.layer_dir(folder, layer))
+            continue
+        layers.append(layer)
+        for n, frame in tables().items():
+            parts.setdefault(n, []).append(frame)
+    frames = {n: pd.concat(p, ignore_index=True) for n, p in parts.items()}
+    frames["layers"] = frames.pop(artifacts.LAYER_ROW)
+    artifacts.write_tables(folder, frames)
+    L = frames["layers"]
+    artifacts.write_findings(folder, findings_markdown(L, st.pair, s.base, s.domain, a.tau, a.min_auroc, a.fdr,
+                                                       counts, median_chars))
+    floor = L["n_specialized_seed_floor"].notna()
+    summary = AnalysisSummary(
+        pair=st.pair, base=s.base, domain=s.domain, tag=s.tag, seed_tag=s.seed_tag, layers=layers,
+        tau=a.tau, fdr=a.fdr, min_auroc=a.min_auroc, n_financial=int(L["n_financial"].sum()),
+        n_financial_base=int(L["n_financial_base"].sum()), n_specialized=int(L["n_specialized"].sum()),
+        n_specialized_seed_floor=int(L.loc[floor, "n_specialized_seed_floor"].sum()),
+        n_specialized_at_floor_layers=int(L.loc[floor, "n_specialized"].sum()),
+        n_specialized_seed1=int(L.loc[floor, "n_specialized_seed1"].sum()),
+        mean_overlap=float(L["overlap"].mean()), mean_overlap_seed_ceiling=float(L["overlap_seed_ceiling"].mean()),
+        docs=counts,
+    )
+    return summary, frames
+
+
+def figures(frames: dict[str, pd.DataFrame], st: Settings) -> dict:
+    """Every figure of the combined tables, by name (the file name under ``plots/``)."""
+    a = st.analysis
+    figs = all_figures(frames["layers"], frames["features"], a.tau, a.min_auroc, st.pair)
+    figs.update(method_figures(frames["layers"], frames.get("crosscoder"), frames.get("warmstart"), st.pair))
+    return figs
+
+
+def layer_metrics(row: dict) -> dict[str, float]:
+    """The finite numbers of a layer's ``layers.parquet`` row (what the tracker logs per layer)."""
+    return {f"layer/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and np.isfinite(v)}
