@@ -43,7 +43,7 @@ TABLES = {"layers": "layers.parquet", "features": "features.parquet", "curves": 
 METHODS = ("crosscoder", "warmstart")
 """Tables of the two diffing methods that need no matching: present only for layers whose SAEs exist."""
 
-FEATURES_COLUMNS = ("model", "role", "layer", "latent", "financial")
+FEATURES_COLUMNS = ("model", "layer", "latent", "financial")
 """``features.parquet``: one row per (model, layer, latent) with its selectivity; the columns every reader needs
 (the full set is built by :func:`finsae.analysis.compare.compare_layer`)."""
 CROSSCODER_COLUMNS = ("layer", "latent", "delta", "decoder_cosine", "class", "artifact", "beta_eps_own",
@@ -125,17 +125,20 @@ def _read_parquet(path: Path, what: str, columns=(), how: str = "") -> pd.DataFr
     return frame
 
 
-def read_table(folder: str | Path, name: str) -> pd.DataFrame:
-    """The combined table ``name`` (a key of :data:`TABLES`) of an analysis folder."""
-    return _read_parquet(table_path(folder, name), WHAT[name], COLUMNS.get(name, ()), HOW.get(name, ""))
+def read_table(folder: str | Path, name: str, otherwise: str = "") -> pd.DataFrame:
+    """The combined table ``name`` (a key of :data:`TABLES`) of an analysis folder; ``otherwise``: what a
+    reader may do instead when it is missing (said after the command)."""
+    how = HOW.get(name, "") + (f", or {otherwise}" if otherwise else "")
+    return _read_parquet(table_path(folder, name), WHAT[name], COLUMNS.get(name, ()), how)
 
 
 def read_layers(folder: str | Path) -> pd.DataFrame:
     return read_table(folder, "layers")
 
 
-def read_features(folder: str | Path) -> pd.DataFrame:
-    return read_table(folder, "features")
+def read_features(folder: str | Path, otherwise: str = "") -> pd.DataFrame:
+    """``features.parquet``: one row per (model, layer, latent), at least :data:`FEATURES_COLUMNS`."""
+    return read_table(folder, "features", otherwise)
 
 
 def read_curves(folder: str | Path) -> pd.DataFrame:

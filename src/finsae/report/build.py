@@ -40,8 +40,7 @@ def _pick(df: pd.DataFrame, preferred: list[str]) -> pd.DataFrame:
 
 
 def _pngs(study: Study, folder: Path) -> str:
-    return "".join(page.png_img(study.png(p), f"{folder.parent.name}/{folder.name}/{p.name}")
-                   for p in sorted(folder.glob("plots/*.png")))
+    return "".join(page.png_img(p, f"{folder.parent.name}/{folder.name}/{p.name}") for p in study.analysis_plots(folder))
 
 
 def setup(study: Study, prov: dict, saes: pd.DataFrame | None) -> str:
@@ -104,18 +103,19 @@ def diffing(study: Study) -> str:
             parts.append(page.error_box(s))
             continue
         parts.append(page.kv_table({k: v for k, v in s.to_dict().items() if k not in ("docs",)}))
-        if (folder / "layers.parquet").is_file():
-            parts.append(page.table(_pick(study.read_table(folder / "layers.parquet"), LAYER_COLUMNS),
+        layers = study.analysis_table(folder, "layers")
+        if layers is not None:
+            parts.append(page.table(_pick(layers, LAYER_COLUMNS),
                                     caption="by layer, with its controls (seed ceiling, random, same index)"))
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
 
 
 def claims(study: Study) -> str:
-    found = [f / "findings.md" for f in study.pairs("analysis") if (f / "findings.md").is_file()]
+    found = [(f.name, text) for f in study.pairs("analysis") if (text := study.findings(f)) is not None]
     if not found:
         return page.not_run("no findings.md under analysis/", COMMANDS["analysis"])
-    return "\n".join(f"<h3>{page.esc(f.parent.name)}</h3>" + page.markdown(study.read_text(f)) for f in found)
+    return "\n".join(f"<h3>{page.esc(name)}</h3>" + page.markdown(text) for name, text in found)
 
 
 def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> str:
@@ -125,10 +125,9 @@ def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> str:
     out = []
     for _, row in labels.head(LATENTS_WITH_CONTEXTS).iterrows():
         model = row.get("model", None)
-        candidates = sorted((study.artifacts / "analysis" / pair / "contexts").glob(f"{model or '*'}/layer_{int(row['layer'])}.parquet"))
-        if not candidates:
+        ctx = study.contexts(pair, model, int(row["layer"]))
+        if ctx is None:
             continue
-        ctx = study.read_table(candidates[-1])
         ctx = ctx[(ctx["latent"] == row["latent"]) & (ctx["kind"] == "top")].sort_values("rank").head(CONTEXTS_PER_LATENT)
         if ctx.empty:
             continue

@@ -124,8 +124,8 @@ def sae_page(study: Study) -> str:
 def analysis_page(study: Study) -> str:
     parts = []
     for folder in study.pairs("analysis"):
-        if (folder / "findings.md").is_file():
-            text = study.read_text(folder / "findings.md")
+        text = study.findings(folder)
+        if text is not None:
             parts.append(re.sub(r"^# ", "## ", text, flags=re.M))  # one level down under the page title
         else:
             s = study.analysis(folder)

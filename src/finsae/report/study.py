@@ -16,10 +16,13 @@ from typing import Any
 
 import pandas as pd
 
+from finsae.analysis import artifacts as analysis_artifacts
+from finsae.analysis.contexts import read_contexts
 from finsae.analysis.summary import AnalysisSummary
 from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
 from finsae.labeling.summary import LabelSummary
+from finsae.paths import analysis_dir
 from finsae.sae.summary import SaeSummary
 from finsae.summary import SUMMARY_FILE
 from finsae.trading.summary import BacktestSummary
@@ -27,7 +30,7 @@ from finsae.trading.summary import BacktestSummary
 COMMANDS = {
     "finetune": "python train.py task=finetune",
     "sae": "python train.py --multirun experiment=demo model=minilm,minilm_fin layer=0,1,2,3,4,5",
-    "analysis": "python analyze.py",
+    "analysis": analysis_artifacts.COMMAND,
     "labels": "python label.py",
     "backtest": "python backtest.py",
 }
@@ -88,7 +91,44 @@ class Study:
         return sorted(p.parent for p in self.artifacts.glob(f"{stage}/*/{SUMMARY_FILE}"))
 
     def analysis(self, folder: Path) -> AnalysisSummary | str:
-        return self.summary(AnalysisSummary, folder)
+        """The analysis summary (:func:`finsae.analysis.artifacts.read_summary`), or its one-line error."""
+        try:
+            return analysis_artifacts.read_summary(folder)
+        except FinsaeError as e:
+            return str(e)
+        finally:
+            if analysis_artifacts.summary_path(folder).is_file():
+                self._seen(analysis_artifacts.summary_path(folder))
+
+    def analysis_table(self, folder: Path, name: str) -> pd.DataFrame | None:
+        """A combined analysis table (:data:`finsae.analysis.artifacts.TABLES`), None when that file is absent."""
+        path = analysis_artifacts.table_path(folder, name)
+        if not path.is_file():
+            return None
+        self._seen(path)
+        return analysis_artifacts.read_table(folder, name)
+
+    def findings(self, folder: Path) -> str | None:
+        """``findings.md`` of an analysis folder, None when absent."""
+        path = analysis_artifacts.findings_path(folder)
+        if not path.is_file():
+            return None
+        self._seen(path)
+        return analysis_artifacts.read_findings(folder)
+
+    def analysis_plots(self, folder: Path) -> list[Path]:
+        return [self.png(p) for p in analysis_artifacts.plot_paths(folder)]
+
+    def contexts(self, pair: str, model: str | None, layer: int) -> pd.DataFrame | None:
+        """Stored contexts of ``model`` (None: the last model folder that has ``layer``) at ``layer`` of a pair's
+        analysis, None when absent."""
+        folder = analysis_dir(self.artifacts, pair)
+        models = [model] if isinstance(model, str) and model else sorted(p.name for p in (folder / analysis_artifacts.CONTEXTS_DIR).glob("*"))
+        found = [m for m in models if analysis_artifacts.contexts_path(folder, m, layer).is_file()]
+        if not found:
+            return None
+        self._seen(analysis_artifacts.contexts_path(folder, found[-1], layer))
+        return read_contexts(folder, found[-1], layer)
 
     def labels(self, folder: Path) -> LabelSummary | str:
         return self.summary(LabelSummary, folder)

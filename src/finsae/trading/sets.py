@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from finsae.errors import DataMissingError
+from finsae.analysis.artifacts import read_features
 from finsae.paths import analysis_dir
 from finsae.trading.config import parse_set
 from finsae.trading.features import Block
@@ -20,11 +20,7 @@ def financial_latents(artifacts: Path, pair: str, latents: str, model: str, laye
     """The analysis stage's financial latents of (model, layer), when ``latents == "financial"``."""
     if latents != "financial":
         return None
-    path = analysis_dir(Path(artifacts), pair) / "features.parquet"
-    if not path.is_file():
-        raise DataMissingError("the analysis stage's feature table", path,
-                               "Make it with `python analyze.py`, or use features.latents=top_ic.")
-    t = pd.read_parquet(path)
+    t = read_features(analysis_dir(Path(artifacts), pair), otherwise="use features.latents=top_ic")
     sel = t[(t["model"] == model) & (t["layer"] == layer) & t["financial"].astype(bool)]
     return np.sort(sel["latent"].to_numpy(np.int64))
 
