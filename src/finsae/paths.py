@@ -57,6 +57,19 @@ def sae_dir(artifacts: Path, model: str, layer: int, tag: str) -> Path:
     return Path(artifacts) / "sae" / plain_name(model, "model") / f"layer_{int(layer)}" / plain_name(tag, "tag")
 
 
+def sae_root(artifacts: Path) -> Path:
+    """Where every model's SAEs live: ``artifacts/sae/``."""
+    return Path(artifacts) / "sae"
+
+
+def sae_layers(artifacts: Path, model: str, tag: str) -> list[int]:
+    """The layers that have a folder for ``tag`` under ``model`` (finished or not: ``finsae.sae.io.is_sae_dir``
+    tells), by :func:`sae_dir`'s layout."""
+    found = (p.parent.name.split("_", 1)[1] for p in sae_root(artifacts).glob(f"{plain_name(model, 'model')}/layer_*/"
+                                                                             f"{plain_name(tag, 'tag')}"))
+    return sorted(int(i) for i in found if i.lstrip("-").isdigit())
+
+
 def crosscoder_name(base: str, domain: str) -> str:
     """The model-folder name a crosscoder of a pair publishes under: ``artifacts/sae/crosscoder_{base}_{domain}/``."""
     return f"crosscoder_{base}_{domain}"

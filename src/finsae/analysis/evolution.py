@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from finsae.analysis.heldout import CATEGORY_FAMILIES
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _layer_ticks(ax, layers: pd.DataFrame) -> None:
-    ticks = sorted(int(v) for v in layers["layer"])
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set_xlim(min(ticks) - 0.6, max(ticks) + 0.6)
-
-
-def _col(layers: pd.DataFrame, name: str) -> pd.Series:
-    """A column as floats (NaN when a layer table predates it)."""
-    return pd.to_numeric(layers[name], errors="coerce") if name in layers else pd.Series(np.nan, layers.index)
+from finsae.analysis.plotting import column, interval, interval_bars, layer_ticks, pyplot
 
 
 def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
     """Base-vs-domain overlap by layer, with both seed ceilings, the null dictionaries and the same-index
     comparison."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = layers["layer"]
     ax.fill_between(x, layers["overlap_ci_low"], layers["overlap_ci_high"], alpha=0.25, color="C0")
     ax.plot(x, layers["overlap"], "o-", color="C0", label="base vs domain, same init seed (one-to-one)")
     ax.plot(x, layers["overlap_cross_seed"], "D-", color="C1", label="base vs domain, different seeds")
-    ax.plot(x, _col(layers, "overlap_seed_ceiling_base"), "s--", color="C2", label="seed ceiling, base pair")
-    ax.plot(x, _col(layers, "overlap_seed_ceiling_domain"), "^--", color="C4", label="seed ceiling, domain pair")
-    ax.plot(x, _col(layers, "overlap_null"), "P:", color="C5", label="null: rows from the activation covariance")
-    ax.plot(x, _col(layers, "overlap_null_adjacent"), "*:", color="C6", label="null: adjacent layer's base SAE")
+    ax.plot(x, column(layers, "overlap_seed_ceiling_base"), "s--", color="C2", label="seed ceiling, base pair")
+    ax.plot(x, column(layers, "overlap_seed_ceiling_domain"), "^--", color="C4", label="seed ceiling, domain pair")
+    ax.plot(x, column(layers, "overlap_null"), "P:", color="C5", label="null: rows from the activation covariance")
+    ax.plot(x, column(layers, "overlap_null_adjacent"), "*:", color="C6", label="null: adjacent layer's base SAE")
     ax.plot(x, layers["overlap_random"], "x:", color="grey", label="isotropic random rows (0 by construction)")
     ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")
-    _layer_ticks(ax, layers)
+    layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel(f"share of latents matched at cos >= {tau}")
     ax.set_ylim(-0.02, 1.02)
@@ -57,24 +36,16 @@ def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
 
 def plot_counts(layers: pd.DataFrame, title: str):
     """Financial and specialized latents by layer with bootstrap CIs, and the seed floor."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4))
     x = layers["layer"].to_numpy(dtype=float)
-    for col, lab, off, color in (("n_financial_base", "financial (base)", -0.2, "C0"),
-                                 ("n_financial", "financial (domain)", 0.0, "C1"),
-                                 ("n_specialized", "specialized (domain)", 0.2, "C3")):
-        y = layers[col].to_numpy(dtype=float)
-        err = np.abs(np.stack([y - layers[f"{col}_ci_low"], layers[f"{col}_ci_high"] - y]))
-        ax.bar(x + off, y, width=0.2, color=color, label=lab, yerr=err, capsize=2)
-    y1 = _col(layers, "n_specialized_seed1").to_numpy()
-    floor = _col(layers, "n_specialized_seed_floor").to_numpy()
-    for y, lo, hi, off, fmt, lab in ((y1, "n_specialized_seed1_lo", "n_specialized_seed1_hi", 0.32, "ko",
-                                      "domain seed 1's financial latents unmatched in base"),
-                                     (floor, "n_specialized_seed_floor_lo", "n_specialized_seed_floor_hi", 0.42,
-                                      "k_", "... unmatched in domain seed 0 (seed floor)")):
-        err = np.abs(np.stack([y - _col(layers, lo).to_numpy(), _col(layers, hi).to_numpy() - y]))
-        ax.errorbar(x + off, y, yerr=np.nan_to_num(err), fmt=fmt, markersize=6, capsize=2, label=lab)
-    _layer_ticks(ax, layers)
+    interval_bars(ax, layers, (("n_financial_base", "financial (base)", -0.2, "C0"),
+                               ("n_financial", "financial (domain)", 0.0, "C1"),
+                               ("n_specialized", "specialized (domain)", 0.2, "C3")), 0.2, "_ci_low", "_ci_high")
+    for col, off, fmt, lab in (("n_specialized_seed1", 0.32, "ko", "domain seed 1's financial latents unmatched in base"),
+                               ("n_specialized_seed_floor", 0.42, "k_", "... unmatched in domain seed 0 (seed floor)")):
+        y, err = interval(layers, col, f"{col}_lo", f"{col}_hi")
+        ax.errorbar(x + off, y, yerr=err, fmt=fmt, markersize=6, capsize=2, label=lab)
+    layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("latents")
     ax.set_title(title)
@@ -85,7 +56,7 @@ def plot_counts(layers: pd.DataFrame, title: str):
 
 def plot_selectivity(features: pd.DataFrame, title: str):
     """Distribution of broad-contrast AUROC per layer, base vs domain."""
-    plt = _plt()
+    plt = pyplot()
     layers = sorted(features["layer"].unique())
     fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(layers)), 4))
     for j, role in enumerate(("base", "domain")):
@@ -106,7 +77,7 @@ def plot_selectivity(features: pd.DataFrame, title: str):
 
 def plot_categories(features: pd.DataFrame, min_auroc: float, title: str):
     """Heatmap: per layer and category, the domain latents most selective for it (AUROC >= min_auroc)."""
-    plt = _plt()
+    plt = pyplot()
     cats = [c for fam in CATEGORY_FAMILIES.values() for c in fam]
     layers = sorted(features["layer"].unique())
     dom = features[features.role == "domain"]
@@ -128,7 +99,7 @@ def plot_categories(features: pd.DataFrame, min_auroc: float, title: str):
 
 
 def plot_cross_fvu(layers: pd.DataFrame, title: str):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = layers["layer"]
     for col, lab, style in (("fvu_base", "base SAE on base", "o-"), ("fvu_domain", "domain SAE on domain", "s-"),
@@ -136,8 +107,8 @@ def plot_cross_fvu(layers: pd.DataFrame, title: str):
                             ("fvu_domain_on_base", "domain SAE on base", "s--"),
                             ("cross_fvu_corrected_base_on_domain", "base SAE on domain, scale+offset refit", "o:"),
                             ("cross_fvu_corrected_domain_on_base", "domain SAE on base, scale+offset refit", "s:")):
-        ax.plot(x, _col(layers, col), style, label=lab)
-    _layer_ticks(ax, layers)
+        ax.plot(x, column(layers, col), style, label=lab)
+    layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("held-out FVU")
     ax.set_title(title)
@@ -155,14 +126,3 @@ def all_figures(layers: pd.DataFrame, features: pd.DataFrame, tau: float, min_au
         "categories_by_layer": plot_categories(features, min_auroc, f"{pair}: category profiles (domain)"),
         "cross_fvu_by_layer": plot_cross_fvu(layers, f"{pair}: cross-reconstruction"),
     }
-
-
-def save_figures(figs: dict, folder: Path) -> dict[str, Path]:
-    plt = _plt()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, fig in figs.items():
-        out[name] = folder / f"{name}.png"
-        fig.savefig(out[name], dpi=120)
-        plt.close(fig)
-    return out

@@ -3,23 +3,11 @@ classes by layer) and the warm-started SAEs (decoder drift of the domain run aga
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from finsae.analysis.crosscoder import BASE_ONLY_MAX, DOMAIN_ONLY_MIN, SHARED_RANGE
-from finsae.analysis.evolution import _col, _layer_ticks, _plt
-
-
-def _grid(n: int):
-    plt = _plt()
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    return fig, axes.flat
+from finsae.analysis.plotting import column, interval_bars, layer_ticks, panel_grid, pyplot
 
 
 def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
@@ -27,7 +15,7 @@ def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
     ``||d_domain|| / (||d_base|| + ||d_domain||)`` (live latents), the class cut-offs dashed, Latent Scaling
     artifacts stacked in grey."""
     layers = sorted(int(v) for v in crosscoder["layer"].unique())
-    fig, axes = _grid(len(layers))
+    fig, axes = panel_grid(len(layers))
     bins = np.linspace(0, 1, 41)
     for ax, layer in zip(axes, layers, strict=False):
         t = crosscoder[(crosscoder["layer"] == layer) & (crosscoder["class"] != "dead")]
@@ -49,17 +37,15 @@ def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
 def plot_class_counts(layers: pd.DataFrame, title: str):
     """Shared / base-only / domain-only crosscoder latents by layer (artifacts dropped) with 95% intervals,
     and the seed-1 counts as points."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4))
     x = layers["layer"].to_numpy(dtype=float)
-    for col, lab, off, color in (("n_shared", "shared", -0.25, "C2"), ("n_base_only", "base-only", 0.0, "C0"),
-                                 ("n_domain_only", "domain-only", 0.25, "C1")):
-        y = _col(layers, col).to_numpy()
-        err = np.abs(np.stack([y - _col(layers, f"{col}_lo").to_numpy(), _col(layers, f"{col}_hi").to_numpy() - y]))
-        ax.bar(x + off, y, width=0.25, color=color, label=lab, yerr=np.nan_to_num(err), capsize=2)
-        ax.plot(x + off, _col(layers, f"{col}_seed1"), "k_", markersize=10)
+    bars = (("n_shared", "shared", -0.25, "C2"), ("n_base_only", "base-only", 0.0, "C0"),
+            ("n_domain_only", "domain-only", 0.25, "C1"))
+    interval_bars(ax, layers, bars, 0.25, "_lo", "_hi")
+    for col, _, off, _ in bars:
+        ax.plot(x + off, column(layers, f"{col}_seed1"), "k_", markersize=10)
     ax.plot([], [], "k_", label="seed 1")
-    _layer_ticks(ax, layers)
+    layer_ticks(ax, layers)
     ax.set_xlabel("layer")
     ax.set_ylabel("crosscoder latents")
     ax.set_title(title)
@@ -73,7 +59,7 @@ def plot_warmstart_drift(warmstart: pd.DataFrame, title: str):
     the control run, with the control's 99th percentile that defines a changed latent; financial latents
     of the domain run in orange."""
     layers = sorted(int(v) for v in warmstart["layer"].unique())
-    fig, axes = _grid(len(layers))
+    fig, axes = panel_grid(len(layers))
     for ax, layer in zip(axes, layers, strict=False):
         t = warmstart[(warmstart["layer"] == layer) & warmstart["live"]]
         fin = t["financial"].to_numpy(bool)
@@ -101,7 +87,7 @@ def method_figures(layers: pd.DataFrame, crosscoder: pd.DataFrame | None, warmst
     out = {}
     if crosscoder is not None and len(crosscoder):
         out["crosscoder_delta"] = plot_delta_histograms(crosscoder, f"{pair}: crosscoder relative decoder norm")
-        have = layers[_col(layers, "n_domain_only").notna()].sort_values("layer")
+        have = layers[column(layers, "n_domain_only").notna()].sort_values("layer")
         out["crosscoder_classes_by_layer"] = plot_class_counts(have, f"{pair}: crosscoder latent classes")
     if warmstart is not None and len(warmstart):
         out["warmstart_drift"] = plot_warmstart_drift(warmstart, f"{pair}: warm-start drift, domain vs control")

@@ -19,7 +19,7 @@ from finsae.analysis import crosscoder, warmstart
 from finsae.errors import ConfigError, DataMissingError
 from finsae.models import get_spec
 from finsae.models.loading import model_config
-from finsae.paths import crosscoder_name, sae_dir
+from finsae.paths import crosscoder_name, sae_dir, sae_layers, sae_root
 from finsae.sae import TopKSAE, load, read_meta
 from finsae.sae.io import check_weights, is_sae_dir
 from finsae.sae.summary import SaeSummary
@@ -53,12 +53,12 @@ class PairSaes:
         missing one and the command that trains it, or the mismatch)."""
         base, domain, tag = self.base, self.domain, self.tag
         if wanted is None:
-            roots = [Path(self.artifacts) / "sae" / m for m in (base, domain)]
-            found = [{int(p.name.split("_", 1)[1]) for p in r.glob("layer_*") if is_sae_dir(p / tag)} for r in roots]
+            found = [{i for i in sae_layers(self.artifacts, m, tag) if is_sae_dir(self.path(m, i))}
+                     for m in (base, domain)]
             wanted = sorted(found[0] & found[1])
             if not wanted:
                 raise DataMissingError(f"SAEs tagged {tag!r} for both {base} and {domain}",
-                                       Path(self.artifacts) / "sae", f"Train them: `{train_command(base, 3, tag)}` "
+                                       sae_root(self.artifacts), f"Train them: `{train_command(base, 3, tag)}` "
                                        f"and `{train_command(domain, 3, tag)}` (or `make saes` for every layer)")
         n_layers = model_config(get_spec(base), self.artifacts).num_hidden_layers
         for layer in wanted:
