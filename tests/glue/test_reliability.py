@@ -435,12 +435,10 @@ SUMMARY_ROWS = [('{"base": "tiny", "domain": "tiny", "layers": "0"}', "'layers' 
 
 @pytest.mark.parametrize("text, message", SUMMARY_ROWS, ids=[r[1][:24] for r in SUMMARY_ROWS])
 def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message):
-    from types import SimpleNamespace
-
     import pandas as pd
 
     from finsae.analysis.contexts import contexts_path
-    from finsae.glue.label_stage import read_analysis
+    from finsae.labeling.stage import read_analysis
 
     folder = tmp_path / "analysis" / "p"
     folder.mkdir(parents=True)
@@ -448,10 +446,8 @@ def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message)
     pd.DataFrame({"model": ["tiny"], "layer": [0], "latent": [0], "financial": [True], "n_active_docs": [1]}).to_parquet(
         folder / "features.parquet")
     _write_contexts(contexts_path(folder, "tiny", 0), "cut")
-    cfg = SimpleNamespace(paths=SimpleNamespace(artifacts=str(tmp_path)), pair_name="p",
-                          pair=SimpleNamespace(base="tiny", domain="tiny"))
     with pytest.raises(FinsaeError) as err:
-        read_analysis(cfg)
+        read_analysis(folder, "p", "tiny", "tiny")
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
