@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from finsae import paths
-from finsae.atomic import check_writable, locked, publish, staging_dir
+from finsae.atomic import check_writable, locked
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
+from finsae.labeling.artifacts import is_published, publish_labels, read_summary
 from finsae.labeling.backend import make_backend
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.pipeline import METRICS
@@ -30,10 +31,6 @@ from finsae.labeling.stage import (
     read_analysis, report_lines,
 )
 from finsae.labeling.summary import LabelSummary
-from finsae.summary import SUMMARY_FILE
-
-LABELS_FILE = "labels.parquet"
-PER_LAYER_FILE = "per_layer.csv"
 
 
 def _folders(cfg) -> tuple[Path, Path, Path]:
@@ -99,8 +96,8 @@ def run(cfg, raw) -> LabelSummary:
     t0 = time.time()
     lc, pair = cfg.label, pair_name(cfg)
     artifacts, analysis_dir, out_dir = _folders(cfg)
-    if cfg.skip_if_done and (out_dir / SUMMARY_FILE).is_file():
-        summary = LabelSummary.read(out_dir)
+    if cfg.skip_if_done and is_published(out_dir):
+        summary = read_summary(out_dir)
         print(f"label: {out_dir} is complete ({summary.n_labelled} labelled); skipping")
         return summary
     analysis = _analysis(cfg)
@@ -121,12 +118,7 @@ def run(cfg, raw) -> LabelSummary:
         result = label_latents(jobs, lc, backend, cache, embed, pair, cfg.pair.base, cfg.pair.domain,
                                progress=lambda total, desc: _Bar(total, desc, cfg.progress_bar), started=t0)
         summary = result.summary
-        with locked([out_dir]):
-            tmp = staging_dir(out_dir)
-            result.labels.to_parquet(tmp / LABELS_FILE, index=False)
-            result.per_layer.to_csv(tmp / PER_LAYER_FILE, index=False)
-            summary.write(tmp)
-            publish(tmp, out_dir)
+        publish_labels(out_dir, result)
         merge_into_features(analysis_dir / ANALYSIS_FEATURES_FILE, result.labels, list(lc.scorers))
         summary.write(run_dir)
         tracker.log_table("labels", labels_table(result.labels, list(lc.scorers)))

@@ -78,9 +78,17 @@ def _table(path: Path, what: str, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
         raise _missing(what, path)
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            with path.open("rb") as f:  # the writer ends every line: a last line without its end was cut off
+                f.seek(max(path.stat().st_size - 1, 0))
+                if f.read(1) != b"\n":
+                    raise ValueError("cut off")
+            table = pd.read_csv(path)
     except Exception as e:  # noqa: BLE001 - pyarrow and the csv parser raise many types for a damaged file
-        raise FinsaeError(f"{path} is not a readable {what} ({type(e).__name__}); rerun `{MAKES}`") from None
+        detail = " ".join(str(e).split())[:80]
+        raise FinsaeError(f"{path} is not a readable {what} ({type(e).__name__}: {detail}); rerun `{MAKES}`") from None
     lacking = [c for c in columns if c not in table.columns]
     if lacking:
         raise FinsaeError(f"{path} is not a {what} (lacks columns {lacking}); rerun `{MAKES}`")
