@@ -122,3 +122,40 @@ def test_the_report_shows_a_damaged_labels_file_as_its_one_line(tmp_path, name):
     (out / name).write_bytes(b"damaged")
     html = build.labels(Study(tmp_path))
     assert f"unreadable: {out / name} is not a" in html and "python label.py" in html
+
+
+def test_join_labels_adds_each_latents_label_and_scores_by_model_layer_latent():
+    from finsae.labeling.artifacts import join_labels
+
+    labels = _artifacts().labels.assign(embedding_auroc_control=[0.5, 0.6, np.nan])
+    features = pd.DataFrame({"model": ["m", "m", "m", "other"], "layer": [2, 2, 3, 2], "latent": [5, 7, 0, 0],
+                             "financial": [True, False, True, True]})
+    out = join_labels(features, labels)
+    assert len(out) == len(features) and out[["model", "layer", "latent", "financial"]].equals(features)
+    assert out["label"].tolist()[0] == "mergers" and out["label"].iloc[1:].isna().all()  # (m, 3, 0): other layer
+    assert out.loc[0, "label_description"] == "d5" and out.loc[0, "label_status"] == "labelled"
+    assert out.loc[0, "label_role"] == "target"
+    assert out.loc[0, "label_embedding_auroc"] == pytest.approx(0.72, abs=FLOAT64_TOL)
+    assert out.loc[0, "label_embedding_auroc_control"] == pytest.approx(0.6, abs=FLOAT64_TOL)
+    assert "label_embedding_auroc" not in join_labels(features, labels, scores=False)
+    assert join_labels(features, None) is features
+
+
+def test_join_labels_replaces_label_columns_a_features_table_already_holds():
+    """A features table from before labels were joined at read time held them merged in: joined afresh, once."""
+    from finsae.labeling.artifacts import join_labels
+
+    stale = pd.DataFrame({"model": ["m", "m"], "layer": [2, 2], "latent": [0, 1], "label": ["old", "old"],
+                          "label_status": ["labelled", "labelled"], "label_embedding_auroc": [0.1, 0.1]})
+    out = join_labels(stale, _artifacts().labels)
+    assert out["label"].tolist()[0] == "dividend payouts" and pd.isna(out["label"].iloc[1])
+    assert not [c for c in out.columns if c.endswith(("_x", "_y"))]
+    assert out["label_embedding_auroc"].iloc[0] == pytest.approx(0.91, abs=FLOAT64_TOL)
+
+
+def test_join_labels_on_keys_parsed_out_of_feature_names():
+    from finsae.labeling.artifacts import join_labels
+
+    parsed = pd.DataFrame({"model": ["m", None], "layer": ["2", None], "latent": ["0", None]})
+    out = join_labels(parsed, _artifacts().labels, scores=False)
+    assert out["label"].iloc[0] == "dividend payouts" and pd.isna(out["label"].iloc[1])

@@ -8,7 +8,7 @@ Files::
     summary.json     ``LabelSummary``
 
 The analysis stage's ``features.parquet`` is never rewritten: a reader that wants features with their labels
-joins them at read time (:func:`join_labels`). A missing or unreadable file fails in one line naming the file
+joins them at read time (:func:`join_labels`, e.g. ``join_labels(features, read_labels(folder))``). A missing or unreadable file fails in one line naming the file
 and ``python label.py``.
 """
 
@@ -21,6 +21,7 @@ import pandas as pd
 
 from finsae.atomic import locked, publish, staging_dir
 from finsae.errors import DataMissingError, FinsaeError
+from finsae.labeling.pipeline import METRICS
 from finsae.labeling.summary import LabelSummary
 from finsae.summary import SUMMARY_FILE
 
@@ -34,6 +35,10 @@ LABELS_COLUMNS = (*LABEL_KEY, "label")
 """Columns every labels table has (the stage writes many more)."""
 PER_LAYER_COLUMNS = ("model", "layer", "metric", "score", "control")
 """Columns every per-layer table has."""
+LABEL_PREFIX = "label_"
+"""A features table with its labels joined names their columns ``label``, ``label_description``,
+``label_status``, ``label_role`` and ``label_<score>`` (``label_embedding_auroc``, ``label_embedding_auroc_control``,
+``label_generic_embedding_auroc``, ...)."""
 
 
 class LabelArtifacts(NamedTuple):
@@ -122,3 +127,31 @@ def read_summary(folder: Path) -> LabelSummary:
 def read_label_artifacts(folder: Path) -> LabelArtifacts:
     """The whole published run in ``folder``."""
     return LabelArtifacts(read_labels(folder), read_per_layer(folder), read_summary(folder))
+
+
+def joined_columns(labels: pd.DataFrame, scores: bool = True) -> dict[str, str]:
+    """Which columns of ``labels`` :func:`join_labels` adds, and the name each gets in the joined table."""
+    cols = {"label": "label", "description": f"{LABEL_PREFIX}description", "status": f"{LABEL_PREFIX}status",
+            "role": f"{LABEL_PREFIX}role"}
+    if scores:
+        cols |= {c: f"{LABEL_PREFIX}{c}" for metrics in METRICS.values() for m in metrics
+                 for c in (m, f"{m}_control", f"generic_{m}")}
+    return {k: v for k, v in cols.items() if k in labels.columns}
+
+
+def join_labels(features: pd.DataFrame, labels: pd.DataFrame | None, scores: bool = True) -> pd.DataFrame:
+    """``features`` (any table with the columns ``LABEL_KEY``, e.g. the analysis stage's features table) with
+    each latent's label, description, status, role and (``scores``) every score and control left-joined on
+    ``(model, layer, latent)``; latents without a label get nulls. Label columns ``features`` already holds (a
+    features table from before labels were joined at read time) are replaced. ``labels`` None (the label stage
+    has not run: ``read_labels(folder, missing_ok=True)``) returns ``features`` unchanged. Where a key column of
+    ``features`` holds strings (latents parsed out of feature names), the labels' keys are compared as strings."""
+    if labels is None:
+        return features
+    cols = joined_columns(labels, scores)
+    add = labels[[*LABEL_KEY, *cols]].drop_duplicates(list(LABEL_KEY)).rename(columns=cols)
+    for k in LABEL_KEY:
+        if not pd.api.types.is_numeric_dtype(features[k]):
+            add[k] = add[k].astype(str)
+    keep = [c for c in features.columns if c != "label" and not c.startswith(LABEL_PREFIX)]
+    return features[keep].merge(add, on=list(LABEL_KEY), how="left")
