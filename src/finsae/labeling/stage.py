@@ -46,22 +46,29 @@ class Analysis(NamedTuple):
     """Its features table: which latents are financial or specialized."""
 
 
-def read_analysis(folder: Path, pair: str, base: str, domain: str) -> Analysis:
-    """The analysis stage's summary, features table and contexts of ``pair`` (``base`` vs ``domain``), checked;
-    one line naming ``python analyze.py`` when absent or damaged. The one place this stage reads the analysis
-    artifacts."""
-    folder = Path(folder)
-    rerun = f"rerun `python analyze.py pair={pair}`"
+def read_analysis_files(folder: Path, pair: str) -> tuple[object, pd.DataFrame]:
+    """The analysis stage's summary.json (as parsed JSON) and features.parquet in ``folder``: the one place this
+    stage reads the analysis stage's files (to be pointed at the analysis stage's own contract readers); one line
+    naming ``python analyze.py`` when absent or unreadable."""
     how = f"Run `python analyze.py pair={pair}` first (the analysis stage writes it)."
     summary_path, features_path = folder / SUMMARY_FILE, folder / ANALYSIS_FEATURES_FILE
     for what, path in (("analysis summary", summary_path), ("analysis features table", features_path)):
         if not path.is_file():
             raise DataMissingError(what, path, how)
     try:
-        summary = json.loads(summary_path.read_text())
-        features = pd.read_parquet(features_path)
+        return json.loads(summary_path.read_text()), pd.read_parquet(features_path)
     except (OSError, ValueError) as e:
-        raise FinsaeError(f"the analysis artifacts in {folder} are unreadable ({type(e).__name__}); {rerun}") from None
+        raise FinsaeError(f"the analysis artifacts in {folder} are unreadable ({type(e).__name__}); rerun "
+                          f"`python analyze.py pair={pair}`") from None
+
+
+def read_analysis(folder: Path, pair: str, base: str, domain: str) -> Analysis:
+    """The analysis stage's summary, features table and contexts of ``pair`` (``base`` vs ``domain``), checked
+    for what this stage needs; one line naming ``python analyze.py`` when absent or damaged."""
+    folder = Path(folder)
+    rerun = f"rerun `python analyze.py pair={pair}`"
+    summary, features = read_analysis_files(folder, pair)
+    summary_path, features_path = folder / SUMMARY_FILE, folder / ANALYSIS_FEATURES_FILE
     if not isinstance(summary, dict):
         raise FinsaeError(f"{summary_path} is not a summary (a JSON {type(summary).__name__}); {rerun}")
     for key in ("base", "domain", "layers"):
