@@ -23,8 +23,14 @@ from finsae.labeling.artifacts import is_published, publish_labels, read_summary
 from finsae.labeling.backend import make_backend
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.stage import (
-    Analysis, build_jobs, check_folders, label_latents, labels_table, plan_line,
-    read_analysis, report_lines,
+    Analysis,
+    build_jobs,
+    check_folders,
+    label_latents,
+    labels_table,
+    plan_line,
+    read_analysis,
+    report_lines,
 )
 from finsae.labeling.summary import LabelSummary
 
