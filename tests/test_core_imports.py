@@ -20,7 +20,7 @@ def core_modules() -> list[str]:
 
 def test_core_does_not_import_frameworks():
     mods = core_modules()
-    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune"} <= set(mods)
+    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune", "finsae.labeling.stage"} <= set(mods)
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}: importlib.import_module(m)\n"
@@ -32,7 +32,7 @@ def test_core_does_not_import_frameworks():
     assert r.stdout.strip() == "", f"core modules pulled in: {r.stdout.strip()}"
 
 
-GLUE_FREE = ("analysis",)
+GLUE_FREE = ("analysis", "labeling", "trading")
 """Stage cores checked statically (imports inside functions too): no finsae.glue, no framework."""
 
 
@@ -49,3 +49,22 @@ def test_stage_cores_import_no_glue_even_lazily():
                 bad += [f"{path.name}: {n}" for n in names
                         if n.startswith("finsae.glue") or n.split(".")[0] in FORBIDDEN]
     assert not bad, bad
+
+
+GLUE_ENTRY_POINTS = {"finsae.glue.label_stage": {"run", "precheck"}, "finsae.glue.analyze_stage": {"run"},
+                     "finsae.glue.backtest_stage": {"run", "check_prerequisites"}}
+"""What tests may import from a stage's glue: its entry points only (the science is imported from the core)."""
+
+
+def test_tests_import_science_from_the_core_not_from_glue():
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    bad = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module in GLUE_ENTRY_POINTS:
+                bad += [f"{path.relative_to(tests)}: {a.name}" for a in node.names
+                        if a.name not in GLUE_ENTRY_POINTS[node.module]]
+    assert not bad, f"tests import science from glue (import it from the core): {bad}"

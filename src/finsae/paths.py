@@ -9,6 +9,7 @@ separate from Hydra's per-run ``outputs/``::
     artifacts/sae/{model}/layer_{i}/{tag}/       trained SAEs
     artifacts/analysis/{pair}/                   feature comparison (analyze.py)
     artifacts/labels/{pair}/                     scored labels (label.py)
+    artifacts/checkpoints/labels/{pair}/         the label stage's answer cache (resumes a killed run)
     artifacts/backtest/{pair}/                   trading model and backtest (backtest.py)
 """
 
@@ -91,6 +92,11 @@ def analysis_dir(artifacts: Path, pair: str) -> Path:
 
 def labels_dir(artifacts: Path, pair: str) -> Path:
     return Path(artifacts) / "labels" / plain_name(pair, "pair_name")
+
+
+def label_cache_dir(artifacts: Path, pair: str) -> Path:
+    """The label stage's answer cache of a pair: every LLM (or lexical) answer, kept across runs."""
+    return Path(artifacts) / "checkpoints" / "labels" / plain_name(pair, "pair_name")
 
 
 def backtest_dir(artifacts: Path, pair: str) -> Path:

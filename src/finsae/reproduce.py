@@ -194,8 +194,6 @@ def _outputs(run: SourceRun, store: Path) -> tuple[list[Path], list[Path]]:
     copied: list[Path] = []
     if c["name"] == "train" and c.get("task") != "finetune":
         fresh.append(sae_checkpoint_dir(store, c["model"]["name"], int(c["layer"]), c["tag"]))
-    if c["name"] == "label":  # the label stage merges its labels into the analysis features table
-        copied.append(analysis_dir(store, _pair_folder_name(run)))
     if c["name"] == "backtest":  # the trials ledger: rebuilt as the original run found it (reset_ledger)
         fresh.append(Path(store) / "backtest" / LEDGER_FILE)
     return fresh, copied

@@ -6,6 +6,7 @@ whole command run it and check the exit code, the one ``finsae: error:`` line, a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -426,21 +427,21 @@ def test_damaged_contexts_are_named_in_one_line(tmp_path, kind, message):
     assert str(path) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
 
 
-SUMMARY_ROWS = [('{"base": "tiny", "domain": "tiny", "layers": "0"}', "'layers' is '0', not a list"),
-                ('{"base": "tiny", "domain": "tiny", "layers": null}', "'layers' is None, not a list"),
-                ('{"base": "tiny", "domain": "tiny", "layers": [0.5]}', "'layers' is [0.5], not a list"),
-                ('[1, 2]', "is not a summary (a JSON list)"),
-                ('{"base": "tiny", "domain": "tiny", "layers": [0]}', "contexts file")]  # contexts cut
+_HEAD = {"pair": "p", "base": "tiny", "domain": "tiny", "tag": "t", "seed_tag": "t_seed1"}
+SUMMARY_ROWS = [(json.dumps({**_HEAD, "layers": "0"}), "'layers' is '0', not a list"),
+                (json.dumps({**_HEAD, "layers": None}), "'layers' is None, not a list"),
+                (json.dumps({**_HEAD, "layers": [0.5]}), "'layers' is [0.5], not a list"),
+                ("[1, 2]", "not a JSON object"),
+                ('{"base": "tiny", "domain": "tiny", "layers": [0]}', "missing ['pair', 'seed_tag', 'tag']"),
+                (json.dumps({**_HEAD, "layers": [0]}), "contexts file")]  # contexts cut
 
 
 @pytest.mark.parametrize("text, message", SUMMARY_ROWS, ids=[r[1][:24] for r in SUMMARY_ROWS])
 def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message):
-    from types import SimpleNamespace
-
     import pandas as pd
 
     from finsae.analysis.contexts import contexts_path
-    from finsae.glue.label_stage import read_analysis
+    from finsae.labeling.stage import read_analysis
 
     folder = tmp_path / "analysis" / "p"
     folder.mkdir(parents=True)
@@ -448,10 +449,8 @@ def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message)
     pd.DataFrame({"model": ["tiny"], "layer": [0], "latent": [0], "financial": [True], "n_active_docs": [1]}).to_parquet(
         folder / "features.parquet")
     _write_contexts(contexts_path(folder, "tiny", 0), "cut")
-    cfg = SimpleNamespace(paths=SimpleNamespace(artifacts=str(tmp_path)), pair_name="p",
-                          pair=SimpleNamespace(base="tiny", domain="tiny"))
     with pytest.raises(FinsaeError) as err:
-        read_analysis(cfg)
+        read_analysis(folder, "p", "tiny", "tiny")
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

@@ -98,7 +98,8 @@ def write_analysis(artifacts: Path, pair: str = "minilm_fin", base: str = "minil
                               "auroc_broad": 0.9 if fin else 0.5, "auroc_genre": 0.8 if fin else 0.5})
     pd.DataFrame(feats).to_parquet(folder / "features.parquet", index=False)
     (folder / "summary.json").write_text(json.dumps({"pair": pair, "base": base, "domain": domain,
-                                                     "layers": list(layers), "tag": "default"}))
+                                                     "layers": list(layers), "tag": "default",
+                                                     "seed_tag": "default_seed1"}))
     return folder
 
 

@@ -12,6 +12,8 @@ import time
 import pandas as pd
 import pytest
 
+from finsae.labeling.artifacts import join_labels, read_labels
+
 from .chat_server import ChatServer, oracle
 from .fixtures import CONTROLS, FEW, KEYWORDS, NO_CONTEXT, write_analysis
 
@@ -51,7 +53,8 @@ def read_summary(art):
 
 def test_offline_default_end_to_end(project_root, tmp_path):
     art = tmp_path / "art"
-    write_analysis(art)
+    features_path = write_analysis(art) / "features.parquet"
+    features_before = features_path.read_bytes()
     run_dir = tmp_path / "run"
     r = label(project_root, art, "logger=wandb_offline", f"hydra.run.dir={run_dir}")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -86,7 +89,10 @@ def test_offline_default_end_to_end(project_root, tmp_path):
         assert len(row["score_hard_negative_ids"]) == 5
     assert set(labels[labels["role"] == "control"]["latent"]) <= set(CONTROLS)
 
-    feats = pd.read_parquet(art / "analysis" / "minilm_fin" / "features.parquet")
+    # the analysis stage's table is never rewritten; a reader joins the labels at read time
+    assert features_path.read_bytes() == features_before
+    assert not list(features_path.parent.glob(".*")), "no temporary file left beside the analysis table"
+    feats = join_labels(pd.read_parquet(features_path), read_labels(out))
     assert {"label", "label_description", "label_status", "label_embedding_auroc",
             "label_embedding_auroc_control", "auroc_broad"} <= set(feats.columns)
     dividend = feats[(feats["model"] == "minilm_fin") & (feats["latent"] == 0)].iloc[0]
@@ -125,7 +131,7 @@ def test_cli_missing_analysis_is_one_line_exit_2(project_root, tmp_path):
     r = label(project_root, tmp_path / "empty", "logger=none")
     lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
     assert r.returncode == 2, r.stderr[-2000:]
-    assert len(lines) == 1 and "Run `python analyze.py pair=minilm_fin` first" in lines[0], r.stderr[-2000:]
+    assert len(lines) == 1 and "Make it with `python analyze.py`" in lines[0], r.stderr[-2000:]
     assert "analysis summary not found at" in lines[0] and "Traceback" not in r.stderr
 
 

@@ -42,7 +42,8 @@ def test_importance_is_mapped_to_latent_labels_when_the_labeling_stage_ran(tmp_p
                   "description": ["quarterly results above expectations"]}).to_parquet(
         tmp_path / "labels" / "p" / "labels.parquet")
     out = label_importance(imp, tmp_path, "p")
-    assert out.loc[out["feature"] == "minilm_fin:L3:mean:7", "label"].item() == "earnings beat"
+    row = out.loc[out["feature"] == "minilm_fin:L3:mean:7"].iloc[0]
+    assert row["label"] == "earnings beat" and row["label_description"] == "quarterly results above expectations"
     assert out.loc[out["feature"] == "ret_1", "label"].isna().all()
 
 

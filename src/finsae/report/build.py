@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.errors import FinsaeError
+from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
 from finsae.report import page
 from finsae.report.study import COMMANDS, Study
 
@@ -150,10 +151,15 @@ def labels(study: Study) -> str:
             continue
         scalars = {k: v for k, v in s.to_dict().items() if not isinstance(v, (list, dict))}
         parts.append(page.kv_table(scalars))
-        if (folder / "per_layer.csv").is_file():
-            parts.append(page.table(study.read_table(folder / "per_layer.csv"), caption="scores vs controls by layer"))
-        if (folder / "labels.parquet").is_file():
-            lab = study.read_table(folder / "labels.parquet")
+        if (folder / PER_LAYER_FILE).is_file():
+            table = study.through(read_per_layer, folder, PER_LAYER_FILE)
+            parts.append(page.error_box(table) if isinstance(table, str)
+                         else page.table(table, caption="scores vs controls by layer"))
+        if (folder / LABELS_FILE).is_file():
+            lab = study.through(read_labels, folder, LABELS_FILE)
+            if isinstance(lab, str):
+                parts.append(page.error_box(lab))
+                continue
             parts.append(page.table(_pick(lab, LABEL_COLUMNS), max_rows=25, caption="labelled latents"))
             parts.append(_contexts(study, folder.name, lab))
     return "\n".join(parts)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.errors import FinsaeError
+from finsae.labeling.artifacts import PER_LAYER_FILE, read_per_layer
 from finsae.report.study import Study, fingerprint
 
 SOURCES = "sources.json"
@@ -142,8 +143,9 @@ def labels_page(study: Study) -> str:
             parts.append(s)
             continue
         parts.append(md_table(pd.DataFrame([{k: v for k, v in s.to_dict().items() if not isinstance(v, (list, dict))}])))
-        if (folder / "per_layer.csv").is_file():
-            parts += ["", "Scores vs controls by layer:", "", md_table(study.read_table(folder / "per_layer.csv"))]
+        if (folder / PER_LAYER_FILE).is_file():
+            table = study.through(read_per_layer, folder, PER_LAYER_FILE)
+            parts += ["", "Scores vs controls by layer:", "", table if isinstance(table, str) else md_table(table)]
     return "\n".join(parts) or "not run: no labels under `labels/` (`python label.py`)."
 
 

@@ -72,6 +72,14 @@ class Study:
                 self._seen(Path(folder) / SUMMARY_FILE)
         return s
 
+    def through(self, reader, folder: Path, name: str) -> Any:
+        """``reader(folder)``, a stage contract's reader of ``folder/name``, recorded; or its one-line error text."""
+        self._seen(Path(folder) / name)
+        try:
+            return reader(folder)
+        except FinsaeError as e:
+            return str(e)
+
     # -- stages ------------------------------------------------------------------------------------------------
     def finetunes(self) -> list[tuple[str, FinetuneSummary | str]]:
         return [(f.parent.name, self.summary(FinetuneSummary, f.parent))

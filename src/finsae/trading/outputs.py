@@ -10,6 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from finsae.labeling.artifacts import join_labels, read_labels  # noqa: E402
+from finsae.paths import labels_dir  # noqa: E402
+
 
 def equity_figure(returns: pd.DataFrame, benchmarks: dict[str, pd.Series], kind: str, eval_start: str):
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -45,13 +48,9 @@ def tearsheet(net: pd.Series, bench: pd.Series, path: Path, title: str) -> None:
 
 
 def label_importance(imp: pd.DataFrame, artifacts: Path, pair: str) -> pd.DataFrame:
-    """Join latent labels from the labeling stage when it has run."""
-    path = Path(artifacts) / "labels" / pair / "labels.parquet"
+    """The importance table with each latent feature's model, layer, aggregation and latent, and its label
+    (``label``, ``label_description``, ``label_status``, ``label_role``) when the labeling stage has run."""
     parts = imp["feature"].str.extract(r"^(?P<model>[^:]+):L(?P<layer>\d+):(?P<agg>mean|max):(?P<latent>\d+)$")
     out = pd.concat([imp.reset_index(drop=True), parts.reset_index(drop=True)], axis=1)
-    if path.is_file():
-        lab = pd.read_parquet(path)
-        keep = [c for c in ("model", "layer", "latent", "label", "description") if c in lab.columns]
-        lab = lab[keep].astype({"layer": str, "latent": str}).drop_duplicates(["model", "layer", "latent"])
-        out = out.merge(lab, on=["model", "layer", "latent"], how="left")
+    out = join_labels(out, read_labels(labels_dir(Path(artifacts), pair), missing_ok=True), scores=False)
     return out.sort_values(["set", "gain"], ascending=[True, False], ignore_index=True)
