@@ -10,6 +10,7 @@ separate from Hydra's per-run ``outputs/``::
     artifacts/analysis/{pair}/                   feature comparison (analyze.py)
     artifacts/labels/{pair}/                     scored labels (label.py)
     artifacts/backtest/{pair}/                   trading model and backtest (backtest.py)
+    artifacts/report/                            the study report, SAE tables, demo timing (python -m finsae.report)
 """
 
 from __future__ import annotations
@@ -86,3 +87,8 @@ def backtest_dir(artifacts: Path, pair: str) -> Path:
 
 def activations_root(artifacts: Path) -> Path:
     return Path(artifacts) / "activations"
+
+
+def report_dir(artifacts: Path) -> Path:
+    """The study report's folder: ``index.html``, the SAE tables and plots, the demo's ``timing.json`` and logs."""
+    return Path(artifacts) / "report"

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finsae.demo.scheduler import THREAD_VARS, Job
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
+from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, report_dir, sae_dir
+
+REPORT_PAGE = "index.html"
+"""What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
 
 BASE, TWIN, PAIR = "minilm", "minilm_fin", "minilm_fin"
 CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publishes the pair's crosscoder
 LAYERS = (0, 1, 2, 3, 4, 5)
 SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
-REPORT_FILE = Path("reports") / "sae_table.md"
-STUDY_REPORT_FILE = Path("report") / "index.html"
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ def _exists(path: Path):
     return lambda: path.is_file()
 
 
-def _report_done(artifacts: Path, report: Path = REPORT_FILE):
+def report_file(artifacts: Path) -> Path:
+    """The file that marks the report (page and SAE tables) as written."""
+    return report_dir(artifacts) / REPORT_PAGE
+
+
+def _report_done(artifacts: Path):
     """The report is done when it is newer than every summary it is made from."""
     def done() -> bool:
-        out = artifacts / report
+        out = report_file(artifacts)
         if not out.is_file():
             return False
         sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json"),
@@ -125,8 +131,6 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
                     deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
                     done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
-    jobs.append(Job("report", "report", [python, "-m", "finsae.reporting", "--artifacts", str(artifacts)],
+    jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
                     deps=("backtest",), done=_report_done(artifacts)))
-    jobs.append(Job("study report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
-                    deps=("report",), done=_report_done(artifacts, STUDY_REPORT_FILE)))
     return jobs
