@@ -42,6 +42,7 @@ import yaml
 
 from finsae import provenance
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.summary import SUMMARY_FILE, StageSummary
 from finsae.trading.ledger import LEDGER_FILE
 from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_checkpoint_dir, sae_dir
 
@@ -114,10 +115,10 @@ def read_hydra_run(folder: Path, artifacts: Path | None = None) -> SourceRun:
         h = yaml.safe_load(hydra_yaml.read_text()) or {}
         choices = ((h.get("hydra") or {}).get("runtime") or {}).get("choices")
     run = SourceRun(folder, config, {}, provenance.read(folder) or {}, _pair_choice(config, choices))
-    summary = folder / "summary.json"
+    summary = folder / SUMMARY_FILE
     if not summary.is_file():
-        summary = artifact_folder(run, artifacts or source_store(run)) / "summary.json"
-    run.summary = _read_summary(summary)
+        summary = artifact_folder(run, artifacts or source_store(run)) / SUMMARY_FILE
+    run.summary = _read_summary(config, summary)
     return run
 
 
@@ -145,13 +146,33 @@ def read_run(folder: str | Path, artifacts: Path | None = None) -> SourceRun:
     return read_hydra_run(folder, artifacts)
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataMissingError("stage summary", path, "The run did not finish; rerun it with its own command.")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON ({e}); the run's summary is corrupt") from None
+def summary_type(config: dict[str, Any]) -> type[StageSummary]:
+    """The summary type of the stage ``config`` runs: its ``summary.json`` is read through it, as by every other
+    reader of that artifact (the report, ``skip_if_done``)."""
+    name = config["name"]
+    if name == "train":
+        if config.get("task") == "finetune":
+            from finsae.finetune.summary import FinetuneSummary
+
+            return FinetuneSummary
+        from finsae.sae.summary import SaeSummary
+
+        return SaeSummary
+    if name == "analyze":
+        from finsae.analysis.summary import AnalysisSummary
+
+        return AnalysisSummary
+    if name == "label":
+        from finsae.labeling.summary import LabelSummary
+
+        return LabelSummary
+    from finsae.trading.summary import BacktestSummary
+
+    return BacktestSummary
+
+
+def _read_summary(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    return summary_type(config).read(path).to_dict()
 
 
 def source_store(run: SourceRun) -> Path:
@@ -393,8 +414,8 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
             raise ConfigError(f"the rerun in {new_run} made no offline W&B run to compare with (logger changed?)")
         new = read_offline_summary(wandb_runs[-1]).get("summary", {})
     else:
-        summary = new_run / "summary.json"
-        new = _read_summary(summary if summary.is_file() else artifact_folder(run, new_store) / "summary.json")
+        summary = new_run / SUMMARY_FILE
+        new = _read_summary(run.config, summary if summary.is_file() else artifact_folder(run, new_store) / SUMMARY_FILE)
     rows = compare(run.summary, new, rtol, atol)
     width = max([len(r.key) for r in rows] + [6])
     print(f"{'metric':<{width}}  {'old':>14}  {'new':>14}  status   (tolerance |new-old| <= {atol:g} + {rtol:g}*|old|)")

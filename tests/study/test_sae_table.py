@@ -64,7 +64,7 @@ def test_lr_sweep_table_includes_the_default_run(tmp_path):
     assert (tmp_path / "report" / "lr_sweep.png").stat().st_size > 2000
 
 
-@pytest.mark.parametrize("text, why", [("{not json", "not a readable summary"), ('{"model": "minilm"}', "missing"),
+@pytest.mark.parametrize("text, why", [("{not json", "not valid JSON"), ('{"model": "minilm"}', "missing"),
                                        ("[1, 2]", "not a JSON object")])
 def test_a_corrupt_summary_is_named(tmp_path, text, why):
     write_summary(tmp_path, "minilm", 0, "demo")
