@@ -44,7 +44,8 @@ from finsae import provenance
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.summary import SUMMARY_FILE, StageSummary
 from finsae.trading.ledger import LEDGER_FILE
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_checkpoint_dir, sae_dir
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, backtest_root, labels_dir, model_dir,
+                          sae_checkpoint_dir, sae_dir)
 
 SCRIPTS = ("train", "analyze", "label", "backtest")
 TIMING_WORDS = ("second", "time", "per_second", "wall", "elapsed", "_runtime", "_timestamp")
@@ -218,7 +219,7 @@ def _outputs(run: SourceRun, store: Path) -> tuple[list[Path], list[Path]]:
     if c["name"] == "label":  # the label stage merges its labels into the analysis features table
         copied.append(analysis_dir(store, _pair_folder_name(run)))
     if c["name"] == "backtest":  # the trials ledger: rebuilt as the original run found it (reset_ledger)
-        fresh.append(Path(store) / "backtest" / LEDGER_FILE)
+        fresh.append(backtest_root(store) / LEDGER_FILE)
     return fresh, copied
 
 
@@ -376,7 +377,7 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
     fresh, copied = _outputs(run, store)
     link_inputs(store, new_store, fresh, copied)
     if run.config["name"] == "backtest":
-        reset_ledger(Path(store) / "backtest" / LEDGER_FILE, new_store / "backtest" / LEDGER_FILE,
+        reset_ledger(backtest_root(store) / LEDGER_FILE, backtest_root(new_store) / LEDGER_FILE,
                      run.summary.get("n_trials"))
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "config.yaml").write_text(yaml.safe_dump(_config_for_rerun(run), sort_keys=False))

@@ -9,13 +9,14 @@ needs no twin and runs beside the fine-tune. The done checks are the stages' own
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from finsae.demo.scheduler import THREAD_VARS, Job
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, report_dir, sae_dir
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
+                          pair_dirs, report_dir, sae_dir, sae_dirs)
+from finsae.summary import SUMMARY_FILE
 
 REPORT_PAGE = "index.html"
 """What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
@@ -86,8 +87,9 @@ def _report_done(artifacts: Path):
         out = report_file(artifacts)
         if not out.is_file():
             return False
-        sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json"),
-                   *(s for stage in ("analysis", "labels", "backtest") for s in artifacts.glob(f"{stage}/*/summary.json"))]
+        folders = [*sae_dirs(artifacts), *model_dirs(artifacts),
+                   *(d for stage in ("analysis", "labels", "backtest") for d in pair_dirs(artifacts, stage))]
+        sources = [d / SUMMARY_FILE for d in folders if (d / SUMMARY_FILE).is_file()]
         return all(s.stat().st_mtime <= out.stat().st_mtime for s in sources)
     return done
 
@@ -97,7 +99,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     """The jobs of ``make demo``. ``run_stamp`` names this run's Hydra folders (two jobs started in the same
     second would otherwise share Hydra's time-stamped folder)."""
     artifacts = Path(artifacts)
-    outputs = Path(os.environ.get("FINSAE_OUTPUTS", "outputs")) / "demo" / run_stamp
+    outputs = outputs_root() / "demo" / run_stamp
 
     def script(name: str, job: str, *overrides: str) -> list[str]:
         folder = outputs / job.replace(" ", "_")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from finsae import provenance
 from finsae.errors import FinsaeError
-from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir
+from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir, results_pages_dir
 from finsae.report import build, page, results, sae_table
 from finsae.report.study import Study, fingerprint
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m finsae.report", description=__doc__.split(":")[0])
     p.add_argument("--artifacts", default=str(default_artifacts_dir()), help="the study's store (default artifacts/)")
     p.add_argument("--out", default=None, help="folder of index.html and the SAE tables (default ARTIFACTS/report)")
-    p.add_argument("--results", default=str(PROJECT_ROOT / "docs" / "results"),
+    p.add_argument("--results", default=str(results_pages_dir()),
                    help="folder of the generated results pages (default docs/results; '' for none)")
     p.add_argument("--readme", default=str(PROJECT_ROOT / "README.md"),
                    help="README whose headline block is regenerated ('' for none)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.errors import FinsaeError
+from finsae.paths import analysis_dir
 from finsae.report import page, sae_table
 from finsae.report.study import COMMANDS, Study
 
@@ -106,7 +107,7 @@ def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> str:
     out = []
     for _, row in labels.head(LATENTS_WITH_CONTEXTS).iterrows():
         model = row.get("model", None)
-        candidates = sorted((study.artifacts / "analysis" / pair / "contexts").glob(f"{model or '*'}/layer_{int(row['layer'])}.parquet"))
+        candidates = sorted((analysis_dir(study.artifacts, pair) / "contexts").glob(f"{model or '*'}/layer_{int(row['layer'])}.parquet"))
         if not candidates:
             continue
         ctx = study.read_table(candidates[-1])

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from finsae.paths import labels_dir  # noqa: E402
+
 
 def equity_figure(returns: pd.DataFrame, benchmarks: dict[str, pd.Series], kind: str, eval_start: str):
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -46,7 +48,7 @@ def tearsheet(net: pd.Series, bench: pd.Series, path: Path, title: str) -> None:
 
 def label_importance(imp: pd.DataFrame, artifacts: Path, pair: str) -> pd.DataFrame:
     """Join latent labels from the labeling stage when it has run."""
-    path = Path(artifacts) / "labels" / pair / "labels.parquet"
+    path = labels_dir(artifacts, pair) / "labels.parquet"
     parts = imp["feature"].str.extract(r"^(?P<model>[^:]+):L(?P<layer>\d+):(?P<agg>mean|max):(?P<latent>\d+)$")
     out = pd.concat([imp.reset_index(drop=True), parts.reset_index(drop=True)], axis=1)
     if path.is_file():
