@@ -12,8 +12,6 @@ from finsae.paths import analysis_dir
 from finsae.report import page, sae_table
 from finsae.report.study import COMMANDS, Study
 
-SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
-               "loss_recovered", "loss_recovered_all", "lr", "seconds"]
 LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
                  "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
                  "n_financial_base", "n_financial", "n_specialized_seed1", "n_specialized_seed_floor",
@@ -71,7 +69,7 @@ def sae_quality(saes: pd.DataFrame | None) -> str:
     if saes is None:
         return page.not_run("no trained SAE under sae/", COMMANDS["sae"])
     fig = sae_table.layer_figure(saes)
-    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, SAE_COLUMNS))
+    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, sae_table.SAE_COLUMNS))
 
 
 def diffing(study: Study) -> str:

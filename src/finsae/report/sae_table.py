@@ -18,6 +18,7 @@ from finsae.report.study import Study
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
                "loss_recovered", "loss_recovered_all", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
+"""The SAE table's columns (``sae_table.md``/``.csv``, the report page and ``docs/results/sae.md``)."""
 LR_TAG = "lr_"
 
 
