@@ -46,8 +46,8 @@ demo: setup
 	@echo "  artifacts/analysis/minilm_fin/     feature comparison: layers.parquet, features.parquet, findings.md, plots/"
 	@echo "  artifacts/labels/minilm_fin/       labels.parquet, per_layer.csv, summary.json (labels scored vs controls)"
 	@echo "  artifacts/backtest/minilm_fin/     predictions, positions, returns, metrics.csv, benchmark_stocknet.json, tearsheets, summary.json"
-	@echo "  artifacts/reports/sae_table.md     SAE tables and plots (finsae.reporting)"
 	@echo "  artifacts/report/index.html        the study report (one self-contained page); docs/results/*.md"
+	@echo "  artifacts/report/sae_table.md      SAE tables and plots beside it (sae_table.csv, sae_layers.png, ...)"
 	@echo "  artifacts/report/timing.json       how long each stage took (logs: artifacts/report/logs/)"
 
 finetune: setup
@@ -70,9 +70,9 @@ labels: setup
 backtest: setup
 	OMP_NUM_THREADS=1 $(PY) backtest.py skip_if_done=true
 
-# The study report (artifacts/report/index.html), docs/results/*.md and README's headline table, from the artifacts.
+# The study report (artifacts/report/index.html, with the SAE tables and plots beside it), docs/results/*.md and
+# README's headline table, from the artifacts.
 report: setup
-	$(PY) -m finsae.reporting
 	$(PY) -m finsae.report
 
 # sparsify is a bench-only comparison: installed without its dependency pins (it would pull another torch).

@@ -2,7 +2,7 @@
 # Seed-stability sweep of the demo SAE setting (issue: "SAEs stable enough to compare").
 # Trains pairs of SAEs that differ only in their seed (0 and 1) on the *training* mix of one MiniLM layer, for a
 # grid of dictionary sizes, token budgets, k and lr; `python -m finsae.analysis.stability` then matches each pair
-# one-to-one and writes the seed ceiling beside held-out FVU and dead share (artifacts/reports/stability.*).
+# one-to-one and writes the seed ceiling beside held-out FVU and dead share (artifacts/report/stability.*).
 # Nothing here reads held-out or evaluation-period text: the SAE corpus excludes both by construction.
 # Two one-thread jobs side by side (faster than one two-thread job on these 2 cores).
 set -euo pipefail

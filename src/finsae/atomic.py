@@ -16,6 +16,7 @@ import signal
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -93,6 +94,22 @@ def write_json(path: Path, obj: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str, fix: str) -> Any:
+    """The parsed JSON file ``path``: the one reader of finsae's JSON records (stage summaries, an SAE's
+    ``cfg.json``, an exported SAE's config), failing in one line that names ``what``, the file and ``fix``: missing,
+    :class:`~finsae.errors.DataMissingError`; unreadable or not JSON, :class:`~finsae.errors.ConfigError`."""
+    from finsae.errors import ConfigError, DataMissingError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataMissingError(what, path, f"{fix[:1].upper()}{fix[1:]}.")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{what} {path} is not valid JSON ({first}); {fix}") from None
 
 
 def write_table(frame, path: Path, columns: Iterable[str], what: str) -> Path:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from finsae.atomic import read_json
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.sae import SaeConfig, TopKSAE, load, read_meta, save
 
@@ -127,10 +128,7 @@ def _read(folder: Path, weights: str, kind: str) -> tuple[dict[str, Any], dict[s
     for f in (folder / CFG, folder / weights):
         if not f.is_file():
             raise DataMissingError(f"{kind} SAE file", f, "Write it with `python -m finsae.export SAE_FOLDER OUT`.")
-    try:
-        cfg = json.loads((folder / CFG).read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{kind} config {folder / CFG} is not valid JSON: {err}") from err
+    cfg = read_json(folder / CFG, f"{kind} config", "write it with `python -m finsae.export SAE_FOLDER OUT`")
     try:
         tensors = load_file(str(folder / weights))
     except Exception as err:  # safetensors raises its own error types for a truncated or foreign file
@@ -226,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.source_format:
             sae = (from_saelens if a.source_format == "saelens" else from_sparsify)(a.src)
-            extra = (json.loads((Path(a.src) / CFG).read_text()).get("finsae") or {}).get("extra")
+            extra = (read_json(Path(a.src) / CFG, f"{a.source_format} config", "export it again").get("finsae")
+                     or {}).get("extra")
             print(f"finsae.export: imported {a.src} -> {save(sae, a.out, extra=extra)}")
         else:
             for folder in export(a.src, a.out, a.format, a.hookpoint):

@@ -11,6 +11,9 @@ separate from Hydra's per-run ``outputs/``::
     artifacts/labels/{pair}/                     scored labels (label.py)
     artifacts/checkpoints/labels/{pair}/         the label stage's answer cache (resumes a killed run)
     artifacts/backtest/{pair}/                   trading model and backtest (backtest.py)
+    artifacts/backtest/cache/                    tweet encodings (shared by every pair)
+    artifacts/backtest/trials.jsonl              the trials ledger (finsae.trading.ledger)
+    artifacts/report/                            the study report, SAE tables, demo timing (python -m finsae.report)
 """
 
 from __future__ import annotations
@@ -99,9 +102,51 @@ def label_cache_dir(artifacts: Path, pair: str) -> Path:
     return Path(artifacts) / "checkpoints" / "labels" / plain_name(pair, "pair_name")
 
 
+def backtest_root(artifacts: Path) -> Path:
+    """The backtest stage's folder: one folder per pair, the tweet-encoding cache and the trials ledger."""
+    return Path(artifacts) / "backtest"
+
+
 def backtest_dir(artifacts: Path, pair: str) -> Path:
-    return Path(artifacts) / "backtest" / plain_name(pair, "pair_name")
+    return backtest_root(artifacts) / plain_name(pair, "pair_name")
+
+
+def tweet_cache_dir(artifacts: Path) -> Path:
+    """Tweet encodings of every (model, layer, SAE), kept across backtests (``finsae.trading.encode``)."""
+    return backtest_root(artifacts) / "cache"
 
 
 def activations_root(artifacts: Path) -> Path:
     return Path(artifacts) / "activations"
+
+
+def model_dirs(artifacts: Path) -> list[Path]:
+    """Every folder under ``artifacts/models/`` (a fine-tuned model's, finished or not)."""
+    return sorted(p for p in (Path(artifacts) / "models").glob("*") if p.is_dir())
+
+
+def sae_dirs(artifacts: Path) -> list[Path]:
+    """Every ``artifacts/sae/{model}/layer_{i}/{tag}/`` folder (an SAE run's, finished or not)."""
+    return sorted(p for p in sae_root(artifacts).glob("*/layer_*/*") if p.is_dir())
+
+
+def pair_dirs(artifacts: Path, stage: str) -> list[Path]:
+    """Every pair folder of a pair stage (``analysis``, ``labels`` or ``backtest``), finished or not."""
+    if stage not in ("analysis", "labels", "backtest"):
+        raise ValueError(f"pair_dirs: no pair stage {stage!r}")
+    return sorted(p for p in (Path(artifacts) / stage).glob("*") if p.is_dir())
+
+
+def outputs_root() -> Path:
+    """Where Hydra's run folders go (``$FINSAE_OUTPUTS``, else ``outputs``), as ``conf/hydra/default.yaml`` says."""
+    return Path(os.environ.get("FINSAE_OUTPUTS", "outputs"))
+
+
+def results_pages_dir() -> Path:
+    """``docs/results/``: the results pages ``python -m finsae.report`` generates."""
+    return PROJECT_ROOT / "docs" / "results"
+
+
+def report_dir(artifacts: Path) -> Path:
+    """The study report's folder: ``index.html``, the SAE tables and plots, the demo's ``timing.json`` and logs."""
+    return Path(artifacts) / "report"

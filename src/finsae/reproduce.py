@@ -42,8 +42,10 @@ import yaml
 
 from finsae import provenance
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.summary import SUMMARY_FILE, StageSummary
 from finsae.trading.ledger import LEDGER_FILE
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_checkpoint_dir, sae_dir
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, backtest_root, labels_dir, model_dir,
+                          sae_checkpoint_dir, sae_dir)
 
 SCRIPTS = ("train", "analyze", "label", "backtest")
 TIMING_WORDS = ("second", "time", "per_second", "wall", "elapsed", "_runtime", "_timestamp")
@@ -114,10 +116,10 @@ def read_hydra_run(folder: Path, artifacts: Path | None = None) -> SourceRun:
         h = yaml.safe_load(hydra_yaml.read_text()) or {}
         choices = ((h.get("hydra") or {}).get("runtime") or {}).get("choices")
     run = SourceRun(folder, config, {}, provenance.read(folder) or {}, _pair_choice(config, choices))
-    summary = folder / "summary.json"
+    summary = folder / SUMMARY_FILE
     if not summary.is_file():
-        summary = artifact_folder(run, artifacts or source_store(run)) / "summary.json"
-    run.summary = _read_summary(summary)
+        summary = artifact_folder(run, artifacts or source_store(run)) / SUMMARY_FILE
+    run.summary = _read_summary(config, summary)
     return run
 
 
@@ -145,13 +147,33 @@ def read_run(folder: str | Path, artifacts: Path | None = None) -> SourceRun:
     return read_hydra_run(folder, artifacts)
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataMissingError("stage summary", path, "The run did not finish; rerun it with its own command.")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON ({e}); the run's summary is corrupt") from None
+def summary_type(config: dict[str, Any]) -> type[StageSummary]:
+    """The summary type of the stage ``config`` runs: its ``summary.json`` is read through it, as by every other
+    reader of that artifact (the report, ``skip_if_done``)."""
+    name = config["name"]
+    if name == "train":
+        if config.get("task") == "finetune":
+            from finsae.finetune.summary import FinetuneSummary
+
+            return FinetuneSummary
+        from finsae.sae.summary import SaeSummary
+
+        return SaeSummary
+    if name == "analyze":
+        from finsae.analysis.summary import AnalysisSummary
+
+        return AnalysisSummary
+    if name == "label":
+        from finsae.labeling.summary import LabelSummary
+
+        return LabelSummary
+    from finsae.trading.summary import BacktestSummary
+
+    return BacktestSummary
+
+
+def _read_summary(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    return summary_type(config).read(path).to_dict()
 
 
 def source_store(run: SourceRun) -> Path:
@@ -195,7 +217,7 @@ def _outputs(run: SourceRun, store: Path) -> tuple[list[Path], list[Path]]:
     if c["name"] == "train" and c.get("task") != "finetune":
         fresh.append(sae_checkpoint_dir(store, c["model"]["name"], int(c["layer"]), c["tag"]))
     if c["name"] == "backtest":  # the trials ledger: rebuilt as the original run found it (reset_ledger)
-        fresh.append(Path(store) / "backtest" / LEDGER_FILE)
+        fresh.append(backtest_root(store) / LEDGER_FILE)
     return fresh, copied
 
 
@@ -353,7 +375,7 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
     fresh, copied = _outputs(run, store)
     link_inputs(store, new_store, fresh, copied)
     if run.config["name"] == "backtest":
-        reset_ledger(Path(store) / "backtest" / LEDGER_FILE, new_store / "backtest" / LEDGER_FILE,
+        reset_ledger(backtest_root(store) / LEDGER_FILE, backtest_root(new_store) / LEDGER_FILE,
                      run.summary.get("n_trials"))
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "config.yaml").write_text(yaml.safe_dump(_config_for_rerun(run), sort_keys=False))
@@ -391,8 +413,8 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
             raise ConfigError(f"the rerun in {new_run} made no offline W&B run to compare with (logger changed?)")
         new = read_offline_summary(wandb_runs[-1]).get("summary", {})
     else:
-        summary = new_run / "summary.json"
-        new = _read_summary(summary if summary.is_file() else artifact_folder(run, new_store) / "summary.json")
+        summary = new_run / SUMMARY_FILE
+        new = _read_summary(run.config, summary if summary.is_file() else artifact_folder(run, new_store) / SUMMARY_FILE)
     rows = compare(run.summary, new, rtol, atol)
     width = max([len(r.key) for r in rows] + [6])
     print(f"{'metric':<{width}}  {'old':>14}  {'new':>14}  status   (tolerance |new-old| <= {atol:g} + {rtol:g}*|old|)")

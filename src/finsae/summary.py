@@ -3,14 +3,13 @@ type (by the report, by ``skip_if_done``), never by string keys spread over file
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from finsae.atomic import write_json
-from finsae.errors import DataMissingError, FinsaeError
+from finsae.atomic import read_json, write_json
+from finsae.errors import FinsaeError
 
 SUMMARY_FILE = "summary.json"
 S = TypeVar("S", bound="StageSummary")
@@ -50,12 +49,7 @@ class StageSummary:
         path = Path(path)
         if path.is_dir() or path.name != SUMMARY_FILE:
             path = path / SUMMARY_FILE
-        if not path.is_file():
-            raise DataMissingError(f"{cls.__name__}", path, "Run the stage that writes it first.")
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise FinsaeError(f"{path} is not a readable summary ({e}); delete it and rerun the stage") from None
+        raw = read_json(path, cls.__name__, "rerun the stage that writes it")
         names = {f.name for f in fields(cls)}
         if not isinstance(raw, dict):
             raise FinsaeError(f"{path} is not a {cls.__name__} (not a JSON object); rerun the stage that wrote it")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import finsae.demo.__main__ as demo_main
-from finsae.demo.plan import CROSSCODER, LAYERS, REPORT_FILE, SEED_LAYERS, STUDY_REPORT_FILE, demo_jobs, sae_runs
+from finsae.demo.plan import CROSSCODER, LAYERS, SEED_LAYERS, demo_jobs, report_file, sae_runs
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
 
@@ -21,10 +21,10 @@ def _all_done(art):
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("{}")
     newest = max(f.stat().st_mtime for f in files)
-    for report in (art / STUDY_REPORT_FILE, art / REPORT_FILE):
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text("table")
-        os.utime(report, (newest + 1, newest + 1))
+    report = report_file(art)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("page")
+    os.utime(report, (newest + 1, newest + 1))
     return report
 
 
@@ -41,14 +41,15 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert set(warm.deps) == {"sae minilm_fin L0", "sae minilm L4"}  # the twin's cache and the SAE it starts from
     assert f"sae.init_from={sae_dir(tmp_path, 'minilm', 4, 'demo')}" in warm.command
     assert set(by["sae minilm L4 demo_warm_control"].deps) == {"sae minilm L0", "sae minilm L4"}
-    assert by["study report"].deps == ("report",)
+    assert by["report"].deps == ("backtest",) and by["report"].command[1:3] == ["-m", "finsae.report"]
+    assert [j.name for j in jobs if j.stage == "report"] == ["report"]  # one report job: page and SAE tables
     assert by["sae minilm L0"].deps == ()  # beside the fine-tune
     assert by["sae minilm_fin L0"].deps == ("finetune",)
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
     assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
-    assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 2  # the two reports are not Hydra runs
+    assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
 
 
 def test_everything_done_runs_nothing(tmp_path):
@@ -65,7 +66,7 @@ def test_report_stale_when_a_summary_is_newer(tmp_path):
     t = report.stat().st_mtime + 5
     os.utime(s, (t, t))
     jobs = {j.name: j for j in demo_jobs(tmp_path)}
-    assert not jobs["report"].done() and not jobs["study report"].done()
+    assert not jobs["report"].done()
     assert jobs["sae minilm L3"].done()
     s.unlink()
     assert not jobs["sae minilm L3"].done()

@@ -100,14 +100,15 @@ def test_a_gpu_trainer_without_a_gpu_says_so(project_root, tmp_path):
 
 def test_the_report_refuses_a_missing_folder_and_names_a_corrupt_summary(project_root, tmp_path):
     missing = tmp_path / "nowhere"
-    r = _run(project_root, "--artifacts", str(missing), module="finsae.reporting")
+    r = _run(project_root, "--artifacts", str(missing), "--results", "", module="finsae.report")
     _one_error_line(r, "is not a folder")
     assert not missing.exists()
     bad = tmp_path / "art" / "sae" / "minilm" / "layer_0" / "demo" / "summary.json"
     bad.parent.mkdir(parents=True)
     bad.write_text("{half a file")
-    r = _run(project_root, "--artifacts", str(tmp_path / "art"), module="finsae.reporting")
+    r = _run(project_root, "--artifacts", str(tmp_path / "art"), "--results", "", module="finsae.report")
     _one_error_line(r, str(bad))
+    assert not (tmp_path / "art" / "report" / "index.html").exists()  # nothing written: the demo reruns it
 
 
 @pytest.mark.parametrize("case", ["a file", "file inside"])

@@ -8,7 +8,6 @@ own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,10 @@ from finsae.analysis.layers import LayerJob
 from finsae.analysis.method_plots import method_figures
 from finsae.analysis.saes import PairSaes
 from finsae.analysis.summary import AnalysisSummary
+from finsae.finetune.summary import FinetuneSummary
 from finsae.models import get_spec, load_model
 from finsae.paths import activations_root, model_dir
+from finsae.summary import SUMMARY_FILE
 
 log = logging.getLogger("finsae")
 
@@ -94,9 +95,9 @@ def _twin_texts(st: Settings) -> frozenset[str]:
     """The finance twin's fine-tune texts, with the seed its summary records (0 when the twin has no summary:
     a registry model)."""
     seed = 0
-    summary = model_dir(st.artifacts, st.saes.domain) / "summary.json"
-    if summary.is_file():
-        seed = int(json.loads(summary.read_text()).get("seed", 0))
+    folder = model_dir(st.artifacts, st.saes.domain)
+    if (folder / SUMMARY_FILE).is_file():
+        seed = FinetuneSummary.read(folder).seed
     return twin_training_texts(st.data_dir, st.twin_test_frac, seed)
 
 

@@ -3,7 +3,7 @@
 ``python -m finsae.analysis.stability`` reads every pair of SAEs ``…_s0`` / ``…_s1`` under
 ``artifacts/sae/{model}/layer_{i}/`` (what ``sweeps/stability.sh`` trains, plus ``demo`` / ``demo_seed1``),
 matches their decoders one-to-one (:mod:`finsae.analysis.matching`) and writes
-``artifacts/reports/stability.{md,parquet,png}``: per setting the one-to-one share at tau = 0.7 (the *seed
+``artifacts/report/stability.{md,parquet,png}``: per setting the one-to-one share at tau = 0.7 (the *seed
 ceiling*), the median best-match cosine, the random-decoder baseline, and each seed's held-out (``sae_eval``)
 FVU and dead share from its summary. Only SAE weights and training-side summaries are read.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finsae.analysis.matching import DEFAULT_TAU, match_decoders, overlap, random_unit_rows
-from finsae.paths import default_artifacts_dir
+from finsae.paths import default_artifacts_dir, report_dir, sae_root
 from finsae.sae import load
 from finsae.sae.io import is_sae_dir
 from finsae.sae.summary import SaeSummary
@@ -54,7 +54,7 @@ def pair_stability(dir0: Path, dir1: Path, tau: float = DEFAULT_TAU) -> dict:
 
 
 def stability_table(artifacts: Path, models: list[str] | None = None, tau: float = DEFAULT_TAU) -> pd.DataFrame:
-    root = Path(artifacts) / "sae"
+    root = sae_root(artifacts)
     rows = []
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         if models and model_dir.name not in models:
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     table = stability_table(args.artifacts, args.models)
     if table.empty:
-        raise SystemExit(f"finsae: error: no seed pairs of SAEs under {args.artifacts / 'sae'}; "
+        raise SystemExit(f"finsae: error: no seed pairs of SAEs under {sae_root(args.artifacts)}; "
                          f"run sweeps/stability.sh first")
-    out = args.artifacts / "reports"
+    out = report_dir(args.artifacts)
     out.mkdir(parents=True, exist_ok=True)
     table = table.sort_values(["model", "layer", "num_latents", "k", "tokens"])
     table.to_parquet(out / "stability.parquet", index=False)

@@ -23,12 +23,14 @@ from pathlib import Path
 
 from finsae import precision
 from finsae.atomic import write_json
-from finsae.demo.plan import REPORT_FILE, demo_jobs
+from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, fmt_seconds, run_jobs, with_dependencies
 from finsae.errors import FinsaeError
-from finsae.paths import default_artifacts_dir
+from finsae.paths import default_artifacts_dir, report_dir
 
-TIMING_FILE = Path("report") / "timing.json"
+TIMING_FILE = "timing.json"
+TIMING_HISTORY_FILE = "timing_history.jsonl"
+LOGS = "logs"
 
 
 def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict:
@@ -86,22 +88,22 @@ def main(argv=None) -> int:
                 print(f"{j.stage:9s} {j.name:28s} {state:7s} after: {after or '-'}")
             return 0
         print(f"demo: {len(jobs)} jobs, {args.slots} at a time; compute dtype {precision.resolve('auto', 'cpu')} "
-              f"(bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); logs in {artifacts / 'report' / 'logs'}",
+              f"(bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); logs in {report_dir(artifacts) / LOGS}",
               flush=True)
-        report = run_jobs(jobs, artifacts / "report" / "logs", slots=args.slots, heartbeat_s=30,
+        report = run_jobs(jobs, report_dir(artifacts) / LOGS, slots=args.slots, heartbeat_s=30,
                           out=lambda line: print(line, flush=True))
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
         return 2
     record = timing_record(report, args.slots, only)
-    (artifacts / TIMING_FILE).parent.mkdir(parents=True, exist_ok=True)
-    write_json(artifacts / TIMING_FILE, record)
-    with open(artifacts / "report" / "timing_history.jsonl", "a") as fh:
+    report_dir(artifacts).mkdir(parents=True, exist_ok=True)
+    write_json(report_dir(artifacts) / TIMING_FILE, record)
+    with open(report_dir(artifacts) / TIMING_HISTORY_FILE, "a") as fh:
         fh.write(json.dumps(record) + "\n")
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
     print(f"demo: {fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
-          f"timing {artifacts / TIMING_FILE}; report {artifacts / REPORT_FILE.parent}/")
+          f"timing {report_dir(artifacts) / TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         print("finsae: demo stopped; running jobs were asked to save a checkpoint (rerun to continue)",
               file=sys.stderr)

@@ -9,20 +9,22 @@ needs no twin and runs beside the fine-tune. The done checks are the stages' own
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from finsae.demo.scheduler import THREAD_VARS, Job
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
+                          pair_dirs, report_dir, sae_dir, sae_dirs)
+from finsae.summary import SUMMARY_FILE
+
+REPORT_PAGE = "index.html"
+"""What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
 
 BASE, TWIN, PAIR = "minilm", "minilm_fin", "minilm_fin"
 CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publishes the pair's crosscoder
 LAYERS = (0, 1, 2, 3, 4, 5)
 SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
-REPORT_FILE = Path("reports") / "sae_table.md"
-STUDY_REPORT_FILE = Path("report") / "index.html"
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,20 @@ def _exists(path: Path):
     return lambda: path.is_file()
 
 
-def _report_done(artifacts: Path, report: Path = REPORT_FILE):
+def report_file(artifacts: Path) -> Path:
+    """The file that marks the report (page and SAE tables) as written."""
+    return report_dir(artifacts) / REPORT_PAGE
+
+
+def _report_done(artifacts: Path):
     """The report is done when it is newer than every summary it is made from."""
     def done() -> bool:
-        out = artifacts / report
+        out = report_file(artifacts)
         if not out.is_file():
             return False
-        sources = [*artifacts.glob("sae/*/layer_*/*/summary.json"), *artifacts.glob("models/*/summary.json"),
-                   *(s for stage in ("analysis", "labels", "backtest") for s in artifacts.glob(f"{stage}/*/summary.json"))]
+        folders = [*sae_dirs(artifacts), *model_dirs(artifacts),
+                   *(d for stage in ("analysis", "labels", "backtest") for d in pair_dirs(artifacts, stage))]
+        sources = [d / SUMMARY_FILE for d in folders if (d / SUMMARY_FILE).is_file()]
         return all(s.stat().st_mtime <= out.stat().st_mtime for s in sources)
     return done
 
@@ -91,7 +99,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     """The jobs of ``make demo``. ``run_stamp`` names this run's Hydra folders (two jobs started in the same
     second would otherwise share Hydra's time-stamped folder)."""
     artifacts = Path(artifacts)
-    outputs = Path(os.environ.get("FINSAE_OUTPUTS", "outputs")) / "demo" / run_stamp
+    outputs = outputs_root() / "demo" / run_stamp
 
     def script(name: str, job: str, *overrides: str) -> list[str]:
         folder = outputs / job.replace(" ", "_")
@@ -125,8 +133,6 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
                     deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
                     done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
-    jobs.append(Job("report", "report", [python, "-m", "finsae.reporting", "--artifacts", str(artifacts)],
+    jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
                     deps=("backtest",), done=_report_done(artifacts)))
-    jobs.append(Job("study report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
-                    deps=("report",), done=_report_done(artifacts, STUDY_REPORT_FILE)))
     return jobs

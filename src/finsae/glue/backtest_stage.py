@@ -20,7 +20,7 @@ from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
-from finsae.paths import activations_root, backtest_dir
+from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_cache_dir
 from finsae.trading import protocols
 from finsae.trading.dataset import build_panel
 from finsae.trading.encode import Encoded, check_encoders, encode_tweets, needed
@@ -35,10 +35,6 @@ log = logging.getLogger("finsae")
 
 def _roles(cfg) -> dict[str, str]:
     return {"base": cfg.pair.base, "domain": cfg.pair.domain}
-
-
-def backtest_root(artifacts: Path) -> Path:
-    return Path(artifacts) / "backtest"
 
 
 def check_prerequisites(cfg) -> None:
@@ -62,7 +58,7 @@ def run(cfg, raw) -> BacktestSummary:
         return summary
     check_writable(backtest_root(artifacts), "artifacts folder")
     for folder, what in ((activations_root(artifacts), "activation cache"),
-                         (backtest_root(artifacts) / "cache", "tweet-encoding cache")):
+                         (tweet_cache_dir(artifacts), "tweet-encoding cache")):
         check_writable(folder, what, make=False, reserve_gb=SPACE_RESERVE_GB)
     check_replaceable(out)  # before the walk-forward, not at its publish
     check_prerequisites(cfg)
@@ -75,7 +71,7 @@ def run(cfg, raw) -> BacktestSummary:
     corpus, doc_of = tweet_corpus(tweets)
     enc = Encoded()
     if any(needed(fc.blocks).values()):
-        enc = encode_tweets(_roles(cfg), fc, cfg.activations, artifacts, backtest_root(artifacts) / "cache",
+        enc = encode_tweets(_roles(cfg), fc, cfg.activations, artifacts, tweet_cache_dir(artifacts),
                             cfg.data.eval_start, corpus, cfg.progress_bar)
     inp = protocols.Inputs(panel, sp500, tweets, doc_of, enc, _roles(cfg),
                            partial(financial_latents, artifacts, pair, fc.latents))

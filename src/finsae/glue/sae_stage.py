@@ -17,30 +17,23 @@ each scaled to unit mean squared norm on the init sample), published under
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
 import signal
 import time
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from finsae import __version__
 from finsae.activations import ActivationBatches, PairedStore, block_scales, build_activations, split_rows
-from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked, publish, staging_dir
+from finsae.atomic import SPACE_RESERVE_GB, check_writable
 from finsae.data.mix import mixed_corpus
-from finsae.errors import ConfigError, FinsaeError
+from finsae.errors import ConfigError
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.glue.app import resolved_config
 from finsae.glue.console import step_progress_bar
@@ -52,16 +45,11 @@ from finsae.models import check_layer, get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
 from finsae.paths import activations_root, crosscoder_name, sae_checkpoint_dir, sae_dir
-from finsae.sae import evaluate, load, read_meta, save, uniform_sample_rows, warm_start
-from finsae.sae.summary import SaeSummary
-from finsae.summary import SUMMARY_FILE
-
-FREQUENCY_FILE = "sae_eval_frequency.npy"
-
-
-def is_done(out_dir: Path) -> bool:
-    """A published SAE folder: its summary.json is the last thing a publish makes visible."""
-    return (out_dir / SUMMARY_FILE).is_file()
+from finsae.sae import evaluate, load, uniform_sample_rows, warm_start
+from finsae.sae.artifact import firing_histogram, is_published, publish_sae
+from finsae.sae.run_guard import LAST_CHECKPOINT, check_no_work_lost, check_same_config, run_lock
+from finsae.sae.summary import SaeSummary, downstream_fields
+from finsae.sae.warm_start import check_warm_start_source
 
 
 def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int, stopper: StopOnSignal):
@@ -82,26 +70,13 @@ def _trainer(cfg, tracker, ckpt_dir: Path, val_every: int, stopper: StopOnSignal
     )
 
 
-def _firing_histogram(freq: np.ndarray, title: str):
-    fig, ax = plt.subplots(figsize=(5, 3))
-    pos = freq[freq > 0]
-    if len(pos):
-        ax.hist(np.log10(pos), bins=60, color="#3a6ea5")
-    ax.set_xlabel("log10 firing frequency (sae_eval tokens)")
-    ax.set_ylabel("latents")
-    ax.set_title(f"{title}  ({(freq == 0).sum()} never fired)", fontsize=9)
-    return fig
-
-
 def _downstream(cfg, spec, sae) -> dict:
     """The downstream fields of the summary (none when ``downstream_docs=0``)."""
     if cfg.downstream_docs <= 0:
         return {}
-    s = sae_downstream_score(spec, Path(cfg.paths.artifacts), cfg.paths.data_dir, cfg.layer, sae,
-                             cfg.downstream_docs, cfg.finetune.test_frac, cfg.activations.max_length)
-    return {"loss_recovered": s.loss_recovered, "loss_recovered_all": s.loss_recovered_all, "downstream_task": s.task,
-            "downstream_clean": s.clean, "downstream_sae": s.sae, "downstream_zero": s.zero,
-            "downstream_sae_all": s.sae_all, "downstream_zero_all": s.zero_all, "downstream_docs": cfg.downstream_docs}
+    score = sae_downstream_score(spec, Path(cfg.paths.artifacts), cfg.paths.data_dir, cfg.layer, sae,
+                                 cfg.downstream_docs, cfg.finetune.test_frac, cfg.activations.max_length)
+    return downstream_fields(score, cfg.downstream_docs)
 
 
 def rescore(cfg, spec, out_dir: Path) -> SaeSummary:
@@ -115,21 +90,6 @@ def rescore(cfg, spec, out_dir: Path) -> SaeSummary:
     return summary
 
 
-def check_no_work_lost(cfg, out_dir: Path, ckpt_dir: Path) -> str | None:
-    """Refuse a run that would clobber a finished SAE or an unfinished run's checkpoints; the checkpoint to
-    resume from, if any (None with ``resume=true`` too when there is none: the run then says so)."""
-    if is_done(out_dir) and not cfg.overwrite:
-        raise ConfigError(f"{out_dir} holds a finished SAE; skip_if_done=true keeps it, overwrite=true trains a new "
-                          f"one (the old one is replaced only once the new one is complete)")
-    last = ckpt_dir / "last.ckpt"
-    if cfg.resume:
-        return str(last) if last.exists() else None
-    if last.exists() and not cfg.overwrite:
-        raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished run; resume=true continues it, "
-                          f"overwrite=true starts over")
-    return None
-
-
 def result_shaping_config(cfg) -> dict:
     """What, beside the SAE and training knobs, decides a run's result (logger and progress bar do not)."""
     out = {"model": dataclasses.asdict(cfg.model), "layer": cfg.layer, "seed": cfg.seed,
@@ -139,49 +99,6 @@ def result_shaping_config(cfg) -> dict:
         out.update(task=cfg.task, pair=dataclasses.asdict(cfg.pair))
         del out["model"]
     return out
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def check_same_config(ckpt_path: str, hparams) -> None:
-    """Refuse to resume a checkpoint trained with a different config (it would train a hybrid)."""
-    try:
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)["hyper_parameters"]
-    except Exception as e:  # noqa: BLE001 - truncated or foreign file: say which and what to do
-        raise ConfigError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}); drop resume=true and use "
-                          f"overwrite=true to start over") from None
-    prefix = {"sae_cfg": "sae.", "train_cfg": "sae.", "run": ""}  # as the user writes the overrides
-    now = {k: _flat(dict(hparams.get(k) or {}), p) for k, p in prefix.items()}
-    then = {k: _flat(dict(saved.get(k) or {}), p) for k, p in prefix.items()}
-    changed = sorted({key for k in prefix for key in now[k].keys() | then[k].keys()
-                      if now[k].get(key) != then[k].get(key)})
-    if changed:
-        raise ConfigError(f"resume=true with a changed config: {changed} differ from checkpoint {ckpt_path}; "
-                          f"resume with the original values, or overwrite=true to start over")
-
-
-@contextlib.contextmanager
-def run_lock(ckpt_dir: Path):
-    """One run per (model, layer, tag) at a time: a second one refuses at once (rank zero holds the lock)."""
-    if not is_rank_zero():
-        yield
-        return
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise FinsaeError(f"another run is training this SAE now (lock {lock.lock_file}); wait for it, or pick "
-                          f"another tag=") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def training_corpus(cfg):
@@ -211,15 +128,6 @@ def sae_config(cfg, d_model: int):
     return cfg.sae.sae_config(d_model, cfg.seed)
 
 
-def check_init_from(path: str, scfg) -> None:
-    """``sae.init_from`` names a trained SAE of this run's shape (d_in, num_latents, k), checked on its cfg.json."""
-    meta = read_meta(Path(path))
-    for key in ("d_in", "num_latents", "k"):
-        if meta.get(key) != getattr(scfg, key):
-            raise ConfigError(f"sae.init_from={path} has {key}={meta.get(key)}, this run needs {key}="
-                              f"{getattr(scfg, key)}: warm-start from an SAE of the same shape")
-
-
 def precheck(cfg) -> None:
     """Everything that can be known before any work, without loading weights (the model's config.json only):
     the trainer fits this machine, the layer exists, k fits the latents, the batch divides over the devices,
@@ -231,10 +139,10 @@ def precheck(cfg) -> None:
     if cfg.rescore:
         if cfg.task == "crosscoder":
             raise ConfigError("rescore=true scores one model's SAE; a crosscoder has no downstream score")
-        if not is_done(out_dir):
+        if not is_published(out_dir):
             raise ConfigError(f"rescore=true needs a finished SAE in {out_dir}; train it first (drop rescore=true)")
         return
-    if cfg.skip_if_done and is_done(out_dir):
+    if cfg.skip_if_done and is_published(out_dir):
         return
     check_hardware(cfg.trainer)
     shapes = [model_config(spec, artifacts) for spec in specs(cfg)]
@@ -246,7 +154,7 @@ def precheck(cfg) -> None:
     check_layer(cfg.layer, shape.num_hidden_layers)
     scfg = sae_config(cfg, shape.hidden_size)
     if cfg.sae.init_from:
-        check_init_from(cfg.sae.init_from, scfg)
+        check_warm_start_source(cfg.sae.init_from, scfg)
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     if cfg.sae.batch_size % world:
         raise ConfigError(f"sae.batch_size={cfg.sae.batch_size} must divide evenly over {world} devices")
@@ -256,8 +164,8 @@ def precheck(cfg) -> None:
     check_writable(out_dir, "SAE folder", make=False)
     check_writable(ckpt_dir, "checkpoint folder", make=False)
     check_writable(activations_root(artifacts), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
-    with run_lock(ckpt_dir):  # a run of this tag in flight says so (not that its checkpoint exists)
-        check_no_work_lost(cfg, out_dir, ckpt_dir)
+    with run_lock(ckpt_dir, is_rank_zero()):  # a run of this tag in flight says so (not that its checkpoint exists)
+        check_no_work_lost(out_dir, ckpt_dir, cfg.resume, cfg.overwrite)
 
 
 def run(cfg, raw) -> SaeSummary | None:
@@ -269,11 +177,11 @@ def run(cfg, raw) -> SaeSummary | None:
     out_dir = sae_dir(artifacts, name, cfg.layer, cfg.tag)
     if cfg.rescore:
         return rescore(cfg, spec, out_dir)
-    if cfg.skip_if_done and is_done(out_dir):
+    if cfg.skip_if_done and is_published(out_dir):
         summary = SaeSummary.read(out_dir)
         print(f"sae: {out_dir} is complete (fvu {summary.fvu:.4f}); skipping")
         return summary
-    with run_lock(sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)):
+    with run_lock(sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag), is_rank_zero()):
         return _train(cfg, raw, artifacts, out_dir, t0)
 
 
@@ -292,9 +200,9 @@ def _train(cfg, raw, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | 
     s = cfg.sae
     name = run_name(cfg)
     ckpt_dir = sae_checkpoint_dir(artifacts, name, cfg.layer, cfg.tag)
-    ckpt_path = check_no_work_lost(cfg, out_dir, ckpt_dir)  # again, now under the run lock
+    ckpt_path = check_no_work_lost(out_dir, ckpt_dir, cfg.resume, cfg.overwrite)  # again, now under the run lock
     if cfg.resume and ckpt_path is None:
-        print(f"sae: resume=true but no checkpoint at {ckpt_dir / 'last.ckpt'}; training from the start")
+        print(f"sae: resume=true but no checkpoint at {ckpt_dir / LAST_CHECKPOINT}; training from the start")
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
@@ -331,7 +239,7 @@ def _train(cfg, raw, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | 
                                 max_tokens=s.total_steps * s.batch_size)
     with stage_run("train_sae", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or f"sae-{cfg.tag}",
                    tags=list(cfg.logger.tags) + [name], name=f"sae-{name}-L{cfg.layer}-{cfg.tag}") as tracker:
-        stopper = StopOnSignal(str(ckpt_dir / "last.ckpt"))
+        stopper = StopOnSignal(str(ckpt_dir / LAST_CHECKPOINT))
         trainer = _trainer(cfg, tracker, ckpt_dir, max(1, s.total_steps // 5), stopper)
         t_fit = time.time()
         try:
@@ -367,15 +275,11 @@ def _train(cfg, raw, artifacts: Path, out_dir: Path, t0: float) -> SaeSummary | 
         )
         summary.seconds = round(time.time() - t0, 1)
         freq = ev.frequency.numpy()
-        with locked([out_dir]):
-            tmp = staging_dir(out_dir)
-            save(sae, tmp, extra={"tokens": tokens, "model": name, "layer": cfg.layer, "corpus": corpus.name,
-                                  **({"init_from": str(s.init_from)} if s.init_from else {}), **extra})
-            np.save(tmp / FREQUENCY_FILE, freq.astype(np.float32))
-            summary.write(tmp)
-            publish(tmp, out_dir)
+        publish_sae(out_dir, sae, summary, freq, extra={
+            "tokens": tokens, "model": name, "layer": cfg.layer, "corpus": corpus.name,
+            **({"init_from": str(s.init_from)} if s.init_from else {}), **extra})
         summary.write(run_dir)
-        tracker.log_figure("firing_histogram", _firing_histogram(freq, f"{name} layer {cfg.layer}"))
+        tracker.log_figure("firing_histogram", firing_histogram(freq, f"{name} layer {cfg.layer}"))
         tracker.log_table("sae_summary", pd.DataFrame([summary.to_dict()]))
         tracker.log({f"final/{k}": v for k, v in summary.scalars().items() if not isinstance(v, str)})
         tracker.log_artifact(out_dir, f"sae-{name}-layer{cfg.layer}-{cfg.tag}", "sae", metadata=summary.scalars())

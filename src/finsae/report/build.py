@@ -9,11 +9,9 @@ import pandas as pd
 
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
-from finsae.report import page
+from finsae.report import page, sae_table
 from finsae.report.study import COMMANDS, Study
 
-SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
-               "loss_recovered", "loss_recovered_all", "lr", "seconds"]
 LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
                  "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
                  "n_financial_base", "n_financial", "n_specialized_seed1", "n_specialized_seed_floor",
@@ -24,15 +22,6 @@ LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
 CONTEXTS_PER_LATENT = 3
 LATENTS_WITH_CONTEXTS = 4
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _pick(df: pd.DataFrame, preferred: list[str]) -> pd.DataFrame:
@@ -78,18 +67,8 @@ def setup(study: Study, prov: dict, saes: pd.DataFrame | None) -> str:
 def sae_quality(saes: pd.DataFrame | None) -> str:
     if saes is None:
         return page.not_run("no trained SAE under sae/", COMMANDS["sae"])
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    for (model, tag), g in saes[saes["seed"].fillna(0) == 0].groupby(["model", "tag"]):
-        g = g.sort_values("layer")
-        for ax, col in zip(axes, ("fvu", "dead_fraction", "loss_recovered"), strict=True):
-            ax.plot(g["layer"], pd.to_numeric(g[col], errors="coerce"), marker="o", label=f"{model} [{tag}]")
-    for ax, title in zip(axes, ("sae_eval FVU", "dead fraction", "loss recovered"), strict=True):
-        ax.set_xlabel("layer")
-        ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, SAE_COLUMNS))
+    fig = sae_table.layer_figure(saes)
+    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, sae_table.SAE_COLUMNS))
 
 
 def diffing(study: Study) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import PER_LAYER_FILE, read_per_layer
+from finsae.report.sae_table import SAE_COLUMNS
 from finsae.report.study import Study, fingerprint
 
 SOURCES = "sources.json"
@@ -111,10 +112,6 @@ def update_readme(readme: Path, headline: str) -> bool:
 
 
 # -- the pages ------------------------------------------------------------------------------------------------
-SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
-               "loss_recovered", "loss_recovered_all", "tokens_per_second_train", "seconds"]
-
-
 def sae_page(study: Study) -> str:
     df = study.saes()
     if df is None:

@@ -22,7 +22,7 @@ from finsae.analysis.summary import AnalysisSummary
 from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
 from finsae.labeling.summary import LabelSummary
-from finsae.paths import analysis_dir
+from finsae.paths import analysis_dir, model_dirs, pair_dirs, sae_dirs
 from finsae.sae.summary import SaeSummary
 from finsae.summary import SUMMARY_FILE
 from finsae.trading.summary import BacktestSummary
@@ -83,11 +83,11 @@ class Study:
     # -- stages ------------------------------------------------------------------------------------------------
     def finetunes(self) -> list[tuple[str, FinetuneSummary | str]]:
         return [(f.parent.name, self.summary(FinetuneSummary, f.parent))
-                for f in sorted(self.artifacts.glob("models/*/summary.json"))]
+                for d in model_dirs(self.artifacts) for f in [d / SUMMARY_FILE] if f.is_file()]
 
     def saes(self) -> pd.DataFrame | None:
         rows = []
-        for f in sorted(self.artifacts.glob("sae/*/layer_*/*/summary.json")):
+        for f in (d / SUMMARY_FILE for d in sae_dirs(self.artifacts) if (d / SUMMARY_FILE).is_file()):
             s = self.summary(SaeSummary, f.parent)
             if isinstance(s, str):
                 raise FinsaeError(s)
@@ -96,7 +96,7 @@ class Study:
 
     def pairs(self, stage: str) -> list[Path]:
         """The pair folders a stage wrote (``analysis/``, ``labels/``, ``backtest/``), those with a summary."""
-        return sorted(p.parent for p in self.artifacts.glob(f"{stage}/*/{SUMMARY_FILE}"))
+        return [d for d in pair_dirs(self.artifacts, stage) if (d / SUMMARY_FILE).is_file()]
 
     def analysis(self, folder: Path) -> AnalysisSummary | str:
         """The analysis summary (:func:`finsae.analysis.artifacts.read_summary`), or its one-line error."""

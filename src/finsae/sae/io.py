@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import finsae
+from finsae.atomic import read_json
 from finsae.errors import ConfigError, DataMissingError
 from finsae.sae.config import SaeConfig
 from finsae.sae.sparse_coder.topk import TopKSAE
@@ -69,14 +70,8 @@ def sae_identity(path: str | Path, n: int = 16) -> str:
 
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The parsed ``cfg.json`` of a saved SAE folder."""
-    path = Path(path)
-    cfg_path = path / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise DataMissingError("SAE config", cfg_path, "Train and save an SAE there first (finsae.sae.save).")
-    try:
-        return json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"SAE config {cfg_path} is not valid JSON: {err}") from err
+    return read_json(Path(path) / CONFIG_FILE, "SAE config", "train and save the SAE there (finsae.sae.save; "
+                     "train.py ... overwrite=true)")
 
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}

@@ -90,3 +90,12 @@ class SaeSummary(StageSummary):
     @property
     def objective(self) -> float:
         return self.fvu
+
+
+def downstream_fields(score, docs: int) -> dict:
+    """The ``downstream_*`` and ``loss_recovered*`` fields of :class:`SaeSummary` from a
+    :class:`~finsae.models.patching.DownstreamScore` over ``docs`` sentences."""
+    return {"loss_recovered": score.loss_recovered, "loss_recovered_all": score.loss_recovered_all,
+            "downstream_task": score.task, "downstream_clean": score.clean, "downstream_sae": score.sae,
+            "downstream_zero": score.zero, "downstream_sae_all": score.sae_all, "downstream_zero_all": score.zero_all,
+            "downstream_docs": docs}

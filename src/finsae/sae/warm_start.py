@@ -7,10 +7,13 @@ optimiser state, the dead-latent counters and the schedule start afresh, as in a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from finsae.errors import ConfigError
-from finsae.sae.io import TENSOR_NAMES
+from finsae.sae.config import SaeConfig
+from finsae.sae.io import TENSOR_NAMES, read_meta
 from finsae.sae.sparse_coder.topk import TopKSAE
 
 SHAPE_FIELDS = ("d_in", "num_latents", "k")
@@ -27,3 +30,13 @@ def warm_start(sae: TopKSAE, source: TopKSAE) -> TopKSAE:
         getattr(sae, name).copy_(getattr(source, name))
     sae.initialized = True
     return sae
+
+
+def check_warm_start_source(path: str | Path, cfg: SaeConfig) -> None:
+    """``path`` (``sae.init_from``) is a saved SAE of ``cfg``'s shape (d_in, num_latents, k), checked on its
+    ``cfg.json`` only, before any work."""
+    meta = read_meta(Path(path))
+    for key in SHAPE_FIELDS:
+        if meta.get(key) != getattr(cfg, key):
+            raise ConfigError(f"sae.init_from={path} has {key}={meta.get(key)}, this run needs {key}="
+                              f"{getattr(cfg, key)}: warm-start from an SAE of the same shape")

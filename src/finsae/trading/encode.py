@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
-from finsae.paths import activations_root, sae_dir
+from finsae.paths import activations_root, model_dir, sae_dir
 from finsae.trading.text_cache import cached_docs
 from finsae.trading.text_features import encode_docs, sentiment_docs
 
@@ -46,7 +46,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
             shape = model_config(spec, artifacts)
         except (OSError, FinsaeError):
             how = "`python train.py task=finetune`" if name == "minilm_fin" else f"model.path=/dir for {name}"
-            raise DataMissingError(f"model {name!r}", artifacts / "models" / name, f"Make it with {how}.") from None
+            raise DataMissingError(f"model {name!r}", model_dir(artifacts, name), f"Make it with {how}.") from None
         for layer in fc.layers:
             check_layer(int(layer), shape.num_hidden_layers)
             if "sae" in kinds:

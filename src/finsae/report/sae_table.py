@@ -1,44 +1,45 @@
-"""Collect what the stages wrote into the tables and plots README quotes.
+"""The SAE and fine-tune tables and plots of a study: markdown, CSV and PNG files beside the report page.
 
-``python -m finsae.reporting [--artifacts DIR]`` reads every ``artifacts/sae/*/layer_*/*/summary.json`` and
-``artifacts/models/*/summary.json`` (each through its stage's summary type) and writes ``artifacts/reports/{sae_table.md, sae_table.csv,
-sae_layers.png, finetune.md}`` and, where a learning-rate sweep exists (tags ``lr_*``), ``lr_sweep.md`` and
-``lr_sweep.png``, printing the markdown.
+:func:`write_tables` (called by ``python -m finsae.report``) reads every SAE's and every finance twin's summary
+through :class:`~finsae.report.study.Study` (each through its stage's summary type; a corrupt one fails naming its
+file) and writes, into the report folder (``artifacts/report/``), ``sae_table.md``, ``sae_table.csv``,
+``sae_layers.png``, ``sae_demo.md`` (README's per-layer table of the ``demo`` tag), ``finetune.md`` and, where a
+learning-rate sweep exists (tags ``lr_*``), ``lr_sweep.md`` and ``lr_sweep.png``; it returns the markdown.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from finsae.errors import FinsaeError
-from finsae.finetune.summary import FinetuneSummary
-from finsae.paths import default_artifacts_dir
-from finsae.sae.summary import SaeSummary
+from finsae.report.study import Study
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
                "loss_recovered", "loss_recovered_all", "downstream_task", "lr", "batch_size", "tokens_per_second_train", "seconds"]
+"""The SAE table's columns (``sae_table.md``/``.csv``, the report page and ``docs/results/sae.md``)."""
 LR_TAG = "lr_"
 
 
-def sae_summaries(artifacts: Path) -> pd.DataFrame:
-    """Every published SAE's summary, read through :class:`SaeSummary` (a corrupt one fails naming its file)."""
-    rows = [SaeSummary.read(f).to_dict() for f in sorted(Path(artifacts).glob("sae/*/layer_*/*/summary.json"))]
-    if not rows:
+def sae_summaries(artifacts: Path | Study) -> pd.DataFrame:
+    """Every published SAE's summary, read through :class:`Study` (a corrupt one fails naming its file)."""
+    study = artifacts if isinstance(artifacts, Study) else Study(Path(artifacts))
+    saes = study.saes()
+    if saes is None:
         return pd.DataFrame(columns=SAE_COLUMNS)
-    return pd.DataFrame(rows)[SAE_COLUMNS].sort_values(["tag", "model", "layer", "seed"]).reset_index(drop=True)
+    return saes[SAE_COLUMNS].reset_index(drop=True)
 
 
-def finetune_metrics(artifacts: Path) -> pd.DataFrame:
-    """Every finance twin's summary, read through :class:`FinetuneSummary`."""
+def finetune_metrics(artifacts: Path | Study) -> pd.DataFrame:
+    """Every finance twin's summary, read through :class:`Study` (a corrupt one fails naming its file)."""
+    study = artifacts if isinstance(artifacts, Study) else Study(Path(artifacts))
     rows = []
-    for f in sorted(Path(artifacts).glob("models/*/summary.json")):
-        m = FinetuneSummary.read(f)
+    for name, m in study.finetunes():
+        if isinstance(m, str):
+            raise FinsaeError(m)
         rows.append({
-            "model": f.parent.name, "base": m.base_model, "accuracy": m.phrasebank_test_accuracy,
+            "model": name, "base": m.base_model, "accuracy": m.phrasebank_test_accuracy,
             "macro_f1": m.phrasebank_test_macro_f1, "allagree_accuracy": m.phrasebank_test_allagree_accuracy,
             "probe_accuracy": m.probe_test_accuracy, "probe_macro_f1": m.probe_test_macro_f1,
             "probe_allagree_accuracy": m.probe_test_allagree_accuracy, "test_n": m.phrasebank_test_n,
@@ -58,7 +59,9 @@ def _fmt(df: pd.DataFrame) -> str:
     return "\n".join([header, sep, *body])
 
 
-def layer_plot(df: pd.DataFrame, path: Path) -> None:
+def layer_figure(df: pd.DataFrame):
+    """FVU, dead fraction and loss recovered against layer, one line per (model, tag), seed-0 runs: the figure
+    saved as ``sae_layers.png`` and drawn inline in the report page."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,6 +77,13 @@ def layer_plot(df: pd.DataFrame, path: Path) -> None:
         ax.set_title(col, fontsize=10)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def layer_plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = layer_figure(df)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -139,12 +149,13 @@ def lr_plot(sweep: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(artifacts: Path) -> str:
-    artifacts = Path(artifacts)
-    out = artifacts / "reports"
+def write_tables(study: Study, out: Path) -> str:
+    """Write the tables and plots into ``out`` (see the module); returns them as markdown. A corrupt summary
+    fails (:class:`FinsaeError`) before anything is written."""
+    out = Path(out)
+    sae = sae_summaries(study)
+    ft = finetune_metrics(study)
     out.mkdir(parents=True, exist_ok=True)
-    sae = sae_summaries(artifacts)
-    ft = finetune_metrics(artifacts)
     text = []
     if len(ft):
         t = _fmt(ft)
@@ -167,23 +178,5 @@ def write_reports(artifacts: Path) -> str:
             lr_plot(sweep, out / "lr_sweep.png")
             text += ["", "## Learning-rate sweep", t, "", f"plot: {out / 'lr_sweep.png'}"]
     if not text:
-        text = [f"nothing to report yet under {artifacts}"]
+        text = [f"no SAE or fine-tune summary under {study.artifacts} yet"]
     return "\n".join(text)
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
-    args = ap.parse_args(argv)
-    artifacts = Path(args.artifacts)
-    try:
-        if not artifacts.is_dir():
-            raise FinsaeError(f"--artifacts {artifacts} is not a folder; make demo (or train.py) fills artifacts/")
-        print(write_reports(artifacts))
-    except FinsaeError as e:
-        print(f"finsae: error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

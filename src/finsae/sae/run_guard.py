@@ -1,0 +1,81 @@
+"""Guards of one SAE training run: never clobber a finished SAE or an unfinished run's checkpoints, never resume
+a checkpoint under a changed config, never let two runs of one (model, layer, tag) train at once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+
+from finsae.errors import ConfigError, FinsaeError
+from finsae.sae.artifact import is_published
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def check_no_work_lost(out_dir: Path, ckpt_dir: Path, resume: bool, overwrite: bool) -> str | None:
+    """Refuse a run that would clobber a finished SAE in ``out_dir`` or an unfinished run's checkpoints in
+    ``ckpt_dir``; the checkpoint to resume from, if any (None with ``resume`` too when there is none)."""
+    if is_published(out_dir) and not overwrite:
+        raise ConfigError(f"{out_dir} holds a finished SAE; skip_if_done=true keeps it, overwrite=true trains a new "
+                          f"one (the old one is replaced only once the new one is complete)")
+    last = Path(ckpt_dir) / LAST_CHECKPOINT
+    if resume:
+        return str(last) if last.exists() else None
+    if last.exists() and not overwrite:
+        raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished run; resume=true continues it, "
+                          f"overwrite=true starts over")
+    return None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+HPARAM_PREFIX = {"sae_cfg": "sae.", "train_cfg": "sae.", "run": ""}
+"""The checkpoint's hyper-parameter groups and the override prefix a user writes them with."""
+
+
+def check_same_config(ckpt_path: str, hparams: dict[str, Any]) -> None:
+    """Refuse to resume the checkpoint ``ckpt_path`` (its ``hyper_parameters``) when it was trained with other
+    ``hparams`` (it would train a hybrid); the changed keys are named as overrides."""
+    try:
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)["hyper_parameters"]
+    except Exception as e:  # noqa: BLE001 - truncated or foreign file: say which and what to do
+        raise ConfigError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}); drop resume=true and use "
+                          f"overwrite=true to start over") from None
+    now = {k: _flat(dict(hparams.get(k) or {}), p) for k, p in HPARAM_PREFIX.items()}
+    then = {k: _flat(dict(saved.get(k) or {}), p) for k, p in HPARAM_PREFIX.items()}
+    changed = sorted({key for k in HPARAM_PREFIX for key in now[k].keys() | then[k].keys()
+                      if now[k].get(key) != then[k].get(key)})
+    if changed:
+        raise ConfigError(f"resume=true with a changed config: {changed} differ from checkpoint {ckpt_path}; "
+                          f"resume with the original values, or overwrite=true to start over")
+
+
+@contextlib.contextmanager
+def run_lock(ckpt_dir: Path, hold: bool = True) -> Iterator[None]:
+    """One run per checkpoint folder at a time: a second one refuses at once. ``hold`` false (ranks other than
+    zero under DDP) takes no lock."""
+    if not hold:
+        yield
+        return
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FinsaeError(f"another run is training this SAE now (lock {lock.lock_file}); wait for it, or pick "
+                          f"another tag=") from None
+    try:
+        yield
+    finally:
+        lock.release()
