@@ -10,6 +10,8 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # two pytest workers, one test file each at a time (module and session fixtures stay in one process)
 PYTEST_ARGS ?= -n 2 --dist loadfile
+# sparsify's and SAELens' own loaders for the export test, beside .venv (tests/requirements-loaders.txt)
+LOADERS := .test-libs
 
 .PHONY: setup demo test bench finetune saes analyze labels backtest report clean
 
@@ -28,9 +30,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+$(LOADERS)/.installed: tests/requirements-loaders.txt | $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(LOADERS) -r tests/requirements-loaders.txt
+	@touch $@
+
+test: setup $(LOADERS)/.installed
 	$(VENV)/bin/ruff check src tests bench *.py
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	FINSAE_LOADER_LIBS=$(abspath $(LOADERS)) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole offline study, end to end, two one-thread jobs at a time (python -m finsae.demo --help); each job is
 # skipped when its output exists. Logs: artifacts/report/logs/; times: artifacts/report/timing.json.
