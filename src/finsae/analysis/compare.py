@@ -348,7 +348,6 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     mt = match_layer(inp, cfg)
     m, wb, wd = mt.main, inp.base.W_dec.detach(), inp.domain.W_dec.detach()
     base_o2o, base_o2o_cos = m.one_to_one, m.one_to_one_cos
-    dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
     ceilings = {k: v.one_to_one_cos for k, v in mt.seed.items()}
 
     say("encoding held-out tokens")
@@ -456,6 +455,36 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         "random": overlap_curve(mt.random.one_to_one_cos), "index": overlap_curve(mt.index_cos),
     }).assign(layer=inp.layer)
 
+    pairs = MatchedPairs(matched, partner, corr, d_auroc, d_lo, d_hi)
+    features = features_table(inp, cfg, mt, sel, scores, specialized, pairs, cats)
+    say("contexts")
+    contexts = layer_contexts(inp, cfg, sel, scores, codes)
+    return LayerResult(row, features, contexts, curves)
+
+
+class MatchedPairs(NamedTuple):
+    """The layer's matched pairs (one-to-one at ``tau``) and what was measured on them."""
+
+    matched: np.ndarray
+    """Base latents with a one-to-one partner at cosine >= tau."""
+    partner: np.ndarray
+    """Their domain partners."""
+    corr: np.ndarray
+    """Activation correlation of each pair on the agreement tokens."""
+    d_auroc: np.ndarray
+    """Broad-contrast AUROC change, domain - base, of each pair."""
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    """Its bootstrap interval."""
+
+
+def features_table(inp: LayerInputs, cfg: AnalysisConfig, mt: LayerMatches, sel: dict, scores: dict,
+                   specialized: np.ndarray, pairs: MatchedPairs, cats: dict) -> pd.DataFrame:
+    """One row per latent of both SAEs: matches, selectivity with intervals, financial/specialized, pair change."""
+    m, wd = mt.main, inp.domain.W_dec.detach()
+    base_o2o, base_o2o_cos = m.one_to_one, m.one_to_one_cos
+    dom_o2o, dom_o2o_cos = m.b_one_to_one(wd.shape[0])
+    matched, partner, corr, d_auroc, d_lo, d_hi = pairs
     feats = []
     corr_by_base = np.full(len(base_o2o), np.nan)
     corr_by_base[matched] = corr
@@ -489,9 +518,13 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
             "n_active_docs": active.astype(np.int64),
         })
         feats.append(f)
-    features = pd.concat(feats, ignore_index=True)
+    return pd.concat(feats, ignore_index=True)
 
-    say("contexts")
+
+def layer_contexts(inp: LayerInputs, cfg: AnalysisConfig, sel: dict, scores: dict, codes: dict) -> dict[str, pd.DataFrame]:
+    """Top and sampled contexts of each model's financial latents and as many active control latents."""
+    held = inp.heldout
+    n_docs = len(held.corpus.frame)
     contexts = {}
     frame = held.corpus.frame
     corpus_of_doc = _corpus_of_doc(held)
@@ -510,7 +543,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
         contexts[name] = build_contexts(latents, scores[key].max, codes[key].latent, doc_rows, frame["text"].tolist(),
                                         inp.char_start, frame["doc_id"].tolist(), corpus_of_doc,
                                         seed=cfg.seed)
-    return LayerResult(row, features, contexts, curves)
+    return contexts
 
 
 def _seed_floor(sel_seed: _Selectivity | None, cross: object, seed_match: object, tau: float) -> dict:
