@@ -20,7 +20,8 @@ def core_modules() -> list[str]:
 
 def test_core_does_not_import_frameworks():
     mods = core_modules()
-    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune", "finsae.labeling.stage"} <= set(mods)
+    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune", "finsae.labeling.stage", "finsae.sae.run",
+            "finsae.finetune.run"} <= set(mods)
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}: importlib.import_module(m)\n"
@@ -32,7 +33,7 @@ def test_core_does_not_import_frameworks():
     assert r.stdout.strip() == "", f"core modules pulled in: {r.stdout.strip()}"
 
 
-GLUE_FREE = ("analysis", "labeling", "trading")
+GLUE_FREE = ("analysis", "labeling", "trading", "sae", "finetune")
 """Stage cores checked statically (imports inside functions too): no finsae.glue, no framework."""
 
 
@@ -52,7 +53,8 @@ def test_stage_cores_import_no_glue_even_lazily():
 
 
 GLUE_ENTRY_POINTS = {"finsae.glue.label_stage": {"run", "precheck"}, "finsae.glue.analyze_stage": {"run"},
-                     "finsae.glue.backtest_stage": {"run", "check_prerequisites"}}
+                     "finsae.glue.backtest_stage": {"run", "check_prerequisites"},
+                     "finsae.glue.sae_stage": {"run", "precheck"}, "finsae.glue.finetune_stage": {"run", "precheck"}}
 """What tests may import from a stage's glue: its entry points only (the science is imported from the core)."""
 
 

@@ -6,7 +6,8 @@ config into these dataclasses, running each ``__post_init__`` range check before
 
 Where a group configures science, its schema *is* the core dataclass, so each knob is declared once, with its
 default and doc: ``sae`` = :class:`finsae.sae.SaeTrainConfig`, ``activations`` =
-:class:`finsae.activations.ExtractConfig`. The framework groups (trainer, logger, paths) live here.
+:class:`finsae.activations.ExtractConfig`, ``finetune`` = :class:`finsae.finetune.config.FinetuneConfig`. The
+framework groups (trainer, logger, paths) live here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from finsae.activations.config import ExtractConfig
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
+from finsae.finetune.config import FinetuneConfig
 from finsae.glue.tracking import is_secret_name
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir, plain_name
@@ -158,45 +160,6 @@ class LoggerSchema:
         _check(self.mode in ("offline", "online", "disabled"), f"logger.mode must be offline or online, got {self.mode!r}")
 
 
-@dataclass
-class FinetuneSchema:
-    out_name: str = "minilm_fin"
-    """Artifact name under artifacts/models/."""
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_frac: float = 0.1
-    max_length: int = 64
-    group_by_length: bool = True
-    """Shuffled batches of similar-length texts (about half the padded tokens of random batches)."""
-    test_frac: float = 0.2
-    """Fraction of PhraseBank in the stratified test split (by text hash), never trained on."""
-    use_twitter: bool = True
-    """Add twitter-financial-news-sentiment train to the training set."""
-    mlm_phase: bool = True
-    """A short masked-LM domain-adaptation pass on financial text first."""
-    mlm_steps: int = 100
-    mlm_batch_size: int = 32
-    mlm_lr: float = 1e-4
-    max_train_examples: int | None = None
-    """Debug: cap the training set."""
-    max_steps: int | None = None
-    """Debug: cap the classifier optimizer steps."""
-    skip_if_present: bool = False
-    """Return the saved metrics when the artifact already exists (make demo)."""
-
-    def __post_init__(self):
-        _check(self.epochs >= 1 and self.batch_size >= 1, "finetune.epochs and finetune.batch_size must be >= 1")
-        _check(0 < self.test_frac < 0.5, "finetune.test_frac must be in (0, 0.5)")
-        for name in ("lr", "mlm_lr"):
-            _check(getattr(self, name) > 0, f"finetune.{name} must be > 0, got {getattr(self, name)}")
-        _check(8 <= self.max_length <= 512, f"finetune.max_length must be in [8, 512], got {self.max_length}")
-        _check(self.max_steps is None or self.max_steps >= 1,
-               f"finetune.max_steps must be >= 1 (an untrained classifier is no finance twin), got {self.max_steps}")
-        plain_name(self.out_name, "finetune.out_name")
-
-
 TASKS = ("sae", "crosscoder", "finetune")
 
 
@@ -216,7 +179,7 @@ class TrainScriptSchema:
     activations: ExtractConfig = field(default_factory=ExtractConfig)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     logger: LoggerSchema = field(default_factory=LoggerSchema)
-    finetune: FinetuneSchema = field(default_factory=FinetuneSchema)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     task: str = "sae"
     layer: int = 3
     """Layer index: -1 = embeddings, i = output of block i (a plain int, not a group)."""

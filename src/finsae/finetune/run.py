@@ -1,0 +1,198 @@
+"""The fine-tune stage's steps, on typed settings: the checks before any work, the data, the frozen-base linear
+probe ("plain BERT"), the classifier to fine-tune, and after training the metrics, the summary and the published
+twin (``artifacts/models/{out_name}/``, one rename). The two training loops are Lightning's
+(``finsae.glue.finetune_module``); ``finsae.glue.finetune_stage`` turns the config into these calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from finsae import __version__
+from finsae.atomic import check_writable, locked, publish, staging_dir
+from finsae.finetune.config import FinetuneConfig
+from finsae.finetune.datasets import LABELS, FinetuneData, build_finetune_data
+from finsae.finetune.metrics import classification_metrics
+from finsae.finetune.probe import linear_probe, pooled_features
+from finsae.finetune.summary import FinetuneSummary
+from finsae.models import get_spec, load_model
+from finsae.models.loading import model_config
+from finsae.models.registry import copy_tokenizer_files
+from finsae.paths import model_dir
+
+log = logging.getLogger("finsae.finetune")
+
+FINBERT_REPORTED_ACCURACY = 0.86
+"""FinBERT's reported accuracy on PhraseBank (50% agreement), recorded beside the twin's."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one fine-tune run reads, trains and writes."""
+
+    artifacts: Path
+    data_dir: Path
+    run_dir: Path
+    """The run's own output folder (Hydra's), which gets a copy of ``summary.json``."""
+    model: tuple[str, str | None, int | None]
+    """``model=``'s name, path and seed: the base encoder."""
+    finetune: FinetuneConfig
+    seed: int
+    eval_start: str
+    """No masked-LM text is dated on/after it."""
+
+    def spec(self):
+        name, path, seed = self.model
+        return get_spec(name, path=path, seed=seed)
+
+    @property
+    def out_dir(self) -> Path:
+        return model_dir(self.artifacts, self.finetune.out_name)
+
+
+def is_done(st: Settings) -> bool:
+    """``skip_if_present`` and the twin is published."""
+    return st.finetune.skip_if_present and (st.out_dir / "summary.json").exists()
+
+
+def check_before_work(st: Settings) -> None:
+    """No weights load: the base model's config.json is there, the artifacts folder takes new files."""
+    model_config(st.spec(), st.artifacts)
+    check_writable(st.artifacts, "artifacts folder")
+
+
+def skip(st: Settings) -> FinetuneSummary:
+    summary = FinetuneSummary.read(st.out_dir)
+    print(f"finetune: {st.out_dir} exists (accuracy {summary.phrasebank_test_accuracy:.3f}); skipping")
+    return summary
+
+
+class Probe(NamedTuple):
+    """The frozen-base linear probe, trained on the PhraseBank train split as in FinBERT's baselines."""
+
+    pred: np.ndarray
+    """Its predictions on the PhraseBank test split."""
+    train_examples: int
+    pooling: str
+    """Mean pooling: MiniLM's native sentence readout."""
+
+
+def finetune_data(st: Settings) -> FinetuneData:
+    ft = st.finetune
+    data = build_finetune_data(st.data_dir, ft.test_frac, st.seed, ft.use_twitter, ft.max_train_examples)
+    log.info("finetune data: %d train, %d PhraseBank test", len(data.train), len(data.test))
+    return data
+
+
+def frozen_probe(st: Settings, data: FinetuneData) -> tuple[Probe, Any]:
+    """The probe on the frozen base model; returns it and the base model's tokenizer."""
+    ft, pool = st.finetune, "mean"
+    base = load_model(st.spec(), kind="encoder")
+    tok = base.tokenizer
+    pb_train = data.train[data.train["source"] == "phrasebank"]
+    tr_x = pooled_features(base.model, tok, pb_train["text"].tolist(), ft.max_length, pooling=pool)
+    te_x = pooled_features(base.model, tok, data.test["text"].tolist(), ft.max_length, pooling=pool)
+    pred = linear_probe(tr_x, pb_train["label"].to_numpy(), te_x, seed=st.seed)
+    return Probe(pred, len(pb_train), pool), tok
+
+
+def classifier(st: Settings):
+    """The base encoder with a fresh 3-class head (labels named), in training mode."""
+    clf = load_model(st.spec(), kind="classifier").model
+    clf.config.id2label = dict(enumerate(LABELS))
+    clf.config.label2id = {v: k for k, v in enumerate(LABELS)}
+    clf.train()
+    return clf
+
+
+def total_steps(ft: FinetuneConfig, steps_per_epoch: int) -> int:
+    """Classifier optimizer steps: ``epochs`` passes, capped by ``max_steps``."""
+    total = steps_per_epoch * ft.epochs
+    return total if ft.max_steps is None else min(ft.max_steps, total)
+
+
+def metrics(st: Settings, data: FinetuneData, pred: np.ndarray, probe: Probe, train_steps: int,
+            mlm_loss: float | None, t0: float) -> dict:
+    """Everything ``metrics.json`` records: the twin and the probe on the test split and its AllAgree subset
+    (confusion matrices included), and how the twin was made."""
+    ft = st.finetune
+    test_y, allagree = data.test["label"].to_numpy(), data.test["all_agree"].to_numpy()
+    m = {}
+    m.update(classification_metrics(test_y, pred, "phrasebank_test_"))
+    m.update(classification_metrics(test_y[allagree], pred[allagree], "phrasebank_test_allagree_"))
+    m.update(classification_metrics(test_y, probe.pred, "probe_test_"))
+    m.update(classification_metrics(test_y[allagree], probe.pred[allagree], "probe_test_allagree_"))
+    m.update({
+        "base_model": st.spec().name, "out_name": ft.out_name, "train_examples": len(data.train),
+        "train_steps": int(train_steps), "mlm_steps": int(ft.mlm_steps if ft.mlm_phase else 0),
+        "mlm_final_loss": mlm_loss, "probe_pooling": probe.pooling, "probe_train_examples": probe.train_examples,
+        "seed": st.seed, "code_version": __version__,
+        "seconds": round(time.time() - t0, 1), "finbert_reported_accuracy_50agree": FINBERT_REPORTED_ACCURACY,
+    })
+    return m
+
+
+def summary_of(m: dict) -> FinetuneSummary:
+    return FinetuneSummary(**{k: v for k, v in m.items() if not k.endswith("confusion")})
+
+
+def publish_twin(st: Settings, clf, tok, summary: FinetuneSummary, m: dict, finetune_config: dict) -> Path:
+    """Publish the twin (weights, tokenizer, ``finetune_config.json``, ``summary.json``, ``metrics.json``) in one
+    rename, so ``metrics.json`` is never beside half-written weights; copy the summary into the run folder."""
+    out_dir = st.out_dir
+    with locked([out_dir]):
+        tmp = staging_dir(out_dir)
+        clf.save_pretrained(str(tmp))
+        copy_tokenizer_files(st.spec(), tok, tmp)
+        (tmp / "finetune_config.json").write_text(json.dumps(finetune_config, indent=2))
+        summary.write(tmp)
+        (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        publish(tmp, out_dir)
+    return out_dir
+
+
+def comparison_table(m: dict, out_name: str, base_name: str) -> pd.DataFrame:
+    """The twin beside the frozen probe, on the test split and its AllAgree subset."""
+    subsets = (("50Agree", ""), ("AllAgree", "allagree_"))
+    return pd.DataFrame([
+        {"model": f"{out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
+         "macro_f1": m[f"phrasebank_test_{p}macro_f1"], "n": m[f"phrasebank_test_{p}n"]} for s, p in subsets
+    ] + [
+        {"model": f"{base_name} frozen + linear probe", "subset": s, "accuracy": m[f"probe_test_{p}accuracy"],
+         "macro_f1": m[f"probe_test_{p}macro_f1"], "n": m[f"probe_test_{p}n"]} for s, p in subsets
+    ])
+
+
+def confusion_figure(conf, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    conf = np.asarray(conf)
+    ax.imshow(conf, cmap="Blues")
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(3), LABELS, rotation=30)
+    ax.set_yticks(range(3), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def describe(st: Settings, m: dict) -> str:
+    """The run's last console line."""
+    return (f"finetune: saved {st.out_dir}  accuracy {m['phrasebank_test_accuracy']:.3f} "
+            f"macro-F1 {m['phrasebank_test_macro_f1']:.3f} | frozen probe accuracy {m['probe_test_accuracy']:.3f} "
+            f"| {m['seconds']:.0f}s")
