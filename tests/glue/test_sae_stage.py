@@ -219,9 +219,11 @@ def test_two_runs_of_one_tag_refuse_each_other(project_root, tmp):
     second = {}
 
     def start_the_same_run():
-        second["r"] = train(project_root, tmp, "logger=none", "tag=twice", "sae.tokens=409600", check=False)
+        second["r"] = train(project_root, tmp, "logger=none", "tag=twice", f"sae.tokens={tokens}", check=False)
 
-    proc, err = train_until_sigterm(project_root, tmp, "logger=none", "tag=twice", "sae.tokens=409600",
+    # a budget the first run cannot finish while the second starts, however loaded the machine: it ends on SIGTERM
+    tokens = 100 * 409600
+    proc, err = train_until_sigterm(project_root, tmp, "logger=none", "tag=twice", f"sae.tokens={tokens}",
                                     "downstream_docs=0", meanwhile=start_the_same_run)
     r = second["r"]
     assert r.returncode == 2 and "another run is training this SAE now" in r.stderr, r.stderr[-2000:]
