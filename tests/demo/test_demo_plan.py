@@ -48,6 +48,12 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
     assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
+    # the layer-5 setting reaches every independent and warm-started SAE of that layer, not the crosscoder
+    for name in ("sae minilm L5", "sae minilm_fin L5", "sae minilm_fin L5 demo_seed1", "sae minilm_fin L5 demo_warm_domain",
+                 "sae minilm L5 demo_warm_control"):
+        assert "sae.lr=0.002" in by[name].command, name
+    assert "sae.lr=0.002" not in by[f"sae {CROSSCODER} L5"].command
+    assert "sae.lr=0.002" not in by["sae minilm_fin L4"].command
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
 
