@@ -42,6 +42,7 @@ def test_qwen_cpu_run_path_end_to_end(project_root, tmp_path):
     write_analysis(art, keywords={0: "dividend", 1: "merger"}, controls=[10, 11])
     with ChatServer(llama_cpp_like, models=(SERVED,)) as s:
         summary = label_stage_run(project_root, art, tmp_path, "label=qwen_cpu", f"label.base_url={s.url}",
+                                  "label.max_latents=2",  # both fixture targets: each is the other's shuffle
                                   "label.timeout_s=20", "logger=none")
     out = art / "labels" / "minilm_fin"
     labels = pd.read_parquet(out / "labels.parquet")
