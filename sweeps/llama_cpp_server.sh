@@ -9,6 +9,9 @@
 # llama-cpp-python builds llama.cpp from source with this machine's compiler (cmake, a C++ compiler; ~10-20 min
 # on 2 cores), in its own venv, never in .venv. GGML_NATIVE uses this CPU's instruction set (AVX2/AVX-512).
 # Structured output: its server takes response_format json_object + schema (the backend falls back to it).
+# THREADS (default: all cores): on cores shared with other jobs use THREADS=1 -- llama.cpp's threads wait on
+# each other every token, and a preempted one stalls the rest (measured on 2 shared cores: 2.2 tok/s generation
+# with 2 threads, 12 tok/s with 1; docs/labels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${LLAMA_VENV:-$HOME/.cache/finsae/llama-venv}

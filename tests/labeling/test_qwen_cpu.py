@@ -1,6 +1,7 @@
 """``label=qwen_cpu`` (the local Qwen2.5-Coder-1.5B behind llama.cpp's server) composes as documented, and its
 whole run path -- every scorer with its controls, published outputs -- works against a loopback server that
-speaks like llama-cpp-python's (json_object + schema; json_schema refused with 422)."""
+speaks like llama-cpp-python 0.3.36's (json_object + schema; json_schema refused with HTTP 500 and its
+validation error, as the real server answers)."""
 
 import json
 
@@ -18,7 +19,9 @@ SERVED = "qwen2.5-coder-1.5b-instruct"
 def llama_cpp_like(body, n):
     fmt = body.get("response_format", {})
     if fmt.get("type") == "json_schema":
-        return Reply(status=422, message="response_format.type: Input should be 'text' or 'json_object'")
+        return Reply(status=500, message="1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                     "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+                     "'input': 'json_schema'}")
     if "Find the intruder" in body["messages"][0]["content"]:
         return Reply(json.dumps({"intruder": 2}))
     return oracle(body, n)
@@ -39,6 +42,7 @@ def test_qwen_cpu_run_path_end_to_end(project_root, tmp_path):
     write_analysis(art, keywords={0: "dividend", 1: "merger"}, controls=[10, 11])
     with ChatServer(llama_cpp_like, models=(SERVED,)) as s:
         summary = label_stage_run(project_root, art, tmp_path, "label=qwen_cpu", f"label.base_url={s.url}",
+                                  "label.max_latents=2",  # both fixture targets: each is the other's shuffle
                                   "label.timeout_s=20", "logger=none")
     out = art / "labels" / "minilm_fin"
     labels = pd.read_parquet(out / "labels.parquet")

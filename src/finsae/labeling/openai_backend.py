@@ -102,7 +102,8 @@ class OpenAIBackend:
                 self._count(None)
                 return Completion(text, getattr(usage, "prompt_tokens", 0) or 0,
                                   getattr(usage, "completion_tokens", 0) or 0, None, attempt)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+            except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as e:
+                # llama-cpp-python answers json_schema with HTTP 500 (its validation error), others with 400/422
                 if "response_format" in kw and FORMAT_REFUSAL.search(str(e)):  # (maybe switched off meanwhile)
                     with self._lock:
                         if self.formats and self.formats[0] == kw["response_format"]["type"]:
@@ -112,7 +113,10 @@ class OpenAIBackend:
                                         self.formats[0] if self.formats else "plain text, parsed tolerantly")
                     attempt -= 1  # the refusal of the format is not a try of the request
                     continue
-                return Completion("", error=f"HTTP {e.status_code}: {_short(e)}", attempts=attempt)
+                if e.status_code < 500:
+                    return Completion("", error=f"HTTP {e.status_code}: {_short(e)}", attempts=attempt)
+                error = f"HTTP {e.status_code}"  # any other 5xx: retried, and counted towards the breaker
+                self._count(error)
             except openai.APIStatusError as e:
                 error = f"HTTP {e.status_code}"
                 if e.status_code < 500 and e.status_code not in (408, 409, 429):
