@@ -75,15 +75,15 @@ class ChatServer:
                     r = server.reply(body, n)
                     if r.delay:
                         time.sleep(r.delay)
-                    if r.raw is not None:
-                        self._send(r.status, r.raw)
-                    elif r.status != 200:
-                        self._send(r.status, json.dumps({"error": {"message": r.message}}).encode())
-                    else:
-                        self._send(200, completion(r.content or "", body.get("model", "tiny")))
-                finally:
-                    with server._lock:
+                finally:  # no longer in flight once the answer is decided: the client may send the next
+                    with server._lock:  # request as soon as it has this one, before this thread goes on
                         server.in_flight -= 1
+                if r.raw is not None:
+                    self._send(r.status, r.raw)
+                elif r.status != 200:
+                    self._send(r.status, json.dumps({"error": {"message": r.message}}).encode())
+                else:
+                    self._send(200, completion(r.content or "", body.get("model", "tiny")))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
