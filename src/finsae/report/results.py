@@ -176,15 +176,19 @@ def headline_page(study: Study) -> str:
     for folder in study.pairs("analysis"):
         s = study.analysis(folder)
         if not isinstance(s, str):
-            rows.append((f"diffing {folder.name}", f"{s.n_specialized} specialized latents (seed floor "
-                                                   f"{s.n_specialized_seed_floor} at {s.n_specialized_at_floor_layers} "
-                                                   f"of them); overlap {s.mean_overlap:.3f} vs seed ceiling "
-                                                   f"{s.mean_overlap_seed_ceiling:.3f}"))
+            layers = ", ".join(map(str, s.layers))
+            if math.isnan(s.mean_overlap_seed_ceiling):  # no seed repeats: neither the floor nor the ceiling exists
+                controls = "seed floor and ceiling not run (no seed repeats)"
+            else:
+                controls = (f"seed floor {s.n_specialized_seed_floor} at {s.n_specialized_at_floor_layers} of them; "
+                            f"seed ceiling {s.mean_overlap_seed_ceiling:.3f}")
+            rows.append((f"diffing {folder.name} (layers {layers})", f"{s.n_specialized} specialized latents, overlap "
+                                                                     f"{s.mean_overlap:.3f}; {controls}"))
     for folder in study.pairs("labels"):
         s = study.labels(folder)
         if not isinstance(s, str):
-            rows.append((f"labels {folder.name}", f"{s.n_labelled} labelled; embedding AUROC {s.embedding_auroc:.3f} "
-                                                  f"vs control {s.embedding_auroc_control:.3f}"))
+            rows.append((f"labels {folder.name}", f"{s.n_labelled} labelled by {s.llm}; embedding AUROC "
+                                                  f"{s.embedding_auroc:.3f} vs control {s.embedding_auroc_control:.3f}"))
     for folder in study.pairs("backtest"):
         s = study.backtest(folder)
         if not isinstance(s, str):

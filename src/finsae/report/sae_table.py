@@ -67,12 +67,15 @@ def layer_figure(df: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from finsae.analysis.plotting import layer_ticks
+
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for (model, tag), g in df[df["seed"].fillna(0) == 0].groupby(["model", "tag"]):
         g = g.sort_values("layer")
         for ax, col in zip(axes, ("fvu", "dead_fraction", "loss_recovered"), strict=True):
             ax.plot(g["layer"], pd.to_numeric(g[col], errors="coerce"), marker="o", label=f"{model} [{tag}]")
     for ax, col in zip(axes, ("sae_eval FVU", "dead fraction", "loss recovered"), strict=True):
+        layer_ticks(ax, df)  # whole layer numbers, as in the analysis plots
         ax.set_xlabel("layer")
         ax.set_title(col, fontsize=10)
     axes[0].legend(fontsize=7)
