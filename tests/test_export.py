@@ -3,11 +3,12 @@
 1. Round trip (export, import) gives the same SAE outputs.
 2. The exported files, run by the math each library documents for its layout (written out here from the
    libraries' docs, not from finsae's code), give the same latents and reconstruction as finsae's forward.
-3. Against sparsify's own loader (``SparseCoder.load_many`` / ``load_from_disk``): a tiny *trained* SAE exported by
-   the CLI, loaded by sparsify and run through its ``encode``/``decode``, gives finsae's latents and
-   reconstruction within :data:`tolerances.EXPORT_FLOAT32_TOL`. ``eai-sparsify`` is not a dependency of the
-   project (its pins would pull another torch): ``make bench`` installs it without them, and the test is skipped,
-   saying so, where it is not importable. SAELens is not checked with its own loader: see docs/export.md.
+3. Against each library's own loader (sparsify's ``SparseCoder.load_many`` / ``load_from_disk``, SAELens'
+   ``SAE.load_from_disk``): a tiny *trained* SAE exported by the CLI, loaded by the library and run through its
+   ``encode``/``decode``, gives finsae's latents and reconstruction within :data:`tolerances.EXPORT_FLOAT32_TOL`.
+   Neither library is a dependency (their pins would pull another torch): ``make test`` installs both beside
+   ``.venv`` (``tests/requirements-loaders.txt`` into ``.test-libs/``, passed as ``FINSAE_LOADER_LIBS``), where a
+   missing one fails the test; a bare ``pytest`` without that folder skips them, saying how to get it.
 """
 
 from __future__ import annotations

@@ -86,14 +86,20 @@ def check_replaceable(entry: Path, marker: str = "summary.json") -> None:
                           f"nothing was replaced; move it away or choose another name")
 
 
-def write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON via a temp file and rename, so a reader never sees half a file."""
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` via a temp file and rename, so a reader (or a done check on the file) never sees half of it."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON via a temp file and rename, so a reader never sees half a file."""
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def read_json(path: Path, what: str, fix: str) -> Any:

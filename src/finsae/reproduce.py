@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -209,16 +208,15 @@ def artifact_folder(run: SourceRun, store: Path) -> Path:
     return {"analyze": analysis_dir, "label": labels_dir, "backtest": backtest_dir}[c["name"]](store, _pair_folder_name(run))
 
 
-def _outputs(run: SourceRun, store: Path) -> tuple[list[Path], list[Path]]:
-    """(paths the rerun makes afresh, upstream paths it writes into and so gets a copy of) under ``store``."""
+def _outputs(run: SourceRun, store: Path) -> list[Path]:
+    """The paths the rerun makes afresh under ``store`` (no stage writes into an upstream stage's folder)."""
     c = run.config
     fresh = [artifact_folder(run, store)]
-    copied: list[Path] = []
     if c["name"] == "train" and c.get("task") != "finetune":
         fresh.append(sae_checkpoint_dir(store, c["model"]["name"], int(c["layer"]), c["tag"]))
     if c["name"] == "backtest":  # the trials ledger: rebuilt as the original run found it (reset_ledger)
         fresh.append(backtest_root(store) / LEDGER_FILE)
-    return fresh, copied
+    return fresh
 
 
 def reset_ledger(src: Path, dst: Path, n_trials: int | None) -> None:
@@ -237,15 +235,13 @@ def reset_ledger(src: Path, dst: Path, n_trials: int | None) -> None:
     dst.write_text("".join(line + "\n" for line in keep))
 
 
-def link_inputs(src: Path, dst: Path, fresh: list[Path], copied: list[Path]) -> None:
-    """Make ``dst`` a store holding ``src``'s entries as symlinks, except ``fresh`` paths (left out) and ``copied``
-    ones (real copies), with folders on the way to either recreated. Lock files are not linked."""
+def link_inputs(src: Path, dst: Path, fresh: list[Path]) -> None:
+    """Make ``dst`` a store holding ``src``'s entries as symlinks, except ``fresh`` paths (left out), with folders
+    on the way to them recreated. Lock files are not linked."""
     dst.mkdir(parents=True, exist_ok=True)
     if not src.is_dir():
         return
     rel_fresh = {p.relative_to(src) for p in fresh}
-    rel_copied = {p.relative_to(src) for p in copied}
-    special = rel_fresh | rel_copied
 
     def walk(rel: Path) -> None:
         for entry in sorted((src / rel).iterdir()):
@@ -253,9 +249,7 @@ def link_inputs(src: Path, dst: Path, fresh: list[Path], copied: list[Path]) -> 
             if r in rel_fresh or entry.name.endswith(".lock") or any(
                     f.parent == rel and entry.name.startswith((f"{f.name}.", f".{f.name}.")) for f in rel_fresh):
                 continue  # the output, its staging folders, and lock files (a lock belongs to one store)
-            if r in rel_copied:
-                shutil.copytree(entry, dst / r, symlinks=True)
-            elif any(r in s.parents for s in special) and entry.is_dir():
+            if any(r in s.parents for s in rel_fresh) and entry.is_dir():
                 (dst / r).mkdir(parents=True, exist_ok=True)
                 walk(r)
             else:
@@ -372,8 +366,7 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
         raise ConfigError(f"--out {out} exists and is not empty; reproduce writes into a new folder")
     store = Path(artifacts) if artifacts else source_store(run)
     new_store, new_run, config_dir = out / "artifacts", out / "run", out / "config"
-    fresh, copied = _outputs(run, store)
-    link_inputs(store, new_store, fresh, copied)
+    link_inputs(store, new_store, _outputs(run, store))
     if run.config["name"] == "backtest":
         reset_ledger(backtest_root(store) / LEDGER_FILE, backtest_root(new_store) / LEDGER_FILE,
                      run.summary.get("n_trials"))

@@ -143,7 +143,7 @@ def _compare_in_worker(layer: int) -> LayerOutcome:
     return worker_state().compare(layer)
 
 
-def write_layer(folder: Path, layer: int, outcome: LayerOutcome, meta: dict) -> Path:
+def write_outcome(folder: Path, layer: int, outcome: LayerOutcome, meta: dict) -> Path:
     """One layer's folder (:func:`finsae.analysis.artifacts.write_layer`) and its contexts; a crosscoder that is
     gone now leaves no stale contexts for labeling."""
     res = outcome.result

@@ -11,7 +11,6 @@ FVU and dead share from its summary. Only SAE weights and training-side summarie
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,10 @@ def stability_table(artifacts: Path, models: list[str] | None = None, tau: float
         if models and model_dir.name not in models:
             continue
         for layer_dir in sorted(model_dir.glob("layer_*")):
-            layer = int(re.sub(r"\D", "", layer_dir.name.split("_", 1)[1]) or -1)
+            index = layer_dir.name.split("_", 1)[1]
+            if not index.lstrip("-").isdigit():  # sae_dir's layout: layer_{i}, i may be -1 (the last layer)
+                continue
+            layer = int(index)
             for t0, t1 in seed_pairs(layer_dir):
                 rows.append({"model": model_dir.name, "layer": layer, "setting": t0.removesuffix("_s0"),
                              **pair_stability(layer_dir / t0, layer_dir / t1, tau)})

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from finsae.analysis import artifacts
-from finsae.analysis.layers import compare_layers, describe_layer, write_layer
+from finsae.analysis.layers import compare_layers, describe_layer, write_outcome
 from finsae.analysis.run import SaeMix, Settings, build_heldout, combine, figures, layer_job, layer_metrics
 from finsae.analysis.saes import PairSaes
 from finsae.analysis.summary import AnalysisSummary
@@ -55,7 +55,7 @@ def run(cfg, raw) -> AnalysisSummary:
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
         rows = {}
         for layer, outcome in compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar):
-            write_layer(out, layer, outcome, st.layer_meta(layer))  # as each ends
+            write_outcome(out, layer, outcome, st.layer_meta(layer))  # as each ends
             rows[layer] = outcome.result.row
             for line in describe_layer(layer, outcome):
                 print(f"analyze: {line}")

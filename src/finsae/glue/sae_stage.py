@@ -2,13 +2,12 @@
 crosscoder on the row-aligned activations of the pair's two models; ``sae.init_from=DIR``: continue a trained
 SAE instead of a random init).
 
-Config into calls. The science is in :mod:`finsae.sae` (the stage's steps in ``run``, the artifact in
-``artifact``, the run guards in ``run_guard``); this module validates shapes before any work, builds (or reuses)
-the activation cache for all of the model's layers in one forward pass (a layer sweep then reuses it), trains
-with Lightning (checkpoints under ``artifacts/checkpoints/``, resume, DDP; :mod:`finsae.glue.sae_trainer`), then,
-on rank zero only, evaluates on every ``sae_eval`` token and downstream (loss recovered), and publishes
-``artifacts/sae/{model}/layer_{i}/{tag}/`` in one rename (weights, ``cfg.json``, ``summary.json``, firing
-frequencies), so a crash never leaves a folder that ``skip_if_done`` would take as finished.
+Config into calls. The science is in :mod:`finsae.sae`: the stage's steps in ``run`` (checks before any work,
+the activation cache for all of the model's layers in one forward pass, the evaluation on every ``sae_eval``
+token and downstream, publishing ``artifacts/sae/{model}/layer_{i}/{tag}/`` in one rename so a crash never
+leaves a folder that ``skip_if_done`` would take as finished), the artifact in ``artifact``, the run guards in
+``run_guard``. This module builds the typed settings, the Lightning module and data module, and runs the fit
+inside the W&B run (checkpoints, resume, DDP, a stop on SIGTERM: :mod:`finsae.glue.sae_trainer`).
 
 A crosscoder is the same run on a :class:`~finsae.activations.PairedStore` (both models' rows concatenated,
 each scaled to unit mean squared norm on the init sample), published under

@@ -29,7 +29,6 @@ from finsae.labeling.summary import LabelSummary, overall_fields, score_table
 from finsae.paths import sae_dir
 from finsae.sae.io import is_sae_dir, sae_identity
 
-"""The analysis stage's features table (read here, never written)."""
 TABLE_COLUMNS = ("model", "layer", "latent", "role", "status", "label", "description", "n_activating", "error")
 """The labels table's columns the W&B ``labels`` table shows (with ``explainer`` and every score)."""
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from finsae import provenance
+from finsae.atomic import write_text
 from finsae.errors import FinsaeError
 from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir, results_pages_dir
 from finsae.report import build, page, results, sae_table
@@ -37,7 +38,7 @@ def write_report(artifacts: Path, out: Path | None = None, results_dir: Path | N
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(study.files_read)} artifact file(s) "
                 f"(fingerprint {fingerprint(study.files_read, artifacts)}).")
     html_path = out / "index.html"
-    html_path.write_text(page.document("finsae study report", subtitle, sections))
+    write_text(html_path, page.document("finsae study report", subtitle, sections))  # the demo's done marker
     if results_dir is not None:
         pages = results.PageWriter(Study(artifacts), prov, command)
         pages.add("headline", "Headline numbers", lambda: results.headline_page(pages.study))
