@@ -12,6 +12,14 @@ from finsae.atomic import read_json, write_json
 from finsae.errors import FinsaeError
 
 SUMMARY_FILE = "summary.json"
+
+
+def is_published(folder: str | Path) -> bool:
+    """A finished stage run: every stage publishes its folder in one rename with ``summary.json`` in it (or
+    writes that file last), so its presence is the one "done" check (``skip_if_done``, run guards)."""
+    return (Path(folder) / SUMMARY_FILE).is_file()
+
+
 S = TypeVar("S", bound="StageSummary")
 
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from finsae.errors import FinsaeError
+from finsae.summary import is_published
 from finsae.labeling.artifacts import (
     LABELS_FILE,
     PER_LAYER_FILE,
     LabelArtifacts,
-    is_published,
     publish_labels,
     read_label_artifacts,
     read_labels,

@@ -10,7 +10,8 @@ import torch
 
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.sae import SaeConfig, TopKSAE, load, save
-from finsae.sae.artifact import FREQUENCY_FILE, firing_histogram, is_published, publish_sae, read_frequency
+from finsae.sae.artifact import FREQUENCY_FILE, firing_histogram, publish_sae, read_frequency
+from finsae.summary import is_published
 from finsae.sae.run_guard import check_no_work_lost, check_same_config, run_lock
 from finsae.sae.summary import SaeSummary, downstream_fields
 from finsae.sae.warm_start import check_warm_start_source

@@ -27,6 +27,7 @@ from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.registry import copy_tokenizer_files
 from finsae.paths import model_dir
+from finsae.summary import is_published
 
 log = logging.getLogger("finsae.finetune")
 
@@ -60,7 +61,7 @@ class Settings:
 
 def is_done(st: Settings) -> bool:
     """``skip_if_present`` and the twin is published."""
-    return st.finetune.skip_if_present and (st.out_dir / "summary.json").exists()
+    return st.finetune.skip_if_present and is_published(st.out_dir)
 
 
 def check_before_work(st: Settings) -> None:

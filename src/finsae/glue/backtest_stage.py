@@ -28,6 +28,7 @@ from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.ledger import LEDGER_FILE, check_ledger, read_trials, record_trials
 from finsae.trading.sets import financial_latents
 from finsae.trading.summary import BacktestSummary
+from finsae.summary import is_published
 from finsae.trading.text_features import tweet_corpus
 
 log = logging.getLogger("finsae")
@@ -52,7 +53,7 @@ def run(cfg, raw) -> BacktestSummary:
     artifacts = Path(cfg.paths.artifacts)
     pair = pair_name(cfg)
     out = backtest_dir(artifacts, pair)
-    if cfg.skip_if_done and (out / "summary.json").is_file():
+    if cfg.skip_if_done and is_published(out):
         summary = BacktestSummary.read(out)
         print(f"backtest: {out} is complete ({len(summary.sets)} feature sets); skipping")
         return summary

@@ -19,7 +19,8 @@ from finsae import paths
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
-from finsae.labeling.artifacts import is_published, publish_labels, read_summary
+from finsae.labeling.artifacts import publish_labels, read_summary
+from finsae.summary import is_published
 from finsae.labeling.backend import make_backend
 from finsae.labeling.cache import AnswerCache
 from finsae.labeling.stage import (

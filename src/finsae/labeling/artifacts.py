@@ -70,11 +70,6 @@ def publish_labels(out_dir: Path, result: LabelArtifacts) -> None:
         publish(tmp, out_dir)
 
 
-def is_published(folder: Path) -> bool:
-    """Whether ``folder`` holds a complete run (its summary is written last, and published in one rename)."""
-    return (Path(folder) / SUMMARY_FILE).is_file()
-
-
 def _missing(what: str, path: Path) -> DataMissingError:
     return DataMissingError(what, path, f"Run `{MAKES}` first (the label stage writes it).")
 

@@ -3,7 +3,7 @@
 It holds the SAE (``sae.safetensors`` + ``cfg.json``, :mod:`finsae.sae.io`), ``sae_eval_frequency.npy`` (each
 latent's firing frequency on the ``sae_eval`` tokens, float32 ``[num_latents]``) and ``summary.json``
 (:class:`~finsae.sae.summary.SaeSummary`). :func:`publish_sae` builds it in a staging folder and makes it visible
-in one rename, so a folder holding ``summary.json`` is a finished run (:func:`is_published`) and a crash never
+in one rename, so a folder holding ``summary.json`` is a finished run (:func:`finsae.summary.is_published`) and a crash never
 leaves one that ``skip_if_done`` would take as finished.
 """
 
@@ -19,14 +19,8 @@ from finsae.errors import DataMissingError
 from finsae.sae.io import save
 from finsae.sae.sparse_coder.topk import TopKSAE
 from finsae.sae.summary import SaeSummary
-from finsae.summary import SUMMARY_FILE
 
 FREQUENCY_FILE = "sae_eval_frequency.npy"
-
-
-def is_published(folder: str | Path) -> bool:
-    """A finished SAE run: its ``summary.json`` is the last thing :func:`publish_sae` makes visible."""
-    return (Path(folder) / SUMMARY_FILE).is_file()
 
 
 def publish_sae(folder: str | Path, sae: TopKSAE, summary: SaeSummary, frequency: np.ndarray,

@@ -26,7 +26,8 @@ from finsae.models import check_layer, get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
 from finsae.paths import activations_root, crosscoder_name, sae_checkpoint_dir, sae_dir
-from finsae.sae.artifact import is_published, publish_sae
+from finsae.sae.artifact import publish_sae
+from finsae.summary import is_published
 from finsae.sae.config import SaeConfig, SaeTrainConfig
 from finsae.sae.dead import DeadLatentTracker
 from finsae.sae.evaluate import evaluate

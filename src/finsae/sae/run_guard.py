@@ -12,7 +12,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from finsae.errors import ConfigError, FinsaeError
-from finsae.sae.artifact import is_published
+from finsae.summary import is_published
 
 LAST_CHECKPOINT = "last.ckpt"
 
