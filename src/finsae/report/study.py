@@ -21,6 +21,7 @@ from finsae.analysis.contexts import read_contexts
 from finsae.analysis.summary import AnalysisSummary
 from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
+from finsae.labeling import artifacts as label_artifacts
 from finsae.labeling.summary import LabelSummary
 from finsae.paths import analysis_dir, model_dirs, pair_dirs, sae_dirs
 from finsae.sae.summary import SaeSummary
@@ -100,13 +101,7 @@ class Study:
 
     def analysis(self, folder: Path) -> AnalysisSummary | str:
         """The analysis summary (:func:`finsae.analysis.artifacts.read_summary`), or its one-line error."""
-        try:
-            return analysis_artifacts.read_summary(folder)
-        except FinsaeError as e:
-            return str(e)
-        finally:
-            if analysis_artifacts.summary_path(folder).is_file():
-                self._seen(analysis_artifacts.summary_path(folder))
+        return self.through(analysis_artifacts.read_summary, folder, SUMMARY_FILE)
 
     def analysis_table(self, folder: Path, name: str) -> pd.DataFrame | None:
         """A combined analysis table (:data:`finsae.analysis.artifacts.TABLES`), None when that file is absent."""
@@ -139,7 +134,8 @@ class Study:
         return read_contexts(folder, found[-1], layer)
 
     def labels(self, folder: Path) -> LabelSummary | str:
-        return self.summary(LabelSummary, folder)
+        """The label summary (:func:`finsae.labeling.artifacts.read_summary`), or its one-line error."""
+        return self.through(label_artifacts.read_summary, folder, SUMMARY_FILE)
 
     def backtest(self, folder: Path) -> BacktestSummary | str:
         return self.summary(BacktestSummary, folder)
