@@ -79,8 +79,10 @@ class PageWriter:
         return written
 
 
-def stale_pages(results: Path) -> list[str]:
-    """Pages under ``results`` whose artifacts changed since they were generated (one line each: why)."""
+def stale_pages(results: Path, absent_artifacts_ok: bool = False) -> list[str]:
+    """Pages under ``results`` whose artifacts changed since they were generated, or that disagree with
+    ``sources.json`` (edited by hand), one line each; with ``absent_artifacts_ok`` a page whose artifacts folder
+    is not on this machine is checked only against ``sources.json``."""
     src = Path(results) / SOURCES
     if not src.is_file():
         return []
@@ -91,6 +93,8 @@ def stale_pages(results: Path) -> list[str]:
         m = HEADER.match(page.read_text()) if page.is_file() else None
         if m is None or m["fp"] != rec["fingerprint"]:
             stale.append(f"{name}: page and {SOURCES} disagree (edited by hand?)")
+            continue
+        if absent_artifacts_ok and not root.is_dir():
             continue
         now = fingerprint([root / f for f in rec["files"]], root)
         if now != rec["fingerprint"]:
