@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from finsae.demo.scheduler import BLOCKED, CACHED, FAILED, RAN, Job, check_graph, run_jobs, with_dependencies
+from finsae.demo.scheduler import (BLOCKED, CACHED, FAILED, RAN, Job, check_graph, latest_progress, run_jobs,
+                                   with_dependencies)
 from finsae.errors import ConfigError
 
 
@@ -146,6 +147,33 @@ def test_process_output_goes_to_its_log_and_progress_lines_count(tmp_path):
     timing = report.stage_timing()
     assert set(timing) == {"SAEs", "report"}
     assert timing["SAEs"]["jobs_run"] == 3 and timing["report"]["jobs_cached"] == 0
+
+
+def test_heartbeat_shows_each_running_jobs_own_progress(tmp_path):
+    # a job that draws a real tqdm bar (carriage returns, no newline), then waits until the heartbeat named it
+    seen = tmp_path / "seen"
+    code = ("import sys, time, pathlib; from tqdm import tqdm\n"
+            "bar = tqdm(total=40, desc='encode minilm L3', unit='tok', mininterval=0)\n"
+            "bar.update(17); sys.stderr.flush(); t = time.time()\n"
+            "while not pathlib.Path(sys.argv[1]).exists():\n"
+            "    time.sleep(0.02)\n"
+            "    assert time.time() - t < 30, 'no heartbeat'\n")
+    lines = []
+
+    def out(line):
+        lines.append(line)
+        if "encode minilm L3 17/40" in line:
+            seen.touch()
+
+    report = run_jobs([Job("tweets", "backtest", [sys.executable, "-c", code, str(seen)])], tmp_path / "logs",
+                      out=out, heartbeat_s=0.05, poll_s=0.01)
+    assert report.ok, report.results["tweets"].log.read_text()
+    assert any("running: tweets (encode minilm L3 17/40 00:00" in line for line in lines), lines
+    assert report.results["tweets"].log.read_text().startswith("$ " + sys.executable + " -c 'import sys")
+    assert latest_progress(None) == "" and latest_progress(tmp_path / "absent.log") == ""
+    (tmp_path / "plain.log").write_text("$ python train.py\nepoch 3: loss " + "9" * 100 + "\n")
+    assert latest_progress(tmp_path / "plain.log").startswith("epoch 3: loss 9") and \
+        len(latest_progress(tmp_path / "plain.log")) == 60
 
 
 @pytest.mark.parametrize("jobs, message", [

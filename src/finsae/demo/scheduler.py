@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -184,11 +185,37 @@ def _start(job: Job, log: Path, t: float, cwd: Path | None) -> _Running:
         return run
     env = {**os.environ, **{v: str(job.slots) for v in THREAD_VARS}, **job.env}
     with open(log, "w") as fh:
-        fh.write("$ " + " ".join(map(str, job.command)) + "\n")
+        fh.write("$ " + shlex.join(map(str, job.command)).replace("\n", "\\n") + "\n")  # one line
         fh.flush()
         proc = subprocess.Popen(list(map(str, job.command)), stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
     return _Running(job, t, log, proc=proc)
+
+
+_TQDM = re.compile(r"^(?P<desc>.*?):?\s*\d+%\|[^|]*\|\s*(?P<count>\S+/\S+)\s*\[(?P<elapsed>[^<\]]+)(?:<(?P<left>[^,\]]+))?")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def latest_progress(log: Path | None, width: int = 60) -> str:
+    """A job's latest progress as its log shows it: the last line (``\\r`` or ``\\n`` ended) of its log,
+    a tqdm bar shortened to ``desc count elapsed<left``; '' when the log is empty or unreadable."""
+    if log is None:
+        return ""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in re.split(r"[\r\n]", _ANSI.sub("", tail)) if ln.strip()]
+    if not lines or lines[-1].startswith("$ "):
+        return ""
+    last = lines[-1]
+    m = _TQDM.match(last)
+    if m:
+        last = f"{m['desc'].strip()} {m['count']} {m['elapsed'].strip()}" + (f"<{m['left'].strip()}" if m["left"] else "")
+    return last if len(last) <= width else last[:width - 1] + "…"
 
 
 def _poll(run: _Running) -> int | None:
@@ -266,7 +293,8 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
             if not started and running:
                 if clock() - progress.last_line >= heartbeat_s:
                     for s in dict.fromkeys(r.job.stage for r in running.values()):
-                        names = ", ".join(n for n, r in running.items() if r.job.stage == s)
+                        names = ", ".join(n + (f" ({p})" if (p := latest_progress(r.log)) else "")
+                                          for n, r in running.items() if r.job.stage == s)
                         progress.line(s, results, running, f"running: {names}")
                 time.sleep(poll_s)
             elif not started and pending and not running:  # nothing can ever start: only blocked jobs left
