@@ -8,8 +8,9 @@ Per prompt: prompt tokens/s = prompt tokens / time to the first streamed token (
 token and the HTTP round trip, so a slight underestimate), generation tokens/s = (completion tokens - 1) / time
 from the first to the last token. Token counts are the server's ``usage`` (a final streamed chunk, or else a
 one-token non-streamed call with the same prompt); a server whose stream has no usage is counted by chunks.
-The JSON says the model, the machine (lscpu model name, its bf16 / AVX-512 / AMX flags, cores), the date and the
-command. Only loopback servers: the script refuses any other host. Stdlib only (runs from any Python).
+The JSON says the model, the machine (``finsae.provenance.machine_record``: CPU model, bf16 / AVX-512 / AMX flags,
+cores), the date and the command. Only loopback servers: the script refuses any other host. Stdlib and the
+repository's ``src/`` only (runs from any Python).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # finsae.provenance is stdlib only
+from finsae import provenance  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SENTENCES = (
@@ -45,20 +47,9 @@ SENTENCES = (
 
 
 def machine() -> dict:
-    """lscpu's model name, the CPU's bf16 / AVX-512 / AMX flags, the core count, OS and Python."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        text = ""
-    model = re.search(r"^Model name:\s*(.+)$", text, re.M)
-    flags = re.search(r"^Flags:\s*(.+)$", text, re.M)
-    flag_set = set(flags.group(1).split()) if flags else set()
-    return {"cpu_model": model.group(1).strip() if model else platform.processor(),
-            "bf16_flags": sorted(f for f in flag_set if "bf16" in f),
-            "avx512_flags": sorted(f for f in flag_set if f.startswith("avx512")),
-            "amx_flags": sorted(f for f in flag_set if f.startswith("amx")),
-            "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-            "platform": platform.platform(), "python": platform.python_version()}
+    """finsae's machine record (CPU model, cores, bf16 and AVX-512/AMX flags), with this run's load, OS and Python."""
+    return {**provenance.machine_record(), "load_avg_1m": os.getloadavg()[0], "platform": platform.platform(),
+            "python": platform.python_version()}
 
 
 def prompt_messages(i: int, words: int) -> list[dict]:

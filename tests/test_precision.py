@@ -65,6 +65,16 @@ def test_real_cpu_flags_are_read():
     assert set(precision.bf16_flags()) == set(precision.BF16_FLAGS)
 
 
+def test_machine_record_says_which_units_a_measurement_had(flags):
+    from finsae import provenance
+
+    flags("avx2", "avx512f", "avx512_bf16", "amx_tile", "fma")
+    rec = provenance.machine_record()
+    assert rec["bf16_flags"] == {"amx_bf16": False, "avx512_bf16": True} and rec["bf16_units"] is True
+    assert rec["isa_flags"] == ["amx_tile", "avx512_bf16", "avx512f"]
+    assert rec["cores"] >= 1 and rec["model"] and provenance.machine() == f"{rec['model']} ({rec['cores']} cores)"
+
+
 def test_bf16_forward_close_to_fp32_on_a_tiny_model(flags):
     """The bf16 path (emulated where the units are missing: slower, same numbers) stays within bf16's ~3
     significant digits of fp32 over two blocks: |bf16 - fp32| <= 0.02 + 0.02 |fp32| elementwise, and the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -56,19 +57,32 @@ def record(data_dir: str | Path | None) -> dict[str, Any]:
             "python": platform.python_version(), "machine": machine()}
 
 
-def machine() -> str:
-    """CPU model and core count, e.g. ``AMD EPYC 7B13 (2 cores)``."""
-    import os
-
-    name = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), e.g. ``AMD EPYC 7B13``; the platform's processor name elsewhere."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{name} ({os.cpu_count()} cores)"
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. ``AMD EPYC 7B13 (2 cores)``."""
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+def machine_record() -> dict[str, Any]:
+    """What a measurement records of its machine: CPU model, cores, the bf16 flags and whether they are used
+    (:mod:`finsae.precision`), and the AVX-512 / AMX flags that decide how reductions round and how fast GEMMs are."""
+    from finsae import precision
+
+    flags = precision.cpu_flags()
+    return {"model": cpu_model(), "cores": os.cpu_count(), "bf16_flags": precision.bf16_flags(),
+            "bf16_units": precision.cpu_has_bf16(),
+            "isa_flags": sorted(f for f in flags if f.startswith(("avx512", "amx")))}
 
 
 def write(run_dir: str | Path, prov: dict[str, Any]) -> Path:

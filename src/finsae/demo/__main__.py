@@ -21,7 +21,7 @@ _T0 = time.monotonic()  # before the imports below: total_s is the command's who
 from datetime import datetime, timezone
 from pathlib import Path
 
-from finsae import precision
+from finsae import precision, provenance
 from finsae.atomic import write_json
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, fmt_seconds, run_jobs, with_dependencies
@@ -42,22 +42,11 @@ def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict
         "stages": report.stage_timing(),
         "slots": slots,
         "only": only,
-        "cpu": {"model": _cpu_model(), "bf16_flags": precision.bf16_flags(), "bf16_units": precision.cpu_has_bf16()},
+        "cpu": provenance.machine_record(),
         "dtype": precision.resolve("auto", "cpu"),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv=None) -> int:
