@@ -10,6 +10,7 @@ import pytest
 import finsae.demo.__main__ as demo_main
 from finsae.demo.plan import CROSSCODER, LAYERS, SEED_LAYERS, demo_jobs, report_file, sae_runs
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
+from finsae.errors import FinsaeError
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
 
 
@@ -79,7 +80,7 @@ def test_report_stale_when_a_summary_is_newer(tmp_path):
 
 
 def test_main_writes_timing_and_fails_in_one_line(tmp_path, monkeypatch, capsys):
-    def fake_jobs(artifacts, run_stamp="x"):
+    def fake_jobs(artifacts, run_stamp="x", **_):
         return [Job("ok", "first", [sys.executable, "-c", "print(1)"]),
                 Job("bad", "first", [sys.executable, "-c", "raise SystemExit(4)"]),
                 Job("after", "second", [sys.executable, "-c", "print(2)"], deps=("bad",))]
@@ -97,6 +98,41 @@ def test_main_writes_timing_and_fails_in_one_line(tmp_path, monkeypatch, capsys)
     assert t["stages"]["second"]["jobs_blocked"] == 1
     assert t["dtype"] == "fp32" and set(t["cpu"]["bf16_flags"]) == {"amx_bf16", "avx512_bf16"}
     assert (tmp_path / "report" / "logs" / "bad.log").is_file()
+
+
+def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, monkeypatch, capsys):
+    """A whole run (every job ran) and then a rerun that finds everything done: each regenerates the results pages
+    after its timing.json, so the timing page and README's headline give both, judged against their targets."""
+    marker = tmp_path / "made"
+
+    def fake_jobs(artifacts, run_stamp="x", results_dir=None, readme=None):
+        assert results_dir == tmp_path / "pages" and readme == tmp_path / "README.md"
+        return [Job("sae a", "SAEs", [sys.executable, "-c", f"open({str(marker)!r}, 'w')"], done=marker.is_file),
+                Job("report", "report", [sys.executable, "-c", "print(1)"], deps=("sae a",),
+                    done=lambda: marker.is_file() and (tmp_path / "pages" / "timing.md").is_file())]
+
+    monkeypatch.setattr(demo_main, "demo_jobs", fake_jobs)
+    monkeypatch.setenv("FINSAE_CPU_BF16", "1")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- headline:start -->\n<!-- headline:end -->\n")
+    argv = ["--artifacts", str(tmp_path / "art"), "--results", str(tmp_path / "pages"), "--readme", str(readme)]
+    assert demo_main.main(argv) == 0
+    page = (tmp_path / "pages" / "timing.md").read_text()
+    assert "## The latest whole `make demo`" in page and "met (target 45m00s, bf16 units)" in page
+    assert "| sae a | SAEs |" in page and "| whole |" in page
+    assert "make demo, whole study" in readme.read_text()
+    assert demo_main.main(argv) == 0  # everything done: nothing runs, the pages gain the rerun
+    page = (tmp_path / "pages" / "timing.md").read_text()
+    assert "| all done |" in page and "target 2m00s, everything done" in page
+    assert "make demo, everything done" in readme.read_text()
+    history = tmp_path / "art" / "report" / "timing_history.jsonl"
+    assert len(history.read_text().splitlines()) == 2
+    history.write_text(history.read_text() + "{cut\n")
+    from finsae.report import results
+    from finsae.report.study import Study
+    with pytest.raises(FinsaeError, match="timing_history.jsonl line 3 is not JSON"):
+        results.timing_page(Study(tmp_path / "art"))
+    capsys.readouterr()
 
 
 def test_main_only_picks_a_stage_and_its_dependencies(tmp_path, capsys):

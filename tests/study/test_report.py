@@ -97,7 +97,8 @@ def test_results_pages_record_their_sources_and_go_stale(report, tiny_study, tmp
     html, out = report
     results = out / "results"
     sources = json.loads((results / "sources.json").read_text())
-    assert set(sources) == {"headline.md", "sae.md", "analysis.md", "labels.md", "backtest.md"}
+    assert set(sources) == {"headline.md", "sae.md", "analysis.md", "labels.md", "backtest.md", "timing.md"}
+    assert "not run: no `report/timing_history.jsonl` yet" in (results / "timing.md").read_text()
     sae = (results / "sae.md").read_text()
     assert sae.startswith("<!-- finsae.report fingerprint=") and "python -m finsae.report" in sae
     assert "| tiny | 0 | t |" in sae and " cores), code " in sae  # the machine and code version that made it

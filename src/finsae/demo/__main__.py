@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import sys
 import time
@@ -22,14 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from finsae import precision, provenance
-from finsae.atomic import write_json
+from finsae.demo import timing
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, fmt_seconds, run_jobs, with_dependencies
 from finsae.errors import FinsaeError
-from finsae.paths import default_artifacts_dir, report_dir
+from finsae.paths import PROJECT_ROOT, default_artifacts_dir, report_dir, results_pages_dir
 
-TIMING_FILE = "timing.json"
-TIMING_HISTORY_FILE = "timing_history.jsonl"
 LOGS = "logs"
 
 
@@ -49,17 +46,37 @@ def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict
     }
 
 
+def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path | None) -> None:
+    """The report job ran before this run's timing existed: regenerate the results pages (docs/results, README's
+    headline), which include the timing page, now (seconds; the HTML report is not rebuilt)."""
+    from finsae.paths import default_data_dir
+    from finsae.report import results
+
+    if results_dir is None:
+        return
+    try:
+        results.write_pages(artifacts, results_dir, readme, "make demo", provenance.record(default_data_dir()))
+    except FinsaeError as e:
+        print(f"finsae: warning: the results pages were not regenerated with this run's timing: {e}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m finsae.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated stages (and what they depend on), e.g. SAEs")
     ap.add_argument("--slots", type=int, default=2, help="jobs at a time (one core each); default 2")
     ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
+    ap.add_argument("--results", default=str(results_pages_dir()),
+                    help="folder of the generated results pages (default docs/results; '' for none)")
+    ap.add_argument("--readme", default=str(PROJECT_ROOT / "README.md"),
+                    help="README whose headline block is regenerated ('' for none)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and which are already done")
     args = ap.parse_args(argv)
     artifacts = Path(args.artifacts)
+    results_dir = Path(args.results) if args.results else None
+    readme = Path(args.readme) if args.readme else None
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     try:
-        jobs = demo_jobs(artifacts, run_stamp=stamp)
+        jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
         only = [s.strip() for s in args.only.split(",") if s.strip()] or None
         if only:
             stages = {j.stage.lower(): j.stage for j in jobs}
@@ -85,14 +102,13 @@ def main(argv=None) -> int:
         print(f"finsae: error: {e}", file=sys.stderr)
         return 2
     record = timing_record(report, args.slots, only)
-    report_dir(artifacts).mkdir(parents=True, exist_ok=True)
-    write_json(report_dir(artifacts) / TIMING_FILE, record)
-    with open(report_dir(artifacts) / TIMING_HISTORY_FILE, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    timing.write(report_dir(artifacts), record)
+    if report.ok and only is None and "report" in report.results:
+        _pages_with_timing(artifacts, results_dir, readme)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
     print(f"demo: {fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
-          f"timing {report_dir(artifacts) / TIMING_FILE}; report {report_file(artifacts)}")
+          f"timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         print("finsae: demo stopped; running jobs were asked to save a checkpoint (rerun to continue)",
               file=sys.stderr)

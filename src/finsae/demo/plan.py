@@ -101,9 +101,10 @@ def _report_done(artifacts: Path):
 
 
 def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJECT_ROOT,
-              run_stamp: str = "run") -> list[Job]:
+              run_stamp: str = "run", results_dir: Path | None = None, readme: Path | None = None) -> list[Job]:
     """The jobs of ``make demo``. ``run_stamp`` names this run's Hydra folders (two jobs started in the same
-    second would otherwise share Hydra's time-stamped folder)."""
+    second would otherwise share Hydra's time-stamped folder); the report job writes the results pages into
+    ``results_dir`` and README's headline into ``readme`` (neither when None)."""
     artifacts = Path(artifacts)
     outputs = outputs_root() / "demo" / run_stamp
 
@@ -139,6 +140,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
                     deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
                     done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
-    jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts)],
+    jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts),
+                                         "--results", str(results_dir or ""), "--readme", str(readme or "")],
                     deps=("backtest",), done=_report_done(artifacts)))
     return jobs

@@ -9,7 +9,7 @@
   stage without artifacts gets its section with "not run" and the command that makes it.
 * beside it, the SAE and fine-tune tables and plots (``sae_table.{md,csv}``, ``sae_layers.png``, ``sae_demo.md``,
   ``finetune.md``, ``lr_sweep.{md,png}``); a corrupt SAE or fine-tune summary fails naming its file.
-* ``docs/results/{headline,sae,analysis,labels,backtest}.md``: the measured results as markdown, each headed by
+* ``docs/results/{headline,sae,analysis,labels,backtest,timing}.md``: the measured results as markdown, each headed by
   the command, machine, code version and a fingerprint of the artifact files it was made from
   (``docs/results/sources.json`` lists them); ``--check`` exits 1 when a page is stale.
 * the headline table into README.md between ``<!-- headline:start -->`` and ``<!-- headline:end -->``.
