@@ -14,6 +14,8 @@ os.environ.setdefault("FINSAE_CPU_BF16", "0")
 # Hydra run folders of every test (and of the train.py subprocesses they start) go to a temp dir, never to the
 # checkout's outputs/ or multirun/.
 os.environ["FINSAE_OUTPUTS"] = tempfile.mkdtemp(prefix="finsae-test-outputs-")
+# the built-in corpora's disk cache (finsae.data.corpus) likewise: shared by this worker's train.py subprocesses
+os.environ["FINSAE_CORPUS_CACHE"] = tempfile.mkdtemp(prefix="finsae-test-corpora-")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -165,3 +165,47 @@ def test_register_corpus_rules_and_order_independence():
     shuffled = load_corpus("_test_tiny_shuffled", split="all")
     assert shuffled.frame.drop(columns=[]).equals(c.frame)
     assert [split_of_text(t) for t in c.texts] == c.frame["split"].tolist()
+
+
+def test_builtin_corpora_are_cached_on_disk_and_rebuilt_when_inputs_change(data_dir, tmp_path, monkeypatch):
+    """The disk cache gives the frame (and its build counts) that parsing gives; a changed data file or a damaged
+    entry is rebuilt; a registered corpus is never cached (its inputs are unknown)."""
+    import os
+    import shutil
+
+    from finsae.data import corpus as corpus_mod
+
+    monkeypatch.setenv(corpus_mod.CACHE_ENV, str(tmp_path / "cache"))
+    data = tmp_path / "data" / "financial_phrasebank"
+    data.mkdir(parents=True)
+    shutil.copy(data_dir / "financial_phrasebank" / "FinancialPhraseBank-v1.0.zip", data)
+    parsed = []
+    build = corpus_mod._build_frame
+    monkeypatch.setattr(corpus_mod, "_build_frame", lambda *a: parsed.append(a[0]) or build(*a))
+
+    def load():
+        corpus_mod._build.cache_clear()  # a new process: only the disk cache is left
+        return load_corpus("phrasebank", data_dir=data.parent, split="all").frame
+
+    first = load()
+    entries = sorted((tmp_path / "cache").glob("phrasebank-*.pkl"))
+    assert parsed == ["phrasebank"] and len(entries) == 1
+    again = load()
+    assert parsed == ["phrasebank"]  # read back, not parsed
+    pd.testing.assert_frame_equal(again, first)
+    assert again.attrs == first.attrs and again.attrs["n_raw"] > 0
+    zipped = data / "FinancialPhraseBank-v1.0.zip"
+    os.utime(zipped, ns=(zipped.stat().st_atime_ns, zipped.stat().st_mtime_ns + 10**9))
+    load()
+    assert parsed == ["phrasebank"] * 2 and len(list((tmp_path / "cache").glob("phrasebank-*.pkl"))) == 2
+    for entry in (tmp_path / "cache").glob("phrasebank-*.pkl"):
+        entry.write_bytes(b"cut")
+    pd.testing.assert_frame_equal(load(), first)
+    assert parsed == ["phrasebank"] * 3
+    register_corpus("_test_cached", lambda data_dir: pd.DataFrame({"doc_id": ["a"], "text": ["x"], "source": ["s"]}),
+                    overwrite=True)
+    load_corpus("_test_cached", data_dir=data.parent, split="all")
+    assert not list((tmp_path / "cache").glob("_test_cached*"))
+    monkeypatch.setenv(corpus_mod.CACHE_ENV, "off")
+    load()
+    assert parsed[-1] == "phrasebank" and len(parsed) == 5

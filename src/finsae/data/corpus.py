@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,64 @@ def _call_builder(builder: Builder, data_dir: Path, eval_start: str) -> pd.DataF
 
 @functools.lru_cache(maxsize=32)
 def _build(name: str, builder: Builder, data_dir: str, eval_start: str) -> pd.DataFrame:
+    """The built corpus: from this process's memory, else from the disk cache (built-in corpora only), else
+    parsed from the source files (then cached on disk)."""
+    cached = _disk_cache_file(name, builder, data_dir, eval_start)
+    if cached is not None and cached.is_file():
+        try:
+            return pd.read_pickle(cached)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
+            pass
+    df = _build_frame(name, builder, data_dir, eval_start)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+            df.to_pickle(tmp)
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # a cache that cannot be written costs time, not correctness
+    return df
+
+
+CACHE_ENV = "FINSAE_CORPUS_CACHE"
+"""Folder of the built-in corpora's disk cache; ``off`` (or empty) disables it. Default: ``cache/corpora`` under
+the default artifacts folder (:func:`finsae.paths.default_artifacts_dir`)."""
+
+
+def corpus_cache_dir() -> Path | None:
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
+    from finsae.paths import default_artifacts_dir
+
+    return default_artifacts_dir() / "cache" / "corpora"
+
+
+def _disk_cache_file(name: str, builder: Builder, data_dir: str, eval_start: str) -> Path | None:
+    """Where the built corpus ``name`` is cached: keyed by the name, ``eval_start``, the data folder and every
+    file in it (path, size, mtime), the code of ``finsae.data`` and the pandas version; None for a registered
+    (non built-in) corpus or with the cache off. Parsing the raw files takes ~13 s for the demo's two corpora,
+    paid once per process by every SAE job before this cache."""
+    folder = corpus_cache_dir()
+    if folder is None or _BUILTINS.get(name) is not builder:
+        return None
+    root = Path(data_dir)
+    h = hashlib.sha256(f"{name}\0{eval_start}\0{root.resolve()}\0{pd.__version__}\0".encode())
+    for f in sorted(root.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    for src in sorted(Path(__file__).parent.glob("*.py")):  # the builders and the rules above
+        h.update(src.read_bytes())
+    return folder / f"{plain_file_name(name)}-{h.hexdigest()[:20]}.pkl"
+
+
+def plain_file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
+def _build_frame(name: str, builder: Builder, data_dir: str, eval_start: str) -> pd.DataFrame:
     raw = _call_builder(builder, Path(data_dir), eval_start)
     missing = {"doc_id", "text", "source"} - set(raw.columns)
     if missing:
@@ -313,3 +372,5 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+_BUILTINS: dict[str, Builder] = dict(_BUILDERS)
+"""The built-in corpora (the only ones cached on disk: a registered builder's inputs are unknown)."""
