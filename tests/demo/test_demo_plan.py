@@ -52,9 +52,9 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     # the layer-5 setting reaches every independent and warm-started SAE of that layer, not the crosscoder
     for name in ("sae minilm L5", "sae minilm_fin L5", "sae minilm_fin L5 demo_seed1", "sae minilm_fin L5 demo_warm_domain",
                  "sae minilm L5 demo_warm_control"):
-        assert "sae.lr=0.002" in by[name].command, name
-    assert "sae.lr=0.002" not in by[f"sae {CROSSCODER} L5"].command
-    assert "sae.lr=0.002" not in by["sae minilm_fin L4"].command
+        assert "sae.lr=0.002" in by[name].command and "sae.k=96" in by[name].command, name
+    assert not {"sae.lr=0.002", "sae.k=96"} & set(by[f"sae {CROSSCODER} L5"].command)
+    assert not {"sae.lr=0.002", "sae.k=96"} & set(by["sae minilm_fin L4"].command)
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
 
