@@ -137,7 +137,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",),
                     done=_exists(labels_dir(artifacts, PAIR) / "summary.json")))
     # the backtest merges the labels into its importance table when they exist: after labels, not beside them; it runs its
-    # walk-forward fits in one-thread workers of its own (two cores), its tweet encodings on one thread
+    # walk-forward fits and the two models' tweet encodings (features.encode_jobs) in one-thread workers of its own (two cores)
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
                     deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
                     done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))

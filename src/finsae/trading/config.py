@@ -68,6 +68,9 @@ class FeatureConfig:
     """Last trading day of the walk-forward rows (the raw-text tweets end 2016-03-31)."""
     encode_batch_tokens: int = 16384
     """Token rows per SAE encode batch (memory vs speed; the result does not depend on it)."""
+    encode_jobs: int = 2
+    """The models' tweet encodings run side by side in this many one-thread worker processes (base and domain,
+    each filling its caches); 1: one after the other in this process. The result does not depend on it."""
 
     def __post_init__(self):
         _check(len(self.sets) > 0, "features.sets must name at least one feature set")
@@ -79,6 +82,7 @@ class FeatureConfig:
         _check(self.top_n >= 1, f"features.top_n must be >= 1, got {self.top_n}")
         _check(self.dense_pca is None or self.dense_pca >= 1, f"features.dense_pca must be >= 1 or null, got {self.dense_pca}")
         _check(self.encode_batch_tokens >= 1, "features.encode_batch_tokens must be >= 1")
+        _check(self.encode_jobs >= 1, f"features.encode_jobs must be >= 1, got {self.encode_jobs}")
         _date(self.start, "features.start")
         _date(self.end, "features.end")
         _check(self.start < self.end, f"features.start={self.start} must be before features.end={self.end}")

@@ -76,7 +76,33 @@ class Encoded:
 def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, eval_start: str, corpus,
                   progress: bool) -> Encoded:
     """Encode ``corpus`` with each role's model at ``fc.layers`` into the activation cache (inference only),
-    reduce per tweet through the SAEs (cached under ``cache``)."""
+    reduce per tweet through the SAEs (cached under ``cache``). With ``fc.encode_jobs`` > 1 and two models to
+    encode, each model's encodings are first made in a one-thread worker process of its own, side by side; this
+    process then reads them from the caches."""
+    active = [role for role, kinds in needed(fc.blocks).items() if kinds and role in roles]
+    if fc.encode_jobs > 1 and len(active) > 1:
+        from finsae.workers import one_thread_pool
+
+        t0 = time.time()
+        state = (roles, fc, act_cfg, Path(artifacts), Path(cache), eval_start, corpus, progress)
+        with one_thread_pool(min(fc.encode_jobs, len(active)), state) as pool:
+            list(pool.map(_encode_role_in_worker, active))
+        enc = _encode(roles, fc, act_cfg, artifacts, cache, eval_start, corpus, progress=False)
+        enc.seconds = time.time() - t0
+        return enc
+    return _encode(roles, fc, act_cfg, artifacts, cache, eval_start, corpus, progress)
+
+
+def _encode_role_in_worker(role: str) -> None:
+    """One role's encodings into the caches (run by a worker of :func:`encode_tweets`)."""
+    from finsae.workers import worker_state
+
+    roles, fc, act_cfg, artifacts, cache, eval_start, corpus, progress = worker_state()
+    _encode({role: roles[role]}, fc, act_cfg, artifacts, cache, eval_start, corpus, progress)
+
+
+def _encode(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, eval_start: str, corpus,
+            progress: bool) -> Encoded:
     import torch
 
     from finsae.activations import build_activations
@@ -87,7 +113,7 @@ def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Pa
     enc = Encoded()
     t0 = time.time()
     for role, kinds in needed(fc.blocks).items():
-        if not kinds:
+        if not kinds or role not in roles:
             continue
         name = roles[role]
         loaded = load_model(get_spec(name), artifacts, kind="classifier" if "sentiment" in kinds else "encoder")
