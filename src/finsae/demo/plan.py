@@ -3,8 +3,8 @@
 Stages (in progress order): finetune, SAEs, analyze, labels, backtest, report. Within SAEs, the first job of a
 model builds that model's activation cache for all six layers (the cache is locked per entry: a second job of the
 same model started beside it would only wait), so the model's other SAE jobs wait for it; minilm's first job
-needs no twin and runs beside the fine-tune. The done checks are the stages' own ``skip_if_done`` markers
-(the ``summary.json`` each stage publishes last), read here without importing the stages.
+needs no twin and runs beside the fine-tune. The done check of a job is its stage's own
+(:func:`finsae.summary.is_published`: the ``summary.json`` each stage publishes last), without importing the stages.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
                           pair_dirs, report_dir, sae_dir, sae_dirs)
-from finsae.summary import SUMMARY_FILE
+from finsae.summary import SUMMARY_FILE, is_published
 
 REPORT_PAGE = "index.html"
 """What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
@@ -79,8 +79,9 @@ def sae_runs() -> list[SaeRun]:
     return runs
 
 
-def _exists(path: Path):
-    return lambda: path.is_file()
+def _published(folder: Path):
+    """The stage's own done check on ``folder`` (:func:`finsae.summary.is_published`), deferred."""
+    return lambda: is_published(folder)
 
 
 def report_file(artifacts: Path) -> Path:
@@ -114,7 +115,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
 
     jobs = [Job("finetune", "finetune", script("train.py", "finetune", "task=finetune", "finetune.skip_if_present=true"),
-                done=_exists(model_dir(artifacts, TWIN) / "summary.json"))]
+                done=_published(model_dir(artifacts, TWIN)))]
     runs = sae_runs()
     first = {}
     for r in runs:
@@ -129,18 +130,18 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         if r.warm:  # starts from the trained base SAE of its layer
             deps = (*deps, SaeRun(BASE, r.layer).name)
         jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
-                        done=_exists(sae_dir(artifacts, r.model, r.layer, r.tag) / "summary.json")))
+                        done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))))
     saes = tuple(r.name for r in runs)
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
-                    done=_exists(analysis_dir(artifacts, PAIR) / "summary.json")))
+                    done=_published(analysis_dir(artifacts, PAIR))))
     jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",),
-                    done=_exists(labels_dir(artifacts, PAIR) / "summary.json")))
+                    done=_published(labels_dir(artifacts, PAIR))))
     # the backtest merges the labels into its importance table when they exist: after labels, not beside them; it runs its
     # walk-forward fits and the two models' tweet encodings (features.encode_jobs) in one-thread workers of its own (two cores)
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
                     deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
-                    done=_exists(backtest_dir(artifacts, PAIR) / "summary.json")))
+                    done=_published(backtest_dir(artifacts, PAIR))))
     jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts),
                                          "--results", str(results_dir or ""), "--readme", str(readme or "")],
                     deps=("backtest",), done=_report_done(artifacts)))
