@@ -16,5 +16,6 @@
 
 Modules: :mod:`~finsae.report.study` (reading, fingerprints), :mod:`~finsae.report.page` (HTML),
 :mod:`~finsae.report.build` (the page's sections), :mod:`~finsae.report.results` (the markdown pages),
-:mod:`~finsae.report.sae_table` (the SAE tables and plots).
+:mod:`~finsae.report.sae_table` (the SAE tables and plots), :mod:`~finsae.report.markdown` (the one markdown table
+formatter).
 """

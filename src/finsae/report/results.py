@@ -18,31 +18,14 @@ import pandas as pd
 from finsae.demo import timing
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import PER_LAYER_FILE, read_per_layer
-from finsae.report.sae_table import SAE_COLUMNS
 from finsae.paths import report_dir
+from finsae.report.markdown import md_table
+from finsae.report.sae_table import SAE_COLUMNS
 from finsae.report.study import Study, fingerprint
 
 SOURCES = "sources.json"
 HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
 HEADER = re.compile(r"<!-- finsae.report fingerprint=(?P<fp>[0-9a-f]+) -->")
-
-
-def md_table(df: pd.DataFrame) -> str:
-    if df is None or len(df) == 0:
-        return "(empty)"
-    out = df.copy()
-    for c in out.columns:
-        out[c] = out[c].map(_cell)
-    return "\n".join(["| " + " | ".join(map(str, out.columns)) + " |", "|" + "---|" * len(out.columns),
-                      *["| " + " | ".join(map(str, r)) + " |" for r in out.itertuples(index=False)]])
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4g}"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v)
-    return "" if v is None else str(v)
 
 
 class PageWriter:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.errors import FinsaeError
+from finsae.report.markdown import md_table
 from finsae.report.study import Study
 
 SAE_COLUMNS = ["model", "layer", "tag", "seed", "num_latents", "k", "tokens", "fvu", "nmse", "dead_fraction", "l0",
@@ -46,17 +47,6 @@ def finetune_metrics(artifacts: Path | Study) -> pd.DataFrame:
             "seconds": m.seconds,
         })
     return pd.DataFrame(rows)
-
-
-def _fmt(df: pd.DataFrame) -> str:
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype.kind == "f":
-            out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
-    header = "| " + " | ".join(map(str, out.columns)) + " |"
-    sep = "|" + "---|" * len(out.columns)
-    body = ["| " + " | ".join(map(str, r)) + " |" for r in out.itertuples(index=False)]
-    return "\n".join([header, sep, *body])
 
 
 def layer_figure(df: pd.DataFrame):
@@ -161,12 +151,12 @@ def write_tables(study: Study, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     text = []
     if len(ft):
-        t = _fmt(ft)
+        t = md_table(ft)
         (out / "finetune.md").write_text(t + "\n")
         text += ["## Finance twin (PhraseBank test split)", t, ""]
     if len(sae):
         sae.to_csv(out / "sae_table.csv", index=False)
-        t = _fmt(sae)
+        t = md_table(sae)
         (out / "sae_table.md").write_text(t + "\n")
         layer_plot(sae, out / "sae_layers.png")
         demo = demo_table(sae)
@@ -176,7 +166,7 @@ def write_tables(study: Study, out: Path) -> str:
         text += ["## SAEs", t, "", f"plot: {out / 'sae_layers.png'}"]
         sweep = lr_sweep(sae)
         if len(sweep):
-            t = _fmt(sweep)
+            t = md_table(sweep)
             (out / "lr_sweep.md").write_text(t + "\n")
             lr_plot(sweep, out / "lr_sweep.png")
             text += ["", "## Learning-rate sweep", t, "", f"plot: {out / 'lr_sweep.png'}"]
