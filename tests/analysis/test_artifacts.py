@@ -97,6 +97,12 @@ def test_a_table_without_the_columns_readers_need_fails_in_one_line(tmp_path):
     with pytest.raises(FinsaeError, match=r"lacks columns \['financial'\]") as e:
         read_features(tmp_path)
     one_line(e, tmp_path / TABLES["features"])
+    # a reader's own extra columns (the label stage's n_active_docs) go through the same check and line
+    features(0).to_parquet(tmp_path / TABLES["features"])  # no n_active_docs column
+    assert len(read_features(tmp_path)) > 0
+    with pytest.raises(FinsaeError, match=r"lacks columns \['n_active_docs'\]; rerun `python analyze.py`") as e:
+        read_features(tmp_path, needs=("n_active_docs",))
+    one_line(e, tmp_path / TABLES["features"])
 
 
 def test_summary_reads_typed_and_fails_in_one_line_when_missing_or_bad(tmp_path):

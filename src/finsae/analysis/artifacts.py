@@ -125,20 +125,21 @@ def _read_parquet(path: Path, what: str, columns=(), how: str = "") -> pd.DataFr
     return frame
 
 
-def read_table(folder: str | Path, name: str, otherwise: str = "") -> pd.DataFrame:
-    """The combined table ``name`` (a key of :data:`TABLES`) of an analysis folder; ``otherwise``: what a
-    reader may do instead when it is missing (said after the command)."""
+def read_table(folder: str | Path, name: str, otherwise: str = "", needs: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The combined table ``name`` (a key of :data:`TABLES`) of an analysis folder, with its contract's columns and
+    the reader's extra ``needs``; ``otherwise``: what a reader may do instead when it is missing (said after the
+    command)."""
     how = HOW.get(name, "") + (f", or {otherwise}" if otherwise else "")
-    return _read_parquet(table_path(folder, name), WHAT[name], COLUMNS.get(name, ()), how)
+    return _read_parquet(table_path(folder, name), WHAT[name], (*COLUMNS.get(name, ()), *needs), how)
 
 
 def read_layers(folder: str | Path) -> pd.DataFrame:
     return read_table(folder, "layers")
 
 
-def read_features(folder: str | Path, otherwise: str = "") -> pd.DataFrame:
-    """``features.parquet``: one row per (model, layer, latent), at least :data:`FEATURES_COLUMNS`."""
-    return read_table(folder, "features", otherwise)
+def read_features(folder: str | Path, otherwise: str = "", needs: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``features.parquet``: one row per (model, layer, latent), at least :data:`FEATURES_COLUMNS` and ``needs``."""
+    return read_table(folder, "features", otherwise, needs)
 
 
 def read_curves(folder: str | Path) -> pd.DataFrame:

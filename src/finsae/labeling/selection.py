@@ -11,10 +11,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from finsae.errors import FinsaeError
 from finsae.labeling.examples import latent_rng
 
-FEATURE_COLUMNS = ("model", "layer", "latent", "financial", "n_active_docs")
+NEEDED_FEATURE_COLUMNS = ("n_active_docs",)
 """Columns of the analysis stage's ``features.parquet`` this stage needs (``specialized`` is optional)."""
 
 
@@ -28,13 +27,6 @@ class Chosen(NamedTuple):
     n_active_docs: int
     matched_to: int = -1
     """For a ``matched`` control: the target latent it is matched to (-1 otherwise)."""
-
-
-def check_features(features: pd.DataFrame, path) -> None:
-    missing = [c for c in FEATURE_COLUMNS if c not in features.columns]
-    if missing:
-        raise FinsaeError(f"{path} lacks columns {missing}; rerun `python analyze.py` (this labeling stage reads "
-                          f"its features table)")
 
 
 def _flag(rows: pd.DataFrame, col: str) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from finsae.analysis import artifacts as analysis_artifacts
 from finsae.analysis.contexts import check_contexts, read_contexts
+from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import check_writable
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LabelArtifacts
@@ -24,7 +25,7 @@ from finsae.labeling.examples import Embed, examples_of, latent_rng, split_examp
 from finsae.labeling.lexical import LEXICAL_VERSION
 from finsae.labeling.pipeline import METRICS, LatentJob, ProgressFactory, run_labeling
 from finsae.labeling.prompts import PROMPT_VERSION
-from finsae.labeling.selection import check_features, select_latents
+from finsae.labeling.selection import NEEDED_FEATURE_COLUMNS, select_latents
 from finsae.labeling.summary import LabelSummary, overall_fields, score_table
 from finsae.paths import sae_dir
 from finsae.sae.io import is_sae_dir, sae_identity
@@ -38,31 +39,23 @@ class Analysis(NamedTuple):
 
     folder: Path
     """The analysis folder (its ``contexts/`` are read per model and layer)."""
-    summary: dict
-    """Its summary.json (``base``, ``domain``, ``layers``, ``tag``)."""
+    summary: AnalysisSummary
+    """Its summary (``base``, ``domain``, ``layers``, ``tag``, ...)."""
     features: pd.DataFrame
     """Its features table: which latents are financial or specialized."""
-
-
-def read_analysis_files(folder: Path) -> tuple[dict, pd.DataFrame]:
-    """The analysis stage's summary (as a dict) and features table in ``folder``, read through the analysis
-    stage's contract (:mod:`finsae.analysis.artifacts`: one line naming ``python analyze.py`` when absent or
-    damaged)."""
-    return analysis_artifacts.read_summary(folder).to_dict(), analysis_artifacts.read_features(folder)
 
 
 def read_analysis(folder: Path, pair: str, base: str, domain: str) -> Analysis:
     """The analysis stage's summary, features table and contexts of ``pair`` (``base`` vs ``domain``), checked
     for what this stage needs; one line naming ``python analyze.py`` when absent or damaged."""
     folder = Path(folder)
-    summary, features = read_analysis_files(folder)
-    features_path, layers = analysis_artifacts.table_path(folder, "features"), summary["layers"]
-    if (summary["base"], summary["domain"]) != (base, domain):
-        raise FinsaeError(f"{folder} holds the analysis of {summary['base']} vs {summary['domain']}, not of the pair "
+    summary = analysis_artifacts.read_summary(folder)
+    if (summary.base, summary.domain) != (base, domain):
+        raise FinsaeError(f"{folder} holds the analysis of {summary.base} vs {summary.domain}, not of the pair "
                           f"{base} vs {domain}; choose the matching pair= or pair_name=")
-    check_features(features, features_path)
-    for model in (summary["base"], summary["domain"]):
-        for layer in layers:  # every contexts file build_jobs reads, checked before any labelling
+    features = analysis_artifacts.read_features(folder, needs=NEEDED_FEATURE_COLUMNS)
+    for model in (summary.base, summary.domain):
+        for layer in summary.layers:  # every contexts file build_jobs reads, checked before any labelling
             check_contexts(folder, model, layer)
     return Analysis(folder, summary, features)
 
@@ -82,10 +75,10 @@ def sae_id(artifacts: Path, model: str, layer: int, tag: str) -> str:
 def build_jobs(analysis: Analysis, artifacts: Path, lc: LabelConfig, embed: Embed) -> list[LatentJob]:
     """The latents to label, per model and layer of the analysis, with their examples split (hard negatives by
     ``embed``); fails in one line when the analysis marks no latent financial or specialized."""
-    tag = str(analysis.summary.get("tag", "default"))
+    tag = str(analysis.summary.tag)
     jobs = []
-    for model in (analysis.summary["base"], analysis.summary["domain"]):
-        for layer in map(int, analysis.summary["layers"]):
+    for model in (analysis.summary.base, analysis.summary.domain):
+        for layer in map(int, analysis.summary.layers):
             by_latent = examples_of(read_contexts(analysis.folder, model, layer))
             chosen = select_latents(analysis.features, model, layer, by_latent, lc.max_latents, lc.control_latents,
                                     lc.seed, matched=lc.matched_controls)
@@ -128,7 +121,7 @@ def plan_line(jobs: list[LatentJob], analysis: Analysis, lc: LabelConfig) -> str
     n_targets = sum(j.role == "target" for j in jobs)
     s = analysis.summary
     return (f"label: {len(jobs)} latents ({n_targets} financial/specialized, {len(jobs) - n_targets} random "
-            f"controls) of {s['base']} and {s['domain']}, layers {list(s['layers'])}; explainer {lc.backend} "
+            f"controls) of {s.base} and {s.domain}, layers {list(s.layers)}; explainer {lc.backend} "
             f"({lc.llm_name}); scorers {list(lc.scorers)}")
 
 
