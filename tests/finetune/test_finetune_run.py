@@ -35,3 +35,20 @@ def test_skip_if_present_skips_only_a_published_twin(tmp_path):
     st.out_dir.mkdir(parents=True)
     (st.out_dir / "summary.json").write_text("{}")
     assert is_done(st) and st.out_dir == tmp_path / "models" / "tiny_fin"
+
+
+def test_the_twins_own_split_is_read_back_for_later_stages(tmp_path):
+    """Downstream scores and held-out filters use the test_frac the twin was made with (its
+    finetune_config.json), the default for a model made elsewhere, and never a damaged record."""
+    import json
+
+    from finsae.finetune.config import CONFIG_FILE, twin_test_frac
+    from finsae.paths import model_dir
+
+    folder = model_dir(tmp_path, "twin")
+    assert twin_test_frac(tmp_path, "twin") == FinetuneConfig().test_frac  # no twin made here
+    folder.mkdir(parents=True)
+    (folder / CONFIG_FILE).write_text(json.dumps({"out_name": "twin", "test_frac": 0.3, "gone_knob": 1}))
+    assert twin_test_frac(tmp_path, "twin") == 0.3
+    (folder / CONFIG_FILE).write_text("{cut")
+    assert twin_test_frac(tmp_path, "twin") == FinetuneConfig().test_frac

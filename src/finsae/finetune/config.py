@@ -3,10 +3,15 @@ caps, each declared once with its default and doc (the Hydra schema of the group
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 from finsae.errors import require
-from finsae.paths import plain_name
+from finsae.paths import model_dir, plain_name
+
+CONFIG_FILE = "finetune_config.json"
+"""The recipe a published twin was made with, beside its weights (``artifacts/models/{name}/``)."""
 
 
 @dataclass
@@ -48,3 +53,16 @@ class FinetuneConfig:
         require(self.max_steps is None or self.max_steps >= 1,
                f"finetune.max_steps must be >= 1 (an untrained classifier is no finance twin), got {self.max_steps}")
         plain_name(self.out_name, "finetune.out_name")
+
+
+def twin_test_frac(artifacts: Path, name: str) -> float:
+    """``test_frac`` of the PhraseBank split the twin ``name`` was made with (its ``finetune_config.json``), so the
+    sentences a downstream score or held-out filter calls "never trained on" are the twin's own test split; the
+    default when ``name`` is no twin made here (a hub model) or its record is unreadable."""
+    path = model_dir(artifacts, name) / CONFIG_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return FinetuneConfig().test_frac
+    known = {f.name for f in fields(FinetuneConfig)}
+    return FinetuneConfig(**{k: v for k, v in recorded.items() if k in known}).test_frac

@@ -18,7 +18,7 @@ import pandas as pd
 
 from finsae import __version__
 from finsae.atomic import check_writable, locked, publish, staging_dir
-from finsae.finetune.config import FinetuneConfig
+from finsae.finetune.config import CONFIG_FILE, FinetuneConfig
 from finsae.finetune.datasets import LABELS, FinetuneData, build_finetune_data
 from finsae.finetune.metrics import classification_metrics
 from finsae.finetune.probe import linear_probe, pooled_features
@@ -153,7 +153,7 @@ def publish_twin(st: Settings, clf, tok, summary: FinetuneSummary, m: dict, fine
         tmp = staging_dir(out_dir)
         clf.save_pretrained(str(tmp))
         copy_tokenizer_files(st.spec(), tok, tmp)
-        (tmp / "finetune_config.json").write_text(json.dumps(finetune_config, indent=2))
+        (tmp / CONFIG_FILE).write_text(json.dumps(finetune_config, indent=2))
         summary.write(tmp)
         (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
         publish(tmp, out_dir)

@@ -15,7 +15,7 @@ from finsae.analysis.run import SaeMix, Settings, build_heldout, combine, figure
 from finsae.analysis.saes import PairSaes
 from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked
-from finsae.finetune.config import FinetuneConfig
+from finsae.finetune.config import twin_test_frac
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
@@ -30,7 +30,7 @@ def settings(cfg) -> Settings:
     return Settings(pair=pair_name(cfg), saes=saes, data_dir=Path(cfg.paths.data_dir), analysis=cfg.analysis,
                     activations=cfg.activations, eval_start=d.eval_start,
                     mix=SaeMix(tuple(d.corpora), d.max_chars_per_corpus, d.max_docs),
-                    twin_test_frac=FinetuneConfig().test_frac,  # the fine-tune config's split, declared there once
+                    twin_test_frac=twin_test_frac(Path(cfg.paths.artifacts), cfg.pair.domain),
                     progress_bar=cfg.progress_bar)
 
 

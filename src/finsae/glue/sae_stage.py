@@ -26,6 +26,7 @@ import lightning as L
 import pandas as pd
 
 from finsae.glue.activation_datamodule import ActivationDataModule
+from finsae.finetune.config import twin_test_frac
 from finsae.glue.app import resolved_config
 from finsae.glue.sae_module import SaeLitModule
 from finsae.glue.sae_trainer import fit, sae_trainer
@@ -47,7 +48,8 @@ def settings(cfg) -> sae_run.Settings:
         pair=(cfg.pair.base, cfg.pair.domain) if cfg.task == "crosscoder" else None,
         corpora=tuple(d.corpora), max_chars_per_corpus=d.max_chars_per_corpus, max_docs=d.max_docs,
         eval_start=d.eval_start, sae_eval_frac=d.sae_eval_frac, world_size=t.devices * t.num_nodes,
-        downstream_docs=cfg.downstream_docs, twin_test_frac=cfg.finetune.test_frac, resume=cfg.resume,
+        downstream_docs=cfg.downstream_docs, twin_test_frac=twin_test_frac(Path(cfg.paths.artifacts), cfg.pair.domain),
+        resume=cfg.resume,
         overwrite=cfg.overwrite, skip_if_done=cfg.skip_if_done, rescore=cfg.rescore,
         rebuild_cache=cfg.rebuild_cache, verify_cache=cfg.verify_cache, progress_bar=t.progress_bar)
 
