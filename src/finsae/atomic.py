@@ -118,6 +118,36 @@ def read_json(path: Path, what: str, fix: str) -> Any:
         raise ConfigError(f"{what} {path} is not valid JSON ({first}); {fix}") from None
 
 
+def read_table(path: Path, what: str, columns: Iterable[str], command: str, how: str = ""):
+    """A stage's parquet or csv table, checked, with one wording for every stage's readers: a missing file is a
+    ``DataMissingError`` ("Make it with `command`{how}."); a damaged or cut one (a csv whose last line has no end,
+    as every writer ends its lines) and one without ``columns`` fail in one line naming the file and ``command``."""
+    import pandas as pd
+
+    from finsae.errors import DataMissingError, FinsaeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataMissingError(what, path, f"Make it with `{command}`{how}.")
+    try:
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            with path.open("rb") as f:
+                f.seek(max(path.stat().st_size - 1, 0))
+                if f.read(1) != b"\n":
+                    raise ValueError("its last line was cut off")
+            table = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow and the csv parser raise many types for a damaged file
+        detail = " ".join(str(e).split())[:80]
+        raise FinsaeError(f"{path} ({what}) is damaged or cut ({type(e).__name__}: {detail}); delete it and rerun "
+                          f"`{command}`") from None
+    lacking = [c for c in columns if c not in table.columns]
+    if lacking:
+        raise FinsaeError(f"{path} ({what}) lacks columns {lacking}; rerun `{command}`")
+    return table
+
+
 def write_table(frame, path: Path, columns: Iterable[str], what: str) -> Path:
     """Write ``frame[columns]`` as parquet via a temp file and rename; a missing column is a bug, named."""
     columns = list(columns)

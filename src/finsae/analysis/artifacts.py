@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.analysis.summary import AnalysisSummary
+from finsae import atomic
 from finsae.atomic import write_json, write_table
 from finsae.errors import DataMissingError, FinsaeError
 from finsae.summary import SUMMARY_FILE
@@ -112,25 +113,12 @@ def _damaged(path: Path, why: str) -> FinsaeError:
     return FinsaeError(f"{path} is damaged or cut ({why}); delete it and rerun `{COMMAND}`")
 
 
-def _read_parquet(path: Path, what: str, columns=(), how: str = "") -> pd.DataFrame:
-    if not path.is_file():
-        raise _missing(what, path, how)
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise _damaged(path, type(e).__name__) from None
-    lacking = [c for c in columns if c not in frame.columns]
-    if lacking:
-        raise FinsaeError(f"{path} lacks columns {lacking}; rerun `{COMMAND}`")
-    return frame
-
-
 def read_table(folder: str | Path, name: str, otherwise: str = "", needs: tuple[str, ...] = ()) -> pd.DataFrame:
     """The combined table ``name`` (a key of :data:`TABLES`) of an analysis folder, with its contract's columns and
     the reader's extra ``needs``; ``otherwise``: what a reader may do instead when it is missing (said after the
     command)."""
     how = HOW.get(name, "") + (f", or {otherwise}" if otherwise else "")
-    return _read_parquet(table_path(folder, name), WHAT[name], (*COLUMNS.get(name, ()), *needs), how)
+    return atomic.read_table(table_path(folder, name), WHAT[name], (*COLUMNS.get(name, ()), *needs), COMMAND, how)
 
 
 def read_layers(folder: str | Path) -> pd.DataFrame:
@@ -202,7 +190,7 @@ def layer_folders(folder: str | Path) -> Iterator[tuple[dict, dict[str, pd.DataF
 
         def tables(d=d) -> dict[str, pd.DataFrame]:
             names = [LAYER_ROW, "features", "curves", *(m for m in METHODS if (d / f"{m}.parquet").is_file())]
-            return {n: _read_parquet(d / f"{n}.parquet", f"layer table {n}") for n in names}
+            return {n: atomic.read_table(d / f"{n}.parquet", f"layer table {n}", (), COMMAND) for n in names}
 
         yield meta, tables
 

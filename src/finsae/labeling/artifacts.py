@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from finsae.atomic import locked, publish, staging_dir
+from finsae.atomic import locked, publish, read_table, staging_dir
 from finsae.errors import DataMissingError, FinsaeError
 from finsae.labeling.pipeline import METRICS
 from finsae.labeling.summary import LabelSummary
@@ -71,28 +71,11 @@ def publish_labels(out_dir: Path, result: LabelArtifacts) -> None:
 
 
 def _missing(what: str, path: Path) -> DataMissingError:
-    return DataMissingError(what, path, f"Run `{MAKES}` first (the label stage writes it).")
+    return DataMissingError(what, path, f"Make it with `{MAKES}`.")
 
 
 def _table(path: Path, what: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        raise _missing(what, path)
-    try:
-        if path.suffix == ".parquet":
-            table = pd.read_parquet(path)
-        else:
-            with path.open("rb") as f:  # the writer ends every line: a last line without its end was cut off
-                f.seek(max(path.stat().st_size - 1, 0))
-                if f.read(1) != b"\n":
-                    raise ValueError("cut off")
-            table = pd.read_csv(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow and the csv parser raise many types for a damaged file
-        detail = " ".join(str(e).split())[:80]
-        raise FinsaeError(f"{path} is not a readable {what} ({type(e).__name__}: {detail}); rerun `{MAKES}`") from None
-    lacking = [c for c in columns if c not in table.columns]
-    if lacking:
-        raise FinsaeError(f"{path} is not a {what} (lacks columns {lacking}); rerun `{MAKES}`")
-    return table
+    return read_table(path, what, columns, MAKES)
 
 
 def read_labels(folder: Path, missing_ok: bool = False) -> pd.DataFrame | None:
