@@ -135,6 +135,25 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
     capsys.readouterr()
 
 
+def test_a_stopped_run_shows_its_stages_on_the_timing_page(tmp_path):
+    from finsae.demo import timing
+    from finsae.report import results
+    from finsae.report.study import Study
+
+    stages = {"SAEs": {"wall_s": 5191.5, "job_s": 9000.0, "jobs_run": 48, "jobs_cached": 0, "jobs_failed": 0,
+                       "jobs_blocked": 0, "jobs": {"sae a": {"status": "ran", "seconds": 503.8}}},
+              "backtest": {"wall_s": 13.4, "job_s": 13.4, "jobs_run": 0, "jobs_cached": 0, "jobs_failed": 1,
+                           "jobs_blocked": 0, "jobs": {"backtest": {"status": "failed", "seconds": 13.4}}}}
+    timing.write(tmp_path / "report", {"total_s": 7506.5, "ok": False, "only": None, "stages": stages, "slots": 2,
+                                       "dtype": "bf16", "cpu": {"model": "X", "cores": 2,
+                                                                "bf16_flags": {"avx512_bf16": True}}})
+    page = results.timing_page(Study(tmp_path))
+    assert "No whole `make demo`" in page and "## The latest run that ran jobs" in page
+    assert "2h05m06s wall" in page and "not ok (jobs: 1 failed, 1 ran)" in page
+    assert "| SAEs | 1h26m32s |" in page and "| sae a | SAEs | 504 | ran |" in page
+    assert "| stopped or failed |" in page
+
+
 def test_main_only_picks_a_stage_and_its_dependencies(tmp_path, capsys):
     assert demo_main.main(["--artifacts", str(tmp_path), "--only", "saes", "--dry-run"]) == 0
     out = capsys.readouterr().out

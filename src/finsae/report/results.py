@@ -200,31 +200,53 @@ def _against_target(rec: dict) -> str:
     return f"{met} (target {_fmt_s(target)}, {what})"
 
 
+def _job_states(rec: dict) -> str:
+    states: dict[str, int] = {}
+    for st in rec["stages"].values():
+        for j in st["jobs"].values():
+            states[j["status"]] = states.get(j["status"], 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(states.items()))
+
+
 def timing_page(study: Study) -> str:
     runs = _runs(study)
     if not runs:
         return "not run: no `report/timing_history.jsonl` yet (`make demo` writes it)."
     parts = []
     whole = [r for r in runs if timing.is_whole_run(r)]
+    with_jobs = [r for r in runs if timing.counts(r)[0] > 0]
     if whole:
         rec = whole[-1]
         parts += ["## The latest whole `make demo` (nothing done before it)\n",
                   f"{_fmt_s(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
-                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; target {_against_target(rec)}.\n",
-                  md_table(pd.DataFrame([{"stage": k, "wall": _fmt_s(v["wall_s"]), "job time": _fmt_s(v["job_s"]),
-                                          "jobs run": v["jobs_run"], "jobs done before": v["jobs_cached"]}
+                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; target {_against_target(rec)}.\n"]
+    elif with_jobs:
+        rec = with_jobs[-1]
+        parts += ["No whole `make demo` (every job run, none found done, all ok) is on record yet.\n",
+                  "## The latest run that ran jobs\n",
+                  f"{_fmt_s(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
+                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; {'ok' if rec.get('ok') else 'not ok'} "
+                  f"(jobs: {_job_states(rec)}).\n"]
+    else:
+        rec = None
+        parts.append("No run that ran jobs is on record yet.\n")
+    if rec is not None:
+        parts += [md_table(pd.DataFrame([{"stage": k, "wall": _fmt_s(v["wall_s"]), "job time": _fmt_s(v["job_s"]),
+                                          "jobs run": v["jobs_run"], "jobs done before": v["jobs_cached"],
+                                          "failed or stopped": v.get("jobs_failed", 0),
+                                          "not started": v.get("jobs_blocked", 0)}
                                          for k, v in rec["stages"].items()])),
                   "", "Longest jobs:", "",
-                  md_table(pd.DataFrame(sorted(({"job": j, "stage": k, "seconds": round(v["seconds"])}
-                                                for k, st in rec["stages"].items() for j, v in st["jobs"].items()),
+                  md_table(pd.DataFrame(sorted(({"job": j, "stage": k, "seconds": round(v["seconds"]),
+                                                 "status": v["status"]}
+                                                for k, st in rec["stages"].items() for j, v in st["jobs"].items()
+                                                if v["status"] in ("ran", "failed")),
                                                key=lambda r: -r["seconds"])[:10])), ""]
-    else:
-        parts.append("No whole `make demo` (every job run, none found done) is on record yet.\n")
     rows = []
     for r in runs[::-1][:12]:
         ran, cached = timing.counts(r)
         kind = "whole" if timing.is_whole_run(r) else "all done" if timing.is_done_rerun(r) else \
-            f"--only {','.join(r['only'])}" if r.get("only") else "partial"
+            f"--only {','.join(r['only'])}" if r.get("only") else "partial" if r.get("ok") else "stopped or failed"
         rows.append({"finished (UTC)": r.get("finished_utc"), "run": kind, "wall": _fmt_s(r["total_s"]),
                      "jobs run": ran, "jobs done before": cached, "ok": r.get("ok"), "dtype": r.get("dtype"),
                      "machine": _cpu(r), "target": _against_target(r) if kind in ("whole", "all done") else ""})
