@@ -54,6 +54,9 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
                  "sae minilm L5 demo_warm_control"):
         assert "sae.lr=0.002" in by[name].command and "sae.k=96" in by[name].command, name
     assert not {"sae.lr=0.002", "sae.k=96"} & set(by[f"sae {CROSSCODER} L5"].command)
+    for name in (f"sae {CROSSCODER} L5", f"sae {CROSSCODER} L5 demo_seed1"):  # its own layer-5 setting
+        assert "sae.k=64" in by[name].command, name
+    assert "sae.k=64" not in by[f"sae {CROSSCODER} L4"].command
     assert not {"sae.lr=0.002", "sae.k=96"} & set(by["sae minilm_fin L4"].command)
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run

@@ -206,10 +206,10 @@ def _disk_cache_file(name: str, builder: Builder, data_dir: str, eval_start: str
             h.update(f"{f.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     for src in sorted(Path(__file__).parent.glob("*.py")):  # the builders and the rules above
         h.update(src.read_bytes())
-    return folder / f"{plain_file_name(name)}-{h.hexdigest()[:20]}.pkl"
+    return folder / f"{_file_name(name)}-{h.hexdigest()[:20]}.pkl"
 
 
-def plain_file_name(name: str) -> str:
+def _file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
 
 
