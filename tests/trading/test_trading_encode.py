@@ -15,7 +15,7 @@ def tweets(data_dir, small_tickers):
     return tweet_corpus(load_stocknet_tweets_raw(data_dir, small_tickers))[0]
 
 
-def _artifacts(root, tiny_model, tiny_sae):
+def _artifacts(root, tiny_sae):
     from finsae.paths import sae_dir
     from finsae.sae.io import save
 
@@ -32,10 +32,10 @@ def test_side_by_side_encodings_match_one_process(tmp_path, tweets, tiny_model, 
     roles = {"base": "tiny", "domain": "tiny"}
     fc = FeatureConfig(sets=["price_base_sae", "domain_sae", "domain_dense"], layers=[1], tag="t", encode_jobs=jobs)
     act = ExtractConfig(max_length=64, batch_size=4, dtype="fp32")
-    ref_root = _artifacts(tmp_path / "ref", tiny_model, tiny_sae)
+    ref_root = _artifacts(tmp_path / "ref", tiny_sae)
     ref = encode.encode_tweets(roles, FeatureConfig(**{**fc.__dict__, "encode_jobs": 1}), act, ref_root,
                                ref_root / "tweet_cache", "2015-08-01", tweets, progress=False)
-    root = _artifacts(tmp_path / "run", tiny_model, tiny_sae)
+    root = _artifacts(tmp_path / "run", tiny_sae)
     computed = []
     real = encode.encode_docs
     monkeypatch.setattr(encode, "encode_docs", lambda *a, **k: computed.append(1) or real(*a, **k))
