@@ -78,6 +78,21 @@ def test_end_to_end_with_wandb(project_root, tmp):
     assert wb["config"]["sae"]["k"] == 4
 
 
+def test_no_validation_during_the_fit_leaves_training_and_the_published_fvu_alone(project_root, tmp):
+    """``trainer.val_checks=0`` (the demo's): no ``val/*`` curve, the same weights and final FVU as with them."""
+    run_dir = tmp / "run_noval"
+    train(project_root, tmp, "logger=wandb_offline", f"hydra.run.dir={run_dir}", "tag=noval", "trainer.val_checks=0")
+    s = read_offline_summary(next((run_dir / "wandb").glob("offline-run-*")))["summary"]
+    assert "train/fvu" in s and not any(k.startswith("val/") for k in s)
+    if not (tmp / "art" / "sae" / "tiny" / "layer_1" / "e2e").is_dir():
+        train(project_root, tmp, "tag=e2e")
+    a, b = weights(tmp, "noval"), weights(tmp, "e2e")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    fvu = [json.loads((tmp / "art" / "sae" / "tiny" / "layer_1" / t / "summary.json").read_text())["fvu"]
+           for t in ("noval", "e2e")]
+    assert abs(fvu[0] - fvu[1]) < 1e-6
+
+
 def test_rescore_updates_the_downstream_score_only(project_root, tmp):
     train(project_root, tmp, "logger=none", "tag=rescore")  # its own SAE: the test does not lean on another's
     out = tmp / "art" / "sae" / "tiny" / "layer_1" / "rescore"

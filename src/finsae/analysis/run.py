@@ -103,20 +103,40 @@ def _twin_texts(st: Settings) -> frozenset[str]:
 
 def layer_job(st: Settings, held: HeldoutSet, layers: list[int]) -> LayerJob:
     """Extract both models' held-out activations (every layer in the one forward pass, so that a later run or a
-    multirun job of another layer reuses the cache) and bundle what each layer's comparison reads."""
+    multirun job of another layer reuses the cache) and bundle what each layer's comparison reads. With
+    ``analysis.jobs`` > 1 each model's extraction runs first in a one-thread worker process of its own, side by
+    side; this process then opens the cached entries."""
     s = st.saes
+    models = (s.base, s.domain)
+    if st.analysis.jobs > 1:
+        from finsae.workers import one_thread_pool
+
+        with one_thread_pool(min(st.analysis.jobs, len(models)), (st, held.corpus, layers)) as pool:
+            list(pool.map(_extract_in_worker, models))
     stores = {}
-    for m in (s.base, s.domain):
-        loaded = load_model(get_spec(m), st.artifacts)
-        every = sorted(set(range(loaded.num_layers)) | set(layers))
-        stores[m] = build_activations(loaded, held.corpus, every, activations_root(st.artifacts), st.activations,
-                                      progress=st.progress_bar, align_with=stores.get(s.base),
-                                      eval_start=st.eval_start)
-        del loaded
+    for m in models:
+        stores[m] = _heldout_stores(st, m, held.corpus, layers, align_with=stores.get(s.base))
     table = stores[s.base][layers[0]].table
     doc_of_row = pd.Index(held.corpus.frame["doc_id"]).get_indexer(table.doc_ids)[table.column("doc")]
-    arrays = {(m, layer): stores[m][layer].array for m in (s.base, s.domain) for layer in layers}
+    arrays = {(m, layer): stores[m][layer].array for m in models for layer in layers}
     return LayerJob(s, st.analysis, arrays, doc_of_row, table.column("char_start"), held)
+
+
+def _heldout_stores(st: Settings, model: str, corpus, layers: list[int], align_with=None):
+    """``model``'s held-out activation stores at every layer (built where the cache has none)."""
+    loaded = load_model(get_spec(model), st.artifacts)
+    every = sorted(set(range(loaded.num_layers)) | set(layers))
+    return build_activations(loaded, corpus, every, activations_root(st.artifacts), st.activations,
+                             progress=st.progress_bar, align_with=align_with,
+                             eval_start=st.eval_start)
+
+
+def _extract_in_worker(model: str) -> None:
+    """One model's held-out activations into the cache (run by a worker of :func:`layer_job`)."""
+    from finsae.workers import worker_state
+
+    st, corpus, layers = worker_state()
+    _heldout_stores(st, model, corpus, layers)
 
 
 def combine(folder: Path, st: Settings, counts: dict,

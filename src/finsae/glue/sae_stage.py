@@ -109,7 +109,7 @@ def _train(cfg, raw, st: sae_run.Settings, t0: float) -> SaeSummary | None:
     with stage_run("train_sae", resolved_config(raw), st.run_dir, cfg.logger, group=cfg.logger.group or f"sae-{st.tag}",
                    tags=list(cfg.logger.tags) + [name], name=f"sae-{name}-L{st.layer}-{st.tag}") as tracker:
         trainer, stopper = sae_trainer(cfg.trainer, s.total_steps, tracker.lightning_logger(), ckpt_dir,
-                                       max(1, s.total_steps // 5), f"sae {name} L{st.layer}")
+                                       f"sae {name} L{st.layer}")
         fit_seconds = fit(trainer, stopper, module, batches, ckpt_path)
         if trainer.global_rank != 0:
             return None  # post-fit work is rank zero's (under ddp/submitit every rank runs this function)

@@ -1,5 +1,5 @@
 """The SAE stage's Lightning trainer: checkpoints every ``trainer.checkpoint_every`` steps (and ``last.ckpt``)
-under ``artifacts/checkpoints/``, validation five times per run, and a fit that a signal stops with a
+under ``artifacts/checkpoints/``, ``trainer.val_checks`` validation passes per run, and a fit that a signal stops with a
 checkpoint (:class:`~finsae.glue.interrupt.StopOnSignal`) and a one-line :class:`Interrupted`."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from finsae.glue.interrupt import Interrupted, StopOnSignal
 from finsae.sae.run_guard import LAST_CHECKPOINT
 
 
-def sae_trainer(t, total: int, logger, ckpt_dir: Path, val_every: int, desc: str) -> tuple[L.Trainer, StopOnSignal]:
-    """The trainer of ``total`` steps on the ``trainer:`` settings ``t``, and the callback that stops it on a
-    signal with a checkpoint."""
+def sae_trainer(t, total: int, logger, ckpt_dir: Path, desc: str) -> tuple[L.Trainer, StopOnSignal]:
+    """The trainer of ``total`` steps on the ``trainer:`` settings ``t`` (``t.val_checks`` evenly spaced
+    validations), and the callback that stops it on a signal with a checkpoint."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     stopper = StopOnSignal(str(ckpt_dir / LAST_CHECKPOINT))
@@ -29,7 +29,8 @@ def sae_trainer(t, total: int, logger, ckpt_dir: Path, val_every: int, desc: str
         precision=t.precision, max_steps=total, max_epochs=-1, logger=logger,
         callbacks=[ckpt, stopper, *([step_progress_bar(total, desc)] if t.progress_bar else [])],
         enable_progress_bar=t.progress_bar, enable_model_summary=False, log_every_n_steps=max(1, min(20, total // 20)),
-        num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, check_val_every_n_epoch=None, limit_val_batches=1.0 if t.val_checks else 0,
+        val_check_interval=max(1, total // max(1, t.val_checks)),
         use_distributed_sampler=False, deterministic=False,
     )
     return trainer, stopper

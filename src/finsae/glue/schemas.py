@@ -124,6 +124,9 @@ class TrainerSchema:
     precision: str = "32-true"
     checkpoint_every: int = 50
     """Optimizer steps between checkpoints."""
+    val_checks: int = 5
+    """Validation passes over the ``sae_eval`` split during an SAE fit (W&B's ``val/*`` curves); 0 for none: the
+    published FVU is computed on every ``sae_eval`` token after the fit either way."""
     progress_bar: bool = True
 
     def __post_init__(self):
@@ -131,6 +134,7 @@ class TrainerSchema:
         _check(self.accelerator in ACCELERATORS, f"trainer.accelerator must be one of {ACCELERATORS}, got {self.accelerator!r}")
         _check(self.precision in PRECISIONS, f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.checkpoint_every >= 1, f"trainer.checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        _check(self.val_checks >= 0, f"trainer.val_checks must be >= 0, got {self.val_checks}")
 
 
 def check_hardware(t: TrainerSchema) -> None:
