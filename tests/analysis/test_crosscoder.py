@@ -19,6 +19,7 @@ from finsae.analysis.crosscoder import (
     load_crosscoder,
     relative_norm,
 )
+from finsae.analysis.doc_scores import encode_rows
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
 from finsae.errors import ConfigError, DataMissingError
@@ -107,6 +108,47 @@ def hand_built_data(n: int = 4000) -> torch.Tensor:
     hb = a * base_amp * e[c]
     hd = a * e[c]
     return torch.cat([hb, hd], 1)
+
+
+def _dense_latent_scaling(sae, x, own_is_domain):
+    """Latent Scaling's sums written out densely over all latents (fp64), the reference of the sparse one."""
+    blocks = decoder_blocks(sae)
+    db, dd = blocks.base.double(), blocks.domain.double()
+    d = db.shape[1]
+    u = torch.where(torch.from_numpy(own_is_domain).unsqueeze(1), dd, db)
+    code = sae.encode(x)
+    f = torch.zeros(x.shape[0], db.shape[0], dtype=torch.float64).scatter_(
+        1, code.latent_indices.long(), code.latent_acts.double())
+    lat = f @ torch.cat([db, dd], 1)
+    xn = x.double() * float(sae.norm_scale)
+    out = {}
+    for k, sl, dm in (("base", slice(0, d), db), ("domain", slice(d, 2 * d), dd)):
+        err = xn[:, sl] - lat[:, sl] - sae.b_dec.detach().double()[sl]
+        out["eps_" + k] = (f * (err @ u.t())).sum(0) + (dm * u).sum(1) * f.pow(2).sum(0)
+        out["r_" + k] = (f * (lat[:, sl] @ u.t())).sum(0)
+    den = u.pow(2).sum(1) * f.pow(2).sum(0)
+    return {k: (v / den).numpy() for k, v in out.items()}
+
+
+def test_latent_scaling_equals_its_dense_sums_on_a_random_crosscoder():
+    torch.manual_seed(0)
+    sae = TopKSAE(SaeConfig(d_in=16, num_latents=40, k=5, seed=0))
+    x = torch.randn(700, 16)
+    sae.init_from_sample(x)
+    own = relative_norm(*[b.double() for b in decoder_blocks(sae)]) >= 0.5
+    ref = _dense_latent_scaling(sae, x, np.asarray(own))
+    s = latent_scaling(sae, x.split(300), np.asarray(own))
+    alive = s.n_active > 0
+    assert alive.sum() > 20
+    od = np.asarray(own)
+    np.testing.assert_allclose(s.beta_eps_own[alive], np.where(od, ref["eps_domain"], ref["eps_base"])[alive], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(s.beta_eps_other[alive], np.where(od, ref["eps_base"], ref["eps_domain"])[alive], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(s.beta_r_own[alive], np.where(od, ref["r_domain"], ref["r_base"])[alive], rtol=1e-9, atol=1e-9)
+    codes = encode_rows(sae, x)  # the analysis' one encoding of the rows, read instead of a second
+    again = latent_scaling(sae, x.split(300), np.asarray(own), codes=codes)
+    np.testing.assert_allclose(again.beta_eps_own, s.beta_eps_own, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="codes hold 700 rows"):
+        latent_scaling(sae, [x, x[:5]], np.asarray(own), codes=codes)
 
 
 def test_latent_scaling_flags_planted_artifacts_and_keeps_true_specific_latents():

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import finsae.demo.__main__ as demo_main
+from finsae import precision
 from finsae.demo.plan import CROSSCODER, LAYERS, SEED_LAYERS, demo_jobs, report_file, sae_runs
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.errors import FinsaeError
@@ -60,6 +61,14 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert not {"sae.lr=0.002", "sae.k=96"} & set(by["sae minilm_fin L4"].command)
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
+
+
+@pytest.mark.parametrize("units", ["1", "0"])
+def test_the_fine_tune_runs_in_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypatch, units):
+    monkeypatch.setenv(precision.ENV, units)  # the capability check, not the math
+    cmd = {j.name: j.command for j in demo_jobs(tmp_path)}["finetune"]
+    assert ("trainer.precision=bf16-mixed" in cmd) == (units == "1")
+    assert not any("precision" in a for j in demo_jobs(tmp_path) if j.name != "finetune" for a in j.command)
 
 
 def test_everything_done_runs_nothing(tmp_path):

@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from scipy.stats import false_discovery_control
 from torch import Tensor
 
@@ -52,6 +53,7 @@ from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
 from finsae.analysis.selectivity import FDR, MIN_AUROC, contrast
 from finsae.errors import ConfigError
 from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
+from finsae.sae.kernels import latent_sums
 
 BASE_ONLY_MAX = 0.1
 """``delta <= 0.1``: base-only (the domain block holds at most 1/10 of the latent's decoder norm)."""
@@ -123,10 +125,12 @@ class LatentScaling(NamedTuple):
 
 
 @torch.no_grad()
-def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.ndarray | None = None) -> LatentScaling:
+def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.ndarray | None = None,
+                   codes: Codes | None = None) -> LatentScaling:
     """Latent Scaling of every latent of crosscoder ``sae`` over ``batches`` of its input rows ``[n, 2d]``
     (the paired, block-scaled activations it was trained on). ``own_is_domain [m]``: which block is the
-    latent's own (default: ``delta >= 0.5``)."""
+    latent's own (default: ``delta >= 0.5``). ``codes``: ``sae``'s codes of those rows in order
+    (:func:`~finsae.analysis.doc_scores.encode_rows`), read instead of encoding them again."""
     blocks = decoder_blocks(sae)
     db, dd = blocks.base.double(), blocks.domain.double()
     m, d = db.shape
@@ -142,23 +146,33 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
     ff = torch.zeros(m, dtype=torch.float64)
     n_active = torch.zeros(m, dtype=torch.long)
     b_dec = sae.b_dec.detach().double()
+    w_cat = torch.cat([db, dd], 1)  # [m, 2d]
     seen = 0
     for x in batches:
         for xs in torch.split(x.reshape(-1, sae.d_in), CHUNK_ROWS):
-            code = sae.encode(xs)
+            if codes is None:
+                code = sae.encode(xs)
+                idx, acts = code.latent_indices.long(), code.latent_acts.double()
+            else:
+                idx, acts = codes.indices[seen:seen + len(xs)].long(), codes.acts[seen:seen + len(xs)].double()
+                if len(idx) != len(xs):
+                    raise ValueError(f"latent_scaling: codes hold {len(codes.indices)} rows, the batches more")
             xn = xs.double() * float(sae.norm_scale)
-            f = torch.zeros(xs.shape[0], m, dtype=torch.float64).scatter_(
-                1, code.latent_indices.long(), code.latent_acts.double())
-            lat = f @ torch.cat([db, dd], 1)  # the latents' reconstruction (no bias), [n, 2d]
-            ff += f.pow(2).sum(0)
-            n_active += (f > 0).sum(0)
+            lat = F.embedding_bag(idx, w_cat, per_sample_weights=acts, mode="sum")  # latents' reconstruction, [n, 2d]
+            ff.index_add_(0, idx.reshape(-1), acts.pow(2).reshape(-1))
+            n_active.index_add_(0, idx.reshape(-1), (acts > 0).long().reshape(-1))
             for k, sl in (("base", slice(0, d)), ("domain", slice(d, 2 * d))):
                 err = xn[:, sl] - lat[:, sl] - b_dec[sl]
-                eps[k] += (f * (err @ u.t())).sum(0) + c[k] * f.pow(2).sum(0)
-                rec[k] += (f * (lat[:, sl] @ u.t())).sum(0)
+                # sum_i f_ij (err_i . u_j) = u_j . (F^T err)_j: the codes' transpose, at k/m of the dense work
+                eps[k] += (latent_sums(idx, acts, err, m) * u).sum(1)
+                rec[k] += (latent_sums(idx, acts, lat[:, sl].contiguous(), m) * u).sum(1)
             seen += xs.shape[0]
     if seen == 0:
         raise ValueError("latent_scaling got no rows")
+    if codes is not None and seen != len(codes.indices):
+        raise ValueError(f"latent_scaling: codes hold {len(codes.indices)} rows, the batches {seen}")
+    for k in eps:
+        eps[k] += c[k] * ff  # the f_j d_M_j . u_j part of each error
     uu = u.pow(2).sum(1)
     den = uu * ff
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -333,7 +347,7 @@ def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_o
     codes = encode_rows(sae, paired_rows)
     n_docs = len(held.corpus.frame)
     scores = doc_scores(codes, doc_of_row, n_docs)
-    table = crosscoder_table(layer, sae, latent_scaling(sae, batches(paired_rows)),
+    table = crosscoder_table(layer, sae, latent_scaling(sae, batches(paired_rows), codes=codes),
                              financial_selectivity(scores, held, kind, fdr, min_auroc))
     seed1, stability = None, None
     if sae_seed1 is not None:

@@ -52,13 +52,16 @@ class LayerJob(NamedTuple):
     def compare(self, layer: int, progress=None) -> LayerOutcome:
         """One layer's comparison and, where their SAEs exist, its crosscoder and warm-start analyses."""
         res = self._independent(layer, progress)
+        say = progress or (lambda msg: None)
         tables = {}
         with one_thread():
+            say("crosscoder")
             xc = self._crosscoder(layer)
             if xc is not None:
                 res.row.update(xc.summary)
                 res.contexts[crosscoder.CONTEXT_MODEL] = xc.contexts
                 tables["crosscoder"] = xc.table
+            say("warm starts")
             ws = self._warmstart(layer)
             if ws is not None:
                 res.row.update(ws.summary)

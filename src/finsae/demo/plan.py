@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from finsae import precision
 from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
                           pair_dirs, report_dir, sae_dir, sae_dirs)
@@ -61,6 +62,13 @@ class SaeRun:
             extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, 'demo')}")
         extra += (CROSSCODER_LAYER if self.model == CROSSCODER else LAYER_SAE).get(self.layer, ())
         return ["experiment=demo", *what, f"layer={self.layer}", *extra, "skip_if_done=true"]
+
+
+def finetune_precision() -> tuple[str, ...]:
+    """The fine-tune's precision override: ``bf16-mixed`` where the CPU has bf16 units (the compute dtype
+    :func:`finsae.precision.resolve` picks), else none (fp32). Measured on the twin's recipe (docs/demo.md,
+    "Levers"): 543 s instead of 808 s, PhraseBank accuracy 0.816 / macro-F1 0.789 against fp32's 0.812 / 0.783."""
+    return ("trainer.precision=bf16-mixed",) if precision.resolve("auto", "cpu") == "bf16" else ()
 
 
 def sae_runs() -> list[SaeRun]:
@@ -116,7 +124,8 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         folder = outputs / job.replace(" ", "_")
         return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
 
-    jobs = [Job("finetune", "finetune", script("train.py", "finetune", "task=finetune", "finetune.skip_if_present=true"),
+    finetune = ["task=finetune", "finetune.skip_if_present=true", *finetune_precision()]
+    jobs = [Job("finetune", "finetune", script("train.py", "finetune", *finetune),
                 done=_published(model_dir(artifacts, TWIN)))]
     runs = sae_runs()
     first = {}

@@ -306,6 +306,14 @@ def _segment_dot(latent: Tensor, token: Tensor, bounds: Tensor, W: Tensor, table
     return out
 
 
+def latent_sums(idx: Tensor, acts: Tensor, table: Tensor, num_latents: int) -> Tensor:
+    """``out[j] = sum over tokens t, slots s with idx[t, s] == j of acts[t, s] * table[t]``: the codes' transpose
+    times ``table [n, d]`` (``F^T table`` for the sparse ``F [n, m]``), an ``[m, d]`` tensor in ``table``'s dtype,
+    at k/m of the dense product's work."""
+    _, order, token, bounds = _latent_major(idx, num_latents)
+    return _segment_weighted_sum(token, bounds, table, acts.reshape(-1)[order].to(table.dtype))
+
+
 class TopKSaeFn(torch.autograd.Function):
     """Top-k SAE forward with a sparse backward. See the module docstring for the maths.
 
