@@ -172,6 +172,7 @@ def test_builtin_corpora_are_cached_on_disk_and_rebuilt_when_inputs_change(data_
     entry is rebuilt; a registered corpus is never cached (its inputs are unknown)."""
     import os
     import shutil
+    import time
 
     from finsae.data import corpus as corpus_mod
 
@@ -198,14 +199,25 @@ def test_builtin_corpora_are_cached_on_disk_and_rebuilt_when_inputs_change(data_
     os.utime(zipped, ns=(zipped.stat().st_atime_ns, zipped.stat().st_mtime_ns + 10**9))
     load()
     assert parsed == ["phrasebank"] * 2 and len(list((tmp_path / "cache").glob("phrasebank-*.pkl"))) == 2
+    # an entry unread for CACHE_UNUSED_DAYS goes when the corpus writes a new one; another corpus' entry stays
+    old = time.time() - (corpus_mod.CACHE_UNUSED_DAYS + 1) * 86400
+    other = tmp_path / "cache" / f"phrasebank_x-{'0' * 20}.pkl"
+    other.write_bytes(b"another corpus")
+    for entry in [*(tmp_path / "cache").glob("phrasebank-*.pkl"), other]:
+        os.utime(entry, (old, old))
+    load()  # a read refreshes its own entry ...
+    os.utime(zipped, ns=(zipped.stat().st_atime_ns, zipped.stat().st_mtime_ns + 10**9))
+    load()  # ... a new entry prunes the stale one
+    assert parsed == ["phrasebank"] * 3 and other.is_file()
+    assert len(list((tmp_path / "cache").glob("phrasebank-*.pkl"))) == 2
     for entry in (tmp_path / "cache").glob("phrasebank-*.pkl"):
         entry.write_bytes(b"cut")
     pd.testing.assert_frame_equal(load(), first)
-    assert parsed == ["phrasebank"] * 3
+    assert parsed == ["phrasebank"] * 4
     register_corpus("_test_cached", lambda data_dir: pd.DataFrame({"doc_id": ["a"], "text": ["x"], "source": ["s"]}),
                     overwrite=True)
     load_corpus("_test_cached", data_dir=data.parent, split="all")
     assert not list((tmp_path / "cache").glob("_test_cached*"))
     monkeypatch.setenv(corpus_mod.CACHE_ENV, "off")
     load()
-    assert parsed[-1] == "phrasebank" and len(parsed) == 5
+    assert parsed[-1] == "phrasebank" and len(parsed) == 6

@@ -416,7 +416,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     impr_lo, impr_hi = percentile_ci(mean_impr_boot) if fin_pairs.any() else (np.nan, np.nan)
     row = {
         "layer": inp.layer, "num_latents_base": int(wb.shape[0]), "num_latents_domain": int(wd.shape[0]),
-        "overlap": ov, "overlap_ci_low": float(ov_lo), "overlap_ci_high": float(ov_hi),
+        "k": int(inp.base.k), "overlap": ov, "overlap_ci_low": float(ov_lo), "overlap_ci_high": float(ov_hi),
         "overlap_seed_ceiling": ceiling,
         "overlap_seed_ceiling_base": overlap(ceilings["base"], tau) if "base" in ceilings else np.nan,
         "overlap_seed_ceiling_domain": overlap(ceilings["domain"], tau) if "domain" in ceilings else np.nan,

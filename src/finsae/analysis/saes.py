@@ -49,8 +49,9 @@ class PairSaes:
 
     def resolve_layers(self, wanted: list[int] | None) -> list[int]:
         """The layers to compare (``None``: every layer with an SAE of ``tag`` for both models); every one must
-        have a finished SAE of ``tag`` for both models of one width and one setting (one line naming the first
-        missing one and the command that trains it, or the mismatch)."""
+        have a finished SAE of ``tag`` for both models of one width and, at each layer, one setting (latents, k,
+        tokens; layers may differ, e.g. a denser last layer); one line names the first missing one and the command
+        that trains it, or the mismatch."""
         base, domain, tag = self.base, self.domain, self.tag
         if wanted is None:
             found = [{i for i in sae_layers(self.artifacts, m, tag) if is_sae_dir(self.path(m, i))}
@@ -73,14 +74,12 @@ class PairSaes:
             if d_base != d_dom:
                 raise ConfigError(f"layer {layer}: SAE of {base} reads d_in={d_base} but SAE of {domain} reads "
                                   f"d_in={d_dom}; a pair must share the layer width (same architecture)")
-        settings = {(m, layer): _setting(self.path(m, layer)) for layer in wanted for m in (base, domain)}
-        if len(set(settings.values())) > 1:
-            groups: dict = {}
-            for (m, layer), st in settings.items():
-                groups.setdefault(st, []).append(f"{m} L{layer}")
-            desc = "; ".join(f"{n} latents k={k} {t:,} tokens: {', '.join(v)}" for (n, k, t), v in groups.items())
-            raise ConfigError(f"the {tag!r} SAEs differ in setting across the layers asked for ({desc}); compare one "
-                              f"setting at a time (layers=[...]) or retrain the odd ones (overwrite=true)")
+        for layer in wanted:  # base and twin compared at one setting; layers may differ (each is read on its own)
+            settings = {m: _setting(self.path(m, layer)) for m in (base, domain)}
+            if settings[base] != settings[domain]:
+                desc = "; ".join(f"{m}: {n} latents k={k} {t:,} tokens" for m, (n, k, t) in settings.items())
+                raise ConfigError(f"layer {layer}: the {tag!r} SAEs of the two models differ in setting ({desc}); "
+                                  f"train both alike (overwrite=true on the odd one)")
         for layer in wanted:  # a garbage or cut file named now, not in a worker after the held-out extraction
             for m in (base, domain):
                 check_weights(self.path(m, layer))

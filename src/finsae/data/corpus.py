@@ -22,6 +22,8 @@ import functools
 import hashlib
 import inspect
 import os
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +163,9 @@ def _build(name: str, builder: Builder, data_dir: str, eval_start: str) -> pd.Da
     cached = _disk_cache_file(name, builder, data_dir, eval_start)
     if cached is not None and cached.is_file():
         try:
-            return pd.read_pickle(cached)
+            df = pd.read_pickle(cached)
+            os.utime(cached)  # in use: its mtime is when it was last read (see _prune)
+            return df
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
             pass
     df = _build_frame(name, builder, data_dir, eval_start)
@@ -171,9 +175,24 @@ def _build(name: str, builder: Builder, data_dir: str, eval_start: str) -> pd.Da
             tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
             df.to_pickle(tmp)
             os.replace(tmp, cached)
+            _prune(cached, name)
         except OSError:
             pass  # a cache that cannot be written costs time, not correctness
     return df
+
+
+CACHE_UNUSED_DAYS = 14
+"""A cache entry of a corpus not read for this long is removed when a new entry of that corpus is written (older
+data files, code or pandas leave entries no key will ask for again)."""
+
+
+def _prune(kept: Path, name: str) -> None:
+    """Remove the entries of corpus ``name`` other than ``kept`` unread for :data:`CACHE_UNUSED_DAYS`."""
+    cutoff = time.time() - CACHE_UNUSED_DAYS * 86400
+    own = re.compile(re.escape(_file_name(name)) + r"-[0-9a-f]{20}\.pkl")
+    for entry in kept.parent.iterdir():
+        if entry != kept and own.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
+            entry.unlink(missing_ok=True)
 
 
 CACHE_ENV = "FINSAE_CORPUS_CACHE"

@@ -23,7 +23,7 @@ from pathlib import Path
 from finsae import precision, provenance
 from finsae.demo import timing
 from finsae.demo.plan import demo_jobs, report_file
-from finsae.demo.scheduler import RunReport, fmt_seconds, run_jobs, with_dependencies
+from finsae.demo.scheduler import RunReport, run_jobs, with_dependencies
 from finsae.errors import FinsaeError
 from finsae.paths import PROJECT_ROOT, default_artifacts_dir, report_dir, results_pages_dir
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         _pages_with_timing(artifacts, results_dir, readme)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
-    print(f"demo: {fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
+    print(f"demo: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
           f"timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         print("finsae: demo stopped; running jobs were asked to save a checkpoint (rerun to continue)",

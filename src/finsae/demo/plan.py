@@ -30,7 +30,8 @@ LAYER_SAE = {5: ("sae.lr=0.002", "sae.k=96")}
 """Per-layer SAE settings of the demo, chosen on the SAE-eval documents of the training period (docs/demo.md,
 "Layer 5"): at the default peak lr (4e-3) the twin's layer-5 SAE ends with 6.1% dead latents, at 2e-3 with none;
 at k = 32 the base model's last layer stays at FVU 0.28-0.29 (k = 64: 0.22), at k = 96 it is 0.165 (the twin 0.048),
-no latent dead (batch 512; at the demo's batch of 1,024, 0.185). Both models and the warm starts of that layer take it, so base and twin SAEs stay trained alike."""
+no latent dead (batch 512; at the demo's batch of 1,024, 0.185). Both models and the warm starts of that layer take
+it, so base and twin SAEs stay trained alike."""
 CROSSCODER_LAYER = {5: ("sae.k=64",)}
 """Per-layer settings of the pair's crosscoder, chosen alike (docs/demo.md, "Layer 5"): at k = 32 its layer-5 FVU is
 0.22 (1.04% dead at seed 0), at k = 64 0.1705 with no latent dead (batch 512)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from finsae.demo.timing import fmt_seconds
 from finsae.errors import ConfigError
 
 # what a job of n slots is told about its threads (torch reads OMP_NUM_THREADS for its intra-op pool)
@@ -146,15 +147,6 @@ def with_dependencies(jobs: Sequence[Job], stages: Sequence[str]) -> list[Job]:
             keep.add(n)
             todo.extend(by[n].deps)
     return [j for j in jobs if j.name in keep]
-
-
-def fmt_seconds(s: float) -> str:
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _log_name(name: str) -> str:

@@ -18,6 +18,12 @@ RERUN_TARGET_S = 120
 """Wall-time target of a ``make demo`` that finds everything done."""
 
 
+def fmt_seconds(s: float) -> str:
+    """A duration as the console and the timing page print it: ``0m05s``, ``12m03s``, ``1h05m06s``."""
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
 def write(folder: Path, record: dict) -> None:
     """Publish ``record`` as ``timing.json`` and append it to ``timing_history.jsonl``."""
     folder = Path(folder)

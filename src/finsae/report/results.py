@@ -179,11 +179,6 @@ def _runs(study: Study) -> list[dict]:
     return timing.parse_history(study.read_text(path), str(path)) if path.is_file() else []
 
 
-def _fmt_s(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 def _cpu(rec: dict) -> str:
     cpu = rec.get("cpu") or {}
     units = [f for f, on in (cpu.get("bf16_flags") or {}).items() if on]
@@ -197,7 +192,7 @@ def _against_target(rec: dict) -> str:
     else:
         target, what = timing.TARGET_S[units], "bf16 units" if units else "no bf16 units"
     met = "met" if rec["total_s"] <= target else "**not met**"
-    return f"{met} (target {_fmt_s(target)}, {what})"
+    return f"{met} (target {timing.fmt_seconds(target)}, {what})"
 
 
 def _job_states(rec: dict) -> str:
@@ -218,20 +213,21 @@ def timing_page(study: Study) -> str:
     if whole:
         rec = whole[-1]
         parts += ["## The latest whole `make demo` (nothing done before it)\n",
-                  f"{_fmt_s(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
+                  f"{timing.fmt_seconds(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
                   f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; target {_against_target(rec)}.\n"]
     elif with_jobs:
         rec = with_jobs[-1]
         parts += ["No whole `make demo` (every job run, none found done, all ok) is on record yet.\n",
                   "## The latest run that ran jobs\n",
-                  f"{_fmt_s(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
+                  f"{timing.fmt_seconds(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
                   f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; {'ok' if rec.get('ok') else 'not ok'} "
                   f"(jobs: {_job_states(rec)}).\n"]
     else:
         rec = None
         parts.append("No run that ran jobs is on record yet.\n")
     if rec is not None:
-        parts += [md_table(pd.DataFrame([{"stage": k, "wall": _fmt_s(v["wall_s"]), "job time": _fmt_s(v["job_s"]),
+        fmt = timing.fmt_seconds
+        parts += [md_table(pd.DataFrame([{"stage": k, "wall": fmt(v["wall_s"]), "job time": fmt(v["job_s"]),
                                           "jobs run": v["jobs_run"], "jobs done before": v["jobs_cached"],
                                           "failed or stopped": v.get("jobs_failed", 0),
                                           "not started": v.get("jobs_blocked", 0)}
@@ -247,7 +243,7 @@ def timing_page(study: Study) -> str:
         ran, cached = timing.counts(r)
         kind = "whole" if timing.is_whole_run(r) else "all done" if timing.is_done_rerun(r) else \
             f"--only {','.join(r['only'])}" if r.get("only") else "partial" if r.get("ok") else "stopped or failed"
-        rows.append({"finished (UTC)": r.get("finished_utc"), "run": kind, "wall": _fmt_s(r["total_s"]),
+        rows.append({"finished (UTC)": r.get("finished_utc"), "run": kind, "wall": timing.fmt_seconds(r["total_s"]),
                      "jobs run": ran, "jobs done before": cached, "ok": r.get("ok"), "dtype": r.get("dtype"),
                      "machine": _cpu(r), "target": _against_target(r) if kind in ("whole", "all done") else ""})
     parts += ["## Every run (newest first, at most 12)\n", md_table(pd.DataFrame(rows))]
@@ -261,7 +257,7 @@ def headline_page(study: Study) -> str:
                         ("make demo, everything done", timing.is_done_rerun)):
         recs = [r for r in runs if pick(r)]
         if recs:
-            rows.append((label, f"{_fmt_s(recs[-1]['total_s'])} on {_cpu(recs[-1])} ({recs[-1].get('dtype')}); "
+            rows.append((label, f"{timing.fmt_seconds(recs[-1]['total_s'])} on {_cpu(recs[-1])} ({recs[-1].get('dtype')}); "
                                 f"{_against_target(recs[-1])}"))
     df = study.saes()
     if df is not None:
