@@ -18,6 +18,7 @@ Long documents stay whole; the activation stage windows them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -164,10 +165,12 @@ def _build(name: str, builder: Builder, data_dir: str, eval_start: str) -> pd.Da
     if cached is not None and cached.is_file():
         try:
             df = pd.read_pickle(cached)
-            os.utime(cached)  # in use: its mtime is when it was last read (see _prune)
-            return df
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
             pass
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache still serves
+                os.utime(cached)  # in use: its mtime is when it was last read (see _prune)
+            return df
     df = _build_frame(name, builder, data_dir, eval_start)
     if cached is not None:
         try:
