@@ -56,3 +56,43 @@ def test_encode_jobs_below_one_is_refused():
 
     with pytest.raises(ConfigError, match="features.encode_jobs must be >= 1"):
         FeatureConfig(encode_jobs=0)
+
+
+def test_encode_only_fills_the_caches_the_backtest_reads_and_publishes_nothing(project_root, data_dir, small_tickers,
+                                                                               tiny_sae, tmp_path, monkeypatch):
+    """``backtest.py encode_only=base`` (make demo's tweets job) encodes that model's tweets under the backtest's own
+    config: the backtest's encoding of that model then computes nothing. No backtest folder appears."""
+    from finsae.trading import encode
+
+    from test_trading_stage import backtest, compose_backtest
+
+    art = _artifacts(tmp_path / "art", tiny_sae)
+    overrides = ["pair.base=tiny", "pair.domain=tiny", f"features.tickers=[{','.join(small_tickers)}]",
+                 "features.layers=[1]", "features.tag=t", "features.sets=[price_base_sae]", "activations.max_length=64",
+                 "activations.batch_size=4", "activations.dtype=fp32", "progress_bar=false"]
+    r = backtest(project_root, [*overrides, "encode_only=base"],
+                 env={"FINSAE_ARTIFACTS": str(art), "FINSAE_DATA_DIR": str(data_dir)}, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "encoded into the caches" in r.stdout
+    assert [p.name for p in (art / "backtest").iterdir()] == ["cache"]  # no pair folder, no trial ledger
+
+    cfg = compose_backtest(project_root, [f"paths.artifacts={art}", f"paths.data_dir={data_dir}", *overrides])
+    computed = []
+    real = encode.encode_docs
+    monkeypatch.setattr(encode, "encode_docs", lambda *a, **k: computed.append(1) or real(*a, **k))
+    from finsae.data.stocknet_tweets import load_stocknet_tweets_raw
+    from finsae.paths import tweet_cache_dir
+    from finsae.trading.text_features import tweet_corpus
+
+    corpus = tweet_corpus(load_stocknet_tweets_raw(data_dir, sorted(small_tickers)))[0]
+    got = encode.encode_tweets({"base": "tiny", "domain": "tiny"}, cfg.features, cfg.activations, art,
+                               tweet_cache_dir(art), cfg.data.eval_start, corpus, progress=False)
+    assert computed == [] and set(got.docs) == {("base", 1)} and got.n_tokens > 0
+
+
+def test_encode_only_names_a_role():
+    from finsae.errors import ConfigError
+    from finsae.glue.backtest_schema import BacktestScriptSchema
+
+    with pytest.raises(ConfigError, match="encode_only must be base, domain or null"):
+        BacktestScriptSchema(encode_only="twin")

@@ -1,6 +1,6 @@
 """The offline study as jobs: which entry point each runs, what it waits for, how its output is recognised.
 
-Stages (in progress order): finetune, SAEs, analyze, labels, backtest, report. Within SAEs, the first job of a
+Stages (in progress order): finetune, SAEs, tweets, analyze, labels, backtest, report. Within SAEs, the first job of a
 model builds that model's activation cache for all six layers (the cache is locked per entry: a second job of the
 same model started beside it would only wait), so the model's other SAE jobs wait for it; minilm's first job
 needs no twin and runs beside the fine-tune. The done check of a job is its stage's own
@@ -18,6 +18,7 @@ from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
                           pair_dirs, report_dir, sae_dir, sae_dirs)
 from finsae.summary import SUMMARY_FILE, is_published
+from finsae.trading.config import FeatureConfig
 
 REPORT_PAGE = "index.html"
 """What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
@@ -144,16 +145,28 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
                         done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))))
     saes = tuple(r.name for r in runs)
+    # the tweets through each model and its SAEs at the backtest's layers, one core each, at the SAE stage's tail
+    # (after every SAE job in order of preference) instead of inside the backtest; the backtest then reads the caches
+    backtest_done = _published(backtest_dir(artifacts, PAIR))
+    features = FeatureConfig()
+    tweets = []
+    for role, model in (("base", BASE), ("domain", TWIN)):
+        deps = tuple(SaeRun(model, layer).name for layer in features.layers)
+        if model == TWIN:
+            deps = ("finetune", *deps)
+        tweets.append(Job(f"tweets {model}", "tweets", script("backtest.py", f"tweets {model}", f"encode_only={role}"),
+                          deps=deps, done=backtest_done))
+    jobs += tweets
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
                     done=_published(analysis_dir(artifacts, PAIR))))
     jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",),
                     done=_published(labels_dir(artifacts, PAIR))))
     # the backtest merges the labels into its importance table when they exist: after labels, not beside them; it runs its
-    # walk-forward fits and the two models' tweet encodings (features.encode_jobs) in one-thread workers of its own (two cores)
+    # walk-forward fits in one-thread workers of its own (two cores) and reads the tweet encodings the tweets jobs cached
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "skip_if_done=true"),
-                    deps=("labels",), slots=2, env={v: "1" for v in THREAD_VARS},
-                    done=_published(backtest_dir(artifacts, PAIR))))
+                    deps=("labels", *(j.name for j in tweets)), slots=2, env={v: "1" for v in THREAD_VARS},
+                    done=backtest_done))
     jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts),
                                          "--results", str(results_dir or ""), "--readme", str(readme or "")],
                     deps=("backtest",), done=_report_done(artifacts)))

@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from finsae.activations.config import ExtractConfig
+from finsae.errors import ConfigError
 from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
 from finsae.paths import plain_name
 from finsae.trading.config import BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
@@ -42,10 +43,15 @@ class BacktestScriptSchema:
     skip_if_done: bool = False
     """Return the stored summary when artifacts/backtest/{pair}/ is complete (make demo). A rerun without it
     recomputes everything; its trials enter the ledger only if its predictions differ (keyed by their hash)."""
+    encode_only: str | None = None
+    """``base`` or ``domain``: encode that model's tweets into the activation and tweet-encoding caches and stop,
+    publishing nothing. ``make demo`` runs both beside the SAE stage, one core each; the backtest then reads them."""
     progress_bar: bool = True
     name: str = "backtest"
 
     def __post_init__(self):
+        if self.encode_only not in (None, "base", "domain"):
+            raise ConfigError(f"encode_only must be base, domain or null, got {self.encode_only!r}")
         if self.pair_name is not None:
             plain_name(self.pair_name, "pair_name")
         plain_name(self.features.tag, "features.tag")

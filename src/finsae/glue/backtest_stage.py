@@ -17,6 +17,7 @@ from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, l
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
+from finsae.demo.timing import fmt_seconds
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
@@ -47,7 +48,34 @@ def check_prerequisites(cfg) -> None:
     check_encoders(_roles(cfg), cfg.features, artifacts)
 
 
-def run(cfg, raw) -> BacktestSummary:
+def _tweets(cfg, prices: pd.DataFrame):
+    """The tickers of ``prices``, their raw-text tweets, the tweets' unique-text corpus and each row's document."""
+    tickers = sorted(prices["ticker"].unique())
+    tweets = load_stocknet_tweets_raw(cfg.paths.data_dir, tickers)
+    return (tickers, tweets, *tweet_corpus(tweets))
+
+
+def encode_only(cfg) -> None:
+    """``encode_only=ROLE``: that role's tweet encodings into the caches (the backtest's own, under the same
+    config), nothing published; the backtest that follows reads them."""
+    artifacts = Path(cfg.paths.artifacts)
+    role = cfg.encode_only
+    roles = {role: _roles(cfg)[role]}
+    fc = cfg.features
+    prices = load_stocknet_prices(cfg.paths.data_dir, fc.tickers)  # DataMissingError names the fetch command
+    check_encoders(roles, fc, artifacts)
+    if not needed(fc.blocks)[role]:
+        print(f"backtest: features.sets use no encoding of the {role} model ({roles[role]}); nothing to encode")
+        return None
+    corpus = _tweets(cfg, prices)[2]
+    enc = encode_tweets(roles, fc, cfg.activations, artifacts, tweet_cache_dir(artifacts), cfg.data.eval_start,
+                        corpus, cfg.progress_bar)
+    print(f"backtest: {len(corpus.frame):,} unique tweets ({enc.n_tokens:,} tokens) of {roles[role]} at layer(s) "
+          f"{list(fc.layers)} encoded into the caches in {fmt_seconds(enc.seconds)}")
+    return None
+
+
+def run(cfg, raw) -> BacktestSummary | None:
     t0 = time.time()
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # quantstats asks for Arial
     artifacts = Path(cfg.paths.artifacts)
@@ -57,19 +85,19 @@ def run(cfg, raw) -> BacktestSummary:
         summary = BacktestSummary.read(out)
         print(f"backtest: {out} is complete ({len(summary.sets)} feature sets); skipping")
         return summary
-    check_writable(backtest_root(artifacts), "artifacts folder")
     for folder, what in ((activations_root(artifacts), "activation cache"),
                          (tweet_cache_dir(artifacts), "tweet-encoding cache")):
         check_writable(folder, what, make=False, reserve_gb=SPACE_RESERVE_GB)
+    if cfg.encode_only:
+        return encode_only(cfg)
+    check_writable(backtest_root(artifacts), "artifacts folder")
     check_replaceable(out)  # before the walk-forward, not at its publish
     check_prerequisites(cfg)
     fc = cfg.features
     prices = load_stocknet_prices(cfg.paths.data_dir, fc.tickers)
     sp500 = load_sp500(cfg.paths.data_dir)
-    tickers = sorted(prices["ticker"].unique())
     panel = build_panel(prices, sp500, fc.start, fc.end, cfg.strategy.execution)
-    tweets = load_stocknet_tweets_raw(cfg.paths.data_dir, tickers)
-    corpus, doc_of = tweet_corpus(tweets)
+    tickers, tweets, corpus, doc_of = _tweets(cfg, prices)
     enc = Encoded()
     if any(needed(fc.blocks).values()):
         enc = encode_tweets(_roles(cfg), fc, cfg.activations, artifacts, tweet_cache_dir(artifacts),

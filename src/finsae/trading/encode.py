@@ -32,13 +32,14 @@ def needed(blocks) -> dict[str, set[str]]:
 
 def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
     """Fail in one line, naming what is missing and the command that makes it: the models, the layers, the SAEs
-    (``fc``: a ``FeatureConfig``) and a classifier head for the sentiment set."""
+    (``fc``: a ``FeatureConfig``) and a classifier head for the sentiment set, of the roles in ``roles`` (both, or
+    the one a ``backtest.py encode_only=ROLE`` run encodes)."""
     from finsae.models import check_layer, get_spec
     from finsae.models.loading import model_config, task_kind
     from finsae.sae.io import check_weights, is_sae_dir
 
     for role, kinds in needed(fc.blocks).items():
-        if not kinds:
+        if not kinds or role not in roles:
             continue
         name = roles[role]
         spec = get_spec(name)
