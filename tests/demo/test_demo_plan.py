@@ -65,6 +65,7 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert by["tweets minilm_fin"].deps == ("finetune", "sae minilm_fin L3")
     assert "encode_only=domain" in by["tweets minilm_fin"].command and by["tweets minilm_fin"].slots == 1
     assert {"tweets minilm", "tweets minilm_fin", "labels"} == set(by["backtest"].deps)
+    assert by["labels"].slots == 2 and by["labels"].deps == ("analyze",)  # alone on the machine: both cores
     order = [j.stage for j in jobs]
     assert order.index("tweets") > max(i for i, s in enumerate(order) if s == "SAEs")  # SAE jobs are preferred
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run

@@ -283,3 +283,30 @@ def test_hf_backend_end_to_end_with_a_tiny_random_lm(project_root, tmp_path):
     assert (failed["attempts"] == 2).all() and failed["raw_answer"].notna().all()
     ok = asked[asked["status"] == "labelled"]
     assert ok["label"].str.len().gt(0).all()
+
+
+def test_the_example_split_counts_every_latent_on_its_progress(tmp_path):
+    """The split (hard negatives: the long, embedding-bound part of a run) reports one step per latent, in one bar."""
+    from finsae.labeling.config import LabelConfig
+    from finsae.labeling.embed import SentenceEmbedder
+    from finsae.labeling.stage import build_jobs, read_analysis
+
+    art = tmp_path / "art"
+    folder = write_analysis(art)
+    bars = []
+
+    class Bar:
+        def __init__(self, total, desc):
+            self.total, self.desc, self.n, self.closed = total, desc, 0, False
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    jobs = build_jobs(read_analysis(folder, "minilm_fin", "minilm", "minilm_fin"), art, LabelConfig(),
+                      SentenceEmbedder(), progress=Bar)
+    assert [(b.desc, b.total, b.n, b.closed) for b in bars] == [("examples", len(jobs), len(jobs), True)]
+    assert any(j.examples is not None and j.examples.score_hard_negatives for j in jobs)

@@ -160,7 +160,8 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
                     done=_published(analysis_dir(artifacts, PAIR))))
-    jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",),
+    # nothing runs beside the labels (the backtest waits for them): both cores for its sentence embeddings (2x)
+    jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",), slots=2,
                     done=_published(labels_dir(artifacts, PAIR))))
     # the backtest merges the labels into its importance table when they exist: after labels, not beside them; it runs its
     # walk-forward fits in one-thread workers of its own (two cores) and reads the tweet encodings the tweets jobs cached

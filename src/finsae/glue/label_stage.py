@@ -85,14 +85,18 @@ def run(cfg, raw) -> LabelSummary:
     from finsae.labeling.embed import SentenceEmbedder
 
     embed = SentenceEmbedder()
-    jobs = build_jobs(analysis, artifacts, lc, embed)
+
+    def bar(total: int, desc: str) -> _Bar:
+        return _Bar(total, desc, cfg.progress_bar)
+
+    jobs = build_jobs(analysis, artifacts, lc, embed, progress=bar)
     cache = AnswerCache(paths.label_cache_dir(artifacts, pair))
     run_dir = Path(cfg.paths.output_dir)
     print(plan_line(jobs, analysis, lc))
     with stage_run("label", resolved_config(raw), run_dir, cfg.logger, group=cfg.logger.group or "label",
                    tags=list(cfg.logger.tags) + [pair, lc.backend], name=f"label-{pair}-{lc.backend}") as tracker:
         result = label_latents(jobs, lc, backend, cache, embed, pair, cfg.pair.base, cfg.pair.domain,
-                               progress=lambda total, desc: _Bar(total, desc, cfg.progress_bar), started=t0)
+                               progress=bar, started=t0)
         summary = result.summary
         publish_labels(out_dir, result)
         summary.write(run_dir)

@@ -23,7 +23,7 @@ from finsae.labeling.cache import AnswerCache
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.examples import Embed, examples_of, latent_rng, split_examples
 from finsae.labeling.lexical import LEXICAL_VERSION
-from finsae.labeling.pipeline import METRICS, LatentJob, ProgressFactory, run_labeling
+from finsae.labeling.pipeline import METRICS, LatentJob, Progress, ProgressFactory, run_labeling
 from finsae.labeling.prompts import PROMPT_VERSION
 from finsae.labeling.selection import NEEDED_FEATURE_COLUMNS, select_latents
 from finsae.labeling.summary import LabelSummary, overall_fields, score_table
@@ -72,37 +72,45 @@ def sae_id(artifacts: Path, model: str, layer: int, tag: str) -> str:
     return f"{model}/layer_{layer}/{tag}/{sae_identity(d) if is_sae_dir(d) else 'no-sae'}"
 
 
-def build_jobs(analysis: Analysis, artifacts: Path, lc: LabelConfig, embed: Embed) -> list[LatentJob]:
+def build_jobs(analysis: Analysis, artifacts: Path, lc: LabelConfig, embed: Embed,
+               progress: ProgressFactory | None = None) -> list[LatentJob]:
     """The latents to label, per model and layer of the analysis, with their examples split (hard negatives by
-    ``embed``); fails in one line when the analysis marks no latent financial or specialized."""
+    ``embed``, the long part: ``progress(total, "examples")`` counts the latents); fails in one line when the
+    analysis marks no latent financial or specialized."""
     tag = str(analysis.summary.tag)
-    jobs = []
+    chosen_at = []
     for model in (analysis.summary.base, analysis.summary.domain):
         for layer in map(int, analysis.summary.layers):
             by_latent = examples_of(read_contexts(analysis.folder, model, layer))
             chosen = select_latents(analysis.features, model, layer, by_latent, lc.max_latents, lc.control_latents,
                                     lc.seed, matched=lc.matched_controls)
-            sae = sae_id(artifacts, model, layer, tag)
-            for c in chosen:
-                job = LatentJob(model, layer, c.latent, c.role, c.financial, c.specialized, c.n_active_docs, sae,
-                                matched_to=c.matched_to)
-                stored = by_latent.get(c.latent, [])
-                n_act = min(len({e.doc_id for e in stored if e.activating}), c.n_active_docs)
-                if not stored:
-                    job.skip_reason = "no stored contexts"
-                elif n_act < lc.min_activating:
-                    job.skip_reason = f"{n_act} activating held-out examples < {lc.min_activating}"
-                rng = latent_rng(lc.seed, "split", model, layer, c.latent)
-                if stored:
-                    job.examples = split_examples(
-                        stored, n_explain=lc.n_explain, n_explain_negatives=lc.n_explain_negatives,
-                        n_score_activating=lc.n_score_activating,
-                        n_score_random_negatives=lc.n_score_random_negatives,
-                        n_score_hard_negatives=lc.n_score_hard_negatives, rng=rng,
-                        embed=embed if job.skip_reason is None else None)
-                    if job.skip_reason is None and not (job.examples.score_activating and job.examples.score_negatives):
-                        job.skip_reason = "no held-out examples left to score on"
-                jobs.append(job)
+            chosen_at.append((model, layer, by_latent, chosen))
+    bar = progress(sum(len(c) for *_, c in chosen_at), "examples") if progress is not None else Progress()
+    jobs = []
+    for model, layer, by_latent, chosen in chosen_at:
+        sae = sae_id(artifacts, model, layer, tag)
+        for c in chosen:
+            job = LatentJob(model, layer, c.latent, c.role, c.financial, c.specialized, c.n_active_docs, sae,
+                            matched_to=c.matched_to)
+            stored = by_latent.get(c.latent, [])
+            n_act = min(len({e.doc_id for e in stored if e.activating}), c.n_active_docs)
+            if not stored:
+                job.skip_reason = "no stored contexts"
+            elif n_act < lc.min_activating:
+                job.skip_reason = f"{n_act} activating held-out examples < {lc.min_activating}"
+            rng = latent_rng(lc.seed, "split", model, layer, c.latent)
+            if stored:
+                job.examples = split_examples(
+                    stored, n_explain=lc.n_explain, n_explain_negatives=lc.n_explain_negatives,
+                    n_score_activating=lc.n_score_activating,
+                    n_score_random_negatives=lc.n_score_random_negatives,
+                    n_score_hard_negatives=lc.n_score_hard_negatives, rng=rng,
+                    embed=embed if job.skip_reason is None else None)
+                if job.skip_reason is None and not (job.examples.score_activating and job.examples.score_negatives):
+                    job.skip_reason = "no held-out examples left to score on"
+            jobs.append(job)
+            bar.update(1)
+    bar.close()
     if not jobs:
         raise FinsaeError(f"{analysis_artifacts.table_path(analysis.folder, 'features')} marks no latent financial or specialized: "
                           f"nothing to label (the analysis stage decides which latents are financial)")
