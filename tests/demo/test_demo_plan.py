@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import finsae.demo.__main__ as demo_main
-from finsae import precision
+from finsae import precision, provenance
 from finsae.demo.plan import CROSSCODER, LAYERS, SEED_LAYERS, demo_jobs, report_file, sae_runs
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.errors import FinsaeError
@@ -133,6 +133,9 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
 
     monkeypatch.setattr(demo_main, "demo_jobs", fake_jobs)
     monkeypatch.setenv("FINSAE_CPU_BF16", "1")
+    # the checkout reads as changed once the jobs ran (the report job rewrites tracked pages): the run's code is
+    # the one taken before its first job
+    monkeypatch.setattr(provenance, "code_version", lambda *_: "0123456789abcdef" + ("+dirty" if marker.is_file() else ""))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- headline:start -->\n<!-- headline:end -->\n")
     argv = ["--artifacts", str(tmp_path / "art"), "--results", str(tmp_path / "pages"), "--readme", str(readme)]
@@ -141,10 +144,13 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
     assert "## The latest whole `make demo`" in page and "met (target 45m00s, bf16 units)" in page
     assert "| sae a | SAEs |" in page and "| whole |" in page
     assert "make demo, whole study" in readme.read_text()
+    assert json.loads((tmp_path / "art" / "report" / "timing.json").read_text())["code_version"] == "0123456789abcdef"
+    assert "one-thread slots, code 0123456789ab;" in page and "+dirty" not in page
     assert demo_main.main(argv) == 0  # everything done: nothing runs, the pages gain the rerun
     page = (tmp_path / "pages" / "timing.md").read_text()
     assert "| all done |" in page and "target 2m00s, everything done" in page
     assert "make demo, everything done" in readme.read_text()
+    assert "| 0123456789ab+dirty |" in page and "| 0123456789ab |" in page  # each run its own checkout's state
     history = tmp_path / "art" / "report" / "timing_history.jsonl"
     assert len(history.read_text().splitlines()) == 2
     history.write_text(history.read_text() + "{cut\n")

@@ -25,14 +25,16 @@ from finsae.demo import timing
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, run_jobs, with_dependencies
 from finsae.errors import FinsaeError
-from finsae.paths import PROJECT_ROOT, default_artifacts_dir, report_dir, results_pages_dir
+from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir, results_pages_dir
 
 LOGS = "logs"
 
 
-def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict:
-    """What ``timing.json`` holds for one run."""
+def timing_record(report: RunReport, slots: int, only: list[str] | None, code_version: str) -> dict:
+    """What ``timing.json`` holds for one run (``code_version``: the checkout's, taken before the first job: the
+    report job rewrites tracked pages, which would read as ``+dirty`` afterwards)."""
     return {
+        "code_version": code_version,
         "total_s": round(time.monotonic() - _T0, 1),
         "ok": report.ok,
         "stage_s": {name: t["wall_s"] for name, t in report.stage_timing().items()},
@@ -46,16 +48,16 @@ def timing_record(report: RunReport, slots: int, only: list[str] | None) -> dict
     }
 
 
-def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path | None) -> None:
+def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path | None, prov: dict) -> None:
     """The report job ran before this run's timing existed: regenerate the results pages (docs/results, README's
-    headline), which include the timing page, now (seconds; the HTML report is not rebuilt)."""
-    from finsae.paths import default_data_dir
+    headline), which include the timing page, now (seconds; the HTML report is not rebuilt), under the
+    provenance ``prov`` taken when the run started."""
     from finsae.report import results
 
     if results_dir is None:
         return
     try:
-        results.write_pages(artifacts, results_dir, readme, "make demo", provenance.record(default_data_dir()))
+        results.write_pages(artifacts, results_dir, readme, "make demo", prov)
     except FinsaeError as e:
         print(f"finsae: warning: the results pages were not regenerated with this run's timing: {e}", file=sys.stderr)
 
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
     results_dir = Path(args.results) if args.results else None
     readme = Path(args.readme) if args.readme else None
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    prov = provenance.record(default_data_dir())
     try:
         jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
         only = [s.strip() for s in args.only.split(",") if s.strip()] or None
@@ -101,10 +104,10 @@ def main(argv=None) -> int:
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
         return 2
-    record = timing_record(report, args.slots, only)
+    record = timing_record(report, args.slots, only, prov["code_version"])
     timing.write(report_dir(artifacts), record)
     if report.ok and only is None and "report" in report.results:
-        _pages_with_timing(artifacts, results_dir, readme)
+        _pages_with_timing(artifacts, results_dir, readme, prov)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
     print(f"demo: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "

@@ -185,6 +185,12 @@ def _cpu(rec: dict) -> str:
     return f"{cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, {', '.join(units) or 'no bf16 units'}"
 
 
+def _code(rec: dict) -> str:
+    """The timed checkout's commit, short (``+dirty`` kept); ``?`` for a run recorded before runs held it."""
+    v = str(rec.get("code_version", "?"))
+    return v.removesuffix("+dirty")[:12] + ("+dirty" if v.endswith("+dirty") else "")
+
+
 def _against_target(rec: dict) -> str:
     units = bool((rec.get("cpu") or {}).get("bf16_units"))
     if timing.is_done_rerun(rec):
@@ -214,13 +220,15 @@ def timing_page(study: Study) -> str:
         rec = whole[-1]
         parts += ["## The latest whole `make demo` (nothing done before it)\n",
                   f"{timing.fmt_seconds(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
-                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; target {_against_target(rec)}.\n"]
+                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots, code {_code(rec)}; target "
+                  f"{_against_target(rec)}.\n"]
     elif with_jobs:
         rec = with_jobs[-1]
         parts += ["No whole `make demo` (every job run, none found done, all ok) is on record yet.\n",
                   "## The latest run that ran jobs\n",
                   f"{timing.fmt_seconds(rec['total_s'])} wall, finished {rec.get('finished_utc', '?')} on {_cpu(rec)}; compute dtype "
-                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots; {'ok' if rec.get('ok') else 'not ok'} "
+                  f"{rec.get('dtype')}, {rec.get('slots')} one-thread slots, code {_code(rec)}; "
+                  f"{'ok' if rec.get('ok') else 'not ok'} "
                   f"(jobs: {_job_states(rec)}).\n"]
     else:
         rec = None
@@ -245,7 +253,8 @@ def timing_page(study: Study) -> str:
             f"--only {','.join(r['only'])}" if r.get("only") else "partial" if r.get("ok") else "stopped or failed"
         rows.append({"finished (UTC)": r.get("finished_utc"), "run": kind, "wall": timing.fmt_seconds(r["total_s"]),
                      "jobs run": ran, "jobs done before": cached, "ok": r.get("ok"), "dtype": r.get("dtype"),
-                     "machine": _cpu(r), "target": _against_target(r) if kind in ("whole", "all done") else ""})
+                     "machine": _cpu(r), "code": _code(r),
+                     "target": _against_target(r) if kind in ("whole", "all done") else ""})
     parts += ["## Every run (newest first, at most 12)\n", md_table(pd.DataFrame(rows))]
     return "\n".join(parts)
 
