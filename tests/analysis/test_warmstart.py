@@ -164,3 +164,17 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
     # a latent never seen on these tokens is not live and cannot be changed
     assert not (t["changed"] & ~t["live"]).any() and s["n_live_warmstart"] == int(t["live"].sum())
     assert np.isfinite(t.loc[t["live"], "selectivity_change"]).all()
+
+    # the analysis passes which start latents fire, as the independent comparison counts them (documents whose max
+    # is positive) instead of encoding the base SAE again: the same table
+    from finsae.analysis.doc_scores import doc_scores, encode_rows
+
+    scores = doc_scores(encode_rows(runs["start"], base_rows.numpy()), doc_of_row, n_docs)
+    fired = np.asarray((scores.max > 0).sum(0)).ravel() > 0
+    again = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
+                          held, doc_of_row, start_fired=fired)
+    pd.testing.assert_frame_equal(again.table, t)
+    assert again.summary == s
+    with pytest.raises(ValueError, match="one entry per latent"):
+        analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
+                      held, doc_of_row, start_fired=fired[:-1])

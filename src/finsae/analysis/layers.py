@@ -62,7 +62,8 @@ class LayerJob(NamedTuple):
                 res.contexts[crosscoder.CONTEXT_MODEL] = xc.contexts
                 tables["crosscoder"] = xc.table
             say("warm starts")
-            ws = self._warmstart(layer)
+            base = res.features[(res.features["model"] == self.saes.base) & (res.features["role"] == "base")]
+            ws = self._warmstart(layer, base["n_active_docs"].to_numpy() > 0)
             if ws is not None:
                 res.row.update(ws.summary)
                 tables["warmstart"] = ws.table
@@ -88,8 +89,10 @@ class LayerJob(NamedTuple):
             sae_seed1=seed1[0] if seed1 else None, paired_rows_seed1=rows(seed1[1]) if seed1 else None,
             tau=a.tau, fdr=a.fdr, min_auroc=a.min_auroc, seed=a.seed)
 
-    def _warmstart(self, layer: int):
-        """The layer's warm-start analysis, or None unless both runs exist and start from the base SAE."""
+    def _warmstart(self, layer: int, base_fired: np.ndarray):
+        """The layer's warm-start analysis, or None unless both runs exist and start from the base SAE (the
+        independent comparison's base SAE, whose latents firing on the held-out tokens are ``base_fired``: a
+        latent fires on some token exactly when some document's max is positive)."""
         runs = self.saes.warm_runs(layer)
         if runs is None:
             return None
@@ -97,7 +100,7 @@ class LayerJob(NamedTuple):
         start, domain, control = (load(d) for d in runs)
         return warmstart.analyze_layer(layer, start, domain, control, self._rows(s.base, layer),
                                        self._rows(s.domain, layer), self.held, self.doc_of_row, fdr=a.fdr,
-                                       min_auroc=a.min_auroc, seed=a.seed)
+                                       min_auroc=a.min_auroc, seed=a.seed, start_fired=base_fired)
 
     def _independent(self, layer: int, progress=None) -> LayerResult:
         """The independent-SAE comparison (:func:`finsae.analysis.compare.compare_layer`)."""

@@ -140,15 +140,22 @@ class WarmstartLayer(NamedTuple):
 def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE, base_rows, domain_rows,
                   held, doc_of_row: np.ndarray, *, kind: str = "max", fdr: float = FDR,
                   min_auroc: float = MIN_AUROC, q: float = QUANTILE, n_boot: int = N_BOOT,
-                  seed: int = 0) -> WarmstartLayer:
+                  seed: int = 0, start_fired: np.ndarray | None = None) -> WarmstartLayer:
     """Drift, selectivity change and changed latents of one layer on the held-out analysis tokens:
     ``base_rows`` / ``domain_rows`` the row-aligned activations of the two models (row i of document
     ``doc_of_row[i]`` of ``held``). The domain run is read on the domain model, the start and the control run
-    on the base model; live = fires on these tokens in all three."""
+    on the base model; live = fires on these tokens in all three. ``start_fired`` ([m] bool), when given, is
+    which latents of ``start`` fire on ``base_rows`` (the independent comparison has encoded them already)."""
     n_docs = len(held.corpus.frame)
     sel, live = {}, np.ones(start.num_latents, bool)
+    if start_fired is not None:
+        if len(start_fired) != start.num_latents:
+            raise ValueError(f"start_fired needs one entry per latent ({start.num_latents}), got {len(start_fired)}")
+        live &= np.asarray(start_fired, bool)
     for name, sae, rows in (("start", start, base_rows), ("domain", domain, domain_rows),
                             ("control", control, base_rows)):
+        if name == "start" and start_fired is not None:
+            continue
         codes = encode_rows(sae, rows)
         fired = np.zeros(sae.num_latents, bool)
         fired[np.unique(codes.indices[codes.acts > 0].numpy())] = True
