@@ -66,8 +66,11 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert "encode_only=domain" in by["tweets minilm_fin"].command and by["tweets minilm_fin"].slots == 1
     assert {"tweets minilm", "tweets minilm_fin", "labels"} == set(by["backtest"].deps)
     assert by["labels"].slots == 2 and by["labels"].deps == ("analyze",)  # alone on the machine: both cores
-    order = [j.stage for j in jobs]
-    assert order.index("tweets") > max(i for i, s in enumerate(order) if s == "SAEs")  # SAE jobs are preferred
+    # in order of preference right after the layer SAEs of both models, before the seed repeats: the shorter SAE
+    # jobs after them fill both cores up to the analysis
+    names = [j.name for j in jobs]
+    assert names[names.index("sae minilm_fin L5") + 1:][:3] == ["tweets minilm", "tweets minilm_fin", "sae minilm L0 demo_seed1"]
+    assert [j.stage for j in jobs][:3] == ["finetune", "SAEs", "SAEs"]
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
 
 

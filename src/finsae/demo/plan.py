@@ -145,8 +145,10 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
                         done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))))
     saes = tuple(r.name for r in runs)
-    # the tweets through each model and its SAEs at the backtest's layers, one core each, at the SAE stage's tail
-    # (after every SAE job in order of preference) instead of inside the backtest; the backtest then reads the caches
+    # the tweets through each model and its SAEs at the backtest's layers, one core each, instead of inside the
+    # backtest (which then reads the caches). In order of preference they come right after the layer SAEs of both
+    # models: they start once their layer-3 SAEs exist, and the shorter SAE jobs after them fill the cores at the
+    # stage's end (placed last, the twin's longer encoding left one core idle for ~3.5 min before the analysis)
     backtest_done = _published(backtest_dir(artifacts, PAIR))
     features = FeatureConfig()
     tweets = []
@@ -156,7 +158,9 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
             deps = ("finetune", *deps)
         tweets.append(Job(f"tweets {model}", "tweets", script("backtest.py", f"tweets {model}", f"encode_only={role}"),
                           deps=deps, done=backtest_done))
-    jobs += tweets
+    last_layer_sae = [r.name for r in runs if r.tag == "demo" and r.model != CROSSCODER][-1]
+    at = [j.name for j in jobs].index(last_layer_sae) + 1
+    jobs[at:at] = tweets
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
                     done=_published(analysis_dir(artifacts, PAIR))))
