@@ -60,7 +60,7 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert "sae.k=64" not in by[f"sae {CROSSCODER} L4"].command
     assert not {"sae.lr=0.002", "sae.k=96"} & set(by["sae minilm_fin L4"].command)
     assert "tag=demo_seed1" in by["sae minilm L3 demo_seed1"].command
-    # the tweets of each model through its layer-3 SAE: their own one-core jobs after every SAE job, before the backtest
+    # the tweets of each model through its layer-3 SAE: their own one-core jobs, before the backtest
     assert by["tweets minilm"].deps == ("sae minilm L3",) and "encode_only=base" in by["tweets minilm"].command
     assert by["tweets minilm_fin"].deps == ("finetune", "sae minilm_fin L3")
     assert "encode_only=domain" in by["tweets minilm_fin"].command and by["tweets minilm_fin"].slots == 1
