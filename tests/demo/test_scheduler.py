@@ -176,6 +176,34 @@ def test_heartbeat_shows_each_running_jobs_own_progress(tmp_path):
         len(latest_progress(tmp_path / "plain.log")) == 60
 
 
+def test_the_eta_is_never_below_what_a_running_jobs_bar_has_left(tmp_path):
+    """Two jobs of a stage: the short one ran (10 s), the other's bar says 4m13s are left of it: the line says
+    so, not the short job's mean; before any job ran, the bar's estimate is a floor."""
+    from finsae.demo.scheduler import JobResult, _Progress, _Running, remaining_seconds
+
+    bar = "encode minilm_fin L3:  58%|█████▊    | 2001171/3459004 [06:14<04:13, 5348.1tok/s]"
+    log = tmp_path / "tweets.log"
+    log.write_text("$ python backtest.py encode_only=domain\n" + "\r".join([bar.replace("<04:13", "<09:59"), bar]))
+    assert remaining_seconds(log) == 253.0
+    (tmp_path / "long.log").write_text("x: 10%|█| 1/10 [00:01<1:02:03, 1.0it/s]")
+    assert remaining_seconds(tmp_path / "long.log") == 3723.0
+    (tmp_path / "unknown.log").write_text("x: 0%|          | 0/10 [00:00<?, ?it/s]")
+    assert remaining_seconds(tmp_path / "unknown.log") is None and remaining_seconds(tmp_path / "absent.log") is None
+
+    a, b = Job("tweets minilm", "tweets", ["true"]), Job("tweets minilm_fin", "tweets", ["true"])
+    lines, now = [], [100.0]
+    progress = _Progress([a, b], ["tweets"], 2, lines.append, clock=lambda: now[0])
+    running = {b.name: _Running(b, 90.0, log)}
+    progress.line("tweets", {}, running)
+    assert "ETA at least 4m13s" in lines[-1]
+    done = {a.name: JobResult(a.name, "tweets", RAN, 10.0, 0, None)}
+    progress.line("tweets", done, running)
+    assert lines[-1].startswith("[1/1] tweets 1/2 (1 running)") and "ETA 4m13s" in lines[-1]
+    log.write_text("$ python backtest.py encode_only=domain\n")  # no bar: the mean of the jobs that ran
+    progress.line("tweets", done, running)
+    assert "ETA 0m00s" in lines[-1]
+
+
 @pytest.mark.parametrize("jobs, message", [
     ([Job("a", "s", "x".split()), Job("a", "s", "y".split())], "unique"),
     ([Job("a", "s", "x".split(), deps=("nope",))], "unknown"),

@@ -5,7 +5,8 @@ Two one-thread jobs beat one two-thread job on a small machine, so the unit of p
 core); a job that spreads over cores itself (a stage with its own worker processes) asks for more slots. A
 failed job stops only what depends on it; the rest runs on, and the run ends non-zero. Each job's output goes
 to its own log file; the console gets one progress line per stage event (and a heartbeat while jobs run
-quietly), with the stage's count and an ETA from the jobs of that stage that already ran.
+quietly), with the stage's count and an ETA from the jobs of that stage that already ran, never below what a
+running job's own progress bar says is left of its phase.
 """
 
 from __future__ import annotations
@@ -188,9 +189,8 @@ _TQDM = re.compile(r"^(?P<desc>.*?):?\s*\d+%\|[^|]*\|\s*(?P<count>\S+/\S+)\s*\[(
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def latest_progress(log: Path | None, width: int = 60) -> str:
-    """A job's latest progress as its log shows it: the last line (``\\r`` or ``\\n`` ended) of its log,
-    a tqdm bar shortened to ``desc count elapsed<left``; '' when the log is empty or unreadable."""
+def _last_line(log: Path | None) -> str:
+    """The last line (``\\r`` or ``\\n`` ended) of a job's log; '' when empty, unreadable or only the command."""
     if log is None:
         return ""
     try:
@@ -201,9 +201,27 @@ def latest_progress(log: Path | None, width: int = 60) -> str:
     except OSError:
         return ""
     lines = [ln.strip() for ln in re.split(r"[\r\n]", _ANSI.sub("", tail)) if ln.strip()]
-    if not lines or lines[-1].startswith("$ "):
+    return "" if not lines or lines[-1].startswith("$ ") else lines[-1]
+
+
+def remaining_seconds(log: Path | None) -> float | None:
+    """What the tqdm bar on the last line of a job's log says is left of its phase (``<04:13``, ``<1:02:03``),
+    in seconds; None without a bar or an estimate."""
+    m = _TQDM.match(_last_line(log))
+    if not m or not m["left"] or not re.fullmatch(r"\d+(:\d\d){1,2}", m["left"].strip()):
+        return None
+    secs = 0
+    for part in m["left"].strip().split(":"):
+        secs = secs * 60 + int(part)
+    return float(secs)
+
+
+def latest_progress(log: Path | None, width: int = 60) -> str:
+    """A job's latest progress as its log shows it: the last line (``\\r`` or ``\\n`` ended) of its log,
+    a tqdm bar shortened to ``desc count elapsed<left``; '' when the log is empty or unreadable."""
+    last = _last_line(log)
+    if not last:
         return ""
-    last = lines[-1]
     m = _TQDM.match(last)
     if m:
         last = f"{m['desc'].strip()} {m['count']} {m['elapsed'].strip()}" + (f"<{m['left'].strip()}" if m["left"] else "")
@@ -236,11 +254,15 @@ class _Progress:
             parts.append(f"({n_run} running)")
         if stage in self.first_start:
             parts.append(fmt_seconds(now - self.first_start[stage]))
+        # what the stage's running jobs' own bars say is left of their current phase: a floor under the estimate
+        own = [t for r in running.values() if r.job.stage == stage and (t := remaining_seconds(r.log)) is not None]
         if left and ran:
             mean = sum(r.seconds for r in ran) / len(ran)
             elapsed_running = sum(now - r.start for r in running.values() if r.job.stage == stage)
             width = max(1, min(self.slots, left))
-            parts.append(f"ETA {fmt_seconds(max(0.0, (mean * left - elapsed_running) / width))}")
+            parts.append(f"ETA {fmt_seconds(max(0.0, (mean * left - elapsed_running) / width, *own))}")
+        elif left and own:
+            parts.append(f"ETA at least {fmt_seconds(max(own))}")
         elif left and n_run:
             parts.append("ETA after its first job")
         if note:
