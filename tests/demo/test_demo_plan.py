@@ -65,6 +65,7 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert by["tweets minilm_fin"].deps == ("finetune", "sae minilm_fin L3")
     assert "encode_only=domain" in by["tweets minilm_fin"].command and by["tweets minilm_fin"].slots == 1
     assert {"tweets minilm", "tweets minilm_fin", "labels"} == set(by["backtest"].deps)
+    assert "features.encode_jobs=1" in by["backtest"].command  # it only reads what the tweets jobs encoded
     assert by["labels"].slots == 2 and by["labels"].deps == ("analyze",)  # alone on the machine: both cores
     # in order of preference right after the layer SAEs of both models, before the seed repeats: the shorter SAE
     # jobs after them fill both cores up to the analysis
