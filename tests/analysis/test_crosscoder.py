@@ -19,6 +19,7 @@ from finsae.analysis.crosscoder import (
     load_crosscoder,
     relative_norm,
 )
+from finsae.analysis import crosscoder as crosscoder_module
 from finsae.analysis.doc_scores import encode_rows
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
@@ -130,7 +131,9 @@ def _dense_latent_scaling(sae, x, own_is_domain):
     return {k: (v / den).numpy() for k, v in out.items()}
 
 
-def test_latent_scaling_equals_its_dense_sums_on_a_random_crosscoder():
+@pytest.mark.parametrize("coact_max", [2048, 0], ids=["co-activation table", "pair by pair"])
+def test_latent_scaling_equals_its_dense_sums_on_a_random_crosscoder(monkeypatch, coact_max):
+    monkeypatch.setattr(crosscoder_module, "COACT_MAX_LATENTS", coact_max)  # both ways of summing the reconstruction
     torch.manual_seed(0)
     sae = TopKSAE(SaeConfig(d_in=16, num_latents=40, k=5, seed=0))
     x = torch.randn(700, 16)

@@ -42,7 +42,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy.stats import false_discovery_control
 from torch import Tensor
 
@@ -67,6 +66,9 @@ CLASSES = ("base_only", "shared", "domain_only", "other", "dead")
 CONTEXT_MODEL = "crosscoder"
 """The model name under which the crosscoder's contexts are stored (``contexts/crosscoder/layer_{i}.parquet``)."""
 CHUNK_ROWS = 2048
+COACT_MAX_LATENTS = 2048
+"""Latent Scaling sums the latents' co-activations in an ``[m, m]`` float64 table up to this many latents (32 MB;
+the demo's 768: 4.7 MB); wider crosscoders take the reconstruction's dot products pair by pair instead."""
 
 
 # -- decoder geometry ------------------------------------------------------------------------------------
@@ -141,12 +143,19 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
         raise ValueError(f"own_is_domain must have {m} entries, got {tuple(own_dom.shape)}")
     u = torch.where(own_dom.unsqueeze(1), dd, db)  # [m, d]
     c = {"base": (db * u).sum(1), "domain": (dd * u).sum(1)}  # d_M_j . u_j
-    eps = {k: torch.zeros(m, dtype=torch.float64) for k in c}
-    rec = {k: torch.zeros(m, dtype=torch.float64) for k in c}
-    ff = torch.zeros(m, dtype=torch.float64)
-    n_active = torch.zeros(m, dtype=torch.long)
+    # G_M[i, j] = d_M_i . u_j. A token's reconstruction dotted with u_j is sum_s f_s G_M[idx_s, j], so the
+    # reconstruction part of the sums is sum_i G_M[i, j] C[i, j] with C = F^T F, the latents' co-activations (one
+    # scatter of k^2 products per token, both blocks at once); the input part comes from F^T x (the codes'
+    # transpose, at k/m of the dense work); the error is their difference (err = x - recon - b_dec)
+    gram = {"base": db @ u.t(), "domain": dd @ u.t()}
+    coact = torch.zeros(m * m, dtype=torch.float64) if m <= COACT_MAX_LATENTS else None
     b_dec = sae.b_dec.detach().double()
-    w_cat = torch.cat([db, dd], 1)  # [m, 2d]
+    bu = {"base": u @ b_dec[:d], "domain": u @ b_dec[d:]}  # b_dec_M . u_j
+    xu = {k: torch.zeros(m, dtype=torch.float64) for k in c}  # sum_i f_ij (x_i . u_j)
+    rec = {k: torch.zeros(m, dtype=torch.float64) for k in c}  # sum_i f_ij (recon_i . u_j)
+    ff = torch.zeros(m, dtype=torch.float64)
+    fsum = torch.zeros(m, dtype=torch.float64)
+    n_active = torch.zeros(m, dtype=torch.long)
     seen = 0
     for x in batches:
         for xs in torch.split(x.reshape(-1, sae.d_in), CHUNK_ROWS):
@@ -157,22 +166,28 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
                 idx, acts = codes.indices[seen:seen + len(xs)].long(), codes.acts[seen:seen + len(xs)].double()
                 if len(idx) != len(xs):
                     raise ValueError(f"latent_scaling: codes hold {len(codes.indices)} rows, the batches more")
-            xn = xs.double() * float(sae.norm_scale)
-            lat = F.embedding_bag(idx, w_cat, per_sample_weights=acts, mode="sum")  # latents' reconstruction, [n, 2d]
-            ff.index_add_(0, idx.reshape(-1), acts.pow(2).reshape(-1))
-            n_active.index_add_(0, idx.reshape(-1), (acts > 0).long().reshape(-1))
+            flat, fa = idx.reshape(-1), acts.reshape(-1)
+            ff.index_add_(0, flat, fa.pow(2))
+            fsum.index_add_(0, flat, fa)
+            n_active.index_add_(0, flat, (fa > 0).long())
+            fx = latent_sums(idx, acts, xs.double() * float(sae.norm_scale), m)  # [m, 2d]: sum_i f_ij x_i
+            pair = idx.unsqueeze(2) * m + idx.unsqueeze(1)  # [n, k, k]: (idx_s, idx_a) as one index into [m, m]
+            if coact is not None:
+                coact += torch.bincount(pair.reshape(-1), (acts.unsqueeze(2) * acts.unsqueeze(1)).reshape(-1), m * m)
             for k, sl in (("base", slice(0, d)), ("domain", slice(d, 2 * d))):
-                err = xn[:, sl] - lat[:, sl] - b_dec[sl]
-                # sum_i f_ij (err_i . u_j) = u_j . (F^T err)_j: the codes' transpose, at k/m of the dense work
-                eps[k] += (latent_sums(idx, acts, err, m) * u).sum(1)
-                rec[k] += (latent_sums(idx, acts, lat[:, sl].contiguous(), m) * u).sum(1)
+                xu[k] += (fx[:, sl] * u).sum(1)
+                if coact is None:  # per pair: q[i, a] = recon_i . u_{idx[i, a]}
+                    q = torch.bmm(acts.unsqueeze(1), torch.take(gram[k], pair)).squeeze(1)
+                    rec[k].index_add_(0, flat, fa * q.reshape(-1))
             seen += xs.shape[0]
     if seen == 0:
         raise ValueError("latent_scaling got no rows")
     if codes is not None and seen != len(codes.indices):
         raise ValueError(f"latent_scaling: codes hold {len(codes.indices)} rows, the batches {seen}")
-    for k in eps:
-        eps[k] += c[k] * ff  # the f_j d_M_j . u_j part of each error
+    if coact is not None:
+        rec = {k: (gram[k] * coact.reshape(m, m)).sum(0) for k in c}
+    # the error's part, plus the f_j d_M_j . u_j part of each error
+    eps = {k: xu[k] - rec[k] - bu[k] * fsum + c[k] * ff for k in c}
     uu = u.pow(2).sum(1)
     den = uu * ff
     with np.errstate(invalid="ignore", divide="ignore"):
