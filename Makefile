@@ -15,23 +15,24 @@ LOADERS := .test-libs
 
 .PHONY: setup demo test bench finetune saes analyze labels backtest report clean
 
-# (Re)install only when pyproject.toml changed. CPU machines get the pinned CPU wheel of torch
+# (Re)install only when pyproject.toml changed (pip -qq: errors only; a machine's pip config naming absent local
+# indexes otherwise prints a warning per package). CPU machines get the pinned CPU wheel of torch
 # (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -qq --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -q torch; \
+		$(PY) -m pip install -qq torch; \
 	else \
-		$(PY) -m pip install -q torch==2.13.0; \
+		$(PY) -m pip install -qq torch==2.13.0; \
 	fi
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -qq -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
 $(LOADERS)/.installed: tests/requirements-loaders.txt | $(STAMP)
-	$(PY) -m pip install -q --no-deps --target $(LOADERS) -r tests/requirements-loaders.txt
+	$(PY) -m pip install -qq --no-deps --target $(LOADERS) -r tests/requirements-loaders.txt
 	@touch $@
 
 test: setup $(LOADERS)/.installed
@@ -83,7 +84,7 @@ report: setup
 
 # sparsify is a bench-only comparison: installed without its dependency pins (it would pull another torch).
 bench: setup
-	$(PY) -m pip install -q --no-deps eai-sparsify==1.3.3 einops natsort simple-parsing docstring-parser \
+	$(PY) -m pip install -qq --no-deps eai-sparsify==1.3.3 einops natsort simple-parsing docstring-parser \
 		schedulefree accelerate psutil datasets dill multiprocess
 	$(PY) bench/extract.py
 	$(PY) bench/sae_step.py
