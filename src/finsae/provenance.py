@@ -22,14 +22,19 @@ FILE = "provenance.json"
 MANIFEST = "MANIFEST.tsv"
 
 
+NOT_CODE = (":(exclude)docs", ":(exclude)*.md")
+"""Tracked files whose changes do not make a checkout ``+dirty``: prose and the results pages the report writes
+(``make demo`` regenerates ``docs/results`` and README's headline, which made every later run read dirty)."""
+
+
 def code_version(root: Path = PROJECT_ROOT) -> str:
-    """``<git sha>`` of the checkout (``+dirty`` when tracked files differ from it); the package version when the
-    code is not a git checkout (an installed wheel)."""
+    """``<git sha>`` of the checkout (``+dirty`` when tracked files other than :data:`NOT_CODE` differ from it);
+    the package version when the code is not a git checkout (an installed wheel)."""
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *NOT_CODE], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return f"finsae-{finsae.__version__}"
     return sha + ("+dirty" if dirty else "")

@@ -32,7 +32,7 @@ LOGS = "logs"
 
 def timing_record(report: RunReport, slots: int, only: list[str] | None, code_version: str) -> dict:
     """What ``timing.json`` holds for one run (``code_version``: the checkout's, taken before the first job: the
-    report job rewrites tracked pages, which would read as ``+dirty`` afterwards)."""
+    code the run started with)."""
     return {
         "code_version": code_version,
         "total_s": round(time.monotonic() - _T0, 1),
