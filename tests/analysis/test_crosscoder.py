@@ -131,7 +131,7 @@ def _dense_latent_scaling(sae, x, own_is_domain):
     return {k: (v / den).numpy() for k, v in out.items()}
 
 
-@pytest.mark.parametrize("coact_max", [2048, 0], ids=["co-activation table", "pair by pair"])
+@pytest.mark.parametrize("coact_max", [2048, 0], ids=["co-activation table", "reconstruction"])
 def test_latent_scaling_equals_its_dense_sums_on_a_random_crosscoder(monkeypatch, coact_max):
     monkeypatch.setattr(crosscoder_module, "COACT_MAX_LATENTS", coact_max)  # both ways of summing the reconstruction
     torch.manual_seed(0)

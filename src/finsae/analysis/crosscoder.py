@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from scipy.stats import false_discovery_control
 from torch import Tensor
 
@@ -68,7 +69,7 @@ CONTEXT_MODEL = "crosscoder"
 CHUNK_ROWS = 2048
 COACT_MAX_LATENTS = 2048
 """Latent Scaling sums the latents' co-activations in an ``[m, m]`` float64 table up to this many latents (32 MB;
-the demo's 768: 4.7 MB); wider crosscoders take the reconstruction's dot products pair by pair instead."""
+the demo's 768: 4.7 MB); wider crosscoders rebuild each token's reconstruction instead (no ``[m, m]`` object)."""
 
 
 # -- decoder geometry ------------------------------------------------------------------------------------
@@ -146,9 +147,11 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
     # G_M[i, j] = d_M_i . u_j. A token's reconstruction dotted with u_j is sum_s f_s G_M[idx_s, j], so the
     # reconstruction part of the sums is sum_i G_M[i, j] C[i, j] with C = F^T F, the latents' co-activations (one
     # scatter of k^2 products per token, both blocks at once); the input part comes from F^T x (the codes'
-    # transpose, at k/m of the dense work); the error is their difference (err = x - recon - b_dec)
-    gram = {"base": db @ u.t(), "domain": dd @ u.t()}
-    coact = torch.zeros(m * m, dtype=torch.float64) if m <= COACT_MAX_LATENTS else None
+    # transpose, at k/m of the dense work); the error is their difference (err = x - recon - b_dec). Wider
+    # crosscoders, whose [m, m] tables would not fit, take the reconstruction's part from F^T recon as well
+    table = m <= COACT_MAX_LATENTS
+    coact = torch.zeros(m * m, dtype=torch.float64) if table else None
+    w_cat = None if table else torch.cat([db, dd], 1)  # [m, 2d]
     b_dec = sae.b_dec.detach().double()
     bu = {"base": u @ b_dec[:d], "domain": u @ b_dec[d:]}  # b_dec_M . u_j
     xu = {k: torch.zeros(m, dtype=torch.float64) for k in c}  # sum_i f_ij (x_i . u_j)
@@ -170,22 +173,25 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
             ff.index_add_(0, flat, fa.pow(2))
             fsum.index_add_(0, flat, fa)
             n_active.index_add_(0, flat, (fa > 0).long())
-            fx = latent_sums(idx, acts, xs.double() * float(sae.norm_scale), m)  # [m, 2d]: sum_i f_ij x_i
-            pair = idx.unsqueeze(2) * m + idx.unsqueeze(1)  # [n, k, k]: (idx_s, idx_a) as one index into [m, m]
-            if coact is not None:
-                coact += torch.bincount(pair.reshape(-1), (acts.unsqueeze(2) * acts.unsqueeze(1)).reshape(-1), m * m)
+            xn = xs.double() * float(sae.norm_scale)
+            if table:
+                fx = latent_sums(idx, acts, xn, m)  # [m, 2d]: sum_i f_ij x_i
+                pair = (idx.unsqueeze(2) * m + idx.unsqueeze(1)).reshape(-1)  # (idx_s, idx_a) as one index
+                coact += torch.bincount(pair, (acts.unsqueeze(2) * acts.unsqueeze(1)).reshape(-1), m * m)
+            else:
+                recon = F.embedding_bag(idx, w_cat, per_sample_weights=acts, mode="sum")  # [n, 2d]
+                fx, fr = latent_sums(idx, acts, torch.cat([xn, recon], 1), m).split(2 * d, 1)
             for k, sl in (("base", slice(0, d)), ("domain", slice(d, 2 * d))):
                 xu[k] += (fx[:, sl] * u).sum(1)
-                if coact is None:  # per pair: q[i, a] = recon_i . u_{idx[i, a]}
-                    q = torch.bmm(acts.unsqueeze(1), torch.take(gram[k], pair)).squeeze(1)
-                    rec[k].index_add_(0, flat, fa * q.reshape(-1))
+                if not table:
+                    rec[k] += (fr[:, sl] * u).sum(1)
             seen += xs.shape[0]
     if seen == 0:
         raise ValueError("latent_scaling got no rows")
     if codes is not None and seen != len(codes.indices):
         raise ValueError(f"latent_scaling: codes hold {len(codes.indices)} rows, the batches {seen}")
-    if coact is not None:
-        rec = {k: (gram[k] * coact.reshape(m, m)).sum(0) for k in c}
+    if table:
+        rec = {k: ((blk @ u.t()) * coact.reshape(m, m)).sum(0) for k, blk in (("base", db), ("domain", dd))}
     # the error's part, plus the f_j d_M_j . u_j part of each error
     eps = {k: xu[k] - rec[k] - bu[k] * fsum + c[k] * ff for k in c}
     uu = u.pow(2).sum(1)
