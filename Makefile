@@ -13,31 +13,44 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # sparsify's and SAELens' own loaders for the export test, beside .venv (tests/requirements-loaders.txt)
 LOADERS := .test-libs
 
-.PHONY: setup demo test bench finetune saes analyze labels backtest report clean
+.PHONY: setup lock demo test bench finetune saes analyze labels backtest report clean
 
-# (Re)install only when pyproject.toml changed (pip -qq: errors only; a machine's pip config naming absent local
-# indexes otherwise prints a warning per package). CPU machines get the pinned CPU wheel of torch
-# (an unpinned torch pulls a multi-GB CUDA build); GPU machines get the normal CUDA build.
-$(STAMP): pyproject.toml
+# Installs come from a lock file of exact versions (requirements/cpu.lock, or cuda.lock where nvidia-smi sees a
+# GPU): a fresh clone next month installs what the suite passed with today. The CPU lock pins torch's CPU wheel
+# (2.13.0+cpu: pip's find-links on these machines; elsewhere set PIP_EXTRA_INDEX_URL to PyTorch's CPU index); the
+# CUDA lock pins the same torch from PyPI. pip -qq: errors only (a machine's pip config naming absent local
+# indexes otherwise prints a warning per package). `make lock` is the one way versions change.
+PIP_VERSION := 26.3
+LOCK ?= requirements/$(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then echo cuda; else echo cpu; fi).lock
+$(STAMP): pyproject.toml requirements/cpu.lock requirements/cuda.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -qq --upgrade pip
-	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -qq torch; \
-	else \
-		$(PY) -m pip install -qq torch==2.13.0; \
-	fi
-	$(PY) -m pip install -qq -e '.[dev]'
-	@touch $(STAMP)
+	$(PY) -m pip install -qq pip==$(PIP_VERSION)
+	$(PY) -m pip install -qq -r $(LOCK)
+	$(PY) -m pip install -qq --no-deps -e .
+	@echo "$(LOCK)" > $(STAMP)
 
 setup: $(STAMP)
 
-$(LOADERS)/.installed: tests/requirements-loaders.txt | $(STAMP)
+$(LOADERS)/.installed: tests/requirements-loaders.txt tests/requirements-openai-compat.txt | $(STAMP)
 	$(PY) -m pip install -qq --no-deps --target $(LOADERS) -r tests/requirements-loaders.txt
+	$(PY) -m pip install -qq --no-deps --target $(LOADERS)/openai-compat -r tests/requirements-openai-compat.txt
 	@touch $@
 
 test: setup $(LOADERS)/.installed
 	$(VENV)/bin/ruff check src tests bench *.py
-	FINSAE_LOADER_LIBS=$(abspath $(LOADERS)) $(PY) -m pytest -q $(PYTEST_ARGS)
+	FINSAE_LOADER_LIBS=$(abspath $(LOADERS)) FINSAE_LOCK=$(LOCK) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Re-resolve both lock files to the newest releases pyproject.toml's ranges admit (uv, Python 3.11, Linux x86-64),
+# install the new CPU lock and run the suite: commit the locks only when it passes.
+LOCK_ARGS := --extra dev --extra cluster --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --no-annotate -q
+TORCH_VERSION := 2.13.0
+# where the CPU wheel of torch comes from: pip's find-links folder where the machine has one, else PyTorch's CPU index
+TORCH_CPU_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
+lock: setup
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) $(TORCH_CPU_SOURCE) --index-strategy unsafe-best-match \
+		--override <(echo 'torch==$(TORCH_VERSION)+cpu') -o requirements/cpu.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --override <(echo 'torch==$(TORCH_VERSION)') -o requirements/cuda.lock
+	$(MAKE) test
 
 # The whole offline study, end to end, two one-thread jobs at a time (python -m finsae.demo --help); each job is
 # skipped when its output exists. Logs: artifacts/report/logs/; times: artifacts/report/timing.json.
@@ -82,15 +95,11 @@ backtest: setup
 report: setup
 	$(PY) -m finsae.report
 
-# sparsify is a bench-only comparison: installed without its dependency pins (it would pull another torch).
-bench: setup
-	$(PY) -m pip install -qq --no-deps eai-sparsify==1.3.3 einops natsort simple-parsing docstring-parser \
-		schedulefree accelerate psutil datasets dill multiprocess
-	$(PY) bench/extract.py
-	$(PY) bench/sae_step.py
-	$(PY) bench/analyze_layer.py offline
-	$(PY) bench/analyze_layer.py paper
-	$(PY) bench/backtest_stage.py
+# sparsify (the SAE step's comparison) comes from the pinned loaders folder the tests use (tests/requirements-loaders.txt).
+bench: setup $(LOADERS)/.installed
+	export PYTHONPATH=$(abspath $(LOADERS)); \
+	$(PY) bench/extract.py && $(PY) bench/sae_step.py && $(PY) bench/analyze_layer.py offline && \
+	$(PY) bench/analyze_layer.py paper && $(PY) bench/backtest_stage.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

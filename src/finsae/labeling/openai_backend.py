@@ -26,7 +26,6 @@ class OpenAIBackend:
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 60.0, connect_timeout_s: float = 5.0, max_retries: int = 3,
                  backoff_s: float = 1.0, structured_output: bool = True, breaker_failures: int = 5):
-        import httpx
         import openai
 
         self.base_url = base_url.rstrip("/")
@@ -46,7 +45,7 @@ class OpenAIBackend:
         self.down: str | None = None
         # Retries are ours (counted, with backoff, also for answers the client cannot decode); vLLM needs no key.
         self.client = openai.OpenAI(base_url=self.base_url, api_key=os.environ.get(api_key_env) or "EMPTY",
-                                    max_retries=0, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
+                                    max_retries=0, timeout=openai.Timeout(timeout_s, connect=connect_timeout_s))
 
     def check_reachable(self) -> None:
         """Fail now, in one line, when the server cannot be reached or does not serve ``model``."""
