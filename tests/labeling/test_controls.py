@@ -13,7 +13,8 @@ from finsae.labeling.config import LabelConfig
 from finsae.labeling.examples import latent_rng
 from finsae.labeling.openai_backend import OpenAIBackend
 from finsae.labeling.parsing import ParseError, parse_intruder
-from finsae.labeling.pipeline import LatentJob, intruder_sets, run_labeling, shuffled_partners
+from finsae.labeling.pipeline import LatentJob, run_labeling
+from finsae.labeling.scorers import intruder_sets, shuffled_partners
 from finsae.labeling.summary import overall_fields, score_table
 
 from .chat_server import ChatServer, Reply, oracle, user_text

@@ -10,7 +10,8 @@ from finsae.labeling import pipeline, prompts
 from finsae.labeling.cache import AnswerCache, cache_key
 from finsae.labeling.config import LabelConfig
 from finsae.labeling.examples import Example, LatentExamples
-from finsae.labeling.pipeline import LatentJob, detection_items, fuzzing_items
+from finsae.labeling.pipeline import LatentJob
+from finsae.labeling.scorers import detection_items, fuzzing_items
 from finsae.labeling.stats import auroc, balanced_accuracy, derangement, f1, paired_diff_ci, unpaired_diff_ci
 
 

@@ -17,23 +17,19 @@ from finsae.errors import FinsaeError
 from finsae.labeling.backend import Backend, ChatRequest
 from finsae.labeling.cache import AnswerCache, cache_key
 from finsae.labeling.config import LabelConfig
-from finsae.labeling.examples import Embed, Example, LatentExamples, latent_rng
+from finsae.labeling.examples import Embed, LatentExamples
 from finsae.labeling.lexical import LEXICAL_VERSION, lexical_label
-from finsae.labeling.parsing import ParseError, parse_answers, parse_intruder, parse_label
+from finsae.labeling.parsing import ParseError, parse_label
 from finsae.labeling.prompts import (
     LABEL_PREFILL,
     LABEL_SCHEMA,
     PROMPT_VERSION,
-    answers_schema,
     copied_example,
-    detection_messages,
     explain_messages,
-    fuzzing_messages,
-    intruder_messages,
-    intruder_schema,
     label_text,
 )
-from finsae.labeling.stats import auroc, balanced_accuracy, derangement, f1
+from finsae.labeling.scorers import add_tokens, embedding_scores, intruder_items, llm_score_items, shuffled_partners
+from finsae.labeling.stats import balanced_accuracy, f1
 
 METRICS = {"embedding": ("embedding_auroc",), "detection": ("detection_balanced_accuracy", "detection_f1"),
            "fuzzing": ("fuzzing_balanced_accuracy", "fuzzing_f1"), "intruder": ("intruder_accuracy",)}
@@ -232,146 +228,39 @@ def explain(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None
     return ask(backend, items, cache, cfg.max_retries, usage, progress)
 
 
-# ---- scorers -------------------------------------------------------------------------------------------------
-
-def embedding_scores(label: str, ex: LatentExamples, embed: Embed) -> float:
-    """AUROC of cos(label, example) separating the held-out activating examples from the negatives."""
-    pos, neg = [e.text for e in ex.score_activating], [e.text for e in ex.score_negatives]
-    if not pos or not neg:
-        return float("nan")
-    v = embed([label])[0]
-    return auroc(embed(pos) @ v, embed(neg) @ v)
-
-
-def detection_items(ex: LatentExamples, rng: np.random.Generator) -> tuple[list[str], list[int]]:
-    """Plain held-out texts (activating and not, shuffled) and whether each activates."""
-    items = [(e.text, 1) for e in ex.score_activating] + [(e.text, 0) for e in ex.score_negatives]
-    order = rng.permutation(len(items))
-    return [items[i][0] for i in order], [items[i][1] for i in order]
-
-
-def fuzzing_items(ex: LatentExamples, rng: np.random.Generator) -> tuple[list[str], list[int]]:
-    """The held-out activating examples, marked: half where the latent fires (1), half with as many other
-    words marked instead (0); examples with too few other words keep their true marks."""
-    acts = list(ex.score_activating)
-    eligible = [i for i, e in enumerate(acts)
-                if 0 < sum(a > 0 for a in e.acts) <= sum(a <= 0 for a in e.acts)]
-    decoys = set(rng.permutation(eligible)[: len(acts) // 2].tolist()) if eligible else set()
-    texts, truth = [], []
-    for i, e in enumerate(acts):
-        if i in decoys:
-            k = sum(a > 0 for a in e.acts)
-            off = [j for j, a in enumerate(e.acts) if a <= 0]
-            fake = set(rng.choice(off, size=k, replace=False).tolist())
-            texts.append(Example(e.doc_id, e.words, tuple(1.0 if j in fake else 0.0 for j in range(len(e.words))),
-                                 e.max_act, e.kind).marked())
-            truth.append(0)
-        else:
-            texts.append(e.marked())
-            truth.append(1)
-    order = rng.permutation(len(texts))
-    return [texts[i] for i in order], [truth[i] for i in order]
-
-
-def _answers_parser(n: int) -> Callable:
-    def parse(text: str, prefill: str) -> list[int]:
-        return parse_answers(text, n, prefill)
-
-    return parse
-
-
-def _llm_score_items(scorer: str, cfg: LabelConfig, job: LatentJob, label: dict, tag: str):
-    """Requests (batches of ``scorer_batch`` examples) and truths of one LLM scorer for one latent and label."""
-    rng = latent_rng(cfg.seed, scorer, job.model, job.layer, job.latent)  # the same items for label and control
-    texts, truth = (detection_items if scorer == "detection" else fuzzing_items)(job.examples, rng)
-    render = detection_messages if scorer == "detection" else fuzzing_messages
-    items = []
-    for b in range(0, len(texts), cfg.scorer_batch):
-        chunk = texts[b:b + cfg.scorer_batch]
-        key = cache_key(kind=scorer, sae=job.sae_id, latent=job.latent, backend=cfg.backend, model=cfg.llm_name,
-                        prompt=PROMPT_VERSION, label=label["label"], description=label["description"], texts=chunk,
-                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, tag=tag)
-
-        parse = _answers_parser(len(chunk))
-
-        req = ChatRequest(tuple(render(label["label"], label["description"], chunk)), answers_schema(len(chunk)), "answers",
-                          '{"answers": [', cfg.max_new_tokens, cfg.temperature)
-        items.append((key, req, parse))
-    return items, truth
-
-
-def shuffled_partners(jobs: Sequence[LatentJob], labelled: Sequence[int], n: int, seed: int) -> dict[int, list[int]]:
-    """For each labelled job, ``n`` other labelled jobs whose labels serve as its shuffled-label control: ``n``
-    derangements within its (model, layer, role) -- a financial target gets labels of other financial targets of
-    its layer, so the control is not an easy non-financial label -- where that has two or more labels, else
-    random other labels of its role."""
-    out: dict[int, list[int]] = {i: [] for i in labelled}
-    groups: dict[tuple, list[int]] = {}
-    for i in labelled:
-        groups.setdefault((jobs[i].model, jobs[i].layer, jobs[i].role), []).append(i)
-    rng = latent_rng(seed, "shuffle")
-    for group in groups.values():
-        if len(group) >= 2:
-            for _ in range(n):
-                for a, b in zip(group, derangement(len(group), rng), strict=True):
-                    out[a].append(group[b])
-        else:
-            others = [j for j in labelled if j != group[0] and jobs[j].role == jobs[group[0]].role]
-            if others:
-                out[group[0]] = [int(j) for j in rng.choice(others, size=n, replace=len(others) < n)]
-    return out
-
-
-def intruder_sets(ex: LatentExamples, rng: np.random.Generator, n_sets: int, size: int) -> list[tuple[list[str], int]]:
-    """Up to ``n_sets`` sets of ``size`` plain held-out sentences: ``size - 1`` activating ones and one
-    non-activating intruder (random negatives first, then hard ones) at a random place; each with the intruder's
-    number (1-based). None when there are too few activating examples or no negative."""
-    acts = [e.text for e in ex.score_activating]
-    negs = [e.text for e in ex.score_random_negatives + ex.score_hard_negatives]
-    if len(acts) < size - 1 or not negs:
-        return []
-    out = []
-    for s in range(n_sets):
-        texts = [acts[i] for i in rng.choice(len(acts), size - 1, replace=False)]
-        pos = int(rng.integers(size))
-        texts.insert(pos, negs[s % len(negs)])
-        out.append((texts, pos + 1))
-    return out
-
-
-def _intruder_parser(n: int) -> Callable:
-    def parse(text: str, prefill: str) -> int:
-        return parse_intruder(text, n, prefill)
-
-    return parse
-
-
-def _intruder_items(cfg: LabelConfig, job: LatentJob):
-    rng = latent_rng(cfg.seed, "intruder", job.model, job.layer, job.latent)
-    sets = intruder_sets(job.examples, rng, cfg.intruder_sets, cfg.intruder_set_size)
-    items = []
-    for texts, _ in sets:
-        key = cache_key(kind="intruder", sae=job.sae_id, latent=job.latent, backend=cfg.backend, model=cfg.llm_name,
-                        prompt=PROMPT_VERSION, texts=texts, max_new_tokens=cfg.max_new_tokens,
-                        temperature=cfg.temperature)
-        req = ChatRequest(tuple(intruder_messages(texts)), intruder_schema(len(texts)), "intruder", '{"intruder": ',
-                          cfg.max_new_tokens, cfg.temperature)
-        items.append((key, req, _intruder_parser(len(texts))))
-    return items, [t for _, t in sets]
-
-
-def _add_tokens(row: dict, got: Sequence[dict]) -> None:
-    for a in got:
-        if not a.get("cached"):
-            row["prompt_tokens"] = row.get("prompt_tokens", 0) + a["prompt_tokens"]
-            row["completion_tokens"] = row.get("completion_tokens", 0) + a["completion_tokens"]
-
-
 def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None, cache: AnswerCache,
                  embed: Embed, progress: ProgressFactory | None = None) -> tuple[pd.DataFrame, Usage]:
     """Label and score ``jobs``; one row per job (skipped and failed ones included), and the token usage."""
     progress = progress or (lambda total, desc: Progress())
     usage = Usage()
+    labels = _label_all(jobs, cfg, backend, cache, usage, progress)
+    labelled = sorted(labels)
+    partners = shuffled_partners(jobs, labelled, max(cfg.n_shuffles, 1), cfg.seed)
+    generic = {"label": cfg.generic_label, "description": f"Fires on text about {cfg.generic_label}."}
+    with_generic = {i for i in labelled if jobs[i].role == "target"} if cfg.generic_label else set()
+    if "embedding" in cfg.scorers:
+        _score_embedding(jobs, cfg, labels, partners, generic, with_generic, embed, progress)
+    for scorer in (s for s in ("detection", "fuzzing") if s in cfg.scorers):
+        _score_with_llm(scorer, jobs, cfg, labels, partners, generic, with_generic,
+                        lambda flat, desc: _ask_all(backend, flat, cache, cfg, usage, progress, desc))
+    if "intruder" in cfg.scorers:
+        _score_intruders(jobs, cfg, labelled, lambda flat, desc: _ask_all(backend, flat, cache, cfg, usage,
+                                                                          progress, desc))
+    usage.check(cfg.max_failure_share)
+    _copy_matched_scores(jobs, cfg)
+    return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
+
+
+def _ask_all(backend, flat, cache, cfg: LabelConfig, usage: Usage, progress: ProgressFactory, desc: str) -> list[dict]:
+    bar = progress(len(flat), desc)
+    answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
+    bar.close()
+    return answers
+
+
+def _label_all(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend | None, cache: AnswerCache,
+               usage: Usage, progress: ProgressFactory) -> dict[int, dict]:
+    """Explain every job that has examples; ``job index -> {"label", "description"}`` of those labelled."""
     todo = [i for i, j in enumerate(jobs) if j.examples is not None and j.skip_reason is None]
     bar = progress(len(todo), "explain")
     results = explain([jobs[i] for i in todo], cfg, backend, cache, usage, bar)
@@ -384,73 +273,67 @@ def run_labeling(jobs: Sequence[LatentJob], cfg: LabelConfig, backend: Backend |
         if r["ok"]:
             labels[i] = r["value"]
             jobs[i].row.update(label=r["value"]["label"], description=r["value"]["description"])
-    labelled = sorted(labels)
-    partners = shuffled_partners(jobs, labelled, max(cfg.n_shuffles, 1), cfg.seed)
+    return labels
 
-    generic = {"label": cfg.generic_label, "description": f"Fires on text about {cfg.generic_label}."}
-    with_generic = [i for i in labelled if jobs[i].role == "target"] if cfg.generic_label else []
-    if "embedding" in cfg.scorers:
-        bar = progress(len(labelled), "embedding")
-        for i in labelled:
-            ex = jobs[i].examples
-            own = embedding_scores(label_text(**labels[i]), ex, embed)
-            ctl = [embedding_scores(label_text(**labels[p]), ex, embed) for p in partners[i][: max(cfg.n_shuffles, 1)]]
-            jobs[i].row.update(embedding_auroc=own,
-                               embedding_auroc_control=float(np.mean(ctl)) if ctl and cfg.n_shuffles else float("nan"))
-            if i in with_generic:
-                jobs[i].row["generic_embedding_auroc"] = embedding_scores(label_text(**generic), ex, embed)
-            bar.update(1)
-        bar.close()
 
-    for scorer in (s for s in ("detection", "fuzzing") if s in cfg.scorers):
-        plan = []  # (job index, "own"/"control"/"generic", items, truth)
-        for i in labelled:
-            plan.append((i, "own", *_llm_score_items(scorer, cfg, jobs[i], labels[i], "own")))
-            if partners[i]:
-                plan.append((i, "control", *_llm_score_items(scorer, cfg, jobs[i], labels[partners[i][0]], "control")))
-            if i in with_generic:
-                plan.append((i, "generic", *_llm_score_items(scorer, cfg, jobs[i], generic, "generic")))
-        flat = [it for p in plan for it in p[2]]
-        bar = progress(len(flat), scorer)
-        answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
-        bar.close()
-        pos = 0
-        for i, which, items, truth in plan:
-            got = answers[pos:pos + len(items)]
-            pos += len(items)
-            ba, f1_ = column(f"{scorer}_balanced_accuracy", which), column(f"{scorer}_f1", which)
-            if all(a["ok"] for a in got):
-                pred = [b for a in got for b in a["value"]]
-                jobs[i].row[ba] = balanced_accuracy(truth, pred)
-                jobs[i].row[f1_] = f1(truth, pred)
-            else:
-                jobs[i].row[ba] = float("nan")
-                jobs[i].row[f1_] = float("nan")
-                jobs[i].row[column(f"{scorer}_error", which)] = next(a["error"] for a in got if not a["ok"])
-            _add_tokens(jobs[i].row, got)
+def _score_embedding(jobs, cfg: LabelConfig, labels: dict[int, dict], partners: dict[int, list[int]],
+                     generic: dict, with_generic: set[int], embed: Embed, progress: ProgressFactory) -> None:
+    bar = progress(len(labels), "embedding")
+    for i in sorted(labels):
+        ex = jobs[i].examples
+        own = embedding_scores(label_text(**labels[i]), ex, embed)
+        ctl = [embedding_scores(label_text(**labels[p]), ex, embed) for p in partners[i][: max(cfg.n_shuffles, 1)]]
+        jobs[i].row.update(embedding_auroc=own,
+                           embedding_auroc_control=float(np.mean(ctl)) if ctl and cfg.n_shuffles else float("nan"))
+        if i in with_generic:
+            jobs[i].row["generic_embedding_auroc"] = embedding_scores(label_text(**generic), ex, embed)
+        bar.update(1)
+    bar.close()
 
-    if "intruder" in cfg.scorers:
-        plan = [(i, *_intruder_items(cfg, jobs[i])) for i in labelled]
-        flat = [it for p in plan for it in p[1]]
-        bar = progress(len(flat), "intruder")
-        answers = ask(backend, flat, cache, cfg.max_retries, usage, bar)
-        bar.close()
-        pos = 0
-        for i, items, truth in plan:
-            got = answers[pos:pos + len(items)]
-            pos += len(items)
-            row = jobs[i].row
-            if got and all(a["ok"] for a in got):
-                row["intruder_accuracy"] = float(np.mean([a["value"] == t for a, t in zip(got, truth, strict=True)]))
-            elif got:
-                row["intruder_error"] = next(a["error"] for a in got if not a["ok"])
-            row["intruder_accuracy_control"] = 1.0 / cfg.intruder_set_size  # chance, exactly
-            row["intruder_sets"] = len(got)
-            _add_tokens(row, got)
 
-    usage.check(cfg.max_failure_share)
-    _copy_matched_scores(jobs, cfg)
-    return pd.DataFrame([_row(cfg, j) for j in jobs]), usage
+def _score_with_llm(scorer: str, jobs, cfg: LabelConfig, labels: dict[int, dict], partners: dict[int, list[int]],
+                    generic: dict, with_generic: set[int], ask_all: Callable) -> None:
+    """Detection or fuzzing of each label, its shuffled control and (targets) the generic label."""
+    plan = []  # (job index, "own"/"control"/"generic", items, truth)
+    for i in sorted(labels):
+        plan.append((i, "own", *llm_score_items(scorer, cfg, jobs[i], labels[i], "own")))
+        if partners[i]:
+            plan.append((i, "control", *llm_score_items(scorer, cfg, jobs[i], labels[partners[i][0]], "control")))
+        if i in with_generic:
+            plan.append((i, "generic", *llm_score_items(scorer, cfg, jobs[i], generic, "generic")))
+    answers = ask_all([it for p in plan for it in p[2]], scorer)
+    pos = 0
+    for i, which, items, truth in plan:
+        got = answers[pos:pos + len(items)]
+        pos += len(items)
+        ba, f1_ = column(f"{scorer}_balanced_accuracy", which), column(f"{scorer}_f1", which)
+        if all(a["ok"] for a in got):
+            pred = [b for a in got for b in a["value"]]
+            jobs[i].row[ba] = balanced_accuracy(truth, pred)
+            jobs[i].row[f1_] = f1(truth, pred)
+        else:
+            jobs[i].row[ba] = float("nan")
+            jobs[i].row[f1_] = float("nan")
+            jobs[i].row[column(f"{scorer}_error", which)] = next(a["error"] for a in got if not a["ok"])
+        add_tokens(jobs[i].row, got)
+
+
+def _score_intruders(jobs, cfg: LabelConfig, labelled: Sequence[int], ask_all: Callable) -> None:
+    """Intruder detection of each labelled latent (it scores the latent, not the label; control: chance)."""
+    plan = [(i, *intruder_items(cfg, jobs[i])) for i in labelled]
+    answers = ask_all([it for p in plan for it in p[1]], "intruder")
+    pos = 0
+    for i, items, truth in plan:
+        got = answers[pos:pos + len(items)]
+        pos += len(items)
+        row = jobs[i].row
+        if got and all(a["ok"] for a in got):
+            row["intruder_accuracy"] = float(np.mean([a["value"] == t for a, t in zip(got, truth, strict=True)]))
+        elif got:
+            row["intruder_error"] = next(a["error"] for a in got if not a["ok"])
+        row["intruder_accuracy_control"] = 1.0 / cfg.intruder_set_size  # chance, exactly
+        row["intruder_sets"] = len(got)
+        add_tokens(row, got)
 
 
 def _copy_matched_scores(jobs: Sequence[LatentJob], cfg: LabelConfig) -> None:
