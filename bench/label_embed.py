@@ -7,7 +7,7 @@ Embeds ``--texts`` distinct held-out contexts that the analysis stored for one m
 ``label.py`` embeds) with the packaged all-MiniLM-L6-v2, once per setting, each with a fresh embedder (it caches
 by text): fp32 on one thread, fp32 on two, bf16 autocast on one. Reports seconds, the speedups and how far the
 vectors move (max abs difference; least cosine for bf16). ``make demo`` runs the labels on two threads; bf16 is
-not used (measured, not taken: docs/demo.md, "Levers").
+not used (measured, not taken: CHANGELOG.md, 2026-12-03).
 Last line: ``label_embed texts=<n> two_threads=<x> bf16=<x> two_threads_max_diff=<e> bf16_min_cos=<c>``.
 """
 
