@@ -15,12 +15,16 @@ pytestmark = pytest.mark.slow
 # Appended to the in-memory copy only (never to the file): reports what the kernel drew, as JSON on stdout.
 PROBE = """
 import json as _json
+for _f in figures:
+    _f.canvas.draw()  # tick labels exist once drawn
 print("PROBE" + _json.dumps({
     "n_figures": len(figures),
     "lines_with_data": [sum(len(l.get_xdata()) > 0 for ax in f.axes for l in ax.get_lines()) for f in figures],
     "fvu_x": [float(v) for v in figures[0].axes[0].get_lines()[0].get_xdata()],
     "fvu_y": [float(v) for v in figures[0].axes[0].get_lines()[0].get_ydata()],
     "fvu_summaries": [float(v) for v in saes.sort_values("layer")["fvu"]],
+    "layer_ticks": [float(t) for f in figures[:2] for ax in f.axes for t in ax.get_xticks()],
+    "date_labels": [t.get_text() for t in figures[2].axes[0].get_xticklabels()],
     "artifacts": str(study.artifacts),
 }))
 """
@@ -47,6 +51,8 @@ def test_notebook_redraws_three_plots_from_the_tiny_study(project_root, tiny_stu
     assert got["fvu_x"] == [0, 1]  # the tiny study's two layers
     assert got["fvu_y"] == pytest.approx(got["fvu_summaries"], rel=1e-12)
     assert got["artifacts"] == str(tiny_study)
+    assert got["layer_ticks"] and all(t == int(t) for t in got["layer_ticks"])  # no layer 0.5
+    assert any(label for label in got["date_labels"]) and not any("e+" in t or "." in t for t in got["date_labels"])
 
 
 def test_notebook_fails_loudly_without_artifacts(project_root, tmp_path, monkeypatch):
