@@ -1,4 +1,4 @@
-"""SST-2 (the control twin's task): counts and label balance on the real files, damaged and malformed files."""
+"""SST-2 (the control twin's task): counts and label balance of the real files, damaged and bad files."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_sst2_real_counts_and_balance(sst2_dir):
 
 
 def test_sst2_malformed_rows_are_counted_and_skipped(tmp_path):
-    _write(tmp_path, "train", 'label\tsentence\n1\tit \'s a "charming" film\r\n7\tbad label\nno tab here\n0\t \n'
-                              "0\ta dull , dull ride\n")
+    _write(tmp_path, "train", 'label\tsentence\n1\tit \'s a "charming" film\r\n7\tbad label\n'
+                              "no tab here\n0\t \n0\ta dull , dull ride\n")
     with pytest.warns(MalformedRowsWarning, match="3 malformed"):
         df = load_sst2("train", tmp_path)
     assert df["text"].tolist() == ['it \'s a "charming" film', "a dull , dull ride"]
@@ -74,7 +74,7 @@ def test_sst2_damaged_or_missing_file(tmp_path):
     target.write_bytes(gzip.compress(b"label\tsentence\n1\tcaf\xe9\n"))  # latin-1, not UTF-8
     with pytest.raises(CorruptDataError, match="not UTF-8"):
         load_sst2("train", tmp_path)
-    assert target.read_bytes() == gzip.compress(b"label\tsentence\n1\tcaf\xe9\n")  # a refused file is left alone
+    assert target.read_bytes() == gzip.compress(b"label\tsentence\n1\tcaf\xe9\n")  # refused, left alone
     with pytest.raises(FinsaeError, match="split"):
         load_sst2("test", tmp_path)
 
