@@ -309,6 +309,9 @@ def test_bad_inputs_are_one_clear_error():
         activation_lens([(layer, x, bad)], index)
     with pytest.raises(ConfigError, match="fit and >= 2 score"):
         activation_lens([(layer, x, y)], index, fit_docs=np.unique(index.doc))
+    one_cls = TokenIndex(index.doc, index.window, index.financial, index.is_cls & (index.doc == index.doc[0]))
+    with pytest.raises(ConfigError, match="cls rows hold"):  # [CLS] rows of a single document
+        activation_lens([(layer, x, y)], one_cls)
 
 
 def test_affine_fit_recovers_an_exact_map_and_applies_in_chunks(tmp_path):

@@ -311,6 +311,9 @@ def _position_lens(h_base, h_twin, layout: _Layout, position: str, cfg: LensConf
     moments = {"financial": g[2] + g[3], "general": g[0] + g[1]}
     moments["all"] = moments["financial"] + moments["general"]
     fit_moments = g[1] + g[3]
+    if fit_moments.n < 2 or (g[0] + g[2]).n < 1:
+        raise ConfigError(f"the {position} rows hold {fit_moments.n} fit and {(g[0] + g[2]).n} score rows: "
+                          "the affine map needs >= 2 fit rows and a score row; give more documents")
     affine = fit_affine_from_moments(fit_moments, cfg.ridge)
     mean_diff = fit_moments.mean_y - fit_moments.mean_x
     norm = float(np.linalg.norm(mean_diff))
