@@ -283,8 +283,8 @@ def _exact(sums: _DocSums, between: tuple, extra: tuple, mask, score_mask, weigh
     n = w @ sums.n
     out = {"relative_change": (w @ sums.sq_diff) / (w @ sums.sq_base)}
     if position == "tokens":  # a [CLS] row is its window's only one: its window share is 1 by definition
-        for model, sz, s, btw in (("base", sums.sz_x, sums.s_x, between[0]), ("twin", sums.sz_y, sums.s_y,
-                                                                              between[1])):
+        models = (("base", sums.sz_x, sums.s_x, between[0]), ("twin", sums.sz_y, sums.s_y, between[1]))
+        for model, sz, s, btw in models:
             total = w @ s
             mean_sq = row_dot(total, total) / n
             out[f"window_share_{model}"] = (w @ btw - mean_sq) / (w @ sz - mean_sq)
@@ -343,8 +343,8 @@ def _table_rows(layer: int, position: str, values: dict, counts: dict, ci: float
             measures[name] = np.clip(measures[name], lo, hi)
     if "financial" in values and "general" in values:
         values["difference"] = {m: values["financial"][m] - values["general"][m] for m in values["financial"]}
-        counts["difference"] = {k: tuple(a + b for a, b in zip(counts["financial"][k], counts["general"][k],
-                                                              strict=True)) for k in (False, True)}
+        fin, gen = counts["financial"], counts["general"]
+        counts["difference"] = {k: (fin[k][0] + gen[k][0], fin[k][1] + gen[k][1]) for k in (False, True)}
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
     out = []
     for text_type in (t for t in TEXT_TYPES if t in values):
