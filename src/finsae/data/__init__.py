@@ -23,6 +23,7 @@ from finsae.data.corpus import (
 from finsae.data.index_prices import load_index_prices, load_nasdaq, load_sp500
 from finsae.data.phrasebank import load_phrasebank, load_phrasebank_with_agreement
 from finsae.data.reuters import REUTERS_CATEGORIES, load_reuters
+from finsae.data.sst2 import SST2_LABELS, load_sst2
 from finsae.data.stocknet_prices import load_stock_table, load_stocknet_prices, stocknet_tickers
 from finsae.data.stocknet_tweets import (
     load_stocknet_tweets,
@@ -34,10 +35,10 @@ from finsae.data.twitter_sentiment import load_twitter_sentiment
 from finsae.data.wikitext import load_wikitext
 
 __all__ = [
-    "AG_LABELS", "EVAL_START", "REUTERS_CATEGORIES", "Corpus", "CorruptDataError", "MalformedRowsWarning",
+    "AG_LABELS", "EVAL_START", "REUTERS_CATEGORIES", "SST2_LABELS", "Corpus", "CorruptDataError", "MalformedRowsWarning",
     "assign_trading_day", "close_times_utc", "list_corpora", "load_ag_news", "load_brown",
     "load_corpus", "load_index_prices", "load_nasdaq", "load_phrasebank",
-    "load_phrasebank_with_agreement", "load_reuters", "load_sp500", "load_stock_table",
+    "load_phrasebank_with_agreement", "load_reuters", "load_sp500", "load_sst2", "load_stock_table",
     "load_stocknet_prices", "load_stocknet_tweets", "load_stocknet_tweets_preprocessed",
     "load_stocknet_tweets_raw", "load_twitter_sentiment", "load_wikitext", "register_corpus",
     "resolve_data_dir", "stocknet_tickers", "stocknet_tweets_before", "trading_calendar",

@@ -86,6 +86,16 @@ SOURCES: tuple[Source, ...] = (
         "academic use (Zhang et al. 2015)", "https://github.com/mhjabreel/CharCnn_Keras", transform="gzip",
     ),
     Source(
+        "sst2", "general/sst2/train.tsv.gz",
+        f"{_GH_RAW}/awake020/pytorch_Bert_sst2/master/SST-2/train.tsv",
+        "research use (GLUE terms)", "https://gluebenchmark.com/tasks", transform="gzip",
+    ),
+    Source(
+        "sst2", "general/sst2/dev.tsv.gz",
+        f"{_GH_RAW}/awake020/pytorch_Bert_sst2/master/SST-2/dev.tsv",
+        "research use (GLUE terms)", "https://gluebenchmark.com/tasks", transform="gzip",
+    ),
+    Source(
         "brown", "general/brown.zip",
         f"{_GH_RAW}/nltk/nltk_data/gh-pages/packages/corpora/brown.zip",
         "non-commercial (Francis & Kucera)", "https://www.nltk.org/nltk_data/",
