@@ -1,6 +1,6 @@
 """GPU check: what the first lent GPU should measure, in one command and one JSON file.
 
-    python bench/gpu_check.py                         # one H100/H200: under 8 minutes
+    python bench/gpu_check.py                         # one H100/H200: sized for under 8 minutes
     python bench/gpu_check.py --tiny --out x.json     # tiny shapes on the CPU (automatic without CUDA)
     python bench/gpu_check.py --parts labels_vllm --label-model PATH   # one part, e.g. inside .venv-vllm
 
@@ -21,6 +21,8 @@ Parts, each guarded (a failing part records its error and the rest still run):
 Without CUDA every part runs on tiny shapes and ``not_measured_without_gpu`` says what a GPU is needed for.
 sparsify comes from ``$FINSAE_LOADER_LIBS`` or ``.test-libs/`` when .venv lacks it (as ``make bench`` does).
 Exit status 0 when no part failed, 1 when one did (the JSON is written either way, after every part).
+Not yet run on a GPU (no session has had one): the CUDA paths here are written, the CPU fallback is tested
+(tests/test_gpu_check.py). On a GPU machine without .git, ``git.commit`` is null with the reason.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ deps; if it cannot be imported the reason is printed and its ratios are nan.
     .venv/bin/python bench/sae_step.py            # full size (~15 min on a busy 2-core box)
     .venv/bin/python bench/sae_step.py --quick    # small sizes, under a minute
 
+The contenders and the round-robin timer run on any device (``bench/gpu_check.py`` uses them on CUDA).
+
 The last line is machine-readable:
 ``sae_step fp32_vs_sparsify=<x> bf16_vs_sparsify=<y> fp32_tok_s=<n> bf16_tok_s=<n> peak_rss_gb=<g>``.
 """
