@@ -1,8 +1,7 @@
-"""bench/gpu_check.py's CPU fallback: the whole check on tiny shapes in a subprocess (CUDA hidden), and its JSON.
-
-Every part is present; what ran has finite, positive figures; what needs a GPU says so; the predicted wall time
-is recomputed here from the JSON's own measured fields and the paper config. A bad flag is one line before
-any work; a failing part is recorded while the others still run."""
+"""bench/gpu_check.py's CPU fallback: the whole check on tiny shapes in a subprocess (CUDA hidden), and its
+JSON. Every part is present; what ran has finite, positive figures; what needs a GPU says so; the predicted
+wall time is recomputed here from the JSON's own measured fields and the paper config. A bad flag is one line
+before any work; a failing part is recorded while the others still run."""
 
 from __future__ import annotations
 
@@ -89,8 +88,8 @@ def test_says_plainly_what_needs_a_gpu(report):
 
 def test_sae_and_crosscoder_steps(report):
     step, plan = report["parts"]["sae_step"], report["plan"]
-    assert (step["shape"]["d_in"], step["shape"]["latents"], step["shape"]["k"]) == (plan["d_in"], plan["latents"],
-                                                                                     plan["k"])
+    shape = step["shape"]
+    assert (shape["d_in"], shape["latents"], shape["k"]) == (plan["d_in"], plan["latents"], plan["k"])
     for c in step["contenders"].values():
         assert c["tokens_per_s"] == pytest.approx(step["shape"]["batch"] / c["seconds_per_step"], rel=1e-9)
         assert c["seconds_per_step_min"] <= c["seconds_per_step"]
@@ -109,8 +108,8 @@ def test_sae_and_crosscoder_steps(report):
 
 def test_lightning_fit_and_extraction_ran_for_real(report):
     fit, plan = report["parts"]["lightning_fit"], report["plan"]
-    assert (fit["steps"], fit["world_size"], fit["strategy"], fit["accelerator"]) == (plan["fit_steps"], 1, "auto",
-                                                                                      "cpu")
+    ran = (fit["steps"], fit["world_size"], fit["strategy"], fit["accelerator"])
+    assert ran == (plan["fit_steps"], 1, "auto", "cpu")
     assert fit["checkpoint_written"] and fit["fvu_last"] < fit["fvu_at_steady_start"]  # it trained
     assert fit["tokens_per_s"] == pytest.approx(fit["tokens_per_step"] / fit["steady_seconds_per_step"])
     ext, bert = report["parts"]["extraction"], plan["bert"]
@@ -146,7 +145,11 @@ def test_predicted_wall_time_follows_from_the_measured_steps(report):
 
 @pytest.fixture
 def gpu_check(monkeypatch):
-    """bench/gpu_check.py imported in this process (its sys.path entry and bench modules undone afterwards)."""
+    """bench/gpu_check.py imported in this process (its sys.path entry and bench modules undone after), on the
+    CPU path even where a GPU is visible."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
