@@ -91,11 +91,19 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
+def _nccl_version() -> str | None:
+    try:  # a tuple in recent torch, an int in older ones; absent in CPU builds
+        v = torch.cuda.nccl.version()
+    except (AttributeError, RuntimeError):
+        return None
+    return ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
 def versions() -> dict:
     cuda = torch.cuda.is_available()
     return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if cuda else None,
-            "nccl": ".".join(map(str, torch.cuda.nccl.version())) if cuda else None,
+            "nccl": _nccl_version() if cuda else None,
             **{name: _dist_version(name) for name in ("lightning", "transformers", "eai-sparsify", "vllm")},
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
 

@@ -67,13 +67,20 @@ class PaperSetup(NamedTuple):
 
 
 def paper_setup() -> PaperSetup:
+    """The paper experiment's config, or a one-line FinsaeError (every figure here is sized from it)."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
+    from finsae.errors import FinsaeError
     from finsae.glue.schemas import register_schemas, validate
 
     register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        raw = compose("train", overrides=["experiment=paper", f"paths.output_dir={tempfile.gettempdir()}"])
+    try:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            overrides = ["experiment=paper", f"paths.output_dir={tempfile.gettempdir()}"]
+            raw = compose("train", overrides=overrides)
+    except HydraException as e:
+        raise FinsaeError(f"conf/experiment/paper.yaml does not compose: {str(e).splitlines()[0]}") from None
     cfg = validate(raw)
     return PaperSetup(cfg.sae, cfg.trainer, cfg.trainer.devices * cfg.trainer.num_nodes)
 
@@ -98,10 +105,6 @@ def make_plan(paper: PaperSetup, tiny: bool, rounds: int | None, fit_steps: int 
 
 def _sync(plan: Plan) -> Callable[[], None]:
     return torch.cuda.synchronize if plan.device == "cuda" else (lambda: None)
-
-
-def _peak_gb(plan: Plan, base: int = 0) -> float | None:
-    return (torch.cuda.max_memory_allocated() - base) / 1e9 if plan.device == "cuda" else None
 
 
 def reset_peak(plan: Plan) -> int:
@@ -142,7 +145,7 @@ def build_warm(makers: dict, x: torch.Tensor, plan: Plan, optional: tuple[str, .
                 raise
             missing[name] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
             continue
-        peaks[name] = _peak_gb(plan, base)
+        peaks[name] = (torch.cuda.max_memory_allocated() - base) / 1e9 if plan.device == "cuda" else None
         built.append(c)
     return built, peaks, missing
 
