@@ -18,6 +18,8 @@ deps; if it cannot be imported the reason is printed and its ratios are nan.
     .venv/bin/python bench/sae_step.py            # full size (~15 min on a busy 2-core box)
     .venv/bin/python bench/sae_step.py --quick    # small sizes, under a minute
 
+The contenders and the round-robin timer run on any device (``bench/gpu_check.py`` uses them on CUDA).
+
 The last line is machine-readable:
 ``sae_step fp32_vs_sparsify=<x> bf16_vs_sparsify=<y> fp32_tok_s=<n> bf16_tok_s=<n> peak_rss_gb=<g>``.
 """
@@ -32,6 +34,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -79,15 +82,20 @@ def gemm_gflops(n: int, d: int, m: int, dtype: torch.dtype, reps: int) -> float:
 
 class Ours:
     """``finsae.sae.train_step``: the step the Lightning module runs to train the shipped SAEs (it calls the same
-    forward_loss / before_optimizer_step / optimizer / after_optimizer_step pieces; a test checks the weights)."""
+    forward_loss / before_optimizer_step / optimizer / after_optimizer_step pieces; a test checks the weights).
+    Any :class:`SaeConfig` (an SAE, or a crosscoder: ``SaeTrainConfig.crosscoder_config``), on ``x``'s device."""
 
-    def __init__(self, name: str, d: int, m: int, k: int, encoder_dtype: str, lr: float, x: torch.Tensor):
+    def __init__(self, name: str, cfg: SaeConfig, lr: float, x: torch.Tensor):
         self.name = name
-        cfg = SaeConfig(d_in=d, num_latents=m, k=k, encoder_dtype=encoder_dtype)
-        self.sae = TopKSAE(cfg)
+        self.sae = TopKSAE(cfg, device=x.device)
         self.sae.init_from_sample(x)
         self.opt = build_optimizer(self.sae, TRAIN, lr)
-        self.tracker = DeadLatentTracker(m, TRAIN.dead_token_threshold)
+        self.tracker = DeadLatentTracker(cfg.num_latents, TRAIN.dead_token_threshold, device=x.device)
+
+    @classmethod
+    def of_shape(cls, name: str, d: int, m: int, k: int, dtype: str, lr: float, x: torch.Tensor) -> Ours:
+        """An SAE of ``d`` inputs, ``m`` latents, top-``k``, encoder matmul in ``dtype`` (fp32 or bf16)."""
+        return cls(name, SaeConfig(d_in=d, num_latents=m, k=k, encoder_dtype=dtype), lr, x)
 
     def step(self, x: torch.Tensor) -> float:
         return train_step(self.sae, self.opt, x, self.tracker, TRAIN).fvu
@@ -117,14 +125,15 @@ class Dense:
 
 
 class Sparsify:
-    """EleutherAI sparsify's SparseCoder with its own trainer's step logic and our Adam settings."""
+    """EleutherAI sparsify's SparseCoder with its own trainer's step logic and our Adam settings, on ``x``'s
+    device (on CUDA its forward runs under its own bf16 autocast)."""
 
     def __init__(self, d: int, m: int, k: int, lr: float, x: torch.Tensor, dead_tokens: int, auxk_coef: float):
         from sparsify import SparseCoder, SparseCoderConfig
 
         self.name = "sparsify"
         torch.manual_seed(0)
-        self.sc = SparseCoder(d, SparseCoderConfig(num_latents=m, k=k))
+        self.sc = SparseCoder(d, SparseCoderConfig(num_latents=m, k=k), device=x.device)
         with torch.no_grad():
             self.sc.b_dec.copy_(x.mean(0))  # what sparsify's trainer does on step 0
         params = list(self.sc.parameters())
@@ -132,7 +141,7 @@ class Sparsify:
             self.opt = torch.optim.Adam(params, lr=lr, eps=6.25e-10, fused=True)
         except (RuntimeError, TypeError, ValueError):
             self.opt = torch.optim.Adam(params, lr=lr, eps=6.25e-10, foreach=True)
-        self.counts = torch.zeros(m, dtype=torch.long)
+        self.counts = torch.zeros(m, dtype=torch.long, device=x.device)
         self.dead_tokens = dead_tokens
         self.auxk_coef = auxk_coef
 
@@ -169,15 +178,21 @@ class Gemm:
         return 0.0
 
 
-def time_round_robin(contenders: list, x: torch.Tensor, warmup: int, steps: int) -> dict[str, list[float]]:
+def time_round_robin(contenders: list, x: torch.Tensor, warmup: int, steps: int,
+                     sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each contender, one step of each per round; ``sync`` (``torch.cuda.synchronize``)
+    runs before and after every timed step so that asynchronous devices are timed to completion."""
+    wait = sync or (lambda: None)
     for c in contenders:
         for _ in range(warmup):
             c.step(x)
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for _ in range(steps):
         for c in contenders:
+            wait()
             t = time.perf_counter()
             c.step(x)
+            wait()
             times[c.name].append(time.perf_counter() - t)
     return times
 
@@ -269,12 +284,12 @@ def main() -> None:
     x = torch.randn(n, d, generator=g)
 
     # Our step alone first, so the RSS peak is ours.
-    ours32 = Ours("finsae fp32", d, m, k, "fp32", lr, x)
+    ours32 = Ours.of_shape("finsae fp32", d, m, k, "fp32", lr, x)
     for _ in range(args.warmup):
         ours32.step(x)
     rss = peak_rss_gb()
     print(f"peak RSS after finsae fp32 steps (SAE + Adam + data + torch): {rss:.3f} GB")
-    ours16 = Ours("finsae bf16", d, m, k, "bf16", lr, x)
+    ours16 = Ours.of_shape("finsae bf16", d, m, k, "bf16", lr, x)
     mode16 = encoder_matmul_mode("bf16", ours16.sae.W_enc)
     print(f"finsae bf16 encoder path on this machine: {mode16}")
 
