@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # sparsify's and SAELens' own loaders for the export test, beside .venv (tests/requirements-loaders.txt)
 LOADERS := .test-libs
 
-.PHONY: setup lock demo test bench finetune saes analyze labels backtest report clean
+.PHONY: setup lock demo test bench gpu-check finetune saes analyze labels backtest report clean
 
 # Installs come from a lock file of exact versions (requirements/cpu.lock, or cuda.lock where nvidia-smi sees a
 # GPU): a fresh clone next month installs what the suite passed with today. The CPU lock pins torch's CPU wheel
@@ -100,6 +100,11 @@ bench: setup $(LOADERS)/.installed
 	export PYTHONPATH=$(abspath $(LOADERS)); \
 	$(PY) bench/extract.py && $(PY) bench/sae_step.py && $(PY) bench/analyze_layer.py offline && \
 	$(PY) bench/analyze_layer.py paper && $(PY) bench/backtest_stage.py
+
+# The GPU check (bench/gpu_check.py): paper-shape SAE and crosscoder steps vs sparsify, a Lightning fit, extraction
+# of a bert-base-shaped model, the paper study's predicted wall time; on a CPU, tiny shapes and what needs a GPU.
+gpu-check: setup $(LOADERS)/.installed
+	PYTHONPATH=$(abspath $(LOADERS)) $(PY) bench/gpu_check.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache
