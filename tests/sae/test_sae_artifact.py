@@ -83,6 +83,10 @@ def test_resume_refuses_a_changed_config(tmp_path):
     changed = {**hp, "train_cfg": {"lr": 2e-3}, "run": {"data": {"max_docs": 11}}}
     with pytest.raises(ConfigError, match=r"\['data.max_docs', 'sae.lr'\] differ"):
         check_same_config(str(ckpt), changed)
+    # a checkpoint written before sae.init_from_any_layer existed resumes at its default, not set otherwise
+    check_same_config(str(ckpt), {**hp, "train_cfg": {"lr": 1e-3, "init_from_any_layer": False}})
+    with pytest.raises(ConfigError, match=r"\['sae.init_from_any_layer'\] differ"):
+        check_same_config(str(ckpt), {**hp, "train_cfg": {"lr": 1e-3, "init_from_any_layer": True}})
     ckpt.write_bytes(b"cut")
     with pytest.raises(ConfigError, match="unreadable"):
         check_same_config(str(ckpt), hp)
