@@ -1,12 +1,20 @@
 """Typed stage summaries: one dataclass per stage, written as ``summary.json`` and read back through the same
-type (by the report, by ``skip_if_done``), never by string keys spread over files."""
+type (by the report, by ``skip_if_done``), never by string keys spread over files.
+
+The file is plain JSON: a NaN (a number that is undefined for this run) is written as ``null`` and a ``float``
+field read back as NaN; every field is checked against its annotation on read, so a damaged or hand-edited file
+is refused in one line naming the file and the field instead of being used wrongly later (a string iterated as
+a list, a text taken for a token count)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from finsae.atomic import read_json, write_json
 from finsae.errors import FinsaeError
@@ -49,7 +57,7 @@ class StageSummary:
         """Write ``summary.json`` into each of ``dirs`` (atomically: a reader never sees half a file)."""
         for d in dirs:
             Path(d).mkdir(parents=True, exist_ok=True)
-            write_json(Path(d) / SUMMARY_FILE, self.to_dict())
+            write_json(Path(d) / SUMMARY_FILE, nan_to_null(self.to_dict()))
 
     @classmethod
     def read(cls: type[S], path: str | Path) -> S:
@@ -58,14 +66,93 @@ class StageSummary:
         if path.is_dir() or path.name != SUMMARY_FILE:
             path = path / SUMMARY_FILE
         raw = read_json(path, cls.__name__, "rerun the stage that writes it")
-        names = {f.name for f in fields(cls)}
         if not isinstance(raw, dict):
             raise FinsaeError(f"{path} is not a {cls.__name__} (not a JSON object); rerun the stage that wrote it")
         missing = sorted(f.name for f in fields(cls)
                          if f.name not in raw and f.default is MISSING and f.default_factory is MISSING)
         if missing:
             raise FinsaeError(f"{path} is not a {cls.__name__} (missing {missing}); rerun the stage that wrote it")
-        for f in fields(cls):  # a list field holding a string or null would be iterated wrongly much later
-            if f.default_factory is list and f.name in raw and not isinstance(raw[f.name], list):
-                raise FinsaeError(f"{path}: {f.name!r} is {raw[f.name]!r}, not a list; rerun the stage that wrote it")
-        return cls(**{k: v for k, v in raw.items() if k in names})
+        hints = _field_types(cls)
+        values = {}
+        for name, value in raw.items():
+            if name not in hints:
+                continue  # a field of an older or newer version of the summary
+            ok, values[name] = _typed(value, hints[name])
+            if not ok:
+                raise FinsaeError(f"{path}: {name!r} is {_short(value)}, not {_describe(hints[name])}; "
+                                  f"rerun the stage that wrote it")
+        return cls(**values)
+
+
+def nan_to_null(value: Any) -> Any:
+    """``value`` with every NaN float (at any depth) replaced by None, so the file is plain JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_null(v) for v in value]
+    return value
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Each field's resolved annotation (the modules use ``from __future__ import annotations``)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _typed(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether the JSON ``value`` fits the annotation ``hint``, and the value to store (null in a ``float``
+    field is NaN, an integral number in an ``int`` field is an int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True, value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None
+        for arg in (a for a in args if a is not type(None)):
+            ok, out = _typed(value, arg)
+            if ok:
+                return True, out
+        return False, value
+    if hint is float:
+        if value is None:
+            return True, math.nan
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)), value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return (isinstance(value, int) and not isinstance(value, bool)), value
+    if hint in (str, bool):
+        return isinstance(value, hint), value
+    if (origin or hint) is list:
+        if not isinstance(value, list):
+            return False, value
+        checked = [_typed(v, args[0]) if args else (True, v) for v in value]
+        return all(ok for ok, _ in checked), [v for _, v in checked]
+    if (origin or hint) is dict:
+        if not isinstance(value, dict):
+            return False, value
+        checked = {k: _typed(v, args[1]) if args else (True, v) for k, v in value.items()}
+        return all(ok for ok, _ in checked.values()), {k: v for k, (_, v) in checked.items()}
+    raise TypeError(f"summary field annotation {hint!r} is not one the reader checks; add it to _typed")
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """The annotation in words, for the error line (``plural``: as the items of a list or object)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a, plural) for a in args)
+    if (origin or hint) in (list, dict):
+        kind = "list" if (origin or hint) is list else "object"
+        noun = f"{kind}s" if plural else f"a{'n' if kind == 'object' else ''} {kind}"
+        return f"{noun} of {_describe(args[-1], plural=True)}" if args else noun
+    words = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+             bool: ("true or false", "true/false values")}
+    return words[hint][plural] if hint in words else str(hint)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -218,3 +218,16 @@ def test_a_read_only_or_full_artifacts_folder_fails_before_any_work(project_root
     _one_error_line(r, f"the artifacts folder {art} cannot be written ({message})")
     # No activation cache, no checkpoint folder, no lock, no probe file: nothing began, nothing left behind.
     assert [p.name for p in art.iterdir()] == []
+
+
+@pytest.mark.parametrize("extra, message", [({"layer": 0, "model": "tiny"}, "is an SAE of layer 0, this run trains layer 1"),
+                                            ({}, "its cfg.json records no layer")])
+def test_a_warm_start_from_another_layer_is_refused_before_any_work(project_root, tmp_path, extra, message):
+    from finsae.sae import SaeConfig, TopKSAE, save
+
+    src = save(TopKSAE(SaeConfig(d_in=32, expansion_factor=4, k=4)), tmp_path / "layer0_sae", extra=extra)
+    r = _run(project_root, "debug=tiny", "layer=1", "logger=none", f"paths.artifacts={tmp_path / 'art'}",
+             f"sae.init_from={src}")
+    _one_error_line(r, f"sae.init_from={src}")
+    _one_error_line(r, message)
+    assert "sae.init_from_any_layer=true" in r.stderr and not (tmp_path / "art" / "sae").exists()

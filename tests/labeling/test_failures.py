@@ -78,3 +78,29 @@ def test_failures_within_the_stated_share_publish(project_root, tmp_path):
     labels = pd.read_parquet(art / "labels" / "minilm_fin" / "labels.parquet")
     assert summary.n_failed == 2 and summary.n_labelled == (labels["status"] == "labelled").sum() > 0
     assert labels.loc[labels["status"] == "failed", "error"].str.startswith("unparsable answer").all()
+
+
+@pytest.mark.parametrize("model", ["MISSING/lm_folder", "./lm_folder", "../no/such/lm", "~/no_such_lm_folder"])
+def test_a_missing_local_lm_folder_is_called_a_missing_folder(tmp_path, model):
+    """``label.backend=hf`` with a folder that does not exist: said as such, not as a malformed hub id."""
+    from finsae.errors import FinsaeError
+    from finsae.labeling.backend import make_backend
+    from finsae.labeling.config import LabelConfig
+
+    model = model.replace("MISSING", str(tmp_path / "missing"))
+    with pytest.raises(FinsaeError) as err:
+        make_backend(LabelConfig(backend="hf", model=model))
+    text = str(err.value)
+    assert f"the folder label.model={model!r} does not exist" in text and "\n" not in text, text
+    assert "repo" not in text.lower() and "hub id" in text  # the fix names both ways to give a model
+
+
+def test_a_file_given_as_the_lm_folder_is_named(tmp_path):
+    from finsae.errors import FinsaeError
+    from finsae.labeling.hf_backend import HFBackend, check_model_source
+
+    check_model_source(str(tmp_path))  # a folder that exists, and a hub id, go on to transformers
+    check_model_source("Qwen/Qwen2.5-0.5B-Instruct")
+    (tmp_path / "model.bin").write_bytes(b"not a folder")
+    with pytest.raises(FinsaeError, match="is a file, not the folder of a causal LM"):
+        HFBackend(str(tmp_path / "model.bin"))

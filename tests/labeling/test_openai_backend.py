@@ -189,3 +189,44 @@ def test_a_llama_cpp_style_server_gets_json_object_with_the_schema():
         cs = b.generate([REQ, REQ])
     assert all(c.error is None and c.attempts == 1 for c in cs) and b.formats == ["json_object"]
     assert [r["response_format"]["type"] for r in s.requests] == ["json_schema", "json_object", "json_object"]
+
+
+class _HtmlServer:
+    """A loopback web server that is not an LLM server: every GET answers an HTML page (``content_type`` as given)."""
+
+    def __init__(self, content_type: str, status: int = 200):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        page = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json"])
+def test_a_models_endpoint_answering_html_is_named_as_not_an_openai_server(content_type):
+    with _HtmlServer(content_type) as s, pytest.raises(FinsaeError) as err:
+        make_backend(LabelConfig(backend="openai", model="tiny", base_url=s.url, connect_timeout_s=2.0))
+    text = str(err.value)
+    assert f"{s.url}/models" in text and "not an OpenAI-compatible server" in text and "\n" not in text, text
+    assert "label.base_url" in text

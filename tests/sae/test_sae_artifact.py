@@ -83,6 +83,10 @@ def test_resume_refuses_a_changed_config(tmp_path):
     changed = {**hp, "train_cfg": {"lr": 2e-3}, "run": {"data": {"max_docs": 11}}}
     with pytest.raises(ConfigError, match=r"\['data.max_docs', 'sae.lr'\] differ"):
         check_same_config(str(ckpt), changed)
+    # a checkpoint written before sae.init_from_any_layer existed resumes at its default, not set otherwise
+    check_same_config(str(ckpt), {**hp, "train_cfg": {"lr": 1e-3, "init_from_any_layer": False}})
+    with pytest.raises(ConfigError, match=r"\['sae.init_from_any_layer'\] differ"):
+        check_same_config(str(ckpt), {**hp, "train_cfg": {"lr": 1e-3, "init_from_any_layer": True}})
     ckpt.write_bytes(b"cut")
     with pytest.raises(ConfigError, match="unreadable"):
         check_same_config(str(ckpt), hp)
@@ -111,12 +115,26 @@ def test_one_run_per_checkpoint_folder(tmp_path):
 
 
 def test_warm_start_source_must_have_this_shape(tmp_path):
-    save(_sae(), tmp_path / "src")
-    check_warm_start_source(tmp_path / "src", SaeConfig(d_in=8, num_latents=32, k=4))
+    save(_sae(), tmp_path / "src", extra={"layer": 2})
+    check_warm_start_source(tmp_path / "src", SaeConfig(d_in=8, num_latents=32, k=4), layer=2)
     with pytest.raises(ConfigError, match="num_latents=32, this run needs num_latents=64"):
-        check_warm_start_source(tmp_path / "src", SaeConfig(d_in=8, num_latents=64, k=4))
+        check_warm_start_source(tmp_path / "src", SaeConfig(d_in=8, num_latents=64, k=4), layer=2)
     with pytest.raises(DataMissingError, match="SAE config not found"):
-        check_warm_start_source(tmp_path / "nothing", SaeConfig(d_in=8, num_latents=32, k=4))
+        check_warm_start_source(tmp_path / "nothing", SaeConfig(d_in=8, num_latents=32, k=4), layer=2)
+
+
+def test_warm_start_from_another_layer_is_refused_unless_asked_for(tmp_path):
+    save(_sae(), tmp_path / "layer0", extra={"layer": 0, "model": "tiny"})
+    save(_sae(), tmp_path / "unknown")  # saved in code: no layer recorded
+    cfg = SaeConfig(d_in=8, num_latents=32, k=4)
+    with pytest.raises(ConfigError) as err:
+        check_warm_start_source(tmp_path / "layer0", cfg, layer=1)
+    assert (f"sae.init_from={tmp_path / 'layer0'} is an SAE of layer 0, this run trains layer 1" in str(err.value)
+            and "sae.init_from_any_layer=true" in str(err.value) and "\n" not in str(err.value))
+    with pytest.raises(ConfigError, match="records no layer.*sae.init_from_any_layer=true"):
+        check_warm_start_source(tmp_path / "unknown", cfg, layer=1)
+    check_warm_start_source(tmp_path / "layer0", cfg, layer=1, any_layer=True)  # asked for: accepted
+    check_warm_start_source(tmp_path / "unknown", cfg, layer=1, any_layer=True)
 
 
 def test_downstream_fields_are_summary_fields():
@@ -128,3 +146,23 @@ def test_downstream_fields_are_summary_fields():
     s = _summary(**fields)
     assert s.downstream_docs == 25 and s.loss_recovered == score.loss_recovered and s.downstream_task == score.task
     assert s.downstream_zero_all == score.zero_all
+
+
+@pytest.mark.parametrize("change, why", [({"k": 1000}, "SaeConfig.k must be an int in [1, num_latents=32], got 1000"),
+                                         ({"d_in": 0}, "SaeConfig.d_in must be a positive int"),
+                                         ({"num_latents": "many"}, "SaeConfig.num_latents must be an int")])
+def test_an_invalid_cfg_json_is_named_with_its_fix(tmp_path, change, why):
+    import json
+
+    from finsae.sae import read_meta
+    from finsae.sae.io import check_weights
+
+    save(_sae(), tmp_path / "s", extra={"layer": 1})
+    cfg = tmp_path / "s" / "cfg.json"
+    cfg.write_text(json.dumps(json.loads(cfg.read_text()) | change))
+    for reader in (load, check_weights, read_meta,
+                   lambda p: check_warm_start_source(p, SaeConfig(d_in=8, num_latents=32, k=4), layer=1)):
+        with pytest.raises(ConfigError) as err:
+            reader(tmp_path / "s")
+        text = str(err.value)
+        assert f"SAE config {cfg} is invalid: {why}" in text and "retrain the SAE" in text and "\n" not in text

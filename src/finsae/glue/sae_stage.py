@@ -1,6 +1,6 @@
 """`python train.py model=M layer=i ...`: one top-k SAE on one layer of one model (``task=crosscoder``: one
 crosscoder on the row-aligned activations of the pair's two models; ``sae.init_from=DIR``: continue a trained
-SAE instead of a random init).
+SAE of the same layer instead of a random init, another layer's only with ``sae.init_from_any_layer=true``).
 
 Config into calls. The science is in :mod:`finsae.sae`: the stage's steps in ``run`` (checks before any work,
 the activation cache for all of the model's layers in one forward pass, the evaluation on every ``sae_eval``

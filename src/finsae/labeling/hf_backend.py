@@ -17,6 +17,7 @@ class HFBackend:
     down = None  # in-process: no server to lose
 
     def __init__(self, model: str, *, device: str = "cpu", seed: int = 0):
+        check_model_source(model)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = model
@@ -26,7 +27,7 @@ class HFBackend:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             self.lm = AutoModelForCausalLM.from_pretrained(model).to(device).eval()
         except Exception as e:  # noqa: BLE001 - missing folder, offline hub, not a causal LM: one line
-            where = "folder" if Path(model).exists() else "hub id (offline: pass a local folder)"
+            where = "folder" if Path(model).exists() else f"no folder {model} here: a hub id (offline: pass a folder)"
             raise FinsaeError(f"label.backend=hf could not load the causal LM label.model={model!r} ({where}): "
                               f"{str(e).splitlines()[0][:200]}") from None
 
@@ -60,3 +61,22 @@ class HFBackend:
             if on_done is not None:
                 on_done(i, c)
         return out
+
+
+def check_model_source(model: str) -> None:
+    """``model`` is a local folder that exists or could be a hub id; otherwise (a path to nothing, which
+    transformers would call a malformed repo id) say so in one line, before loading anything."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    path = Path(model)  # as transformers reads it (no ~ expansion)
+    if path.exists():
+        if not path.is_dir():
+            raise FinsaeError(f"label.backend=hf: label.model={model!r} is a file, not the folder of a causal LM; "
+                              f"pass its folder (config.json, weights, tokenizer)")
+        return
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise FinsaeError(f"label.backend=hf: the folder label.model={model!r} does not exist; pass the folder of a "
+                          f"local causal LM (config.json, weights, tokenizer) or a hub id") from None

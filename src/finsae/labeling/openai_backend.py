@@ -63,6 +63,10 @@ class OpenAIBackend:
             if e.status_code == 404:  # a server without /models: the first request will tell
                 return
             raise FinsaeError(f"the LLM server at {self.base_url} answered /models with HTTP {e.status_code}") from None
+        except Exception as e:  # noqa: BLE001 - a 200 that is no model list (an HTML page, other JSON): one line
+            raise FinsaeError(f"GET {self.base_url}/models answered something that is not a model list "
+                              f"({type(e).__name__}): {self.base_url} is not an OpenAI-compatible server; set "
+                              f"label.base_url to the server's /v1 address (README: vLLM)") from None
         if served and self.model not in served:
             raise FinsaeError(f"the LLM server at {self.base_url} serves {served}, not label.model={self.model!r}")
 

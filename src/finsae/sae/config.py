@@ -151,6 +151,10 @@ class SaeTrainConfig(SaeArchitecture):
     """Warm start: folder of a trained SAE of the same shape whose weights (and input scale) start this run
     instead of a random init (finsae.sae.warm_start); None: a fresh SAE."""
 
+    init_from_any_layer: bool = False
+    """Allow ``init_from`` to be the SAE of another layer than the one this run trains (refused by default:
+    its latents read another layer's activations, so "latent i continues latent i" would not hold)."""
+
     def _name(self, key: str) -> str:
         return f"sae.{key}"  # as the user writes it: python train.py sae.k=...
 
@@ -175,6 +179,8 @@ class SaeTrainConfig(SaeArchitecture):
                  f"{n('init_sample')} must be a positive int, got {self.init_sample!r}")
         _require(self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
                  f"{n('init_from')} must be the folder of a trained SAE or None, got {self.init_from!r}")
+        _require(isinstance(self.init_from_any_layer, bool),
+                 f"{n('init_from_any_layer')} must be true or false, got {self.init_from_any_layer!r}")
 
     # -- what the knobs resolve to (one place each) ---------------------------------------------------
     @property

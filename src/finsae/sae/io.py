@@ -69,9 +69,19 @@ def sae_identity(path: str | Path, n: int = 16) -> str:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The parsed ``cfg.json`` of a saved SAE folder."""
-    return read_json(Path(path) / CONFIG_FILE, "SAE config", "train and save the SAE there (finsae.sae.save; "
-                     "train.py ... overwrite=true)")
+    """The parsed ``cfg.json`` of a saved SAE folder, checked to hold a valid :class:`SaeConfig` (``k`` within
+    the latents, positive sizes, ...): every reader of an SAE goes through here, so a damaged or hand-edited file
+    is named in one line with its fix, not reported as a bare config error far from it."""
+    file = Path(path) / CONFIG_FILE
+    meta = read_json(file, "SAE config", "train and save the SAE there (finsae.sae.save; train.py ... overwrite=true)")
+    fix = "correct it or retrain the SAE (train.py ... overwrite=true)"
+    if not isinstance(meta, dict):
+        raise ConfigError(f"SAE config {file} is not a JSON object; {fix}")
+    try:
+        SaeConfig.from_dict(meta)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ConfigError(f"SAE config {file} is invalid: {str(e).splitlines()[0]}; {fix}") from None
+    return meta
 
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}

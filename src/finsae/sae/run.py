@@ -136,7 +136,7 @@ def check_before_work(st: Settings, rank_zero: bool = True) -> None:
     check_layer(st.layer, shape.num_hidden_layers)
     scfg = st.sae_config(shape.hidden_size)
     if st.sae.init_from:
-        check_warm_start_source(st.sae.init_from, scfg)
+        check_warm_start_source(st.sae.init_from, scfg, st.layer, st.sae.init_from_any_layer)
     if st.sae.batch_size % st.world_size:
         raise ConfigError(f"sae.batch_size={st.sae.batch_size} must divide evenly over {st.world_size} devices")
     check_writable(artifacts, "artifacts folder")

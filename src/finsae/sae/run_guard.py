@@ -42,6 +42,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 HPARAM_PREFIX = {"sae_cfg": "sae.", "train_cfg": "sae.", "run": ""}
 """The checkpoint's hyper-parameter groups and the override prefix a user writes them with."""
 
+ADDED_KNOBS = {"sae.init_from_any_layer": False}
+"""Knobs added since checkpoints were first written, with the value a checkpoint without one was trained at
+(a run checkpointed before the knob existed resumes unless the knob is now set otherwise)."""
+
 
 def check_same_config(ckpt_path: str, hparams: dict[str, Any]) -> None:
     """Refuse to resume the checkpoint ``ckpt_path`` (its ``hyper_parameters``) when it was trained with other
@@ -53,6 +57,8 @@ def check_same_config(ckpt_path: str, hparams: dict[str, Any]) -> None:
                           f"overwrite=true to start over") from None
     now = {k: _flat(dict(hparams.get(k) or {}), p) for k, p in HPARAM_PREFIX.items()}
     then = {k: _flat(dict(saved.get(k) or {}), p) for k, p in HPARAM_PREFIX.items()}
+    for group in HPARAM_PREFIX:
+        then[group].update({key: v for key, v in ADDED_KNOBS.items() if key in now[group] and key not in then[group]})
     changed = sorted({key for k in HPARAM_PREFIX for key in now[k].keys() | then[k].keys()
                       if now[k].get(key) != then[k].get(key)})
     if changed:
