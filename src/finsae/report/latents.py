@@ -1,17 +1,15 @@
 """The latent browser: static, self-contained pages (no server, nothing fetched) to look at latents the way
 SAEDashboard and Neuronpedia show them, built only from what the analysis and label stages wrote.
 
-Per pair, model and layer one page (``{pair}/{kind}_{model}_layer_{i}.html``), one anchored section per latent of
-the classes in :data:`CLASSES`: its label and scores (when labels exist), its top contexts and contexts at
+One page per pair, model and layer (``{pair}/{kind}_{model}_layer_{i}.html``), one anchored section per latent
+of the classes in :data:`CLASSES`: its label and scores (when labels exist), its top contexts and contexts at
 several quantiles of its firing documents (activating words shaded by activation), a histogram of its
-per-document max activation, its firing density and its diffing facts. ``index.html`` lists every latent with a
-search box (a small inline script) that filters by label, description, class or ``#latent``.
+per-document max activation, its firing density and its diffing facts. ``index.html`` lists every latent with
+a search box (a small inline script) filtering by label, description, class or ``#latent``.
 
-Where the contexts come from (``finsae.analysis.contexts``): per latent the top 20 held-out documents by max
-activation and 10 spread evenly over the rest of its firing documents. With the latent's count of firing
-documents (``n_active_docs``) each quantile sample's percentile among them is known, and the histogram weights
-each sample by the documents it stands for; without it (crosscoder latents) both say so.
-"""
+The stored contexts (``finsae.analysis.contexts``) are per latent its top 20 held-out documents and 10 spread
+evenly over the rest of its firing documents: with its count of these (``n_active_docs``) each sample's
+percentile is known and the histogram weights it by the documents it stands for (else both say so)."""
 
 from __future__ import annotations
 
@@ -22,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+esc = html.escape
+"""Every text a page shows, labels (an LLM's answers) above all, goes through this."""
+
 from finsae.analysis import artifacts as analysis_artifacts
 from finsae.analysis.contexts import read_contexts
 from finsae.analysis.crosscoder import CONTEXT_MODEL
@@ -29,43 +30,41 @@ from finsae.analysis.warmstart import DOMAIN_SUFFIX
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABEL_KEY, read_labels
 from finsae.labeling.pipeline import METRICS
-from finsae.paths import crosscoder_name, labels_dir, pair_dirs, sae_dir
+from finsae.paths import analysis_dir, crosscoder_name, labels_dir, pair_dirs, sae_dir
 from finsae.report.page import fmt_value
 from finsae.sae.artifact import FREQUENCY_FILE, read_frequency
 
 CLASSES = ("financial", "specialized", "crosscoder base-only", "crosscoder domain-only", "warm-start changed")
-"""What puts a latent in the browser: the analysis's ``financial`` and ``specialized`` columns of
-``features.parquet``, ``class`` of ``crosscoder.parquet`` (a sparsity artifact is flagged beside it) and
-``changed`` of ``warmstart.parquet``."""
+"""What puts a latent in the browser: the ``financial`` and ``specialized`` columns of ``features.parquet``,
+``class`` of ``crosscoder.parquet`` (a sparsity artifact is flagged beside it) and ``changed`` of
+``warmstart.parquet``."""
 N_TOP_SHOWN = 5
 """Top contexts shown per latent (every stored quantile sample is shown below them)."""
 HIST_BINS = 24
-FEATURE_FACTS = {"best_match": "best match (other SAE)", "best_match_cos": "its cosine", "match": "one-to-one match",
-                 "match_cos": "its cosine", "auroc_broad": "AUROC finance vs general", "auroc_genre":
-                 "AUROC finance vs news genre", "improvement": "Δ AUROC vs its base partner",
+"""Bins of every histogram."""
+FEATURE_FACTS = {"best_match": "best match (other SAE)", "best_match_cos": "its cosine", "match": "1:1 match",
+                 "match_cos": "its cosine", "auroc_broad": "AUROC finance vs general",
+                 "auroc_genre": "AUROC finance vs news genre", "improvement": "Δ AUROC vs its base partner",
                  "pair_corr": "activation corr. with partner", "best_category": "most selective for",
                  "best_category_auroc": "its AUROC", "n_active_docs": "firing held-out documents"}
-CROSSCODER_FACTS = {"delta": "Δ relative decoder norm (0 base, 1 domain)", "decoder_cosine": "decoder cosine",
+CROSSCODER_FACTS = {"delta": "Δ relative decoder norm (0 base, 1 domain)", "decoder_cosine": "cosine",
                     "artifact": "sparsity artifact", "nu_eps": "ν ε", "nu_r": "ν r",
                     "n_active": "firing analysis tokens", "auroc_broad": "AUROC finance vs general",
                     "auroc_genre": "AUROC finance vs news genre"}
-WARMSTART_FACTS = {"drift_domain": "drift on the finance twin (1 − cos)", "drift_control": "drift in the control run",
-                   "selectivity_change": "Δ AUROC (domain run − control run)", "live": "fires in all three SAEs"}
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;color:#1d1d1f;
-line-height:1.4;overflow-wrap:anywhere}.wrap{overflow-x:auto;max-width:100%}table{border-collapse:collapse;
-font-size:.85em}th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}th{background:#f3f3f5}
-.none{color:#8a6d00}.err{color:#8b0000}.chip{display:inline-block;background:#e8eef7;border-radius:3px;padding:0 .4em;
-margin-right:.3em;font-size:.8em}.facts span{display:inline-block;margin-right:1.2em;font-size:.85em}
-.ctx{font-size:.85em;margin:.15em 0}.ctx i{color:#666;font-size:.9em;margin-right:.5em}section.latent{border-top:1px
-solid #ddd;padding-top:.5em}svg{display:block}input{font-size:1em;padding:.3em;width:24em;max-width:100%}"""
+WARMSTART_FACTS = {"drift_domain": "drift on the twin (1 − cos)", "drift_control": "in the control run",
+                   "selectivity_change": "Δ AUROC (domain − control)", "live": "fires in all three SAEs"}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;
+color:#1d1d1f;line-height:1.4;overflow-wrap:anywhere}.wrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;
+vertical-align:top}th{background:#f3f3f5}.none{color:#8a6d00}.chip{display:inline-block;background:#e8eef7;
+border-radius:3px;padding:0 .4em;margin-right:.3em;font-size:.8em}.facts span{display:inline-block;
+margin-right:1.2em;font-size:.85em}.ctx{font-size:.85em;margin:.15em 0}.ctx i{color:#666;margin-right:.5em}
+section.latent{border-top:1px solid #ddd;padding-top:.5em}.plots{display:flex;flex-wrap:wrap;gap:1.5em}
+svg{display:block}input{font-size:1em;padding:.3em;width:24em;max-width:100%}"""
 SCRIPT = """const q=document.getElementById('q'),n=document.getElementById('n'),
 rows=Array.from(document.querySelectorAll('#latents tbody tr'));
 q.addEventListener('input',()=>{const t=q.value.trim().toLowerCase();let k=0;
 for(const r of rows){const hit=!t||r.dataset.s.includes(t);r.hidden=!hit;k+=hit;}n.textContent=k;});"""
-
-
-def esc(x) -> str:
-    return html.escape(str(x), quote=True)
 
 
 @dataclass
@@ -96,255 +95,245 @@ class Group:
         return f"{self.pair} · {self.kind} {self.model} · layer {self.layer}"
 
 
-def _classes(rows: pd.DataFrame, flags: dict[str, pd.Series]) -> pd.Series:
-    return pd.Series([[name for name, f in flags.items() if f.iloc[i]] for i in range(len(rows))], index=rows.index)
-
-
 def _flag(rows: pd.DataFrame, col: str) -> pd.Series:
-    if col not in rows.columns:
-        return pd.Series(False, index=rows.index)
-    return rows[col].astype("boolean").fillna(False).astype(bool)
+    flag = rows[col] if col in rows.columns else pd.Series(False, index=rows.index)
+    return flag.astype("boolean").fillna(False).astype(bool)
+
+
+def _marked(rows: pd.DataFrame, flags: dict[str, pd.Series]) -> pd.DataFrame:
+    """The rows with any flag set, each with its ``classes`` (the names of its flags)."""
+    marks = pd.DataFrame(flags, index=rows.index)
+    names = [[n for n, f in zip(marks.columns, r, strict=True) if f] for r in marks.to_numpy()]
+    return rows.assign(classes=pd.Series(names, index=rows.index, dtype=object))[marks.any(axis=1)]
 
 
 def _feature_groups(artifacts: Path, folder: Path, summary, notes: list[str]) -> list[Group]:
     feats = analysis_artifacts.read_features(folder)
     if "specialized" not in feats.columns:
-        notes.append(f"{folder.name}: features.parquet has no specialized column; specialized latents not shown")
+        notes.append(f"{folder.name}: features.parquet has no specialized column: no specialized latents")
     groups = []
     for (model, layer), rows in feats.groupby(["model", "layer"], sort=True):
-        roles = rows["role"].unique() if "role" in rows.columns else [None]
-        for role in roles:
+        # base and domain may be one model (a pair of a model with itself): the role tells them apart
+        for role in rows["role"].unique() if "role" in rows.columns else [None]:
             part = rows if role is None else rows[rows["role"] == role]
             kind = role or ("base" if summary and model == summary.base else
                             "domain" if summary and model == summary.domain else "model")
-            flags = {"financial": _flag(part, "financial"), "specialized": _flag(part, "specialized")}
-            part = part.assign(classes=_classes(part, flags))[flags["financial"] | flags["specialized"]]
+            part = _marked(part, {c: _flag(part, c) for c in CLASSES[:2]})
             sae = sae_dir(artifacts, str(model), int(layer), summary.tag) if summary else None
-            groups.append(Group(folder.name, kind, str(model), int(layer), part, FEATURE_FACTS, str(model), sae))
+            groups.append(Group(folder.name, kind, str(model), int(layer), part, FEATURE_FACTS, model, sae))
     return groups
 
 
-def _method_groups(artifacts: Path, folder: Path, summary, notes: list[str]) -> list[Group]:
-    groups = []
+def _method_group(artifacts: Path, folder: Path, summary, name: str, layer: int, rows: pd.DataFrame) -> Group:
+    """The crosscoder's (``name`` ``crosscoder``) or the warm starts' (``warmstart``) group at ``layer``."""
     base, domain = (summary.base, summary.domain) if summary else (None, None)
-    for name, reader in (("crosscoder", analysis_artifacts.read_crosscoder),
-                         ("warmstart", analysis_artifacts.read_warmstart)):
-        if not analysis_artifacts.table_path(folder, name).is_file():
-            notes.append(f"{folder.name}: no {name} table, so no {name} latents "
-                         f"(made by `{analysis_artifacts.COMMAND}`{analysis_artifacts.HOW[name]})")
-            continue
-        table = reader(folder)
-        for layer, rows in table.groupby("layer", sort=True):
-            if name == "crosscoder":
-                flags = {c: rows["class"] == c.split()[1].replace("-", "_") for c in CLASSES[2:4]}
-                flags["financial"] = _flag(rows, "financial")
-                model, ctx = crosscoder_name(base, domain) if base else CONTEXT_MODEL, CONTEXT_MODEL
-                sae = sae_dir(artifacts, model, int(layer), summary.tag) if summary else None
-            else:
-                flags = {"warm-start changed": _flag(rows, "changed")}
-                model, ctx = domain or "warm start", base
-                sae = sae_dir(artifacts, domain, int(layer), summary.tag + DOMAIN_SUFFIX) if summary else None
-            keep = np.logical_or.reduce([f.to_numpy() for f in flags.values()])
-            part = rows.assign(classes=_classes(rows, flags))[keep]
-            facts = CROSSCODER_FACTS if name == "crosscoder" else WARMSTART_FACTS
-            groups.append(Group(folder.name, name, model, int(layer), part, facts, ctx, sae))
-            if name == "warmstart":
-                groups[-1].notes.append("Contexts are the base SAE's latent of the same index (where both warm "
-                                        "runs started); density is the warm-started domain SAE's.")
-    return groups
+    if name == "crosscoder":
+        flags = {c: rows["class"] == c.split()[1].replace("-", "_") for c in CLASSES[2:4]}
+        model = crosscoder_name(base, domain) if summary else CONTEXT_MODEL
+        sae = sae_dir(artifacts, model, layer, summary.tag) if summary else None
+        part = _marked(rows, {"financial": _flag(rows, "financial"), **flags})
+        return Group(folder.name, name, model, layer, part, CROSSCODER_FACTS, CONTEXT_MODEL, sae)
+    sae = sae_dir(artifacts, domain, layer, summary.tag + DOMAIN_SUFFIX) if summary else None
+    note = ("Contexts are those of the base SAE's latent of the same index (where both warm runs started); "
+            "the firing density is the warm-started domain SAE's.")
+    part = _marked(rows, {CLASSES[4]: _flag(rows, "changed")})
+    return Group(folder.name, name, domain or "warm start", layer, part, WARMSTART_FACTS, base, sae, [note])
+
+
+def _attempt(notes: list[str], pair: str, read, otherwise):
+    """``read()``, or ``otherwise`` with its one-line error noted (a damaged file ends no page)."""
+    try:
+        return read()
+    except FinsaeError as e:
+        notes.append(f"{pair}: {e}")
+        return otherwise
 
 
 def collect(artifacts: Path) -> tuple[list[Group], list[str]]:
-    """Every page's group of a store's analysis folders, and one line per thing that is missing or unreadable."""
-    groups, notes = [], []
+    """The groups (pages) of a store's analysis folders, and one line per thing missing or unreadable."""
+    groups, notes, command = [], [], analysis_artifacts.COMMAND
     folders = pair_dirs(artifacts, "analysis")
     if not folders:
-        notes.append(f"no feature comparison under analysis/ (make it with `{analysis_artifacts.COMMAND}`)")
+        notes.append(f"no feature comparison under analysis/ (make it with `{command}`)")
     for folder in folders:
-        summary = None
-        if not analysis_artifacts.summary_path(folder).is_file():
-            notes.append(f"{folder.name}: no analysis summary.json, so no SAE tag: firing densities not shown")
-        for step in ("summary", "features", "methods"):
-            try:
-                if step == "summary" and analysis_artifacts.summary_path(folder).is_file():
-                    summary = analysis_artifacts.read_summary(folder)
-                elif step == "features" and analysis_artifacts.table_path(folder, "features").is_file():
-                    groups += _feature_groups(artifacts, folder, summary, notes)
-                elif step == "features":
-                    notes.append(f"{folder.name}: no features.parquet (made by `{analysis_artifacts.COMMAND}`)")
-                elif step == "methods":
-                    groups += _method_groups(artifacts, folder, summary, notes)
-            except FinsaeError as e:
-                notes.append(f"{folder.name}: {e}")
+        summary = _attempt(notes, folder.name, lambda f=folder: analysis_artifacts.read_summary(f), None)
+        if analysis_artifacts.table_path(folder, "features").is_file():
+            groups += _attempt(notes, folder.name,
+                               lambda f=folder, s=summary: _feature_groups(artifacts, f, s, notes), [])
+        else:
+            notes.append(f"{folder.name}: no features.parquet (made by `{command}`)")
+        for name in analysis_artifacts.METHODS:
+            if not analysis_artifacts.table_path(folder, name).is_file():
+                notes.append(f"{folder.name}: no {name} table, so no {name} latents (made by "
+                             f"`{command}`{analysis_artifacts.HOW[name]})")
+                continue
+            table = _attempt(notes, folder.name, lambda f=folder, n=name: analysis_artifacts.read_table(f, n),
+                             None)
+            groups += [_method_group(artifacts, folder, summary, name, int(layer), rows)
+                       for layer, rows in ([] if table is None else table.groupby("layer", sort=True))]
     return groups, notes
 
 
-# -- pieces of a latent's section ----------------------------------------------------------------------------
 def _bars_svg(counts: np.ndarray, edges: np.ndarray, xlabel: str, mark: float | None = None) -> str:
-    """A small inline SVG histogram (bars scaled to the largest bin), its range and ``xlabel`` under it."""
-    w, h, n = 260, 56, len(counts)
+    """A small inline SVG histogram, its range and ``xlabel`` under it (``mark``: a line at that x)."""
+    w, h = 260, 56
     top = float(counts.max()) if len(counts) and counts.max() > 0 else 1.0
-    bw = w / max(n, 1)
-    bars = "".join(f'<rect x="{i * bw:.1f}" y="{h - c / top * h:.1f}" width="{bw - 1:.1f}" height="{c / top * h:.1f}"'
-                   f' fill="#3a6ea5"/>' for i, c in enumerate(counts) if c > 0)
-    if mark is not None and len(edges) > 1 and edges[-1] > edges[0]:
-        x = (mark - edges[0]) / (edges[-1] - edges[0]) * w
+    bw = w / max(len(counts), 1)
+    bars = "".join(f'<rect x="{i * bw:.1f}" y="{h - c / top * h:.1f}" width="{bw - 1:.1f}" '
+                   f'height="{c / top * h:.1f}" fill="#3a6ea5"/>' for i, c in enumerate(counts) if c > 0)
+    if mark is not None and edges[-1] > edges[0]:
+        x = min(max((mark - edges[0]) / (edges[-1] - edges[0]), 0.0), 1.0) * w
         bars += f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{h}" stroke="#d2691e" stroke-width="2"/>'
-    lo, hi = (fmt_value(float(edges[0])), fmt_value(float(edges[-1]))) if len(edges) else ("", "")
-    return (f'<svg width="{w}" height="{h + 14}" role="img" aria-label="{esc(xlabel)}">{bars}'
-            f'<text x="0" y="{h + 12}" font-size="10">{esc(lo)}</text><text x="{w}" y="{h + 12}" font-size="10" '
-            f'text-anchor="end">{esc(hi)}</text></svg><div class="ctx">{esc(xlabel)}</div>')
+    lo, hi = esc(fmt_value(float(edges[0]))), esc(fmt_value(float(edges[-1])))
+    return (f'<div><svg width="{w}" height="{h + 14}" role="img" aria-label="{esc(xlabel)}">{bars}'
+            f'<text x="0" y="{h + 12}" font-size="10">{lo}</text><text x="{w}" y="{h + 12}" font-size="10" '
+            f'text-anchor="end">{hi}</text></svg><div class="ctx">{esc(xlabel)}</div></div>')
 
 
 def _firing_positions(n_firing, n_top: int, n_quantile: int) -> np.ndarray | None:
     """Position (0 = highest) among the latent's firing documents of each stored quantile sample, as
     ``finsae.analysis.contexts.pick_examples`` chose them; None when the count is unknown or inconsistent."""
-    if n_firing is None or pd.isna(n_firing) or n_quantile == 0:
+    if n_firing is None or pd.isna(n_firing) or n_quantile == 0 or int(n_firing) - n_top < n_quantile:
         return None
     rest = int(n_firing) - n_top
-    if rest < n_quantile:
-        return None
     return n_top + (np.arange(n_quantile) if rest == n_quantile
                     else np.linspace(0, rest - 1, n_quantile).round().astype(int))
 
 
 def _context_html(words, acts, scale: float, note: str) -> str:
-    out = []
-    for w, a in zip(words, acts, strict=True):
-        if a > 0:
-            alpha = min(1.0, float(a) / scale) if scale > 0 else 1.0
-            out.append(f'<span style="background:rgba(255,140,0,{0.15 + 0.85 * alpha:.2f})" '
-                       f'title="{float(a):.3g}">{esc(w)}</span>')
-        else:
-            out.append(esc(w))
+    """One context, each activating word shaded by its activation over ``scale`` (its value on hover)."""
+    out = [f'<span style="background:rgba(255,140,0,{0.15 + 0.85 * min(1.0, float(a) / scale):.2f})" '
+           f'title="{float(a):.3g}">{esc(w)}</span>' if a > 0 else esc(w)
+           for w, a in zip(words, acts, strict=True)]
     return f'<p class="ctx"><i>{esc(note)}</i>{" ".join(out)}</p>'
 
 
-def _contexts_and_histogram(ctx: pd.DataFrame | None, n_firing) -> str:
-    """Top contexts, quantile samples with their percentile, and the max-activation histogram of one latent."""
+def _contexts(ctx: pd.DataFrame | None, n_firing) -> tuple[str, str]:
+    """A latent's max-activation histogram, and its top contexts then quantile samples (with percentile)."""
     if ctx is None or ctx.empty:
-        return ('<p class="none">No stored contexts for this latent (the analysis stores those of financial '
-                'latents and a sample of others).</p>')
-    top = ctx[ctx["kind"] == "top"].sort_values("rank")
-    quant = ctx[ctx["kind"] == "quantile"].sort_values("rank")
-    scale = float(max((max(a, default=0.0) for a in ctx["acts"]), default=0.0))
+        return "", ('<p class="none">No stored contexts for this latent (the analysis stores those of '
+                    'financial latents and a sample of others).</p>')
+    top, quant = (ctx[ctx["kind"] == k].sort_values("rank") for k in ("top", "quantile"))
+    scale = max(float(max(a, default=0.0)) for a in ctx["acts"]) or 1.0
     pos = _firing_positions(n_firing, len(top), len(quant))
     parts = [_context_html(r.words, r.acts, scale, f"top {r.rank + 1} · max {r.max_act:.3g}")
              for r in top.head(N_TOP_SHOWN).itertuples()]
     for i, r in enumerate(quant.itertuples()):
-        where = (f"≈ {100 * (1 - pos[i] / max(int(n_firing) - 1, 1)):.0f}th percentile" if pos is not None
+        where = (f"percentile ≈ {100 * (1 - pos[i] / max(int(n_firing) - 1, 1)):.0f}" if pos is not None
                  else f"quantile sample {i + 1} of {len(quant)}")
         parts.append(_context_html(r.words, r.acts, scale, f"{where} · max {r.max_act:.3g}"))
     if quant.empty:
-        parts.append('<p class="none">No quantile samples stored (it fires in no more documents than its top '
-                     'ones).</p>')
+        parts.append('<p class="none">No quantile samples stored (it fires in no more documents).</p>')
     values = np.r_[top["max_act"].to_numpy(float), quant["max_act"].to_numpy(float)]
-    weights = np.r_[np.ones(len(top)), np.full(len(quant), (int(n_firing) - len(top)) / len(quant)
-                                               if pos is not None else 1.0)]
+    stands_for = (int(n_firing) - len(top)) / len(quant) if pos is not None else 1.0
+    weights = np.r_[np.ones(len(top)), np.full(len(quant), stands_for)]
     counts, edges = np.histogram(values, HIST_BINS, range=(0.0, float(values.max()) or 1.0), weights=weights)
-    what = (f"per-document max activation over its {int(n_firing)} firing documents (top {len(top)} exact, the "
-            f"rest from {len(quant)} quantile samples weighted by the documents each stands for)" if pos is not None
-            else f"per-document max activation of its {len(values)} stored firing contexts")
-    return _bars_svg(counts, edges, what) + "".join(parts)
+    what = (f"per-document max activation over its {int(n_firing)} firing documents (top {len(top)} exact, "
+            f"the rest from {len(quant)} quantile samples, each weighted by the documents it stands for)"
+            if pos is not None else f"per-document max activation of its {len(values)} stored contexts")
+    return _bars_svg(counts, edges, what), "".join(parts)
 
 
-def _density(group: Group, row, freq: np.ndarray | None) -> str:
-    parts = []
-    if "n_active_docs" in row and pd.notna(row["n_active_docs"]):
-        parts.append(f"fires in {int(row['n_active_docs'])} held-out documents")
-    latent = int(row["latent"])
-    if freq is not None and latent < len(freq):
-        f = float(freq[latent])
-        parts.append(f"fires on {100 * f:.3g}% of its SAE's sae_eval tokens (denser than "
-                     f"{100 * float((freq < f).mean()):.0f}% of its latents)" if f > 0
-                     else "never fired on its SAE's sae_eval tokens")
-    return f'<p class="ctx">{esc("; ".join(parts))}</p>' if parts else '<p class="none">No firing density stored.</p>'
+def _density(row, freq: np.ndarray | None, freq_hist) -> tuple[str, str]:
+    """Its place in its SAE's log10 firing-frequency histogram ``freq_hist``, and its firing in words."""
+    words, plot = [], ""
+    if pd.notna(row.get("n_active_docs")):
+        words.append(f"fires in {int(row['n_active_docs'])} held-out documents")
+    f = float(freq[int(row["latent"])]) if freq is not None and int(row["latent"]) < len(freq) else None
+    if f is not None and f > 0:
+        words.append(f"fires on {100 * f:.3g}% of its SAE's sae_eval tokens (denser than "
+                     f"{100 * float((freq < f).mean()):.0f}% of its latents)")
+        plot = _bars_svg(*freq_hist, "log10 firing frequency of its SAE's latents (line: it)", np.log10(f))
+    elif f is not None:
+        words.append("never fired on its SAE's sae_eval tokens")
+    text = (f'<p class="ctx">{esc("; ".join(words))}</p>' if words
+            else '<p class="none">No firing density stored.</p>')
+    return plot, text
 
 
 def _text(row, col: str) -> str:
     """A text cell of ``row``; empty when absent or null."""
     value = row.get(col) if row is not None else None
-    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    return "" if pd.isna(value) else str(value)
 
 
 def _label_html(label: pd.Series | None) -> str:
+    """The label, its status and description, and each score beside its controls."""
     if label is None:
         return '<p class="none">Not labelled.</p>'
-    head = f'<p><b>{esc(_text(label, "label") or "(no label)")}</b> <span class="chip">{esc(_text(label, "status"))}'
-    head += f'</span> {esc(_text(label, "description") or _text(label, "skip_reason"))}</p>'
-    scores = []
+    about = _text(label, "description") or _text(label, "skip_reason")
+    out = (f'<p><b>{esc(_text(label, "label") or "(no label)")}</b> <span class="chip">'
+           f'{esc(_text(label, "status"))}</span> {esc(about)}</p><div class="facts">')
     for m in (m for ms in METRICS.values() for m in ms):
-        if m in label.index and pd.notna(label[m]):
-            controls = [f"{w} {fmt_value(float(label[c]))}" for w, c in (("shuffled", f"{m}_control"),
-                        ("generic", f"generic_{m}"), ("matched", f"matched_control_{m}"))
-                        if c in label.index and pd.notna(label[c])]
-            scores.append(f"<span>{esc(m)} {esc(fmt_value(float(label[m])))}"
-                          f"{esc(' (' + ', '.join(controls) + ')' if controls else '')}</span>")
-    return head + (f'<div class="facts">{"".join(scores)}</div>' if scores else "")
+        if pd.notna(label.get(m)):
+            controls = [f"{w} {fmt_value(float(label[c]))}" for w, c in (
+                ("shuffled", f"{m}_control"), ("generic", f"generic_{m}"),
+                ("matched", f"matched_control_{m}")) if pd.notna(label.get(c))]
+            out += f"<span>{esc(m)} {esc(fmt_value(float(label[m])))}"
+            out += f"{esc(' (' + ', '.join(controls) + ')' if controls else '')}</span>"
+    return out + "</div>"
 
 
 def _facts_html(group: Group, row) -> str:
     out = []
     for col, name in group.facts.items():
-        if col not in row or (not isinstance(row[col], str) and pd.isna(row[col])):
+        if pd.isna(row.get(col)):
             continue
         value = fmt_value(row[col].item() if hasattr(row[col], "item") else row[col])
         lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
-        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+        if pd.notna(lo) and pd.notna(hi):
             value += f" [{fmt_value(float(lo))}, {fmt_value(float(hi))}]"
         out.append(f"<span><b>{esc(name)}</b> {esc(value)}</span>")
-    return f'<div class="facts">{"".join(out)}</div>' if out else '<p class="none">No diffing facts stored.</p>'
+    return f'<div class="facts">{"".join(out)}</div>' if out else '<p class="none">No diffing facts.</p>'
 
 
-# -- pages -----------------------------------------------------------------------------------------------------
 def _html(title: str, body: str, script: str = "") -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-            f"<body>{body}{f'<script>{script}</script>' if script else ''}</body></html>")
+    script = f"<script>{script}</script>" if script else ""
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>'
+            f"{STYLE}</style></head><body>{body}{script}</body></html>")
 
 
 def _read_frequency(group: Group) -> np.ndarray | None:
-    if group.sae is None or not (group.sae / FREQUENCY_FILE).is_file():
-        group.notes.append("No firing frequencies of this SAE (train.py writes them; the analysis summary names "
-                           "the SAE tag).")
-        return None
-    return read_frequency(group.sae)
+    if group.sae is not None and (group.sae / FREQUENCY_FILE).is_file():
+        return np.asarray(read_frequency(group.sae), np.float64).ravel()
+    group.notes.append("No firing frequencies of this SAE (train.py writes them; the analysis summary names "
+                       "the SAE tag).")
+    return None
 
 
 def _read_contexts(artifacts: Path, group: Group) -> dict[int, pd.DataFrame]:
-    if group.contexts_model is None:
+    folder = analysis_dir(artifacts, group.pair)
+    if group.contexts_model is None or not analysis_artifacts.contexts_path(
+            folder, group.contexts_model, group.layer).is_file():
+        group.notes.append(f"No stored contexts of {group.contexts_model or 'it'} at layer {group.layer}.")
         return {}
-    folder = Path(artifacts) / "analysis" / group.pair
-    if not analysis_artifacts.contexts_path(folder, group.contexts_model, group.layer).is_file():
-        group.notes.append(f"No stored contexts of {group.contexts_model} at layer {group.layer}.")
-        return {}
-    try:
-        ctx = read_contexts(folder, group.contexts_model, group.layer)
-    except FinsaeError as e:
-        group.notes.append(str(e))
-        return {}
-    return {int(k): v for k, v in ctx[ctx["kind"] != "negative"].groupby("latent")}
+    ctx = _attempt(group.notes, group.pair, lambda: read_contexts(folder, group.contexts_model, group.layer),
+                   None)
+    return {} if ctx is None else {int(k): v for k, v in ctx[ctx["kind"] != "negative"].groupby("latent")}
 
 
 def write_group_page(artifacts: Path, out_dir: Path, group: Group, labels: pd.DataFrame | None) -> Path:
-    """The page of one group: the SAE's firing-frequency histogram, then one section per latent."""
+    """The page of one group: its SAE's firing-frequency histogram, then one section per latent."""
     freq = _read_frequency(group)
+    fired = freq[freq > 0] if freq is not None else np.zeros(0)
+    freq_hist = np.histogram(np.log10(fired), HIST_BINS) if len(fired) else None
     contexts = _read_contexts(artifacts, group)
     sections = []
     for _, row in group.latents.sort_values("latent").iterrows():
         latent = int(row["latent"])
-        key = (group.model, group.layer, latent)
-        label = labels.loc[key] if labels is not None and key in labels.index else None
+        label = _label_of(labels, group, latent)
         chips = "".join(f'<span class="chip">{esc(c)}</span>' for c in row["classes"])
+        hist, ctx = _contexts(contexts.get(latent), row.get("n_active_docs"))
+        density_plot, density = _density(row, freq if freq_hist else None, freq_hist)
         sections.append(f'<section class="latent" id="l{latent}"><h3>latent {latent} {chips}</h3>'
-                        f"{_label_html(label)}{_facts_html(group, row)}{_density(group, row, freq)}"
-                        f"{_contexts_and_histogram(contexts.get(latent), row.get('n_active_docs'))}</section>")
+                        f'{_label_html(label)}{_facts_html(group, row)}<div class="plots">{hist}'
+                        f"{density_plot}</div>{density}{ctx}</section>")
     head = [f'<p><a href="../index.html">all latents</a></p><h1>{esc(group.title)}</h1>']
-    if freq is not None and (freq > 0).any():
-        counts, edges = np.histogram(np.log10(freq[freq > 0]), HIST_BINS)
-        head.append(_bars_svg(counts, edges, f"log10 firing frequency of this SAE's latents on sae_eval tokens "
-                                             f"({int((freq == 0).sum())} never fired)"))
-    head += [f'<p class="none">{esc(n)}</p>' for n in group.notes]
+    if freq_hist is not None:
+        head.append(_bars_svg(*freq_hist, f"log10 firing frequency of this SAE's latents on sae_eval tokens "
+                                          f"({int((freq == 0).sum())} never fired)"))
+    # errors name files by path: the store's own path is left out, so the pages stay portable
+    head += [f'<p class="none">{esc(n.replace(str(artifacts), artifacts.name))}</p>' for n in group.notes]
     path = Path(out_dir) / group.page
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_html(group.title, "".join(head + sections)))
@@ -352,60 +341,58 @@ def write_group_page(artifacts: Path, out_dir: Path, group: Group, labels: pd.Da
 
 
 def _labels_of(artifacts: Path, pair: str, notes: list[str]) -> pd.DataFrame | None:
-    try:
-        labels = read_labels(labels_dir(artifacts, pair), missing_ok=True)
-    except FinsaeError as e:
-        notes.append(f"{pair}: {e}")
-        return None
+    labels = _attempt(notes, pair, lambda: read_labels(labels_dir(artifacts, pair), missing_ok=True), None)
     if labels is None:
-        notes.append(f"{pair}: no labels (make them with `python label.py`)")
-        return None
-    return labels.drop_duplicates(list(LABEL_KEY)).set_index(list(LABEL_KEY))
+        notes.append(f"{pair}: no labels shown (make them with `python label.py`)")
+    return None if labels is None else labels.drop_duplicates(list(LABEL_KEY)).set_index(list(LABEL_KEY))
+
+
+def _label_of(labels: pd.DataFrame | None, group: Group, latent: int) -> pd.Series | None:
+    """A latent's label (the label stage labels the base and domain SAEs' latents only)."""
+    key = (group.model, group.layer, latent)
+    known = labels is not None and group.kind not in analysis_artifacts.METHODS and key in labels.index
+    return labels.loc[key] if known else None
 
 
 def _index(groups: list[Group], labels: dict[str, pd.DataFrame | None], notes: list[str]) -> str:
+    """The index page: notes, the pages with their counts per class, and every latent behind a search box."""
     pages, rows = [], []
     for g in groups:
-        counts = {c: int(sum(c in cs for cs in g.latents["classes"])) for c in CLASSES}
-        pages.append(f'<tr><td><a href="{esc(g.page)}">{esc(g.title)}</a></td>'
-                     + "".join(f"<td>{counts[c]}</td>" for c in CLASSES) + "</tr>")
-        lab = labels.get(g.pair)
-        for _, r in g.latents.sort_values("latent").iterrows():
-            key = (g.model, g.layer, int(r["latent"]))
-            found = lab.loc[key] if lab is not None and key in lab.index else None
-            text, desc = _text(found, "label"), _text(found, "description")
-            search = f"#{key[2]} {text} {desc} {' '.join(r['classes'])}".lower()
-            rows.append(f'<tr data-s="{esc(search)}"><td>{esc(g.title)}</td><td><a href="{esc(g.page)}#l{key[2]}">'
-                        f"{key[2]}</a></td><td>{esc(', '.join(r['classes']))}</td><td>{esc(text)}</td></tr>")
-    body = ["<h1>Latent browser</h1>", f"<p>Every {', '.join(CLASSES)} latent the artifacts mark, with its label, "
-            "contexts, activation histogram, firing density and diffing facts.</p>"]
+        counts = "".join(f"<td>{sum(c in cs for cs in g.latents['classes'])}</td>" for c in CLASSES)
+        pages.append(f'<tr><td><a href="{esc(g.page)}">{esc(g.title)}</a></td>{counts}</tr>')
+        for latent, classes in zip(g.latents["latent"].astype(int), g.latents["classes"], strict=True):
+            found = _label_of(labels.get(g.pair), g, latent)
+            text, marks = _text(found, "label"), ", ".join(classes)
+            search = f"#{latent} {marks} {_text(found, 'description')} {text}".lower()
+            rows.append(f'<tr data-s="{esc(search)}"><td>{esc(g.title)}</td><td><a href="{esc(g.page)}#l'
+                        f'{latent}">{latent}</a></td><td>{esc(marks)}</td><td>{esc(text)}</td></tr>')
+    body = ["<h1>Latent browser</h1>", f"<p>Every {esc(', '.join(CLASSES))} latent the artifacts mark, with "
+            "its label, contexts, activation histogram, firing density and diffing facts.</p>"]
     body += [f'<p class="none">{esc(n)}</p>' for n in notes]
     if not rows:
-        body.append('<p class="none">No latent of these classes in the artifacts.</p>')
-        return _html("Latent browser", "".join(body))
-    head = "".join(f"<th>{esc(c)}</th>" for c in CLASSES)
-    body += [f'<h2>Pages</h2><div class="wrap"><table><thead><tr><th>page</th>{head}</tr></thead><tbody>'
-             f'{"".join(pages)}</tbody></table></div>',
-             '<h2>Latents</h2><p><input id="q" type="search" placeholder="label, class or #latent" '
-             f'aria-label="filter latents"> <span id="n">{len(rows)}</span> of {len(rows)} shown</p>',
-             '<div class="wrap"><table id="latents"><thead><tr><th>page</th><th>latent</th><th>classes</th>'
-             f'<th>label</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>']
+        return _html("Latent browser", "".join(body) + '<p class="none">No latent of these classes.</p>')
+    classes = "".join(f"<th>{esc(c)}</th>" for c in CLASSES)
+    body += [f'<h2>Pages</h2><div class="wrap"><table><thead><tr><th>page</th>{classes}</tr></thead><tbody>'
+             f'{"".join(pages)}</tbody></table></div><h2>Latents</h2><p><input id="q" type="search" '
+             f'placeholder="label, class or #latent" aria-label="filter latents"> <span id="n">{len(rows)}'
+             f'</span> of {len(rows)} shown</p><div class="wrap"><table id="latents"><thead><tr><th>page</th>'
+             f'<th>latent</th><th>classes</th><th>label</th></tr></thead><tbody>{"".join(rows)}</tbody>'
+             "</table></div>"]
     return _html("Latent browser", "".join(body), SCRIPT)
 
 
 def write_latent_browser(artifacts_dir: str | Path, out_dir: str | Path) -> Path:
-    """The latent browser of the store ``artifacts_dir`` written into ``out_dir``; returns its ``index.html``."""
+    """The latent browser of the store ``artifacts_dir`` written into ``out_dir``; returns ``index.html``."""
     artifacts = Path(artifacts_dir)
     if not artifacts.is_dir():
-        raise FinsaeError(f"no artifacts folder {artifacts}; pass the store the stages wrote (e.g. artifacts/)")
+        raise FinsaeError(f"no artifacts folder {artifacts}; pass the store the stages wrote (artifacts/)")
     groups, notes = collect(artifacts)
     notes += [f"{g.title}: no latent of these classes" for g in groups if not len(g.latents)]
     groups = [g for g in groups if len(g.latents)]
     labels = {p: _labels_of(artifacts, p, notes) for p in dict.fromkeys(g.pair for g in groups)}
-    out = Path(out_dir)
     for g in groups:
-        write_group_page(artifacts, out, g, labels[g.pair])
-    index = out / "index.html"
+        write_group_page(artifacts, Path(out_dir), g, labels[g.pair])
+    index = Path(out_dir) / "index.html"
     index.parent.mkdir(parents=True, exist_ok=True)
-    index.write_text(_index(groups, labels, notes))
+    index.write_text(_index(groups, labels, [n.replace(str(artifacts), artifacts.name) for n in notes]))
     return index
