@@ -253,21 +253,24 @@ def test_search_filters_and_no_page_overflows_in_chromium(planted):
 
 @pytest.mark.slow
 def test_browser_of_the_tiny_study(tiny_study, tmp_path):
-    """The real stages' artifacts: the planted labels copied into the study, the tiny pair's own analysis."""
+    """The real stages' artifacts: the labels the label stage made of the planted latents (copied into the
+    study with their contexts and features, without an analysis summary), and the tiny pair's own analysis."""
     index = write_latent_browser(tiny_study, tmp_path / "browser")
     groups, _ = collect(tiny_study)
-    feats = read_features(analysis_dir(tiny_study, PAIR))
-    fin = feats[feats["financial"].fillna(False).astype(bool)]
-    pages = {(g.kind, g.model): g for g in groups if g.pair == PAIR}
-    assert set(pages[("domain", DOMAIN)].latents["latent"]) == set(fin.loc[fin["model"] == DOMAIN, "latent"])
     text = index.read_text()
     for g in groups:
         for latent in g.latents["latent"]:
             assert f'href="{g.page}#l{int(latent)}"' in text
-    domain = (index.parent / pages[("domain", DOMAIN)].page).read_text()
-    assert domain.count('<p class="ctx"><i>top 1 ') >= 6 and "embedding_auroc" in domain
+        assert len(g.latents) or f"{g.title}: no latent of these classes" in text
+    feats = read_features(analysis_dir(tiny_study, PAIR))
+    fin = feats[feats["financial"].fillna(False).astype(bool)]
+    domain = next(g for g in groups if g.pair == PAIR and g.model == DOMAIN)
+    assert set(domain.latents["latent"]) == set(fin.loc[fin["model"] == DOMAIN, "latent"])
+    page = (index.parent / domain.page).read_text()
+    assert page.count('<p class="ctx"><i>top 1 ') >= 6 and "embedding_auroc" in page
+    assert "minilm_fin: analysis summary not found at artifacts/analysis/minilm_fin/summary.json" in text
     labels = read_labels(labels_dir(tiny_study, PAIR)).set_index(["model", "layer", "latent"])
     text_of = (labels["label"].fillna("") + " " + labels["description"].fillna("")).str.lower()
     hits = sum(int("dividend" in text_of.get((g.model, g.layer, int(latent)), "")) for g in groups
-               if g.kind not in ("crosscoder", "warmstart") for latent in g.latents["latent"])
+               for latent in g.latents["latent"])
     _browse(index, "Dividend", hits)
