@@ -208,23 +208,23 @@ def _context_html(words, acts, scale: float, note: str) -> str:
     return f'<p class="ctx"><i>{esc(note)}</i>{" ".join(out)}</p>'
 
 
-def _contexts(ctx: pd.DataFrame | None, n_firing) -> tuple[str, str]:
+def _contexts(ctx: dict[str, list] | None, n_firing) -> tuple[str, str]:
     """A latent's max-activation histogram, and its top contexts then quantile samples (with percentile)."""
-    if ctx is None or ctx.empty:
+    if not ctx:
         return "", ('<p class="none">No stored contexts for this latent (the analysis stores those of '
                     'financial latents and a sample of others).</p>')
-    top, quant = (ctx[ctx["kind"] == k].sort_values("rank") for k in ("top", "quantile"))
-    scale = max(float(max(a, default=0.0)) for a in ctx["acts"]) or 1.0
+    top, quant = ctx.get("top", []), ctx.get("quantile", [])
+    scale = max(float(np.max(r.acts, initial=0.0)) for r in top + quant) or 1.0
     pos = _firing_positions(n_firing, len(top), len(quant))
     parts = [_context_html(r.words, r.acts, scale, f"top {r.rank + 1} · max {r.max_act:.3g}")
-             for r in top.head(N_TOP_SHOWN).itertuples()]
-    for i, r in enumerate(quant.itertuples()):
+             for r in top[:N_TOP_SHOWN]]
+    for i, r in enumerate(quant):
         where = (f"percentile ≈ {100 * (1 - pos[i] / max(int(n_firing) - 1, 1)):.0f}" if pos is not None
                  else f"quantile sample {i + 1} of {len(quant)}")
         parts.append(_context_html(r.words, r.acts, scale, f"{where} · max {r.max_act:.3g}"))
-    if quant.empty:
+    if not quant:
         parts.append('<p class="none">No quantile samples stored (it fires in no more documents).</p>')
-    values = np.r_[top["max_act"].to_numpy(float), quant["max_act"].to_numpy(float)]
+    values = np.array([r.max_act for r in top + quant], np.float64)
     stands_for = (int(n_firing) - len(top)) / len(quant) if pos is not None else 1.0
     weights = np.r_[np.ones(len(top)), np.full(len(quant), stands_for)]
     counts, edges = np.histogram(values, HIST_BINS, range=(0.0, float(values.max()) or 1.0), weights=weights)
@@ -301,15 +301,15 @@ def _read_frequency(group: Group) -> np.ndarray | None:
     return None
 
 
-def _read_contexts(artifacts: Path, group: Group) -> dict[int, pd.DataFrame]:
-    folder = analysis_dir(artifacts, group.pair)
-    if group.contexts_model is None or not analysis_artifacts.contexts_path(
-            folder, group.contexts_model, group.layer).is_file():
-        group.notes.append(f"No stored contexts of {group.contexts_model or 'it'} at layer {group.layer}.")
-        return {}
-    ctx = _attempt(group.notes, group.pair, lambda: read_contexts(folder, group.contexts_model, group.layer),
-                   None)
-    return {} if ctx is None else {int(k): v for k, v in ctx[ctx["kind"] != "negative"].groupby("latent")}
+def _read_contexts(artifacts: Path, group: Group) -> dict[int, dict[str, list]]:
+    """Per latent, its stored contexts by kind (top, quantile), each list in rank order."""
+    folder, model, by_latent = analysis_dir(artifacts, group.pair), group.contexts_model, {}
+    read = (lambda: read_contexts(folder, model, group.layer)) if model else (lambda: None)
+    ctx = _attempt(group.notes, group.pair, read, None)
+    kept = [] if ctx is None else ctx[ctx["kind"] != "negative"].sort_values(["latent", "rank"]).itertuples()
+    for r in kept:
+        by_latent.setdefault(int(r.latent), {}).setdefault(r.kind, []).append(r)
+    return by_latent
 
 
 def write_group_page(artifacts: Path, out_dir: Path, group: Group, labels: pd.DataFrame | None) -> Path:
