@@ -1,0 +1,70 @@
+"""The stage's inputs from the data folder: the StockNet prices of the chosen tickers, the S&P 500, the panel
+of rows built from them, and the tweets (raw text for the encoders, the preprocessed layout for the ACL18
+protocol); and the checks on them that run before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from finsae.data.index_prices import load_sp500
+from finsae.data.stocknet_prices import load_stocknet_prices
+from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
+from finsae.trading.dataset import Panel, build_panel
+from finsae.trading.text_features import TweetCorpus, tweet_corpus
+
+class Market(NamedTuple):
+    """Prices and the rows made from them."""
+
+    prices: pd.DataFrame
+    """Daily prices of the chosen tickers (``load_stocknet_prices``)."""
+    sp500: pd.DataFrame
+    panel: Panel
+    """The walk-forward's rows (ticker x trading day in [features.start, features.end])."""
+
+    @property
+    def tickers(self) -> list[str]:
+        return sorted(self.prices["ticker"].unique())
+
+
+class Tweets(NamedTuple):
+    """The raw-text tweets of the tickers and their unique-text corpus."""
+
+    frame: pd.DataFrame
+    """One row per ticker mention (``ticker``, ``created_at``, ``file_date``, ``text``, ...)."""
+    corpus: TweetCorpus
+    """Unique texts, in order of first creation: what the encoders read."""
+    doc_of: np.ndarray
+    """Each row of ``frame``'s document in ``corpus``."""
+
+
+def check_data(data_dir: str | Path, fc) -> None:
+    """The price files of ``fc.tickers`` (``fc``: a ``FeatureConfig``) and the index are there (a missing one
+    is named with the command that fetches it)."""
+    load_stocknet_prices(data_dir, fc.tickers)
+    load_sp500(data_dir)
+
+
+def load_market(data_dir: str | Path, fc, execution: str) -> Market:
+    """Prices, the index and the panel of ``fc`` (a ``FeatureConfig``), executed at ``execution``."""
+    prices = load_stocknet_prices(data_dir, fc.tickers)
+    sp500 = load_sp500(data_dir)
+    return Market(prices, sp500, build_panel(prices, sp500, fc.start, fc.end, execution))
+
+
+def chosen_tickers(data_dir: str | Path, fc) -> list[str]:
+    """The tickers of ``fc.tickers`` that have prices (all of StockNet's when None), sorted."""
+    return sorted(load_stocknet_prices(data_dir, fc.tickers)["ticker"].unique())
+
+
+def load_tweets(data_dir: str | Path, tickers: list[str]) -> Tweets:
+    frame = load_stocknet_tweets_raw(data_dir, tickers)
+    return Tweets(frame, *tweet_corpus(frame))
+
+
+def load_stocknet_tweets(data_dir: str | Path, tickers: list[str]) -> pd.DataFrame:
+    """The tweets of the ACL18 protocol's own (preprocessed) layout."""
+    return load_stocknet_tweets_preprocessed(data_dir, tickers)
