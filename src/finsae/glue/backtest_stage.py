@@ -26,7 +26,7 @@ from finsae.trading.blocks import needed, uses_sae
 from finsae.trading.encode import Encoded, check_encoders, encode_tweets
 from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.inputs import (
-    check_data, chosen_tickers, load_market, load_stocknet_tweets, load_tweets,
+    check_data, check_headline_period, chosen_tickers, load_market, load_stocknet_tweets, load_tweets,
 )
 from finsae.trading.ledger import check_ledger, read_trials, record_trials
 from finsae.trading.sets import allowed_latents
@@ -46,6 +46,7 @@ def check_prerequisites(cfg) -> None:
     check_data(cfg.paths.data_dir, cfg.features)  # DataMissingError names the fetch command
     check_ledger(contract.ledger_path(backtest_root(artifacts)))  # a cut last line repaired, damage refused
     check_encoders(_roles(cfg), cfg.features, artifacts)
+    allowed_latents(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # latents=financial without any
 
 
 precheck = check_prerequisites
@@ -77,6 +78,8 @@ def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
     checked before the encoding."""
     artifacts, fc = Path(cfg.paths.artifacts), cfg.features
     market = load_market(cfg.paths.data_dir, fc, cfg.strategy.execution)
+    if "walk_forward" in cfg.benchmark.protocols:
+        check_headline_period(market.panel.rows, cfg.data.eval_start, cfg.walk_forward)
     allowed = allowed_latents(artifacts, pair_name(cfg), _roles(cfg), fc)
     tweets = load_tweets(cfg.paths.data_dir, market.tickers)
     enc = Encoded()

@@ -13,8 +13,14 @@ import pandas as pd
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
+from finsae.errors import ConfigError
 from finsae.trading.dataset import Panel, build_panel
 from finsae.trading.text_features import TweetCorpus, tweet_corpus
+from finsae.trading.walk_forward import folds
+
+MIN_HEADLINE_DAYS = 5
+"""Test days on or after ``data.eval_start`` a run needs for a headline row (the metrics' minimum)."""
+
 
 class Market(NamedTuple):
     """Prices and the rows made from them."""
@@ -68,3 +74,17 @@ def load_tweets(data_dir: str | Path, tickers: list[str]) -> Tweets:
 def load_stocknet_tweets(data_dir: str | Path, tickers: list[str]) -> pd.DataFrame:
     """The tweets of the ACL18 protocol's own (preprocessed) layout."""
     return load_stocknet_tweets_preprocessed(data_dir, tickers)
+
+
+def check_headline_period(rows: pd.DataFrame, eval_start: str, wf_cfg) -> None:
+    """The walk-forward over ``rows`` (``Panel.rows``; ``wf_cfg``: a ``WalkForwardConfig``) tests at least
+    :data:`MIN_HEADLINE_DAYS` days on or after ``eval_start``: else the run would have no headline period
+    (refused in one line before any work)."""
+    days = np.unique(rows["date"].to_numpy())
+    tested = np.concatenate([f.test_days for f in folds(days, wf_cfg)])
+    n = int((tested >= np.datetime64(pd.Timestamp(eval_start))).sum())
+    if n < MIN_HEADLINE_DAYS:
+        last = pd.Timestamp(tested.max()).date()
+        raise ConfigError(f"data.eval_start={eval_start} leaves {n} walk-forward test day(s) on or after it "
+                          f"(the last is {last}; a headline period needs {MIN_HEADLINE_DAYS}): the run "
+                          f"would have no headline period; set data.eval_start earlier or features.end later")

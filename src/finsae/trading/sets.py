@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from finsae.analysis.artifacts import read_features
+from finsae.errors import ConfigError
 from finsae.paths import analysis_dir
 from finsae.trading.blocks import (
     COUNT, dense_columns, layer_block, needed, role_block, sae_columns, sentiment_columns, set_members,
@@ -22,12 +23,17 @@ FINANCIAL = "financial"
 
 
 def financial_latents(artifacts: Path, pair: str, latents: str, model: str, layer: int) -> np.ndarray | None:
-    """The analysis stage's financial latents of (model, layer), when ``latents == "financial"``."""
+    """The analysis stage's financial latents of (model, layer), when ``latents == "financial"``; a layer with
+    none is refused (its SAE block would have no column)."""
     if latents != FINANCIAL:
         return None
     folder = analysis_dir(Path(artifacts), pair)
     t = read_features(folder, otherwise="use features.latents=top_ic")
     sel = t[(t["model"] == model) & (t["layer"] == layer) & t["financial"].astype(bool)]
+    if sel.empty:
+        raise ConfigError(f"features.latents=financial, but the analysis {folder} marks no latent of {model} "
+                          f"layer {layer} financial: its SAE blocks would have no column; use "
+                          f"features.latents=top_ic (or all), or drop the SAE sets")
     return np.sort(sel["latent"].to_numpy(np.int64))
 
 
