@@ -18,15 +18,15 @@ from finsae.demo.timing import fmt_seconds
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run
-from finsae.labeling.artifacts import read_labels
-from finsae.paths import activations_root, backtest_dir, backtest_root, labels_dir, tweet_cache_dir
+from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_cache_dir
 from finsae.trading import artifacts as contract
 from finsae.trading import protocols
 from finsae.trading.blocks import needed, uses_sae
 from finsae.trading.encode import Encoded, check_encoders, encode_tweets
 from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.inputs import (
-    check_data, check_headline_period, chosen_tickers, load_market, load_stocknet_tweets, load_tweets,
+    check_data, check_headline_period, chosen_tickers, load_labels, load_market, load_stocknet_tweets,
+    load_tweets,
 )
 from finsae.trading.ledger import check_ledger, read_trials, record_trials
 from finsae.trading.sets import allowed_latents
@@ -86,9 +86,9 @@ def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
     if any(needed(fc.blocks).values()):
         enc = encode_tweets(_roles(cfg), fc, cfg.activations, artifacts, tweet_cache_dir(artifacts),
                             cfg.data.eval_start, tweets.corpus, cfg.progress_bar)
-    labels = read_labels(labels_dir(artifacts, pair_name(cfg)), missing_ok=True)
     return protocols.Inputs(market.panel, market.sp500, tweets, enc, _roles(cfg),
-                            lambda model, layer: allowed.get((model, layer)), labels), market.tickers
+                            lambda model, layer: allowed.get((model, layer)),
+                            load_labels(artifacts, pair_name(cfg))), market.tickers
 
 
 def _run_protocols(cfg, inp: protocols.Inputs, tickers: list[str], tmp: Path) -> list[protocols.Outcome]:

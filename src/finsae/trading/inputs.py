@@ -14,6 +14,8 @@ from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
 from finsae.errors import ConfigError
+from finsae.labeling.artifacts import read_labels
+from finsae.paths import labels_dir
 from finsae.trading.dataset import Panel, build_panel
 from finsae.trading.text_features import TweetCorpus, tweet_corpus
 from finsae.trading.walk_forward import folds
@@ -69,6 +71,11 @@ def chosen_tickers(data_dir: str | Path, fc) -> list[str]:
 def load_tweets(data_dir: str | Path, tickers: list[str]) -> Tweets:
     frame = load_stocknet_tweets_raw(data_dir, tickers)
     return Tweets(frame, *tweet_corpus(frame))
+
+
+def load_labels(artifacts: str | Path, pair: str) -> pd.DataFrame | None:
+    """The labeling stage's table of ``pair`` (the importance table's labels); None when it has not run."""
+    return read_labels(labels_dir(Path(artifacts), pair), missing_ok=True)
 
 
 def load_stocknet_tweets(data_dir: str | Path, tickers: list[str]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
-"""The stage's two protocols end to end, each writing its tables into the staging folder and filling the
-summary: the walk-forward (sets, canaries, backtests, accuracy, rank IC, plots, tearsheets) and the published
-StockNet protocol (beside the protocol's own price input, with its spread over LightGBM seeds)."""
+"""The stage's two protocols end to end, each over a typed :class:`~finsae.trading.config.BacktestConfig`,
+writing its files into the staging folder through :mod:`finsae.trading.artifacts` and returning its fields of
+the stage summary: the walk-forward (sets, canaries, backtests, accuracy, rank IC, plots, tearsheets) and the
+published StockNet protocol (beside the protocol's own price input, with its spread over LightGBM seeds)."""
 
 from __future__ import annotations
 
