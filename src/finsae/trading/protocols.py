@@ -70,14 +70,18 @@ class StocknetFields(NamedTuple):
 
 
 class Outcome(NamedTuple):
+    """What a protocol hands back to the stage besides the files it wrote."""
+
     windows: list[dict]
     """Every fitted object's record (``check_fit_windows`` reads them)."""
     trials: list[dict]
     """Headline trials to record when the run publishes."""
     figures: dict
+    """Matplotlib figures by name, for the run's tracker."""
     tables: dict
-    fields: NamedTuple
-    """Its summary fields (``WalkForwardFields`` / ``StocknetFields``)."""
+    """DataFrames by name, for the run's tracker."""
+    fields: WalkForwardFields | StocknetFields
+    """Its fields of the stage summary."""
 
 
 STRATEGY_FIELDS = ("set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown",
