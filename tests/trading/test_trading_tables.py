@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from finsae.errors import DataMissingError
+from finsae.labeling.artifacts import read_labels
 from finsae.trading.features import Block, fit_block
 from finsae.trading.config import LgbmConfig
 from finsae.trading.ledger import append_trials, read_trials, trial_stats
@@ -35,13 +36,13 @@ def test_financial_latents_come_from_the_analysis_table_and_bound_the_selection(
 def test_importance_is_mapped_to_latent_labels_when_the_labeling_stage_ran(tmp_path):
     imp = pd.DataFrame({"set": ["s", "s", "s"], "feature": ["minilm_fin:L3:mean:7", "minilm_fin:L3:max:2", "ret_1"],
                         "gain": [3.0, 2.0, 1.0], "shap": [0.1, 0.2, 0.3]})
-    plain = label_importance(imp, tmp_path, "p")
+    plain = label_importance(imp, read_labels(tmp_path / "labels" / "p", missing_ok=True))
     assert "label" not in plain and plain["latent"].tolist()[:2] == ["7", "2"]
     (tmp_path / "labels" / "p").mkdir(parents=True)
     pd.DataFrame({"model": ["minilm_fin"], "layer": [3], "latent": [7], "label": ["earnings beat"],
                   "description": ["quarterly results above expectations"]}).to_parquet(
         tmp_path / "labels" / "p" / "labels.parquet")
-    out = label_importance(imp, tmp_path, "p")
+    out = label_importance(imp, read_labels(tmp_path / "labels" / "p"))
     row = out.loc[out["feature"] == "minilm_fin:L3:mean:7"].iloc[0]
     assert row["label"] == "earnings beat" and row["label_description"] == "quarterly results above expectations"
     assert out.loc[out["feature"] == "ret_1", "label"].isna().all()

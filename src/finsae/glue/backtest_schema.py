@@ -17,7 +17,9 @@ from finsae.activations.config import ExtractConfig
 from finsae.errors import ConfigError
 from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
 from finsae.paths import plain_name
-from finsae.trading.config import BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
+from finsae.trading.config import (
+    BacktestConfig, BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig,
+)
 
 
 @dataclass
@@ -55,6 +57,11 @@ class BacktestScriptSchema:
         if self.pair_name is not None:
             plain_name(self.pair_name, "pair_name")
         plain_name(self.features.tag, "features.tag")
+
+    def backtest_config(self) -> BacktestConfig:
+        """The protocols' typed config (:class:`finsae.trading.config.BacktestConfig`)."""
+        return BacktestConfig(self.features, self.strategy, self.benchmark, self.walk_forward, self.lgbm,
+                              self.data.eval_start, self.canaries, self.progress_bar)
 
 
 def register(cs: ConfigStore) -> None:

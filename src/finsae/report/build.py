@@ -11,6 +11,7 @@ from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
 from finsae.report import page, sae_table
 from finsae.report.study import COMMANDS, Study
+from finsae.trading import artifacts as backtest_files
 
 LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
                  "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
@@ -20,6 +21,8 @@ LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_
                  "n_changed_control", "n_changed_financial", "improvement", "improvement_genre"]
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
+METRIC_COLUMNS = ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi", "sortino", "max_drawdown",
+                  "cagr", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff", "turnover"]
 CONTEXTS_PER_LATENT = 3
 LATENTS_WITH_CONTEXTS = 4
 
@@ -147,18 +150,22 @@ def labels(study: Study) -> str:
 def stocknet(study: Study) -> str:
     from finsae.trading.stocknet import PUBLISHED
 
-    folders = [f for f in study.pairs("backtest") if (f / "benchmark_stocknet.json").is_file()]
+    folders = [f for f in study.pairs("backtest") if (f / backtest_files.STOCKNET_FILE).is_file()]
     if not folders:
         return page.not_run("no StockNet benchmark under backtest/", COMMANDS["backtest"])
     parts = []
     for folder in folders:
-        bench = study.read_json(folder / "benchmark_stocknet.json")
+        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        bench = study.through(backtest_files.read_stocknet, folder, backtest_files.STOCKNET_FILE)
+        if isinstance(bench, str):
+            parts.append(page.error_box(bench))
+            continue
         ours = [{"model": f"ours: {name}", "accuracy": 100 * float(v["accuracy"]) if v.get("accuracy") is not None
                  and float(v["accuracy"]) <= 1 else v.get("accuracy"), "mcc": v.get("mcc"), "n_test": v.get("n_test")}
-                for name, v in (bench.get("sets") or {}).items()]
+                for name, v in bench.sets.items()]
         table = pd.concat([pd.DataFrame(ours), PUBLISHED.assign(model="published: " + PUBLISHED["model"])],
                           ignore_index=True)
-        parts += [f"<h3>{page.esc(folder.name)}</h3>", page.table(table, caption="test accuracy (%) and MCC")]
+        parts.append(page.table(table, caption="test accuracy (%) and MCC"))
     return "\n".join(parts)
 
 
@@ -176,23 +183,25 @@ def backtest(study: Study) -> str:
         parts.append(page.kv_table({"sets": s.sets, "protocols": s.protocols, "cost (bps per side)": s.cost_bps,
                                     "walk-forward rows": s.n_rows, "folds": s.n_folds,
                                     "trials (for the DSR)": s.n_trials, "eval start": s.eval_start}))
-        if (folder / "metrics.csv").is_file():
-            m = study.read_table(folder / "metrics.csv")
-            parts.append(page.table(_pick(m, ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi",
-                                              "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "dsr_eff",
-                                              "n_trials_eff", "turnover"]),
-                                    caption="strategies after costs, with PSR/DSR and the trials count"))
+        metrics = backtest_files.table_path(folder, "metrics")
+        if metrics.is_file():
+            m = study.through(backtest_files.read_metrics, folder, metrics.name)
+            parts.append(page.error_box(m) if isinstance(m, str) else page.table(_pick(m, METRIC_COLUMNS),
+                         caption="strategies after costs, with PSR/DSR and the trials count"))
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
 
 
 def canaries(study: Study) -> str:
-    folders = [f for f in study.pairs("backtest") if (f / "canaries.json").is_file()]
+    folders = [f for f in study.pairs("backtest") if (f / backtest_files.CANARIES_FILE).is_file()]
     if not folders:
         return page.not_run("no canaries under backtest/", COMMANDS["backtest"])
     parts = []
     for folder in folders:
-        c = study.read_json(folder / "canaries.json")
+        c = study.through(backtest_files.read_canaries, folder, backtest_files.CANARIES_FILE)
+        if isinstance(c, str):
+            parts += [f"<h3>{page.esc(folder.name)}</h3>", page.error_box(c)]
+            continue
         rows = [{"canary": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in c.items()]
         rows = [{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()} for r in rows]
         parts += [f"<h3>{page.esc(folder.name)}</h3>", page.table(pd.DataFrame(rows))]

@@ -22,6 +22,7 @@ from finsae.paths import report_dir
 from finsae.report.markdown import md_table
 from finsae.report.sae_table import SAE_COLUMNS
 from finsae.report.study import Study, fingerprint
+from finsae.trading import artifacts as backtest_files
 
 SOURCES = "sources.json"
 HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
@@ -164,13 +165,15 @@ def backtest_page(study: Study) -> str:
             continue
         parts.append(f"Sets {', '.join(s.sets)}; cost {s.cost_bps:g} bps per side; {s.n_rows} rows, {s.n_folds} folds, "
                      f"{s.n_trials} trials in the ledger (DSR).\n")
-        if (folder / "metrics.csv").is_file():
-            parts.append(md_table(study.read_table(folder / "metrics.csv")))
-        if (folder / "benchmark_stocknet.json").is_file():
-            bench = study.read_json(folder / "benchmark_stocknet.json")
-            parts += ["", "StockNet protocol (test):", "",
+        metrics = backtest_files.table_path(folder, "metrics")
+        if metrics.is_file():
+            m = study.through(backtest_files.read_metrics, folder, metrics.name)
+            parts.append(m if isinstance(m, str) else md_table(m))
+        if (folder / backtest_files.STOCKNET_FILE).is_file():
+            bench = study.through(backtest_files.read_stocknet, folder, backtest_files.STOCKNET_FILE)
+            parts += ["", "StockNet protocol (test):", "", bench if isinstance(bench, str) else
                       md_table(pd.DataFrame([{"set": k, **{f: v.get(f) for f in ("accuracy", "mcc", "n_test")}}
-                                             for k, v in (bench.get("sets") or {}).items()]))]
+                                             for k, v in bench.sets.items()]))]
     return "\n".join(parts) or "not run: no backtest under `backtest/` (`python backtest.py`)."
 
 

@@ -7,4 +7,9 @@ One row per (ticker, trading day d): features known at the 16:00 New York close 
 :mod:`finsae.trading.backtest` turns predictions into positions and returns after costs,
 :mod:`finsae.trading.metrics` scores them (quantstats, PSR/DSR), :mod:`finsae.trading.stocknet` runs the published
 ACL18 protocol.
+
+The stage's contract: :mod:`finsae.trading.inputs` loads what it reads, :mod:`finsae.trading.blocks` is the
+grammar of feature sets and their column names, :mod:`finsae.trading.protocols` runs the two protocols over a
+typed :class:`~finsae.trading.config.BacktestConfig`, and :mod:`finsae.trading.artifacts` names, writes and
+reads back every file under ``artifacts/backtest/``.
 """

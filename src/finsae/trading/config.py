@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
+from finsae.trading.blocks import BLOCKS, parse_set
 
-BLOCKS = ("price", "count", "base_sae", "domain_sae", "base_dense", "domain_dense", "sentiment")
-"""Feature blocks a feature set is made of; a set's name is its blocks joined by ``_`` (``price_domain_sae``)."""
 LATENT_CHOICES = ("all", "top_ic", "top_ic_pooled", "financial")
 CS_TARGETS = ("rank", "demean")
 EXECUTIONS = ("open", "close")
@@ -24,20 +24,6 @@ def _date(value: str, name: str) -> None:
         date.fromisoformat(str(value))
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_set(name: str) -> tuple[str, ...]:
-    """The blocks of feature set ``name`` (``price_domain_sae`` -> ``("price", "domain_sae")``)."""
-    parts, rest = [], name
-    while rest:
-        hit = next((b for b in sorted(BLOCKS, key=len, reverse=True) if rest == b or rest.startswith(b + "_")), None)
-        if hit is None:
-            raise ConfigError(f"features.sets has {name!r}, which is not blocks joined by '_'; blocks: {list(BLOCKS)}")
-        parts.append(hit)
-        rest = rest[len(hit) + 1:]
-    if len(set(parts)) != len(parts):
-        raise ConfigError(f"features.sets has {name!r}, which repeats a block")
-    return tuple(parts)
 
 
 @dataclass
@@ -230,3 +216,24 @@ class LgbmConfig:
         _check(self.n_estimators >= 1 and self.early_stopping >= 1, "lgbm.n_estimators and lgbm.early_stopping must be >= 1")
         _check(0 < self.colsample <= 1, "lgbm.colsample must be in (0, 1]")
         _check(self.num_threads >= 1, "lgbm.num_threads must be >= 1")
+
+
+@dataclass
+class BacktestConfig:
+    """What the stage's protocols (:mod:`finsae.trading.protocols`) read: the science groups of
+    `python backtest.py` and the first day of the headline period."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    lgbm: LgbmConfig = field(default_factory=LgbmConfig)
+    eval_start: str = EVAL_START
+    """First day of the headline period (``data.eval_start``: no text on or after it trained an SAE)."""
+    canaries: bool = True
+    """Run the leakage canaries through the same pipeline."""
+    progress_bar: bool = False
+
+    def __post_init__(self):
+        _date(self.eval_start, "data.eval_start")
+

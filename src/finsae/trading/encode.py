@@ -13,21 +13,9 @@ from tqdm.auto import tqdm
 
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.paths import activations_root, model_dir, sae_dir
+from finsae.trading.blocks import needed
 from finsae.trading.text_cache import cached_docs
 from finsae.trading.text_features import encode_docs, sentiment_docs
-
-
-def needed(blocks) -> dict[str, set[str]]:
-    """Per role (base, domain): which text encodings the blocks ``blocks`` (``FeatureConfig.blocks``) need
-    (``sae``, ``dense``, ``sentiment``)."""
-    out: dict[str, set[str]] = {"base": set(), "domain": set()}
-    for b in blocks:
-        if b == "sentiment":
-            out["domain"].add("sentiment")
-        elif b.endswith("_sae") or b.endswith("_dense"):
-            role, kind = b.split("_", 1)
-            out[role].add(kind)
-    return out
 
 
 def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:

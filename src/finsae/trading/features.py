@@ -12,18 +12,21 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from finsae.trading.blocks import pca_columns
+
 
 class Block(NamedTuple):
     """One group of columns."""
 
     name: str
-    """e.g. ``price``, ``count``, ``domain_sae_L3``, ``domain_dense_L3``, ``sentiment``."""
+    """e.g. ``price``, ``count``, ``domain_sae_L3``, ``domain_dense_L3``, ``sentiment``
+    (:mod:`finsae.trading.blocks`)."""
     kind: str
     """``plain`` (used as is), ``sae`` (latent selection), ``dense`` (PCA inside each training window)."""
     matrix: np.ndarray | sp.csr_matrix
     """[n_rows, n_columns]."""
     columns: list[str]
-    """Column names; SAE blocks: ``{name}:mean:{latent}`` then ``{name}:max:{latent}``."""
+    """Column names (:mod:`finsae.trading.blocks`); SAE blocks: each latent's mean, then each latent's max."""
     latents: np.ndarray | None = None
     """SAE blocks: allowed latent ids (the analysis stage's financial latents), None: all."""
 
@@ -158,7 +161,7 @@ def fit_block(block: Block, rows: np.ndarray, y: np.ndarray, latents: str, top_n
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=dense_pca, random_state=0, svd_solver="full").fit(block.matrix[rows])
-        return Fitted(block.name, "pca", None, pca, [f"{block.name}:pc{i}" for i in range(dense_pca)])
+        return Fitted(block.name, "pca", None, pca, pca_columns(block.name, dense_pca))
     return Fitted(block.name, "identity", None, None, list(block.columns))
 
 

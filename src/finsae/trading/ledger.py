@@ -22,8 +22,8 @@ import numpy as np
 from filelock import FileLock
 
 from finsae.errors import CacheCorruptError
+from finsae.trading.artifacts import LEDGER_FILE  # noqa: F401 - the contract names the file; re-exported
 
-LEDGER_FILE = "trials.jsonl"
 log = logging.getLogger("finsae")
 
 

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from finsae.labeling.artifacts import join_labels, read_labels  # noqa: E402
-from finsae.paths import labels_dir  # noqa: E402
+from finsae.labeling.artifacts import join_labels  # noqa: E402
+from finsae.trading.blocks import latent_parts  # noqa: E402
 
 
 def equity_figure(returns: pd.DataFrame, benchmarks: dict[str, pd.Series], kind: str, eval_start: str):
@@ -47,10 +47,11 @@ def tearsheet(net: pd.Series, bench: pd.Series, path: Path, title: str) -> None:
     plt.close("all")
 
 
-def label_importance(imp: pd.DataFrame, artifacts: Path, pair: str) -> pd.DataFrame:
+def label_importance(imp: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
     """The importance table with each latent feature's model, layer, aggregation and latent, and its label
-    (``label``, ``label_description``, ``label_status``, ``label_role``) when the labeling stage has run."""
-    parts = imp["feature"].str.extract(r"^(?P<model>[^:]+):L(?P<layer>\d+):(?P<agg>mean|max):(?P<latent>\d+)$")
+    (``label``, ``label_description``, ``label_status``, ``label_role``) from ``labels`` (the labeling stage's
+    table; None when it has not run)."""
+    parts = latent_parts(imp["feature"])
     out = pd.concat([imp.reset_index(drop=True), parts.reset_index(drop=True)], axis=1)
-    out = join_labels(out, read_labels(labels_dir(Path(artifacts), pair), missing_ok=True), scores=False)
+    out = join_labels(out, labels, scores=False)
     return out.sort_values(["set", "gain"], ascending=[True, False], ignore_index=True)

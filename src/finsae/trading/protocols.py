@@ -1,10 +1,12 @@
-"""The stage's two protocols end to end, each writing its tables into the staging folder and filling the
-summary: the walk-forward (sets, canaries, backtests, accuracy, rank IC, plots, tearsheets) and the published
-StockNet protocol (beside the protocol's own price input, with its spread over LightGBM seeds)."""
+"""The stage's two protocols end to end, each over a typed :class:`~finsae.trading.config.BacktestConfig`,
+writing its files into the staging folder through :mod:`finsae.trading.artifacts` and returning its fields of
+the stage summary: the walk-forward (sets, canaries, backtests, accuracy, rank IC, plots, tearsheets) and the
+published StockNet protocol (beside the protocol's own price input, with its spread over LightGBM seeds)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,9 +14,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from finsae.atomic import write_json
+from finsae.trading import artifacts
 from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
-from finsae.trading.dataset import price_block
+from finsae.trading.config import BacktestConfig
+from finsae.trading.dataset import Panel, price_block
+from finsae.trading.encode import Encoded
 from finsae.trading.features import Block
 from finsae.trading.outputs import equity_figure, label_importance, tearsheet
 from finsae.trading.pipeline import (
@@ -24,6 +28,7 @@ from finsae.trading.pipeline import (
 from finsae.trading.prices import PRICE_FEATURES, price_features
 from finsae.trading.sets import assemble_sets, text_blocks
 from finsae.trading.stocknet import PUBLISHED, PUBLISHED_COUNTS, acl18_price_block, stocknet_samples, window_pairs
+from finsae.trading.inputs import Tweets
 from finsae.trading.text_features import trading_day_pairs
 from finsae.trading.walk_forward import folds
 
@@ -31,35 +36,65 @@ from finsae.trading.walk_forward import folds
 class Inputs(NamedTuple):
     """What both protocols read."""
 
-    panel: object
-    """``finsae.trading.dataset.Panel``."""
+    panel: Panel
     sp500: pd.DataFrame
-    tweets: pd.DataFrame
-    """Raw-text tweets (``ticker``, ``file_date``, ...), one row per mention."""
-    doc_of: np.ndarray
-    """Each tweet row's document index in the encoded corpus."""
-    enc: object
-    """``finsae.trading.encode.Encoded``."""
+    tweets: Tweets
+    """Raw-text tweets, one row per mention, and each row's document in the encoded corpus."""
+    enc: Encoded
     roles: dict
     """``{"base": model, "domain": model}``."""
-    allowed: object
+    allowed: Callable
     """``allowed(model, layer)``: the SAE latents a block may select from (None: all)."""
+    labels: pd.DataFrame | None = None
+    """The labeling stage's table of the pair (None: it has not run): the importance table's labels."""
+
+
+class WalkForwardFields(NamedTuple):
+    """The walk-forward's fields of the stage summary (``BacktestSummary``)."""
+
+    strategies: list[dict]
+    accuracy: list[dict]
+    rank_ic: list[dict]
+    canaries: dict
+    n_folds: int
+    n_trials: int
+    n_trials_eff: int
+
+
+class StocknetFields(NamedTuple):
+    """The StockNet protocol's fields of the stage summary."""
+
+    stocknet: dict
+    stocknet_seeds: dict
+    stocknet_counts: dict
 
 
 class Outcome(NamedTuple):
+    """What a protocol hands back to the stage besides the files it wrote."""
+
     windows: list[dict]
     """Every fitted object's record (``check_fit_windows`` reads them)."""
     trials: list[dict]
     """Headline trials to record when the run publishes."""
     figures: dict
+    """Matplotlib figures by name, for the run's tracker."""
     tables: dict
+    """DataFrames by name, for the run's tracker."""
+    fields: WalkForwardFields | StocknetFields
+    """Its fields of the stage summary."""
 
 
-def walk_forward(inp: Inputs, cfg, ledger: list[dict], run_id: str, artifacts: Path, out: Path, summary) -> Outcome:
-    """The walk-forward protocol; ``cfg``: the stage's typed config (``features``, ``walk_forward``, ``lgbm``,
-    ``strategy``, ``benchmark``, ``data``, ``canaries``, ``progress_bar``)."""
+STRATEGY_FIELDS = ("set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown",
+                   "cagr", "calmar", "win_rate", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff",
+                   "cost_bps", "turnover", "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days")
+"""The metrics the summary keeps per (set, strategy, period) (all of them are in metrics.csv)."""
+
+
+def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: str, out: Path) -> Outcome:
+    """The walk-forward protocol: its tables and figures into ``out``; its fits' windows, new trials and
+    summary fields returned."""
     fc, rows, sc = cfg.features, inp.panel.rows, cfg.strategy
-    pairs = trading_day_pairs(inp.tweets, inp.doc_of, rows, inp.panel.calendar)
+    pairs = trading_day_pairs(inp.tweets.frame, inp.tweets.doc_of, rows, inp.panel.calendar)
     price = price_block(rows)
     sets = assemble_sets(fc.sets, price, text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed))
     n_folds = len(folds(np.unique(rows["date"].to_numpy()), cfg.walk_forward))
@@ -71,7 +106,7 @@ def walk_forward(inp: Inputs, cfg, ledger: list[dict], run_id: str, artifacts: P
     entry = pd.Series(cal[1:], index=cal[:-1])
     entry_days = entry.reindex(np.unique(rows["date"].to_numpy())).dropna().to_numpy()
     benchmarks = market_benchmarks(inp.panel.adj, inp.sp500, entry_days, rows["ticker"].unique(), sc.execution)
-    eval_start = cfg.data.eval_start
+    eval_start = cfg.eval_start
     bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id)
     acc = direction_accuracy(rows, wf.predictions, eval_start, cfg.benchmark.bootstrap)
     ric = rank_ic_table(rows, wf.predictions, eval_start, sc.block_days, sc.bootstrap)
@@ -84,43 +119,42 @@ def walk_forward(inp: Inputs, cfg, ledger: list[dict], run_id: str, artifacts: P
 
     p = wf.predictions["row"].to_numpy()
     preds = wf.predictions.assign(**{c: rows[c].to_numpy()[p] for c in ("ticker", "date", "ret_exec", "up_exec")})
-    preds.drop(columns="row").to_parquet(out / "predictions.parquet", index=False)
-    bt.positions.to_parquet(out / "positions.parquet", index=False)
-    bt.returns.to_parquet(out / "returns.parquet", index=False)
-    bt.metrics.to_csv(out / "metrics.csv", index=False)
-    acc.to_csv(out / "accuracy.csv", index=False)
-    ric.to_csv(out / "rank_ic.csv", index=False)
-    label_importance(wf.importance, artifacts, summary.pair).to_csv(out / "importance.csv", index=False)
-    pd.DataFrame(dict(benchmarks)).rename_axis("date").to_csv(out / "benchmarks.csv")
-    write_json(out / "canaries.json", canaries)
-    (out / "plots").mkdir(exist_ok=True)
+    artifacts.write_walk_forward(out, artifacts.WalkForwardTables(
+        preds.drop(columns="row"), bt.positions, bt.returns, bt.metrics, acc, ric,
+        label_importance(wf.importance, inp.labels), pd.DataFrame(dict(benchmarks)).rename_axis("date"),
+        canaries))
+    figures = _figures(bt.returns, benchmarks, cfg, out)
+    equity = bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod())
+    eq = bt.returns.assign(equity=equity)[["date", "set", "strategy", "equity"]]
+    tables = {"equity": eq.assign(date=lambda d: d["date"].astype(str)),
+              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric}
+    fields = WalkForwardFields(
+        strategies=json.loads(bt.metrics[[c for c in STRATEGY_FIELDS if c in bt.metrics]]
+                              .to_json(orient="records")),
+        accuracy=json.loads(acc.to_json(orient="records")), rank_ic=json.loads(ric.to_json(orient="records")),
+        canaries=canaries, n_folds=len(wf.folds), n_trials=int(bt.metrics["n_trials"].max()),
+        n_trials_eff=int(bt.metrics["n_trials_eff"].max()))
+    return Outcome(windows, bt.trials, figures, tables, fields)
+
+
+def _figures(returns: pd.DataFrame, benchmarks, cfg: BacktestConfig, out: Path) -> dict:
+    """The equity curve of each book, and the first book's tearsheet of each set, written into ``out``."""
+    sc = cfg.strategy
     figures = {}
     for kind in sc.kinds:
-        fig = equity_figure(bt.returns, benchmarks, kind, eval_start)
-        fig.savefig(out / "plots" / f"equity_{kind}.png", dpi=110, bbox_inches="tight")
+        fig = equity_figure(returns, benchmarks, kind, cfg.eval_start)
+        fig.savefig(artifacts.equity_plot_path(out, kind), dpi=110, bbox_inches="tight")
         figures[f"equity_{kind}"] = fig
     first = sc.kinds[0]
-    for name in fc.sets:
-        r = bt.returns[(bt.returns["set"] == name) & (bt.returns["strategy"] == first)]
-        tearsheet(r.set_index("date")["net"], benchmarks["sp500"], out / f"tearsheet_{name}_{first}.html",
+    for name in cfg.features.sets:
+        r = returns[(returns["set"] == name) & (returns["strategy"] == first)]
+        tearsheet(r.set_index("date")["net"], benchmarks["sp500"], artifacts.tearsheet_path(out, name, first),
                   f"{name} {first} (out of sample, {sc.cost_bps:g} bps)")
-    eq = bt.returns.assign(equity=bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod()))
-    tables = {"equity": eq[["date", "set", "strategy", "equity"]].assign(date=lambda d: d["date"].astype(str)),
-              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric}
-    keep = ["set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown", "cagr",
-            "calmar", "win_rate", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff", "cost_bps", "turnover",
-            "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days"]
-    summary.strategies = json.loads(bt.metrics[[c for c in keep if c in bt.metrics]].to_json(orient="records"))
-    summary.accuracy = json.loads(acc.to_json(orient="records"))
-    summary.rank_ic = json.loads(ric.to_json(orient="records"))
-    summary.canaries = canaries
-    summary.n_folds = len(wf.folds)
-    summary.n_trials = int(bt.metrics["n_trials"].max())
-    summary.n_trials_eff = int(bt.metrics["n_trials_eff"].max())
-    return Outcome(windows, bt.trials, figures, tables)
+    return figures
 
 
-def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg, tick) -> tuple[dict, list[dict]]:
+def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg: BacktestConfig,
+                 tick) -> tuple[dict, list[dict]]:
     """The canaries (``finsae.trading.canaries``) through the same walk-forward and backtest; they never enter the
     trials ledger. Returns (per canary: what it is, accuracy, MCC, Sharpe net and gross, DSR, CAGR; fit records)."""
     ret = rows["ret_exec"].to_numpy()
@@ -137,9 +171,9 @@ def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg,
                                     **kw)
     out = {}
     for r, w in ((rows, wf), (shuffled, wf_s)):
-        bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.data.eval_start, entry, ledger,
+        bt = evaluate_backtests(r, w.predictions, cfg.strategy, benchmarks, cfg.eval_start, entry, ledger,
                                 "canary", count_new=False)  # canaries are not trials
-        acc = direction_accuracy(r, w.predictions, cfg.data.eval_start, 200)
+        acc = direction_accuracy(r, w.predictions, cfg.eval_start, 200)
         for name in w.predictions["set"].unique():
             a = acc[(acc["set"] == name) & (acc["period"] == "full")].iloc[0]
             met = bt.metrics[(bt.metrics["set"] == name) & (bt.metrics["period"] == "full")]
@@ -149,7 +183,7 @@ def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg,
     return out, pd.concat([wf.fit_windows, wf_s.fit_windows]).assign(protocol="canary").to_dict("records")
 
 
-def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg, out: Path, summary) -> Outcome:
+def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg: BacktestConfig, out: Path) -> Outcome:
     """The published ACL18 protocol on ``cfg.features.sets`` beside ``price_no_index`` (ours without the
     market-wide index feature) and ``price_acl18`` (the protocol's own price input); the three price-only sets
     also refit over ``cfg.benchmark.seeds``."""
@@ -164,8 +198,8 @@ def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg, out: Path, summary) -> 
     price_only = {"price": [price],
                   "price_no_index": [Block("price_no_index", "plain", px[own].to_numpy(np.float32), own)],
                   "price_acl18": [acl18_price_block(inp.panel.adj, samples, bc.lag_days)]}
-    days = pd.DataFrame({"ticker": inp.tweets["ticker"].to_numpy(), "day": inp.tweets["file_date"].to_numpy(),
-                         "doc": inp.doc_of})
+    days = pd.DataFrame({"ticker": inp.tweets.frame["ticker"].to_numpy(),
+                         "day": inp.tweets.frame["file_date"].to_numpy(), "doc": inp.tweets.doc_of})
     pairs = window_pairs(samples, days, bc.lag_days).rename(columns={"sample": "row"})[["row", "doc"]]
     text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples), inp.allowed)
     sets = {**assemble_sets(cfg.features.sets, price, text), **{k: v for k, v in price_only.items() if k != "price"}}
@@ -179,11 +213,10 @@ def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg, out: Path, summary) -> 
     result = {r["set"]: {k: r[k] for k in ("accuracy", "mcc", "accuracy_lo", "accuracy_hi", "mcc_lo", "mcc_hi",
                                            "vs_always_up", "vs_always_up_lo", "vs_always_up_hi", "n_test")}
               for r in table.to_dict("records")}
-    write_json(out / "benchmark_stocknet.json", {
-        "sets": result, "seed_spread": seeds, "counts": s.counts, "published_counts": PUBLISHED_COUNTS,
-        "published": PUBLISHED.to_dict("records")})
-    summary.stocknet, summary.stocknet_seeds, summary.stocknet_counts = result, seeds, s.counts
-    return Outcome(windows.assign(protocol="stocknet").to_dict("records"), [], {}, {"benchmark_stocknet": table})
+    artifacts.write_stocknet(out, artifacts.StocknetBenchmark(result, seeds, s.counts, PUBLISHED_COUNTS,
+                                                              PUBLISHED.to_dict("records")))
+    return Outcome(windows.assign(protocol="stocknet").to_dict("records"), [], {},
+                   {"benchmark_stocknet": table}, StocknetFields(result, seeds, s.counts))
 
 
 def headline_start(strategies: list[dict], eval_start: str) -> str:

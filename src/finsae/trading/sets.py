@@ -1,5 +1,5 @@
 """Feature sets from blocks: the text blocks of rows linked to tweets, the analysis stage's financial latents,
-and each configured set assembled from its blocks."""
+and each configured set assembled from its blocks (the grammar: :mod:`finsae.trading.blocks`)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,41 @@ import pandas as pd
 import scipy.sparse as sp
 
 from finsae.analysis.artifacts import read_features
+from finsae.errors import ConfigError
 from finsae.paths import analysis_dir
-from finsae.trading.config import parse_set
+from finsae.trading.blocks import (
+    COUNT, dense_columns, layer_block, needed, role_block, sae_columns, sentiment_columns, set_members,
+)
 from finsae.trading.features import Block
 from finsae.trading.text_features import RowText, aggregate_dense, aggregate_rows
 
+FINANCIAL = "financial"
+"""``features.latents`` that bounds each SAE block to the analysis stage's financial latents."""
+
 
 def financial_latents(artifacts: Path, pair: str, latents: str, model: str, layer: int) -> np.ndarray | None:
-    """The analysis stage's financial latents of (model, layer), when ``latents == "financial"``."""
-    if latents != "financial":
+    """The analysis stage's financial latents of (model, layer), when ``latents == "financial"``; a layer with
+    none is refused (its SAE block would have no column)."""
+    if latents != FINANCIAL:
         return None
-    t = read_features(analysis_dir(Path(artifacts), pair), otherwise="use features.latents=top_ic")
+    folder = analysis_dir(Path(artifacts), pair)
+    t = read_features(folder, otherwise="use features.latents=top_ic")
     sel = t[(t["model"] == model) & (t["layer"] == layer) & t["financial"].astype(bool)]
+    if sel.empty:
+        raise ConfigError(f"features.latents=financial, but the analysis {folder} marks no latent of {model} "
+                          f"layer {layer} financial: its SAE blocks would have no column; use "
+                          f"features.latents=top_ic (or all), or drop the SAE sets")
     return np.sort(sel["latent"].to_numpy(np.int64))
+
+
+def allowed_latents(artifacts: Path, pair: str, roles: dict[str, str],
+                    fc) -> dict[tuple[str, int], np.ndarray]:
+    """Per (model, layer) of the SAE blocks ``fc`` (a ``FeatureConfig``) uses, the latents they may select
+    from when ``fc.latents`` is ``financial`` (read, and checked, before any work); empty otherwise."""
+    if fc.latents != FINANCIAL:
+        return {}
+    return {(roles[role], int(layer)): financial_latents(artifacts, pair, fc.latents, roles[role], int(layer))
+            for role, kinds in needed(fc.blocks).items() if "sae" in kinds for layer in fc.layers}
 
 
 def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, allowed) -> dict[str, list[Block]]:
@@ -31,38 +53,26 @@ def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, al
     count = np.bincount(pairs["row"].to_numpy(), minlength=n_rows) if len(pairs) else np.zeros(n_rows)
     from finsae.trading.dataset import count_block
 
-    out: dict[str, list[Block]] = {"count": [count_block(count)]}
+    out: dict[str, list[Block]] = {COUNT: [count_block(count)]}
     for (role, layer), docs in enc.docs.items():
         rt: RowText = aggregate_rows(pairs, n_rows, docs)
         name = roles[role]
         if docs.sae_sum is not None:
-            m = docs.sae_sum.shape[1]
-            cols = [f"{name}:L{layer}:mean:{i}" for i in range(m)] + [f"{name}:L{layer}:max:{i}" for i in range(m)]
+            block = role_block(role, "sae")
             mat = sp.hstack([rt.sae_mean, rt.sae_max], format="csr", dtype=np.float32)
-            out.setdefault(f"{role}_sae", []).append(Block(f"{role}_sae_L{layer}", "sae", mat, cols,
-                                                           allowed(name, layer)))
-        d = rt.dense_mean.shape[1]
-        out.setdefault(f"{role}_dense", []).append(
-            Block(f"{role}_dense_L{layer}", "dense", rt.dense_mean, [f"{name}:L{layer}:dense:{i}" for i in range(d)]))
+            out.setdefault(block, []).append(Block(layer_block(block, layer), "sae", mat,
+                                                   sae_columns(name, layer, docs.sae_sum.shape[1]),
+                                                   allowed(name, layer)))
+        block = role_block(role, "dense")
+        out.setdefault(block, []).append(Block(layer_block(block, layer), "dense", rt.dense_mean,
+                                               dense_columns(name, layer, rt.dense_mean.shape[1])))
     if enc.sentiment is not None:
         s = aggregate_dense(pairs, n_rows, enc.sentiment)
-        out["sentiment"] = [Block("sentiment", "plain", s, [f"sentiment:{lbl}" for lbl in enc.labels])]
+        out["sentiment"] = [Block("sentiment", "plain", s, sentiment_columns(enc.labels))]
     return out
 
 
 def assemble_sets(names, price: Block, text: dict[str, list[Block]]) -> dict[str, list[Block]]:
     """Each set of ``names`` as its blocks (a set with any text block also gets the tweet count)."""
-    out = {}
-    for name in names:
-        blocks, has_count = [], False
-        for b in parse_set(name):
-            if b == "price":
-                blocks.append(price)
-                continue
-            if not has_count:
-                blocks += text["count"]
-                has_count = True
-            if b != "count":
-                blocks += text[b]
-        out[name] = blocks
-    return out
+    return {name: [b for member in set_members(name)
+                   for b in ([price] if member == "price" else text[member])] for name in names}

@@ -1,0 +1,194 @@
+"""The backtest stage's artifact contract: what `python backtest.py` writes under
+``artifacts/backtest/{pair}/`` (:func:`finsae.paths.backtest_dir`), and the one typed reader of each file for
+everyone who reads it (the protocols, the glue, the report, tests).
+
+Files::
+
+    predictions.parquet positions.parquet returns.parquet  the walk-forward's out-of-sample rows
+    metrics.csv accuracy.csv rank_ic.csv importance.csv    its tables (a row per set, strategy, period, ...)
+    benchmarks.csv canaries.json                           the market benchmarks' returns; the canaries
+    benchmark_stocknet.json                                the published ACL18 protocol
+    fit_windows.parquet                                    every fitted object's rows (the leakage check's)
+    plots/equity_{kind}.png  tearsheet_{set}_{kind}.html   figures
+    summary.json                                           ``BacktestSummary``
+
+and beside the pair folders, ``artifacts/backtest/trials.jsonl`` (the trials ledger,
+:mod:`finsae.trading.ledger`).
+A missing or damaged file fails through its reader in one line naming the file and :data:`MAKES`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from finsae import atomic
+from finsae.atomic import write_json
+from finsae.errors import DataMissingError, FinsaeError
+from finsae.summary import SUMMARY_FILE
+from finsae.trading.summary import BacktestSummary
+
+MAKES = "python backtest.py"
+"""The command that makes every file here."""
+LEDGER_FILE = "trials.jsonl"
+"""The trials ledger, in ``artifacts/backtest/`` (shared by every pair)."""
+PLOTS_DIR = "plots"
+CANARIES_FILE = "canaries.json"
+STOCKNET_FILE = "benchmark_stocknet.json"
+FIT_WINDOWS_FILE = "fit_windows.parquet"
+
+
+class TableSpec(NamedTuple):
+    file: str
+    what: str
+    columns: tuple[str, ...]
+    """Columns every reader may rely on (the writer writes more)."""
+
+
+TABLES = {
+    "predictions": TableSpec("predictions.parquet", "backtest predictions",
+                             ("set", "fold", "ticker", "date", "pred_ret", "prob_up")),
+    "positions": TableSpec("positions.parquet", "backtest positions",
+                           ("date", "set", "strategy", "ticker", "weight")),
+    "returns": TableSpec("returns.parquet", "backtest returns",
+                         ("date", "set", "strategy", "net", "gross", "turnover", "cost")),
+    "metrics": TableSpec("metrics.csv", "backtest metrics",
+                         ("set", "strategy", "period", "start", "end", "n_days", "sharpe", "psr", "dsr",
+                          "n_trials")),
+    "accuracy": TableSpec("accuracy.csv", "backtest direction accuracy",
+                          ("set", "model", "period", "accuracy", "mcc")),
+    "rank_ic": TableSpec("rank_ic.csv", "backtest rank IC", ("set", "model", "period", "rank_ic", "n_days")),
+    "importance": TableSpec("importance.csv", "backtest feature importance",
+                            ("set", "feature", "gain", "shap")),
+    "benchmarks": TableSpec("benchmarks.csv", "backtest market benchmarks", ("date",)),
+    "fit_windows": TableSpec(FIT_WINDOWS_FILE, "backtest fit windows",
+                             ("set", "what", "fit_start", "fit_end", "test_start", "test_end", "protocol")),
+}
+"""Every table by name: its file, what it is called in an error, and its columns."""
+
+
+class WalkForwardTables(NamedTuple):
+    """The walk-forward protocol's tables, as written."""
+
+    predictions: pd.DataFrame
+    positions: pd.DataFrame
+    returns: pd.DataFrame
+    metrics: pd.DataFrame
+    accuracy: pd.DataFrame
+    rank_ic: pd.DataFrame
+    importance: pd.DataFrame
+    benchmarks: pd.DataFrame
+    """``date`` index, one column per market benchmark."""
+    canaries: dict
+    """Per canary: what it is, accuracy, MCC, Sharpe net and gross, DSR, CAGR."""
+
+
+class StocknetBenchmark(NamedTuple):
+    """``benchmark_stocknet.json``."""
+
+    sets: dict
+    """Per set: accuracy, MCC, their CIs, the difference from always-up, ``n_test``."""
+    seed_spread: dict
+    """Per price-only set: test accuracy over the LightGBM seeds."""
+    counts: dict
+    """Our train / dev / test sample counts."""
+    published_counts: dict
+    published: list
+    """The paper's table (one record per model)."""
+
+
+# -- paths -------------------------------------------------------------------------------------------------
+def table_path(folder: str | Path, name: str) -> Path:
+    return Path(folder) / TABLES[name].file
+
+
+def equity_plot_path(folder: str | Path, kind: str) -> Path:
+    return Path(folder) / PLOTS_DIR / f"equity_{kind}.png"
+
+
+def tearsheet_path(folder: str | Path, set_name: str, kind: str) -> Path:
+    return Path(folder) / f"tearsheet_{set_name}_{kind}.html"
+
+
+def tearsheet_paths(folder: str | Path) -> list[Path]:
+    return sorted(Path(folder).glob("tearsheet_*.html"))
+
+
+def ledger_path(backtest_root: str | Path) -> Path:
+    return Path(backtest_root) / LEDGER_FILE
+
+
+# -- writers -------------------------------------------------------------------------------------------------
+def write_walk_forward(folder: Path, t: WalkForwardTables) -> None:
+    """Write the walk-forward's tables into ``folder`` (a staging folder: the glue publishes it)."""
+    folder = Path(folder)
+    t.predictions.to_parquet(table_path(folder, "predictions"), index=False)
+    t.positions.to_parquet(table_path(folder, "positions"), index=False)
+    t.returns.to_parquet(table_path(folder, "returns"), index=False)
+    for name in ("metrics", "accuracy", "rank_ic", "importance"):
+        getattr(t, name).to_csv(table_path(folder, name), index=False)
+    t.benchmarks.to_csv(table_path(folder, "benchmarks"))
+    write_json(folder / CANARIES_FILE, t.canaries)
+    (folder / PLOTS_DIR).mkdir(exist_ok=True)
+
+
+def write_stocknet(folder: Path, bench: StocknetBenchmark) -> None:
+    write_json(Path(folder) / STOCKNET_FILE, bench._asdict())
+
+
+def write_fit_windows(folder: Path, windows: pd.DataFrame) -> None:
+    """Every fitted object's record (nothing when no protocol fitted anything)."""
+    if len(windows):
+        windows.to_parquet(table_path(folder, "fit_windows"), index=False)
+
+
+# -- readers -------------------------------------------------------------------------------------------------
+def read_table(folder: str | Path, name: str) -> pd.DataFrame:
+    """Table ``name`` of :data:`TABLES` in ``folder``, checked (missing, damaged, or without its columns: one
+    line naming the file and :data:`MAKES`)."""
+    spec = TABLES[name]
+    return atomic.read_table(Path(folder) / spec.file, spec.what, spec.columns, MAKES)
+
+
+def read_metrics(folder: str | Path) -> pd.DataFrame:
+    """``metrics.csv``: one row per (set, strategy, period)."""
+    return read_table(folder, "metrics")
+
+
+def _record(path: Path, what: str) -> dict:
+    raw = atomic.read_json(path, what, f"rerun `{MAKES}`")
+    if not isinstance(raw, dict):
+        raise FinsaeError(f"{path} ({what}) is not a JSON object; rerun `{MAKES}`")
+    return raw
+
+
+def read_canaries(folder: str | Path) -> dict[str, dict]:
+    """``canaries.json``: per canary, its record."""
+    path = Path(folder) / CANARIES_FILE
+    raw = _record(path, "backtest canaries")
+    bad = [k for k, v in raw.items() if not isinstance(v, dict)]
+    if bad:
+        raise FinsaeError(f"{path} (backtest canaries) holds {bad[0]!r}, which is not a record; "
+                          f"rerun `{MAKES}`")
+    return raw
+
+
+def read_stocknet(folder: str | Path) -> StocknetBenchmark:
+    """``benchmark_stocknet.json``."""
+    path = Path(folder) / STOCKNET_FILE
+    raw = _record(path, "StockNet benchmark")
+    kinds = {f: list if f == "published" else dict for f in StocknetBenchmark._fields}
+    bad = [f for f, kind in kinds.items() if not isinstance(raw.get(f), kind)]
+    if bad or not all(isinstance(v, dict) for v in raw["sets"].values()):
+        raise FinsaeError(f"{path} (StockNet benchmark) lacks or garbles {bad or ['sets']}; rerun `{MAKES}`")
+    return StocknetBenchmark(**{f: raw[f] for f in StocknetBenchmark._fields})
+
+
+def read_summary(folder: str | Path) -> BacktestSummary:
+    """``summary.json`` of ``folder`` as a :class:`BacktestSummary`, its fields' types checked."""
+    path = Path(folder) / SUMMARY_FILE
+    if not path.is_file():
+        raise DataMissingError("backtest summary", path, f"Make it with `{MAKES}`.")
+    return BacktestSummary.read(path)
