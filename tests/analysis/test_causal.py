@@ -158,7 +158,11 @@ def test_affine_patch_moves_the_logits_only_at_the_non_affine_layer(base):
 
 def test_patch_refuses_bad_labels_and_missing_maps(base):
     twin = _twin(base, amplitude=0.0)
-    maps = fit_patch_maps(base, twin, FIT_TEXTS[:20], [0], replace(CFG, ridge=1e-2))
+    with pytest.raises(ConfigError, match="too few"):  # 20 [CLS] rows for a 32-wide map
+        fit_patch_maps(base, twin, FIT_TEXTS[:20], [0], replace(CFG, ridge=1e-2))
+    maps = fit_patch_maps(base, twin, FIT_TEXTS[:20], [0], replace(CFG, ridge=1e-2), split_cls=False)
+    with pytest.raises(ConfigError, match="too few"):  # a map handed in is held to the same bar
+        affine_patch_test(base, twin, EVAL_TEXTS[:4], [0, 1, 2, 0], {0: replace(maps[0]["tokens"], n_fit=9)})
     with pytest.raises(ConfigError, match="labels"):
         affine_patch_test(base, twin, EVAL_TEXTS[:4], [0, 1, 5, 0], maps, CFG)
     with pytest.raises(ConfigError, match="labels"):

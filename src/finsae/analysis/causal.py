@@ -3,18 +3,16 @@
 **Affine patch** (:func:`affine_patch_test`). In the twin (a sequence classifier), layer L's hidden states are
 replaced by the affine image ``h_base @ weight + bias`` of the base's states at L on the same input (the maps
 fitted on *other* texts: :func:`fit_patch_maps`, or the lens's ``LayerLens.affine``), and the class logits are
-compared with the unpatched twin's. Two references per layer: ``base`` patches the raw base states (no map;
-what the whole change at L carries), ``identity`` patches the twin's own states (the hook changes nothing;
-Δ ≈ 0). ``nonaffine_share`` = Δ(affine) / Δ(base): 0 when an affine image of the base carries all the twin
-needs at L, 1 when the affine part recovers none of it. Every non-[PAD] position is patched ([CLS] with the
-``cls`` map where one is given): the classifier reads [CLS].
+compared with the unpatched twin's. References: ``base`` patches the raw base states (what the whole change
+at L carries), ``identity`` the twin's own (Δ ≈ 0). ``nonaffine_share`` = Δ(affine) / Δ(base): 0 when an
+affine image of the base carries all the twin needs at L. Every non-[PAD] position is patched ([CLS], which
+the classifier reads, with the ``cls`` map where one is given).
 
 **Latent ablation** (:func:`latent_ablation_test`). Through the twin's SAE at L with its error term kept,
-``h = decode(z) + err`` becomes ``decode(z with the target latents zeroed) + err`` (that is, h minus the
-targets' decoder contributions; an empty set changes nothing), against ``n_random_draws`` sets of as many
-random live latents (firing-matched by default), on the real tokens the SAE was trained on (or all).
-
-Intervals: percentile bootstrap over texts, the same draws for every layer, condition and latent set (paired).
+``h = decode(z) + err`` becomes ``decode(z with the targets zeroed) + err`` (h minus their decoder terms),
+against ``n_random_draws`` sets of as many random live latents (firing-matched by default), on the real
+tokens the SAE was trained on (or all). Intervals: percentile bootstrap over texts, the same draws for every
+layer, condition and latent set (paired).
 """
 
 from __future__ import annotations
@@ -54,17 +52,14 @@ PATCH_COLUMNS: dict[str, str] = {
     "value": "float: the point estimate over the texts",
     "lo": "float: lower end of the percentile bootstrap interval over texts (level CausalConfig.ci)",
     "hi": "float: upper end of that interval",
-    "n_texts": "int: labelled texts behind the value",
+    "n_texts": "int: texts behind the value",
 }
 """Columns of :attr:`PatchResult.table`."""
 ABLATION_COLUMNS: dict[str, str] = {
     "layer": "int: the SAE's layer",
     "latent_set": "str: target, random (mean over the draws) or difference (target − random, paired by text)",
     "measure": "str: one of ABLATION_MEASURES",
-    "value": "float: the point estimate over the texts",
-    "lo": "float: lower end of the paired percentile bootstrap interval over texts",
-    "hi": "float: upper end of that interval",
-    "n_texts": "int: texts behind the value",
+    **{k: PATCH_COLUMNS[k] for k in ("value", "lo", "hi", "n_texts")},
     "n_latents": "int: latents per set (the targets that fire on the texts; as many per random draw)",
     "n_draws": "int: random sets drawn",
     "p_random": "float: share of random draws whose value reaches the target's (difference rows; NaN else)",
@@ -72,9 +67,10 @@ ABLATION_COLUMNS: dict[str, str] = {
 """Columns of :attr:`AblationResult.table`."""
 
 NEGLIGIBLE_DLOGIT = 1e-5
-"""A logit change below this times the twin's mean |logit| is float32 rounding: ``nonaffine_share`` is NaN
-where the raw base patch moves the logits no more than that (the twin equals the base there)."""
-
+"""Logit changes below this × the twin's mean |logit| are rounding: no ``nonaffine_share`` (NaN) there."""
+MIN_FIT_ROWS_PER_DIM = 2
+"""Rows per parameter of an output (d + 1) an affine map needs: with fewer the ridge, not the data, decides
+it (a [CLS] map of 64 texts at d = 384 moves a twin's logits although the twin *is* the base)."""
 LayerMaps = AffineMap | Mapping[str, AffineMap]
 """One map for every position, or per position ``{"tokens": ..., "cls": ...}`` (the lens's ``affine``)."""
 
@@ -101,6 +97,9 @@ class CausalConfig:
     """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
     ablate_all_positions: bool = False
     """Ablate at every non-[PAD] position; default only the real tokens the SAE was trained on."""
+    conditions: tuple[str, ...] = CONDITIONS
+    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
+    ``base``, and ``identity`` only checks that the hook changes nothing."""
 
     def __post_init__(self):
         require(self.n_boot >= 2, f"causal n_boot must be >= 2, got {self.n_boot}")
@@ -108,6 +107,8 @@ class CausalConfig:
         require(self.batch_size >= 1 and self.max_length >= 2, "causal batch_size >= 1 and max_length >= 2")
         require(self.ridge >= 0, f"causal ridge must be >= 0, got {self.ridge}")
         require(self.n_random_draws >= 1, f"causal n_random_draws must be >= 1, got {self.n_random_draws}")
+        require("affine" in self.conditions and set(self.conditions) <= set(CONDITIONS),
+                f"causal conditions must include 'affine' and come from {CONDITIONS}, got {self.conditions}")
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,6 @@ class PatchResult:
     """[n_texts, n_classes] logits of the unpatched twin."""
     logits: dict[tuple[int, str], np.ndarray]
     """(layer, condition) -> [n_texts, n_classes] logits of the patched twin."""
-    labels: np.ndarray
-    """[n_texts] class ids."""
 
 
 @dataclass(frozen=True)
@@ -140,16 +139,10 @@ class AblationResult:
     """Per measure: [1 + n_draws, n_texts] per-text effect of the targets (row 0) and of each random set."""
 
 
-def _batches(tokenizer, texts: Sequence[str], cfg: CausalConfig) -> Iterator[dict[str, torch.Tensor]]:
+def _batches(tokenizer, texts: Sequence[str], cfg: CausalConfig) -> Iterator:
     for start in range(0, len(texts), cfg.batch_size):
-        b = tokenizer(list(texts[start:start + cfg.batch_size]), padding=True, truncation=True,
-                      max_length=cfg.max_length, return_tensors="pt")
-        yield {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]}
-
-
-def _real_tokens(batch, tokenizer) -> torch.Tensor:
-    pos = batch["attention_mask"].bool()
-    return pos & ~torch.isin(batch["input_ids"], torch.tensor(list(tokenizer.all_special_ids)))
+        yield tokenizer(list(texts[start:start + cfg.batch_size]), padding=True, truncation=True,
+                        max_length=cfg.max_length, return_tensors="pt")
 
 
 def _check_inputs(twin: LoadedModel, texts: Sequence[str], layers: Sequence[int], base=None) -> None:
@@ -163,6 +156,12 @@ def _check_inputs(twin: LoadedModel, texts: Sequence[str], layers: Sequence[int]
         require(base.d_model == twin.d_model and base.num_layers == twin.num_layers,
                 f"base ({base.num_layers} layers × {base.d_model}) and twin ({twin.num_layers} × "
                 f"{twin.d_model}) differ in shape: a state of one cannot be patched into the other")
+
+
+def _check_fit_rows(n_rows: int, d: int, what: str) -> None:
+    need = MIN_FIT_ROWS_PER_DIM * (d + 1)
+    require(n_rows >= need, f"{what} is fitted on {n_rows} rows, too few for {d} dimensions (at least "
+                            f"{need}): fit it on more texts, or give [CLS] no map of its own")
 
 
 def fit_patch_maps(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], layers: Sequence[int],
@@ -186,17 +185,16 @@ def fit_patch_maps(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], l
     for layer in layers:
         for part in ("tokens", "cls") if split_cls else ("tokens",):
             x, y = (np.concatenate(rows[(layer, part, who)]) for who in ("base", "twin"))
-            require(len(x) >= 2, f"fit_patch_maps: {len(x)} {part} rows at layer {layer}; give more texts")
+            _check_fit_rows(len(x), x.shape[1], f"layer {layer}'s {part} map")
             maps.setdefault(layer, {})[part] = fit_affine(x, y, ridge=cfg.ridge)
     return maps
 
 
 def _mapped(maps: LayerMaps, rows: np.ndarray, is_cls: np.ndarray) -> torch.Tensor:
-    if isinstance(maps, AffineMap):
-        return torch.from_numpy(maps.apply(rows))
-    out = maps["tokens"].apply(rows)
-    if "cls" in maps and is_cls.any():
-        out[is_cls] = maps["cls"].apply(rows[is_cls])
+    parts = {"tokens": maps} if isinstance(maps, AffineMap) else maps
+    out = parts["tokens"].apply(rows)
+    if "cls" in parts and is_cls.any():
+        out[is_cls] = parts["cls"].apply(rows[is_cls])
     return torch.from_numpy(out)
 
 
@@ -205,9 +203,10 @@ def _check_maps(maps: Mapping[int, LayerMaps], layers: Sequence[int], d_model: i
         require(layer in maps, f"no affine map for layer {layer}: fit one (fit_patch_maps) or drop the layer")
         parts = {"tokens": maps[layer]} if isinstance(maps[layer], AffineMap) else maps[layer]
         require("tokens" in parts, f"layer {layer}'s maps need a 'tokens' entry")
-        for m in parts.values():
+        for part, m in parts.items():
             require(m.weight.shape == (d_model, d_model),
                     f"layer {layer}'s affine map is {m.weight.shape}, the models are {d_model} wide")
+            _check_fit_rows(m.n_fit, d_model, f"layer {layer}'s {part} map")
 
 
 @torch.inference_mode()
@@ -218,7 +217,7 @@ def patched_logits(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], m
     layers = sorted(int(k) for k in maps)
     _check_inputs(twin, texts, layers, base)
     _check_maps(maps, layers, twin.d_model)
-    clean, out = [], {(layer, c): [] for layer in layers for c in CONDITIONS}
+    clean, out = [], {(layer, c): [] for layer in layers for c in cfg.conditions}
     cls_id = twin.tokenizer.cls_token_id
     for batch in _batches(twin.tokenizer, texts, cfg):
         pos = batch["attention_mask"].bool()
@@ -227,11 +226,10 @@ def patched_logits(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], m
         clean.append(twin.model(**batch).logits.float().numpy())
         for layer in layers:
             h_base = states[layer][pos].float()
-            affine = _mapped(maps[layer], h_base.numpy(), is_cls)
-            patches = {"affine": affine, "base": h_base, "identity": None}
-            for condition, new in patches.items():
-                fn = (lambda rows: rows) if new is None else (lambda rows, new=new: new)
-                with patched_layer(twin.model, layer, fn, pos):
+            patches = {"affine": _mapped(maps[layer], h_base.numpy(), is_cls), "base": h_base}
+            for condition in cfg.conditions:
+                new = patches.get(condition)  # None: identity
+                with patched_layer(twin.model, layer, lambda r, new=new: r if new is None else new, pos):
                     out[(layer, condition)].append(twin.model(**batch).logits.float().numpy())
     return np.concatenate(clean), {k: np.concatenate(v) for k, v in out.items()}
 
@@ -259,15 +257,24 @@ def _text_weights(n: int, cfg: CausalConfig) -> np.ndarray:
 
 def _interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
     reps = reps[np.isfinite(reps)]
-    if not len(reps):
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2]) if len(reps) else (np.nan, np.nan)
     return float(lo), float(hi)
 
 
 def _row(weights: np.ndarray, cfg: CausalConfig, per_text: np.ndarray, **keys) -> dict:
     lo, hi = _interval(weights @ per_text, cfg.ci)
     return {**keys, "value": float(per_text.mean()), "lo": lo, "hi": hi, "n_texts": len(per_text)}
+
+
+def _nonaffine_share(effects: dict, weights: np.ndarray, twin_logits: np.ndarray, cfg: CausalConfig,
+                     layer: int) -> dict:
+    num, den = effects["affine"]["mean_abs_dlogit"], effects["base"]["mean_abs_dlogit"]
+    share, lo, hi = np.nan, np.nan, np.nan
+    if den.mean() > NEGLIGIBLE_DLOGIT * np.abs(twin_logits).mean():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share, (lo, hi) = num.mean() / den.mean(), _interval((weights @ num) / (weights @ den), cfg.ci)
+    return {"layer": layer, "condition": "affine", "measure": "nonaffine_share", "value": float(share),
+            "lo": lo, "hi": hi, "n_texts": len(num)}
 
 
 def affine_patch_test(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], labels: Sequence[int],
@@ -283,19 +290,13 @@ def affine_patch_test(base: LoadedModel, twin: LoadedModel, texts: Sequence[str]
     weights = _text_weights(len(texts), cfg)
     rows = []
     for layer in sorted({k[0] for k in logits}):
-        effects = {c: text_effects(twin_logits, logits[(layer, c)], labels) for c in CONDITIONS}
-        for c in CONDITIONS:
+        effects = {c: text_effects(twin_logits, logits[(layer, c)], labels) for c in cfg.conditions}
+        for c in cfg.conditions:
             rows += [_row(weights, cfg, effects[c][m], layer=layer, condition=c, measure=m)
                      for m in PATCH_MEASURES if m != "nonaffine_share"]
-        num, den = effects["affine"]["mean_abs_dlogit"], effects["base"]["mean_abs_dlogit"]
-        share, lo, hi = float("nan"), float("nan"), float("nan")
-        if den.mean() > NEGLIGIBLE_DLOGIT * np.abs(twin_logits).mean():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = num.mean() / den.mean()
-                lo, hi = _interval((weights @ num) / (weights @ den), cfg.ci)
-        rows.append({"layer": layer, "condition": "affine", "measure": "nonaffine_share",
-                     "value": float(share), "lo": lo, "hi": hi, "n_texts": len(texts)})
-    return PatchResult(pd.DataFrame(rows, columns=list(PATCH_COLUMNS)), twin_logits, logits, labels)
+        if "base" in effects:
+            rows.append(_nonaffine_share(effects, weights, twin_logits, cfg, layer=layer))
+    return PatchResult(pd.DataFrame(rows, columns=list(PATCH_COLUMNS)), twin_logits, logits)
 
 
 def ablate_latents(sae, latents) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -312,7 +313,10 @@ def ablate_latents(sae, latents) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _positions(batch, twin: LoadedModel, cfg: CausalConfig) -> torch.Tensor:
-    return batch["attention_mask"].bool() if cfg.ablate_all_positions else _real_tokens(batch, twin.tokenizer)
+    """Where latents are ablated: every non-[PAD] position, or only the real (non-special) tokens."""
+    pos = batch["attention_mask"].bool()
+    special = torch.tensor(list(twin.tokenizer.all_special_ids))
+    return pos if cfg.ablate_all_positions else pos & ~torch.isin(batch["input_ids"], special)
 
 
 @torch.inference_mode()
@@ -346,8 +350,7 @@ def draw_random_latents(firing: np.ndarray, targets: np.ndarray, n_draws: int, s
         free = np.ones(len(pool), bool)
         for j in rng.permutation(n):
             near = np.flatnonzero(free)
-            near = near[np.argsort(np.abs(near - at[j]), kind="stable")[:width]]
-            pick = rng.choice(near)
+            pick = rng.choice(near[np.argsort(np.abs(near - at[j]), kind="stable")[:width]])
             free[pick] = False
             draws[d, j] = pool[pick]
     return draws
@@ -382,8 +385,7 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
                                    f"layer {layer}: ablating them cannot change anything")
     randoms = draw_random_latents(firing, live_targets, cfg.n_random_draws, cfg.seed, cfg.match_firing)
     clean, *ablated = _ablated_logits(twin, sae, layer, texts, [live_targets, *randoms], cfg)
-    effects_by_set = [text_effects(clean, logits) for logits in ablated]
-    effects = {m: np.stack([e[m] for e in effects_by_set]) for m in ABLATION_MEASURES}
+    effects = {m: np.stack([text_effects(clean, lg)[m] for lg in ablated]) for m in ABLATION_MEASURES}
     weights = _text_weights(len(texts), cfg)
     keys = {"layer": layer, "n_latents": len(live_targets), "n_draws": cfg.n_random_draws}
     rows = []
