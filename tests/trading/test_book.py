@@ -202,6 +202,8 @@ def test_bad_knobs_and_inputs_are_refused_in_one_line(slow):
         turnover_aware_book(scores, realized, entry, fl, GRID, "short_only", 0.2, 10.0)
     with pytest.raises(ConfigError, match="lack the columns"):
         turnover_aware_book(scores.drop(columns="score"), realized, entry, fl, GRID, "long_short", 0.2, 10.0)
+    with pytest.raises(ConfigError, match="twice"):
+        turnover_aware_book(pd.concat([scores, scores.iloc[:1]]), realized, entry, fl, GRID, "long_short", 0.2, 10.0)
     with pytest.raises(ConfigError, match="no scored test day"):
         turnover_aware_book(scores[scores["date"] < fl[0].test_days[0]], realized, entry, fl, GRID,
                             "long_short", 0.2, 10.0)
@@ -219,3 +221,13 @@ def test_training_sharpe_is_the_backtest_of_the_training_window(slow, books20):
     net = strategy_returns(w, realized, entry, 20.0).net
     assert row["train_sharpe"] == pytest.approx(net.mean() / net.std() * np.sqrt(252), rel=1e-9)
     assert row["n_train_days"] == len(train)
+
+
+def test_without_training_scores_the_earlier_out_of_sample_days_choose(slow):
+    book, _, fl = run_books(*slow, cost_bps=20.0, train_scores=None)
+    first = book.knobs.iloc[0]
+    assert (first["half_life"], first["band"], first["n_train_days"]) == (0.0, 0.0, 0)  # none yet: daily book
+    later = book.knobs.iloc[1:]
+    assert (later["n_train_days"] >= GRID.min_choice_days).all()
+    assert (later["half_life"] > 0).mean() > 0.5
+    assert later["n_train_days"].iloc[0] == sum(d <= fl[1].val_days[-1] for d in fl[0].test_days)

@@ -85,8 +85,8 @@ def score_panel(scores: pd.DataFrame) -> pd.DataFrame:
     tie order of ``positions``)."""
     missing = {"date", "ticker", "score"} - set(scores.columns)
     require(not missing, f"book scores lack the columns {sorted(missing)}")
-    wide = scores.pivot_table(index="date", columns="ticker", values="score", aggfunc="first", dropna=False)
-    return wide.sort_index().sort_index(axis=1)
+    require(not scores.duplicated(["date", "ticker"]).any(), "book scores have a (date, ticker) twice")
+    return scores.pivot(index="date", columns="ticker", values="score").sort_index().sort_index(axis=1)
 
 
 def smooth_scores(panel: pd.DataFrame, half_life: float) -> pd.DataFrame:
@@ -189,10 +189,20 @@ class TurnoverBook(NamedTuple):
     tried configuration's series, for the trial ledger."""
 
 
+class Choice(NamedTuple):
+    """The knobs one training window chose."""
+
+    knobs: Knobs
+    """The winning configuration (the daily book when the window has too few scored days)."""
+    train_sharpe: float
+    """Its annualised net Sharpe on the training window (NaN when not chosen)."""
+    n_train_days: int
+    """Scored signal days in the training window."""
+
+
 def choose_knobs(panel: pd.DataFrame, realized: pd.DataFrame, fold: Fold, cfg: TurnoverConfig, kind: str,
-                 quantile: float, cost_bps: float, books: dict[Knobs, _Daily] | None = None):
-    """(knobs, annualised training net Sharpe, scored training days) of ``fold``: the best configuration of the
-    grid on the training window only (signal days from the first fit day to the last validation day; the
+                 quantile: float, cost_bps: float, books: dict[Knobs, _Daily] | None = None) -> Choice:
+    """The :class:`Choice` of ``fold``: the best configuration of the grid on the training window only (signal days from the first fit day to the last validation day; the
     realized returns of later days are never read). ``books``: the grid's books over ``panel`` when already
     built (they are causal, so one run serves every fold)."""
     first, last = fold.fit_days[0], fold.val_days[-1]
@@ -200,7 +210,7 @@ def choose_knobs(panel: pd.DataFrame, realized: pd.DataFrame, fold: Fold, cfg: T
     train = panel.loc[(panel.index >= first) & (panel.index <= last)]
     n_days = int(train.notna().any(axis=1).sum())
     if n_days < cfg.min_choice_days:
-        return DAILY, float("nan"), n_days
+        return Choice(DAILY, float("nan"), n_days)
     if books is None:
         books = _grid_books(train, realized.loc[realized.index <= last], cfg.grid, kind, quantile)
     best, best_sr = DAILY, -np.inf
@@ -208,7 +218,7 @@ def choose_knobs(panel: pd.DataFrame, realized: pd.DataFrame, fold: Fold, cfg: T
         sr = per_period_sharpe(_net_until(books[k], first, last, cost_bps))
         if np.isfinite(sr) and sr > best_sr:
             best, best_sr = k, sr
-    return best, float(best_sr * math.sqrt(PERIODS)) if np.isfinite(best_sr) else float("nan"), n_days
+    return Choice(best, float(best_sr * math.sqrt(PERIODS)) if np.isfinite(best_sr) else float("nan"), n_days)
 
 
 def turnover_aware_book(scores: pd.DataFrame, realized: pd.DataFrame, entry_day: pd.Series, fold_list: list[Fold],
@@ -304,7 +314,8 @@ def breakeven_ci(r: Returns, block: int, draws: int, seed: int = 0, level: float
 
 
 def book_metrics(name: str, r: Returns, cost_bps: float, block: int, draws: int, seed: int = 0) -> BookMetrics:
-    """Gross and net Sharpe, turnover, cost drag and breakeven cost of ``r`` (charged ``cost_bps``)."""
+    """Gross and net Sharpe, turnover, cost drag and breakeven cost of the book ``r`` charged ``cost_bps``."""
+    r = at_cost(r, cost_bps)
     annual = math.sqrt(PERIODS)
     lo, hi = sharpe_ci(r.net, block, draws, seed)
     mean_turnover = turnover_mean(r.turnover)
