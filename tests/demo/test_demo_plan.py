@@ -166,7 +166,7 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
 
 
 def test_a_stopped_run_shows_its_stages_on_the_timing_page(tmp_path):
-    from finsae.demo import timing
+    from finsae import timing
     from finsae.report import results
     from finsae.report.study import Study
 

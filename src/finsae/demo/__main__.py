@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from finsae import precision, provenance
-from finsae.demo import timing
+from finsae import timing
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, run_jobs, with_dependencies
 from finsae.errors import FinsaeError

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from finsae.demo.timing import fmt_seconds
+from finsae.timing import fmt_seconds
 from finsae.errors import ConfigError
 
 # what a job of n slots is told about its threads (torch reads OMP_NUM_THREADS for its intra-op pool)

@@ -17,7 +17,7 @@ from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, l
 from finsae.data.index_prices import load_sp500
 from finsae.data.stocknet_prices import load_stocknet_prices
 from finsae.data.stocknet_tweets import load_stocknet_tweets_preprocessed, load_stocknet_tweets_raw
-from finsae.demo.timing import fmt_seconds
+from finsae.timing import fmt_seconds
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run

@@ -1,5 +1,5 @@
-"""``make demo``'s timing artifacts: ``timing.json`` (the latest run) and ``timing_history.jsonl`` (every run), both
-in :func:`~finsae.paths.report_dir`; the record's fields, its writer and its readers, and the targets they are
+"""``make demo``'s timing artifacts: ``timing.json`` (the latest run) and ``timing_history.jsonl`` (every run),
+both in :func:`~finsae.paths.report_dir`; the record's fields, its writer and its readers, and the targets they are
 judged against (issue "the whole study in 45 minutes")."""
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def parse_history(text: str, name: str = TIMING_HISTORY_FILE) -> list[dict]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise FinsaeError(f"{name} line {i} is not JSON (a cut write?); delete that line") from None
+            raise FinsaeError(f"{name} line {i} is not JSON (a cut write?); delete that line"
+                              ) from None
         if not isinstance(rec, dict) or "total_s" not in rec or "stages" not in rec:
             raise FinsaeError(f"{name} line {i} is not a timing record (no total_s / stages)")
         out.append(rec)
