@@ -18,8 +18,12 @@ import sys
 from finsae.demo import __main__ as demo
 from finsae.demo.scheduler import Job
 
-art, pid_file = sys.argv[1], sys.argv[2]
+art, pid_file, stubborn = sys.argv[1], sys.argv[2], len(sys.argv) > 3
 sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)"
+if stubborn:  # a job that ignores SIGTERM: killed once the stop timeout is over
+    sleeper = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + sleeper
+    from finsae.demo import scheduler
+    scheduler.STOP_TIMEOUT_S = 3
 demo.demo_jobs = lambda artifacts, **_: [Job("sleeper", "sleep", [sys.executable, "-c", sleeper, pid_file])]
 sys.exit(demo.main(["--artifacts", art, "--results", "", "--readme", ""]))
 """
@@ -48,10 +52,10 @@ def start_demo(tmp_path):
     """Start demos (killed, with their sleepers, at the end); each returns (process, sleeper pid)."""
     started: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(art: Path, name: str = "a"):
+    def start(art: Path, name: str = "a", *extra: str):
         pid_file = tmp_path / f"{name}.pid"
-        proc = subprocess.Popen([sys.executable, "-c", DEMO, str(art), str(pid_file)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", DEMO, str(art), str(pid_file), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append((proc, pid_file))
         _wait_for(lambda: pid_file.is_file() and pid_file.read_text() or proc.poll() is not None, "the job")
         assert proc.poll() is None, proc.communicate()[1][-2000:]
@@ -96,6 +100,16 @@ def test_a_signal_stops_the_demo_and_its_job_in_one_line(tmp_path, start_demo, s
     # the store is free again
     again, _ = start_demo(tmp_path / "art", "again")
     assert again.poll() is None
+
+
+def test_a_second_signal_while_the_jobs_stop_does_not_leave_one_running(tmp_path, start_demo):
+    proc, job = start_demo(tmp_path / "art", "a", "stubborn")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # as an impatient user or a scheduler would
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-2000:]
+    _wait_for(lambda: not _alive(job), "the stubborn job to be killed")
 
 
 def test_a_demo_killed_with_sigkill_leaves_no_job_running(tmp_path, start_demo):

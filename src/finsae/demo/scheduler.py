@@ -326,10 +326,12 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
             elif not started and pending and not running:  # nothing can ever start: only blocked jobs left
                 break
     finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
-        if running:
-            _stop_all(running, results, t0, clock)
+        try:
+            if running:  # under this run's handlers: a second signal cannot cut the stopping short
+                _stop_all(running, results, t0, clock)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
     return RunReport(results={j.name: results[j.name] for j in jobs if j.name in results}, stages=stages,
                      total_s=clock() - t0, interrupted=stop.is_set(),
                      signum=stopped_by[0] if stopped_by else None)
