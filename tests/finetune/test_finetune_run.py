@@ -19,8 +19,9 @@ def _metrics(y, twin, probe, agree) -> FinetuneMetrics:
             **classification_metrics(y[agree], twin[agree], "phrasebank_test_allagree_"),
             **classification_metrics(y, probe, "probe_test_"),
             **classification_metrics(y[agree], probe[agree], "probe_test_allagree_"),
-            "base_model": "tiny", "out_name": "tiny_fin", "train_examples": 64, "train_steps": 3, "mlm_steps": 2,
-            "mlm_final_loss": 9.5, "probe_pooling": "mean", "probe_train_examples": 50, "seed": 0,
+            "base_model": "tiny", "out_name": "tiny_fin", "train_examples": 64, "train_steps": 3,
+            "mlm_steps": 2, "mlm_final_loss": 9.5, "probe_pooling": "mean", "probe_train_examples": 50,
+            "seed": 0,
             "code_version": "x", "seconds": 1.0, "finbert_reported_accuracy_50agree": 0.86}
     return FinetuneMetrics.from_dict(flat)
 
@@ -87,3 +88,34 @@ def test_metrics_go_through_their_contract_and_a_damaged_file_is_named(tmp_path)
     path.write_text("{cut")
     with pytest.raises(FinsaeError, match="not valid JSON"):
         FinetuneMetrics.read(tmp_path)
+
+
+def test_a_stopped_runs_checkpoints_are_kept_resumed_or_dropped_only_when_asked(tmp_path):
+    from finsae.finetune.checkpoints import CLASSIFIER, LAST_CHECKPOINT, MLM, ResumePoint, resume_point
+
+    assert resume_point(tmp_path, resume=False, overwrite=False) == ResumePoint(None, None)  # nothing there
+    (tmp_path / MLM).mkdir()
+    (tmp_path / MLM / LAST_CHECKPOINT).write_bytes(b"state")
+    with pytest.raises(FinsaeError, match="unfinished fine-tune; resume=true continues it, overwrite=true "):
+        resume_point(tmp_path, resume=False, overwrite=False)
+    mlm = str(tmp_path / MLM / LAST_CHECKPOINT)
+    assert resume_point(tmp_path, resume=True, overwrite=False) == ResumePoint(mlm, None)
+    (tmp_path / CLASSIFIER).mkdir()
+    (tmp_path / CLASSIFIER / LAST_CHECKPOINT).write_bytes(b"state")
+    assert resume_point(tmp_path, resume=True, overwrite=False) == ResumePoint(
+        mlm, str(tmp_path / CLASSIFIER / LAST_CHECKPOINT))
+    assert resume_point(tmp_path, resume=False, overwrite=True) == ResumePoint(None, None)
+    # dropped only by the run that starts over, under its run lock
+    assert (tmp_path / MLM / LAST_CHECKPOINT).read_bytes() == b"state"
+
+
+def test_two_fine_tunes_of_one_twin_refuse_each_other(tmp_path):
+    from finsae.finetune.checkpoints import checkpoint_dir, run_lock
+
+    ckpt = checkpoint_dir(tmp_path, "twin")
+    with run_lock(ckpt):
+        with pytest.raises(FinsaeError, match="another fine-tune is making twin now"):
+            with run_lock(ckpt):
+                pass
+    with run_lock(ckpt):  # released with its holder
+        pass
