@@ -75,8 +75,8 @@ def test_a_second_demo_on_one_store_is_refused_naming_the_first(tmp_path, start_
     first, _ = start_demo(art)
     second = tmp_path / "b.pid"
     try:
-        r = subprocess.run([sys.executable, "-c", DEMO, str(art), str(second)], capture_output=True, text=True,
-                           timeout=WAIT_S)
+        r = subprocess.run([sys.executable, "-c", DEMO, str(art), str(second)], capture_output=True,
+                           text=True, timeout=WAIT_S)
     finally:  # a second demo that was let in started a job of its own
         if second.is_file() and second.read_text() and _alive(pid := int(second.read_text())):
             os.kill(pid, signal.SIGKILL)
@@ -95,7 +95,8 @@ def test_a_signal_stops_the_demo_and_its_job_in_one_line(tmp_path, start_demo, s
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 128 + signum, err[-2000:]
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"finsae: demo stopped by {sig}")
+    assert "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"finsae: demo stopped by {sig}"), err[-2000:]
     _wait_for(lambda: not _alive(job), "the job to end")
     # the store is free again
     again, _ = start_demo(tmp_path / "art", "again")
@@ -128,7 +129,8 @@ def test_a_stopped_job_tree_is_reaped_with_its_leftover_children(tmp_path):
     child_pid = tmp_path / "child.pid"
     code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
             "'import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(300)', sys.argv[1]]); time.sleep(300)")
+            "open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(300)', sys.argv[1]]); "
+            "time.sleep(300)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(child_pid)], start_new_session=True)
     try:
         _wait_for(lambda: child_pid.is_file() and child_pid.read_text(), "the child")

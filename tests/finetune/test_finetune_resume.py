@@ -1,5 +1,5 @@
-"""The fine-tune resumes from a checkpoint like the SAE fits: a run killed (SIGKILL) in the classifier phase or
-stopped (SIGTERM) in the masked-LM pass continues with ``resume=true`` and ends with the twin the
+"""The fine-tune resumes from a checkpoint like the SAE fits: a run killed (SIGKILL) in the classifier phase
+or stopped (SIGTERM) in the masked-LM pass continues with ``resume=true`` and ends with the twin the
 uninterrupted run makes; an unfinished run's checkpoints are never clobbered nor resumed under another
 recipe."""
 
@@ -17,15 +17,15 @@ from finsae.finetune.summary import FinetuneMetrics
 
 pytestmark = pytest.mark.slow
 # 2 batches of 32 an epoch: 200 classifier steps after 40 masked-LM steps, a checkpoint every 10
-RECIPE = ["task=finetune", "model=tiny", "logger=none", "finetune.max_train_examples=64", "finetune.epochs=100",
-          "finetune.mlm_steps=40", "finetune.mlm_batch_size=4", "trainer.checkpoint_every=10",
-          "trainer.progress_bar=false"]
+RECIPE = ["task=finetune", "model=tiny", "logger=none", "finetune.max_train_examples=64",
+          "finetune.epochs=100", "finetune.mlm_steps=40", "finetune.mlm_batch_size=4",
+          "trainer.checkpoint_every=10", "trainer.progress_bar=false"]
 WAIT_S = 300
 
 
 def command(tmp, name, *extra):
-    return [sys.executable, "train.py", *RECIPE, f"paths.artifacts={tmp / 'art'}", f"finetune.out_name={name}",
-            f"hydra.run.dir={tmp / 'runs' / name}", *extra]
+    return [sys.executable, "train.py", *RECIPE, f"paths.artifacts={tmp / 'art'}",
+            f"finetune.out_name={name}", f"hydra.run.dir={tmp / 'runs' / name}", *extra]
 
 
 def finetune(root, tmp, name, *extra, check=True):

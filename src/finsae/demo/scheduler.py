@@ -183,8 +183,8 @@ def _start(job: Job, log: Path, t: float, cwd: Path | None) -> _Running:
     with open(log, "w") as fh:
         fh.write("$ " + shlex.join(map(str, job.command)).replace("\n", "\\n") + "\n")  # one line
         fh.flush()
-        # its own session and group (a Ctrl-C at the terminal reaches the demo only, which stops the jobs), and
-        # a SIGTERM when the demo dies, even by SIGKILL
+        # its own session and group (a Ctrl-C at the terminal reaches the demo only, which stops the jobs),
+        # and a SIGTERM when the demo dies, even by SIGKILL
         proc = subprocess.Popen(list(map(str, job.command)), stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True,
                                 preexec_fn=parent_death_signal())

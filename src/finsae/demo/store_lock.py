@@ -49,8 +49,9 @@ def _refusal(artifacts: Path) -> FinsaeError:
     holder = read_holder(artifacts)
     who = (f"pid {holder.pid} on {holder.host}, since {holder.since}" if holder is not None
            else "holder not yet recorded")
-    return FinsaeError(f"another demo is running on the store {artifacts} ({who}); wait for it to end or stop "
-                       f"it (kill {holder.pid if holder else '<pid>'}), or give this one another --artifacts")
+    kill = f"kill {holder.pid}" if holder else "kill it"
+    return FinsaeError(f"another demo is running on the store {artifacts} ({who}); wait for it to end or "
+                       f"stop it ({kill}), or give this one another --artifacts")
 
 
 @contextlib.contextmanager

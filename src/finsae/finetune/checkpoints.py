@@ -45,8 +45,8 @@ def resume_point(ckpt_dir: Path, resume: bool, overwrite: bool) -> ResumePoint:
     found = {phase: Path(ckpt_dir) / phase / LAST_CHECKPOINT for phase in (MLM, CLASSIFIER)}
     found = {phase: str(p) for phase, p in found.items() if p.is_file()}
     if found and not resume and not overwrite:
-        raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished fine-tune; resume=true continues it, "
-                          f"overwrite=true starts over")
+        raise ConfigError(f"{ckpt_dir} holds the checkpoint of an unfinished fine-tune; resume=true "
+                          f"continues it, overwrite=true starts over")
     if not resume:
         return ResumePoint(None, None)
     return ResumePoint(found.get(MLM), found.get(CLASSIFIER))
@@ -59,15 +59,15 @@ def start_over(ckpt_dir: Path) -> None:
 
 
 def check_same_recipe(ckpt_path: str, recipe: dict[str, Any]) -> None:
-    """Refuse to resume ``ckpt_path`` when it was trained with another ``recipe`` (it would make a hybrid twin);
-    the changed keys are named."""
+    """Refuse to resume ``ckpt_path`` when it was trained with another ``recipe`` (it would make a hybrid
+    twin); the changed keys are named."""
     import torch
 
     try:
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True).get(RECIPE_KEY) or {}
     except Exception as e:  # noqa: BLE001 - truncated or foreign file: say which and what to do
-        raise ConfigError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}); drop resume=true and use "
-                          f"overwrite=true to start over") from None
+        raise ConfigError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}); drop resume=true and "
+                          f"use overwrite=true to start over") from None
     changed = sorted(k for k in recipe.keys() | saved.keys() if recipe.get(k) != saved.get(k))
     if changed:
         raise ConfigError(f"resume=true with a changed recipe: {changed} differ from checkpoint {ckpt_path}; "
@@ -83,8 +83,8 @@ def run_lock(ckpt_dir: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise FinsaeError(f"another fine-tune is making {ckpt_dir.name} now (lock {lock.lock_file}); wait for it, "
-                          f"or choose another finetune.out_name") from None
+        raise FinsaeError(f"another fine-tune is making {ckpt_dir.name} now (lock {lock.lock_file}); wait "
+                          f"for it, or choose another finetune.out_name") from None
     try:
         yield
     finally:

@@ -186,7 +186,7 @@ def publish_twin(st: Settings, clf, tok, m: FinetuneMetrics, finetune_config: di
         m.summary.write(tmp)
         m.write(tmp)
         publish(tmp, out_dir)
-    checkpoints.start_over(st.ckpt_dir)  # the twin is whole: its run's state (~3x the weights) has no further use
+    checkpoints.start_over(st.ckpt_dir)  # the twin is whole: its run state (~3x the weights) is of no more use
     return out_dir
 
 

@@ -91,16 +91,19 @@ class FinetuneMetrics:
 
     @classmethod
     def from_dict(cls, flat: dict, where: str = METRICS_FILE) -> FinetuneMetrics:
-        """The record of :meth:`to_dict` (extra keys ignored); one line naming what is missing or malformed."""
+        """The record of :meth:`to_dict` (extra keys ignored); one line naming what is missing or
+        malformed."""
         names = [f.name for f in fields(FinetuneSummary)] + [f"{p}confusion" for p in CONFUSION_SETS]
         missing = [n for n in names if n not in flat]
         if missing:
-            raise FinsaeError(f"{where} is not a fine-tune's metrics (missing {missing}); rerun task=finetune")
+            raise FinsaeError(f"{where} is not a fine-tune's metrics (missing {missing}); "
+                              f"rerun task=finetune")
         confusion = {p: flat[f"{p}confusion"] for p in CONFUSION_SETS}
         for p, m in confusion.items():
             square = isinstance(m, list) and all(isinstance(r, list) and len(r) == len(m) for r in m)
             if not square or not all(isinstance(c, int) and c >= 0 for r in m for c in r):
-                raise FinsaeError(f"{where}: {p}confusion is not a square table of counts; rerun task=finetune")
+                raise FinsaeError(f"{where}: {p}confusion is not a square table of counts; "
+                                  f"rerun task=finetune")
         summary = FinetuneSummary(**{f.name: flat[f.name] for f in fields(FinetuneSummary)})
         return cls(summary, confusion)
 

@@ -85,7 +85,8 @@ def text_loader(tokenizer, texts, labels=None, batch_size=32, max_length=64, shu
     per_epoch = num_grouped_batches(len(ds), batch_size) if group_by_length else -(-len(ds) // batch_size)
     sampler = _RunBatches(_shuffled_epochs(len(ds), batch_size, seed, lengths), steps or per_epoch, skip)
     # its own generator: the loader's base seed is not drawn from the global stream dropout draws from
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 class TextRun(L.LightningDataModule):
@@ -95,7 +96,8 @@ class TextRun(L.LightningDataModule):
     def __init__(self, tokenizer, texts, labels=None, *, batch_size: int, max_length: int, seed: int,
                  group_by_length: bool, steps: int | None = None):
         super().__init__()
-        self.tokenizer, self.texts, self.labels = tokenizer, list(texts), None if labels is None else list(labels)
+        self.tokenizer, self.texts = tokenizer, list(texts)
+        self.labels = None if labels is None else list(labels)
         self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
         self.group_by_length, self.steps = group_by_length, steps
 
@@ -106,8 +108,9 @@ class TextRun(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         skip = int(self.trainer.global_step) if self.trainer is not None else 0
-        return text_loader(self.tokenizer, self.texts, self.labels, self.batch_size, self.max_length, shuffle=True,
-                           seed=self.seed, group_by_length=self.group_by_length, steps=self.steps, skip=skip)
+        return text_loader(self.tokenizer, self.texts, self.labels, self.batch_size, self.max_length,
+                           shuffle=True, seed=self.seed, group_by_length=self.group_by_length, steps=self.steps,
+                           skip=skip)
 
 
 class _WarmupDecay(L.LightningModule):
@@ -145,7 +148,8 @@ class _WarmupDecay(L.LightningModule):
         self._restore_rng()
 
     def on_fit_end(self) -> None:
-        self._restore_rng()  # a fit restored at its last step runs no batch: the next phase draws on from here
+        # a fit restored at its last step runs no batch: the next phase draws on from the restored state
+        self._restore_rng()
 
     def configure_optimizers(self):
         decay, no_decay = [], []

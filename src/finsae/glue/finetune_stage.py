@@ -35,7 +35,8 @@ def settings(cfg) -> ft_run.Settings:
     m = cfg.model
     return ft_run.Settings(artifacts=Path(cfg.paths.artifacts), data_dir=Path(cfg.paths.data_dir),
                            run_dir=Path(cfg.paths.output_dir), model=(m.name, m.path, m.seed), finetune=cfg.finetune,
-                           seed=cfg.seed, eval_start=cfg.data.eval_start, resume=cfg.resume, overwrite=cfg.overwrite)
+                           seed=cfg.seed, eval_start=cfg.data.eval_start, resume=cfg.resume,
+                           overwrite=cfg.overwrite)
 
 
 def _trainer(cfg, tracker, max_steps: int, desc: str, ckpt_dir: Path) -> tuple[L.Trainer, StopOnSignal]:
@@ -44,13 +45,14 @@ def _trainer(cfg, tracker, max_steps: int, desc: str, ckpt_dir: Path) -> tuple[L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     stopper = StopOnSignal(str(ckpt_dir / checkpoints.LAST_CHECKPOINT))
-    every = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every, save_last=True,
-                            save_top_k=0, enable_version_counter=False)
+    every = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every,
+                            save_last=True, save_top_k=0, enable_version_counter=False)
     bar = [step_progress_bar(max_steps, desc)] if cfg.trainer.progress_bar else []
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_steps=max_steps,
         max_epochs=-1, logger=tracker.lightning_logger(), enable_progress_bar=cfg.trainer.progress_bar,
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, callbacks=[every, stopper, *bar],
+        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+        callbacks=[every, stopper, *bar],
     )
     return trainer, stopper
 
@@ -105,8 +107,8 @@ def _finetune(cfg, raw, st: ft_run.Settings, tracker, t0: float, start) -> Finet
     clf = ft_run.classifier(st)
     # a classifier checkpoint holds the encoder the masked-LM pass left, and that pass's loss
     mlm_loss = None if start.classifier else _domain_pass(cfg, st, tracker, clf, tok, start.mlm)
-    batches = TextRun(tok, data.train["text"].tolist(), data.train["label"].tolist(), batch_size=ft.batch_size,
-                      max_length=ft.max_length, seed=st.seed, group_by_length=ft.group_by_length)
+    batches = TextRun(tok, data.train["text"].tolist(), data.train["label"].tolist(),
+                      batch_size=ft.batch_size, max_length=ft.max_length, seed=st.seed, group_by_length=ft.group_by_length)
     total = batches.steps = ft_run.total_steps(ft, batches.steps_per_epoch)
     module = SentimentModule(clf, ft.lr, total, ft.warmup_frac, ft.weight_decay, recipe=st.recipe(),
                              mlm_final_loss=mlm_loss)
