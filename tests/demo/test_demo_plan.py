@@ -50,6 +50,11 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
     assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
+    # a rerun of a stopped demo continues every training run from its checkpoint (a run without resume=true
+    # refuses to clobber one)
+    for j in jobs:
+        if j.stage in ("finetune", "SAEs"):
+            assert "resume=true" in j.command, j.name
     # the layer-5 setting reaches every independent and warm-started SAE of that layer, not the crosscoder
     for name in ("sae minilm L5", "sae minilm_fin L5", "sae minilm_fin L5 demo_seed1", "sae minilm_fin L5 demo_warm_domain",
                  "sae minilm L5 demo_warm_control"):
@@ -166,7 +171,7 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
 
 
 def test_a_stopped_run_shows_its_stages_on_the_timing_page(tmp_path):
-    from finsae.demo import timing
+    from finsae import timing
     from finsae.report import results
     from finsae.report.study import Study
 

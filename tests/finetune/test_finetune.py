@@ -1,6 +1,5 @@
 """The finance-twin recipe on the tiny model: data split, MLM masking, a few real steps end to end."""
 
-import json
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from finsae.finetune.summary import FinetuneSummary
+from finsae.finetune.summary import FinetuneMetrics, FinetuneSummary
 from finsae.finetune import (
     LABELS,
     build_finetune_data,
@@ -75,13 +74,13 @@ def test_finetune_stage_on_tiny(data_dir, project_root, tmp_path):
     r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "models" / "tiny_fin"
-    m = json.loads((out / "metrics.json").read_text())
+    m = FinetuneMetrics.read(out).to_dict()  # through the stage's contract
     # Same seed, same metrics: a second run into another artifact folder reproduces every number.
     again = [c.replace("out_name=tiny_fin", "out_name=tiny_fin2").replace(f"{tmp_path}/run", f"{tmp_path}/run2")
              for c in cmd]
     r2 = subprocess.run(again, cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    m2 = json.loads((tmp_path / "models" / "tiny_fin2" / "metrics.json").read_text())
+    m2 = FinetuneMetrics.read(tmp_path / "models" / "tiny_fin2").to_dict()
     for key in ("phrasebank_test_accuracy", "phrasebank_test_macro_f1", "probe_test_accuracy", "mlm_final_loss",
                 "phrasebank_test_confusion"):
         assert m[key] == m2[key], key

@@ -27,10 +27,18 @@ def test_grouped_batches_cover_every_index_once_with_less_padding():
 def test_text_loader_groups_and_reshuffles_each_epoch():
     tok = load_model(get_spec("tiny")).tokenizer
     texts = [" ".join(["profit"] * n) for n in range(1, 41)]
-    loader = text_loader(tok, texts, list(range(40)), batch_size=4, shuffle=True, seed=0, group_by_length=True)
-    first = [b["labels"].tolist() for b in loader]
-    second = [b["labels"].tolist() for b in loader]
-    assert len(loader) == 10 and sorted(sum(first, [])) == list(range(40))
+    # one pass of the loader is the whole fit: two epochs here
+    loader = text_loader(tok, texts, list(range(40)), batch_size=4, shuffle=True, seed=0, group_by_length=True,
+                         steps=20)
+    batches = [b["labels"].tolist() for b in loader]
+    first, second = batches[:10], batches[10:]
+    assert len(loader) == 20 and sorted(sum(first, [])) == list(range(40))
     assert first != second and sorted(sum(second, [])) == list(range(40))
+    assert [b["labels"].tolist() for b in loader] == batches  # the same fit again: the same batches
+    # a fit resumed at step 7 takes the batches the uninterrupted one takes from there
+    resumed = text_loader(tok, texts, list(range(40)), batch_size=4, shuffle=True, seed=0,
+                          group_by_length=True, steps=20, skip=7)
+    assert [b["labels"].tolist() for b in resumed] == batches[7:]
+    assert len(resumed) == 20  # the fit's length, which Lightning counts the resumed batches against
     for b in loader:  # grouped: each batch spans few lengths (label = length - 1 here)
         assert int(b["attention_mask"].sum(1).min()) >= int(b["attention_mask"].shape[1]) - 12

@@ -63,7 +63,9 @@ class SaeRun:
         if self.warm:
             extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, 'demo')}")
         extra += (CROSSCODER_LAYER if self.model == CROSSCODER else LAYER_SAE).get(self.layer, ())
-        return ["experiment=demo", *what, f"layer={self.layer}", *extra, "skip_if_done=true"]
+        # resume=true: a rerun of a stopped demo continues the run's checkpoint (without it the run refuses to
+        # clobber that checkpoint); with none it trains from the start
+        return ["experiment=demo", *what, f"layer={self.layer}", *extra, "skip_if_done=true", "resume=true"]
 
 
 def finetune_precision() -> tuple[str, ...]:
@@ -126,7 +128,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         folder = outputs / job.replace(" ", "_")
         return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
 
-    finetune = ["task=finetune", "finetune.skip_if_present=true", *finetune_precision()]
+    finetune = ["task=finetune", "finetune.skip_if_present=true", "resume=true", *finetune_precision()]
     jobs = [Job("finetune", "finetune", script("train.py", "finetune", *finetune),
                 done=_published(model_dir(artifacts, TWIN)))]
     runs = sae_runs()

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from finsae.demo.timing import fmt_seconds
+from finsae.demo.job_tree import parent_death_signal, stop_job
 from finsae.errors import ConfigError
+from finsae.timing import fmt_seconds
 
 # what a job of n slots is told about its threads (torch reads OMP_NUM_THREADS for its intra-op pool)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -82,6 +83,8 @@ class RunReport:
     """Wall seconds of the whole run."""
     interrupted: bool = False
     """Stopped by SIGINT/SIGTERM: running jobs were asked to stop, nothing new started."""
+    signum: int | None = None
+    """The signal that stopped the run (None when it was not stopped)."""
 
     @property
     def ok(self) -> bool:
@@ -180,8 +183,11 @@ def _start(job: Job, log: Path, t: float, cwd: Path | None) -> _Running:
     with open(log, "w") as fh:
         fh.write("$ " + shlex.join(map(str, job.command)).replace("\n", "\\n") + "\n")  # one line
         fh.flush()
+        # its own session and group (a Ctrl-C at the terminal reaches the demo only, which stops the jobs),
+        # and a SIGTERM when the demo dies, even by SIGKILL
         proc = subprocess.Popen(list(map(str, job.command)), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+                                stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True,
+                                preexec_fn=parent_death_signal())
     return _Running(job, t, log, proc=proc)
 
 
@@ -288,10 +294,16 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
     running: dict[str, _Running] = {}
     pending = list(jobs)
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum, _frame):
+        stopped_by.append(signum)
+        stop.set()
+
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, lambda *_: stop.set())
+            handlers[sig] = signal.signal(sig, on_signal)
     try:
         while (pending or running) and not stop.is_set():
             for name, r in list(running.items()):
@@ -314,12 +326,15 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
             elif not started and pending and not running:  # nothing can ever start: only blocked jobs left
                 break
     finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
-        if running:
-            _stop_all(running, results, t0, clock)
+        try:
+            if running:  # under this run's handlers: a second signal cannot cut the stopping short
+                _stop_all(running, results, t0, clock)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
     return RunReport(results={j.name: results[j.name] for j in jobs if j.name in results}, stages=stages,
-                     total_s=clock() - t0, interrupted=stop.is_set())
+                     total_s=clock() - t0, interrupted=stop.is_set(),
+                     signum=stopped_by[0] if stopped_by else None)
 
 
 def _start_ready(pending: list[Job], results, running, slots, log_dir, progress, t0, clock, cwd) -> bool:
@@ -353,17 +368,16 @@ def _start_ready(pending: list[Job], results, running, slots, log_dir, progress,
     return started
 
 
+STOP_TIMEOUT_S = 120.0
+"""How long a stopped job may take to save its checkpoint and exit before its whole group is killed."""
+
+
 def _stop_all(running: dict[str, _Running], results, t0, clock) -> None:
+    """Every running job's process tree stopped (all asked at once, then each waited for and reaped)."""
     for r in running.values():
         if r.proc is not None and r.proc.poll() is None:
             r.proc.send_signal(signal.SIGTERM)
     for name, r in running.items():
-        code = None
-        if r.proc is not None:
-            try:
-                code = r.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                r.proc.kill()
-                code = r.proc.wait()
+        code = None if r.proc is None else stop_job(r.proc, STOP_TIMEOUT_S)
         results[name] = JobResult(name, r.job.stage, FAILED, clock() - r.start, code, r.log, r.start - t0)
     running.clear()

@@ -6,6 +6,7 @@ twin (``artifacts/models/{out_name}/``, one rename). The two training loops are 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -18,11 +19,12 @@ import pandas as pd
 
 from finsae import __version__
 from finsae.atomic import check_writable, locked, publish, staging_dir
+from finsae.finetune import checkpoints
 from finsae.finetune.config import CONFIG_FILE, FinetuneConfig
 from finsae.finetune.datasets import LABELS, FinetuneData, build_finetune_data
 from finsae.finetune.metrics import classification_metrics
 from finsae.finetune.probe import linear_probe, pooled_features
-from finsae.finetune.summary import FinetuneSummary
+from finsae.finetune.summary import FinetuneMetrics, FinetuneSummary
 from finsae.models import get_spec, load_model
 from finsae.models.loading import model_config
 from finsae.models.registry import copy_tokenizer_files
@@ -49,6 +51,10 @@ class Settings:
     seed: int
     eval_start: str
     """No masked-LM text is dated on/after it."""
+    resume: bool = False
+    """Continue from the checkpoints of a stopped run of this twin (:mod:`finsae.finetune.checkpoints`)."""
+    overwrite: bool = False
+    """Start over, dropping a stopped run's checkpoints."""
 
     def spec(self):
         name, path, seed = self.model
@@ -58,6 +64,15 @@ class Settings:
     def out_dir(self) -> Path:
         return model_dir(self.artifacts, self.finetune.out_name)
 
+    @property
+    def ckpt_dir(self) -> Path:
+        return checkpoints.checkpoint_dir(self.artifacts, self.finetune.out_name)
+
+    def recipe(self) -> dict:
+        """What decides the trained twin, recorded in its checkpoints and compared on resume."""
+        ft = {k: v for k, v in dataclasses.asdict(self.finetune).items() if k != "skip_if_present"}
+        return {**ft, "seed": self.seed, "base_model": list(self.model), "eval_start": self.eval_start}
+
 
 def is_done(st: Settings) -> bool:
     """``skip_if_present`` and the twin is published."""
@@ -65,9 +80,27 @@ def is_done(st: Settings) -> bool:
 
 
 def check_before_work(st: Settings) -> None:
-    """No weights load: the base model's config.json is there, the artifacts folder takes new files."""
+    """No weights load: the base model's config.json is there, the artifacts folder takes new files, no run of
+    this twin is in flight and none stopped would be clobbered."""
     model_config(st.spec(), st.artifacts)
     check_writable(st.artifacts, "artifacts folder")
+    check_writable(st.ckpt_dir, "checkpoint folder", make=False)
+    with checkpoints.run_lock(st.ckpt_dir):
+        checkpoints.resume_point(st.ckpt_dir, st.resume, st.overwrite)
+
+
+def resume_point(st: Settings) -> checkpoints.ResumePoint:
+    """Where this run starts (call it holding the run lock): a stopped run's checkpoints with ``resume``
+    (checked against this run's recipe), or none; ``overwrite`` drops them."""
+    point = checkpoints.resume_point(st.ckpt_dir, st.resume, st.overwrite)
+    if not st.resume and st.overwrite:
+        checkpoints.start_over(st.ckpt_dir)
+    for path in point:
+        if path is not None:
+            checkpoints.check_same_recipe(path, st.recipe())
+    if st.resume and point == (None, None):
+        print(f"finetune: resume=true but no checkpoint in {st.ckpt_dir}; training from the start")
+    return point
 
 
 def skip(st: Settings) -> FinetuneSummary:
@@ -121,7 +154,7 @@ def total_steps(ft: FinetuneConfig, steps_per_epoch: int) -> int:
 
 
 def metrics(st: Settings, data: FinetuneData, pred: np.ndarray, probe: Probe, train_steps: int,
-            mlm_loss: float | None, t0: float) -> dict:
+            mlm_loss: float | None, t0: float) -> FinetuneMetrics:
     """Everything ``metrics.json`` records: the twin and the probe on the test split and its AllAgree subset
     (confusion matrices included), and how the twin was made."""
     ft = st.finetune
@@ -138,30 +171,28 @@ def metrics(st: Settings, data: FinetuneData, pred: np.ndarray, probe: Probe, tr
         "seed": st.seed, "code_version": __version__,
         "seconds": round(time.time() - t0, 1), "finbert_reported_accuracy_50agree": FINBERT_REPORTED_ACCURACY,
     })
-    return m
+    return FinetuneMetrics.from_dict(m)
 
 
-def summary_of(m: dict) -> FinetuneSummary:
-    return FinetuneSummary(**{k: v for k, v in m.items() if not k.endswith("confusion")})
-
-
-def publish_twin(st: Settings, clf, tok, summary: FinetuneSummary, m: dict, finetune_config: dict) -> Path:
+def publish_twin(st: Settings, clf, tok, m: FinetuneMetrics, finetune_config: dict) -> Path:
     """Publish the twin (weights, tokenizer, ``finetune_config.json``, ``summary.json``, ``metrics.json``) in one
-    rename, so ``metrics.json`` is never beside half-written weights; copy the summary into the run folder."""
+    rename, so ``metrics.json`` is never beside half-written weights."""
     out_dir = st.out_dir
     with locked([out_dir]):
         tmp = staging_dir(out_dir)
         clf.save_pretrained(str(tmp))
         copy_tokenizer_files(st.spec(), tok, tmp)
         (tmp / CONFIG_FILE).write_text(json.dumps(finetune_config, indent=2))
-        summary.write(tmp)
-        (tmp / "metrics.json").write_text(json.dumps(m, indent=2) + "\n")
+        m.summary.write(tmp)
+        m.write(tmp)
         publish(tmp, out_dir)
+    checkpoints.start_over(st.ckpt_dir)  # the twin is whole: its run state (~3x the weights) is of no more use
     return out_dir
 
 
-def comparison_table(m: dict, out_name: str, base_name: str) -> pd.DataFrame:
+def comparison_table(m: FinetuneSummary, out_name: str, base_name: str) -> pd.DataFrame:
     """The twin beside the frozen probe, on the test split and its AllAgree subset."""
+    m = m.to_dict()
     subsets = (("50Agree", ""), ("AllAgree", "allagree_"))
     return pd.DataFrame([
         {"model": f"{out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
@@ -192,8 +223,8 @@ def confusion_figure(conf, title):
     return fig
 
 
-def describe(st: Settings, m: dict) -> str:
+def describe(st: Settings, s: FinetuneSummary) -> str:
     """The run's last console line."""
-    return (f"finetune: saved {st.out_dir}  accuracy {m['phrasebank_test_accuracy']:.3f} "
-            f"macro-F1 {m['phrasebank_test_macro_f1']:.3f} | frozen probe accuracy {m['probe_test_accuracy']:.3f} "
-            f"| {m['seconds']:.0f}s")
+    return (f"finetune: saved {st.out_dir}  accuracy {s.phrasebank_test_accuracy:.3f} "
+            f"macro-F1 {s.phrasebank_test_macro_f1:.3f} | frozen probe accuracy {s.probe_test_accuracy:.3f} "
+            f"| {s.seconds:.0f}s")

@@ -1,11 +1,20 @@
-"""What making the finance twin reports (``artifacts/models/{name}/summary.json``; the confusion matrices and
-the rest are in ``metrics.json`` beside it)."""
+"""What making the finance twin reports: ``artifacts/models/{name}/summary.json`` (:class:`FinetuneSummary`)
+and ``metrics.json`` beside it (:class:`FinetuneMetrics`: the same numbers and the confusion matrices behind
+them), each with its writer and typed reader."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
+from finsae.atomic import read_json, write_json
+from finsae.errors import FinsaeError
 from finsae.summary import StageSummary
+
+METRICS_FILE = "metrics.json"
+CONFUSION_SETS = ("phrasebank_test_", "phrasebank_test_allagree_", "probe_test_", "probe_test_allagree_")
+"""The confusion matrices ``metrics.json`` holds (as ``{prefix}confusion``): the twin and the frozen probe on
+the test split and on its AllAgree subset."""
 
 
 @dataclass
@@ -64,3 +73,51 @@ class FinetuneSummary(StageSummary):
     @property
     def objective(self) -> float:
         return self.phrasebank_test_accuracy
+
+
+@dataclass
+class FinetuneMetrics:
+    """``metrics.json``: the summary's numbers and the confusion matrices they come from."""
+
+    summary: FinetuneSummary
+    """The headline numbers (what ``summary.json`` holds)."""
+    confusion: dict[str, list[list[int]]]
+    """Per prefix of :data:`CONFUSION_SETS`: counts, rows true and columns predicted, in
+    :data:`finsae.finetune.datasets.LABELS` order."""
+
+    def to_dict(self) -> dict:
+        """The file's flat record: the summary's fields and ``{prefix}confusion`` for each matrix."""
+        return {**self.summary.to_dict(), **{f"{p}confusion": m for p, m in self.confusion.items()}}
+
+    @classmethod
+    def from_dict(cls, flat: dict, where: str = METRICS_FILE) -> FinetuneMetrics:
+        """The record of :meth:`to_dict` (extra keys ignored); one line naming what is missing or
+        malformed."""
+        names = [f.name for f in fields(FinetuneSummary)] + [f"{p}confusion" for p in CONFUSION_SETS]
+        missing = [n for n in names if n not in flat]
+        if missing:
+            raise FinsaeError(f"{where} is not a fine-tune's metrics (missing {missing}); "
+                              f"rerun task=finetune")
+        confusion = {p: flat[f"{p}confusion"] for p in CONFUSION_SETS}
+        for p, m in confusion.items():
+            square = isinstance(m, list) and all(isinstance(r, list) and len(r) == len(m) for r in m)
+            if not square or not all(isinstance(c, int) and c >= 0 for r in m for c in r):
+                raise FinsaeError(f"{where}: {p}confusion is not a square table of counts; "
+                                  f"rerun task=finetune")
+        summary = FinetuneSummary(**{f.name: flat[f.name] for f in fields(FinetuneSummary)})
+        return cls(summary, confusion)
+
+    def write(self, folder: str | Path) -> Path:
+        """Write ``metrics.json`` into ``folder`` (atomically); its path."""
+        path = Path(folder) / METRICS_FILE
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, folder: str | Path) -> FinetuneMetrics:
+        """The ``metrics.json`` of a published twin's ``folder``; one clear error when missing or damaged."""
+        path = Path(folder) / METRICS_FILE
+        raw = read_json(path, "fine-tune metrics", "rerun task=finetune")
+        if not isinstance(raw, dict):
+            raise FinsaeError(f"{path} is not a fine-tune's metrics (not a JSON object); rerun task=finetune")
+        return cls.from_dict(raw, str(path))

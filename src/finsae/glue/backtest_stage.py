@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, locked, publish, staging_dir
-from finsae.demo.timing import fmt_seconds
+from finsae.timing import fmt_seconds
 from finsae.glue.app import resolved_config
 from finsae.glue.schemas import pair_name
 from finsae.glue.tracking import stage_run

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsae.demo import timing
+from finsae import timing
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import PER_LAYER_FILE, read_per_layer
 from finsae.paths import report_dir

@@ -1,6 +1,6 @@
-"""``make demo``'s timing artifacts: ``timing.json`` (the latest run) and ``timing_history.jsonl`` (every run), both
-in :func:`~finsae.paths.report_dir`; the record's fields, its writer and its readers, and the targets they are
-judged against (issue "the whole study in 45 minutes")."""
+"""``make demo``'s timing artifacts: ``timing.json`` (the latest run) and ``timing_history.jsonl`` (every
+run), both in :func:`~finsae.paths.report_dir`; the record's fields, its writer and its readers, and the
+targets they are judged against (issue "the whole study in 45 minutes")."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def write(folder: Path, record: dict) -> None:
 
 
 def parse_history(text: str, name: str = TIMING_HISTORY_FILE) -> list[dict]:
-    """The records of a ``timing_history.jsonl`` text, oldest first; a damaged line fails naming its number."""
+    """The records of a ``timing_history.jsonl`` text, oldest first; a damaged line fails naming its
+    number."""
     out = []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -42,7 +43,8 @@ def parse_history(text: str, name: str = TIMING_HISTORY_FILE) -> list[dict]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise FinsaeError(f"{name} line {i} is not JSON (a cut write?); delete that line") from None
+            raise FinsaeError(f"{name} line {i} is not JSON (a cut write?); delete that line"
+                              ) from None
         if not isinstance(rec, dict) or "total_s" not in rec or "stages" not in rec:
             raise FinsaeError(f"{name} line {i} is not a timing record (no total_s / stages)")
         out.append(rec)
