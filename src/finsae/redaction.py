@@ -13,18 +13,25 @@ Pure Python: no Hydra or W&B import (a core module; ``tests/test_core_imports.py
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-SECRET_KEY = re.compile(r"key|secret|passw|(^|_)token$", re.IGNORECASE)
-"""A config key that names a credential (``api_key``, ``openai_key``, ``secret``, ``password``, ``hf_token``);
-not ``tokens`` (a budget). Used to redact what is written and to refuse secrets on the command line."""
-URL_SECRET_PARAMS = ("sig", "signature", "auth", "authorization", "credential", "credentials", "code")
-"""URL parameters that carry a credential although their name is no secret-named key (signed URLs, OAuth)."""
+SECRET_KEY = re.compile(r"key$|key_|secret|passw|(^|_)token$", re.IGNORECASE)
+"""A config key that names a credential (``api_key``, ``openai_key``, ``apikey``, ``key_file``, ``secret``,
+``password``, ``hf_token``); not ``tokens`` (a budget) nor ``exclude_keys`` (a list of config keys). Used to
+redact what is written and to refuse secrets on the command line."""
+URL_SECRET_PARAM = re.compile(r"(^|[-_.])(sig|signature|auth|authorization|credentials?|code)$", re.IGNORECASE)
+"""URL parameters that carry a credential although their name is no secret-named key (signed URLs such as
+``X-Amz-Signature``, ``sig``; OAuth ``code``)."""
 REDACTED = "***redacted***"
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 """A URL inside any text (a config value, an override, a command line)."""
+CONFIG_KEY = re.compile(r"[A-Za-z_][\w.]*")
+"""A dotted config key, as an override names it (``label.api_key``)."""
 
 
 def is_secret_name(key: str) -> bool:
@@ -34,7 +41,7 @@ def is_secret_name(key: str) -> bool:
 
 
 def _secret_param(name: str) -> bool:
-    return is_secret_name(name) or name.lower() in URL_SECRET_PARAMS
+    return is_secret_name(name) or URL_SECRET_PARAM.search(name) is not None
 
 
 def _params(part: str) -> list[tuple[str, str, str]]:
@@ -78,18 +85,18 @@ def redact_text(text: str) -> str:
     """``text`` with every URL's credentials masked, and the value masked when it is a ``key=value`` override of
     a secret-named key (``+label.api_key=...``)."""
     text = URL.sub(lambda m: _mask_url(m.group()), text)
-    key, sep, _ = text.partition("=")
-    key = key.lstrip("+~").split("@", 1)[0]
-    if sep and key and not any(c.isspace() for c in key) and is_secret_name(key):
-        return f"{text.partition('=')[0]}={REDACTED}"
+    head, sep, _ = text.partition("=")
+    key = head.lstrip("+~").split("@", 1)[0]
+    if sep and CONFIG_KEY.fullmatch(key) and is_secret_name(key):
+        return f"{head}={REDACTED}"
     return text
 
 
 def redact(obj: Any) -> Any:
-    """Copy of a nested dict/list with secrets masked: values under secret-named keys (keys ending in ``_env``
-    name a variable, kept), credentials in URLs, secret-named overrides (:func:`redact_text`)."""
+    """Copy of a nested dict/list with secrets masked: every value under a secret-named key (keys ending in
+    ``_env`` name a variable, kept), credentials in URLs, secret-named overrides (:func:`redact_text`)."""
     if isinstance(obj, dict):
-        return {k: REDACTED if is_secret_name(k) and _is_value(v) else redact(v) for k, v in obj.items()}
+        return {k: _masked(v) if is_secret_name(k) else redact(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     if isinstance(obj, str):
@@ -97,6 +104,26 @@ def redact(obj: Any) -> Any:
     return obj
 
 
-def _is_value(v: Any) -> bool:
-    """A value that may be a credential (not a nested block, not empty)."""
-    return not isinstance(v, (dict, list, tuple, bool)) and v is not None and v != ""
+def _masked(value: Any) -> Any:
+    """``value`` (held by a secret-named key) with every leaf masked; empty values and flags say nothing."""
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value if value is None or value == "" or isinstance(value, bool) else REDACTED
+
+
+def redact_yaml_file(path: str | Path) -> bool:
+    """Rewrite the YAML file ``path`` with its secrets masked, when it holds one (a file without any is left
+    byte for byte); returns whether it was rewritten. For files another program wrote (Hydra's ``.hydra/``)."""
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    clean = redact(data)
+    if clean == data:
+        return False
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(yaml.safe_dump(clean, sort_keys=False))
+    os.replace(tmp, path)
+    return True

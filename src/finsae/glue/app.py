@@ -297,6 +297,22 @@ class CheckBeforeWork(Callback):
         except OmegaConfBaseException:  # a run dir that resolves only inside the job: Hydra reports it
             pass
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hydra has just saved the job's configs (``.hydra/*.yaml``; a sweep's ``multirun.yaml``): mask any
+        secret a config file or an override put there (``finsae.redaction``), whatever the job does next."""
+        from hydra.types import RunMode
+
+        from finsae.redaction import redact_yaml_file
+
+        saved = []
+        if config.hydra.output_subdir is not None:
+            saved += sorted((Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)).glob("*.yaml"))
+        if config.hydra.mode == RunMode.MULTIRUN:
+            saved.append(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        for path in saved:
+            if path.is_file():
+                redact_yaml_file(path)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             _check_run_name(config)

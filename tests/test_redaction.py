@@ -1,0 +1,48 @@
+"""finsae.redaction: the one redaction of what commands write (issue 37 §3) and the one URL credential check."""
+
+from __future__ import annotations
+
+import pytest
+
+from finsae.redaction import REDACTED, redact, redact_yaml_file, url_credentials
+
+S = "s3cr3t-MARK"
+
+
+@pytest.mark.parametrize("url, where", [
+    (f"http://u:{S}@h/v1", "user-info (user:password@host)"),
+    (f"http://h/v1?api_key={S}", "query parameter 'api_key'"),
+    (f"http://h/v1?a=1;password={S}", "query parameter 'password'"),
+    (f"http://h/v1#token={S}", "fragment parameter 'token'"),
+    (f"http://h/v1?X-Amz-Signature={S}", "query parameter 'X-Amz-Signature'"),
+    ("http://[::1/v1", "a part that cannot be parsed"),
+    ("http://h:8000/v1?x=a@b&tokens=5&exclude_keys=a", None),
+    ("http://127.0.0.1:8000/v1", None),
+])
+def test_url_credentials_says_where(url, where):
+    assert url_credentials(url) == where
+
+
+def test_redact_masks_keys_urls_and_overrides_and_keeps_the_rest():
+    cfg = {"label": {"base_url": f"http://h/v1?api_key={S}&model=m", "api_key_env": "OPENAI_API_KEY",
+                     "password": 1234, "tokens": 1000, "note": f"see https://u:{S}@h/x and more"},
+           "overrides": [f"label.base_url=http://h/v1#token={S}", f"+llm.api_key={S}", "layer=1"],
+           "nested": {"secret": {"inner": S}}, "empty_key": "", "flag": True}
+    out = redact(cfg)
+    assert S not in repr(out)
+    assert out["label"]["base_url"] == f"http://h/v1?api_key={REDACTED}&model=m"
+    assert out["label"]["note"] == f"see https://{REDACTED}@h/x and more"
+    assert out["label"]["password"] == REDACTED and out["label"]["tokens"] == 1000
+    assert out["label"]["api_key_env"] == "OPENAI_API_KEY"
+    assert out["overrides"] == [f"label.base_url=http://h/v1#token={REDACTED}", f"+llm.api_key={REDACTED}", "layer=1"]
+    assert out["nested"] == {"secret": {"inner": REDACTED}} and out["empty_key"] == "" and out["flag"] is True
+
+
+def test_redact_yaml_file_rewrites_only_a_file_with_a_secret(tmp_path):
+    clean, dirty = tmp_path / "clean.yaml", tmp_path / "dirty.yaml"
+    clean.write_text("a: 1   # a comment kept\nurl: http://h/v1\n")
+    dirty.write_text(f"label:\n  base_url: http://h/v1?api_key={S}\n  model: m\n")
+    assert redact_yaml_file(clean) is False and clean.read_text() == "a: 1   # a comment kept\nurl: http://h/v1\n"
+    assert redact_yaml_file(dirty) is True
+    assert S not in dirty.read_text() and "model: m" in dirty.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.yaml", "dirty.yaml"]  # no temp file left
