@@ -46,3 +46,12 @@ def test_redact_yaml_file_rewrites_only_a_file_with_a_secret(tmp_path):
     assert redact_yaml_file(dirty) is True
     assert S not in dirty.read_text() and "model: m" in dirty.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.yaml", "dirty.yaml"]  # no temp file left
+
+
+def test_secret_paths_names_each_masked_value():
+    from finsae.redaction import secret_paths
+
+    cfg = {"label": {"base_url": f"http://h/v1?api_key={S}", "api_key_env": "X"}, "llm_api_key": S,
+           "runs": [{"token": S}, {"n": 1}], "ok": "http://h/v1"}
+    assert secret_paths(cfg) == ["label.base_url", "llm_api_key", "runs.0.token"]
+    assert secret_paths({"a": 1, "b": ["x"]}) == []

@@ -113,6 +113,21 @@ def _masked(value: Any) -> Any:
     return value if value is None or value == "" or isinstance(value, bool) else REDACTED
 
 
+def secret_paths(obj: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of ``obj`` whose values :func:`redact` masks (``label.base_url``, ``llm_api_key``)."""
+    return _changed(obj, redact(obj), prefix)
+
+
+def _changed(old: Any, new: Any, prefix: str) -> list[str]:
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for k in old for p in _changed(old[k], new.get(k), f"{prefix}{k}.")]
+    if isinstance(old, (list, tuple)) and isinstance(new, list):
+        return [p for i, (a, b) in enumerate(zip(old, new, strict=True)) for p in _changed(a, b, f"{prefix}{i}.")]
+    return [prefix.rstrip(".")]
+
+
 def redact_yaml_file(path: str | Path) -> bool:
     """Rewrite the YAML file ``path`` with its secrets masked, when it holds one (a file without any is left
     byte for byte); returns whether it was rewritten. For files another program wrote (Hydra's ``.hydra/``)."""
