@@ -209,4 +209,6 @@ def test_a_signal_reaches_the_rerun_and_leaves_no_child(project_root, trained, t
             break
         time.sleep(0.2)
     assert _alive(children) == set(), f"left running: {_alive(children)}"
+    # stopped, not run to its end: the rerun published no SAE (an orphan would have finished and published it)
+    assert not (out / "artifacts" / "sae" / "tiny" / "layer_1" / "repro" / "summary.json").exists()
     assert not (out / "reproduce.json").exists()
