@@ -202,3 +202,19 @@ def test_online_wandb_with_a_bad_key_or_a_silent_host_is_one_line(tmp_path, monk
             raise AssertionError("the stage must not start")
     assert message in str(err.value) and "\n" not in str(err.value) and key not in str(err.value)
     assert not (tmp_path / "wandb").exists()
+
+
+def test_online_wandb_with_a_bad_key_is_refused_before_the_stage_works(project_root, tmp_path):
+    """Through the entry point: one line, exit 2, before the activations are extracted (not after the training)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_API_KEY": "short-key", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "train.py", "debug=tiny", "logger=wandb", f"paths.artifacts={tmp_path / 'art'}",
+                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=project_root, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2 and len(lines) == 1 and "WANDB_API_KEY is not a W&B API key" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "short-key" not in r.stderr
+    assert not (tmp_path / "art" / "activations").exists()

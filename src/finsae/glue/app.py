@@ -99,6 +99,7 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         with stop_on_signals():
             typed = validate(cfg)
             refuse_overrides_not_read(typed, _task_overrides())
+            check_tracking(typed)
             if isinstance(stage, str):
                 stage = importlib.import_module(stage).run
             quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
@@ -138,6 +139,16 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
 
 
 FAILED_JOBS = "failed_jobs.tsv"
+
+
+def check_tracking(typed: Any) -> None:
+    """Online W&B checked before any work (key, host: ``finsae.glue.tracking.check_online``), not when the stage
+    opens its run after its heavy part."""
+    logger = getattr(typed, "logger", None)
+    if logger is not None and logger.kind == "wandb" and logger.mode == "online":
+        from finsae.glue.tracking import check_online
+
+        check_online()
 
 
 def _task_overrides() -> list[str]:
