@@ -55,3 +55,15 @@ def test_secret_paths_names_each_masked_value():
            "runs": [{"token": S}, {"n": 1}], "ok": "http://h/v1"}
     assert secret_paths(cfg) == ["label.base_url", "llm_api_key", "runs.0.token"]
     assert secret_paths({"a": 1, "b": ["x"]}) == []
+
+
+def test_the_stages_resolved_config_is_redacted():
+    """What the stages hand to W&B and their records (``glue.app.resolved_config``) passes through the redaction,
+    interpolations resolved first."""
+    from omegaconf import OmegaConf
+
+    from finsae.glue.app import resolved_config
+
+    cfg = OmegaConf.create({"label": {"base_url": f"http://h/v1?api_key={S}"}, "copy": "${label.base_url}", "k": 4})
+    out = resolved_config(cfg)
+    assert S not in repr(out) and out["k"] == 4 and out["copy"] == f"http://h/v1?api_key={REDACTED}"

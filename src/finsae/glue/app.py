@@ -349,5 +349,8 @@ class SweepReport(Callback):
 
 
 def resolved_config(cfg: DictConfig) -> dict:
-    """The fully resolved config as a plain dict (what W&B and summary.json record)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    """The fully resolved config as a plain dict, secrets masked (``finsae.redaction``): what W&B and the stages'
+    records hold."""
+    from finsae.redaction import redact
+
+    return redact(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
