@@ -67,3 +67,28 @@ def test_the_stages_resolved_config_is_redacted():
     cfg = OmegaConf.create({"label": {"base_url": f"http://h/v1?api_key={S}"}, "copy": "${label.base_url}", "k": 4})
     out = resolved_config(cfg)
     assert S not in repr(out) and out["k"] == 4 and out["copy"] == f"http://h/v1?api_key={REDACTED}"
+
+
+@pytest.mark.parametrize("mode", ["RUN", "MULTIRUN"])
+def test_hydras_saved_configs_are_redacted_when_the_job_starts(tmp_path, mode):
+    """``CheckBeforeWork.on_job_start`` (conf/hydra/default.yaml): what Hydra saved just before — the job's
+    ``.hydra/*.yaml`` and a sweep's ``multirun.yaml`` — holds no secret once the job runs."""
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from finsae.glue.app import CheckBeforeWork
+
+    job, sweep = tmp_path / "sweep" / "0", tmp_path / "sweep"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text(f"label:\n  base_url: http://h/v1?api_key={S}\n  model: m\n")
+    (job / ".hydra" / "overrides.yaml").write_text(f"- +llm.api_key={S}\n- layer=1\n")
+    (job / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    name: label\n")
+    (sweep / "multirun.yaml").write_text(f"label:\n  base_url: http://u:{S}@h/v1\n")
+    config = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(job)}, "output_subdir": ".hydra",
+                                         "mode": getattr(RunMode, mode), "sweep": {"dir": str(sweep)}}})
+    before = (job / ".hydra" / "hydra.yaml").read_bytes()
+    CheckBeforeWork().on_job_start(config=config, task_function=None)
+    hydra_dir = [p.read_text() for p in (job / ".hydra").iterdir()]
+    assert all(S not in text for text in hydra_dir) and "model: m" in (job / ".hydra" / "config.yaml").read_text()
+    assert (job / ".hydra" / "hydra.yaml").read_bytes() == before  # a file without a secret is left as it was
+    assert (S in (sweep / "multirun.yaml").read_text()) == (mode == "RUN")  # a single run has no sweep file
