@@ -108,7 +108,7 @@ def test_sparsify_layout_runs_as_sparsify_documents(sae, x, tmp_path):
 
 
 def test_cli_exports_a_saved_folder_and_imports_it_back(sae, x, tmp_path):
-    src = save(sae, tmp_path / "sae" / "minilm" / "layer_3" / "default", extra={"model": "minilm", "layer": 3})
+    src = save(sae, tmp_path / "art" / "sae" / "minilm" / "layer_3" / "default", extra={"model": "minilm", "layer": 3})
     run = [sys.executable, "-m", "finsae.export"]
     subprocess.run([*run, str(src), str(tmp_path / "out")], check=True, capture_output=True)
     hook = hookpoint_for_layer(3)
@@ -233,3 +233,94 @@ def test_saelens_loads_the_export_with_its_own_loader(trained, tmp_path):
         f = theirs.encode(x)
         x_hat = theirs.decode(f)
     _agree(sae, x, code, clear, f, x_hat)
+
+
+# ------------------------------------------------------------------ guards (issue 37): refused before any work
+def _store_with_published_sae(tmp_path, sae):
+    """An artifacts store holding a published SAE (weights, cfg.json and the stage's summary.json)."""
+    folder = save(sae, tmp_path / "art" / "sae" / "minilm" / "layer_3" / "demo", extra={"model": "minilm", "layer": 3})
+    (folder / "summary.json").write_text('{"fvu": 0.1}')
+    return folder
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _refused(capsys, argv, message):
+    from finsae.export import main
+
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("finsae: error:") and message in err[0], err
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+def test_an_import_onto_a_published_sae_is_refused_even_with_force(sae, tmp_path, capsys, force):
+    published = _store_with_published_sae(tmp_path, sae)
+    exported = to_sparsify(tiny_sae(seed=5), tmp_path / "elsewhere", hookpoint="encoder.layer.3")
+    before = _files(tmp_path)
+    _refused(capsys, ["--from", "sparsify", exported, published, *force], "a published result")
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["not empty", "in the store"])
+def test_an_export_into_a_non_empty_or_store_folder_needs_force(sae, tmp_path, capsys, where):
+    from finsae.export import main
+
+    src = _store_with_published_sae(tmp_path, sae)
+    out = tmp_path / "out" if where == "not empty" else tmp_path / "art" / "exported"
+    out.mkdir(parents=True)
+    (out / "precious.txt").write_text("keep")
+    before = _files(tmp_path)
+    _refused(capsys, [src, out], "is not empty" if where == "not empty" else "lies inside the artifacts store")
+    assert _files(tmp_path) == before
+    assert main([str(src), str(out), "--force"]) == 0
+    assert (out / "precious.txt").read_text() == "keep" and (out / "saelens" / "cfg.json").is_file()
+
+
+@pytest.mark.parametrize("hookpoint", ["../..", "../escaped", "/tmp/abs-hook", ".", ""])
+def test_a_hookpoint_that_is_a_path_is_refused(sae, tmp_path, capsys, hookpoint):
+    src = save(sae, tmp_path / "src", extra={"model": "minilm", "layer": 3})
+    before = _files(tmp_path)
+    _refused(capsys, [src, tmp_path / "a" / "b", "--format", "sparsify", "--hookpoint", hookpoint],
+             f"--hookpoint={hookpoint!r} must be a plain name")
+    assert _files(tmp_path) == before and not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match="must be a plain name"):
+        to_sparsify(sae, tmp_path / "a", hookpoint=hookpoint)
+
+
+def test_an_export_over_its_own_source_is_refused(sae, tmp_path, capsys):
+    exported = to_sparsify(sae, tmp_path / "sp", hookpoint="encoder.layer.3")
+    before = _files(tmp_path)
+    _refused(capsys, ["--from", "sparsify", exported, exported, "--force"], "would write over SRC")
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["OUT is a file", "a parent is a file", "read-only"])
+def test_an_out_that_cannot_be_written_is_one_line(sae, tmp_path, capsys, monkeypatch, kind):
+    import builtins
+    import errno
+    import os
+
+    src = save(sae, tmp_path / "src", extra={"model": "minilm", "layer": 3})
+    out = tmp_path / "out"
+    if kind == "OUT is a file":
+        out.write_text("a file")
+    elif kind == "a parent is a file":
+        (tmp_path / "f").write_text("a file")
+        out = tmp_path / "f" / "out"
+    else:  # the tests run as root, which ignores permission bits: the disk says read-only
+        (tmp_path / "ro").mkdir()
+        out, real_open = tmp_path / "ro" / "out", builtins.open
+
+        def read_only(file, mode="r", *a, **k):
+            if set(mode) & set("wax+") and str(file).startswith(str(tmp_path / "ro")):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+            return real_open(file, mode, *a, **k)
+
+        monkeypatch.setattr(builtins, "open", read_only)
+    before = _files(tmp_path)
+    _refused(capsys, [src, out], {"OUT is a file": "it is a file", "a parent is a file": "is a file",
+                                  "read-only": "cannot be written (Read-only file system)"}[kind])
+    assert _files(tmp_path) == before

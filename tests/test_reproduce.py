@@ -99,3 +99,116 @@ def test_bad_run_folder_fails_in_one_line(tmp_path, capsys, breakage):
     assert {"missing": "config.yaml", "corrupt": "not valid YAML", "foreign": "not a finsae stage config",
             "no_folder": "nowhere"}[breakage] in err[0]
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ guards (issue 37): refused before any work
+@pytest.mark.parametrize("flag, value", [("--rtol", "-1"), ("--atol", "-1e-6"), ("--rtol", "nan"), ("--atol", "inf")])
+def test_a_negative_or_non_finite_tolerance_is_refused(project_root, trained, tmp_path, capsys, flag, value):
+    _, run = trained
+    assert main([str(run), f"{flag}={value}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"finsae: error: {flag} must be a finite number >= 0"), err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("how", ["--artifacts", "the config's store"])
+def test_a_missing_store_is_refused_not_rebuilt(trained, tmp_path, capsys, how):
+    import yaml
+
+    _, run = trained
+    missing = tmp_path / "missing"
+    args = [str(run), "--artifacts", str(missing)]
+    if how == "the config's store":  # a run copied off a cluster: its config names a store that is not here
+        moved = tmp_path / "moved"
+        shutil.copytree(run, moved, ignore=shutil.ignore_patterns("wandb"))
+        cfg = yaml.safe_load((moved / ".hydra" / "config.yaml").read_text())
+        cfg["paths"]["artifacts"] = str(missing)
+        (moved / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+        args = [str(moved)]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "store" in err[0] and f"not found at {missing}" in err[0], err
+    assert ("Pass --artifacts STORE" in err[0]) == (how != "--artifacts")
+    assert not (tmp_path / "out").exists() and not missing.exists()
+
+
+def test_a_cut_offline_wandb_run_is_named_as_cut(trained, tmp_path, capsys):
+    _, run = trained
+    cut = tmp_path / "cut"
+    shutil.copytree(next((run / "wandb").glob("offline-run-*")), cut)
+    log = next(cut.glob("*.wandb"))
+    log.write_bytes(log.read_bytes()[: log.stat().st_size * 6 // 10])  # copied while the run was still writing
+    assert main([str(cut), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a cut offline W&B run (no end record" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_secret_in_a_saved_config_is_never_copied(project_root, trained, tmp_path):
+    import yaml
+
+    _, run = trained
+    leaky = tmp_path / "leaky"
+    shutil.copytree(run, leaky, ignore=shutil.ignore_patterns("wandb"))
+    cfg = yaml.safe_load((leaky / ".hydra" / "config.yaml").read_text())
+    secret = "sk-NEVER-COPY-ME-0123456789"
+    cfg["llm_api_key"] = secret  # a saved config from elsewhere, holding a key by mistake
+    (leaky / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = _repro(project_root, leaky, "--out", tmp_path / "out")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2 and len(lines) == 1 and "holds a secret (llm_api_key)" in lines[0], r.stderr[-2000:]
+    assert secret not in r.stdout + r.stderr and not (tmp_path / "out").exists()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert written == [leaky / ".hydra" / "config.yaml"]  # only where it was planted
+
+
+def _rerun_started(proc, out, timeout=300):
+    """Wait until the rerun's stage is inside its Hydra job (its log exists), as a scheduler's stop would find it."""
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and proc.poll() is None:
+        if (out / "run" / "train.log").exists():
+            time.sleep(2)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the rerun did not start: {proc.communicate(timeout=60)[1][-2000:]}")
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_a_signal_reaches_the_rerun_and_leaves_no_child(project_root, trained, tmp_path, sig):
+    """SIGTERM/SIGINT sent to reproduce alone (as a scheduler does): forwarded to the rerun, one line, 128 + signal;
+    SIGKILL of reproduce itself: the kernel stops the rerun (no orphan left training)."""
+    import os
+    import signal
+    import time
+
+    from glue.test_reliability import _alive, _children
+
+    _, run = trained
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "finsae.reproduce", str(run), "--out", str(out)], cwd=project_root,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _rerun_started(proc, out)
+        children = _children(proc.pid)
+        assert children, "the rerun runs as reproduce's child"
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    signum = getattr(signal, sig)
+    if sig != "SIGKILL":
+        assert proc.returncode == 128 + signum, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+        assert err.strip().splitlines()[-1].startswith(f"finsae: stopped by {sig}: the rerun was stopped"), err[-2000:]
+    for _ in range(300):  # the rerun saves its checkpoint and exits
+        if not _alive(children):
+            break
+        time.sleep(0.2)
+    assert _alive(children) == set(), f"left running: {_alive(children)}"
+    # stopped, not run to its end: the rerun published no SAE (an orphan would have finished and published it)
+    assert not (out / "artifacts" / "sae" / "tiny" / "layer_1" / "repro" / "summary.json").exists()
+    assert not (out / "reproduce.json").exists()

@@ -20,7 +20,13 @@ then have norm ``1/s``, so the sparsify config says ``normalize_decoder: false``
 decoder rows.
 
 The hookpoint names the module whose output the SAE reads, in Hugging Face terms: layer ``i`` is
-``encoder.layer.{i}`` (``hidden_states[i + 1]``), layer ``-1`` is ``embeddings``.
+``encoder.layer.{i}`` (``hidden_states[i + 1]``), layer ``-1`` is ``embeddings``. It becomes a folder name, so it
+must be a plain name (no ``/``, not ``..``).
+
+Before any work the command refuses (one ``finsae: error:`` line, nothing written): an ``OUT`` that is not empty
+or lies inside an artifacts store (the default store, ``SRC``'s, or one ``OUT`` itself names by the SAE layout),
+unless ``--force``; a write into a stage's published result (a folder holding ``summary.json``), even with
+``--force``; an ``OUT`` that is a file or cannot be written.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from finsae.atomic import read_json
+from finsae.cli_checks import check_new_output, inside, store_of
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.paths import default_artifacts_dir, plain_name
 from finsae.sae import SaeConfig, TopKSAE, load, read_meta, save
 
 SAELENS_WEIGHTS = "sae_weights.safetensors"
@@ -72,9 +80,10 @@ def _source(sae_or_folder: TopKSAE | str | Path) -> tuple[TopKSAE, dict[str, Any
 
 
 def _hookpoint(extra: dict[str, Any], hookpoint: str | None) -> str:
-    if hookpoint:
-        return hookpoint
-    if "layer" in extra:
+    """The hookpoint name, a plain name: it is a folder of the sparsify layout."""
+    if hookpoint is not None:
+        return plain_name(hookpoint, "--hookpoint")
+    if isinstance(extra.get("layer"), int):
         return hookpoint_for_layer(extra["layer"])
     raise ConfigError("the SAE's cfg.json names no layer: pass --hookpoint (e.g. encoder.layer.3)")
 
@@ -212,16 +221,45 @@ def export(src: str | Path, out: str | Path, fmt: str = "all", hookpoint: str | 
     return written
 
 
+def _targets(src: Path, out: Path, fmt: str, hookpoint: str | None, importing: bool) -> list[Path]:
+    """The folders the command writes: ``OUT`` itself, or its per-layout folders."""
+    if importing:
+        return [out]
+    hook = _hookpoint(dict(read_meta(src).get("extra") or {}), hookpoint)
+    folders = {"saelens": [out], "sparsify": [out / hook], "all": [out / "saelens", out / "sparsify" / hook]}
+    return folders[fmt]
+
+
+def check_before_work(src: str | Path, out: str | Path, fmt: str = "all", hookpoint: str | None = None,
+                      importing: bool = False, force: bool = False) -> None:
+    """Refuse, in one line and before anything is written, what would lose or misplace something the user had:
+    a path-like hookpoint, an ``OUT`` that is not empty or lies in an artifacts store (unless ``force``), a write
+    into a published result or over ``SRC`` itself (never), an ``OUT`` that cannot be written."""
+    src, out = Path(src), Path(out)
+    if hookpoint is not None:
+        plain_name(hookpoint, "--hookpoint")
+    if not importing and not src.is_dir():
+        raise DataMissingError("SAE folder", src, "Pass a finsae SAE folder (artifacts/sae/MODEL/layer_I/TAG).")
+    targets = _targets(src, out, fmt, hookpoint, importing)
+    if any(inside(src, t) for t in targets):
+        raise ConfigError(f"OUT {out} would write over SRC {src}; choose another folder")
+    stores = [s for s in (default_artifacts_dir(), store_of(src), store_of(out)) if s is not None]
+    check_new_output(out, "OUT", stores, force, targets)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m finsae.export", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="a finsae SAE folder (artifacts/sae/MODEL/layer_I/TAG), or with --from an exported one")
-    p.add_argument("out", help="output folder")
+    p.add_argument("out", help="output folder: new or empty, outside the artifacts store (unless --force)")
     p.add_argument("--format", default="all", choices=(*FORMATS, "all"), help="layout to write (default: all)")
     p.add_argument("--hookpoint", default=None, help="module name (default: from the SAE's layer)")
     p.add_argument("--from", dest="source_format", choices=FORMATS, default=None,
                    help="import: read SRC in this layout and write a finsae SAE folder to OUT")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty OUT or one inside the store (never into a published result)")
     a = p.parse_args(argv)
     try:
+        check_before_work(a.src, a.out, a.format, a.hookpoint, importing=bool(a.source_format), force=a.force)
         if a.source_format:
             sae = (from_saelens if a.source_format == "saelens" else from_sparsify)(a.src)
             extra = (read_json(Path(a.src) / CFG, f"{a.source_format} config", "export it again").get("finsae")

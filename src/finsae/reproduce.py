@@ -17,8 +17,15 @@ What it does:
    the artifact store ``NEW_FOLDER/artifacts`` links the original store's inputs (``--artifacts``, default the
    store the config names) but not the stage's own output, which the rerun makes afresh;
 4. prints each summary metric old vs new and exits 1 when a metric differs beyond ``|new - old| <= atol + rtol *
-   |old|`` (timings are printed, not compared), 0 when all agree. A missing or corrupt config, or a failed
-   rerun, ends in one line on stderr (exit 2, or the rerun's own code).
+   |old|`` (timings are printed, not compared, :mod:`finsae.metric_diff`), 0 when all agree. A missing or corrupt
+   config, or a failed rerun, ends in one line on stderr (exit 2, or the rerun's own code).
+
+Refused before any work, in one line: a negative or non-finite tolerance; a store (``--artifacts``, or the one the
+config names) that does not exist (the rerun would rebuild every input into an empty store: pass an empty
+folder to mean that); an offline W&B run that was cut (stopped, or copied while running: no end record, so its
+summary is not the run's); a ``--out`` that is not empty or cannot be written. SIGTERM/SIGINT reach the rerun
+(``finsae.child``): it stops as a stage does, and reproduce says so in one line and exits 143/130. The config copy
+passes through ``finsae.redaction.redact``: a secret-named key in a saved config is never copied.
 
 No Hydra or W&B import here: the saved config is read as YAML, the rerun is a subprocess, and an offline W&B run
 is read through ``wandb leet inspect`` (``finsae.glue.tracking.read_offline_run``).
@@ -40,16 +47,20 @@ from typing import Any
 import yaml
 
 from finsae import provenance
+from finsae.child import SignalForwarder, Stopped, stopped_line
+from finsae.cli_checks import probe_writable
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
+from finsae.metric_diff import MetricRow, compare, flatten, print_table  # noqa: F401 - their home before
+from finsae.redaction import redact, secret_paths
+from finsae.rerun_store import link_inputs, reset_ledger
 from finsae.summary import SUMMARY_FILE, StageSummary
 from finsae.trading.ledger import LEDGER_FILE
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, backtest_root, labels_dir, model_dir,
                           sae_checkpoint_dir, sae_dir)
 
 SCRIPTS = ("train", "analyze", "label", "backtest")
-TIMING_WORDS = ("second", "time", "per_second", "wall", "elapsed", "_runtime", "_timestamp")
-"""A summary key holding any of these is a timing: printed, never compared."""
-SKIPPED_KEYS = ("code_version", "rescored_code_version", "_step", "_wandb")
+MISSING_STORE = ("The rerun reads the run's inputs (models, SAEs, analysis) from it; to rebuild them all, pass an "
+                 "empty folder you made for it.")
 
 
 @dataclass
@@ -127,14 +138,29 @@ def read_wandb_run(folder: Path) -> SourceRun:
 
     try:
         rec = read_offline_run(folder)
-        summary = read_offline_summary(folder).get("summary", {})
+        info = read_offline_summary(folder)
     except (subprocess.CalledProcessError, ValueError, OSError) as e:
         raise ConfigError(f"{folder} is not a readable offline W&B run ({type(e).__name__}); copy the whole "
                           "offline-run-* folder") from None
+    check_finished(folder, info)
+    summary = info.get("summary", {})
     config = dict(rec["config"])
     prov = config.pop("provenance", {}) or {}
     config = _check_config(config, folder)
     return SourceRun(folder, config, summary, prov, _pair_choice(config, None), kind="wandb")
+
+
+def check_finished(folder: Path, info: dict[str, Any]) -> None:
+    """Refuse an offline W&B run whose summary is not the finished run's: cut (no end record: stopped, or copied
+    while it ran) or failed (a non-zero exit code)."""
+    code = info.get("exit_code")
+    if code is None:
+        raise ConfigError(f"{folder} is a cut offline W&B run (no end record, state {info.get('state', 'unknown')}: "
+                          f"the run was stopped, or copied while it ran), so its summary is not the run's; copy "
+                          f"the run folder again once the run has finished, or reproduce from its Hydra run folder")
+    if code != 0:
+        raise ConfigError(f"{folder} is an offline W&B run that failed (exit code {code}): it has no finished "
+                          f"result to reproduce; rerun the stage itself")
 
 
 def read_run(folder: str | Path, artifacts: Path | None = None) -> SourceRun:
@@ -219,113 +245,6 @@ def _outputs(run: SourceRun, store: Path) -> list[Path]:
     return fresh
 
 
-def reset_ledger(src: Path, dst: Path, n_trials: int | None) -> None:
-    """Give the rerun the backtest trials ledger as the original run found it: the entries before the original's
-    own (the DSR deflates by every trial in the ledger, so appending to today's ledger would count more trials
-    than the original did). The original's entries are the run id of its ``n_trials``-th entry."""
-    if not src.is_file():
-        return
-    lines = [line for line in src.read_text().splitlines() if line.strip()]
-    keep = lines
-    if n_trials and 0 < int(n_trials) <= len(lines):
-        own = json.loads(lines[int(n_trials) - 1]).get("run")
-        first = next(i for i, line in enumerate(lines) if json.loads(line).get("run") == own)
-        keep = lines[:first]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text("".join(line + "\n" for line in keep))
-
-
-def link_inputs(src: Path, dst: Path, fresh: list[Path]) -> None:
-    """Make ``dst`` a store holding ``src``'s entries as symlinks, except ``fresh`` paths (left out), with folders
-    on the way to them recreated. Lock files are not linked."""
-    dst.mkdir(parents=True, exist_ok=True)
-    if not src.is_dir():
-        return
-    rel_fresh = {p.relative_to(src) for p in fresh}
-
-    def walk(rel: Path) -> None:
-        for entry in sorted((src / rel).iterdir()):
-            r = rel / entry.name
-            if r in rel_fresh or entry.name.endswith(".lock") or any(
-                    f.parent == rel and entry.name.startswith((f"{f.name}.", f".{f.name}.")) for f in rel_fresh):
-                continue  # the output, its staging folders, and lock files (a lock belongs to one store)
-            if any(r in s.parents for s in rel_fresh) and entry.is_dir():
-                (dst / r).mkdir(parents=True, exist_ok=True)
-                walk(r)
-            else:
-                (dst / r).symlink_to(entry.resolve())
-
-    walk(Path("."))
-
-
-def _timing(key: str) -> bool:
-    return any(w in key.lower() for w in TIMING_WORDS)
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    return None
-
-
-@dataclass
-class MetricRow:
-    key: str
-    old: Any
-    new: Any
-    status: str
-    """ok, DIFF, timing (printed only), missing."""
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested summary fields as flat keys (``strategies[0].sharpe``, ``stocknet.price.mcc``); a list of plain
-    values becomes its JSON text; W&B tables and images (``_type``) are left out."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            if "_type" not in v:
-                out.update(flatten(v, key + "."))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for i, x in enumerate(v):
-                out.update(flatten(x, f"{key}[{i}]."))
-        elif isinstance(v, list):
-            out[key] = json.dumps(v, default=str)
-        else:
-            out[key] = v
-    return out
-
-
-def compare(old: dict[str, Any], new: dict[str, Any], rtol: float, atol: float) -> list[MetricRow]:
-    old, new = flatten(old), flatten(new)
-    rows = []
-    for key in sorted(set(old) | set(new)):
-        if key in SKIPPED_KEYS or key.startswith("_") and not _timing(key):
-            continue
-        a, b = old.get(key), new.get(key)
-        if _timing(key):
-            rows.append(MetricRow(key, a, b, "timing"))
-        elif key not in old or key not in new:
-            rows.append(MetricRow(key, a, b, "missing"))
-        else:
-            x, y = _number(a), _number(b)
-            if x is not None and y is not None:
-                same = (math.isnan(x) and math.isnan(y)) or (not math.isnan(x) and not math.isnan(y)
-                                                               and abs(y - x) <= atol + rtol * abs(x))
-            else:
-                same = a == b
-            rows.append(MetricRow(key, a, b, "ok" if same else "DIFF"))
-    return rows
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return "-" if v is None else str(v)
-
-
 def _warn(lines: list[str]) -> None:
     bar = "!" * 78
     print(bar, *[f"!! {line}" for line in lines], bar, sep="\n", file=sys.stderr)
@@ -356,25 +275,9 @@ def _config_for_rerun(run: SourceRun) -> dict[str, Any]:
     return config
 
 
-def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1e-4, atol: float = 1e-6,
-              artifacts: str | Path | None = None, env: dict[str, str] | None = None) -> int:
-    """Re-run the stage of ``folder``; returns the exit code (0 agree, 1 a metric differs)."""
-    run = read_run(folder, Path(artifacts) if artifacts else None)
-    folder = Path(folder).resolve()
-    out = Path(out) if out else folder.with_name(f"{folder.name}-repro-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} exists and is not empty; reproduce writes into a new folder")
-    store = Path(artifacts) if artifacts else source_store(run)
-    new_store, new_run, config_dir = out / "artifacts", out / "run", out / "config"
-    link_inputs(store, new_store, _outputs(run, store))
-    if run.config["name"] == "backtest":
-        reset_ledger(backtest_root(store) / LEDGER_FILE, backtest_root(new_store) / LEDGER_FILE,
-                     run.summary.get("n_trials"))
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "config.yaml").write_text(yaml.safe_dump(_config_for_rerun(run), sort_keys=False))
-
-    old_code = run.provenance.get("code_version")
-    now_code = provenance.code_version()
+def check_versions(run: SourceRun) -> dict[str, Any]:
+    """Warn loudly when the code version or the data differ from the run's; returns both sides of each."""
+    old_code, now_code = run.provenance.get("code_version"), provenance.code_version()
     warnings = []
     if old_code is None:
         warnings.append(f"the run recorded no code version; reproducing with {now_code}")
@@ -390,33 +293,73 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
         warnings.append(f"DATA DIFFERS: the run's data fingerprint is {old_data}, {data_dir} here is {now_data}")
     if warnings:
         _warn(warnings)
+    return {"code_version_old": old_code, "code_version_new": now_code, "data_fingerprint_old": old_data,
+            "data_fingerprint_new": now_data}
 
-    cmd = rerun_command(run, config_dir.resolve(), new_run.resolve(), new_store.resolve())
-    print("finsae.reproduce: " + " ".join(cmd[1:]), file=sys.stderr)
-    r = subprocess.run(cmd, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, check=False)
-    if r.returncode != 0:
-        print(f"finsae: error: the rerun failed with exit code {r.returncode} (its output is above; run folder "
-              f"{new_run})", file=sys.stderr)
-        return r.returncode
+
+def rerun_summary(run: SourceRun, new_run: Path, new_store: Path) -> dict[str, Any]:
+    """The rerun's summary: its own offline W&B run's for a W&B source, else its ``summary.json``."""
     if run.kind == "wandb":
         from finsae.glue.tracking import read_offline_summary
 
         wandb_runs = sorted((new_run / "wandb").glob("offline-run-*"))
         if not wandb_runs:
             raise ConfigError(f"the rerun in {new_run} made no offline W&B run to compare with (logger changed?)")
-        new = read_offline_summary(wandb_runs[-1]).get("summary", {})
-    else:
-        summary = new_run / SUMMARY_FILE
-        new = _read_summary(run.config, summary if summary.is_file() else artifact_folder(run, new_store) / SUMMARY_FILE)
-    rows = compare(run.summary, new, rtol, atol)
-    width = max([len(r.key) for r in rows] + [6])
-    print(f"{'metric':<{width}}  {'old':>14}  {'new':>14}  status   (tolerance |new-old| <= {atol:g} + {rtol:g}*|old|)")
-    for row in rows:
-        print(f"{row.key:<{width}}  {_fmt(row.old):>14}  {_fmt(row.new):>14}  {row.status}")
+        return read_offline_summary(wandb_runs[-1]).get("summary", {})
+    summary = new_run / SUMMARY_FILE
+    return _read_summary(run.config, summary if summary.is_file() else artifact_folder(run, new_store) / SUMMARY_FILE)
+
+
+def check_arguments(rtol: float, atol: float, artifacts: str | Path | None) -> None:
+    """The checks that need no run folder: tolerances, an explicit store."""
+    for name, value in (("--rtol", rtol), ("--atol", atol)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a finite number >= 0 (|new - old| <= atol + rtol * |old|), got {value}")
+    if artifacts is not None and not Path(artifacts).is_dir():
+        raise DataMissingError("artifact store (--artifacts)", artifacts, MISSING_STORE)
+
+
+def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1e-4, atol: float = 1e-6,
+              artifacts: str | Path | None = None, env: dict[str, str] | None = None) -> int:
+    """Re-run the stage of ``folder``; returns the exit code (0 agree, 1 a metric differs); :class:`Stopped`
+    when a signal stopped the rerun (forwarded to it)."""
+    check_arguments(rtol, atol, artifacts)
+    run = read_run(folder, Path(artifacts) if artifacts else None)
+    secrets = secret_paths(run.config)
+    if secrets:
+        raise ConfigError(f"the saved config of {folder} holds a secret ({', '.join(secrets)}): a stage's config never "
+                          f"does (keys come from the environment), so it is neither copied nor rerun; remove it there")
+    folder = Path(folder).resolve()
+    out = Path(out) if out else folder.with_name(f"{folder.name}-repro-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not an empty folder; reproduce writes into a new folder")
+    probe_writable(out, "--out")
+    store = Path(artifacts) if artifacts else source_store(run)
+    if not store.is_dir():
+        raise DataMissingError("the run's artifact store (paths.artifacts of its config)", store,
+                               "Pass --artifacts STORE. " + MISSING_STORE)
+    new_store, new_run, config_dir = out / "artifacts", out / "run", out / "config"
+    link_inputs(store, new_store, _outputs(run, store))
+    if run.config["name"] == "backtest":
+        reset_ledger(backtest_root(store) / LEDGER_FILE, backtest_root(new_store) / LEDGER_FILE,
+                     run.summary.get("n_trials"))
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config.yaml").write_text(yaml.safe_dump(redact(_config_for_rerun(run)), sort_keys=False))
+    versions = check_versions(run)
+
+    cmd = rerun_command(run, config_dir.resolve(), new_run.resolve(), new_store.resolve())
+    print("finsae.reproduce: " + " ".join(cmd[1:]), file=sys.stderr)
+    with SignalForwarder() as forwarder:
+        code = forwarder.run(cmd, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})})
+    if code != 0:
+        print(f"finsae: error: the rerun failed with exit code {code} (its output is above; run folder "
+              f"{new_run})", file=sys.stderr)
+        return code
+    rows = compare(run.summary, rerun_summary(run, new_run, new_store), rtol, atol)
+    print_table(rows, rtol, atol)
     bad = [r.key for r in rows if r.status in ("DIFF", "missing")]
     (out / "reproduce.json").write_text(json.dumps(
-        {"source": str(folder), "code_version_old": old_code, "code_version_new": now_code,
-         "data_fingerprint_old": old_data, "data_fingerprint_new": now_data, "rtol": rtol, "atol": atol,
+        {"source": str(folder), **versions, "rtol": rtol, "atol": atol,
          "metrics": [r.__dict__ for r in rows], "differ": bad}, indent=2, default=str) + "\n")
     if bad:
         print(f"finsae.reproduce: {len(bad)} metric(s) differ beyond the tolerance: {', '.join(bad)}", file=sys.stderr)
@@ -434,10 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--artifacts", default=None, help="the store holding the run's inputs (default: its config's)")
     a = p.parse_args(argv)
     try:
-        return reproduce(a.run_folder, a.out, a.rtol, a.atol, a.artifacts)
+        with SignalForwarder():  # a stop before or after the rerun: one line too
+            return reproduce(a.run_folder, a.out, a.rtol, a.atol, a.artifacts)
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(stopped_line(e.signum, "the rerun was stopped (its checkpoint, if any, stays in its run folder)"),
+              file=sys.stderr)
+        return e.exit_code
 
 
 if __name__ == "__main__":

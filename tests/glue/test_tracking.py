@@ -150,3 +150,71 @@ def test_wandb_sweep_grid_composes_into_distinct_named_runs(project_root):
                                                                        point[keys.index("sae.expansion_factor")])
             names.add(f"sae-{cfg.model.name}-L{cfg.layer}-{cfg.tag}")
     assert len(names) == len(points[:: max(1, len(points) // 6)] + points[-1:])
+
+
+@pytest.fixture
+def silent_host():
+    """A W&B host on loopback that accepts connections and never answers (a blackholed or hung server)."""
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # kept open, never read or answered
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+ONLINE_ROWS = [("short key", "short-key", "WANDB_API_KEY is not a W&B API key (API key must have 40+ characters"),
+               ("silent host", "a" * 40, "did not answer within 1 s")]
+
+
+@pytest.mark.parametrize("key, message", [r[1:] for r in ONLINE_ROWS], ids=[r[0] for r in ONLINE_ROWS])
+def test_online_wandb_with_a_bad_key_or_a_silent_host_is_one_line(tmp_path, monkeypatch, silent_host, key, message):
+    from types import SimpleNamespace
+
+    from finsae.errors import ConfigError
+    from finsae.glue.tracking import stage_run
+
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setenv("WANDB_BASE_URL", silent_host)
+    monkeypatch.setenv("WANDB_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")  # without the check, W&B itself would give up after this
+    logger = SimpleNamespace(kind="wandb", mode="online", project="finsae-test", entity=None)
+    with pytest.raises(ConfigError) as err:
+        with stage_run("online", {}, tmp_path, logger):
+            raise AssertionError("the stage must not start")
+    assert message in str(err.value) and "\n" not in str(err.value) and key not in str(err.value)
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_online_wandb_with_a_bad_key_is_refused_before_the_stage_works(project_root, tmp_path):
+    """Through the entry point: one line, exit 2, before the activations are extracted (not after the training)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_API_KEY": "short-key", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "train.py", "debug=tiny", "logger=wandb", f"paths.artifacts={tmp_path / 'art'}",
+                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=project_root, env=env, capture_output=True, text=True,
+                       timeout=600, check=False)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2 and len(lines) == 1 and "WANDB_API_KEY is not a W&B API key" in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "short-key" not in r.stderr
+    assert not (tmp_path / "art" / "activations").exists()

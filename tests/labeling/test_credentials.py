@@ -47,3 +47,32 @@ def test_credentials_from_a_composed_config_are_refused_in_one_line(project_root
     err = out.err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "label.base_url holds credentials" in err[0], err
     assert SECRET not in out.out + out.err and not (tmp_path / "run").exists()
+
+
+# Credentials in the query string or the fragment (issue 37): refused like user-info, in one line naming where.
+QUERY_URLS = [f"http://127.0.0.1:8000/v1?api_key={SECRET}", f"http://127.0.0.1:8000/v1?x=1&token={SECRET}",
+              f"https://127.0.0.1/v1#access_token={SECRET}", f"https://127.0.0.1/v1?sig={SECRET}"]
+
+
+WHERE = ["query parameter 'api_key'", "query parameter 'token'", "fragment parameter 'access_token'",
+         "query parameter 'sig'"]
+
+
+@pytest.mark.parametrize("url, where", zip(QUERY_URLS, WHERE, strict=True),
+                         ids=["api_key", "token", "fragment", "signature"])
+def test_the_schema_refuses_credentials_in_the_query_or_fragment(url, where):
+    with pytest.raises(ConfigError) as e:
+        LabelConfig(backend="openai", model="tiny", base_url=url)
+    assert f"label.base_url holds credentials (in its {where})" in str(e.value) and SECRET not in str(e.value)
+
+
+def test_query_credentials_on_the_command_line_are_never_written(project_root, tmp_path):
+    run_dir = tmp_path / "run"
+    r = label(project_root, tmp_path / "art", "label.backend=openai", "label.model=tiny", f"hydra.run.dir={run_dir}",
+              f"label.base_url='{QUERY_URLS[0]}'", "logger=wandb_offline")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
+    assert r.returncode == 2 and len(lines) == 1 and "label.base_url holds credentials" in lines[0], r.stderr[-2000:]
+    assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert (run_dir / ".hydra" / "overrides.yaml").is_file()  # Hydra saved the command line, masked
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert written == []

@@ -99,6 +99,7 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
         with stop_on_signals():
             typed = validate(cfg)
             refuse_overrides_not_read(typed, _task_overrides())
+            check_tracking(typed)
             if isinstance(stage, str):
                 stage = importlib.import_module(stage).run
             quiet_console()  # after the stage's imports: Lightning installs its own log handler when imported
@@ -138,6 +139,16 @@ def run_stage(cfg: DictConfig, stage: str | Callable[[Any, DictConfig], dict]) -
 
 
 FAILED_JOBS = "failed_jobs.tsv"
+
+
+def check_tracking(typed: Any) -> None:
+    """Online W&B checked before any work (key, host: ``finsae.glue.tracking.check_online``), not when the stage
+    opens its run after its heavy part."""
+    logger = getattr(typed, "logger", None)
+    if logger is not None and logger.kind == "wandb" and logger.mode == "online":
+        from finsae.glue.tracking import check_online
+
+        check_online()
 
 
 def _task_overrides() -> list[str]:
@@ -297,6 +308,22 @@ class CheckBeforeWork(Callback):
         except OmegaConfBaseException:  # a run dir that resolves only inside the job: Hydra reports it
             pass
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hydra has just saved the job's configs (``.hydra/*.yaml``; a sweep's ``multirun.yaml``): mask any
+        secret a config file or an override put there (``finsae.redaction``), whatever the job does next."""
+        from hydra.types import RunMode
+
+        from finsae.redaction import redact_yaml_file
+
+        saved = []
+        if config.hydra.output_subdir is not None:
+            saved += sorted((Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)).glob("*.yaml"))
+        if config.hydra.mode == RunMode.MULTIRUN:
+            saved.append(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        for path in saved:
+            if path.is_file():
+                redact_yaml_file(path)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             _check_run_name(config)
@@ -322,5 +349,8 @@ class SweepReport(Callback):
 
 
 def resolved_config(cfg: DictConfig) -> dict:
-    """The fully resolved config as a plain dict (what W&B and summary.json record)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    """The fully resolved config as a plain dict, secrets masked (``finsae.redaction``): what W&B and the stages'
+    records hold."""
+    from finsae.redaction import redact
+
+    return redact(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))

@@ -14,8 +14,10 @@ layers side by side. Reproducing: the W&B config carries the whole resolved conf
 version, data fingerprint; ``finsae.provenance``), also written to ``<run_dir>/provenance.json``, so a run folder
 copied off the cluster alone is enough for ``python -m finsae.reproduce``.
 
-Secrets: API keys are read by W&B from the environment; ``redact`` masks any config value whose
-key looks like a secret before it is logged or saved.
+Secrets: API keys are read by W&B from the environment; the run config and artifact metadata pass through
+``finsae.redaction.redact`` (the one redaction of everything a command writes). Online mode is checked before
+``wandb.init``: a key W&B's own format check rejects, or a host that does not answer within W&B's HTTP timeout
+(``WANDB_HTTP_TIMEOUT``), is one line, not a traceback minutes later.
 """
 
 from __future__ import annotations
@@ -32,32 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-SECRET_KEY = re.compile(r"key|secret|passw|(^|_)token$", re.IGNORECASE)
-"""A config key that names a credential (``api_key``, ``openai_key``, ``secret``, ``password``, ``hf_token``);
-not ``tokens`` (a budget). Used to redact what is logged and to refuse secrets on the command line."""
-REDACTED = "***redacted***"
-
-
-def is_secret_name(key: str) -> bool:
-    """A config key holding a credential; keys ending in ``_env`` name an environment variable instead."""
-    name = str(key).rsplit(".", 1)[-1]
-    return bool(SECRET_KEY.search(name)) and not name.endswith("_env")
-
-
-def redact(obj: Any) -> Any:
-    """Copy of a nested dict/list with secret-looking keys masked (keys ending in ``_env`` name a variable, kept)."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if is_secret_name(k) and isinstance(v, str) and v:
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
-
+from finsae.redaction import REDACTED, SECRET_KEY, is_secret_name, redact  # noqa: F401 - the one redaction
 
 class Tracker:
     """A run of one stage. ``kind``: wandb, csv or none."""
@@ -156,6 +133,41 @@ def study_id(config: dict, group: str | None = None) -> str:
     return "study"
 
 
+STAY_OFFLINE = "or stay offline with logger=wandb_offline (the default) and `wandb sync` the run later"
+DEFAULT_WANDB_HOST = "https://api.wandb.ai"
+
+
+def check_online() -> None:
+    """Refuse an online W&B run in one line, before ``wandb.init`` (which retries for minutes): no
+    ``WANDB_API_KEY``, a key W&B's own format check rejects, or a host (``WANDB_BASE_URL``) that does not answer
+    an HTTP request within W&B's HTTP timeout (``WANDB_HTTP_TIMEOUT``, 10 s). Any HTTP answer counts as up."""
+    import urllib.error
+    import urllib.request
+
+    from wandb import env
+    from wandb.sdk.lib.wbauth.validation import check_api_key
+
+    from finsae.errors import ConfigError
+
+    key = os.environ.get("WANDB_API_KEY")
+    if not key:
+        raise ConfigError(f"logger=wandb logs online and needs WANDB_API_KEY in the environment; set it, {STAY_OFFLINE}")
+    problem = check_api_key(key)
+    if problem:
+        raise ConfigError(f"WANDB_API_KEY is not a W&B API key ({problem.rstrip('.')}); set the key from "
+                          f"https://wandb.ai/authorize, {STAY_OFFLINE}")
+    host = os.environ.get("WANDB_BASE_URL") or DEFAULT_WANDB_HOST
+    timeout = env.get_http_timeout(10)
+    try:
+        urllib.request.urlopen(urllib.request.Request(host, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # the host answered (W&B's API root is no page)
+    except (OSError, ValueError) as e:  # URLError, a timeout, a refused connection; ValueError: not a URL
+        reason = getattr(e, "reason", None) or e
+        raise ConfigError(f"logger=wandb logs online but the W&B host {host} did not answer within {timeout:g} s "
+                          f"({reason}); check WANDB_BASE_URL and the network, {STAY_OFFLINE}") from None
+
+
 def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode: str = "offline",
               project: str = "finsae", entity: str | None = None, group: str | None = None,
               tags: list[str] | None = None, name: str | None = None) -> Tracker:
@@ -172,19 +184,22 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
     provenance.write(run_dir, {**prov, "stage": stage})
     if kind != "wandb" or mode == "disabled":
         return Tracker(kind if kind != "wandb" else "none", run_dir)
-    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
-        from finsae.errors import ConfigError
-
-        raise ConfigError("logger=wandb logs online and needs WANDB_API_KEY in the environment; set it, or stay "
-                          "offline with logger=wandb_offline (the default) and `wandb sync` the run later")
+    if mode == "online":
+        check_online()
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    run = wandb.init(
-        project=project, entity=entity, group=group, job_type=stage, tags=list(tags or []) + [stage],
-        name=name, config={**redact(config), "provenance": prov}, dir=str(run_dir), mode=mode, reinit="finish_previous",
-        settings=wandb.Settings(console="off", x_disable_stats=True),
-    )
+    try:
+        run = wandb.init(
+            project=project, entity=entity, group=group, job_type=stage, tags=list(tags or []) + [stage], name=name,
+            config={**redact(config), "provenance": prov}, dir=str(run_dir), mode=mode, reinit="finish_previous",
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
+    except wandb.errors.Error as e:  # a key the server refuses, a host lost after the check: W&B's own words
+        from finsae.errors import ConfigError
+
+        detail = " ".join(str(e).split())[:200]
+        raise ConfigError(f"W&B could not start the {mode} run ({type(e).__name__}: {detail}); {STAY_OFFLINE}") from None
     return Tracker("wandb", run_dir, run)
 
 

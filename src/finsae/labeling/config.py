@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from finsae.errors import require
+from finsae.redaction import url_credentials
 
 BACKENDS = ("lexical", "openai", "vllm", "hf")
 """Explainers: ``lexical`` (no LLM, smoothed log-odds), ``openai`` (any OpenAI-compatible server), ``vllm``
@@ -119,11 +119,12 @@ class LabelConfig:
                f"label.backend={self.backend} needs label.model (a hub id or a local folder)")
         _check(self.backend != "openai" or bool(self.model),
                "label.backend=openai needs label.model (the served model name, e.g. Qwen/Qwen2.5-7B-Instruct)")
+        where = url_credentials(self.base_url)
+        _check(where is None,
+               f"label.base_url holds credentials (in its {where}): refused, so that they are never printed or "
+               f"saved; give the key in the environment variable label.api_key_env={self.api_key_env} names")
         _check(self.base_url.startswith(("http://", "https://")),
                f"label.base_url={self.base_url!r} must start with http:// or https://")
-        _check("@" not in urlsplit(self.base_url).netloc,
-               f"label.base_url holds credentials (user:password@host): refused, so that they are never printed or "
-               f"saved; give the key in the environment variable label.api_key_env={self.api_key_env} names")
         _check(ENV_NAME.fullmatch(self.api_key_env) is not None,
                f"label.api_key_env={self.api_key_env!r} must name an environment variable")
         _check(self.max_latents is None or self.max_latents >= 1, "label.max_latents must be >= 1 (or null for all)")

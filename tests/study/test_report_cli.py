@@ -1,0 +1,87 @@
+"""python -m finsae.report's command line (issue 37): the checkout's README and results pages are the default
+store's, written from another store only when asked; an output folder that cannot be written is one line before
+any work. The checkout is a stand-in under tmp_path (the module's PROJECT_ROOT and pages folder pointed there), so
+a failing row never touches the real README."""
+
+from __future__ import annotations
+
+import pytest
+
+from finsae.report import __main__ as cli
+from finsae.report.results import HEADLINE_END, HEADLINE_START
+
+README = f"# x\n\n{HEADLINE_START}\nold\n{HEADLINE_END}\n\nrest\n"
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A stand-in checkout (README.md with a headline block, an empty docs/results/) and the default store."""
+    root = tmp_path / "checkout"
+    (root / "docs" / "results").mkdir(parents=True)
+    (root / "README.md").write_text(README)
+    (root / "artifacts").mkdir()
+    monkeypatch.setattr(cli, "PROJECT_ROOT", root)
+    monkeypatch.setattr(cli, "results_pages_dir", lambda: root / "docs" / "results")
+    monkeypatch.setattr(cli, "default_artifacts_dir", lambda: (root / "artifacts").resolve())
+    return root
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_another_store_leaves_the_checkouts_readme_and_pages_alone(checkout, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    before = _files(checkout)
+    assert cli.main(["--artifacts", str(other)]) == 0
+    assert _files(checkout) == before
+    assert (other / "report" / "index.html").is_file()
+
+
+def test_another_store_writes_the_pages_and_readme_named_explicitly(checkout, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    readme = checkout / "README.md"
+    assert cli.main(["--artifacts", str(other), "--results", str(checkout / "docs" / "results"),
+                     "--readme", str(readme)]) == 0
+    assert (checkout / "docs" / "results" / "sources.json").is_file()
+    assert "old" not in readme.read_text() and "rest" in readme.read_text()
+
+
+def test_the_default_store_still_writes_them_by_default(checkout):
+    assert cli.main([]) == 0
+    assert (checkout / "docs" / "results" / "sources.json").is_file() and "old" not in (checkout / "README.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["a file", "a parent is a file", "read-only"])
+def test_an_out_that_cannot_be_written_is_one_line(checkout, tmp_path, capsys, monkeypatch, kind):
+    import builtins
+    import errno
+    import os
+
+    other = tmp_path / "other"
+    other.mkdir()
+    out = tmp_path / "out"
+    if kind == "a file":
+        out.write_text("a file")
+    elif kind == "a parent is a file":
+        (tmp_path / "f").write_text("a file")
+        out = tmp_path / "f" / "out"
+    else:  # the tests run as root, which ignores permission bits: the disk says read-only
+        out.mkdir()
+        real_open = builtins.open
+
+        def read_only(file, mode="r", *a, **k):
+            if set(mode) & set("wax+") and str(file).startswith(str(out)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+            return real_open(file, mode, *a, **k)
+
+        monkeypatch.setattr(builtins, "open", read_only)
+    before = _files(tmp_path)
+    assert cli.main(["--artifacts", str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("finsae: error: the --out folder") and "Traceback" not in err[0], err
+    assert {"a file": "it is a file", "a parent is a file": "is a file",
+            "read-only": "(Read-only file system)"}[kind] in err[0]
+    assert _files(tmp_path) == before
