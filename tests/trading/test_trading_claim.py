@@ -1,0 +1,251 @@
+"""Issue 35 §3, the seed's claim tested: the changed / unchanged / random latent pools (same size, same SAE, read
+from the analysis contract), the selection inside each training window, and the paired differences with their
+paragraph on planted truth (a return signal in a changed latent is found; none planted, none claimed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from finsae.errors import ConfigError, FinsaeError
+from finsae.paths import analysis_dir
+from finsae.trading import artifacts
+from finsae.trading.blocks import pool_block, swap_block
+from finsae.trading.claim import claim_pairs, claim_paragraph, claim_table
+from finsae.trading.config import FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig
+from finsae.trading.encode import Encoded
+from finsae.trading.features import Block
+from finsae.trading.latent_pools import Flags, draw_pools, latent_pools
+from finsae.trading.pipeline import book_model, evaluate_backtests, walk_forward_predictions
+from finsae.trading.sets import assemble_sets, text_blocks
+from finsae.trading.text_features import DocFeatures
+
+M, CHANGED = 30, [0, 1, 2, 3, 4]
+SETS = ["changed_sae", "unchanged_sae", "random_sae", "sentiment"]
+ROLES = {"base": "base_m", "domain": "dom_m"}
+WF = WalkForwardConfig(refit_days=20, min_train_days=60, val_days=20, purge_days=2, embargo_days=0, jobs=1)
+LGBM = LgbmConfig(num_leaves=[4], n_estimators=40, early_stopping=10, min_child_samples=20)
+
+
+def _features_parquet(root, pair, specialized):
+    folder = analysis_dir(root, pair)
+    folder.mkdir(parents=True)
+    n = M
+    pd.DataFrame({"model": ["dom_m"] * n + ["base_m"] * n, "layer": 3, "latent": np.r_[np.arange(n), np.arange(n)],
+                  "financial": np.r_[np.isin(np.arange(n), CHANGED), np.zeros(n, bool)],
+                  "specialized": np.r_[np.isin(np.arange(n), specialized), np.zeros(n, bool)],
+                  "n_active_docs": np.r_[np.where(np.arange(n) == n - 1, 0, 5), np.full(n, 5)]}
+                 ).to_parquet(folder / "features.parquet")
+
+
+def test_the_draws_match_the_changed_size_come_from_the_same_sae_and_only_from_live_latents():
+    latent = np.arange(100, 140)
+    changed = np.isin(latent, [101, 105, 120])
+    live = latent != 139
+    pools = draw_pools(Flags(latent, changed, live), seed=0)
+    assert pools.changed.tolist() == [101, 105, 120]
+    assert len(pools.unchanged) == len(pools.random) == 3
+    assert set(pools.unchanged) <= set(latent[live & ~changed])  # unchanged: never a changed latent
+    assert set(pools.random) <= set(latent[live]) and 139 not in pools.random
+    again = draw_pools(Flags(latent, changed, live), seed=0)
+    assert again.unchanged.tolist() == pools.unchanged.tolist()  # a seeded draw
+    other = [draw_pools(Flags(latent, changed, live), seed=s).unchanged.tolist() for s in range(1, 6)]
+    assert any(o != pools.unchanged.tolist() for o in other)
+    with pytest.raises(ConfigError, match="only 1 live unchanged"):
+        draw_pools(Flags(latent[:4], np.array([1, 1, 0, 1], bool), np.ones(4, bool)), 0)
+
+
+def test_pools_are_read_through_the_analysis_contract_and_a_kind_with_no_changed_latent_is_refused(tmp_path):
+    fc = FeatureConfig(sets=["changed_sae", "unchanged_sae"], layers=[3], changed="specialized")
+    with pytest.raises(FinsaeError) as e:
+        latent_pools(tmp_path, "p", ROLES, fc)
+    assert "features.parquet" in str(e.value) and "\n" not in str(e.value)
+    _features_parquet(tmp_path, "p", specialized=[7, 9])
+    pools = latent_pools(tmp_path, "p", ROLES, fc)
+    assert list(pools) == [("dom_m", 3)]  # the domain model's SAE: the blocks read its latents
+    assert pools["dom_m", 3].changed.tolist() == [7, 9] and len(pools["dom_m", 3].unchanged) == 2
+    assert latent_pools(tmp_path, "p", ROLES, FeatureConfig(sets=["price_domain_sae"], layers=[3])) == {}
+    _features_parquet(tmp_path / "none", "p", specialized=[])
+    with pytest.raises(ConfigError) as e:
+        latent_pools(tmp_path / "none", "p", ROLES, fc)
+    msg = str(e.value)
+    assert "features.changed=specialized" in msg and "dom_m layer 3" in msg and "\n" not in msg
+    warm = FeatureConfig(sets=["changed_sae"], layers=[3], changed="warmstart", tag="demo")
+    with pytest.raises(ConfigError, match="features.tag=demo_warm_domain"):
+        latent_pools(tmp_path, "p", ROLES, warm)
+
+
+def test_the_set_names_pair_through_the_block_grammar():
+    assert swap_block("price_changed_sae", "changed_sae", "unchanged_sae") == "price_unchanged_sae"
+    assert swap_block("price_domain_sae", "changed_sae", "unchanged_sae") is None
+    assert pool_block("random") == "random_sae"
+    pairs = claim_pairs(["price_changed_sae", "price_unchanged_sae", "price_sentiment", "changed_sae"])
+    assert pairs == [("unchanged", "price_changed_sae", "price_unchanged_sae"),
+                     ("sentiment", "price_changed_sae", "price_sentiment")]
+
+
+# -- planted truth ---------------------------------------------------------------------------------------------
+def world(signal: float, n_days=180, n_tickers=20, seed=0):
+    """Rows of ``n_tickers`` x ``n_days``; per row one "tweet" whose SAE latents are sparse non-negative noise,
+    except that changed latent 0 tracks the row's idiosyncratic return with strength ``signal``; the twin's
+    sentiment is noise."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2014-01-01", periods=n_days)
+    dates = np.repeat(days.to_numpy(), n_tickers)
+    n = len(dates)
+    idio = rng.normal(0, 0.01, n)
+    ret = np.repeat(rng.normal(0, 0.01, n_days), n_tickers) + idio
+    x = rng.random((n, M)) * (rng.random((n, M)) < 0.4)
+    x[:, 0] = np.log1p(np.exp(signal * idio / 0.01 + rng.normal(0, 1, n)))  # softplus: >= 0
+    rows = pd.DataFrame({"date": pd.DatetimeIndex(dates), "ticker": np.tile([f"T{i}" for i in range(n_tickers)],
+                                                                              n_days),
+                         "ret_exec": ret, "up_exec": (ret > 0).astype(float)})
+    enc = Encoded()
+    xs = sp.csr_matrix(x.astype(np.float32))
+    enc.docs[("domain", 3)] = DocFeatures(np.ones(n, np.int64), xs, xs, np.zeros((n, 2), np.float32))
+    enc.sentiment = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    enc.labels = ["negative", "neutral", "positive"]
+    return rows, enc
+
+
+def pooled_sets(rows, enc):
+    """The four sets from the rows' text blocks, each "tweet" a row of its own, pools drawn with seed 1."""
+    flags = Flags(np.arange(M), np.isin(np.arange(M), CHANGED), np.ones(M, bool))
+    pools = {("dom_m", 3): draw_pools(flags, seed=1)}
+    pairs = pd.DataFrame({"row": np.arange(len(rows)), "doc": np.arange(len(rows))})
+    text = text_blocks(ROLES, enc, pairs, len(rows), lambda m, l: None, lambda m, l: pools.get((m, l)))
+    return assemble_sets(SETS, Block("price", "plain", np.zeros((len(rows), 1), np.float32), ["p"]), text), pools
+
+
+def run_claim(signal: float, seed: int = 0):
+    rows, enc = world(signal, seed=seed)
+    sets, pools = pooled_sets(rows, enc)
+    fc = FeatureConfig(sets=SETS, layers=[3], top_n=3)
+    wf = walk_forward_predictions(rows, sets, WF, LGBM, fc)
+    cal = pd.DatetimeIndex(sorted(rows["date"].unique()))
+    entry = pd.Series(cal[1:].append(pd.DatetimeIndex([cal[-1] + pd.Timedelta(days=1)])), index=cal)
+    bench = {"sp500": pd.Series(0.0, index=entry.to_numpy())}
+    sc = StrategyConfig(bootstrap=200, block_days=5)
+    bt = evaluate_backtests(rows, wf.predictions, sc, bench, "2014-06-01", entry, [], "r")
+    table = claim_table(rows, wf.predictions, bt.returns, sc.kinds, lambda k, p: book_model(k, p, sc)[0],
+                        "2014-06-01", sc.block_days, sc.bootstrap, "specialized")
+    return wf, bt, table, pools
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return run_claim(signal=1.0)
+
+
+def test_a_return_signal_planted_in_a_changed_latent_is_found_against_unchanged_and_sentiment(planted, tmp_path):
+    wf, bt, table, pools = planted
+    t = table[(table["metric"] == "rank_ic") & (table["strategy"] == "long_short")
+              & (table["period"] == "headline")].set_index("comparison")
+    assert set(t.index) == {"unchanged", "random", "sentiment"}
+    assert t.loc["unchanged", "diff_lo"] > 0 and t.loc["sentiment", "diff_lo"] > 0
+    assert t.loc["unchanged", "set"] == "changed_sae" and t.loc["unchanged", "baseline"] == "unchanged_sae"
+    net = table[(table["metric"] == "net_return") & (table["strategy"] == "long_short")
+                & (table["period"] == "headline")].set_index("comparison")
+    assert net.loc["unchanged", "diff"] > 0
+    text = claim_paragraph(table)
+    assert "? Yes:" in text and "headline period" in text and "\n" not in text
+    assert f"{t.loc['unchanged', 'diff']:+.4f}" in text  # worded from the table's numbers
+    # the new sets are trials like every set: each (set, book) enters the ledger
+    assert {(r["set"], r["strategy"]) for r in bt.trials} >= {(s, "long_short") for s in SETS}
+    # the selection stays inside each pool (the changed latents' columns only in changed_sae)
+    imp = wf.importance
+    chosen = imp[imp["set"] == "unchanged_sae"]["feature"].str.rsplit(":", n=1).str[-1].astype(int)
+    assert set(chosen) <= set(pools["dom_m", 3].unchanged)
+    artifacts.write_claim(tmp_path, table)
+    back = artifacts.read_claim(tmp_path)
+    np.testing.assert_allclose(back["diff"], table["diff"], rtol=1e-12)
+
+
+def test_with_no_planted_signal_the_intervals_hold_zero_and_the_paragraph_claims_nothing():
+    # seed 2: a typical null draw (seed 0's changed set happens to sit 3 standard errors above 0 by chance)
+    _, _, table, _ = run_claim(signal=0.0, seed=2)
+    t = table[(table["metric"] == "rank_ic") & (table["strategy"] == "long_short")
+              & (table["period"] == "headline")].set_index("comparison")
+    assert t.loc["unchanged", "diff_lo"] < 0 < t.loc["unchanged", "diff_hi"]
+    text = claim_paragraph(table)
+    assert "? No evidence:" in text and "holds 0" in text
+
+
+def test_the_paragraph_says_no_when_the_changed_latents_do_worse_and_says_when_nothing_was_paired():
+    row = {"comparison": "unchanged", "set": "changed_sae", "baseline": "unchanged_sae", "metric": "rank_ic",
+           "strategy": "long_short", "period": "full", "diff": -0.05, "diff_lo": -0.08, "diff_hi": -0.02,
+           "mean_set": 0.0, "mean_baseline": 0.05, "n_days": 40, "changed": "warmstart"}
+    text = claim_paragraph(pd.DataFrame([row]))
+    assert "(warmstart)" in text and "? No:" in text and "-0.0500 [-0.0800, -0.0200]" in text
+    assert "not tested" in claim_paragraph(pd.DataFrame(columns=list(row)))
+
+
+def test_the_pooled_selection_happens_inside_the_training_window(monkeypatch):
+    """Changing the test period's returns changes no selected latent; changing the fit period's does (the
+    check can fail)."""
+    import finsae.trading.walk_forward as wfm
+    from finsae.trading.walk_forward import folds, run_fold
+
+    rows, enc = world(signal=0.5)
+    sets, pools = pooled_sets(rows, enc)
+    dates = rows["date"].to_numpy()
+    fold = folds(np.unique(dates), WF)[1]
+    chosen = []
+    real = wfm.fit_block
+
+    def spy(b, *a, **k):
+        f = real(b, *a, **k)
+        chosen.append((b.name, None if f.columns is None else tuple(f.columns)))
+        return f
+
+    monkeypatch.setattr(wfm, "fit_block", spy)
+
+    def selected(ret):
+        chosen.clear()
+        for name in ("changed_sae", "unchanged_sae", "random_sae"):
+            run_fold(fold, sets[name], dates, ret, (ret > 0).astype(float), LGBM, "top_ic", 3, None, shap_rows=0,
+                     y_cs=ret)
+        return dict(chosen)
+
+    ret = rows["ret_exec"].to_numpy()
+    base = selected(ret)
+    m = enc.docs["domain", 3].sae_sum.shape[1]
+    for pool in ("changed", "unchanged", "random"):
+        latents = np.asarray(base[f"{pool}_sae_L3"])[:3]
+        assert set(latents) <= set(getattr(pools["dom_m", 3], pool)) and len(latents) == 3
+        assert base[f"{pool}_sae_L3"][3:] == tuple(latents + m)  # each latent's mean and max
+    rng = np.random.default_rng(5)
+    future = ret.copy()
+    test = np.isin(dates, fold.test_days) | (dates > fold.test_days[-1])
+    future[test] = rng.permutation(future[test]) * 10
+    assert selected(future) == base
+    past = ret.copy()
+    fit = np.isin(dates, fold.fit_days)
+    past[fit] = rng.permutation(past[fit])
+    assert selected(past) != base
+
+
+def test_the_stage_refuses_changed_sets_without_a_changed_latent_before_any_work(project_root, data_dir, tmp_path,
+                                                                                  tiny_sae):
+    from finsae.glue.backtest_stage import check_prerequisites
+    from finsae.paths import sae_dir
+    from finsae.sae.io import save
+    from test_trading_stage import compose_backtest
+
+    save(tiny_sae, sae_dir(tmp_path, "tiny", 1, "t"), extra={"layer": 1})
+    folder = analysis_dir(tmp_path, "tiny_tiny")
+    folder.mkdir(parents=True)
+    table = pd.DataFrame({"model": "tiny", "layer": [1, 1, 0, 0], "latent": [0, 1, 2, 3],
+                          "financial": [True, False, True, True], "specialized": [False, False, True, True],
+                          "n_active_docs": 3})
+    table.to_parquet(folder / "features.parquet")
+    args = [f"paths.artifacts={tmp_path}", f"paths.data_dir={data_dir}", "pair.base=tiny", "pair.domain=tiny",
+            "features.layers=[1]", "features.tag=t", "features.sets=[changed_sae,unchanged_sae]"]
+    with pytest.raises(FinsaeError) as err:  # layer 0 has specialized latents; layer 1, the one used, none
+        check_prerequisites(compose_backtest(project_root, args))
+    text = str(err.value)
+    assert "features.changed=specialized" in text and "tiny layer 1" in text and "\n" not in text
+    cfg = compose_backtest(project_root, [*args, "features.changed=financial"])
+    check_prerequisites(cfg)  # one financial latent at layer 1, and one unchanged live latent to draw
