@@ -1,6 +1,7 @@
-"""Issue 35 §3, the seed's claim tested: the changed / unchanged / random latent pools (same size, same SAE, read
-from the analysis contract), the selection inside each training window, and the paired differences with their
-paragraph on planted truth (a return signal in a changed latent is found; none planted, none claimed)."""
+"""Issue 35 §3, the seed's claim tested: the changed / unchanged / random latent pools (same size, same SAE,
+read from the analysis contract), the selection inside each training window, and the paired differences
+with their paragraph on planted truth (a return signal in a changed latent is found; none planted, none
+claimed)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _features_parquet(root, pair, specialized):
     folder = analysis_dir(root, pair)
     folder.mkdir(parents=True)
     n = M
-    pd.DataFrame({"model": ["dom_m"] * n + ["base_m"] * n, "layer": 3, "latent": np.r_[np.arange(n), np.arange(n)],
+    pd.DataFrame({"model": ["dom_m"] * n + ["base_m"] * n, "layer": 3,
+                  "latent": np.r_[np.arange(n), np.arange(n)],
                   "financial": np.r_[np.isin(np.arange(n), CHANGED), np.zeros(n, bool)],
                   "specialized": np.r_[np.isin(np.arange(n), specialized), np.zeros(n, bool)],
                   "n_active_docs": np.r_[np.where(np.arange(n) == n - 1, 0, 5), np.full(n, 5)]}
@@ -86,11 +88,11 @@ def test_the_set_names_pair_through_the_block_grammar():
                      ("sentiment", "price_changed_sae", "price_sentiment")]
 
 
-# -- planted truth ---------------------------------------------------------------------------------------------
+# -- planted truth -------------------------------------------------------------------------------------------
 def world(signal: float, n_days=180, n_tickers=20, seed=0):
-    """Rows of ``n_tickers`` x ``n_days``; per row one "tweet" whose SAE latents are sparse non-negative noise,
-    except that changed latent 0 tracks the row's idiosyncratic return with strength ``signal``; the twin's
-    sentiment is noise."""
+    """Rows of ``n_tickers`` x ``n_days``; per row one "tweet" whose SAE latents are sparse non-negative
+    noise, except that changed latent 0 tracks the row's idiosyncratic return with strength ``signal``; the
+    twin's sentiment is noise."""
     rng = np.random.default_rng(seed)
     days = pd.bdate_range("2014-01-01", periods=n_days)
     dates = np.repeat(days.to_numpy(), n_tickers)
@@ -99,9 +101,9 @@ def world(signal: float, n_days=180, n_tickers=20, seed=0):
     ret = np.repeat(rng.normal(0, 0.01, n_days), n_tickers) + idio
     x = rng.random((n, M)) * (rng.random((n, M)) < 0.4)
     x[:, 0] = np.log1p(np.exp(signal * idio / 0.01 + rng.normal(0, 1, n)))  # softplus: >= 0
-    rows = pd.DataFrame({"date": pd.DatetimeIndex(dates), "ticker": np.tile([f"T{i}" for i in range(n_tickers)],
-                                                                              n_days),
-                         "ret_exec": ret, "up_exec": (ret > 0).astype(float)})
+    tickers = np.tile([f"T{i}" for i in range(n_tickers)], n_days)
+    rows = pd.DataFrame({"date": pd.DatetimeIndex(dates), "ticker": tickers, "ret_exec": ret,
+                         "up_exec": (ret > 0).astype(float)})
     enc = Encoded()
     xs = sp.csr_matrix(x.astype(np.float32))
     enc.docs[("domain", 3)] = DocFeatures(np.ones(n, np.int64), xs, xs, np.zeros((n, 2), np.float32))
@@ -115,8 +117,10 @@ def pooled_sets(rows, enc):
     flags = Flags(np.arange(M), np.isin(np.arange(M), CHANGED), np.ones(M, bool))
     pools = {("dom_m", 3): draw_pools(flags, seed=1)}
     pairs = pd.DataFrame({"row": np.arange(len(rows)), "doc": np.arange(len(rows))})
-    text = text_blocks(ROLES, enc, pairs, len(rows), lambda m, l: None, lambda m, l: pools.get((m, l)))
-    return assemble_sets(SETS, Block("price", "plain", np.zeros((len(rows), 1), np.float32), ["p"]), text), pools
+    text = text_blocks(ROLES, enc, pairs, len(rows), lambda model, layer: None,
+                       lambda model, layer: pools.get((model, layer)))
+    price = Block("price", "plain", np.zeros((len(rows), 1), np.float32), ["p"])  # no set uses it
+    return assemble_sets(SETS, price, text), pools
 
 
 def run_claim(signal: float, seed: int = 0):
@@ -139,7 +143,25 @@ def planted():
     return run_claim(signal=1.0)
 
 
-def test_a_return_signal_planted_in_a_changed_latent_is_found_against_unchanged_and_sentiment(planted, tmp_path):
+def test_the_backtest_page_carries_the_paragraph_and_names_a_damaged_claim_table(planted, tmp_path):
+    from finsae.report import build, results
+    from finsae.report.study import Study
+    from finsae.trading.summary import BacktestSummary
+
+    folder = tmp_path / "backtest" / "p"
+    BacktestSummary(pair="p", protocols=["walk_forward"], sets=SETS, eval_start="2014-06-01",
+                    cost_bps=10.0).write(folder)
+    artifacts.write_claim(folder, planted[2])
+    paragraph = claim_paragraph(planted[2])
+    assert paragraph in results.backtest_page(Study(tmp_path))
+    assert "? Yes:" in build.backtest(Study(tmp_path))
+    artifacts.table_path(folder, "claim").write_text("a,b\n1,2\n")
+    line = next(ln for ln in results.backtest_page(Study(tmp_path)).splitlines() if "claim.csv" in ln)
+    assert str(artifacts.table_path(folder, "claim")) in line and "python backtest.py" in line
+
+
+def test_a_return_signal_planted_in_a_changed_latent_is_found_against_unchanged_and_sentiment(planted,
+                                                                                              tmp_path):
     wf, bt, table, pools = planted
     t = table[(table["metric"] == "rank_ic") & (table["strategy"] == "long_short")
               & (table["period"] == "headline")].set_index("comparison")
@@ -180,6 +202,10 @@ def test_the_paragraph_says_no_when_the_changed_latents_do_worse_and_says_when_n
     text = claim_paragraph(pd.DataFrame([row]))
     assert "(warmstart)" in text and "? No:" in text and "-0.0500 [-0.0800, -0.0200]" in text
     assert "not tested" in claim_paragraph(pd.DataFrame(columns=list(row)))
+    above = {**row, "diff": 0.05, "diff_lo": 0.02, "diff_hi": 0.08}
+    text = claim_paragraph(pd.DataFrame([above]))  # beats the unchanged latents, but no sentiment ran
+    assert "? No evidence:" in text and "exceeds the unchanged latents" in text
+    assert "no sentiment set ran" in text
 
 
 def test_the_pooled_selection_happens_inside_the_training_window(monkeypatch):
@@ -205,8 +231,8 @@ def test_the_pooled_selection_happens_inside_the_training_window(monkeypatch):
     def selected(ret):
         chosen.clear()
         for name in ("changed_sae", "unchanged_sae", "random_sae"):
-            run_fold(fold, sets[name], dates, ret, (ret > 0).astype(float), LGBM, "top_ic", 3, None, shap_rows=0,
-                     y_cs=ret)
+            run_fold(fold, sets[name], dates, ret, (ret > 0).astype(float), LGBM, "top_ic", 3, None,
+                     shap_rows=0, y_cs=ret)
         return dict(chosen)
 
     ret = rows["ret_exec"].to_numpy()
@@ -227,8 +253,8 @@ def test_the_pooled_selection_happens_inside_the_training_window(monkeypatch):
     assert selected(past) != base
 
 
-def test_the_stage_refuses_changed_sets_without_a_changed_latent_before_any_work(project_root, data_dir, tmp_path,
-                                                                                  tiny_sae):
+def test_the_stage_refuses_changed_sets_without_a_changed_latent_before_any_work(project_root, data_dir,
+                                                                                  tmp_path, tiny_sae):
     from finsae.glue.backtest_stage import check_prerequisites
     from finsae.paths import sae_dir
     from finsae.sae.io import save
@@ -249,3 +275,11 @@ def test_the_stage_refuses_changed_sets_without_a_changed_latent_before_any_work
     assert "features.changed=specialized" in text and "tiny layer 1" in text and "\n" not in text
     cfg = compose_backtest(project_root, [*args, "features.changed=financial"])
     check_prerequisites(cfg)  # one financial latent at layer 1, and one unchanged live latent to draw
+
+
+def test_the_claim_features_config_pairs_every_baseline(project_root):
+    from test_trading_stage import compose_backtest
+
+    cfg = compose_backtest(project_root, ["features=claim"])
+    assert [c for c, _, _ in claim_pairs(cfg.features.sets)] == ["unchanged", "random", "sentiment"]
+    assert cfg.features.changed == "specialized"

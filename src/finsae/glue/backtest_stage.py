@@ -48,7 +48,7 @@ def check_prerequisites(cfg) -> None:
     check_ledger(contract.ledger_path(backtest_root(artifacts)))  # a cut last line repaired, damage refused
     check_encoders(_roles(cfg), cfg.features, artifacts)
     allowed_latents(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # latents=financial without any
-    latent_pools(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # changed_sae sets without a changed latent
+    latent_pools(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # changed_sae without a changed latent
 
 
 precheck = check_prerequisites

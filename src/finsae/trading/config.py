@@ -47,10 +47,11 @@ class FeatureConfig:
     """Latent columns kept per SAE block and layer by ``top_ic``."""
     changed: str = "specialized"
     """Which latents the analysis calls changed by fine-tuning bound the ``changed_sae`` block (and size the
-    ``unchanged_sae`` / ``random_sae`` draws): ``specialized`` (features.parquet: financial domain latents whose
-    best base match is below tau), ``financial`` (features.parquet: the domain SAE's financial latents), or
-    ``warmstart`` (warmstart.parquet ``changed``: latents of the warm-started SAE, so ``tag`` must name it,
-    ``{analysis tag}_warm_domain``). The pooled blocks then select by ``latents`` like every SAE block."""
+    ``unchanged_sae`` / ``random_sae`` draws): ``specialized`` (features.parquet: financial domain latents
+    whose best base match is below tau), ``financial`` (features.parquet: the domain SAE's financial
+    latents), or ``warmstart`` (warmstart.parquet ``changed``: latents of the warm-started SAE, so ``tag``
+    must name it, ``{analysis tag}_warm_domain``). The pooled blocks then select by ``latents`` like every
+    SAE block."""
     draw_seed: int = 0
     """Seed of the ``unchanged_sae`` / ``random_sae`` draws."""
     dense_pca: int | None = 32

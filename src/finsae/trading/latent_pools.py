@@ -1,5 +1,5 @@
-"""The latent pools of the seed's claim: the latents the analysis stage calls changed by fine-tuning, and as many
-unchanged and random live latents of the same SAE (a seeded draw), which bound the ``changed_sae``,
+"""The latent pools of the seed's claim: the latents the analysis stage calls changed by fine-tuning, and as
+many unchanged and random live latents of the same SAE (a seeded draw), which bound the ``changed_sae``,
 ``unchanged_sae`` and ``random_sae`` blocks (:mod:`finsae.trading.blocks`).
 
 The pools are fixed by the analysis (pre-evaluation text, no return seen); inside each training window the
@@ -61,8 +61,9 @@ def draw_pools(flags: Flags, seed: int) -> LatentPools:
     n = int(changed.sum())
     others = latent[live & ~changed]
     if len(others) < n:
-        raise ConfigError(f"the analysis calls {n} latents changed but leaves only {len(others)} live unchanged "
-                          f"ones: the unchanged_sae draw cannot match its size; use another features.changed")
+        raise ConfigError(f"the analysis calls {n} latents changed but leaves only {len(others)} live "
+                          f"unchanged ones: the unchanged_sae draw cannot match its size; use another "
+                          f"features.changed")
     rng = np.random.default_rng(seed)
     unchanged = rng.choice(np.sort(others), size=n, replace=False)
     random = rng.choice(np.sort(latent[live | changed]), size=n, replace=False)
@@ -70,35 +71,37 @@ def draw_pools(flags: Flags, seed: int) -> LatentPools:
 
 
 def analysis_flags(artifacts: str | Path, pair: str, kind: str, model: str, layer: int) -> Flags:
-    """The changed and live flags of (model, layer)'s latents under ``features.changed=kind``, read through the
-    analysis contract; refused in one line when no latent of that kind is changed there."""
+    """The changed and live flags of (model, layer)'s latents under ``features.changed=kind``, read through
+    the analysis contract; refused in one line when no latent of that kind is changed there."""
     folder = analysis_dir(Path(artifacts), pair)
     otherwise = "drop the changed_sae / unchanged_sae / random_sae sets"
     if kind == "warmstart":
         t = read_warmstart(folder)
         t = t[t["layer"] == layer]
-        flags = Flags(t["latent"].to_numpy(), t["changed"].astype(bool).to_numpy(), t["live"].astype(bool).to_numpy())
+        flags = Flags(t["latent"].to_numpy(), t["changed"].astype(bool).to_numpy(),
+                      t["live"].astype(bool).to_numpy())
     else:
         t = read_features(folder, otherwise=otherwise, needs=(kind, "n_active_docs"))
         t = t[(t["model"] == model) & (t["layer"] == layer)]
         flags = Flags(t["latent"].to_numpy(), t[kind].astype(bool).to_numpy(),
                       pd.to_numeric(t["n_active_docs"]).to_numpy() > 0)
     if not flags.changed.any():
-        raise ConfigError(f"features.changed={kind}, but the analysis {folder} calls no latent of {model} layer "
-                          f"{layer} changed that way: the changed_sae block would have no column; use another "
-                          f"features.changed, or {otherwise}")
+        raise ConfigError(f"features.changed={kind}, but the analysis {folder} calls no latent of {model} "
+                          f"layer {layer} changed that way: the changed_sae block would have no column; use "
+                          f"another features.changed, or {otherwise}")
     return flags
 
 
-def latent_pools(artifacts: str | Path, pair: str, roles: dict[str, str], fc) -> dict[tuple[str, int], LatentPools]:
-    """Per (model, layer) the pooled blocks of ``fc`` (a ``FeatureConfig``) read, their pools (read, checked and
-    drawn before any work); empty when no set uses a pooled block."""
+def latent_pools(artifacts: str | Path, pair: str, roles: dict[str, str],
+                 fc) -> dict[tuple[str, int], LatentPools]:
+    """Per (model, layer) the pooled blocks of ``fc`` (a ``FeatureConfig``) read, their pools (read, checked
+    and drawn before any work); empty when no set uses a pooled block."""
     if not uses_pools(fc.blocks):
         return {}
     if fc.changed == "warmstart" and not fc.tag.endswith(WARM_DOMAIN_SUFFIX):
         raise ConfigError(f"features.changed=warmstart names latents of the warm-started domain SAE, but "
                           f"features.tag={fc.tag} is not one; set features.tag={fc.tag}{WARM_DOMAIN_SUFFIX}")
     roles_used = sorted({SPECS[b].role for b in fc.blocks if SPECS[b].pool is not None})
-    return {(roles[r], int(layer)): draw_pools(analysis_flags(artifacts, pair, fc.changed, roles[r], int(layer)),
-                                               fc.draw_seed + int(layer))
+    return {(roles[r], int(layer)): draw_pools(
+                analysis_flags(artifacts, pair, fc.changed, roles[r], int(layer)), fc.draw_seed + int(layer))
             for r in roles_used for layer in fc.layers}

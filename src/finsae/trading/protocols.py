@@ -117,8 +117,9 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
     bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id)
     acc = direction_accuracy(rows, wf.predictions, eval_start, cfg.benchmark.bootstrap)
     ric = rank_ic_table(rows, wf.predictions, eval_start, sc.block_days, sc.bootstrap)
-    claim = claim_table(rows, wf.predictions, bt.returns, sc.kinds, lambda kind, p: book_model(kind, p, sc)[0],
-                        eval_start, sc.block_days, sc.bootstrap, fc.changed)
+    claim = claim_table(rows, wf.predictions, bt.returns, sc.kinds,
+                        lambda kind, p: book_model(kind, p, sc)[0], eval_start, sc.block_days, sc.bootstrap,
+                        fc.changed)
     windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
     canaries = {}
     if cfg.canaries:
@@ -137,7 +138,8 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
     equity = bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod())
     eq = bt.returns.assign(equity=equity)[["date", "set", "strategy", "equity"]]
     tables = {"equity": eq.assign(date=lambda d: d["date"].astype(str)),
-              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric, **({"claim": claim} if len(claim) else {})}
+              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric,
+              **({"claim": claim} if len(claim) else {})}
     fields = WalkForwardFields(
         strategies=json.loads(bt.metrics[[c for c in STRATEGY_FIELDS if c in bt.metrics]]
                               .to_json(orient="records")),
@@ -211,8 +213,8 @@ def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg: BacktestConfig, out: Pa
     days = pd.DataFrame({"ticker": inp.tweets.frame["ticker"].to_numpy(),
                          "day": inp.tweets.frame["file_date"].to_numpy(), "doc": inp.tweets.doc_of})
     pairs = window_pairs(samples, days, bc.lag_days).rename(columns={"sample": "row"})[["row", "doc"]]
-    text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples), inp.allowed,
-                       inp.pools)
+    text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples),
+                       inp.allowed, inp.pools)
     sets = {**assemble_sets(cfg.features.sets, price, text), **{k: v for k, v in price_only.items() if k != "price"}}
     bar = tqdm(total=len(sets), desc="stocknet", unit="set", disable=not cfg.progress_bar, leave=False)
     table, windows = stocknet_benchmark(samples, sets, cfg.lgbm, cfg.features, bc.bootstrap, progress=bar.update)

@@ -13,7 +13,8 @@ from finsae.analysis.artifacts import read_features
 from finsae.errors import ConfigError
 from finsae.paths import analysis_dir
 from finsae.trading.blocks import (
-    COUNT, dense_columns, layer_block, needed, pool_blocks, role_block, sae_columns, sentiment_columns, set_members,
+    COUNT, dense_columns, layer_block, needed, pool_blocks, role_block, sae_columns, sentiment_columns,
+    set_members,
 )
 from finsae.trading.features import Block
 from finsae.trading.text_features import RowText, aggregate_dense, aggregate_rows
