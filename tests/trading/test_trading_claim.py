@@ -283,3 +283,78 @@ def test_the_claim_features_config_pairs_every_baseline(project_root):
     cfg = compose_backtest(project_root, ["features=claim"])
     assert [c for c, _, _ in claim_pairs(cfg.features.sets)] == ["unchanged", "random", "sentiment"]
     assert cfg.features.changed == "specialized"
+
+
+# -- the crosscoder's domain-leaning latents -----------------------------------------------------------------
+def test_crosscoder_pools_take_domain_leaning_live_latents_that_are_no_artifacts(tmp_path):
+    folder = analysis_dir(tmp_path, "p")
+    folder.mkdir(parents=True)
+    from finsae.analysis.artifacts import CROSSCODER_COLUMNS
+
+    delta = np.array([0.95, 0.7, 0.95, 0.5, 0.1, 0.97, 0.3, 0.45])
+    cls = np.array(["domain_only", "other", "domain_only", "shared", "base_only", "dead", "other", "shared"])
+    t = pd.DataFrame({c: np.nan for c in CROSSCODER_COLUMNS}, index=range(8)).assign(
+        layer=3, latent=np.arange(8), delta=delta, **{"class": cls},
+        artifact=[False, False, True, False, False, False, False, False], financial=False)
+    t.to_parquet(folder / "crosscoder.parquet")
+    fc = FeatureConfig(sets=["changed_sae", "unchanged_sae"], layers=[3], changed="crosscoder")
+    pools = latent_pools(tmp_path, "p", ROLES, fc)["dom_m", 3]
+    assert pools.changed.tolist() == [0, 1]  # 2: a sparsity artifact; 5: dead
+    assert set(pools.unchanged) <= {2, 3, 4, 6, 7} and len(pools.unchanged) == 2
+
+
+def test_the_pooled_blocks_read_the_tweets_through_the_pairs_crosscoder(tmp_path, tiny_model, tiny_sae):
+    """Both models' token rows, each block scaled as the crosscoder was trained, through the crosscoder: the
+    pooled blocks' columns are its latents; a missing crosscoder is named before any encoding."""
+    import torch
+
+    from finsae.activations.config import ExtractConfig
+    from finsae.errors import DataMissingError
+    from finsae.sae import SaeTrainConfig, TopKSAE
+    from finsae.sae.io import save
+    from finsae.trading import encode
+    from finsae.trading.latent_pools import crosscoder_dir
+    from finsae.trading.text_features import tweet_corpus
+    from finsae.paths import sae_dir
+
+    roles = {"base": "tiny", "domain": "tiny"}
+    fc = FeatureConfig(sets=["changed_sae", "random_sae"], layers=[1], tag="t", changed="crosscoder",
+                       encode_jobs=1)
+    save(tiny_sae, sae_dir(tmp_path, "tiny", 1, "t"), extra={"layer": 1})
+    with pytest.raises(DataMissingError, match="task=crosscoder layer=1"):
+        encode.check_encoders(roles, fc, tmp_path)
+    torch.manual_seed(1)
+    xc = TopKSAE(SaeTrainConfig(expansion_factor=2, k=3).crosscoder_config(tiny_model.d_model, 0))
+    save(xc, crosscoder_dir(tmp_path, roles, 1, "t"),
+         extra={"layer": 1, "crosscoder": {"block_scales": [0.5, 2.0]}})
+    encode.check_encoders(roles, fc, tmp_path)
+    frame = pd.DataFrame({"ticker": ["A", "B", "A"], "created_at": pd.to_datetime(
+        ["2014-03-03 15:00", "2014-03-03 15:30", "2014-03-04 15:00"], utc=True),
+        "text": ["$A beats estimates", "$B cuts guidance", "$A shares fall after the call"]})
+    corpus, doc_of = tweet_corpus(frame)
+    enc = encode.encode_tweets(roles, fc, ExtractConfig(max_length=32, batch_size=2, dtype="fp32"), tmp_path,
+                               tmp_path / "cache", "2015-08-01", corpus, progress=False)
+    docs = enc.crosscoder[1]
+    assert docs.sae_sum.shape == (3, xc.cfg.num_latents)
+    from finsae.activations import build_activations
+    from finsae.paths import activations_root
+
+    store = build_activations(tiny_model, corpus, [1], activations_root(tmp_path),
+                              ExtractConfig(max_length=32, batch_size=2, dtype="fp32"), progress=False,
+                              inference_only=True)[1]  # from the cache the encoding filled
+    doc = np.asarray(store.table.column("doc"))
+    for i in range(3):  # each tweet's latents by hand: [0.5 h, 2.0 h] (both models are one here)
+        h = torch.from_numpy(np.asarray(store.array[np.flatnonzero(doc == i)], np.float32))
+        out = xc.encode(torch.cat([0.5 * h, 2.0 * h], dim=-1))
+        want = np.zeros(xc.cfg.num_latents)
+        np.add.at(want, out.latent_indices.numpy().ravel(), out.latent_acts.detach().numpy().ravel())
+        np.testing.assert_allclose(docs.sae_sum[i].toarray().ravel(), want, rtol=1e-5, atol=1e-6)
+    one = enc.crosscoder_name
+    pools = {("tiny", 1): draw_pools(Flags(np.arange(xc.cfg.num_latents), np.arange(xc.cfg.num_latents) < 4,
+                                           np.ones(xc.cfg.num_latents, bool)), 0)}
+    pairs = pd.DataFrame({"row": [0, 1, 2], "doc": doc_of})
+    text = text_blocks(roles, enc, pairs, 3, lambda m, l_: None, lambda m, l_: pools.get((m, l_)))
+    block = text["changed_sae"][0]
+    assert block.columns[0] == f"{one}:L1:mean:0" and one.startswith("crosscoder_")
+    np.testing.assert_array_equal(block.latents, pools["tiny", 1].changed)
+    assert block.matrix.shape[1] == 2 * xc.cfg.num_latents

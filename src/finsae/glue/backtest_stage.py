@@ -22,7 +22,7 @@ from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_ca
 from finsae.trading import artifacts as contract
 from finsae.trading import protocols
 from finsae.trading.blocks import needed, uses_sae
-from finsae.trading.encode import Encoded, check_encoders, encode_tweets
+from finsae.trading.encode import Encoded, check_encoders, encode_tweets, role_kinds
 from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.inputs import (
     check_data, check_headline_period, chosen_tickers, load_labels, load_market, load_stocknet_tweets,
@@ -64,7 +64,7 @@ def encode_only(cfg) -> None:
     fc = cfg.features
     check_data(cfg.paths.data_dir, fc)
     check_encoders(roles, fc, artifacts)
-    if not needed(fc.blocks)[role]:
+    if not role_kinds(fc)[role]:
         print(f"backtest: features.sets use no encoding of the {role} model ({roles[role]}); nothing to encode")
         return None
     corpus = load_tweets(cfg.paths.data_dir, chosen_tickers(cfg.paths.data_dir, fc)).corpus

@@ -10,7 +10,7 @@ from finsae.errors import ConfigError, require
 from finsae.trading.blocks import BLOCKS, parse_set
 
 LATENT_CHOICES = ("all", "top_ic", "top_ic_pooled", "financial")
-CHANGED_KINDS = ("specialized", "financial", "warmstart")
+CHANGED_KINDS = ("specialized", "financial", "warmstart", "crosscoder")
 CS_TARGETS = ("rank", "demean")
 EXECUTIONS = ("open", "close")
 STRATEGIES = ("long_short", "long_only")
@@ -50,7 +50,9 @@ class FeatureConfig:
     ``unchanged_sae`` / ``random_sae`` draws): ``specialized`` (features.parquet: financial domain latents
     whose best base match is below tau), ``financial`` (features.parquet: the domain SAE's financial
     latents), or ``warmstart`` (warmstart.parquet ``changed``: latents of the warm-started SAE, so ``tag``
-    must name it, ``{analysis tag}_warm_domain``). The pooled blocks then select by ``latents`` like every
+    must name it, ``{analysis tag}_warm_domain``), or ``crosscoder`` (crosscoder.parquet: domain-leaning
+    latents, delta above the shared range, not Latent Scaling artifacts; the pooled blocks then read the
+    tweets through the pair's crosscoder of ``tag``). The pooled blocks select by ``latents`` like every
     SAE block."""
     draw_seed: int = 0
     """Seed of the ``unchanged_sae`` / ``random_sae`` draws."""

@@ -11,6 +11,10 @@ they may choose from. What "changed" means is ``features.changed``:
 * ``financial``: ``features.parquet`` ``financial`` of the domain model; live as above;
 * ``warmstart``: ``warmstart.parquet`` ``changed`` (decoder drift above the control run's 99th percentile);
   live: its ``live`` column. These index the warm-started domain SAE (``{tag}_warm_domain``).
+* ``crosscoder``: ``crosscoder.parquet``: domain-leaning latents (``delta`` above the shared range: the domain
+  model's decoder block holds most of the latent's norm), not flagged a sparsity artifact by Latent Scaling;
+  live: not ``dead``. These index the pair's crosscoder, so the pooled blocks then read the tweets through it
+  (both models' activations, :func:`finsae.trading.encode.encode_tweets`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,24 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from finsae.analysis.artifacts import read_features, read_warmstart
+from finsae.analysis.artifacts import read_crosscoder, read_features, read_warmstart
 from finsae.errors import ConfigError
-from finsae.paths import analysis_dir
+from finsae.paths import analysis_dir, crosscoder_name, sae_dir
 from finsae.trading.blocks import SPECS, uses_pools
 
 WARM_DOMAIN_SUFFIX = "_warm_domain"
 """Tag suffix of the warm-started domain SAE (:data:`finsae.analysis.warmstart.DOMAIN_SUFFIX`)."""
+CROSSCODER = "crosscoder"
+
+
+def uses_crosscoder(fc) -> bool:
+    """The pooled blocks of ``fc`` (a ``FeatureConfig``) read the pair's crosscoder."""
+    return fc.changed == CROSSCODER and uses_pools(fc.blocks)
+
+
+def crosscoder_dir(artifacts: str | Path, roles: dict[str, str], layer: int, tag: str) -> Path:
+    """The pair's crosscoder of ``layer`` (``artifacts/sae/crosscoder_{base}_{domain}/layer_{i}/{tag}``)."""
+    return sae_dir(Path(artifacts), crosscoder_name(roles["base"], roles["domain"]), int(layer), tag)
 
 
 class LatentPools(NamedTuple):
@@ -75,7 +90,16 @@ def analysis_flags(artifacts: str | Path, pair: str, kind: str, model: str, laye
     the analysis contract; refused in one line when no latent of that kind is changed there."""
     folder = analysis_dir(Path(artifacts), pair)
     otherwise = "drop the changed_sae / unchanged_sae / random_sae sets"
-    if kind == "warmstart":
+    if kind == CROSSCODER:
+        from finsae.analysis.crosscoder import SHARED_RANGE  # above it, a latent leans to the domain model
+
+        t = read_crosscoder(folder)
+        t = t[t["layer"] == layer]
+        live = t["class"].astype(str).to_numpy() != "dead"
+        lean = pd.to_numeric(t["delta"]).to_numpy() > SHARED_RANGE[1]
+        lean &= ~t["artifact"].astype(bool).to_numpy()
+        flags = Flags(t["latent"].to_numpy(), lean & live, live)
+    elif kind == "warmstart":
         t = read_warmstart(folder)
         t = t[t["layer"] == layer]
         flags = Flags(t["latent"].to_numpy(), t["changed"].astype(bool).to_numpy(),

@@ -68,6 +68,10 @@ def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, al
             out.setdefault(block, []).append(Block(layer_block(block, layer), "sae", mat, cols,
                                                    allowed(name, layer)))
             pool = None if pools is None else pools(name, layer)
+            if pool is not None and layer in enc.crosscoder:  # the pools index the crosscoder's latents
+                xc = aggregate_rows(pairs, n_rows, enc.crosscoder[layer])
+                mat = sp.hstack([xc.sae_mean, xc.sae_max], format="csr", dtype=np.float32)
+                cols = sae_columns(enc.crosscoder_name, layer, xc.sae_mean.shape[1])
             for spec in pool_blocks(role) if pool is not None else ():
                 out.setdefault(spec.name, []).append(Block(layer_block(spec.name, layer), "sae", mat, cols,
                                                            getattr(pool, spec.pool)))
