@@ -358,3 +358,17 @@ def test_the_pooled_blocks_read_the_tweets_through_the_pairs_crosscoder(tmp_path
     assert block.columns[0] == f"{one}:L1:mean:0" and one.startswith("crosscoder_")
     np.testing.assert_array_equal(block.latents, pools["tiny", 1].changed)
     assert block.matrix.shape[1] == 2 * xc.cfg.num_latents
+
+
+def test_latent_ids_of_another_sae_tag_and_an_unknown_kind_are_refused(tmp_path):
+    from finsae.analysis.summary import AnalysisSummary
+
+    _features_parquet(tmp_path, "p", specialized=[7, 9])
+    AnalysisSummary(pair="p", base="base_m", domain="dom_m", tag="demo", seed_tag="demo_s1").write(
+        analysis_dir(tmp_path, "p"))
+    fc = FeatureConfig(sets=["changed_sae", "unchanged_sae"], layers=[3], tag="other")
+    with pytest.raises(ConfigError, match="features.tag=demo$"):
+        latent_pools(tmp_path, "p", ROLES, fc)
+    assert latent_pools(tmp_path, "p", ROLES, FeatureConfig(sets=fc.sets, layers=[3], tag="demo"))
+    with pytest.raises(ConfigError, match="features.changed must be one of"):
+        FeatureConfig(changed="drifted")

@@ -25,7 +25,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from finsae.analysis.artifacts import read_crosscoder, read_features, read_warmstart
+from finsae.analysis.artifacts import (
+    read_crosscoder, read_features, read_summary, read_warmstart, summary_path,
+)
 from finsae.errors import ConfigError
 from finsae.paths import analysis_dir, crosscoder_name, sae_dir
 from finsae.trading.blocks import SPECS, uses_pools
@@ -116,6 +118,21 @@ def analysis_flags(artifacts: str | Path, pair: str, kind: str, model: str, laye
     return flags
 
 
+def check_analysis_tag(artifacts: str | Path, pair: str, fc) -> None:
+    """The latent ids the analysis wrote index the SAEs of its tag: the backtest must encode with that SAE
+    (``{tag}_warm_domain`` for ``warmstart``), else the ids would name other latents (refused in one line).
+    Nothing to check when the analysis left no summary."""
+    folder = analysis_dir(Path(artifacts), pair)
+    if not summary_path(folder).is_file():
+        return
+    tag = read_summary(folder).tag
+    want = tag + WARM_DOMAIN_SUFFIX if fc.changed == "warmstart" else tag
+    if fc.tag != want:
+        raise ConfigError(f"features.changed={fc.changed} reads latent ids the analysis {folder} gave the SAEs "
+                          f"of tag {tag}, but features.tag={fc.tag}: they would name other latents; set "
+                          f"features.tag={want}")
+
+
 def latent_pools(artifacts: str | Path, pair: str, roles: dict[str, str],
                  fc) -> dict[tuple[str, int], LatentPools]:
     """Per (model, layer) the pooled blocks of ``fc`` (a ``FeatureConfig``) read, their pools (read, checked
@@ -125,6 +142,7 @@ def latent_pools(artifacts: str | Path, pair: str, roles: dict[str, str],
     if fc.changed == "warmstart" and not fc.tag.endswith(WARM_DOMAIN_SUFFIX):
         raise ConfigError(f"features.changed=warmstart names latents of the warm-started domain SAE, but "
                           f"features.tag={fc.tag} is not one; set features.tag={fc.tag}{WARM_DOMAIN_SUFFIX}")
+    check_analysis_tag(artifacts, pair, fc)
     roles_used = sorted({SPECS[b].role for b in fc.blocks if SPECS[b].pool is not None})
     return {(roles[r], int(layer)): draw_pools(
                 analysis_flags(artifacts, pair, fc.changed, roles[r], int(layer)), fc.draw_seed + int(layer))
