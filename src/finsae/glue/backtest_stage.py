@@ -22,12 +22,13 @@ from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_ca
 from finsae.trading import artifacts as contract
 from finsae.trading import protocols
 from finsae.trading.blocks import needed, uses_sae
-from finsae.trading.encode import Encoded, check_encoders, encode_tweets
+from finsae.trading.encode import Encoded, check_encoders, encode_tweets, role_kinds
 from finsae.trading.guards import check_fit_windows, check_text_fit
 from finsae.trading.inputs import (
     check_data, check_headline_period, chosen_tickers, load_labels, load_market, load_stocknet_tweets,
     load_tweets,
 )
+from finsae.trading.latent_pools import latent_pools
 from finsae.trading.ledger import check_ledger, read_trials, record_trials
 from finsae.trading.sets import allowed_latents
 from finsae.trading.summary import BacktestSummary
@@ -47,6 +48,7 @@ def check_prerequisites(cfg) -> None:
     check_ledger(contract.ledger_path(backtest_root(artifacts)))  # a cut last line repaired, damage refused
     check_encoders(_roles(cfg), cfg.features, artifacts)
     allowed_latents(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # latents=financial without any
+    latent_pools(artifacts, pair_name(cfg), _roles(cfg), cfg.features)  # changed_sae without a changed latent
 
 
 precheck = check_prerequisites
@@ -62,7 +64,7 @@ def encode_only(cfg) -> None:
     fc = cfg.features
     check_data(cfg.paths.data_dir, fc)
     check_encoders(roles, fc, artifacts)
-    if not needed(fc.blocks)[role]:
+    if not role_kinds(fc)[role]:
         print(f"backtest: features.sets use no encoding of the {role} model ({roles[role]}); nothing to encode")
         return None
     corpus = load_tweets(cfg.paths.data_dir, chosen_tickers(cfg.paths.data_dir, fc)).corpus
@@ -81,6 +83,7 @@ def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
     if "walk_forward" in cfg.benchmark.protocols:
         check_headline_period(market.panel.rows, cfg.data.eval_start, cfg.walk_forward)
     allowed = allowed_latents(artifacts, pair_name(cfg), _roles(cfg), fc)
+    pools = latent_pools(artifacts, pair_name(cfg), _roles(cfg), fc)
     tweets = load_tweets(cfg.paths.data_dir, market.tickers)
     enc = Encoded()
     if any(needed(fc.blocks).values()):
@@ -88,7 +91,8 @@ def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
                             cfg.data.eval_start, tweets.corpus, cfg.progress_bar)
     return protocols.Inputs(market.panel, market.sp500, tweets, enc, _roles(cfg),
                             lambda model, layer: allowed.get((model, layer)),
-                            load_labels(artifacts, pair_name(cfg))), market.tickers
+                            load_labels(artifacts, pair_name(cfg)),
+                            lambda model, layer: pools.get((model, layer))), market.tickers
 
 
 def _run_protocols(cfg, inp: protocols.Inputs, tickers: list[str], tmp: Path) -> list[protocols.Outcome]:

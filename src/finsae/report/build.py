@@ -12,6 +12,7 @@ from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, 
 from finsae.report import page, sae_table
 from finsae.report.study import COMMANDS, Study
 from finsae.trading import artifacts as backtest_files
+from finsae.trading.claim import claim_paragraph
 
 LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
                  "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
@@ -188,6 +189,11 @@ def backtest(study: Study) -> str:
             m = study.through(backtest_files.read_metrics, folder, metrics.name)
             parts.append(page.error_box(m) if isinstance(m, str) else page.table(_pick(m, METRIC_COLUMNS),
                          caption="strategies after costs, with PSR/DSR and the trials count"))
+        if backtest_files.has_claim(folder):
+            c = study.through(backtest_files.read_claim, folder, backtest_files.TABLES["claim"].file)
+            parts.append(page.error_box(c) if isinstance(c, str) else
+                         f"<p>{page.esc(claim_paragraph(c))}</p>"
+                         + page.table(c[c["period"] == "headline"], caption="changed latents: paired diffs"))
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
 

@@ -23,6 +23,7 @@ from finsae.report.markdown import md_table
 from finsae.report.sae_table import SAE_COLUMNS
 from finsae.report.study import Study, fingerprint
 from finsae.trading import artifacts as backtest_files
+from finsae.trading.claim import claim_paragraph
 
 SOURCES = "sources.json"
 HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
@@ -169,6 +170,9 @@ def backtest_page(study: Study) -> str:
         if metrics.is_file():
             m = study.through(backtest_files.read_metrics, folder, metrics.name)
             parts.append(m if isinstance(m, str) else md_table(m))
+        if backtest_files.has_claim(folder):
+            c = study.through(backtest_files.read_claim, folder, backtest_files.TABLES["claim"].file)
+            parts += ["", c if isinstance(c, str) else claim_paragraph(c)]
         if (folder / backtest_files.STOCKNET_FILE).is_file():
             bench = study.through(backtest_files.read_stocknet, folder, backtest_files.STOCKNET_FILE)
             parts += ["", "StockNet protocol (test):", "", bench if isinstance(bench, str) else

@@ -9,6 +9,7 @@ Files::
     benchmarks.csv canaries.json                           the market benchmarks' returns; the canaries
     benchmark_stocknet.json                                the published ACL18 protocol
     fit_windows.parquet                                    every fitted object's rows (the leakage check's)
+    claim.csv                                              changed vs unchanged / random latents / sentiment
     plots/equity_{kind}.png  tearsheet_{set}_{kind}.html   figures
     summary.json                                           ``BacktestSummary``
 
@@ -63,6 +64,9 @@ TABLES = {
     "importance": TableSpec("importance.csv", "backtest feature importance",
                             ("set", "feature", "gain", "shap")),
     "benchmarks": TableSpec("benchmarks.csv", "backtest market benchmarks", ("date",)),
+    "claim": TableSpec("claim.csv", "backtest changed-latents claim",
+                       ("comparison", "set", "baseline", "metric", "strategy", "period", "diff", "diff_lo",
+                        "diff_hi", "n_days", "changed")),
     "fit_windows": TableSpec(FIT_WINDOWS_FILE, "backtest fit windows",
                              ("set", "what", "fit_start", "fit_end", "test_start", "test_end", "protocol")),
 }
@@ -144,6 +148,16 @@ def write_fit_windows(folder: Path, windows: pd.DataFrame) -> None:
         windows.to_parquet(table_path(folder, "fit_windows"), index=False)
 
 
+def write_claim(folder: Path, table: pd.DataFrame) -> None:
+    """``claim.csv`` (:func:`finsae.trading.claim.claim_table`; nothing when no set was paired)."""
+    if len(table):
+        table.to_csv(table_path(folder, "claim"), index=False)
+
+
+def has_claim(folder: str | Path) -> bool:
+    return table_path(folder, "claim").is_file()
+
+
 # -- readers -------------------------------------------------------------------------------------------------
 def read_table(folder: str | Path, name: str) -> pd.DataFrame:
     """Table ``name`` of :data:`TABLES` in ``folder``, checked (missing, damaged, or without its columns: one
@@ -155,6 +169,11 @@ def read_table(folder: str | Path, name: str) -> pd.DataFrame:
 def read_metrics(folder: str | Path) -> pd.DataFrame:
     """``metrics.csv``: one row per (set, strategy, period)."""
     return read_table(folder, "metrics")
+
+
+def read_claim(folder: str | Path) -> pd.DataFrame:
+    """``claim.csv``: the paired differences of the changed-latent sets (:mod:`finsae.trading.claim`)."""
+    return read_table(folder, "claim")
 
 
 def _record(path: Path, what: str) -> dict:

@@ -34,6 +34,10 @@ class BlockSpec:
     classifier head); None: nothing."""
     text: bool = False
     """Its rows are linked to tweets: a set with such a block also gets the tweet count."""
+    pool: str | None = None
+    """SAE blocks bounded to a latent pool of the analysis (:mod:`finsae.trading.latent_pools`): ``changed``
+    (the latents it calls changed by fine-tuning, ``features.changed``), ``unchanged`` / ``random`` (as many
+    unchanged / live latents of the same SAE, a seeded draw); None: every latent of the SAE."""
 
 
 BLOCK_SPECS = (
@@ -44,6 +48,9 @@ BLOCK_SPECS = (
     BlockSpec("base_dense", "dense", "base", "dense", True),
     BlockSpec("domain_dense", "dense", "domain", "dense", True),
     BlockSpec("sentiment", "plain", "domain", "sentiment", True),
+    BlockSpec("changed_sae", "sae", "domain", "sae", True, pool="changed"),
+    BlockSpec("unchanged_sae", "sae", "domain", "sae", True, pool="unchanged"),
+    BlockSpec("random_sae", "sae", "domain", "sae", True, pool="random"),
 )
 """Every feature block, in the order a set's blocks are listed (``FeatureConfig.blocks``)."""
 SPECS = {s.name: s for s in BLOCK_SPECS}
@@ -54,6 +61,8 @@ COUNT = "count"
 """The tweet-count block every set with a text block carries."""
 SEP = "_"
 """Joins a set's blocks in its name."""
+POOLS = tuple(s.pool for s in BLOCK_SPECS if s.pool is not None)
+"""The latent pools, in block order (``changed``, ``unchanged``, ``random``)."""
 
 
 def parse_set(name: str) -> tuple[str, ...]:
@@ -108,9 +117,34 @@ def uses_sae(blocks) -> bool:
     return any(SPECS[b].encoding == "sae" for b in blocks)
 
 
+def uses_pools(blocks) -> bool:
+    """Some block of ``blocks`` is bounded to a latent pool of the analysis."""
+    return any(SPECS[b].pool is not None for b in blocks)
+
+
+def pool_blocks(role: str) -> tuple[BlockSpec, ...]:
+    """The pooled SAE blocks that read ``role``'s model."""
+    return tuple(s for s in BLOCK_SPECS if s.role == role and s.pool is not None)
+
+
+def pool_block(pool: str) -> str:
+    """The block bounded to latent pool ``pool`` (``unchanged`` -> ``unchanged_sae``)."""
+    return next(s.name for s in BLOCK_SPECS if s.pool == pool)
+
+
+def swap_block(name: str, old: str, new: str) -> str | None:
+    """Set ``name`` with block ``old`` replaced by ``new`` (``price_changed_sae`` -> ``price_unchanged_sae``);
+    None when ``name`` has no block ``old`` or already has ``new``."""
+    blocks = parse_set(name)
+    if old not in blocks or new in blocks:
+        return None
+    return set_name([new if b == old else b for b in blocks])
+
+
 def role_block(role: str, encoding: str) -> str:
-    """The block that reads ``encoding`` of ``role``'s model (``domain``, ``sae`` -> ``domain_sae``)."""
-    hit = [s.name for s in BLOCK_SPECS if s.role == role and s.encoding == encoding]
+    """The block that reads ``encoding`` of ``role``'s model over all its latents (``domain``, ``sae`` ->
+    ``domain_sae``)."""
+    hit = [s.name for s in BLOCK_SPECS if s.role == role and s.encoding == encoding and s.pool is None]
     if len(hit) != 1:
         raise ValueError(f"no single block reads {encoding} of the {role} model")
     return hit[0]

@@ -10,6 +10,7 @@ from finsae.errors import ConfigError, require
 from finsae.trading.blocks import BLOCKS, parse_set
 
 LATENT_CHOICES = ("all", "top_ic", "top_ic_pooled", "financial")
+CHANGED_KINDS = ("specialized", "financial", "warmstart", "crosscoder")
 CS_TARGETS = ("rank", "demean")
 EXECUTIONS = ("open", "close")
 STRATEGIES = ("long_short", "long_only")
@@ -44,6 +45,17 @@ class FeatureConfig:
     ``financial`` (the analysis stage's financial latents, chosen on pre-evaluation text)."""
     top_n: int = 256
     """Latent columns kept per SAE block and layer by ``top_ic``."""
+    changed: str = "specialized"
+    """Which latents the analysis calls changed by fine-tuning bound the ``changed_sae`` block (and size the
+    ``unchanged_sae`` / ``random_sae`` draws): ``specialized`` (features.parquet: financial domain latents
+    whose best base match is below tau), ``financial`` (features.parquet: the domain SAE's financial
+    latents), or ``warmstart`` (warmstart.parquet ``changed``: latents of the warm-started SAE, so ``tag``
+    must name it, ``{analysis tag}_warm_domain``), or ``crosscoder`` (crosscoder.parquet: domain-leaning
+    latents, delta above the shared range, not Latent Scaling artifacts; the pooled blocks then read the
+    tweets through the pair's crosscoder of ``tag``). The pooled blocks select by ``latents`` like every
+    SAE block."""
+    draw_seed: int = 0
+    """Seed of the ``unchanged_sae`` / ``random_sae`` draws."""
     dense_pca: int | None = 32
     """PCA components of the dense embedding, fit inside each training window (None: the raw d columns)."""
     tickers: list[str] | None = None
@@ -66,6 +78,8 @@ class FeatureConfig:
         _check(len(self.layers) > 0, "features.layers must name at least one layer")
         _check(self.latents in LATENT_CHOICES, f"features.latents must be one of {LATENT_CHOICES}, got {self.latents!r}")
         _check(self.top_n >= 1, f"features.top_n must be >= 1, got {self.top_n}")
+        _check(self.changed in CHANGED_KINDS,
+               f"features.changed must be one of {CHANGED_KINDS}, got {self.changed!r}")
         _check(self.dense_pca is None or self.dense_pca >= 1, f"features.dense_pca must be >= 1 or null, got {self.dense_pca}")
         _check(self.encode_batch_tokens >= 1, "features.encode_batch_tokens must be >= 1")
         _check(self.encode_jobs >= 1, f"features.encode_jobs must be >= 1, got {self.encode_jobs}")

@@ -12,8 +12,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from finsae.errors import ConfigError, DataMissingError, FinsaeError
-from finsae.paths import activations_root, model_dir, sae_dir
+from finsae.paths import activations_root, crosscoder_name, model_dir, sae_dir
 from finsae.trading.blocks import needed
+from finsae.trading.latent_pools import crosscoder_dir, uses_crosscoder
 from finsae.trading.text_cache import cached_docs
 from finsae.trading.text_features import encode_docs, sentiment_docs
 
@@ -26,7 +27,7 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
     from finsae.models.loading import model_config, task_kind
     from finsae.sae.io import check_weights, is_sae_dir
 
-    for role, kinds in needed(fc.blocks).items():
+    for role, kinds in role_kinds(fc).items():
         if not kinds or role not in roles:
             continue
         name = roles[role]
@@ -49,6 +50,13 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
         if "sentiment" in kinds and task_kind(spec, artifacts) != "classifier":
             raise ConfigError(f"features.sets uses sentiment, but {name} has no classifier head; drop the "
                               f"sentiment set or use a pair whose domain model is a classifier")
+    if uses_crosscoder(fc) and set(roles) == {"base", "domain"}:
+        for layer in fc.layers:
+            d = crosscoder_dir(artifacts, roles, int(layer), fc.tag)
+            if not is_sae_dir(d):
+                raise DataMissingError(f"crosscoder of layer {layer} (tag {fc.tag})", d,
+                                       f"Make it with `python train.py task=crosscoder layer={layer}`.")
+            check_weights(d)
 
 
 class Encoded:
@@ -58,6 +66,9 @@ class Encoded:
         self.docs: dict[tuple[str, int], object] = {}
         self.sentiment: np.ndarray | None = None
         self.labels: list[str] = []
+        self.crosscoder: dict[int, object] = {}
+        """Per layer, the tweets through the pair's crosscoder (``features.changed=crosscoder``)."""
+        self.crosscoder_name = ""
         self.seconds = 0.0
         self.n_tokens = 0
 
@@ -68,7 +79,7 @@ def encode_tweets(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Pa
     reduce per tweet through the SAEs (cached under ``cache``). With ``fc.encode_jobs`` > 1 and two models to
     encode, each model's encodings are first made in a one-thread worker process of its own, side by side; this
     process then reads them from the caches."""
-    active = [role for role, kinds in needed(fc.blocks).items() if kinds and role in roles]
+    active = [role for role, kinds in role_kinds(fc).items() if kinds and role in roles]
     if fc.encode_jobs > 1 and len(active) > 1:
         from finsae.workers import one_thread_pool
 
@@ -90,6 +101,19 @@ def _encode_role_in_worker(role: str) -> None:
     _encode({role: roles[role]}, fc, act_cfg, artifacts, cache, eval_start, corpus, progress)
 
 
+ACTIVATIONS = "activations"
+"""A role's activations alone: the crosscoder's paired input."""
+
+
+def role_kinds(fc) -> dict[str, set[str]]:
+    """Per role, what its model must give: its blocks' encodings (:func:`finsae.trading.blocks.needed`), and
+    its activations when the pooled blocks read the pair's crosscoder."""
+    out = needed(fc.blocks)
+    if uses_crosscoder(fc):
+        out = {role: kinds | {ACTIVATIONS} for role, kinds in out.items()}
+    return out
+
+
 def _encode(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, eval_start: str, corpus,
             progress: bool) -> Encoded:
     import torch
@@ -101,7 +125,8 @@ def _encode(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, ev
 
     enc = Encoded()
     t0 = time.time()
-    for role, kinds in needed(fc.blocks).items():
+    kept = {}
+    for role, kinds in role_kinds(fc).items():
         if not kinds or role not in roles:
             continue
         name = roles[role]
@@ -116,6 +141,9 @@ def _encode(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, ev
         for layer in fc.layers:
             store = stores[int(layer)]
             enc.n_tokens = len(store)
+            kept[role, int(layer)] = store
+            if kinds == {ACTIVATIONS}:
+                continue
             sae, key = None, f"{store.key}-dense"
             if "sae" in kinds:
                 d = sae_dir(artifacts, name, int(layer), fc.tag)
@@ -134,5 +162,25 @@ def _encode(roles: dict[str, str], fc, act_cfg, artifacts: Path, cache: Path, ev
             enc.sentiment = sentiment_docs(special, loaded)
             id2label = loaded.model.config.id2label
             enc.labels = [str(id2label[i]) for i in range(len(id2label))]
+    if uses_crosscoder(fc) and set(roles) == {"base", "domain"}:
+        enc.crosscoder_name = crosscoder_name(roles["base"], roles["domain"])
+        enc.crosscoder = {int(layer): _crosscoder_docs(roles, fc, int(layer), kept, artifacts, cache)
+                          for layer in fc.layers}
     enc.seconds = time.time() - t0
     return enc
+
+
+def _crosscoder_docs(roles, fc, layer: int, stores, artifacts: Path, cache: Path):
+    """The tweets of one layer through the pair's crosscoder: both models' token rows, each block scaled as
+    the crosscoder was trained (its cfg.json), reduced per tweet like an SAE's latents (cached)."""
+    from finsae.activations import PairedStore
+    from finsae.analysis.crosscoder import load_crosscoder
+    from finsae.sae import read_meta
+    from finsae.sae.io import sae_identity
+
+    d = crosscoder_dir(artifacts, roles, layer, fc.tag)
+    xc, scales = load_crosscoder(d)
+    paired = PairedStore(stores["base", layer], stores["domain", layer], scales)
+    key = f"{paired.key}-xc{read_meta(d)['num_latents']}-{sae_identity(d)}"
+    docs, _ = cached_docs(cache, key, lambda: encode_docs(paired, xc, fc.encode_batch_tokens))
+    return docs

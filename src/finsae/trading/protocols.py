@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.trading import artifacts
+from finsae.trading.claim import claim_paragraph, claim_table
 from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
 from finsae.trading.config import BacktestConfig
 from finsae.trading.dataset import Panel, price_block
@@ -22,7 +23,7 @@ from finsae.trading.encode import Encoded
 from finsae.trading.features import Block
 from finsae.trading.outputs import equity_figure, label_importance, tearsheet
 from finsae.trading.pipeline import (
-    direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
+    book_model, direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
     stocknet_seed_spread, walk_forward_predictions,
 )
 from finsae.trading.prices import PRICE_FEATURES, price_features
@@ -47,6 +48,9 @@ class Inputs(NamedTuple):
     """``allowed(model, layer)``: the SAE latents a block may select from (None: all)."""
     labels: pd.DataFrame | None = None
     """The labeling stage's table of the pair (None: it has not run): the importance table's labels."""
+    pools: Callable | None = None
+    """``pools(model, layer)``: the latent pools of the ``changed_sae`` / ``unchanged_sae`` / ``random_sae``
+    blocks (:class:`~finsae.trading.latent_pools.LatentPools`; None: no such block)."""
 
 
 class WalkForwardFields(NamedTuple):
@@ -59,6 +63,8 @@ class WalkForwardFields(NamedTuple):
     n_folds: int
     n_trials: int
     n_trials_eff: int
+    claim: list[dict]
+    """``claim.csv``'s rows (:mod:`finsae.trading.claim`; empty when no changed_sae set was paired)."""
 
 
 class StocknetFields(NamedTuple):
@@ -96,7 +102,8 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
     fc, rows, sc = cfg.features, inp.panel.rows, cfg.strategy
     pairs = trading_day_pairs(inp.tweets.frame, inp.tweets.doc_of, rows, inp.panel.calendar)
     price = price_block(rows)
-    sets = assemble_sets(fc.sets, price, text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed))
+    sets = assemble_sets(fc.sets, price, text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed,
+                                                     inp.pools))
     n_folds = len(folds(np.unique(rows["date"].to_numpy()), cfg.walk_forward))
     bar = tqdm(total=n_folds * (len(sets) + (4 if cfg.canaries else 0)), desc="walk-forward", unit="fit",
                disable=not cfg.progress_bar, leave=False, mininterval=5)
@@ -110,6 +117,9 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
     bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id)
     acc = direction_accuracy(rows, wf.predictions, eval_start, cfg.benchmark.bootstrap)
     ric = rank_ic_table(rows, wf.predictions, eval_start, sc.block_days, sc.bootstrap)
+    claim = claim_table(rows, wf.predictions, bt.returns, sc.kinds,
+                        lambda kind, p: book_model(kind, p, sc)[0], eval_start, sc.block_days, sc.bootstrap,
+                        fc.changed)
     windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
     canaries = {}
     if cfg.canaries:
@@ -123,17 +133,19 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
         preds.drop(columns="row"), bt.positions, bt.returns, bt.metrics, acc, ric,
         label_importance(wf.importance, inp.labels), pd.DataFrame(dict(benchmarks)).rename_axis("date"),
         canaries))
+    artifacts.write_claim(out, claim)
     figures = _figures(bt.returns, benchmarks, cfg, out)
     equity = bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod())
     eq = bt.returns.assign(equity=equity)[["date", "set", "strategy", "equity"]]
     tables = {"equity": eq.assign(date=lambda d: d["date"].astype(str)),
-              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric}
+              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric,
+              **({"claim": claim} if len(claim) else {})}
     fields = WalkForwardFields(
         strategies=json.loads(bt.metrics[[c for c in STRATEGY_FIELDS if c in bt.metrics]]
                               .to_json(orient="records")),
         accuracy=json.loads(acc.to_json(orient="records")), rank_ic=json.loads(ric.to_json(orient="records")),
         canaries=canaries, n_folds=len(wf.folds), n_trials=int(bt.metrics["n_trials"].max()),
-        n_trials_eff=int(bt.metrics["n_trials_eff"].max()))
+        n_trials_eff=int(bt.metrics["n_trials_eff"].max()), claim=json.loads(claim.to_json(orient="records")))
     return Outcome(windows, bt.trials, figures, tables, fields)
 
 
@@ -201,7 +213,8 @@ def stocknet(inp: Inputs, pre_tweets: pd.DataFrame, cfg: BacktestConfig, out: Pa
     days = pd.DataFrame({"ticker": inp.tweets.frame["ticker"].to_numpy(),
                          "day": inp.tweets.frame["file_date"].to_numpy(), "doc": inp.tweets.doc_of})
     pairs = window_pairs(samples, days, bc.lag_days).rename(columns={"sample": "row"})[["row", "doc"]]
-    text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples), inp.allowed)
+    text = text_blocks(inp.roles, inp.enc, pairs.drop_duplicates(ignore_index=True), len(samples),
+                       inp.allowed, inp.pools)
     sets = {**assemble_sets(cfg.features.sets, price, text), **{k: v for k, v in price_only.items() if k != "price"}}
     bar = tqdm(total=len(sets), desc="stocknet", unit="set", disable=not cfg.progress_bar, leave=False)
     table, windows = stocknet_benchmark(samples, sets, cfg.lgbm, cfg.features, bc.bootstrap, progress=bar.update)
@@ -243,6 +256,8 @@ def print_summary(s, out: Path) -> None:
             print(f"  {r['set']:<24} {r['strategy']:<10} ({r.get('model', '')}) headline sharpe {r['sharpe']:+.2f} "
                   f"psr {r['psr']:.2f} dsr {r['dsr']:.2f} (n_trials {r['n_trials']}) "
                   f"dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
+    if s.claim:
+        print("  " + claim_paragraph(pd.DataFrame(s.claim)))
     for name, c in s.canaries.items():
         print(f"  canary {name} ({c['what']}): accuracy {c['accuracy']:.3f}, long_short sharpe "
               f"{c.get('sharpe_long_short', float('nan')):+.2f} net / "

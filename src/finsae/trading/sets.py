@@ -13,7 +13,8 @@ from finsae.analysis.artifacts import read_features
 from finsae.errors import ConfigError
 from finsae.paths import analysis_dir
 from finsae.trading.blocks import (
-    COUNT, dense_columns, layer_block, needed, role_block, sae_columns, sentiment_columns, set_members,
+    COUNT, dense_columns, layer_block, needed, pool_blocks, role_block, sae_columns, sentiment_columns,
+    set_members,
 )
 from finsae.trading.features import Block
 from finsae.trading.text_features import RowText, aggregate_dense, aggregate_rows
@@ -47,9 +48,12 @@ def allowed_latents(artifacts: Path, pair: str, roles: dict[str, str],
             for role, kinds in needed(fc.blocks).items() if "sae" in kinds for layer in fc.layers}
 
 
-def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, allowed) -> dict[str, list[Block]]:
+def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, allowed,
+                pools=None) -> dict[str, list[Block]]:
     """Blocks per block name (``count``, ``domain_sae``, ...) for rows linked to tweets by ``pairs``;
-    ``allowed(model, layer)``: the SAE latents a block may select from (None: all)."""
+    ``allowed(model, layer)``: the SAE latents a block may select from (None: all); ``pools(model, layer)``:
+    the :class:`~finsae.trading.latent_pools.LatentPools` of the pooled blocks (``changed_sae``, ...; None:
+    none), which read the same latents as the role's SAE block, each bounded to its pool."""
     count = np.bincount(pairs["row"].to_numpy(), minlength=n_rows) if len(pairs) else np.zeros(n_rows)
     from finsae.trading.dataset import count_block
 
@@ -60,9 +64,17 @@ def text_blocks(roles: dict[str, str], enc, pairs: pd.DataFrame, n_rows: int, al
         if docs.sae_sum is not None:
             block = role_block(role, "sae")
             mat = sp.hstack([rt.sae_mean, rt.sae_max], format="csr", dtype=np.float32)
-            out.setdefault(block, []).append(Block(layer_block(block, layer), "sae", mat,
-                                                   sae_columns(name, layer, docs.sae_sum.shape[1]),
+            cols = sae_columns(name, layer, docs.sae_sum.shape[1])
+            out.setdefault(block, []).append(Block(layer_block(block, layer), "sae", mat, cols,
                                                    allowed(name, layer)))
+            pool = None if pools is None else pools(name, layer)
+            if pool is not None and layer in enc.crosscoder:  # the pools index the crosscoder's latents
+                xc = aggregate_rows(pairs, n_rows, enc.crosscoder[layer])
+                mat = sp.hstack([xc.sae_mean, xc.sae_max], format="csr", dtype=np.float32)
+                cols = sae_columns(enc.crosscoder_name, layer, xc.sae_mean.shape[1])
+            for spec in pool_blocks(role) if pool is not None else ():
+                out.setdefault(spec.name, []).append(Block(layer_block(spec.name, layer), "sae", mat, cols,
+                                                           getattr(pool, spec.pool)))
         block = role_block(role, "dense")
         out.setdefault(block, []).append(Block(layer_block(block, layer), "dense", rt.dense_mean,
                                                dense_columns(name, layer, rt.dense_mean.shape[1])))

@@ -35,6 +35,9 @@ class BacktestSummary(StageSummary):
     rank_ic: list[dict] = field(default_factory=list)
     """Mean per-day rank IC of every set's predictions (cross-sectional and raw-return models) per period, with a
     day-block bootstrap interval (also rank_ic.csv)."""
+    claim: list[dict] = field(default_factory=list)
+    """The seed's claim tested: paired daily differences of rank IC and net return, changed latents minus
+    unchanged / random latents / the twin's sentiment, with day-block intervals (also claim.csv)."""
     stocknet: dict = field(default_factory=dict)
     """Per set (first ``always_up``; ``price_no_index`` and ``price_acl18`` beside the configured sets):
     ``accuracy``, ``mcc``, CI bounds, the difference from always-up with a paired day CI (``vs_always_up``,
