@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 from finsae.atomic import read_json, write_json
 from finsae.errors import FinsaeError
@@ -34,6 +34,9 @@ S = TypeVar("S", bound="StageSummary")
 @dataclass
 class StageSummary:
     """Base of every stage's summary record."""
+
+    MAKES: ClassVar[str] = "the stage that wrote it"
+    """The command that writes this summary (what a reader of a damaged one is told to rerun)."""
 
     @property
     def objective(self) -> float | None:
@@ -60,18 +63,22 @@ class StageSummary:
             write_json(Path(d) / SUMMARY_FILE, nan_to_null(self.to_dict()))
 
     @classmethod
+    def _rerun(cls) -> str:
+        return f"`{cls.MAKES}`" if cls.MAKES.startswith("python") else cls.MAKES
+
+    @classmethod
     def read(cls: type[S], path: str | Path) -> S:
         """The summary in ``path`` (a folder or its summary.json); one clear error when missing or corrupt."""
         path = Path(path)
         if path.is_dir() or path.name != SUMMARY_FILE:
             path = path / SUMMARY_FILE
-        raw = read_json(path, cls.__name__, "rerun the stage that writes it")
+        raw = read_json(path, cls.__name__, f"rerun {cls._rerun()}")
         if not isinstance(raw, dict):
-            raise FinsaeError(f"{path} is not a {cls.__name__} (not a JSON object); rerun the stage that wrote it")
+            raise FinsaeError(f"{path} is not a {cls.__name__} (not a JSON object); rerun {cls._rerun()}")
         missing = sorted(f.name for f in fields(cls)
                          if f.name not in raw and f.default is MISSING and f.default_factory is MISSING)
         if missing:
-            raise FinsaeError(f"{path} is not a {cls.__name__} (missing {missing}); rerun the stage that wrote it")
+            raise FinsaeError(f"{path} is not a {cls.__name__} (missing {missing}); rerun {cls._rerun()}")
         hints = _field_types(cls)
         values = {}
         for name, value in raw.items():
@@ -80,7 +87,7 @@ class StageSummary:
             ok, values[name] = _typed(value, hints[name])
             if not ok:
                 raise FinsaeError(f"{path}: {name!r} is {_short(value)}, not {_describe(hints[name])}; "
-                                  f"rerun the stage that wrote it")
+                                  f"rerun {cls._rerun()}")
         return cls(**values)
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import ClassVar
 
-from finsae.errors import FinsaeError
-from finsae.summary import SUMMARY_FILE, StageSummary
-
-_KINDS = {"str": ((str,), None), "float": ((int, float), None), "int": ((int,), None),
-          "dict": ((dict,), None), "list[str]": ((list,), str), "list[dict]": ((list,), dict)}
-"""Each field annotation's JSON shape: its types, and every item's type for a list."""
-
+from finsae.summary import StageSummary
 
 @dataclass
 class BacktestSummary(StageSummary):
+    MAKES: ClassVar[str] = "python backtest.py"
+
     pair: str
     """Names the output folder."""
     protocols: list[str]
@@ -63,28 +59,3 @@ class BacktestSummary(StageSummary):
     """Walk-forward, StockNet fits and canaries."""
     seconds: float = 0.0
     """The whole stage."""
-
-    def type_errors(self) -> list[str]:
-        """Fields whose value has not the type the summary declares (``sets: "price_count"`` would be read as
-        eleven one-letter sets); one phrase each."""
-        out = []
-        for f in fields(self):
-            (types, item), value = _KINDS[f.type], getattr(self, f.name)
-            ok = isinstance(value, types) and not isinstance(value, bool)
-            if ok and item is not None:
-                ok = all(isinstance(v, item) for v in value)
-            if not ok:
-                out.append(f"{f.name!r} is {value!r}, not {f.type}")
-        return out
-
-    @classmethod
-    def read(cls, path: str | Path) -> BacktestSummary:
-        """The summary in ``path`` (a folder or its summary.json), each field's type checked: one line naming
-        the file and the field otherwise."""
-        summary = super().read(path)
-        bad = summary.type_errors()
-        if bad:
-            file = Path(path) if Path(path).is_file() else Path(path) / SUMMARY_FILE
-            raise FinsaeError(f"{file}: {bad[0]}; rerun `python backtest.py`")
-        return summary
-
