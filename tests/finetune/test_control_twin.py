@@ -79,6 +79,8 @@ def test_the_control_trains_the_finance_twins_step_count_not_its_own(data_dir, t
 
     fin_data, control_data = finetune_data(fin), finetune_data(control)
     assert len(control_data.train) > 4 * len(fin_data.train)
+    # the finance probe fits PhraseBank's whole train split; SST-2's is cut to a comparable size
+    assert (fin_data.train.source == "phrasebank").sum() <= FinetuneConfig().probe_max_examples < len(control_data.train)
     steps = classifier_steps(fin, fin_data)
     assert classifier_steps(control, control_data) == steps and 400 < steps < 450  # ~13.4k examples / 32
     own = replace(control, finetune=replace(control.finetune, steps_like=None))
@@ -148,7 +150,7 @@ def test_the_sst2_control_runs_end_to_end_on_tiny(data_dir, project_root, tmp_pa
     assert s.phrasebank_test_n == 872 and np.asarray(m.confusion["phrasebank_test_"]).shape == (2, 2)
     assert np.asarray(m.confusion["phrasebank_test_"]).sum() == 872 and 0 <= s.phrasebank_test_accuracy <= 1
     assert s.phrasebank_test_allagree_n == 0 and s.phrasebank_test_allagree_accuracy is None
-    assert s.probe_test_n == 872 and s.mlm_final_loss is not None
+    assert s.probe_test_n == 872 and s.probe_train_examples == 64 and s.mlm_final_loss is not None
     # the finance recipe under the same knobs makes as many classifier steps
     fin = Settings(artifacts=tmp_path, data_dir=data_dir, run_dir=tmp_path, model=("tiny", None, None),
                    finetune=FinetuneConfig(max_train_examples=64, batch_size=16, mlm_steps=2, mlm_batch_size=4),
@@ -162,3 +164,16 @@ def test_the_sst2_control_runs_end_to_end_on_tiny(data_dir, project_root, tmp_pa
     assert clf.classifier.out_features == 2 and clf.config.id2label == {0: "positive", 1: "negative"}
     recorded = (out / "finetune_config.json").read_text()
     assert '"task_data": "sst2"' in recorded and '"steps_like": "phrasebank"' in recorded
+
+
+def test_the_probe_subset_is_a_hash_choice_of_at_most_n_rows():
+    import pandas as pd
+
+    from finsae.finetune.datasets import hash_subset
+
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(50)], "label": [i % 2 for i in range(50)]})
+    cut = hash_subset(frame, 10, seed=0, salt="probe")
+    assert len(cut) == 10 and set(cut.text) <= set(frame.text)
+    assert set(hash_subset(frame.iloc[::-1], 10, seed=0, salt="probe").text) == set(cut.text)  # order-free
+    assert set(hash_subset(frame, 10, seed=1, salt="probe").text) != set(cut.text)
+    assert hash_subset(frame, 50, seed=0) is frame and hash_subset(frame, None, seed=0) is frame

@@ -47,6 +47,10 @@ class FinetuneConfig:
     """Train as many classifier steps as ``epochs`` passes over this classification set would make with these
     knobs (``phrasebank``: the finance twin's count), however large the own set is: a control twin trains
     exactly as long as the twin it controls. None: ``epochs`` passes over the own set."""
+    probe_max_examples: int = 4000
+    """The frozen-base probe fits at most this many of the task's own train examples (hash-chosen): PhraseBank's
+    train split (~3.9k) whole; SST-2 train (67k), whose encoding would cost more than the fine-tune, cut to a
+    comparable size."""
     mlm_phase: bool = True
     """A short masked-LM domain-adaptation pass first."""
     mlm_corpus: str = "financial"
@@ -65,6 +69,7 @@ class FinetuneConfig:
     def __post_init__(self):
         require(self.epochs >= 1 and self.batch_size >= 1, "finetune.epochs and finetune.batch_size must be >= 1")
         require(0 < self.test_frac < 0.5, "finetune.test_frac must be in (0, 0.5)")
+        require(self.probe_max_examples >= 10, f"finetune.probe_max_examples must be >= 10, got {self.probe_max_examples}")
         for name in ("lr", "mlm_lr"):
             require(getattr(self, name) > 0, f"finetune.{name} must be > 0, got {getattr(self, name)}")
         require(8 <= self.max_length <= 512, f"finetune.max_length must be in [8, 512], got {self.max_length}")

@@ -89,13 +89,17 @@ def build_finetune_data(data_dir: str | Path | None, test_frac: float = 0.2, see
     return _cap(FinetuneData(train=train, test=test), seed, max_train_examples)
 
 
+def hash_subset(frame: pd.DataFrame, n: int | None, seed: int, salt: str = "subset") -> pd.DataFrame:
+    """At most ``n`` rows of ``frame`` (all for None), those with the smallest hash(salt, seed, text): a choice
+    that depends on neither file order nor the other rows."""
+    if n is None or len(frame) <= n:
+        return frame
+    # A different salt from the split's: the split's hash order would pick only non-PhraseBank rows.
+    return frame.iloc[_hash_rank(frame["text"], seed, salt).argsort().to_numpy()[:n]].reset_index(drop=True)
+
+
 def _cap(data: FinetuneData, seed: int, max_train_examples: int | None) -> FinetuneData:
-    train = data.train
-    if max_train_examples is not None and len(train) > max_train_examples:
-        # A different salt from the split's: the split's hash order would pick only non-PhraseBank rows.
-        train = train.iloc[_hash_rank(train["text"], seed, "subset").argsort().to_numpy()[:max_train_examples]]
-        train = train.reset_index(drop=True)
-    return dataclasses.replace(data, train=train)
+    return dataclasses.replace(data, train=hash_subset(data.train, max_train_examples, seed))
 
 
 def _sst2_data(data_dir) -> FinetuneData:

@@ -21,7 +21,7 @@ from finsae import __version__
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.finetune import checkpoints
 from finsae.finetune.config import CONFIG_FILE, FinetuneConfig
-from finsae.finetune.datasets import FinetuneData, build_finetune_data
+from finsae.finetune.datasets import FinetuneData, build_finetune_data, hash_subset
 from finsae.finetune.length_grouping import num_grouped_batches
 from finsae.finetune.metrics import classification_metrics
 from finsae.finetune.probe import linear_probe, pooled_features
@@ -112,7 +112,7 @@ def skip(st: Settings) -> FinetuneSummary:
 
 class Probe(NamedTuple):
     """The frozen-base linear probe, trained on the task's own train split (PhraseBank's, as in FinBERT's
-    baselines, without the twitter rows; or SST-2 train)."""
+    baselines, without the twitter rows; or SST-2 train), at most ``finetune.probe_max_examples`` of it."""
 
     pred: np.ndarray
     """Its predictions on the test set."""
@@ -135,7 +135,7 @@ def frozen_probe(st: Settings, data: FinetuneData) -> tuple[Probe, Any]:
     ft, pool = st.finetune, "mean"
     base = load_model(st.spec(), kind="encoder")
     tok = base.tokenizer
-    pb_train = data.train[data.train["source"] == ft.task_data]
+    pb_train = hash_subset(data.train[data.train["source"] == ft.task_data], ft.probe_max_examples, st.seed, "probe")
     tr_x = pooled_features(base.model, tok, pb_train["text"].tolist(), ft.max_length, pooling=pool)
     te_x = pooled_features(base.model, tok, data.test["text"].tolist(), ft.max_length, pooling=pool)
     pred = linear_probe(tr_x, pb_train["label"].to_numpy(), te_x, seed=st.seed)

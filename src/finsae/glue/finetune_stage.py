@@ -79,7 +79,7 @@ def run(cfg, raw) -> FinetuneSummary:
     with checkpoints.run_lock(st.ckpt_dir):
         start = ft_run.resume_point(st)  # again, now under the run lock
         with stage_run("finetune", resolved_config(raw), st.run_dir, cfg.logger, group=cfg.logger.group,
-                       tags=list(cfg.logger.tags), name=f"finetune-{st.spec().name}") as tracker:
+                       tags=list(cfg.logger.tags), name=f"finetune-{st.finetune.out_name}") as tracker:
             return _finetune(cfg, raw, st, tracker, t0, start)
 
 
