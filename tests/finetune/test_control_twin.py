@@ -177,3 +177,16 @@ def test_the_probe_subset_is_a_hash_choice_of_at_most_n_rows():
     assert set(hash_subset(frame.iloc[::-1], 10, seed=0, salt="probe").text) == set(cut.text)  # order-free
     assert set(hash_subset(frame, 10, seed=1, salt="probe").text) != set(cut.text)
     assert hash_subset(frame, 50, seed=0) is frame and hash_subset(frame, None, seed=0) is frame
+
+
+def test_a_second_fine_tune_seed_keeps_the_data_and_changes_the_draws(data_dir, tmp_path):
+    """The seed pair measures the fine-tune's own spread: seed 2 holds out, and is scored on, the sentences seed 0
+    does (finetune.split_seed); only the split seed moves the split."""
+    from finsae.finetune.run import finetune_data
+
+    st = Settings(artifacts=tmp_path, data_dir=data_dir, run_dir=tmp_path, model=("tiny", None, None),
+                  finetune=FinetuneConfig(max_train_examples=500), seed=0, eval_start="2015-08-01")
+    a, b = finetune_data(st), finetune_data(replace(st, seed=2))
+    assert a.test.equals(b.test) and a.train.equals(b.train)
+    moved = finetune_data(replace(st, finetune=replace(st.finetune, split_seed=2)))
+    assert set(moved.test.text) != set(a.test.text)

@@ -37,6 +37,9 @@ class FinetuneConfig:
     """Shuffled batches of similar-length texts (about half the padded tokens of random batches)."""
     test_frac: float = 0.2
     """Fraction of PhraseBank in the stratified test split (by text hash), never trained on."""
+    split_seed: int = 0
+    """Seed of that split's hash and of the ``max_train_examples`` subset: the data stay fixed across fine-tune
+    seeds (``seed=``), so twins of one recipe hold out, and are scored on, the same sentences."""
     task_data: str = "phrasebank"
     """Classification set: ``phrasebank`` (3-class financial sentiment, tested on its hashed test split) or
     ``sst2`` (binary movie-review sentiment: SST-2 train, tested on SST-2 dev)."""

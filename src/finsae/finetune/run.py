@@ -125,7 +125,8 @@ def finetune_data(st: Settings, task_data: str | None = None) -> FinetuneData:
     """The run's training and test sets (of ``task_data``, default the recipe's own)."""
     ft = st.finetune
     task_data = task_data or ft.task_data
-    data = build_finetune_data(st.data_dir, ft.test_frac, st.seed, ft.use_twitter, ft.max_train_examples, task_data)
+    data = build_finetune_data(st.data_dir, ft.test_frac, ft.split_seed, ft.use_twitter, ft.max_train_examples,
+                               task_data)
     log.info("finetune data (%s): %d train, %d test", task_data, len(data.train), len(data.test))
     return data
 
@@ -189,6 +190,7 @@ def metrics(st: Settings, data: FinetuneData, pred: np.ndarray, probe: Probe, tr
                       f"{prefix}allagree_confusion": [[0] * n_classes for _ in range(n_classes)],
                       f"{prefix}allagree_n": 0})
     m.update({"task_data": ft.task_data, "mlm_corpus": ft.mlm_corpus if ft.mlm_phase else None,
+              "split_seed": ft.split_seed,
         "base_model": st.spec().name, "out_name": ft.out_name, "train_examples": len(data.train),
         "train_steps": int(train_steps), "mlm_steps": int(ft.mlm_steps if ft.mlm_phase else 0),
         "mlm_final_loss": mlm_loss, "probe_pooling": probe.pooling, "probe_train_examples": probe.train_examples,

@@ -75,6 +75,10 @@ class FinetuneSummary(StageSummary):
     """Classification set the twin was made on and tested on (``finetune.task_data``)."""
     mlm_corpus: str | None = "financial"
     """Text of the masked-LM pass (``finetune.mlm_corpus``; None without one)."""
+    split_seed: int = 0
+    """Seed of the PhraseBank test split and training subset (``finetune.split_seed``; ``seed`` is the fine-tune's
+    own: shuffles, head, dropout, masks). Records written before it existed split with ``seed``, 0 for every twin
+    made here."""
 
     @property
     def objective(self) -> float:
