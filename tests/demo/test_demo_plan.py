@@ -9,7 +9,8 @@ import pytest
 
 import finsae.demo.__main__ as demo_main
 from finsae import precision, provenance
-from finsae.demo.plan import CROSSCODER, LAYERS, SEED_LAYERS, demo_jobs, report_file, sae_runs
+from finsae.demo.plan import (CONTROL_LAYERS, CONTROL_PAIRS, CROSSCODER, LAYERS, SEED_LAYERS, control_sae_runs,
+                              demo_jobs, report_file, sae_runs)
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.errors import FinsaeError
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
@@ -18,7 +19,9 @@ from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_
 def _all_done(art):
     files = [model_dir(art, "minilm_fin") / "summary.json", analysis_dir(art, "minilm_fin") / "summary.json",
              labels_dir(art, "minilm_fin") / "summary.json", backtest_dir(art, "minilm_fin") / "summary.json"]
-    files += [sae_dir(art, r.model, r.layer, r.tag) / "summary.json" for r in sae_runs()]
+    files += [sae_dir(art, r.model, r.layer, r.tag) / "summary.json" for r in sae_runs() + control_sae_runs()]
+    files += [model_dir(art, twin) / "summary.json" for _, twin in CONTROL_PAIRS.values()]
+    files += [analysis_dir(art, pair) / "summary.json" for pair in CONTROL_PAIRS]
     for f in files:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("{}")
@@ -36,19 +39,21 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     by = {j.name: j for j in jobs}
     # both models' SAEs with seed repeats, the crosscoder at two seeds, the two warm starts: at every layer
     assert SEED_LAYERS == LAYERS
-    assert len([j for j in jobs if j.stage == "SAEs"]) == 2 * len(LAYERS) + 2 * len(SEED_LAYERS) + 4 * len(LAYERS)
+    assert len([j for j in jobs if j.stage == "SAEs"]) == (2 * len(LAYERS) + 2 * len(SEED_LAYERS) + 4 * len(LAYERS)
+                                                          + 2 * len(CONTROL_LAYERS))  # and the two control twins
     xc = by[f"sae {CROSSCODER} L2 demo_seed1"]
     assert set(xc.deps) == {"sae minilm L0", "sae minilm_fin L0"} and "task=crosscoder" in xc.command
     warm = by["sae minilm_fin L4 demo_warm_domain"]
     assert set(warm.deps) == {"sae minilm_fin L0", "sae minilm L4"}  # the twin's cache and the SAE it starts from
     assert f"sae.init_from={sae_dir(tmp_path, 'minilm', 4, 'demo')}" in warm.command
     assert set(by["sae minilm L4 demo_warm_control"].deps) == {"sae minilm L0", "sae minilm L4"}
-    assert by["report"].deps == ("backtest",) and by["report"].command[1:3] == ["-m", "finsae.report"]
+    assert by["report"].deps == ("backtest", "analyze minilm_sst2", "analyze minilm_fin_seed")
+    assert by["report"].command[1:3] == ["-m", "finsae.report"]
     assert [j.name for j in jobs if j.stage == "report"] == ["report"]  # one report job: page and SAE tables
     assert by["sae minilm L0"].deps == ()  # beside the fine-tune
     assert by["sae minilm_fin L0"].deps == ("finetune",)
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
-    assert set(by["analyze"].deps) == {j.name for j in jobs if j.stage == "SAEs"}
+    assert set(by["analyze"].deps) == {r.name for r in sae_runs()}  # not the control twins' SAEs
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
     # a rerun of a stopped demo continues every training run from its checkpoint (a run without resume=true
     # refuses to clobber one)
@@ -75,17 +80,65 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     # in order of preference right after the layer SAEs of both models, before the seed repeats: the shorter SAE
     # jobs after them fill both cores up to the analysis
     names = [j.name for j in jobs]
-    assert names[names.index("sae minilm_fin L5") + 1:][:3] == ["tweets minilm", "tweets minilm_fin", "sae minilm L0 demo_seed1"]
+    assert names[names.index("sae minilm_fin L5") + 1:][:5] == ["tweets minilm", "tweets minilm_fin", "finetune minilm_sst2",
+                                                                "finetune minilm_fin_s2", "sae minilm L0 demo_seed1"]
     assert [j.stage for j in jobs][:3] == ["finetune", "SAEs", "SAEs"]
     assert len({c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")}) == len(jobs) - 1  # the report is no Hydra run
+
+
+def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_path):
+    """Issue 33's control twins: each fine-tune is its recipe file, its SAEs wait for it (the first builds the
+    cache), each control pair's analysis runs at CONTROL_LAYERS only after every SAE of its two models there."""
+    jobs = demo_jobs(tmp_path)
+    check_graph(jobs, 2)
+    by = {j.name: j for j in jobs}
+    assert len(by) == len(jobs)  # job names unique
+    assert CONTROL_LAYERS == (2, 3, 4)
+    assert CONTROL_PAIRS == {"minilm_sst2": ("minilm", "minilm_sst2"), "minilm_fin_seed": ("minilm_fin", "minilm_fin_s2")}
+    for twin in ("minilm_sst2", "minilm_fin_s2"):
+        ft = by[f"finetune {twin}"]
+        assert ft.stage == "finetune" and ft.deps == () and ft.slots == 1
+        assert {"task=finetune", f"+finetune={twin}", "finetune.skip_if_present=true", "resume=true"} <= set(ft.command)
+        (tmp_path / "models" / twin).mkdir(parents=True, exist_ok=True)
+        assert not ft.done()
+        (tmp_path / "models" / twin / "summary.json").write_text("{}")
+        assert ft.done()  # the twin's own folder
+        assert by[f"sae {twin} L2"].deps == (f"finetune {twin}",)
+        for layer in (3, 4):
+            assert by[f"sae {twin} L{layer}"].deps == (f"sae {twin} L2",)
+            assert {f"model={twin}", f"layer={layer}", "experiment=demo"} <= set(by[f"sae {twin} L{layer}"].command)
+        assert not any(f"sae {twin} L{layer}" in by for layer in (0, 1, 5))
+        assert not any(f"sae {twin} L{layer} demo_seed1" in by for layer in LAYERS)  # seed 0 only
+    assert "+finetune=minilm_fin" in by["finetune"].command  # the finance twin by its recipe file, too
+    sst2 = by["analyze minilm_sst2"]
+    assert {"pair=minilm_sst2", "layers=[2,3,4]", "analysis.jobs=1"} <= set(sst2.command) and sst2.slots == 1
+    assert set(sst2.deps) == {f"sae minilm_sst2 L{i}" for i in (2, 3, 4)} | {
+        f"sae minilm L{i}{tag}" for i in (2, 3, 4) for tag in ("", " demo_seed1", " demo_warm_control")}
+    seed = by["analyze minilm_fin_seed"]
+    assert "pair=minilm_fin_seed" in seed.command and "layers=[2,3,4]" in seed.command
+    assert set(seed.deps) == {f"sae minilm_fin_s2 L{i}" for i in (2, 3, 4)} | {
+        f"sae minilm_fin L{i}{tag}" for i in (2, 3, 4) for tag in ("", " demo_seed1", " demo_warm_domain")}
+    assert seed.done is not None and not seed.done()
+    names = [j.name for j in jobs]
+    # after the main analysis, side by side (one core each), before the labels take both cores
+    assert names[names.index("analyze") + 1:][:3] == ["analyze minilm_sst2", "analyze minilm_fin_seed", "labels"]
+
+
+def test_the_control_recipes_name_real_config_files(project_root):
+    for twin in ("minilm_fin", "minilm_sst2", "minilm_fin_s2"):
+        assert (project_root / "conf" / "finetune" / f"{twin}.yaml").is_file()
+        assert (project_root / "conf" / "model" / f"{twin}.yaml").is_file()
+    for pair in CONTROL_PAIRS:
+        assert (project_root / "conf" / "pair" / f"{pair}.yaml").is_file()
 
 
 @pytest.mark.parametrize("units", ["1", "0"])
 def test_the_fine_tune_runs_in_bf16_only_on_a_cpu_with_bf16_units(tmp_path, monkeypatch, units):
     monkeypatch.setenv(precision.ENV, units)  # the capability check, not the math
-    cmd = {j.name: j.command for j in demo_jobs(tmp_path)}["finetune"]
-    assert ("trainer.precision=bf16-mixed" in cmd) == (units == "1")
-    assert not any("precision" in a for j in demo_jobs(tmp_path) if j.name != "finetune" for a in j.command)
+    jobs = demo_jobs(tmp_path)
+    for cmd in (j.command for j in jobs if j.stage == "finetune"):  # the control fine-tunes alike
+        assert ("trainer.precision=bf16-mixed" in cmd) == (units == "1")
+    assert not any("precision" in a for j in jobs if j.stage != "finetune" for a in j.command)
 
 
 def test_everything_done_runs_nothing(tmp_path):

@@ -87,6 +87,15 @@ def test_missing_artifact_model_says_how_to_make_it(tmp_path):
         load_model(get_spec("minilm_fin"), artifacts=tmp_path)
 
 
+@pytest.mark.parametrize("name", ["minilm_sst2", "minilm_fin_s2"])
+def test_the_control_twins_are_artifacts_made_by_their_recipe_files(tmp_path, project_root, name):
+    """Issue 33's control twins: registered, each with a model config, and a missing one names its recipe."""
+    with pytest.raises(FinsaeError, match=rf"task=finetune \+finetune={name}`"):
+        load_model(get_spec(name), artifacts=tmp_path)
+    assert (project_root / "conf" / "finetune" / f"{name}.yaml").is_file()
+    assert f"name: {name}" in (project_root / "conf" / "model" / f"{name}.yaml").read_text()
+
+
 def test_bad_local_path(tmp_path):
     with pytest.raises(OfflineModelError, match="config.json"):
         load_model(get_spec("finbert", path=str(tmp_path)))

@@ -3,7 +3,8 @@
 Stages (in progress order): finetune, SAEs, tweets, analyze, labels, backtest, report. Within SAEs, the first job of a
 model builds that model's activation cache for all six layers (the cache is locked per entry: a second job of the
 same model started beside it would only wait), so the model's other SAE jobs wait for it; minilm's first job
-needs no twin and runs beside the fine-tune. The done check of a job is its stage's own
+needs no twin and runs beside the fine-tune. The control twins (issue 33: the SST-2 twin and the finance twin at
+fine-tune seed 2) get their fine-tunes, SAEs at :data:`CONTROL_LAYERS` and one analysis per control pair there. The done check of a job is its stage's own
 (:func:`finsae.summary.is_published`: the ``summary.json`` each stage publishes last), without importing the stages.
 """
 
@@ -24,6 +25,11 @@ REPORT_PAGE = "index.html"
 """What ``python -m finsae.report`` writes last, after the SAE tables (in :func:`~finsae.paths.report_dir`)."""
 
 BASE, TWIN, PAIR = "minilm", "minilm_fin", "minilm_fin"
+CONTROL_PAIRS = {"minilm_sst2": (BASE, "minilm_sst2"), "minilm_fin_seed": (TWIN, "minilm_fin_s2")}
+"""The control pairs (``conf/pair/{name}.yaml``: base, twin): minilm vs its SST-2 twin (the finance recipe on general
+text and sentiment), and the finance twin vs its fine-tune seed 2. Each twin is made by ``+finetune={twin}``."""
+CONTROL_LAYERS = (2, 3, 4)
+"""Where the control pairs' SAEs and feature methods run in the default demo (issue 33, "Budget and profiles")."""
 CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publishes the pair's crosscoder
 LAYERS = (0, 1, 2, 3, 4, 5)
 SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
@@ -73,6 +79,22 @@ def finetune_precision() -> tuple[str, ...]:
     :func:`finsae.precision.resolve` picks), else none (fp32). Measured on the twin's recipe (docs/demo.md,
     "Levers"): 543 s instead of 808 s, PhraseBank accuracy 0.816 / macro-F1 0.789 against fp32's 0.812 / 0.783."""
     return ("trainer.precision=bf16-mixed",) if precision.resolve("auto", "cpu") == "bf16" else ()
+
+
+def finetune_job(twin: str) -> str:
+    """The name of the job that makes ``twin`` (``python train.py task=finetune +finetune={twin}``)."""
+    return "finetune" if twin == TWIN else f"finetune {twin}"
+
+
+def control_twins() -> list[str]:
+    """The control twins, each once, in :data:`CONTROL_PAIRS` order."""
+    return list(dict.fromkeys(twin for _, twin in CONTROL_PAIRS.values()))
+
+
+def control_sae_runs() -> list[SaeRun]:
+    """The control twins' SAEs: seed 0, the demo's settings, at :data:`CONTROL_LAYERS` only (their pairs' other
+    model has its SAEs among :func:`sae_runs`)."""
+    return [SaeRun(twin, layer) for twin in control_twins() for layer in CONTROL_LAYERS]
 
 
 def sae_runs() -> list[SaeRun]:
@@ -128,24 +150,31 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
         folder = outputs / job.replace(" ", "_")
         return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
 
-    finetune = ["task=finetune", "finetune.skip_if_present=true", "resume=true", *finetune_precision()]
-    jobs = [Job("finetune", "finetune", script("train.py", "finetune", *finetune),
-                done=_published(model_dir(artifacts, TWIN)))]
-    runs = sae_runs()
+    def finetune(twin: str) -> Job:
+        name = finetune_job(twin)
+        overrides = ["task=finetune", f"+finetune={twin}", "finetune.skip_if_present=true", "resume=true",
+                     *finetune_precision()]
+        return Job(name, "finetune", script("train.py", name, *overrides), done=_published(model_dir(artifacts, twin)))
+
+    jobs = [finetune(TWIN)]
+    runs, controls = sae_runs(), control_sae_runs()
     first = {}
-    for r in runs:
+    for r in runs + controls:
         first.setdefault(r.model, r.name)
-    for r in runs:
+
+    def sae_job(r: SaeRun) -> Job:
         if r.model == CROSSCODER:  # reads both models' caches, which their first runs build
             deps = (first[BASE], first[TWIN])
         elif r.name == first[r.model]:
-            deps = () if r.model == BASE else ("finetune",)
+            deps = () if r.model == BASE else (finetune_job(r.model),)
         else:
             deps = (first[r.model],)
         if r.warm:  # starts from the trained base SAE of its layer
             deps = (*deps, SaeRun(BASE, r.layer).name)
-        jobs.append(Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
-                        done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))))
+        return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
+                   done=_published(sae_dir(artifacts, r.model, r.layer, r.tag)))
+
+    jobs += [sae_job(r) for r in runs]
     saes = tuple(r.name for r in runs)
     # the tweets through each model and its SAEs at the backtest's layers, one core each, instead of inside the
     # backtest (which then reads the caches). In order of preference they come right after the layer SAEs of both
@@ -162,10 +191,15 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
                           deps=deps, done=backtest_done))
     last_layer_sae = [r.name for r in runs if r.tag == "demo" and r.model != CROSSCODER][-1]
     at = [j.name for j in jobs].index(last_layer_sae) + 1
-    jobs[at:at] = tweets
+    # the control fine-tunes (~9 min each, one core) right after the tweets: long jobs early, while the short SAE
+    # jobs are left to fill the cores; their SAEs after the study's own
+    jobs[at:at] = [*tweets, *(finetune(twin) for twin in control_twins())]
+    jobs += [sae_job(r) for r in controls]
     # analyze runs its layers in two one-thread worker processes of its own: it takes both cores
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), deps=saes, slots=2,
                     done=_published(analysis_dir(artifacts, PAIR))))
+    controls_analyzed = _control_analyses(artifacts, runs + controls, script)
+    jobs += controls_analyzed
     # nothing runs beside the labels (the backtest waits for them): both cores for its sentence embeddings (2x)
     jobs.append(Job("labels", "labels", script("label.py", "labels", "skip_if_done=true"), deps=("analyze",), slots=2,
                     done=_published(labels_dir(artifacts, PAIR))))
@@ -177,5 +211,20 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
                     done=backtest_done))
     jobs.append(Job("report", "report", [python, "-m", "finsae.report", "--artifacts", str(artifacts),
                                          "--results", str(results_dir or ""), "--readme", str(readme or "")],
-                    deps=("backtest",), done=_report_done(artifacts)))
+                    deps=("backtest", *(j.name for j in controls_analyzed)), done=_report_done(artifacts)))
+    return jobs
+
+
+def _control_analyses(artifacts: Path, runs: list[SaeRun], script) -> list[Job]:
+    """``analyze.py pair=P layers=[CONTROL_LAYERS]`` per control pair, in one process each (``analysis.jobs=1``):
+    after the main analysis the two run side by side, one core each. Each waits for every SAE of its two models at
+    those layers (seed repeats and warm starts included: what the analysis finds there must not depend on timing)."""
+    layers = "[" + ",".join(str(layer) for layer in CONTROL_LAYERS) + "]"
+    jobs = []
+    for pair, models in CONTROL_PAIRS.items():
+        name = f"analyze {pair}"
+        deps = tuple(r.name for r in runs if r.model in models and r.layer in CONTROL_LAYERS)
+        jobs.append(Job(name, "analyze", script("analyze.py", name, f"pair={pair}", f"layers={layers}",
+                                                "analysis.jobs=1"),
+                        deps=deps, done=_published(analysis_dir(artifacts, pair))))
     return jobs

@@ -1,5 +1,6 @@
 """The finance twin: fine-tune an encoder the FinBERT way (optional MLM domain pass, then 3-class
-PhraseBank sentiment), plus the frozen-base linear probe it is compared against. Pure torch/sklearn."""
+PhraseBank sentiment), plus the frozen-base linear probe it is compared against; its control twins by the same
+recipe (``task_data``, ``mlm_corpus``, ``steps_like`` in :mod:`finsae.finetune.config`). Pure torch/sklearn."""
 
 from finsae.finetune.length_grouping import length_grouped_batches, num_grouped_batches, padded_tokens
 from finsae.finetune.datasets import LABELS, FinetuneData, build_finetune_data, mlm_texts, stratified_hash_split

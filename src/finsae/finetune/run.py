@@ -21,7 +21,8 @@ from finsae import __version__
 from finsae.atomic import check_writable, locked, publish, staging_dir
 from finsae.finetune import checkpoints
 from finsae.finetune.config import CONFIG_FILE, FinetuneConfig
-from finsae.finetune.datasets import LABELS, FinetuneData, build_finetune_data
+from finsae.finetune.datasets import FinetuneData, build_finetune_data, hash_subset
+from finsae.finetune.length_grouping import num_grouped_batches
 from finsae.finetune.metrics import classification_metrics
 from finsae.finetune.probe import linear_probe, pooled_features
 from finsae.finetune.summary import FinetuneMetrics, FinetuneSummary
@@ -110,19 +111,23 @@ def skip(st: Settings) -> FinetuneSummary:
 
 
 class Probe(NamedTuple):
-    """The frozen-base linear probe, trained on the PhraseBank train split as in FinBERT's baselines."""
+    """The frozen-base linear probe, trained on the task's own train split (PhraseBank's, as in FinBERT's
+    baselines, without the twitter rows; or SST-2 train), at most ``finetune.probe_max_examples`` of it."""
 
     pred: np.ndarray
-    """Its predictions on the PhraseBank test split."""
+    """Its predictions on the test set."""
     train_examples: int
     pooling: str
     """Mean pooling: MiniLM's native sentence readout."""
 
 
-def finetune_data(st: Settings) -> FinetuneData:
+def finetune_data(st: Settings, task_data: str | None = None) -> FinetuneData:
+    """The run's training and test sets (of ``task_data``, default the recipe's own)."""
     ft = st.finetune
-    data = build_finetune_data(st.data_dir, ft.test_frac, st.seed, ft.use_twitter, ft.max_train_examples)
-    log.info("finetune data: %d train, %d PhraseBank test", len(data.train), len(data.test))
+    task_data = task_data or ft.task_data
+    data = build_finetune_data(st.data_dir, ft.test_frac, ft.split_seed, ft.use_twitter, ft.max_train_examples,
+                               task_data)
+    log.info("finetune data (%s): %d train, %d test", task_data, len(data.train), len(data.test))
     return data
 
 
@@ -131,20 +136,25 @@ def frozen_probe(st: Settings, data: FinetuneData) -> tuple[Probe, Any]:
     ft, pool = st.finetune, "mean"
     base = load_model(st.spec(), kind="encoder")
     tok = base.tokenizer
-    pb_train = data.train[data.train["source"] == "phrasebank"]
+    pb_train = hash_subset(data.train[data.train["source"] == ft.task_data], ft.probe_max_examples, st.seed, "probe")
     tr_x = pooled_features(base.model, tok, pb_train["text"].tolist(), ft.max_length, pooling=pool)
     te_x = pooled_features(base.model, tok, data.test["text"].tolist(), ft.max_length, pooling=pool)
     pred = linear_probe(tr_x, pb_train["label"].to_numpy(), te_x, seed=st.seed)
     return Probe(pred, len(pb_train), pool), tok
 
 
-def classifier(st: Settings):
-    """The base encoder with a fresh 3-class head (labels named), in training mode."""
-    clf = load_model(st.spec(), kind="classifier").model
-    clf.config.id2label = dict(enumerate(LABELS))
-    clf.config.label2id = {v: k for k, v in enumerate(LABELS)}
+def classifier(st: Settings, classes: tuple[str, ...]):
+    """The base encoder with a fresh head over ``classes`` (labels named), in training mode."""
+    clf = load_model(st.spec(), kind="classifier", num_labels=len(classes)).model
+    clf.config.id2label = dict(enumerate(classes))
+    clf.config.label2id = {v: k for k, v in enumerate(classes)}
     clf.train()
     return clf
+
+
+def batches_per_epoch(n: int, batch_size: int, group_by_length: bool) -> int:
+    """Batches one pass over ``n`` training texts makes (length-grouped or plain)."""
+    return num_grouped_batches(n, batch_size) if group_by_length else -(-n // batch_size)
 
 
 def total_steps(ft: FinetuneConfig, steps_per_epoch: int) -> int:
@@ -153,18 +163,34 @@ def total_steps(ft: FinetuneConfig, steps_per_epoch: int) -> int:
     return total if ft.max_steps is None else min(ft.max_steps, total)
 
 
+def classifier_steps(st: Settings, data: FinetuneData) -> int:
+    """The run's classifier optimizer steps: :func:`total_steps` over its own training set, or, with
+    ``steps_like``, over that task's training set built with the same knobs (the finance twin's count for a
+    control twin; its own set is then cycled or cut to that length)."""
+    ft = st.finetune
+    train = data.train if ft.steps_like in (None, ft.task_data) else finetune_data(st, ft.steps_like).train
+    return total_steps(ft, batches_per_epoch(len(train), ft.batch_size, ft.group_by_length))
+
+
 def metrics(st: Settings, data: FinetuneData, pred: np.ndarray, probe: Probe, train_steps: int,
             mlm_loss: float | None, t0: float) -> FinetuneMetrics:
-    """Everything ``metrics.json`` records: the twin and the probe on the test split and its AllAgree subset
-    (confusion matrices included), and how the twin was made."""
+    """Everything ``metrics.json`` records: the twin and the probe on the test set and its AllAgree subset
+    (confusion matrices included; a set without agreement reports that subset empty: n 0, no scores), and how the
+    twin was made."""
     ft = st.finetune
+    n_classes = len(data.classes)
     test_y, allagree = data.test["label"].to_numpy(), data.test["all_agree"].to_numpy()
     m = {}
-    m.update(classification_metrics(test_y, pred, "phrasebank_test_"))
-    m.update(classification_metrics(test_y[allagree], pred[allagree], "phrasebank_test_allagree_"))
-    m.update(classification_metrics(test_y, probe.pred, "probe_test_"))
-    m.update(classification_metrics(test_y[allagree], probe.pred[allagree], "probe_test_allagree_"))
-    m.update({
+    for prefix, p in (("phrasebank_test_", pred), ("probe_test_", probe.pred)):
+        m.update(classification_metrics(test_y, p, prefix, n_classes))
+        if data.has_agreement:
+            m.update(classification_metrics(test_y[allagree], p[allagree], f"{prefix}allagree_", n_classes))
+        else:
+            m.update({f"{prefix}allagree_accuracy": None, f"{prefix}allagree_macro_f1": None,
+                      f"{prefix}allagree_confusion": [[0] * n_classes for _ in range(n_classes)],
+                      f"{prefix}allagree_n": 0})
+    m.update({"task_data": ft.task_data, "mlm_corpus": ft.mlm_corpus if ft.mlm_phase else None,
+              "split_seed": ft.split_seed,
         "base_model": st.spec().name, "out_name": ft.out_name, "train_examples": len(data.train),
         "train_steps": int(train_steps), "mlm_steps": int(ft.mlm_steps if ft.mlm_phase else 0),
         "mlm_final_loss": mlm_loss, "probe_pooling": probe.pooling, "probe_train_examples": probe.train_examples,
@@ -190,10 +216,15 @@ def publish_twin(st: Settings, clf, tok, m: FinetuneMetrics, finetune_config: di
     return out_dir
 
 
+TEST_SET_NAMES = {"phrasebank": "50Agree", "sst2": "SST-2 dev"}
+"""How the comparison table names each task's whole test set."""
+
+
 def comparison_table(m: FinetuneSummary, out_name: str, base_name: str) -> pd.DataFrame:
-    """The twin beside the frozen probe, on the test split and its AllAgree subset."""
+    """The twin beside the frozen probe, on the test set and its AllAgree subset (where it has one)."""
+    subsets = (TEST_SET_NAMES[m.task_data], ""), ("AllAgree", "allagree_")
     m = m.to_dict()
-    subsets = (("50Agree", ""), ("AllAgree", "allagree_"))
+    subsets = [(s, p) for s, p in subsets if m[f"phrasebank_test_{p}n"] > 0]
     return pd.DataFrame([
         {"model": f"{out_name} (fine-tuned)", "subset": s, "accuracy": m[f"phrasebank_test_{p}accuracy"],
          "macro_f1": m[f"phrasebank_test_{p}macro_f1"], "n": m[f"phrasebank_test_{p}n"]} for s, p in subsets
@@ -203,7 +234,7 @@ def comparison_table(m: FinetuneSummary, out_name: str, base_name: str) -> pd.Da
     ])
 
 
-def confusion_figure(conf, title):
+def confusion_figure(conf, title, classes: tuple[str, ...]):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,8 +246,8 @@ def confusion_figure(conf, title):
     for i in range(conf.shape[0]):
         for j in range(conf.shape[1]):
             ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=9)
-    ax.set_xticks(range(3), LABELS, rotation=30)
-    ax.set_yticks(range(3), LABELS)
+    ax.set_xticks(range(len(classes)), classes, rotation=30)
+    ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
@@ -225,6 +256,6 @@ def confusion_figure(conf, title):
 
 def describe(st: Settings, s: FinetuneSummary) -> str:
     """The run's last console line."""
-    return (f"finetune: saved {st.out_dir}  accuracy {s.phrasebank_test_accuracy:.3f} "
+    return (f"finetune: saved {st.out_dir}  {s.task_data} test accuracy {s.phrasebank_test_accuracy:.3f} "
             f"macro-F1 {s.phrasebank_test_macro_f1:.3f} | frozen probe accuracy {s.probe_test_accuracy:.3f} "
             f"| {s.seconds:.0f}s")

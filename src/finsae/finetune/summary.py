@@ -4,7 +4,7 @@ them), each with its writer and typed reader."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from finsae.atomic import read_json, write_json
@@ -19,21 +19,23 @@ the test split and on its AllAgree subset."""
 
 @dataclass
 class FinetuneSummary(StageSummary):
-    """The twin against the frozen-base linear probe, on the PhraseBank test split (never trained on)."""
+    """The twin against the frozen-base linear probe, on its task's test set (never trained on). The
+    ``phrasebank_test_*`` fields hold that set's scores: PhraseBank's test split for ``task_data=phrasebank``, SST-2
+    dev for the control twin (``sst2``, which has no AllAgree subset: those fields are null, their n 0)."""
 
     base_model: str
     """Registry name of the encoder that was fine-tuned."""
     out_name: str
     """Artifact name under artifacts/models/."""
     phrasebank_test_accuracy: float
-    """Twin accuracy, test split (50% agreement labels)."""
+    """Twin accuracy, test split (50% agreement labels; SST-2 dev for the control twin)."""
     phrasebank_test_macro_f1: float
     """Twin macro-F1, test split."""
     phrasebank_test_n: int
     """Test sentences."""
-    phrasebank_test_allagree_accuracy: float
+    phrasebank_test_allagree_accuracy: float | None
     """Twin accuracy on the AllAgree subset of the test split."""
-    phrasebank_test_allagree_macro_f1: float
+    phrasebank_test_allagree_macro_f1: float | None
     """Twin macro-F1 on the AllAgree subset."""
     phrasebank_test_allagree_n: int
     """AllAgree test sentences."""
@@ -43,14 +45,14 @@ class FinetuneSummary(StageSummary):
     """Probe macro-F1, test split."""
     probe_test_n: int
     """Test sentences (the same as the twin's)."""
-    probe_test_allagree_accuracy: float
+    probe_test_allagree_accuracy: float | None
     """Probe accuracy on the AllAgree subset."""
-    probe_test_allagree_macro_f1: float
+    probe_test_allagree_macro_f1: float | None
     """Probe macro-F1 on the AllAgree subset."""
     probe_test_allagree_n: int
     """AllAgree test sentences."""
     train_examples: int
-    """Classifier training examples (PhraseBank train + twitter sentiment train)."""
+    """Classifier training examples (PhraseBank train + twitter sentiment train, or SST-2 train)."""
     train_steps: int
     """Classifier optimizer steps."""
     mlm_steps: int
@@ -60,7 +62,7 @@ class FinetuneSummary(StageSummary):
     probe_pooling: str
     """How the probe pools the frozen base's hidden states."""
     probe_train_examples: int
-    """PhraseBank train sentences the probe is fitted on."""
+    """Train sentences of the task (PhraseBank's or SST-2's) the probe is fitted on."""
     seed: int
     """Seed of the run."""
     code_version: str
@@ -69,6 +71,14 @@ class FinetuneSummary(StageSummary):
     """Wall-clock seconds of the stage."""
     finbert_reported_accuracy_50agree: float
     """FinBERT's published PhraseBank accuracy (50% agreement), for comparison."""
+    task_data: str = "phrasebank"
+    """Classification set the twin was made on and tested on (``finetune.task_data``)."""
+    mlm_corpus: str | None = "financial"
+    """Text of the masked-LM pass (``finetune.mlm_corpus``; None without one)."""
+    split_seed: int = 0
+    """Seed of the PhraseBank test split and training subset (``finetune.split_seed``; ``seed`` is the fine-tune's
+    own: shuffles, head, dropout, masks). Records written before it existed split with ``seed``, 0 for every twin
+    made here."""
 
     @property
     def objective(self) -> float:
@@ -93,7 +103,8 @@ class FinetuneMetrics:
     def from_dict(cls, flat: dict, where: str = METRICS_FILE) -> FinetuneMetrics:
         """The record of :meth:`to_dict` (extra keys ignored); one line naming what is missing or
         malformed."""
-        names = [f.name for f in fields(FinetuneSummary)] + [f"{p}confusion" for p in CONFUSION_SETS]
+        required = [f.name for f in fields(FinetuneSummary) if f.default is MISSING]  # the rest: newer fields
+        names = required + [f"{p}confusion" for p in CONFUSION_SETS]
         missing = [n for n in names if n not in flat]
         if missing:
             raise FinsaeError(f"{where} is not a fine-tune's metrics (missing {missing}); "
@@ -104,7 +115,7 @@ class FinetuneMetrics:
             if not square or not all(isinstance(c, int) and c >= 0 for r in m for c in r):
                 raise FinsaeError(f"{where}: {p}confusion is not a square table of counts; "
                                   f"rerun task=finetune")
-        summary = FinetuneSummary(**{f.name: flat[f.name] for f in fields(FinetuneSummary)})
+        summary = FinetuneSummary(**{f.name: flat[f.name] for f in fields(FinetuneSummary) if f.name in flat})
         return cls(summary, confusion)
 
     def write(self, folder: str | Path) -> Path:

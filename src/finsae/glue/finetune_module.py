@@ -101,11 +101,6 @@ class TextRun(L.LightningDataModule):
         self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
         self.group_by_length, self.steps = group_by_length, steps
 
-    @property
-    def steps_per_epoch(self) -> int:
-        n = len(self.texts)
-        return num_grouped_batches(n, self.batch_size) if self.group_by_length else -(-n // self.batch_size)
-
     def train_dataloader(self) -> DataLoader:
         skip = int(self.trainer.global_step) if self.trainer is not None else 0
         return text_loader(self.tokenizer, self.texts, self.labels, self.batch_size, self.max_length,

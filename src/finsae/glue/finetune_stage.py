@@ -3,7 +3,8 @@
 Recipe (FinBERT's, scaled to 2 CPUs): optional masked-LM pass on financial text written before the
 evaluation period, then the whole encoder fine-tuned as a 3-class classifier on the PhraseBank train
 split (+ twitter-financial-news-sentiment train). Reported on the PhraseBank test split beside a
-linear probe on the frozen base model (the "plain BERT" comparison).
+linear probe on the frozen base model (the "plain BERT" comparison). The control twin
+(``+finetune=minilm_sst2``) runs the same recipe on general text and SST-2, for as many classifier steps.
 
 Config into calls. The science is in :mod:`finsae.finetune` (the stage's steps in ``run``); this module runs
 the two Lightning fits (:mod:`finsae.glue.finetune_module`) inside one W&B run and logs the tables and figures.
@@ -78,18 +79,18 @@ def run(cfg, raw) -> FinetuneSummary:
     with checkpoints.run_lock(st.ckpt_dir):
         start = ft_run.resume_point(st)  # again, now under the run lock
         with stage_run("finetune", resolved_config(raw), st.run_dir, cfg.logger, group=cfg.logger.group,
-                       tags=list(cfg.logger.tags), name=f"finetune-{st.spec().name}") as tracker:
+                       tags=list(cfg.logger.tags), name=f"finetune-{st.finetune.out_name}") as tracker:
             return _finetune(cfg, raw, st, tracker, t0, start)
 
 
 def _domain_pass(cfg, st: ft_run.Settings, tracker, clf, tok, resume_from: str | None) -> float | None:
-    """The masked-LM pass on financial text, adapting ``clf``'s encoder in place (continued from
+    """The masked-LM pass on ``finetune.mlm_corpus`` text, adapting ``clf``'s encoder in place (continued from
     ``resume_from``); its last loss (None without the pass). Its state at its end is kept as its checkpoint:
     a run stopped before the classifier's first checkpoint resumes after it."""
     ft = st.finetune
     if not (ft.mlm_phase and ft.mlm_steps > 0):
         return None
-    texts = mlm_texts(st.data_dir, ft.mlm_steps * ft.mlm_batch_size, st.eval_start, st.seed)
+    texts = mlm_texts(st.data_dir, ft.mlm_steps * ft.mlm_batch_size, st.eval_start, st.seed, ft.mlm_corpus)
     module = MaskedLMModule(masked_lm_from_encoder(clf.bert), tok, ft.mlm_lr, ft.mlm_steps, seed=st.seed,
                             recipe=st.recipe())
     batches = TextRun(tok, texts, batch_size=ft.mlm_batch_size, max_length=ft.max_length, seed=st.seed,
@@ -104,12 +105,12 @@ def _finetune(cfg, raw, st: ft_run.Settings, tracker, t0: float, start) -> Finet
     ft = st.finetune
     data = ft_run.finetune_data(st)
     probe, tok = ft_run.frozen_probe(st, data)
-    clf = ft_run.classifier(st)
+    clf = ft_run.classifier(st, data.classes)
     # a classifier checkpoint holds the encoder the masked-LM pass left, and that pass's loss
     mlm_loss = None if start.classifier else _domain_pass(cfg, st, tracker, clf, tok, start.mlm)
     batches = TextRun(tok, data.train["text"].tolist(), data.train["label"].tolist(),
                       batch_size=ft.batch_size, max_length=ft.max_length, seed=st.seed, group_by_length=ft.group_by_length)
-    total = batches.steps = ft_run.total_steps(ft, batches.steps_per_epoch)
+    total = batches.steps = ft_run.classifier_steps(st, data)
     module = SentimentModule(clf, ft.lr, total, ft.warmup_frac, ft.weight_decay, recipe=st.recipe(),
                              mlm_final_loss=mlm_loss)
     trainer, stopper = _trainer(cfg, tracker, total, "finetune", st.ckpt_dir / checkpoints.CLASSIFIER)
@@ -122,10 +123,10 @@ def _finetune(cfg, raw, st: ft_run.Settings, tracker, t0: float, start) -> Finet
     base_name = st.spec().name
     tracker.log({k: v for k, v in summary.scalars().items() if not isinstance(v, str)})
     tracker.log_table("finetune_vs_probe", ft_run.comparison_table(summary, ft.out_name, base_name))
-    tracker.log_figure("confusion_finetuned", ft_run.confusion_figure(m.confusion["phrasebank_test_"],
-                                                                      f"{ft.out_name}: PhraseBank test split"))
+    tracker.log_figure("confusion_finetuned", ft_run.confusion_figure(
+        m.confusion["phrasebank_test_"], f"{ft.out_name}: {ft.task_data} test set", data.classes))
     tracker.log_figure("confusion_probe", ft_run.confusion_figure(m.confusion["probe_test_"],
-                                                                  f"{base_name} frozen probe"))
+                                                                  f"{base_name} frozen probe", data.classes))
     summary.write(st.run_dir)
     tracker.finish(summary.scalars())
     print(ft_run.describe(st, summary))

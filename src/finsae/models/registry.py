@@ -36,7 +36,8 @@ class ModelSpec:
     """What a model config names; enough to load it anywhere."""
 
     name: str
-    """Short name used in paths and W&B (``bert_base``, ``finbert``, ``minilm``, ``minilm_fin``, ``tiny``)."""
+    """Short name used in paths and W&B (``bert_base``, ``finbert``, ``minilm``, ``minilm_fin``, ``tiny``, the
+    control twins ``minilm_sst2`` and ``minilm_fin_s2``)."""
     source: str
     """One of ``hub``, ``package``, ``artifact``, ``random``."""
     hf_id: str | None = None
@@ -59,6 +60,14 @@ BUILTIN: dict[str, ModelSpec] = {
     "minilm": ModelSpec("minilm", "package"),
     "minilm_fin": ModelSpec(
         "minilm_fin", "artifact", make_hint="Make it with `python train.py task=finetune` (about 10 minutes on 2 CPUs)."
+    ),
+    "minilm_sst2": ModelSpec(
+        "minilm_sst2", "artifact",
+        make_hint="Make it with `python train.py task=finetune +finetune=minilm_sst2` (about 10 minutes on 2 CPUs).",
+    ),
+    "minilm_fin_s2": ModelSpec(
+        "minilm_fin_s2", "artifact",
+        make_hint="Make it with `python train.py task=finetune +finetune=minilm_fin_s2` (about 10 minutes on 2 CPUs).",
     ),
     "tiny": ModelSpec("tiny", "random"),
 }
