@@ -160,7 +160,7 @@ def test_the_sst2_control_runs_end_to_end_on_tiny(data_dir, project_root, tmp_pa
     assert s.train_steps == classifier_steps(fin, finetune_data(fin)) == 4
     from finsae.models import get_spec, load_model
 
-    clf = load_model(get_spec("minilm_sst2", path=str(out)), kind="classifier", num_labels=2).model
+    clf = load_model(get_spec("minilm_sst2", path=str(out)), kind="classifier").model  # its own 2-class head
     assert clf.classifier.out_features == 2 and clf.config.id2label == {0: "positive", 1: "negative"}
     recorded = (out / "finetune_config.json").read_text()
     assert '"task_data": "sst2"' in recorded and '"steps_like": "phrasebank"' in recorded

@@ -65,8 +65,11 @@ def load_tokenizer(spec: ModelSpec, artifacts: Path | None = None):
     return AutoTokenizer.from_pretrained(str(src))
 
 
-def load_model(spec: ModelSpec, artifacts: Path | None = None, kind: str = "encoder", num_labels: int = 3) -> LoadedModel:
-    """Load ``spec`` in eval mode. ``kind``: ``encoder`` (BertModel), ``classifier`` or ``mlm``."""
+def load_model(spec: ModelSpec, artifacts: Path | None = None, kind: str = "encoder",
+               num_labels: int | None = None) -> LoadedModel:
+    """Load ``spec`` in eval mode. ``kind``: ``encoder`` (BertModel), ``classifier`` or ``mlm``. ``num_labels``:
+    a classifier's head size where it is made new (random weights, or a head the saved model lacks); a saved
+    classifier keeps its own (the SST-2 control twin has 2 classes, the finance twin 3) unless it is given."""
     import transformers
 
     classes = {
@@ -78,13 +81,13 @@ def load_model(spec: ModelSpec, artifacts: Path | None = None, kind: str = "enco
         raise ConfigError(f"unknown model kind {kind!r}; choose one of {sorted(classes)}")
     tokenizer = load_tokenizer(spec, artifacts)
     if spec.source == "random" and not spec.path:
-        cfg = tiny_config(spec, num_labels=num_labels)
+        cfg = tiny_config(spec, num_labels=3 if num_labels is None else num_labels)
         torch.manual_seed(spec.seed)
         model = classes[kind].from_config(cfg)
         whash = hashlib.sha256(f"{cfg.to_json_string()}|seed={spec.seed}|{kind}".encode()).hexdigest()[:16]
     else:
         src = model_source_dir(spec, artifacts)
-        extra = {"num_labels": num_labels} if kind == "classifier" else {}
+        extra = {"num_labels": num_labels} if kind == "classifier" and num_labels is not None else {}
         try:
             model = classes[kind].from_pretrained(src, **extra)
         except OSError as e:
