@@ -7,6 +7,7 @@ folder's lock, and logs the tables, figures and summary.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 
 from finsae.analysis import artifacts
@@ -43,6 +44,7 @@ def run(cfg, raw) -> AnalysisSummary:
     check_writable(out, "analysis folder", make=False)
     check_writable(activations_root(art), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
     layers = st.saes.resolve_layers(cfg.selected_layers)
+    artifacts.check_layer_folders(out, rewritten=layers)
     out.mkdir(parents=True, exist_ok=True)
 
     held = build_heldout(st)
@@ -54,11 +56,14 @@ def run(cfg, raw) -> AnalysisSummary:
                    group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
         rows = {}
-        for layer, outcome in compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar):
-            write_outcome(out, layer, outcome, st.layer_meta(layer))  # as each ends
-            rows[layer] = outcome.result.row
-            for line in describe_layer(layer, outcome):
-                print(f"analyze: {line}")
+        # closing: a stop (or an error) while a layer is written shuts the worker pool down here, not when the
+        # generator is collected after the process has printed its last line (its workers would outlive it)
+        with closing(compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar)) as done:
+            for layer, outcome in done:
+                write_outcome(out, outcome, st.layer_meta(layer))  # as each ends
+                rows[layer] = outcome.row.to_dict()
+                for line in describe_layer(outcome):
+                    print(f"analyze: {line}")
         for layer in sorted(rows):  # W&B steps must increase
             tracker.log(layer_metrics(rows[layer]), step=layer + 1)
         with locked([artifacts.combine_lock(out)]):
