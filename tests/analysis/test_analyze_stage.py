@@ -180,16 +180,20 @@ def test_a_tag_without_saes_names_only_layers_the_model_has(project_root, art):
     assert "layer=3" not in line and "layer=2" not in line, line
 
 
-# analyze.py with the stage's write of a layer replaced by: write it, note the worker processes, then SIGTERM to
-# itself, so the stop lands while the main process is in the loop body (not waiting on a worker's result)
+# analyze.py with the stage's write of a layer replaced by: write it, start a stray process (a stand-in for a
+# worker that outlived its pool), note every descendant, then SIGTERM to itself, so the stop lands while the main
+# process is in the loop body (not waiting on a worker's result)
 STOP_AFTER_FIRST_LAYER = """
-import json, os, runpy, signal, sys, time
+import json, os, runpy, signal, subprocess, sys, time
 import psutil
 import finsae.glue.analyze_stage as stage
 write, kids_file = stage.write_outcome, sys.argv[1]
 def write_then_stop(*args, **kwargs):
     out = write(*args, **kwargs)
-    kids = [(p.pid, p.create_time()) for p in psutil.Process().children(recursive=True)]
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = [(p.pid, p.create_time()) for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())]
     open(kids_file, "w").write(json.dumps(kids))
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(30)  # the handler raises here
@@ -224,8 +228,8 @@ def test_sigterm_while_a_layer_is_written_leaves_no_worker_behind(project_root, 
     assert r.returncode == 143, r.stderr[-3000:]
     assert r.stderr.strip().splitlines()[-1].startswith("finsae: stopped by SIGTERM"), r.stderr[-3000:]
     workers = [tuple(k) for k in json.loads(kids.read_text())]
-    assert len(workers) >= 2, workers  # the layer workers were there when the stop came
-    for _ in range(20):  # killed workers are reaped by init within moments (orphans lived 5-35 s)
+    assert len(workers) >= 3, workers  # the layer workers and the stray were there when the stop came
+    for _ in range(20):  # killed workers are reaped by init within moments (the stray would live 300 s)
         if not _alive(workers):
             break
         time.sleep(0.1)

@@ -7,6 +7,7 @@ import pandas as pd
 from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
 from finsae.analysis.methods import METHODS
+from finsae.analysis.methods.independent import IndependentSaes
 from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.analysis.plotting import interval, interval_bars, pyplot
 
@@ -29,7 +30,7 @@ def method_figures(layers, cc, ws, pair):
     frames = {"layers": layers, **({} if cc is None else {"crosscoder": cc}), **({} if ws is None else {"warmstart": ws})}
     figs = {}
     for name, method in METHODS.items():
-        if name != "independent":  # its figures read the features table (tests/analysis/test_compare.py)
+        if name != IndependentSaes.name:  # its figures read the features table (tests/analysis/test_compare.py)
             figs.update(method.figures(frames, AnalysisConfig(), pair))
     return figs
 

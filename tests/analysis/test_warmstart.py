@@ -177,6 +177,11 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
                           held, doc_of_row, AnalysisConfig(), start_fired=fired)
     pd.testing.assert_frame_equal(again.table, t)
     assert again.row.columns() == s
+    # analysis.warmstart reaches the layer's analysis
+    loose = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
+                          held, doc_of_row, AnalysisConfig(warmstart=WarmstartConfig(quantile=0.5, n_boot=20)),
+                          start_fired=fired)
+    assert loose.row.changed.drift_threshold < s["drift_threshold"] and loose.row.changed.n_changed > s["n_changed"]
     with pytest.raises(ValueError, match="one entry per latent"):
         analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
                       held, doc_of_row, AnalysisConfig(), start_fired=fired[:-1])

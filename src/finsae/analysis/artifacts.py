@@ -4,14 +4,17 @@ report, the label and backtest stages, tests).
 
 Layout::
 
-    layers/layer_{i}/{row,features,curves}.parquet + meta.json   one layer's results (what a multirun job adds)
-    layers/layer_{i}/{crosscoder,warmstart}.parquet              when that layer's crosscoder / warm starts exist
-    layers.parquet features.parquet curves.parquet               all layers analysed with the same settings
-    crosscoder.parquet warmstart.parquet                         all layers that have them
-    contexts/{model}/layer_{i}.parquet                           for the labeling stage (model `crosscoder` too;
-                                                                 read and written by finsae.analysis.contexts)
+    layers/layer_{i}/row.parquet + meta.json    one layer's results (what a multirun job adds); meta.json last
+    layers/layer_{i}/{table}.parquet            each table of the methods that ran at that layer
+    layers.parquet                              all layers analysed with the same settings, one row per layer
+    {table}.parquet                             each method table over all layers that have it: features,
+                                                curves (independent SAEs), crosscoder, warmstart, ...
+    contexts/{model}/layer_{i}.parquet          for the labeling stage (a method's own model name too, e.g.
+                                                `crosscoder`; read and written by finsae.analysis.contexts)
     plots/*.png  findings.md  summary.json
 
+The method tables are declared by the methods (:attr:`finsae.analysis.methods.base.DiffingMethod.tables`, a
+:class:`TableSpec` each) and found through the registry (:func:`specs`).
 A missing or unreadable file fails through its reader in one line naming the file and :data:`COMMAND`.
 """
 
