@@ -15,3 +15,8 @@ METHODS: dict[str, DiffingMethod] = {m.name: m for m in (
     WarmStart(),
 )}
 """Method name -> method, in the order they run at a layer."""
+
+
+def report_layer_columns() -> list[str]:
+    """The per-layer columns the report shows: ``layer`` and each method's :attr:`~DiffingMethod.report_columns`."""
+    return ["layer", *(c for m in METHODS.values() for c in m.report_columns)]

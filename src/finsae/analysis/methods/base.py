@@ -80,6 +80,8 @@ class DiffingMethod:
     """Its column header in the findings' side-by-side table ("" = no column)."""
     signal_label: ClassVar[str] = ""
     """What :meth:`signal` measures, for the findings' agreement lines."""
+    report_columns: ClassVar[tuple[str, ...]] = ()
+    """Its ``layers.parquet`` columns the report's per-layer table shows."""
 
     def inputs(self, data: LayerData) -> Any | None:
         """Its inputs at ``data.layer`` (SAEs loaded and checked), or None when they are absent ("not run")."""

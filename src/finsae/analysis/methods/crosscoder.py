@@ -45,6 +45,8 @@ class Crosscoder(DiffingMethod):
     context_models = (NAME,)
     findings_header = "crosscoder: domain-only / base-only / shared (seed stability)"
     signal_label = "crosscoder (domain-only latents)"
+    report_columns = ("n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial",
+                      "crosscoder_seed_stability")
 
     def inputs(self, data: LayerData) -> CrosscoderInputs | None:
         s = data.saes

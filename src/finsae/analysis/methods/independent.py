@@ -24,6 +24,11 @@ class IndependentSaes(DiffingMethod):
               TableSpec(CURVES_TABLE, "curves.parquet", (), "analysis table curves.parquet"))
     findings_header = "independent SAEs: specialized (domain seed 1) vs seed floor"
     signal_label = "independent SAEs (specialized above the seed floor)"
+    report_columns = ("overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
+                      "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
+                      "n_financial_base", "n_financial", "n_specialized_seed1", "n_specialized_seed_floor",
+                      "specialized_over_floor", "cross_fvu_corrected_base_on_domain", "improvement",
+                      "improvement_genre")
 
     def inputs(self, data: LayerData) -> LayerInputs:
         s, layer = data.saes, data.layer

@@ -42,6 +42,7 @@ class WarmStart(DiffingMethod):
                         " with the warm-started SAEs trained (python train.py sae.init_from=...)", exact=True),)
     findings_header = "warm start: changed vs control"
     signal_label = "warm start (changed above control)"
+    report_columns = ("n_changed", "n_changed_control", "n_changed_financial")
 
     def inputs(self, data: LayerData) -> WarmRuns | None:
         runs = warm_runs(data.saes, data.layer)
