@@ -147,6 +147,19 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
             f"{_f(_get(r, 'overlap_seed1'))} | {_f(_get(r, 'overlap_seed_ceiling_base'))} | "
             f"{_f(_get(r, 'overlap_seed_ceiling_domain'))} | {_f(_get(r, 'overlap_null'))} | {adj_txt} | "
             f"{_f(_get(r, 'overlap_random'))} | {_f(_get(r, 'overlap_index'))} |")
+    lines += _counts_and_change(layers, tau, min_auroc, fdr)
+    n_methods = sum(bool(m.findings_header) for m in _methods().values())
+    lines += ["", f"## {COUNT_WORDS.get(n_methods, str(n_methods))} methods side by side", "", *side_by_side(layers)]
+    lines += ["", "Do they agree on where fine-tuning acts?", "", *_agreement(layers)]
+
+    lines += _claims(layers, tau)
+    return "\n".join(lines) + "\n"
+
+
+def _counts_and_change(layers: pd.DataFrame, tau: float, min_auroc: float, fdr: float) -> list[str]:
+    """The independent SAEs' financial / specialized counts beside the seed floor, and the matched pairs'
+    selectivity change with cross-reconstruction."""
+    lines: list[str] = []
     lines += [
         "", "## Independent SAEs: financial latents, specialized latents and the seed floor (one latent set)", "",
         f"Specialized: financial (FDR {fdr:.0%} and AUROC >= {min_auroc} in the broad and the genre-matched "
@@ -179,10 +192,12 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
             f"{_f(_get(r, 'fvu_base'))} / {_f(_get(r, 'fvu_domain'))} | "
             f"{_f(_get(r, 'fvu_base_on_domain'))} / {_f(_get(r, 'cross_fvu_corrected_base_on_domain'))} | "
             f"{_f(_get(r, 'fvu_domain_on_base'))} / {_f(_get(r, 'cross_fvu_corrected_domain_on_base'))} |")
-    n_methods = sum(bool(m.findings_header) for m in _methods().values())
-    lines += ["", f"## {COUNT_WORDS.get(n_methods, str(n_methods))} methods side by side", "", *side_by_side(layers)]
-    lines += ["", "Do they agree on where fine-tuning acts?", "", *_agreement(layers)]
+    return lines
 
+
+def _claims(layers: pd.DataFrame, tau: float) -> list[str]:
+    """The write-up's claims beside the controlled measurements, and the reading per layer."""
+    lines: list[str] = []
     floor_known = (pd.to_numeric(layers["n_specialized_seed_floor"], errors="coerce").notna()
                    if "n_specialized_seed_floor" in layers else pd.Series(False, index=layers.index))
     spec1 = int(layers.loc[floor_known, "n_specialized_seed1"].sum()) if floor_known.any() else None
@@ -215,7 +230,7 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         "", "## Reading", "",
         _reading(layers, tau),
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _reading(layers: pd.DataFrame, tau: float) -> str:
