@@ -5,27 +5,28 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from finsae.analysis import crosscoder
 from finsae.analysis.artifacts import (
-    CROSSCODER_COLUMNS,
-    WARMSTART_COLUMNS,
+    TableSpec,
     contexts_path,
     plot_paths,
-    read_crosscoder,
     read_features,
     read_findings,
     read_layers,
     read_summary,
     read_table,
-    read_warmstart,
 )
 from finsae.analysis.contexts import CONTEXT_COLUMNS, read_contexts
+from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
+from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, RowFields
+from finsae.analysis.methods.crosscoder import NAME as CROSSCODER
 from finsae.analysis.saes import PairSaes
+from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.paths import analysis_dir
 
 pytestmark = pytest.mark.slow
@@ -102,7 +103,7 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
 
 def check_crosscoder_and_warmstart(out, layers, findings):
     """Layer 1 has a crosscoder (two seeds) and both warm-started runs, layer 0 none of them."""
-    cc, ws = read_crosscoder(out), read_warmstart(out)
+    cc, ws = read_table(out, "crosscoder"), read_table(out, "warmstart")
     assert tuple(cc.columns) == CROSSCODER_COLUMNS and cc["layer"].eq(1).all() and len(cc) == 128
     assert tuple(ws.columns) == WARMSTART_COLUMNS and ws["layer"].eq(1).all() and len(ws) == 128
     l0, l1 = layers.set_index("layer").loc[0], layers.set_index("layer").loc[1]
@@ -122,9 +123,9 @@ def check_crosscoder_and_warmstart(out, layers, findings):
     np.testing.assert_allclose(ws["drift_domain"], ws["drift_control"], rtol=0, atol=1e-6)
     assert ws["drift_control"].max() > 0 and l1["n_changed"] == l1["n_changed_control"]
     assert l1["n_changed_lo"] <= l1["n_changed"] <= l1["n_changed_hi"]
-    ctx = read_contexts(out, crosscoder.CONTEXT_MODEL, 1)
+    ctx = read_contexts(out, CROSSCODER, 1)
     assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["latent"]) <= set(cc.loc[cc["class"] == "shared", "latent"])
-    assert not contexts_path(out, crosscoder.CONTEXT_MODEL, 0).exists()
+    assert not contexts_path(out, CROSSCODER, 0).exists()
     methods = findings.split("## Three methods side by side")[1].split("Do they agree")[0]
     row0, row1 = (ln for ln in methods.splitlines() if ln.startswith(("| 0 |", "| 1 |")))
     assert row0.count("not run") >= 2 and "not run" not in row1.split("|", 3)[3], (row0, row1)
@@ -170,3 +171,138 @@ def test_bad_inputs_fail_in_one_line(project_root, art, tmp_path):
     line = one_line_error(run(project_root, other, "analyze.py", "pair.base=minilm", "pair.domain=tiny", "tag=t",
                               "layer=1", check=False))
     assert "layer 1" in line and "differ in setting" in line and "k=8" in line and "overwrite=true" in line
+
+
+def test_a_tag_without_saes_names_only_layers_the_model_has(project_root, art):
+    line = one_line_error(run(project_root, art, "analyze.py", *PAIR, "tag=nope", check=False))
+    # the tiny model has 2 layers: the hint sweeps 0,1 and never names a layer it lacks (it said layer=3)
+    assert "tagged 'nope'" in line and "layer=0,1 tag=nope" in line and "0 .. 1" in line, line
+    assert "layer=3" not in line and "layer=2" not in line, line
+
+
+# analyze.py with the stage's write of a layer replaced by: write it, start a stray process (a stand-in for a
+# worker that outlived its pool), note every descendant, then SIGTERM to itself, so the stop lands while the main
+# process is in the loop body (not waiting on a worker's result)
+STOP_AFTER_FIRST_LAYER = """
+import json, os, runpy, signal, subprocess, sys, time
+import psutil
+import finsae.glue.analyze_stage as stage
+write, kids_file = stage.write_outcome, sys.argv[1]
+def write_then_stop(*args, **kwargs):
+    out = write(*args, **kwargs)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids = [(p.pid, p.create_time()) for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())]
+    open(kids_file, "w").write(json.dumps(kids))
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # the handler raises here
+    return out
+stage.write_outcome = write_then_stop
+sys.argv = ["analyze.py", *sys.argv[2:]]
+runpy.run_path("analyze.py", run_name="__main__")
+"""
+
+
+def _alive(procs) -> list:
+    import psutil
+
+    out = []
+    for pid, created in procs:
+        try:
+            p = psutil.Process(pid)
+            if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_sigterm_while_a_layer_is_written_leaves_no_worker_behind(project_root, art, tmp_path):
+    import time
+
+    kids = tmp_path / "kids.json"
+    cmd = [sys.executable, "-c", STOP_AFTER_FIRST_LAYER, str(kids), f"paths.artifacts={art}", *PAIR, "tag=t",
+           "analysis.jobs=2", "pair_name=stopped", *SMALL]
+    r = subprocess.run(cmd, cwd=project_root, capture_output=True, text=True, timeout=900, check=False)
+    assert r.returncode == 143, r.stderr[-3000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("finsae: stopped by SIGTERM"), r.stderr[-3000:]
+    workers = [tuple(k) for k in json.loads(kids.read_text())]
+    assert len(workers) >= 3, workers  # the layer workers and the stray were there when the stop came
+    for _ in range(20):  # killed workers are reaped by init within moments (the stray would live 300 s)
+        if not _alive(workers):
+            break
+        time.sleep(0.1)
+    assert _alive(workers) == [], f"orphaned workers: {_alive(workers)}"
+
+
+class ToyMean(DiffingMethod):
+    """A fourth method, whole in this class: the shift of the mean activation between the two models."""
+
+    name = "toy_mean"
+    tables = (TableSpec("toy_mean", "toy_mean.parquet", ("layer", "dim", "shift"), "toy table", exact=True),)
+    findings_header = "toy: mean shift"
+    signal_label = "toy (mean shift)"
+
+    @dataclass
+    class Row(RowFields):
+        toy_shift: float
+        toy_rows: int
+
+    def inputs(self, data: LayerData):
+        s = data.saes
+        return np.asarray(data.acts(s.base), np.float64), np.asarray(data.acts(s.domain), np.float64)
+
+    def analyze(self, inputs, data, earlier, say) -> MethodResult:
+        base, domain = inputs
+        shift = domain.mean(0) - base.mean(0)
+        table = pd.DataFrame({"layer": data.layer, "dim": np.arange(len(shift)), "shift": shift})
+        return MethodResult(self.Row(float(np.linalg.norm(shift)), len(base)), {"toy_mean": table})
+
+    def figures(self, frames, cfg, pair):
+        from finsae.analysis.plotting import pyplot
+
+        fig, ax = pyplot().subplots()
+        ax.plot(frames["layers"]["layer"], frames["layers"]["toy_shift"])
+        return {"toy_mean_by_layer": fig}
+
+    def findings_cell(self, row):
+        return f"{row['toy_shift']:.4f}"
+
+    def signal(self, layers):
+        return layers["toy_shift"]
+
+    def describe(self, r):
+        return f"toy mean shift {r['toy_shift']:.4f}"
+
+
+def test_a_fourth_method_plugs_in_with_one_class_and_one_registry_line(project_root, art, monkeypatch, capsys):
+    """The whole method is the class above; registering it is one line; the layer job, the artifact contract,
+    the figures and findings.md take it up (in process: worker processes import the registry afresh)."""
+    from hydra import compose, initialize_config_dir
+
+    from finsae.analysis import methods
+    from finsae.glue import analyze_stage
+    from finsae.glue.schemas import register_schemas, validate
+
+    monkeypatch.setitem(methods.METHODS, ToyMean.name, ToyMean())  # the one registry line
+    register_schemas()
+    with initialize_config_dir(str(project_root / "conf"), version_base="1.3"):
+        raw = compose("analyze", [f"paths.artifacts={art}", *PAIR, "tag=t", "analysis.jobs=1", "pair_name=toy",
+                                  f"paths.output_dir={art / 'toy_out'}", *SMALL])
+    analyze_stage.run(validate(raw), raw)
+    out = analysis_dir(art, "toy")
+    layers, toy = read_layers(out), read_table(out, "toy_mean")
+    assert layers["toy_rows"].gt(0).all() and np.isfinite(layers["toy_shift"]).all()
+    assert layers["toy_shift"].eq(0).all()  # one model on both sides: no shift
+    assert tuple(toy.columns) == ("layer", "dim", "shift") and sorted(set(toy["layer"])) == [0, 1]
+    assert (out / "layers" / "layer_1" / "toy_mean.parquet").is_file()
+    assert "plots" in {p.parent.name for p in plot_paths(out)} and "toy_mean_by_layer.png" in {
+        p.name for p in plot_paths(out)}
+    findings = read_findings(out)
+    side = findings.split("## Four methods side by side")[1].split("Do they agree")[0]
+    assert "toy: mean shift" in side and "| 0.0000 |" in side
+    assert "toy (mean shift): largest at layer" in findings
+    assert "layer 1: toy mean shift 0.0000" in capsys.readouterr().out
+    # the other methods' outputs are untouched by the newcomer
+    assert read_table(out, "crosscoder")["layer"].eq(1).all() and "n_changed" in layers

@@ -10,7 +10,7 @@ import pytest
 from finsae.analysis import artifacts
 from finsae.analysis.artifacts import (
     COMMAND,
-    TABLES,
+    check_layer_folders,
     layer_folders,
     read_features,
     read_findings,
@@ -19,8 +19,12 @@ from finsae.analysis.artifacts import (
     write_layer,
     write_tables,
 )
+from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
 from finsae.analysis.summary import AnalysisSummary
+from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.errors import DataMissingError, FinsaeError
+
+TABLES = {name: spec.file for name, spec in artifacts.specs().items()}
 
 
 def features(layer: int, n: int = 4) -> pd.DataFrame:
@@ -29,7 +33,7 @@ def features(layer: int, n: int = 4) -> pd.DataFrame:
 
 
 def crosscoder_rows(layer: int, n: int = 3) -> pd.DataFrame:
-    return pd.DataFrame({c: np.zeros(n) for c in artifacts.CROSSCODER_COLUMNS}).assign(
+    return pd.DataFrame({c: np.zeros(n) for c in CROSSCODER_COLUMNS}).assign(
         layer=layer, latent=np.arange(n), **{"class": "shared", "artifact": False, "financial": False})
 
 
@@ -58,12 +62,27 @@ def test_layer_folders_round_trip_and_a_method_gone_now_leaves_no_table(tmp_path
     assert [m["layer"] for m, _ in layer_folders(tmp_path)] == [0, 1]
 
 
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"layer": "0", "settings": {}}', '{"layer": 0}', b"\xff\xfe"])
+def test_a_damaged_layer_meta_is_refused_naming_it_not_dropped(tmp_path, damage):
+    meta = {"settings": {"pair": "p"}, "layer": 0, "saes": {}}
+    for layer in (0, 1):
+        write_layer(tmp_path, layer, {"row": pd.DataFrame([{"layer": layer}])}, {**meta, "layer": layer})
+    path = artifacts.layer_dir(tmp_path, 0) / artifacts.LAYER_META
+    path.write_bytes(damage) if isinstance(damage, bytes) else path.write_text(damage)
+    with pytest.raises(FinsaeError, match="damaged or cut") as e:
+        list(layer_folders(tmp_path))
+    one_line(e, path)
+    with pytest.raises(FinsaeError, match="damaged or cut"):  # before any work, unless this run rewrites it
+        check_layer_folders(tmp_path, rewritten=[1])
+    check_layer_folders(tmp_path, rewritten=[0])
+
+
 def test_combined_tables_round_trip_and_absent_methods_are_removed(tmp_path):
     frames = {"layers": pd.DataFrame({"layer": [0, 1]}), "features": pd.concat([features(0), features(1)]),
               "curves": pd.DataFrame({"tau": [0.7]}), "crosscoder": crosscoder_rows(1)}
     write_tables(tmp_path, frames)
     pd.testing.assert_frame_equal(read_features(tmp_path), frames["features"].reset_index(drop=True))
-    assert tuple(read_table(tmp_path, "crosscoder").columns) == artifacts.CROSSCODER_COLUMNS
+    assert tuple(read_table(tmp_path, "crosscoder").columns) == CROSSCODER_COLUMNS
     assert (tmp_path / TABLES["crosscoder"]).is_file()
     write_tables(tmp_path, {k: v for k, v in frames.items() if k != "crosscoder"})
     assert not (tmp_path / TABLES["crosscoder"]).exists()
@@ -78,7 +97,7 @@ def test_a_missing_or_cut_table_fails_in_one_line(tmp_path, name):
         read_table(tmp_path, name)
     one_line(e, path)
     frame = crosscoder_rows(0) if name == "crosscoder" else features(0).assign(
-        **{c: 0.0 for c in artifacts.WARMSTART_COLUMNS if c not in features(0)})
+        **{c: 0.0 for c in WARMSTART_COLUMNS if c not in features(0)})
     frame.to_parquet(path, index=False)
     assert len(read_table(tmp_path, name)) == len(frame)
     data = path.read_bytes()

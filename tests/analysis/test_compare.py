@@ -57,7 +57,7 @@ def result():
 
 def test_overlap_and_controls(result):
     res, _, _ = result
-    r = res.row
+    r = res.row.columns()
     assert r["overlap"] == pytest.approx(0.5, abs=0.02)  # the planted half
     assert r["overlap_ci_low"] - FLOAT64_TOL <= r["overlap"] <= r["overlap_ci_high"] + FLOAT64_TOL
     assert r["overlap_seed_ceiling"] > 0.95 and r["overlap_of_ceiling"] == pytest.approx(r["overlap"] / r["overlap_seed_ceiling"])
@@ -76,8 +76,9 @@ def test_planted_financial_latent_is_found_in_both_models(result):
     eps = FLOAT64_TOL  # a percentile bound may equal the estimate; allow its rounding
     assert base.loc[5, "auroc_broad_ci_low"] - eps <= base.loc[5, "auroc_broad"] <= base.loc[5, "auroc_broad_ci_high"] + eps
     assert np.isfinite(dom.loc[twin, "improvement"]) and abs(dom.loc[twin, "improvement"]) < 0.1
-    assert res.row["n_financial_ci_low"] <= res.row["n_financial"] <= res.row["n_financial_ci_high"]
-    assert res.row["n_specialized_seed_floor"] >= 0
+    r = res.row
+    assert r.counts.n_financial_ci_low <= r.counts.n_financial <= r.counts.n_financial_ci_high
+    assert r.floor.n_specialized_seed_floor >= 0
 
 
 def test_contexts_for_financial_and_control_latents(result):
@@ -91,7 +92,7 @@ def test_contexts_for_financial_and_control_latents(result):
 
 def test_stored_codes_give_what_encoding_again_gives():
     """Every reader of the once-computed codes (scores, agreement, own FVU, contexts) sees the SAE's own output."""
-    from finsae.analysis.compare import cross_fvu, own_fvu
+    from finsae.analysis.controls import cross_fvu, own_fvu
     from finsae.analysis.doc_scores import doc_scores, encode_rows, pair_correlation
 
     g = torch.Generator().manual_seed(1)
@@ -145,7 +146,7 @@ def test_seed_floor_counts_one_latent_set():
     inp = LayerInputs(1, "base", "domain", sae_with(shared, 0), sae_with(dom0, 0), x, x, doc_of_row,
                       np.tile(np.arange(per_doc) * 3, n_docs), held, domain_seed=sae_with(dom1, 1))
     r = compare_layer(inp, AnalysisConfig(n_boot=20, agreement_tokens=500, null_tokens=500,
-                                          control_latents=1)).row
+                                          control_latents=1)).row.columns()
     assert r["n_specialized"] == 2  # seed 0: p and its near-copy
     assert r["n_specialized_seed1"] == 1 and r["n_specialized_seed_floor"] == 1
     assert r["specialized_over_floor"] == pytest.approx(1.0)
@@ -155,7 +156,7 @@ def test_seed_floor_counts_one_latent_set():
 
 
 def test_refit_cross_reconstruction_removes_a_pure_rescaling():
-    from finsae.analysis.compare import cross_fvu, cross_fvu_refit
+    from finsae.analysis.controls import cross_fvu, cross_fvu_refit
 
     g = torch.Generator().manual_seed(3)
     dec = torch.nn.functional.normalize(torch.randn(M, D, generator=g), dim=1)
@@ -183,7 +184,7 @@ def test_findings_put_three_methods_side_by_side(result):
     from finsae.analysis.findings import NOT_RUN, findings_markdown, method_signals
 
     res, _, _ = result
-    rows = [dict(res.row, layer=layer) for layer in (1, 2, 3)]
+    rows = [dict(res.row.columns(), layer=layer) for layer in (1, 2, 3)]
     layers = pd.DataFrame(rows)
     md = findings_markdown(layers, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200},
                            {"financial": 120.0, "general": 125.0})

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from finsae.analysis.artifacts import CROSSCODER_COLUMNS, read_crosscoder, write_analysis_table
+from finsae.analysis.artifacts import read_table, write_analysis_table
+from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.crosscoder import (
+    CROSSCODER_COLUMNS,
     analyze_layer,
     class_stability,
     classify,
@@ -169,9 +171,10 @@ def test_latent_scaling_flags_planted_artifacts_and_keeps_true_specific_latents(
                                 "dead"]
     assert list(t["artifact"]) == [False, False, True, True, True, False, False, False]
     summ = layer_summary(t)
-    assert (summ["n_shared"], summ["n_domain_only"], summ["n_base_only"]) == (1, 1, 0)
-    assert (summ["n_domain_only_artifact"], summ["n_base_only_artifact"]) == (2, 1)
-    assert summ["n_live_crosscoder"] == 5 and summ["n_domain_only_lo"] <= 1 <= summ["n_domain_only_hi"]
+    assert (summ.n_shared, summ.n_domain_only, summ.n_base_only) == (1, 1, 0)
+    assert (summ.n_domain_only_artifact, summ.n_base_only_artifact) == (2, 1)
+    assert summ.n_live_crosscoder == 5 and summ.n_domain_only_lo <= 1 <= summ.n_domain_only_hi
+    assert math.isnan(summ.n_shared_seed1)  # no seed 1 given: NaN, not a count
 
 
 def test_seed_stability_counts_matching_domain_only_latents():
@@ -191,13 +194,13 @@ def test_tables_round_trip_and_bad_inputs_fail_in_one_line(tmp_path):
     sae = hand_built_crosscoder()
     t = crosscoder_table(1, sae, latent_scaling(sae, [hand_built_data(400)]))
     write_analysis_table(tmp_path, "crosscoder", pd.concat([t, t.assign(layer=2)]))
-    back = read_crosscoder(tmp_path)
+    back = read_table(tmp_path, "crosscoder")
     assert list(back.columns) == list(CROSSCODER_COLUMNS) and len(back) == 16
     pd.testing.assert_frame_equal(back[back.layer == 1].reset_index(drop=True), t, check_dtype=False)
     with pytest.raises(ValueError, match="lacks columns"):
         write_analysis_table(tmp_path, "crosscoder", t.drop(columns=["delta"]))
     with pytest.raises(DataMissingError, match="crosscoder table not found"):
-        read_crosscoder(tmp_path / "nowhere")
+        read_table(tmp_path / "nowhere", "crosscoder")
     save(sae, tmp_path / "plain")
     with pytest.raises(ConfigError, match="not a crosscoder"):
         load_crosscoder(tmp_path / "plain")
@@ -228,13 +231,14 @@ def test_analyze_layer_scores_selectivity_contexts_and_seed_stability():
         "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
         "ag_other": np.arange(20, 30)})
     char_start = np.tile(np.array([0, 6, 11, 17, 23]), n_docs)
-    out = analyze_layer(2, sae, x, held, np.array(doc_of_row), char_start, sae_seed1=sae, paired_rows_seed1=x)
+    out = analyze_layer(2, sae, x, held, np.array(doc_of_row), char_start, AnalysisConfig(), sae_seed1=sae,
+                        paired_rows_seed1=x)
     t = out.table
     assert list(t["financial"]) == [False, True] + [False] * 6
     assert t["auroc_broad"][1] == pytest.approx(1.0) and t["auroc_genre"][1] == pytest.approx(1.0)
-    s = out.summary
-    assert s["n_domain_only_financial"] == 1 and s["crosscoder_seed_stability"] == pytest.approx(1.0)
-    assert s["n_domain_only_seed1"] == 1
+    s = out.row
+    assert s.n_domain_only_financial == 1 and s.crosscoder_seed_stability == pytest.approx(1.0)
+    assert s.n_domain_only_seed1 == 1
     assert set(out.contexts["latent"]) == {0, 1}  # the real domain-only latent and the shared one
     top = out.contexts[(out.contexts.latent == 1) & (out.contexts.kind == "top")]
     assert len(top) > 0 and top["doc_id"].isin([f"d{i}" for i in range(20)]).all()

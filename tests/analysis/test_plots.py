@@ -4,8 +4,11 @@ methods that did not run draw nothing."""
 import numpy as np
 import pandas as pd
 
-from finsae.analysis.artifacts import CROSSCODER_COLUMNS, WARMSTART_COLUMNS
-from finsae.analysis.method_plots import method_figures
+from finsae.analysis.config import AnalysisConfig
+from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
+from finsae.analysis.methods import METHODS
+from finsae.analysis.methods.independent import IndependentSaes
+from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.analysis.plotting import interval, interval_bars, pyplot
 
 
@@ -20,6 +23,16 @@ def test_interval_bars_carry_each_column_and_its_interval():
     assert heights[:2] == [5.0, 8.0] and all(np.isnan(heights[2:]))  # a column a table predates: NaN bars
     assert [round(p.get_x() + p.get_width() / 2, 6) for p in ax.patches[:2]] == [0.1, 2.1]
     pyplot().close(fig)
+
+
+def method_figures(layers, cc, ws, pair):
+    """Every registered method's figures of these tables (what the stage draws)."""
+    frames = {"layers": layers, **({} if cc is None else {"crosscoder": cc}), **({} if ws is None else {"warmstart": ws})}
+    figs = {}
+    for name, method in METHODS.items():
+        if name != IndependentSaes.name:  # its figures read the features table (tests/analysis/test_compare.py)
+            figs.update(method.figures(frames, AnalysisConfig(), pair))
+    return figs
 
 
 def test_method_figures_one_panel_per_layer_and_none_for_a_method_not_run():

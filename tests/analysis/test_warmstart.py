@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from finsae.analysis.artifacts import WARMSTART_COLUMNS, read_warmstart, write_analysis_table
+from finsae.analysis.artifacts import read_table, write_analysis_table
+from finsae.analysis.config import AnalysisConfig, WarmstartConfig
 from finsae.analysis.warmstart import (
+    WARMSTART_COLUMNS,
     analyze_layer,
     changed_count,
     decoder_drift,
@@ -85,7 +87,7 @@ def runs():
 
 def test_identical_inputs_drift_at_the_control_level(runs):
     t = table(runs, "same")
-    s = layer_summary(t)
+    s = layer_summary(t).columns()
     m = int(t["live"].sum())
     assert m >= 40  # every planted concept's latent at least
     assert s["n_changed_control"] <= max(1, 0.02 * m)  # ~1% above the control's own 99th percentile, by construction
@@ -96,8 +98,8 @@ def test_identical_inputs_drift_at_the_control_level(runs):
 def test_moved_directions_are_changed_latents(runs):
     start = runs["start"]
     t = table(runs, "moved")
-    s = layer_summary(t)
-    same = layer_summary(table(runs, "same"))
+    s = layer_summary(t).columns()
+    same = layer_summary(table(runs, "same")).columns()
     # the latents that encoded a moved concept at the start
     dirs = concepts(False)[:MOVED]
     owners = (torch.nn.functional.normalize(start.W_dec.detach(), dim=1) @ dirs.t()).argmax(0).numpy()
@@ -122,10 +124,10 @@ def test_table_round_trip_and_bad_inputs(tmp_path, runs):
                         auroc_control=np.full(64, 0.6), financial=np.arange(64) < 3)
     np.testing.assert_allclose(t["selectivity_change"], 0.1, atol=1e-12)
     write_analysis_table(tmp_path, "warmstart", t)
-    pd.testing.assert_frame_equal(read_warmstart(tmp_path), t)
-    assert list(read_warmstart(tmp_path).columns) == list(WARMSTART_COLUMNS)
+    pd.testing.assert_frame_equal(read_table(tmp_path, "warmstart"), t)
+    assert list(read_table(tmp_path, "warmstart").columns) == list(WARMSTART_COLUMNS)
     with pytest.raises(DataMissingError, match="warm-start table not found"):
-        read_warmstart(tmp_path / "nowhere")
+        read_table(tmp_path / "nowhere", "warmstart")
     with pytest.raises(ValueError, match="same latents"):
         changed_count(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="keeps its shape"):
@@ -135,7 +137,7 @@ def test_table_round_trip_and_bad_inputs(tmp_path, runs):
     with pytest.raises(ValueError, match="one entry per latent"):
         warmstart_table(2, runs["start"], runs["same"], runs["control"], financial=np.zeros(5, bool))
     other = copy.deepcopy(runs["start"])
-    assert layer_summary(warmstart_table(2, runs["start"], other, runs["control"]))["n_changed"] == 0
+    assert layer_summary(warmstart_table(2, runs["start"], other, runs["control"])).changed.n_changed == 0
 
 
 def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(runs):
@@ -155,8 +157,8 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
         "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
         "ag_other": np.arange(20, 30)})
     out = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                        held, doc_of_row)
-    t, s = out.table, out.summary
+                        held, doc_of_row, AnalysisConfig())
+    t, s = out.table, out.row.columns()
     assert tuple(t.columns) == WARMSTART_COLUMNS and len(t) == 64 and t["layer"].eq(3).all()
     owner = int((torch.nn.functional.normalize(runs["start"].W_dec.detach(), dim=1) @ concepts(False)[0]).argmax())
     assert t.loc[owner, "live"] and t.loc[owner, "changed"] and t.loc[owner, "financial"], t.loc[owner]
@@ -172,9 +174,32 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
     scores = doc_scores(encode_rows(runs["start"], base_rows.numpy()), doc_of_row, n_docs)
     fired = np.asarray((scores.max > 0).sum(0)).ravel() > 0
     again = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                          held, doc_of_row, start_fired=fired)
+                          held, doc_of_row, AnalysisConfig(), start_fired=fired)
     pd.testing.assert_frame_equal(again.table, t)
-    assert again.summary == s
+    assert again.row.columns() == s
+    # analysis.warmstart reaches the layer's analysis
+    loose = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
+                          held, doc_of_row, AnalysisConfig(warmstart=WarmstartConfig(quantile=0.5, n_boot=20)),
+                          start_fired=fired)
+    assert loose.row.changed.drift_threshold < s["drift_threshold"] and loose.row.changed.n_changed > s["n_changed"]
     with pytest.raises(ValueError, match="one entry per latent"):
         analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                      held, doc_of_row, start_fired=fired[:-1])
+                      held, doc_of_row, AnalysisConfig(), start_fired=fired[:-1])
+
+
+def test_the_warm_start_knobs_come_from_its_config(runs):
+    """``analysis.warmstart.n_boot`` and ``.quantile`` reach the count (they were module constants)."""
+    from finsae.analysis.warmstart import layer_summary as summary
+
+    t = table(runs, "moved")
+    default = summary(t, WarmstartConfig.quantile, WarmstartConfig.n_boot).changed
+    assert summary(t).changed == default
+    looser = summary(t, 0.5, 20).changed
+    assert looser.drift_threshold < default.drift_threshold and looser.n_changed > default.n_changed
+    n_live = int(t["live"].sum())
+    rng = np.random.default_rng(1)
+    drifts = rng.random(n_live)
+    few = changed_count(drifts, drifts[::-1], n_boot=10, seed=0)
+    many = changed_count(drifts, drifts[::-1], n_boot=2000, seed=0)
+    assert (few.n_changed, few.drift_threshold) == (many.n_changed, many.drift_threshold)
+    assert (few.n_changed_lo, few.n_changed_hi) != (many.n_changed_lo, many.n_changed_hi)

@@ -1,13 +1,67 @@
-"""Knobs of the feature comparison (the ``analysis:`` group of ``python analyze.py``), each declared once."""
+"""Knobs of the feature comparison (the ``analysis:`` group of ``python analyze.py``), each declared once: the
+settings every method shares at the top, each diffing method's own in its nested block (``analysis.crosscoder.*``,
+``analysis.warmstart.*``, ``analysis.independent.*``; :mod:`finsae.analysis.methods`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from finsae.errors import require
 
-
 _require = require
+
+
+@dataclass
+class IndependentConfig:
+    """The independent-SAE comparison (``analysis.independent.*``)."""
+
+    overlap_n_boot: int = 1000
+    """Resamples of the base latents for the overlap's interval."""
+
+    def __post_init__(self):
+        _require(self.overlap_n_boot >= 10, f"analysis.independent.overlap_n_boot must be >= 10, got "
+                                            f"{self.overlap_n_boot}")
+
+
+@dataclass
+class CrosscoderConfig:
+    """The crosscoder's latent classes by relative decoder norm ``delta`` (``analysis.crosscoder.*``; cut-offs of
+    Lindsey et al. 2024 / Minder et al. 2025)."""
+
+    base_only_max: float = 0.1
+    """``delta <= base_only_max``: base-only (the domain block holds at most this share of the decoder norm)."""
+    domain_only_min: float = 0.9
+    """``delta >= domain_only_min``: domain-only."""
+    shared_min: float = 0.4
+    """``shared_min <= delta <= shared_max``: shared."""
+    shared_max: float = 0.6
+    artifact_nu: float = 0.5
+    """A specific latent whose Latent Scaling ``nu_eps`` or ``nu_r`` exceeds this is a sparsity artifact."""
+    shared_contexts: int = 32
+    """Shared latents (a random sample) whose contexts are stored beside the domain-only ones."""
+
+    def __post_init__(self):
+        _require(0 <= self.base_only_max < self.shared_min <= self.shared_max < self.domain_only_min <= 1,
+                 "analysis.crosscoder cut-offs must satisfy 0 <= base_only_max < shared_min <= shared_max < "
+                 f"domain_only_min <= 1, got {self.base_only_max}, {self.shared_min}, {self.shared_max}, "
+                 f"{self.domain_only_min}")
+        _require(self.artifact_nu > 0, f"analysis.crosscoder.artifact_nu must be > 0, got {self.artifact_nu}")
+        _require(self.shared_contexts >= 0, f"analysis.crosscoder.shared_contexts must be >= 0, got "
+                                            f"{self.shared_contexts}")
+
+
+@dataclass
+class WarmstartConfig:
+    """The warm-started SAEs (``analysis.warmstart.*``)."""
+
+    quantile: float = 0.99
+    """A latent changed by fine-tuning drifts more than this quantile of the control run's drifts."""
+    n_boot: int = 1000
+    """Resamples of both runs' latents for the interval of ``n_changed``."""
+
+    def __post_init__(self):
+        _require(0 < self.quantile < 1, f"analysis.warmstart.quantile must be in (0, 1), got {self.quantile}")
+        _require(self.n_boot >= 10, f"analysis.warmstart.n_boot must be >= 10, got {self.n_boot}")
 
 
 @dataclass
@@ -49,6 +103,10 @@ class AnalysisConfig:
     jobs: int = 2
     """Layers compared at a time, each in its own one-thread worker process (execution only: the results do
     not depend on it, and two one-thread jobs beat one two-thread job on a small machine)."""
+
+    independent: IndependentConfig = field(default_factory=IndependentConfig)
+    crosscoder: CrosscoderConfig = field(default_factory=CrosscoderConfig)
+    warmstart: WarmstartConfig = field(default_factory=WarmstartConfig)
 
     def __post_init__(self):
         _require(0 < self.tau < 1, f"analysis.tau must be in (0, 1), got {self.tau}")

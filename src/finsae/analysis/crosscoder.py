@@ -6,9 +6,10 @@ Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d
 * **relative norm** ``delta = ||d_domain|| / (||d_base|| + ||d_domain||)``: 0 base-only, 1/2 shared, 1 domain-only;
 * **decoder cosine** between the two blocks (NaN where one block is zero): a shared latent with a low cosine
   points in different directions in the two models;
-* **class** by ``delta`` with the cut-offs of Lindsey et al. 2024 / Minder et al. 2025: ``base_only`` if
-  ``delta <= 0.1``, ``domain_only`` if ``delta >= 0.9``, ``shared`` if ``0.4 <= delta <= 0.6``, else ``other``;
-  ``dead`` if it never fires on the analysis tokens.
+* **class** by ``delta`` with the cut-offs of Lindsey et al. 2024 / Minder et al. 2025 (``analysis.crosscoder.*``,
+  :class:`finsae.analysis.config.CrosscoderConfig`): ``base_only`` if ``delta <= 0.1``, ``domain_only`` if
+  ``delta >= 0.9``, ``shared`` if ``0.4 <= delta <= 0.6``, else ``other``; ``dead`` if it never fires on the
+  analysis tokens.
 * **Latent Scaling** (Minder et al. 2025, "Overcoming sparsity artifacts in crosscoders"): with
   ``u = d_own_j`` (own = the model its norm favours) and ``f_j`` its activation, fit per model M the scalar
   ``beta = sum f <u, y> / (||u||^2 sum f^2)`` that best explains a target ``y`` by ``beta f_j u``; targets (all
@@ -27,15 +28,16 @@ Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d
 * **Seed stability**: the share of seed 0's domain-only latents whose best domain-only latent of seed 1 has
   decoder cosine >= tau (the crosscoder's own ceiling).
 
-The rows of ``crosscoder.parquet`` (:data:`finsae.analysis.artifacts.CROSSCODER_COLUMNS`, one row per (layer,
-latent)) and the per-layer summary (:func:`layer_summary`: the ``layers.parquet`` columns) are made here; the
-files are written and read by :mod:`finsae.analysis.artifacts`.
+The rows of ``crosscoder.parquet`` (:data:`CROSSCODER_COLUMNS`, one row per (layer, latent)) and the per-layer
+fields (:func:`layer_summary`: a :class:`CrosscoderRow`) are made here; the method's plug-in
+(:mod:`finsae.analysis.methods.crosscoder`) finds the crosscoders and declares the table to the artifact
+contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,29 +45,27 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.stats import false_discovery_control
 from torch import Tensor
 
-from finsae.analysis.artifacts import CROSSCODER_COLUMNS
+from finsae.analysis.config import AnalysisConfig, CrosscoderConfig
 from finsae.analysis.contexts import build_contexts
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
-from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
-from finsae.analysis.selectivity import FDR, MIN_AUROC, contrast
+from finsae.analysis.feature_table import corpus_of_docs
+from finsae.analysis.heldout import HeldoutSet
+from finsae.analysis.rows import RowFields
+from finsae.analysis.selectivity import LatentSelectivity, financial_selectivity
 from finsae.errors import ConfigError
 from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
 from finsae.sae.kernels import latent_sums
 
-BASE_ONLY_MAX = 0.1
-"""``delta <= 0.1``: base-only (the domain block holds at most 1/10 of the latent's decoder norm)."""
-DOMAIN_ONLY_MIN = 0.9
-"""``delta >= 0.9``: domain-only."""
-SHARED_RANGE = (0.4, 0.6)
-"""``0.4 <= delta <= 0.6``: shared."""
-ARTIFACT_NU = 0.5
-"""A specific latent whose ``nu_eps`` or ``nu_r`` exceeds this is a sparsity artifact."""
 CLASSES = ("base_only", "shared", "domain_only", "other", "dead")
-CONTEXT_MODEL = "crosscoder"
-"""The model name under which the crosscoder's contexts are stored (``contexts/crosscoder/layer_{i}.parquet``)."""
+CROSSCODER_COLUMNS = ("layer", "latent", "delta", "decoder_cosine", "class", "artifact", "beta_eps_own",
+                      "beta_eps_other", "beta_r_own", "beta_r_other", "nu_eps", "nu_r", "n_active", "auroc_broad",
+                      "auroc_genre", "financial")
+"""``crosscoder.parquet``: layer, latent (int64); delta, decoder_cosine (float64); class (str, one of
+:data:`CLASSES`); artifact (bool: model-specific by delta but flagged by Latent Scaling); beta_* (the four Latent
+Scaling fits), nu_eps, nu_r (their ratios; NaN for dead latents); n_active (analysis tokens it fires on);
+auroc_broad, auroc_genre (financial selectivity, NaN when not computed), financial (the project's rule)."""
 CHUNK_ROWS = 2048
 COACT_MAX_LATENTS = 2048
 """Latent Scaling sums the latents' co-activations in an ``[m, m]`` float64 table up to this many latents (32 MB;
@@ -89,13 +89,16 @@ def decoder_cosine(base: Tensor | np.ndarray, domain: Tensor | np.ndarray) -> np
         return np.where(den > 0, (b * d).sum(1) / den, np.nan)
 
 
-def classify(delta: np.ndarray, n_active: np.ndarray | None = None) -> np.ndarray:
-    """Class of each latent from its relative norm (cut-offs: module doc); ``dead`` where ``n_active == 0``."""
+def classify(delta: np.ndarray, n_active: np.ndarray | None = None,
+             cuts: CrosscoderConfig | None = None) -> np.ndarray:
+    """Class of each latent from its relative norm (``cuts``: default ``analysis.crosscoder``); ``dead`` where
+    ``n_active == 0``."""
+    cuts = cuts or CrosscoderConfig()
     delta = np.asarray(delta, np.float64)
     out = np.full(delta.shape, "other", dtype=object)
-    out[delta <= BASE_ONLY_MAX] = "base_only"
-    out[delta >= DOMAIN_ONLY_MIN] = "domain_only"
-    out[(delta >= SHARED_RANGE[0]) & (delta <= SHARED_RANGE[1])] = "shared"
+    out[delta <= cuts.base_only_max] = "base_only"
+    out[delta >= cuts.domain_only_min] = "domain_only"
+    out[(delta >= cuts.shared_min) & (delta <= cuts.shared_max)] = "shared"
     if n_active is not None:
         out[np.asarray(n_active) == 0] = "dead"
     return out
@@ -212,7 +215,7 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
     )
 
 
-def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = ARTIFACT_NU) -> np.ndarray:
+def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = CrosscoderConfig.artifact_nu) -> np.ndarray:
     """Model-specific latents (by delta) whose specificity Latent Scaling calls a sparsity artifact."""
     specific = np.isin(np.asarray(cls, object), ["base_only", "domain_only"])
     return specific & ((np.nan_to_num(scaling.nu_eps, nan=0.0) > cut) | (np.nan_to_num(scaling.nu_r, nan=0.0) > cut))
@@ -220,7 +223,7 @@ def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = ARTIFACT_N
 
 # -- seed stability ----------------------------------------------------------------------------------------
 def class_stability(w0: Tensor | np.ndarray, cls0: np.ndarray, w1: Tensor | np.ndarray, cls1: np.ndarray,
-                    cls: str = "domain_only", tau: float = 0.7) -> float:
+                    cls: str = "domain_only", tau: float = AnalysisConfig.tau) -> float:
     """Share of seed 0's ``cls`` latents whose most similar ``cls`` latent of seed 1 has decoder cosine >= tau
     (full decoder rows, both blocks); NaN when seed 0 has none."""
     a = np.flatnonzero(np.asarray(cls0, object) == cls)
@@ -235,34 +238,12 @@ def class_stability(w0: Tensor | np.ndarray, cls0: np.ndarray, w1: Tensor | np.n
     return float((best >= tau).float().mean())
 
 
-# -- selectivity and contexts ----------------------------------------------------------------------------
-def financial_selectivity(scores: DocScores, held: HeldoutSet, kind: str = "max", fdr: float = FDR,
-                          min_auroc: float = MIN_AUROC) -> pd.DataFrame:
-    """Per latent: AUROC of the broad and genre contrasts and the project's financial rule (both contrasts
-    BH q <= fdr and AUROC >= min_auroc; ``finsae.analysis.selectivity``). Columns auroc_broad, auroc_genre,
-    financial."""
-    out = {}
-    for name, (g_pos, g_neg) in (("broad", BROAD), ("genre", GENRE)):
-        pos = held.groups[g_pos]
-        neg = np.setdiff1d(held.groups[g_neg], pos)
-        m = scores.max.shape[1]
-        parts = [contrast(scores.dense(pos, cols, kind), scores.dense(neg, cols, kind))
-                 for cols in np.array_split(np.arange(m), max(1, -(-m // 2048)))]
-        auroc = np.concatenate([p.auroc for p in parts])
-        q = false_discovery_control(np.concatenate([p.p for p in parts]), method="bh")
-        out[name] = (auroc, (q <= fdr) & (auroc >= min_auroc))
-    return pd.DataFrame({"auroc_broad": out["broad"][0], "auroc_genre": out["genre"][0],
-                         "financial": out["broad"][1] & out["genre"][1]})
-
-
+# -- contexts ----------------------------------------------------------------------------------------------
 def crosscoder_contexts(latents: np.ndarray, codes: Codes, scores: DocScores, held: HeldoutSet,
                         doc_of_row: np.ndarray, char_start: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """Contexts (``finsae.analysis.contexts`` format) of ``latents``: write them under :data:`CONTEXT_MODEL`."""
+    """Contexts (``finsae.analysis.contexts`` format) of ``latents`` (stored under the method's model name)."""
     frame = held.corpus.frame
-    corpus_of_doc = [""] * len(frame)
-    for g in sorted(held.groups, key=lambda g: (g in BROAD, g)):  # most specific group first
-        for i in held.groups[g]:
-            corpus_of_doc[i] = corpus_of_doc[i] or g
+    corpus_of_doc = corpus_of_docs(held)
     order = np.argsort(doc_of_row, kind="stable")
     bounds = np.searchsorted(np.asarray(doc_of_row)[order], np.arange(len(frame) + 1))
     return build_contexts(np.asarray(latents, np.int64), scores.max, codes.latent,
@@ -282,25 +263,28 @@ def load_crosscoder(path: str | Path) -> tuple[TopKSAE, tuple[float, float]]:
     return load(path), (scales[0], scales[1])
 
 
-def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling,
-                     selectivity: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The ``crosscoder.parquet`` rows of one layer (:data:`finsae.analysis.artifacts.CROSSCODER_COLUMNS`)."""
+def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling, selectivity: LatentSelectivity | None = None,
+                     cuts: CrosscoderConfig | None = None) -> pd.DataFrame:
+    """The ``crosscoder.parquet`` rows of one layer (:data:`CROSSCODER_COLUMNS`)."""
+    cuts = cuts or CrosscoderConfig()
     blocks = decoder_blocks(sae)
     delta = relative_norm(blocks.base, blocks.domain)
-    cls = classify(delta, scaling.n_active)
+    cls = classify(delta, scaling.n_active, cuts)
     m = len(delta)
-    sel = selectivity if selectivity is not None else pd.DataFrame(
-        {"auroc_broad": np.full(m, np.nan), "auroc_genre": np.full(m, np.nan), "financial": np.zeros(m, bool)})
-    if len(sel) != m:
-        raise ValueError(f"selectivity has {len(sel)} rows, the crosscoder {m} latents")
+    if selectivity is None:
+        auroc_broad, auroc_genre, financial = np.full(m, np.nan), np.full(m, np.nan), np.zeros(m, bool)
+    else:
+        auroc_broad, auroc_genre, financial = selectivity.broad.auroc, selectivity.genre.auroc, selectivity.financial
+    if len(financial) != m:
+        raise ValueError(f"selectivity has {len(financial)} rows, the crosscoder {m} latents")
     frame = pd.DataFrame({
         "layer": np.full(m, layer, np.int64), "latent": np.arange(m, dtype=np.int64), "delta": delta,
         "decoder_cosine": decoder_cosine(blocks.base, blocks.domain), "class": cls.astype(str),
-        "artifact": is_artifact(cls, scaling), "beta_eps_own": scaling.beta_eps_own,
+        "artifact": is_artifact(cls, scaling, cuts.artifact_nu), "beta_eps_own": scaling.beta_eps_own,
         "beta_eps_other": scaling.beta_eps_other, "beta_r_own": scaling.beta_r_own,
         "beta_r_other": scaling.beta_r_other, "nu_eps": scaling.nu_eps, "nu_r": scaling.nu_r,
-        "n_active": scaling.n_active, "auroc_broad": sel["auroc_broad"].to_numpy(np.float64),
-        "auroc_genre": sel["auroc_genre"].to_numpy(np.float64), "financial": sel["financial"].to_numpy(bool),
+        "n_active": scaling.n_active, "auroc_broad": np.asarray(auroc_broad, np.float64),
+        "auroc_genre": np.asarray(auroc_genre, np.float64), "financial": np.asarray(financial, bool),
     })
     return frame[list(CROSSCODER_COLUMNS)]
 
@@ -316,13 +300,39 @@ def wilson_count(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(n * max(0.0, mid - half)), float(n * min(1.0, mid + half))
 
 
+NAN = float("nan")
+
+
+@dataclass
+class CrosscoderRow(RowFields):
+    """The crosscoder's ``layers.parquet`` fields of one layer: counts of shared / base-only / domain-only latents
+    (specific ones without Latent Scaling artifacts) with 95% Wilson intervals over the live latents (they cover
+    which latents a dictionary happens to learn, not seeds: the seed-1 counts and ``crosscoder_seed_stability``
+    report those), the artifacts dropped, the financial domain-only latents; NaN where seed 1 is missing."""
+
+    n_live_crosscoder: int
+    n_shared: int
+    n_shared_lo: float
+    n_shared_hi: float
+    n_shared_seed1: float = NAN
+    n_base_only: int = 0
+    n_base_only_lo: float = NAN
+    n_base_only_hi: float = NAN
+    n_base_only_artifact: int = 0
+    n_base_only_seed1: float = NAN
+    n_domain_only: int = 0
+    n_domain_only_lo: float = NAN
+    n_domain_only_hi: float = NAN
+    n_domain_only_artifact: int = 0
+    n_domain_only_seed1: float = NAN
+    n_domain_only_financial: int = 0
+    crosscoder_seed_stability: float = NAN
+
+
 def layer_summary(table: pd.DataFrame, seed1: pd.DataFrame | None = None,
-                  stability: float | None = None) -> dict:
-    """The ``layers.parquet`` columns of one layer from its ``crosscoder.parquet`` rows (seed 0): counts of
-    shared / base_only / domain_only latents (specific ones without Latent Scaling artifacts) with 95% Wilson
-    intervals over the live latents (they cover which latents a dictionary happens to learn, not seeds: the
-    seed-1 count and ``crosscoder_seed_stability`` report those), the artifacts dropped, the financial
-    domain-only latents, and the seed-1 counts when given."""
+                  stability: float | None = None) -> CrosscoderRow:
+    """The :class:`CrosscoderRow` of one layer from its ``crosscoder.parquet`` rows (seed 0) and, when given,
+    seed 1's rows and the seed stability."""
     live = table["class"] != "dead"
     n_live = int(live.sum())
     keep = ~table["artifact"].to_numpy(bool)
@@ -338,8 +348,8 @@ def layer_summary(table: pd.DataFrame, seed1: pd.DataFrame | None = None,
             out[f"n_{cls}_seed1"] = int(((seed1["class"] == cls).to_numpy() & ~seed1["artifact"].to_numpy(bool)).sum())
     dom = (table["class"] == "domain_only").to_numpy() & keep
     out["n_domain_only_financial"] = int((dom & table["financial"].to_numpy(bool)).sum())
-    out["crosscoder_seed_stability"] = float("nan") if stability is None else float(stability)
-    return out
+    out["crosscoder_seed_stability"] = NAN if stability is None else float(stability)
+    return CrosscoderRow(**out)
 
 
 @dataclass
@@ -348,16 +358,15 @@ class CrosscoderLayer:
 
     table: pd.DataFrame
     """``crosscoder.parquet`` rows of the layer."""
-    summary: dict
-    """Columns for ``layers.parquet``."""
-    contexts: pd.DataFrame | None
-    """Contexts of the domain-only (non-artifact) and a few shared latents, under :data:`CONTEXT_MODEL`."""
+    row: CrosscoderRow
+    """Its ``layers.parquet`` fields."""
+    contexts: pd.DataFrame | None = field(default=None)
+    """Contexts of the domain-only (non-artifact) and a few shared latents."""
 
 
 def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_of_row: np.ndarray,
-                  char_start: np.ndarray, *, sae_seed1: TopKSAE | None = None, paired_rows_seed1=None,
-                  tau: float = 0.7, kind: str = "max", fdr: float = FDR, min_auroc: float = MIN_AUROC,
-                  seed: int = 0, n_shared_contexts: int = 32) -> CrosscoderLayer:
+                  char_start: np.ndarray, cfg: AnalysisConfig, *, sae_seed1: TopKSAE | None = None,
+                  paired_rows_seed1=None) -> CrosscoderLayer:
     """Everything above for one layer. ``paired_rows``: the analysis tokens as crosscoder input
     (``finsae.activations.PairedArray`` over the held-out stores with the crosscoder's block scales), row i =
     ``doc_of_row[i]``; ``paired_rows_seed1``: the same rows with seed 1's block scales."""
@@ -365,20 +374,21 @@ def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_o
         for lo in range(0, len(rows), CHUNK_ROWS):
             yield torch.from_numpy(np.asarray(rows[lo:lo + CHUNK_ROWS], np.float32))
 
+    cuts = cfg.crosscoder
     codes = encode_rows(sae, paired_rows)
-    n_docs = len(held.corpus.frame)
-    scores = doc_scores(codes, doc_of_row, n_docs)
+    scores = doc_scores(codes, doc_of_row, len(held.corpus.frame))
     table = crosscoder_table(layer, sae, latent_scaling(sae, batches(paired_rows), codes=codes),
-                             financial_selectivity(scores, held, kind, fdr, min_auroc))
+                             financial_selectivity(scores, held, cfg.score, cfg.fdr, cfg.min_auroc), cuts)
     seed1, stability = None, None
     if sae_seed1 is not None:
-        seed1 = crosscoder_table(layer, sae_seed1, latent_scaling(sae_seed1, batches(paired_rows_seed1)))
+        seed1 = crosscoder_table(layer, sae_seed1, latent_scaling(sae_seed1, batches(paired_rows_seed1)), cuts=cuts)
         stability = class_stability(sae.W_dec.detach(), _specific(table), sae_seed1.W_dec.detach(), _specific(seed1),
-                                    "domain_only", tau)
+                                    "domain_only", cfg.tau)
     dom = table.loc[(table["class"] == "domain_only") & ~table["artifact"], "latent"].to_numpy()
     shared = table.loc[table["class"] == "shared", "latent"].to_numpy()
-    shared = np.random.default_rng(seed + layer).choice(shared, min(n_shared_contexts, len(shared)), replace=False)
-    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start, seed)
+    n_shared = min(cuts.shared_contexts, len(shared))
+    shared = np.random.default_rng(cfg.seed + layer).choice(shared, n_shared, replace=False)
+    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start, cfg.seed)
     return CrosscoderLayer(table, layer_summary(table, seed1, stability), contexts)
 
 

@@ -1,16 +1,15 @@
 """``findings.md``: the study's answer written from the measured numbers, beside the write-up's three claims.
 
-Three diffing methods are put side by side per layer: the independent-SAE comparison (two separately trained
-dictionaries matched by decoder cosine, read against its seed floor), the crosscoder (shared / base-only /
-domain-only latents) and the warm-started SAEs (latents that drift more than the control run). The crosscoder
-and warm-start columns come from their own stages; a layer without them says "not run".
+The registered diffing methods (:data:`finsae.analysis.methods.METHODS`) are put side by side per layer, one
+column and one "where does fine-tuning act" signal each (today the independent-SAE comparison, read against its
+seed floor; the crosscoder's domain-only latents; the warm start's changed latents above its control); a layer
+where a method did not run says "not run". The other sections read the independent-SAE comparison's columns.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 CLAIMS = (
@@ -23,6 +22,7 @@ CLAIMS = (
      "a ratio of raw activations on a handful of sentences; activation scales differ between SAEs"),
 )
 NOT_RUN = "not run"
+COUNT_WORDS = {2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six"}
 
 
 def _num(x) -> float:
@@ -33,46 +33,54 @@ def _num(x) -> float:
     return x
 
 
-def _f(x, fmt="{:.3f}") -> str:
+def fmt(x, spec="{:.3f}") -> str:
+    """``x`` formatted, ``n/a`` when it is not a finite number."""
     x = _num(x)
-    return "n/a" if not math.isfinite(x) else fmt.format(x)
+    return "n/a" if not math.isfinite(x) else spec.format(x)
+
+
+_f = fmt
 
 
 def _get(row, col):
     return row[col] if col in row.index else math.nan
 
 
-def _ci(row, col, fmt="{:.3f}") -> str:
+def ci_text(row, col, spec="{:.3f}") -> str:
     """``value [low, high]`` from ``col_ci_low``/``col_ci_high`` or ``col_lo``/``col_hi``."""
     lo, hi = (f"{col}_ci_low", f"{col}_ci_high") if f"{col}_ci_low" in row.index else (f"{col}_lo", f"{col}_hi")
     if not math.isfinite(_num(_get(row, col))):
         return "n/a"
-    return f"{_f(_get(row, col), fmt)} [{_f(_get(row, lo), fmt)}, {_f(_get(row, hi), fmt)}]"
+    return f"{_f(_get(row, col), spec)} [{_f(_get(row, lo), spec)}, {_f(_get(row, hi), spec)}]"
+
+
+_ci = ci_text
 
 
 def _has(layers: pd.DataFrame, col: str) -> bool:
     return col in layers and pd.to_numeric(layers[col], errors="coerce").notna().any()
 
 
-def method_signals(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per layer, each method's measure of where fine-tuning acts (NaN where the method did not run):
-    independent SAEs: specialized latents of domain seed 1 minus its seed floor; crosscoder: domain-only
-    latents; warm start: changed latents minus the control's count."""
-    def col(name):
-        return pd.to_numeric(layers[name], errors="coerce") if name in layers else pd.Series(np.nan, layers.index)
+def _methods():
+    from finsae.analysis.methods import METHODS
 
-    return pd.DataFrame({
-        "layer": layers["layer"].astype(int),
-        "independent": col("n_specialized_seed1") - col("n_specialized_seed_floor"),
-        "crosscoder": col("n_domain_only"),
-        "warmstart": col("n_changed") - col("n_changed_control"),
-    })
+    return METHODS
+
+
+def method_signals(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per layer, each method's measure of where fine-tuning acts (NaN where the method did not run), one
+    column per registered method that has one (:meth:`finsae.analysis.methods.base.DiffingMethod.signal`)."""
+    out = {"layer": layers["layer"].astype(int)}
+    for name, method in _methods().items():
+        sig = method.signal(layers)
+        if sig is not None:
+            out[name] = sig
+    return pd.DataFrame(out)
 
 
 def _agreement(layers: pd.DataFrame) -> list[str]:
     sig = method_signals(layers)
-    names = {"independent": "independent SAEs (specialized above the seed floor)",
-             "crosscoder": "crosscoder (domain-only latents)", "warmstart": "warm start (changed above control)"}
+    names = {n: m.signal_label for n, m in _methods().items() if n in sig}
     out = []
     ran = [m for m in names if sig[m].notna().any()]
     for m in names:
@@ -92,6 +100,17 @@ def _agreement(layers: pd.DataFrame) -> list[str]:
             else:
                 out.append(f"- {a} vs {b}: fewer than 3 layers with both (or no spread): no rank correlation.")
     return out
+
+
+def side_by_side(layers: pd.DataFrame) -> list[str]:
+    """The methods' side-by-side table: one column per registered method with a findings header."""
+    methods = [m for m in _methods().values() if m.findings_header]
+    lines = ["| layer | " + " | ".join(m.findings_header for m in methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    for _, r in layers.iterrows():
+        cells = [m.findings_cell(r) for m in methods]
+        lines.append(f"| {int(r['layer'])} | " + " | ".join(NOT_RUN if c is None else c for c in cells) + " |")
+    return lines
 
 
 def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, tau: float, min_auroc: float,
@@ -128,6 +147,19 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
             f"{_f(_get(r, 'overlap_seed1'))} | {_f(_get(r, 'overlap_seed_ceiling_base'))} | "
             f"{_f(_get(r, 'overlap_seed_ceiling_domain'))} | {_f(_get(r, 'overlap_null'))} | {adj_txt} | "
             f"{_f(_get(r, 'overlap_random'))} | {_f(_get(r, 'overlap_index'))} |")
+    lines += _counts_and_change(layers, tau, min_auroc, fdr)
+    n_methods = sum(bool(m.findings_header) for m in _methods().values())
+    lines += ["", f"## {COUNT_WORDS.get(n_methods, str(n_methods))} methods side by side", "", *side_by_side(layers)]
+    lines += ["", "Do they agree on where fine-tuning acts?", "", *_agreement(layers)]
+
+    lines += _claims(layers, tau)
+    return "\n".join(lines) + "\n"
+
+
+def _counts_and_change(layers: pd.DataFrame, tau: float, min_auroc: float, fdr: float) -> list[str]:
+    """The independent SAEs' financial / specialized counts beside the seed floor, and the matched pairs'
+    selectivity change with cross-reconstruction."""
+    lines: list[str] = []
     lines += [
         "", "## Independent SAEs: financial latents, specialized latents and the seed floor (one latent set)", "",
         f"Specialized: financial (FDR {fdr:.0%} and AUROC >= {min_auroc} in the broad and the genre-matched "
@@ -160,22 +192,12 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
             f"{_f(_get(r, 'fvu_base'))} / {_f(_get(r, 'fvu_domain'))} | "
             f"{_f(_get(r, 'fvu_base_on_domain'))} / {_f(_get(r, 'cross_fvu_corrected_base_on_domain'))} | "
             f"{_f(_get(r, 'fvu_domain_on_base'))} / {_f(_get(r, 'cross_fvu_corrected_domain_on_base'))} |")
-    lines += ["", "## Three methods side by side", "",
-              "| layer | independent SAEs: specialized (domain seed 1) vs seed floor | crosscoder: domain-only / "
-              "base-only / shared (seed stability) | warm start: changed vs control |",
-              "|---|---|---|---|"]
-    has_cc, has_ws = _has(layers, "n_domain_only"), _has(layers, "n_changed")
-    for _, r in layers.iterrows():
-        indep = (f"{_ci(r, 'n_specialized_seed1', '{:.0f}')} vs {_ci(r, 'n_specialized_seed_floor', '{:.0f}')}"
-                 if math.isfinite(_num(_get(r, "n_specialized_seed1"))) else NOT_RUN + " (no seed repeats)")
-        cc = (f"{_ci(r, 'n_domain_only', '{:.0f}')} / {_ci(r, 'n_base_only', '{:.0f}')} / "
-              f"{_ci(r, 'n_shared', '{:.0f}')} ({_f(_get(r, 'crosscoder_seed_stability'), '{:.2f}')})"
-              if has_cc and math.isfinite(_num(_get(r, "n_domain_only"))) else NOT_RUN)
-        ws = (f"{_ci(r, 'n_changed', '{:.0f}')} vs {_f(_get(r, 'n_changed_control'), '{:.0f}')}"
-              if has_ws and math.isfinite(_num(_get(r, "n_changed"))) else NOT_RUN)
-        lines.append(f"| {int(r['layer'])} | {indep} | {cc} | {ws} |")
-    lines += ["", "Do they agree on where fine-tuning acts?", "", *_agreement(layers)]
+    return lines
 
+
+def _claims(layers: pd.DataFrame, tau: float) -> list[str]:
+    """The write-up's claims beside the controlled measurements, and the reading per layer."""
+    lines: list[str] = []
     floor_known = (pd.to_numeric(layers["n_specialized_seed_floor"], errors="coerce").notna()
                    if "n_specialized_seed_floor" in layers else pd.Series(False, index=layers.index))
     spec1 = int(layers.loc[floor_known, "n_specialized_seed1"].sum()) if floor_known.any() else None
@@ -208,7 +230,7 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
         "", "## Reading", "",
         _reading(layers, tau),
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _reading(layers: pd.DataFrame, tau: float) -> str:

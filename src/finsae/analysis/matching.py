@@ -26,12 +26,14 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from finsae.analysis.config import AnalysisConfig
 from finsae.errors import ConfigError
 
 DENSE_MAX = 4096 * 4096
 """Largest cosine matrix (entries) matched exactly with the dense solver."""
 TAUS = np.round(np.arange(0.30, 0.951, 0.05), 2)
-DEFAULT_TAU = 0.7
+DEFAULT_TAU = AnalysisConfig.tau
+"""``analysis.tau``'s default (for the callers outside the analysis stage: the stability report)."""
 
 
 @dataclass

@@ -1,16 +1,17 @@
 """Plots of the two diffing methods that need no matching: the crosscoder (relative decoder norm per latent,
-classes by layer) and the warm-started SAEs (decoder drift of the domain run against the control run)."""
+classes by layer) and the warm-started SAEs (decoder drift of the domain run against the control run); each
+method's plug-in (:mod:`finsae.analysis.methods`) says which it draws."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from finsae.analysis.crosscoder import BASE_ONLY_MAX, DOMAIN_ONLY_MIN, SHARED_RANGE
+from finsae.analysis.config import CrosscoderConfig
 from finsae.analysis.plotting import column, interval_bars, layer_ticks, panel_grid, pyplot
 
 
-def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
+def plot_delta_histograms(crosscoder: pd.DataFrame, title: str, cuts: CrosscoderConfig):
     """The standard crosscoder figure, one panel per layer: latents by relative decoder norm
     ``||d_domain|| / (||d_base|| + ||d_domain||)`` (live latents), the class cut-offs dashed, Latent Scaling
     artifacts stacked in grey."""
@@ -22,7 +23,7 @@ def plot_delta_histograms(crosscoder: pd.DataFrame, title: str):
         art = t["artifact"].to_numpy(bool)
         ax.hist([t.loc[~art, "delta"].dropna(), t.loc[art, "delta"].dropna()], bins=bins, stacked=True,
                 color=["#3a6ea5", "#b0b0b0"], label=["latents", "Latent Scaling artifact"])
-        for cut in (BASE_ONLY_MAX, *SHARED_RANGE, DOMAIN_ONLY_MIN):
+        for cut in (cuts.base_only_max, cuts.shared_min, cuts.shared_max, cuts.domain_only_min):
             ax.axvline(cut, color="k", lw=0.6, ls="--")
         ax.set_yscale("log")
         ax.set_title(f"layer {layer}", fontsize=9)
@@ -54,10 +55,10 @@ def plot_class_counts(layers: pd.DataFrame, title: str):
     return fig
 
 
-def plot_warmstart_drift(warmstart: pd.DataFrame, title: str):
+def plot_warmstart_drift(warmstart: pd.DataFrame, title: str, quantile: float):
     """Per layer, the decoder drift (1 - cosine to the start) of every live latent in the domain run against
-    the control run, with the control's 99th percentile that defines a changed latent; financial latents
-    of the domain run in orange."""
+    the control run, with the control's ``quantile`` that defines a changed latent; financial latents of the
+    domain run in orange."""
     layers = sorted(int(v) for v in warmstart["layer"].unique())
     fig, axes = panel_grid(len(layers))
     for ax, layer in zip(axes, layers, strict=False):
@@ -67,11 +68,12 @@ def plot_warmstart_drift(warmstart: pd.DataFrame, title: str):
                    label="latent")
         ax.scatter(t.loc[fin, "drift_control"], t.loc[fin, "drift_domain"], s=6, color="C1", label="financial")
         if len(t):
-            thr = float(np.quantile(t["drift_control"].dropna(), 0.99)) if t["drift_control"].notna().any() else np.nan
+            thr = (float(np.quantile(t["drift_control"].dropna(), quantile)) if t["drift_control"].notna().any()
+                   else np.nan)
             hi = float(np.nanmax(t[["drift_domain", "drift_control"]].to_numpy())) or 1.0
             ax.plot([0, hi], [0, hi], color="grey", lw=0.6)
             if np.isfinite(thr):
-                ax.axhline(thr, color="k", ls="--", lw=0.7, label="control 99th pct")
+                ax.axhline(thr, color="k", ls="--", lw=0.7, label=f"control {quantile:.0%} quantile")
         ax.set_title(f"layer {layer}: {int(t['changed'].sum())} changed", fontsize=9)
         ax.set_xlabel("drift, control run", fontsize=7)
         ax.set_ylabel("drift, domain run", fontsize=7)
@@ -79,16 +81,3 @@ def plot_warmstart_drift(warmstart: pd.DataFrame, title: str):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def method_figures(layers: pd.DataFrame, crosscoder: pd.DataFrame | None, warmstart: pd.DataFrame | None,
-                   pair: str) -> dict:
-    """The figures of whichever of the two methods ran (none for a method without a table)."""
-    out = {}
-    if crosscoder is not None and len(crosscoder):
-        out["crosscoder_delta"] = plot_delta_histograms(crosscoder, f"{pair}: crosscoder relative decoder norm")
-        have = layers[column(layers, "n_domain_only").notna()].sort_values("layer")
-        out["crosscoder_classes_by_layer"] = plot_class_counts(have, f"{pair}: crosscoder latent classes")
-    if warmstart is not None and len(warmstart):
-        out["warmstart_drift"] = plot_warmstart_drift(warmstart, f"{pair}: warm-start drift, domain vs control")
-    return out

@@ -9,7 +9,7 @@ own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,10 @@ from finsae.activations import build_activations
 from finsae.activations.config import ExtractConfig
 from finsae.analysis import artifacts
 from finsae.analysis.config import AnalysisConfig
-from finsae.analysis.evolution import all_figures
 from finsae.analysis.findings import findings_markdown
 from finsae.analysis.heldout import HeldoutSet, heldout_set, normalize_text, twin_training_texts
 from finsae.analysis.layers import LayerJob
-from finsae.analysis.method_plots import method_figures
+from finsae.analysis.methods import METHODS
 from finsae.analysis.saes import PairSaes
 from finsae.analysis.summary import AnalysisSummary
 from finsae.finetune.summary import FinetuneSummary
@@ -67,7 +66,7 @@ class Settings:
         """What makes one layer's result what it is (a recombination only merges layers with equal settings,
         the layer itself and SAE versions aside)."""
         s = self.saes
-        analysis = {k: v for k, v in vars(self.analysis).items() if k != "jobs"}  # how it ran, not what it measured
+        analysis = {k: v for k, v in asdict(self.analysis).items() if k != "jobs"}  # how it ran, not what it measured
         settings = {"pair": self.pair, "base": s.base, "domain": s.domain, "tag": s.tag, "seed_tag": s.seed_tag,
                     "analysis": analysis, "eval_start": self.eval_start, "activations": dict(vars(self.activations))}
         return {"settings": settings, "layer": layer, "saes": s.versions(layer)}
@@ -144,7 +143,7 @@ def combine(folder: Path, st: Settings, counts: dict,
     """Merge every ``layers/layer_i`` whose settings equal this run's into the pair's tables and findings; the
     summary (its ``seconds`` left to the caller) and the combined frames."""
     a, s = st.analysis, st.saes
-    parts: dict[str, list] = {n: [] for n in (artifacts.LAYER_ROW, "features", "curves")}
+    parts: dict[str, list] = {artifacts.LAYER_ROW: []}
     layers = []
     for meta, tables in artifacts.layer_folders(folder):
         layer = int(meta["layer"])
@@ -156,7 +155,7 @@ def combine(folder: Path, st: Settings, counts: dict,
         for n, frame in tables().items():
             parts.setdefault(n, []).append(frame)
     frames = {n: pd.concat(p, ignore_index=True) for n, p in parts.items()}
-    frames["layers"] = frames.pop(artifacts.LAYER_ROW)
+    frames[artifacts.LAYERS_TABLE] = frames.pop(artifacts.LAYER_ROW)
     artifacts.write_tables(folder, frames)
     L = frames["layers"]
     artifacts.write_findings(folder, findings_markdown(L, st.pair, s.base, s.domain, a.tau, a.min_auroc, a.fdr,
@@ -176,10 +175,10 @@ def combine(folder: Path, st: Settings, counts: dict,
 
 
 def figures(frames: dict[str, pd.DataFrame], st: Settings) -> dict:
-    """Every figure of the combined tables, by name (the file name under ``plots/``)."""
-    a = st.analysis
-    figs = all_figures(frames["layers"], frames["features"], a.tau, a.min_auroc, st.pair)
-    figs.update(method_figures(frames["layers"], frames.get("crosscoder"), frames.get("warmstart"), st.pair))
+    """Every figure of the combined tables, by name (the file name under ``plots/``): each method's."""
+    figs = {}
+    for method in METHODS.values():
+        figs.update(method.figures(frames, st.analysis, st.pair))
     return figs
 
 

@@ -2,11 +2,9 @@
 
 Under ``artifacts/sae/`` (:func:`finsae.paths.sae_dir`), per layer i: the independent SAEs
 ``{base,domain}/layer_{i}/{tag}`` (required) and their seed repeats ``{seed_tag}`` (seed ceilings, when present);
-the pair's crosscoder ``crosscoder_{base}_{domain}/layer_{i}/{tag}`` (and ``{seed_tag}`` for its seed stability;
-:mod:`finsae.analysis.crosscoder`); the warm-started runs ``{domain}/layer_{i}/{tag}_warm_domain`` and
-``{base}/layer_{i}/{tag}_warm_control``, both continued from ``{base}/layer_{i}/{tag}``
-(:mod:`finsae.analysis.warmstart`). A method whose SAEs are absent, or are not what they claim to be (a
-crosscoder of another pair or width, a warm run started elsewhere), is logged and reads "not run", never fails.
+each other diffing method finds its own (:meth:`finsae.analysis.methods.base.DiffingMethod.inputs`: the
+crosscoder, the warm-started runs); a method whose SAEs are absent, or are not what they claim to be, is logged
+and reads "not run", never fails.
 """
 
 from __future__ import annotations
@@ -15,11 +13,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from finsae.analysis import crosscoder, warmstart
 from finsae.errors import ConfigError, DataMissingError
 from finsae.models import get_spec
 from finsae.models.loading import model_config
-from finsae.paths import crosscoder_name, sae_dir, sae_layers, sae_root
+from finsae.paths import sae_dir, sae_layers, sae_root
 from finsae.sae import TopKSAE, load, read_meta
 from finsae.sae.io import check_weights, is_sae_dir
 from finsae.sae.summary import SaeSummary
@@ -27,10 +24,12 @@ from finsae.sae.summary import SaeSummary
 log = logging.getLogger("finsae")
 
 
-def train_command(model: str, layer: int, tag: str) -> str:
-    """The command that trains the SAE of ``model`` at ``layer`` tagged ``tag`` (named when it is missing)."""
+def train_command(model: str, layer: int | str, tag: str, multirun: bool = False) -> str:
+    """The command that trains the SAE of ``model`` at ``layer`` (``multirun``: a comma-separated sweep) tagged
+    ``tag`` (named when it is missing)."""
     seed = " seed=1" if tag.endswith("_seed1") else ""
-    return f"python train.py experiment=demo model={model} layer={layer} tag={tag}{seed}"
+    sweep = " --multirun" if multirun else ""
+    return f"python train.py{sweep} experiment=demo model={model} layer={layer} tag={tag}{seed}"
 
 
 @dataclass(frozen=True)
@@ -53,15 +52,18 @@ class PairSaes:
         tokens; layers may differ, e.g. a denser last layer); one line names the first missing one and the command
         that trains it, or the mismatch."""
         base, domain, tag = self.base, self.domain, self.tag
+        n_layers = model_config(get_spec(base), self.artifacts).num_hidden_layers
         if wanted is None:
             found = [{i for i in sae_layers(self.artifacts, m, tag) if is_sae_dir(self.path(m, i))}
                      for m in (base, domain)]
             wanted = sorted(found[0] & found[1])
-            if not wanted:
+            if not wanted:  # the hint names layers the model has (0 .. n_layers - 1)
+                every = ",".join(map(str, range(n_layers)))
                 raise DataMissingError(f"SAEs tagged {tag!r} for both {base} and {domain}",
-                                       sae_root(self.artifacts), f"Train them: `{train_command(base, 3, tag)}` "
-                                       f"and `{train_command(domain, 3, tag)}` (or `make saes` for every layer)")
-        n_layers = model_config(get_spec(base), self.artifacts).num_hidden_layers
+                                       sae_root(self.artifacts), f"Train them at the layers to compare "
+                                       f"({base} has {n_layers}: 0 .. {n_layers - 1}), e.g. "
+                                       f"`{train_command(base, every, tag, multirun=True)}` and "
+                                       f"`{train_command(domain, every, tag, multirun=True)}`")
         for layer in wanted:
             if not -1 <= layer < n_layers:
                 raise ConfigError(f"layer {layer} is out of range for {base} ({n_layers} layers: -1 .. {n_layers - 1})")
@@ -111,28 +113,11 @@ class PairSaes:
                 return other, load(d)
         return None, None
 
-    def crosscoders(self, layer: int, d_model: int) -> list:
-        """``[(crosscoder, block scales) or None]`` for ``tag`` and ``seed_tag``: each only when it is a crosscoder
-        of this pair at this width (a mismatch is logged, never fatal: the method then reads "not run")."""
-        name = crosscoder_name(self.base, self.domain)
-        return [_pair_crosscoder(self.path(name, layer, t), self.base, self.domain, d_model)
-                for t in (self.tag, self.seed_tag)]
-
-    def warm_runs(self, layer: int) -> tuple[Path, Path, Path] | None:
-        """``(start, domain run, control run)`` folders when both warm runs exist and continue the base SAE."""
-        start = self.path(self.base, layer)
-        runs = (self.path(self.domain, layer, self.tag + warmstart.DOMAIN_SUFFIX),
-                self.path(self.base, layer, self.tag + warmstart.CONTROL_SUFFIX))
-        if not all(is_sae_dir(d) and _started_from(d, start) for d in runs):
-            return None
-        return start, *runs
-
     def method_saes(self) -> list[tuple[str, str]]:
-        """(model folder, tag) of every SAE a layer's result reads."""
-        xc = crosscoder_name(self.base, self.domain)
-        tag, seed = self.tag, self.seed_tag
-        return [(self.base, tag), (self.base, seed), (self.domain, tag), (self.domain, seed), (xc, tag), (xc, seed),
-                (self.domain, tag + warmstart.DOMAIN_SUFFIX), (self.base, tag + warmstart.CONTROL_SUFFIX)]
+        """(model folder, tag) of every SAE a layer's result reads (each registered method's)."""
+        from finsae.analysis.methods import METHODS
+
+        return [folder for method in METHODS.values() for folder in method.sae_folders(self)]
 
     def versions(self, layer: int) -> dict:
         """``{model/tag: tokens}`` of the SAEs of :meth:`method_saes` present at ``layer``."""
@@ -147,24 +132,3 @@ class PairSaes:
 def _setting(path: Path) -> tuple[int, int, int]:
     meta = read_meta(path)
     return int(meta["num_latents"]), int(meta["k"]), int(meta.get("extra", {}).get("tokens", meta.get("tokens_seen", 0)))
-
-
-def _pair_crosscoder(path: Path, base: str, domain: str, d_model: int):
-    if not is_sae_dir(path):
-        return None
-    info = (read_meta(path).get("extra") or {}).get("crosscoder") or {}
-    if (info.get("base"), info.get("domain"), info.get("d_model")) != (base, domain, d_model):
-        log.warning("%s is not a crosscoder of %s vs %s at width %d (cfg.json extra.crosscoder %s): skipped",
-                    path, base, domain, d_model, info)
-        return None
-    return crosscoder.load_crosscoder(path)
-
-
-def _started_from(run: Path, start: Path) -> bool:
-    """The warm-started SAE in ``run`` was continued from the SAE in ``start`` (its cfg.json init_from)."""
-    init = (read_meta(run).get("extra") or {}).get("init_from")
-    ok = init is not None and Path(init).parts[-3:] == start.parts[-3:]
-    if not ok:
-        log.warning("%s was not warm-started from %s (cfg.json extra.init_from=%s): no warm-start analysis",
-                    run, start, init)
-    return ok

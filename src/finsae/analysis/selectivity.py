@@ -25,9 +25,14 @@ import numpy as np
 from scipy.special import ndtr
 from scipy.stats import false_discovery_control, mannwhitneyu
 
-FDR = 0.05
-MIN_AUROC = 0.6
-N_BOOT = 200
+from finsae.analysis.config import AnalysisConfig
+from finsae.analysis.doc_scores import DocScores
+from finsae.analysis.heldout import BROAD, CATEGORY_FAMILIES, GENRE, HeldoutSet
+
+FDR = AnalysisConfig.fdr
+"""The rule's false-discovery rate (``analysis.fdr``'s default)."""
+MIN_AUROC = AnalysisConfig.min_auroc
+"""The rule's effect floor (``analysis.min_auroc``'s default)."""
 CI = 0.95
 
 
@@ -155,3 +160,141 @@ def basic_ci(samples: np.ndarray, point, ci: float = CI, axis: int = 0, floor: f
 def percentile_ci(samples: np.ndarray, ci: float = CI, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
     return np.quantile(samples, lo, axis=axis), np.quantile(samples, hi, axis=axis)
+
+
+# -- the financial rule over a dictionary's latents (one path for every diffing method) ---------------------------
+BOOT_MARGIN = 0.05
+"""Latents more than this below ``min_auroc`` in either contrast are not resampled: their bootstrap AUROC does
+not reach the floor (its bootstrap SD is <= 0.015 at these sample sizes: 0.05 is over 3 SDs), so they count as
+non-financial in every resample and get no CI (a shortcut, not a knob: it changes no count)."""
+COLUMN_CHUNK = 2048
+"""Latent columns densified at once (a [documents, chunk] block and its sort order)."""
+
+
+@dataclass
+class LatentSelectivity:
+    """The financial rule on every latent of one dictionary (arrays over latents)."""
+
+    broad: Contrast
+    genre: Contrast
+    broad_other: Contrast | None
+    """The broad contrast on the other score (mean when the rule uses max); None when not asked for."""
+    financial: np.ndarray
+    boot_broad: np.ndarray | None = None
+    """[n_boot, m] bootstrap AUROCs of the broad contrast (NaN for latents not resampled)."""
+    boot_genre: np.ndarray | None = None
+    boot_financial: np.ndarray | None = None
+    """[n_boot, m] the financial rule under each resample."""
+
+    def candidates(self, min_auroc: float) -> np.ndarray:
+        """The latents worth resampling (within :data:`BOOT_MARGIN` of the floor in both contrasts)."""
+        floor = min_auroc - BOOT_MARGIN
+        return (self.broad.auroc >= floor) & (self.genre.auroc >= floor)
+
+
+def contrast_sides(held: HeldoutSet, groups: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """The positive and negative passages of a contrast (a passage in both groups counts as positive)."""
+    pos = held.groups[groups[0]]
+    return pos, np.setdiff1d(held.groups[groups[1]], pos)
+
+
+def contrast_all(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str) -> Contrast:
+    """The contrast of every latent, :data:`COLUMN_CHUNK` columns at a time."""
+    m = scores.max.shape[1]
+    parts = [contrast(scores.dense(pos, cols, kind), scores.dense(neg, cols, kind))
+             for cols in np.array_split(np.arange(m), max(1, -(-m // COLUMN_CHUNK)))]
+    auroc, p = np.concatenate([c.auroc for c in parts]), np.concatenate([c.p for c in parts])
+    return Contrast(auroc, p, false_discovery_control(p, method="bh"), len(pos), len(neg))
+
+
+def financial_selectivity(scores: DocScores, held: HeldoutSet, kind: str, fdr: float, min_auroc: float,
+                          other_score: bool = False) -> LatentSelectivity:
+    """The project's financial rule on every latent (module doc): both contrasts BH q <= ``fdr`` and AUROC >=
+    ``min_auroc`` on the ``kind`` score; ``other_score``: also the broad contrast on the other score."""
+    broad = contrast_all(scores, *contrast_sides(held, BROAD), kind)
+    genre = contrast_all(scores, *contrast_sides(held, GENRE), kind)
+    other = (contrast_all(scores, *contrast_sides(held, BROAD), "mean" if kind == "max" else "max")
+             if other_score else None)
+    fin = broad.selected(fdr, min_auroc) & genre.selected(fdr, min_auroc)
+    return LatentSelectivity(broad, genre, other, fin)
+
+
+def _resample(scores: DocScores, pos: np.ndarray, neg: np.ndarray, kind: str, cols: np.ndarray, w: np.ndarray):
+    """Bootstrap AUROC and p ``[n_boot, len(cols)]`` of the latents ``cols``."""
+    docs = np.concatenate([pos, neg])
+    is_pos = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    out_a, out_p = [], []
+    for chunk in np.array_split(cols, max(1, -(-len(cols) // COLUMN_CHUNK))):
+        ranked = RankedScores(scores.dense(docs, chunk, kind), is_pos)
+        boots = [ranked.auroc_p(wi) for wi in w]
+        out_a.append(np.stack([a for a, _ in boots])), out_p.append(np.stack([q for _, q in boots]))
+    return np.concatenate(out_a, 1), np.concatenate(out_p, 1)
+
+
+def bootstrap_selectivity(sel: LatentSelectivity, scores: DocScores, held: HeldoutSet, kind: str, fdr: float,
+                          min_auroc: float, cols: np.ndarray, w_broad: np.ndarray, w_genre: np.ndarray) -> None:
+    """Fill ``sel``'s bootstrap fields for ``cols``; the other latents keep their point p-values in each
+    resample's BH step (they cannot pass the AUROC floor anyway)."""
+    m, n_boot = len(sel.financial), len(w_broad)
+    full = {}
+    for name, groups, w, point in (("broad", BROAD, w_broad, sel.broad), ("genre", GENRE, w_genre, sel.genre)):
+        a = np.full((n_boot, m), np.nan)
+        p = np.tile(point.p, (n_boot, 1))
+        if len(cols):
+            a[:, cols], p[:, cols] = _resample(scores, *contrast_sides(held, groups), kind, cols, w)
+        full[name] = (a, p)
+
+    def rule(a, p):
+        return (false_discovery_control(p, method="bh", axis=-1) <= fdr) & (np.nan_to_num(a) >= min_auroc)
+
+    sel.boot_broad, sel.boot_genre = full["broad"][0], full["genre"][0]
+    sel.boot_financial = rule(*full["broad"]) & rule(*full["genre"])
+
+
+def source_documents(held: HeldoutSet) -> np.ndarray:
+    """[n_passages] the source document of each passage (``doc_id`` before ``#j``: the passages cut from one
+    document share it)."""
+    return held.corpus.frame["doc_id"].astype(str).str.split("#", n=1).str[0].to_numpy()
+
+
+def contrast_weights(held: HeldoutSet, groups: tuple[str, str], n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap weights of the contrast's passages (positives then negatives): source documents resampled
+    within each side."""
+    pos, neg = contrast_sides(held, groups)
+    src = source_documents(held)
+    return document_weights(np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)], src[np.r_[pos, neg]],
+                            n_boot, seed)
+
+
+def category_profile(scores: DocScores, held: HeldoutSet, kind: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    """Per latent, the category (one vs the rest of its family) it is most selective for, and that AUROC."""
+    names, aurocs = [], []
+    for family in CATEGORY_FAMILIES.values():
+        present = [c for c in family if c in held.groups and len(held.groups[c])]
+        if len(present) < 2:
+            continue
+        union = np.unique(np.concatenate([held.groups[c] for c in present]))
+        for c in present:
+            pos = held.groups[c]
+            neg = np.setdiff1d(union, pos)
+            if len(neg) == 0:
+                continue
+            x_pos, x_neg = scores.dense(pos, kind=kind), scores.dense(neg, kind=kind)
+            aurocs.append(contrast(x_pos, x_neg).auroc)
+            names.append(c)
+    if not names:
+        m = scores.max.shape[1]
+        return np.full(m, "", object), np.full(m, np.nan)
+    a = np.stack(aurocs)
+    best = np.nanargmax(np.nan_to_num(a, nan=-1), axis=0)
+    return np.array(names, object)[best], a[best, np.arange(a.shape[1])]
+
+
+def ci_or_nan(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile CI per column; NaN for the columns that were not resampled."""
+    lo = np.full(samples.shape[1], np.nan)
+    hi = lo.copy()
+    ok = np.isfinite(samples).all(0)
+    if ok.any():
+        lo[ok], hi[ok] = percentile_ci(samples[:, ok])
+    return lo, hi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from finsae.analysis.config import AnalysisConfig
 from finsae.summary import StageSummary
 
 
@@ -18,9 +19,9 @@ class AnalysisSummary(StageSummary):
     """SAE tag compared (``artifacts/sae/{model}/layer_{i}/{tag}``); seed repeats under ``{seed_tag}``."""
     seed_tag: str
     layers: list[int] = field(default_factory=list)
-    tau: float = 0.7
-    fdr: float = 0.05
-    min_auroc: float = 0.6
+    tau: float = AnalysisConfig.tau
+    fdr: float = AnalysisConfig.fdr
+    min_auroc: float = AnalysisConfig.min_auroc
     n_financial: int = 0
     """Financial latents of the domain model, all layers."""
     n_financial_base: int = 0

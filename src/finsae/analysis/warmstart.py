@@ -13,9 +13,10 @@ so no matching is involved. Per latent:
 * ``selectivity_change``: the latent's broad-contrast AUROC after the domain run minus after the control run
   (NaN when not computed); ``financial``: the domain run's latent passes the project's financial rule.
 
-``n_changed`` carries a 95% percentile interval from 1,000 resamples of the latents of both runs (the
-threshold is itself estimated from the control's latents, so it moves too); ``n_changed_control`` counts the
-control's latents above that same threshold (about 1% of them by construction: the false-positive level).
+``n_changed`` carries a 95% percentile interval from ``analysis.warmstart.n_boot`` resamples of the latents of
+both runs (the threshold is itself estimated from the control's latents, so it moves too); ``n_changed_control``
+counts the control's latents above that same threshold (about 1% of them by construction: the false-positive
+level). The quantile is ``analysis.warmstart.quantile`` (:class:`finsae.analysis.config.WarmstartConfig`).
 
 Trained SAEs (``artifacts/sae/{model}/layer_{i}/``): the domain run ``{tag}`` + :data:`DOMAIN_SUFFIX` under the
 finance twin, the control run ``{tag}`` + :data:`CONTROL_SUFFIX` under the base model, both started from the
@@ -26,16 +27,17 @@ the two models are row-aligned). :func:`analyze_layer` is what the analysis stag
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from finsae.analysis.artifacts import WARMSTART_COLUMNS
-from finsae.analysis.crosscoder import financial_selectivity
+from finsae.analysis.config import AnalysisConfig, WarmstartConfig
 from finsae.analysis.doc_scores import doc_scores, encode_rows
-from finsae.analysis.selectivity import FDR, MIN_AUROC
+from finsae.analysis.rows import RowFields
+from finsae.analysis.selectivity import financial_selectivity
 from finsae.sae import TopKSAE
 
 DOMAIN_SUFFIX = "_warm_domain"
@@ -43,9 +45,15 @@ DOMAIN_SUFFIX = "_warm_domain"
 CONTROL_SUFFIX = "_warm_control"
 """Tag suffix of the control run: ``{tag}_warm_control`` (the base SAE continued on the base model)."""
 
-QUANTILE = 0.99
-"""A latent changed by fine-tuning drifts more than this quantile of the control run's drifts."""
-N_BOOT = 1000
+QUANTILE = WarmstartConfig.quantile
+"""``analysis.warmstart.quantile``'s default."""
+N_BOOT = WarmstartConfig.n_boot
+"""``analysis.warmstart.n_boot``'s default."""
+WARMSTART_COLUMNS = ("layer", "latent", "drift_domain", "drift_control", "selectivity_change", "changed",
+                     "financial", "live")
+"""``warmstart.parquet``: layer, latent (int64); drift_domain, drift_control, selectivity_change (float64);
+changed, financial, live (bool: the latent fires in all three SAEs; only live latents set the threshold and can
+be changed)."""
 
 
 def decoder_drift(start: TopKSAE | torch.Tensor | np.ndarray, end: TopKSAE | torch.Tensor | np.ndarray) -> np.ndarray:
@@ -67,8 +75,23 @@ def drift_threshold(drift_control: np.ndarray, q: float = QUANTILE) -> float:
     return float(np.quantile(d, q))
 
 
+class ChangedCount(NamedTuple):
+    """Latents changed by fine-tuning at one layer (``layers.parquet`` columns)."""
+
+    n_changed: int
+    """Live latents whose domain drift exceeds the threshold."""
+    n_changed_lo: float
+    n_changed_hi: float
+    """95% percentile interval over resamples of both runs' latents."""
+    n_changed_control: int
+    """The control's live latents above the same threshold."""
+    drift_threshold: float
+    """The control's quantile of drift."""
+    n_live_warmstart: int
+
+
 def changed_count(drift_domain: np.ndarray, drift_control: np.ndarray, q: float = QUANTILE, n_boot: int = N_BOOT,
-                  seed: int = 0, live: np.ndarray | None = None) -> dict:
+                  seed: int = 0, live: np.ndarray | None = None) -> ChangedCount:
     """``n_changed`` (domain drifts above the control's ``q`` quantile) with a 95% interval over resamples of
     both runs' latents, ``n_changed_control`` and the threshold; over the ``live`` latents only when given."""
     dom, ctl = np.asarray(drift_domain, np.float64), np.asarray(drift_control, np.float64)
@@ -86,8 +109,7 @@ def changed_count(drift_domain: np.ndarray, drift_control: np.ndarray, q: float 
     dom_b = dom_f[rng.integers(0, len(dom_f), (n_boot, len(dom_f)))]
     counts = (dom_b > thr_b[:, None]).sum(1)
     lo, hi = np.quantile(counts, [0.025, 0.975])
-    return {"n_changed": int((dom_f > thr).sum()), "n_changed_lo": float(lo), "n_changed_hi": float(hi),
-            "n_changed_control": int((ctl_f > thr).sum()), "drift_threshold": thr, "n_live_warmstart": len(dom)}
+    return ChangedCount(int((dom_f > thr).sum()), float(lo), float(hi), int((ctl_f > thr).sum()), thr, len(dom))
 
 
 def warmstart_table(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE,
@@ -95,7 +117,7 @@ def warmstart_table(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSA
                     financial: np.ndarray | None = None, live: np.ndarray | None = None,
                     q: float = QUANTILE) -> pd.DataFrame:
     """The ``warmstart.parquet`` rows of one layer: ``start`` the base SAE both runs began from; ``auroc_*``
-    the broad-contrast AUROC of each run's latents (``finsae.analysis.crosscoder.financial_selectivity``);
+    the broad-contrast AUROC of each run's latents (``finsae.analysis.selectivity.financial_selectivity``);
     ``financial`` the rule on the domain run's latents; ``live`` the latents that fire in all three SAEs
     (e.g. ``sae_eval_frequency.npy > 0`` of each; default: all)."""
     dd, dc = decoder_drift(start, domain), decoder_drift(start, control)
@@ -116,16 +138,26 @@ def warmstart_table(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSA
     })[list(WARMSTART_COLUMNS)]
 
 
-def layer_summary(table: pd.DataFrame, q: float = QUANTILE, n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """The ``layers.parquet`` columns of one layer: :func:`changed_count` plus the changed latents that are
+@dataclass
+class WarmstartRow(RowFields):
+    """The warm start's ``layers.parquet`` fields of one layer."""
+
+    changed: ChangedCount
+    n_changed_financial: int
+    """Changed latents that are financial in the domain run."""
+    selectivity_change_changed: float
+    """Mean selectivity change of the changed latents."""
+
+
+def layer_summary(table: pd.DataFrame, q: float = QUANTILE, n_boot: int = N_BOOT, seed: int = 0) -> WarmstartRow:
+    """The :class:`WarmstartRow` of one layer: :func:`changed_count` plus the changed latents that are
     financial and the mean selectivity change of the changed latents."""
-    out = changed_count(table["drift_domain"].to_numpy(), table["drift_control"].to_numpy(), q, n_boot, seed,
-                        table["live"].to_numpy(bool))
+    count = changed_count(table["drift_domain"].to_numpy(), table["drift_control"].to_numpy(), q, n_boot, seed,
+                          table["live"].to_numpy(bool))
     changed = table["changed"].to_numpy(bool)
-    out["n_changed_financial"] = int((changed & table["financial"].to_numpy(bool)).sum())
     sc = table.loc[changed, "selectivity_change"].to_numpy(np.float64)
-    out["selectivity_change_changed"] = float(np.nanmean(sc)) if np.isfinite(sc).any() else float("nan")
-    return out
+    return WarmstartRow(count, int((changed & table["financial"].to_numpy(bool)).sum()),
+                        float(np.nanmean(sc)) if np.isfinite(sc).any() else float("nan"))
 
 
 class WarmstartLayer(NamedTuple):
@@ -133,20 +165,20 @@ class WarmstartLayer(NamedTuple):
 
     table: pd.DataFrame
     """``warmstart.parquet`` rows of the layer."""
-    summary: dict
-    """Columns for ``layers.parquet`` (:func:`layer_summary`)."""
+    row: WarmstartRow
+    """Its ``layers.parquet`` fields (:func:`layer_summary`)."""
 
 
 def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE, base_rows, domain_rows,
-                  held, doc_of_row: np.ndarray, *, kind: str = "max", fdr: float = FDR,
-                  min_auroc: float = MIN_AUROC, q: float = QUANTILE, n_boot: int = N_BOOT,
-                  seed: int = 0, start_fired: np.ndarray | None = None) -> WarmstartLayer:
+                  held, doc_of_row: np.ndarray, cfg: AnalysisConfig,
+                  start_fired: np.ndarray | None = None) -> WarmstartLayer:
     """Drift, selectivity change and changed latents of one layer on the held-out analysis tokens:
     ``base_rows`` / ``domain_rows`` the row-aligned activations of the two models (row i of document
     ``doc_of_row[i]`` of ``held``). The domain run is read on the domain model, the start and the control run
     on the base model; live = fires on these tokens in all three. ``start_fired`` ([m] bool), when given, is
     which latents of ``start`` fire on ``base_rows`` (the independent comparison has encoded them already)."""
     n_docs = len(held.corpus.frame)
+    q, n_boot = cfg.warmstart.quantile, cfg.warmstart.n_boot
     sel, live = {}, np.ones(start.num_latents, bool)
     if start_fired is not None:
         if len(start_fired) != start.num_latents:
@@ -161,7 +193,8 @@ def analyze_layer(layer: int, start: TopKSAE, domain: TopKSAE, control: TopKSAE,
         fired[np.unique(codes.indices[codes.acts > 0].numpy())] = True
         live &= fired
         if name != "start":
-            sel[name] = financial_selectivity(doc_scores(codes, doc_of_row, n_docs), held, kind, fdr, min_auroc)
-    table = warmstart_table(layer, start, domain, control, sel["domain"]["auroc_broad"].to_numpy(),
-                            sel["control"]["auroc_broad"].to_numpy(), sel["domain"]["financial"].to_numpy(), live, q)
-    return WarmstartLayer(table, layer_summary(table, q, n_boot, seed))
+            sel[name] = financial_selectivity(doc_scores(codes, doc_of_row, n_docs), held, cfg.score, cfg.fdr,
+                                              cfg.min_auroc)
+    table = warmstart_table(layer, start, domain, control, sel["domain"].broad.auroc, sel["control"].broad.auroc,
+                            sel["domain"].financial, live, q)
+    return WarmstartLayer(table, layer_summary(table, q, n_boot, cfg.seed))

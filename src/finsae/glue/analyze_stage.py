@@ -7,6 +7,7 @@ folder's lock, and logs the tables, figures and summary.
 from __future__ import annotations
 
 import time
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 from finsae.analysis import artifacts
@@ -34,6 +35,29 @@ def settings(cfg) -> Settings:
                     progress_bar=cfg.progress_bar)
 
 
+@contextmanager
+def workers_reaped():
+    """Every process started inside the block is gone when it ends, by return, error or stop. The pools kill
+    their workers on shutdown (:func:`finsae.workers.one_thread_pool`); a descendant that outlives them (a
+    worker's own child, a worker of a pool the stop skipped) would otherwise live on under init. Only the
+    blocks that start workers are wrapped (the extraction and the layers), so the tracker's service process,
+    started before, is left alone, as is loky's shared resource tracker (it ends with this process)."""
+    import psutil
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        yield
+    finally:
+        left = []
+        for p in me.children(recursive=True):
+            with suppress(psutil.Error):
+                if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline()):
+                    p.kill()
+                    left.append(p)
+        psutil.wait_procs(left, timeout=10)
+
+
 def run(cfg, raw) -> AnalysisSummary:
     t0 = time.time()
     st = settings(cfg)
@@ -43,22 +67,27 @@ def run(cfg, raw) -> AnalysisSummary:
     check_writable(out, "analysis folder", make=False)
     check_writable(activations_root(art), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
     layers = st.saes.resolve_layers(cfg.selected_layers)
+    artifacts.check_layer_folders(out, rewritten=layers)
     out.mkdir(parents=True, exist_ok=True)
 
     held = build_heldout(st)
     counts = held.counts()
     print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    job = layer_job(st, held, layers)
+    with workers_reaped():
+        job = layer_job(st, held, layers)
 
     with stage_run("analyze", resolved_config(raw), Path(cfg.paths.output_dir), cfg.logger,
                    group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
         rows = {}
-        for layer, outcome in compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar):
-            write_outcome(out, layer, outcome, st.layer_meta(layer))  # as each ends
-            rows[layer] = outcome.result.row
-            for line in describe_layer(layer, outcome):
-                print(f"analyze: {line}")
+        # closing: a stop (or an error) while a layer is written shuts the worker pool down here, not when the
+        # generator is collected after the process has printed its last line (its workers would outlive it)
+        with workers_reaped(), closing(compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar)) as done:
+            for layer, outcome in done:
+                write_outcome(out, outcome, st.layer_meta(layer))  # as each ends
+                rows[layer] = outcome.row.to_dict()
+                for line in describe_layer(outcome):
+                    print(f"analyze: {line}")
         for layer in sorted(rows):  # W&B steps must increase
             tracker.log(layer_metrics(rows[layer]), step=layer + 1)
         with locked([artifacts.combine_lock(out)]):

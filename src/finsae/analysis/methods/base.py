@@ -1,0 +1,121 @@
+"""The one interface every diffing method implements (docs/diffing.md, "Adding a method").
+
+A method is a class with a :attr:`DiffingMethod.name`; the analysis stage (:mod:`finsae.analysis.layers`), the
+artifact contract (:mod:`finsae.analysis.artifacts`), the figures, ``findings.md`` and the report iterate the
+registry (:data:`finsae.analysis.methods.METHODS`) and never name a method. Per layer a method
+
+1. finds its inputs (:meth:`DiffingMethod.inputs`: its SAEs under ``artifacts/sae/``, or ``None``: "not run"),
+2. analyses them (:meth:`DiffingMethod.analyze`) into a :class:`MethodResult`: its typed ``layers.parquet``
+   fields (a :class:`RowFields`), its per-latent tables and its contexts for labeling;
+
+and over the combined tables it draws its figures and fills its cell of the findings' side-by-side table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from finsae.analysis.rows import LayerRow, RowFields
+
+__all__ = ["DiffingMethod", "LayerData", "LayerRow", "MethodResult", "RowFields", "Say", "number"]
+
+if TYPE_CHECKING:
+    from finsae.analysis.artifacts import TableSpec
+    from finsae.analysis.config import AnalysisConfig
+    from finsae.analysis.heldout import HeldoutSet
+    from finsae.analysis.saes import PairSaes
+
+
+@dataclass
+class MethodResult:
+    """What one method produced at one layer."""
+
+    row: RowFields
+    """Its ``layers.parquet`` fields."""
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Its per-latent tables by name (names of its :attr:`DiffingMethod.tables`)."""
+    contexts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Contexts for labeling by model name (``contexts/{model}/layer_{i}.parquet``)."""
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """What every method reads at one layer: the pair's SAEs, the settings, the held-out activations."""
+
+    layer: int
+    saes: PairSaes
+    analysis: AnalysisConfig
+    arrays: dict
+    """(model, layer) -> memory-mapped held-out activations (row-aligned across models)."""
+    doc_of_row: np.ndarray
+    """[N] index into ``held.corpus.frame`` of each token row."""
+    char_start: np.ndarray
+    """[N] first character of each token row in its document's text."""
+    held: HeldoutSet
+
+    def acts(self, model: str):
+        return self.arrays[model, self.layer]
+
+
+Say = Callable[[str], None]
+
+
+class DiffingMethod:
+    """Base of a diffing method (one module of :mod:`finsae.analysis.methods` each). Override :meth:`inputs` and
+    :meth:`analyze`; the rest has defaults that add nothing."""
+
+    name: ClassVar[str]
+    """Its registry key (also the findings' column key and the prefix of its figures)."""
+    tables: ClassVar[tuple[TableSpec, ...]] = ()
+    """Its per-latent tables (file names, required columns: the artifact contract iterates these)."""
+    context_models: ClassVar[tuple[str, ...]] = ()
+    """Fixed model names its contexts are stored under (a layer where it does not run has them removed)."""
+    findings_header: ClassVar[str] = ""
+    """Its column header in the findings' side-by-side table ("" = no column)."""
+    signal_label: ClassVar[str] = ""
+    """What :meth:`signal` measures, for the findings' agreement lines."""
+    report_columns: ClassVar[tuple[str, ...]] = ()
+    """Its ``layers.parquet`` columns the report's per-layer table shows."""
+
+    def inputs(self, data: LayerData) -> Any | None:
+        """Its inputs at ``data.layer`` (SAEs loaded and checked), or None when they are absent ("not run")."""
+        raise NotImplementedError
+
+    def analyze(self, inputs: Any, data: LayerData, earlier: dict[str, MethodResult], say: Say) -> MethodResult:
+        """Its analysis of one layer; ``earlier``: the results of the methods before it in the registry."""
+        raise NotImplementedError
+
+    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
+        """(model folder, tag) of every SAE it reads (their versions key a layer's result)."""
+        return []
+
+    def figures(self, frames: dict[str, pd.DataFrame], cfg: AnalysisConfig, pair: str) -> dict:
+        """Its figures of the combined tables, by file name (none when it ran nowhere)."""
+        return {}
+
+    def findings_cell(self, row: pd.Series) -> str | None:
+        """Its cell of ``row`` in the side-by-side table; None: it did not run at that layer."""
+        return None
+
+    def signal(self, layers: pd.DataFrame) -> pd.Series | None:
+        """Per layer, its measure of where fine-tuning acts (NaN where it did not run); None: it has none."""
+        return None
+
+    def describe(self, row: dict) -> str | None:
+        """The line the stage prints as a layer ends (None: nothing)."""
+        return None
+
+
+def number(row, col: str) -> float:
+    """``row[col]`` as a float (NaN when absent or not a number)."""
+    try:
+        x = float(row[col]) if col in row else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+    return x
