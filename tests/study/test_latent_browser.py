@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from finsae.analysis.artifacts import (CROSSCODER_COLUMNS, WARMSTART_COLUMNS, read_crosscoder, read_features,
-                                       read_warmstart, write_analysis_table)
+from finsae.analysis.artifacts import read_features, read_table, write_analysis_table
+from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
+from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.analysis.contexts import CONTEXT_COLUMNS, write_contexts
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LabelArtifacts, read_labels, write_labels
@@ -115,10 +116,10 @@ def _expected(art) -> dict[str, set[int]]:
         picked = rows["financial"].fillna(False).astype(bool) | rows["specialized"].fillna(False).astype(bool)
         kind = "base" if model == BASE else "domain"
         want[_page(kind, model)] = set(rows.loc[picked, "latent"].astype(int))
-    xc = read_crosscoder(folder)
+    xc = read_table(folder, "crosscoder")
     want[_page("crosscoder", f"crosscoder_{BASE}_{DOMAIN}")] = set(
         xc.loc[xc["class"].isin(["base_only", "domain_only"]) | xc["financial"], "latent"])
-    ws = read_warmstart(folder)
+    ws = read_table(folder, "warmstart")
     want[_page("warmstart", DOMAIN)] = set(ws.loc[ws["changed"], "latent"])
     return want
 

@@ -289,7 +289,7 @@ def test_the_claim_features_config_pairs_every_baseline(project_root):
 def test_crosscoder_pools_take_domain_leaning_live_latents_that_are_no_artifacts(tmp_path):
     folder = analysis_dir(tmp_path, "p")
     folder.mkdir(parents=True)
-    from finsae.analysis.artifacts import CROSSCODER_COLUMNS
+    from finsae.analysis.crosscoder import CROSSCODER_COLUMNS
 
     delta = np.array([0.95, 0.7, 0.95, 0.5, 0.1, 0.97, 0.3, 0.45])
     cls = np.array(["domain_only", "other", "domain_only", "shared", "base_only", "dead", "other", "shared"])

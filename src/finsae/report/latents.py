@@ -25,7 +25,8 @@ esc = html.escape
 
 from finsae.analysis import artifacts as analysis_artifacts
 from finsae.analysis.contexts import read_contexts
-from finsae.analysis.crosscoder import CONTEXT_MODEL
+from finsae.analysis.methods.crosscoder import NAME as CONTEXT_MODEL  # its contexts are stored under its name
+from finsae.analysis.methods import METHODS
 from finsae.analysis.warmstart import DOMAIN_SUFFIX
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABEL_KEY, read_labels
@@ -65,6 +66,10 @@ SCRIPT = """const q=document.getElementById('q'),n=document.getElementById('n'),
 rows=Array.from(document.querySelectorAll('#latents tbody tr'));
 q.addEventListener('input',()=>{const t=q.value.trim().toLowerCase();let k=0;
 for(const r of rows){const hit=!t||r.dataset.s.includes(t);r.hidden=!hit;k+=hit;}n.textContent=k;});"""
+
+METHOD_TABLES = {spec.name: spec for m in METHODS.values() for spec in m.tables
+                 if spec.name != analysis_artifacts.FEATURES_TABLE}
+"""The diffing methods' own per-latent tables (crosscoder, warm start): each browsed apart from the SAEs'."""
 
 
 @dataclass
@@ -162,10 +167,10 @@ def collect(artifacts: Path) -> tuple[list[Group], list[str]]:
                                lambda f=folder, s=summary: _feature_groups(artifacts, f, s, notes), [])
         else:
             notes.append(f"{folder.name}: no features.parquet (made by `{command}`)")
-        for name in analysis_artifacts.METHODS:
+        for name, spec in METHOD_TABLES.items():
             if not analysis_artifacts.table_path(folder, name).is_file():
                 notes.append(f"{folder.name}: no {name} table, so no {name} latents (made by "
-                             f"`{command}`{analysis_artifacts.HOW[name]})")
+                             f"`{command}`{spec.how})")
                 continue
             table = _attempt(notes, folder.name, lambda f=folder, n=name: analysis_artifacts.read_table(f, n),
                              None)
@@ -350,7 +355,7 @@ def _labels_of(artifacts: Path, pair: str, notes: list[str]) -> pd.DataFrame | N
 def _label_of(labels: pd.DataFrame | None, group: Group, latent: int) -> pd.Series | None:
     """A latent's label (the label stage labels the base and domain SAEs' latents only)."""
     key = (group.model, group.layer, latent)
-    known = labels is not None and group.kind not in analysis_artifacts.METHODS and key in labels.index
+    known = labels is not None and group.kind not in METHOD_TABLES and key in labels.index
     return labels.loc[key] if known else None
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from finsae.analysis.artifacts import (
-    read_crosscoder, read_features, read_summary, read_warmstart, summary_path,
+    read_features, read_summary, read_table, summary_path,
 )
 from finsae.errors import ConfigError
 from finsae.paths import analysis_dir, crosscoder_name, sae_dir
@@ -93,16 +93,17 @@ def analysis_flags(artifacts: str | Path, pair: str, kind: str, model: str, laye
     folder = analysis_dir(Path(artifacts), pair)
     otherwise = "drop the changed_sae / unchanged_sae / random_sae sets"
     if kind == CROSSCODER:
-        from finsae.analysis.crosscoder import SHARED_RANGE  # above it, a latent leans to the domain model
-
-        t = read_crosscoder(folder)
+        t = read_table(folder, "crosscoder")
         t = t[t["layer"] == layer]
-        live = t["class"].astype(str).to_numpy() != "dead"
-        lean = pd.to_numeric(t["delta"]).to_numpy() > SHARED_RANGE[1]
+        cls = t["class"].astype(str).to_numpy()
+        live = cls != "dead"
+        # leaning to the domain model: above the shared range the analysis used (its classes carry its own
+        # cut-offs; an "other" latent above 1/2 lies between the shared range and domain-only)
+        lean = (cls == "domain_only") | ((cls == "other") & (pd.to_numeric(t["delta"]).to_numpy() > 0.5))
         lean &= ~t["artifact"].astype(bool).to_numpy()
         flags = Flags(t["latent"].to_numpy(), lean & live, live)
     elif kind == "warmstart":
-        t = read_warmstart(folder)
+        t = read_table(folder, "warmstart")
         t = t[t["layer"] == layer]
         flags = Flags(t["latent"].to_numpy(), t["changed"].astype(bool).to_numpy(),
                       t["live"].astype(bool).to_numpy())
