@@ -177,8 +177,8 @@ class WarmStart(OneModel):
 
     def specs(self) -> list:
         own = super().specs()
-        if not self.reads_source():
-            return own
+        if not self.reads_source() or self.source_meta().get("model") is None:
+            return own  # nothing more to read (precheck names what is missing, after the start SAE's shape)
         source = self.source_spec()
         return own if source == own[0] else [*own, source]
 
