@@ -120,3 +120,14 @@ def test_the_kind_is_chosen_from_the_config_in_one_place():
                            ("sae", SaeTrainConfig(dictionary="sae", init_from="x"), "starts from scratch")]:
         with pytest.raises(ConfigError, match=msg):
             kind_name(task, sae)
+
+
+def test_the_refit_is_the_arithmetic_of_the_analysis_refit_cross_fvu(base):
+    """One correction: the warm start's refit gives the FVU the analysis reports as the refit cross-FVU."""
+    from finsae.analysis.compare import cross_fvu_refit
+
+    sae, x, _ = base
+    rows = np.arange(0, len(x), 3)
+    target = (1.7 * x[:, ::-1] - 0.4).astype(np.float32)  # another model's activations: permuted, scaled, shifted
+    fitted = refit_input_stats(copy.deepcopy(sae), row_moments(target, rows), row_moments(x, rows).mean)
+    assert fvu(fitted, target[rows]) == pytest.approx(cross_fvu_refit(sae, target, x, rows), rel=1e-5)
