@@ -34,7 +34,8 @@ from finsae.sae.config import SaeConfig, SaeTrainConfig
 from finsae.sae.io import load, read_meta
 from finsae.sae.sparse_coder.topk import TopKSAE
 from finsae.sae.train import uniform_sample_rows
-from finsae.sae.warm_start import check_warm_start_source, refit_input_stats, row_moments, warm_start
+from finsae.sae.warm_start import (MOMENT_CHUNK_ROWS, check_warm_start_source, refit_input_stats, row_moments,
+                                   warm_start)
 
 if TYPE_CHECKING:
     from finsae.sae.run import Settings, TrainingData
@@ -252,13 +253,19 @@ class AffineNull(WarmStart):
 
 def affine_fit_info(fitted: AffineFit, source, twin, fit_rows: np.ndarray, st: Settings) -> dict:
     """The summary fields of the map's fit: its rows and documents, and R² of the twin from the base on the
-    ``sae_eval`` documents (held out from the fit; at most ``affine_fit_tokens`` of their rows)."""
+    ``sae_eval`` documents (held out from the fit; at most ``affine_fit_tokens`` of their rows, in chunks)."""
     docs = np.asarray(twin.table.column("doc"))
     held = uniform_sample_rows(split_rows(twin, "sae_eval", st.sae_eval_frac), st.sae.affine_fit_tokens,
                                st.seed)
-    x, y = (np.asarray(a.array[held], np.float32) for a in (source, twin))
-    total = float(((y.astype(np.float64) - y.mean(axis=0, dtype=np.float64)) ** 2).sum())
-    r2 = 1.0 - float(fitted.residual_sq(x, y).sum()) / total if total > 0 else float("nan")
+    residual, total_sq, total = 0.0, 0.0, np.zeros(twin.d)
+    for start in range(0, len(held), MOMENT_CHUNK_ROWS):
+        piece = held[start:start + MOMENT_CHUNK_ROWS]
+        x, y = (np.asarray(a.array[piece], np.float32) for a in (source, twin))
+        residual += float(fitted.residual_sq(x, y).sum())
+        total_sq += float(np.einsum("ij,ij->", y, y, dtype=np.float64))
+        total += y.sum(axis=0, dtype=np.float64)
+    variance = total_sq - float(total @ total) / len(held)  # sum of ||y - mean y||^2
+    r2 = 1.0 - residual / variance if variance > 0 else float("nan")
     return {"affine_r2": r2, "affine_fit_rows": len(fit_rows),
             "affine_fit_docs": len(np.unique(docs[fit_rows])), "affine_eval_docs": len(np.unique(docs[held]))}
 
