@@ -109,7 +109,8 @@ def test_a_second_control_seed_is_one_override(project_root, tmp, start):
 def test_bad_kinds_fail_before_work(project_root, tmp, start):
     from finsae.sae import SaeConfig, TopKSAE, save
 
-    anonymous = save(TopKSAE(SaeConfig(d_in=32, expansion_factor=4, k=4)), tmp / "anonymous", extra={"layer": 1})
+    sae = TopKSAE(SaeConfig(d_in=32, expansion_factor=4, k=4))
+    anonymous = save(sae, tmp / "anonymous", extra={"layer": 1})  # no model recorded
     r = train(project_root, tmp, f"sae.init_from={anonymous}", "tag=bad_null0", check=False)
     assert r.returncode == 2 and "records no model" in r.stderr and "sae.init_refit=false" in r.stderr
     r = train(project_root, tmp, "sae.dictionary=affine_null", "tag=bad_null1", check=False)

@@ -128,6 +128,6 @@ def test_the_refit_is_the_arithmetic_of_the_analysis_refit_cross_fvu(base):
 
     sae, x, _ = base
     rows = np.arange(0, len(x), 3)
-    target = (1.7 * x[:, ::-1] - 0.4).astype(np.float32)  # another model's activations: permuted, scaled, shifted
+    target = (1.7 * x[:, ::-1] - 0.4).astype(np.float32)  # other activations: permuted, scaled, shifted
     fitted = refit_input_stats(copy.deepcopy(sae), row_moments(target, rows), row_moments(x, rows).mean)
     assert fvu(fitted, target[rows]) == pytest.approx(cross_fvu_refit(sae, target, x, rows), rel=1e-5)
