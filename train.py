@@ -5,7 +5,12 @@
     python train.py model=finbert layer=6 sae.expansion_factor=32 sae.k=192
     python train.py task=crosscoder experiment=demo layer=3  # one crosscoder on the pair's two models
     python train.py experiment=demo model=minilm_fin layer=3 seed=1 tag=demo_warm \
-        sae.init_from=artifacts/sae/minilm/layer_3/demo      # warm start from the trained base SAE
+        sae.init_from=artifacts/sae/minilm/layer_3/demo      # warm start from the trained base SAE (its
+                                                             # norm_scale, b_dec refitted)
+    python train.py experiment=demo model=minilm layer=3 seed=2 tag=demo_warm_control_b \
+        sae.init_from=artifacts/sae/minilm/layer_3/demo      # a second control seed (another data order)
+    python train.py experiment=demo model=minilm_fin layer=3 seed=1 tag=demo_warm_affine \
+        sae.dictionary=affine_null sae.init_from=artifacts/sae/minilm/layer_3/demo  # the warm start's null
     python train.py task=finetune                            # makes artifacts/models/minilm_fin
 """
 

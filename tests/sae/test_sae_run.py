@@ -22,18 +22,19 @@ def settings(tmp_path: Path, **kw) -> Settings:
 
 
 def test_a_model_sae_and_a_crosscoder_publish_under_their_own_names(tmp_path):
-    one = settings(tmp_path)
-    assert one.name == "tiny" and not one.crosscoder
+    one = settings(tmp_path, pair=("minilm", "minilm_fin"))  # a one-model SAE does not read the pair
+    assert one.name == "tiny" and one.kind.downstream and [s.name for s in one.specs()] == ["tiny"]
     assert one.out_dir == tmp_path / "art" / "sae" / "tiny" / "layer_1" / "t"
-    cc = settings(tmp_path, pair=("minilm", "minilm_fin"))
-    assert cc.crosscoder and cc.name == "crosscoder_minilm_minilm_fin"
+    cc = settings(tmp_path, pair=("minilm", "minilm_fin"), dictionary="crosscoder")
+    assert not cc.kind.downstream and cc.name == "crosscoder_minilm_minilm_fin"
     assert [s.name for s in cc.specs()] == ["minilm", "minilm_fin"]
     assert cc.sae_config(32).d_in == 64 and one.sae_config(32).d_in == 32  # a crosscoder reads both models' rows
 
 
 def test_rescore_needs_a_finished_single_model_sae(tmp_path):
     with pytest.raises(ConfigError, match="a crosscoder has no downstream score"):
-        nothing_to_train(settings(tmp_path, pair=("minilm", "minilm_fin"), rescore=True))
+        nothing_to_train(settings(tmp_path, pair=("minilm", "minilm_fin"), dictionary="crosscoder",
+                                  rescore=True))
     st = settings(tmp_path, rescore=True)
     with pytest.raises(ConfigError, match="needs a finished SAE in"):
         nothing_to_train(st)

@@ -1,6 +1,9 @@
 """`python train.py model=M layer=i ...`: one top-k SAE on one layer of one model (``task=crosscoder``: one
 crosscoder on the row-aligned activations of the pair's two models; ``sae.init_from=DIR``: continue a trained
-SAE of the same layer instead of a random init, another layer's only with ``sae.init_from_any_layer=true``).
+SAE of the same layer instead of a random init, another layer's only with ``sae.init_from_any_layer=true``;
+``sae.dictionary=affine_null`` with it: the warm start's null). The kind of dictionary is an input spec
+(:mod:`finsae.sae.inputs`), chosen from the config by :func:`finsae.sae.inputs.kind_name`; nothing here names
+one.
 
 Config into calls. The science is in :mod:`finsae.sae`: the stage's steps in ``run`` (checks before any work,
 the activation cache for all of the model's layers in one forward pass, the evaluation on every ``sae_eval``
@@ -25,6 +28,7 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 
+from finsae.analysis.affine import fit_affine
 from finsae.glue.activation_datamodule import ActivationDataModule
 from finsae.finetune.config import twin_test_frac
 from finsae.glue.app import resolved_config
@@ -33,6 +37,7 @@ from finsae.glue.sae_trainer import fit, sae_trainer
 from finsae.glue.schemas import check_hardware
 from finsae.glue.tracking import is_rank_zero, stage_run
 from finsae.sae import run as sae_run
+from finsae.sae.inputs import KINDS
 from finsae.sae.artifact import firing_histogram
 from finsae.sae.run_guard import LAST_CHECKPOINT, check_no_work_lost, check_same_config, run_lock
 from finsae.sae.summary import SaeSummary
@@ -41,11 +46,13 @@ from finsae.sae.summary import SaeSummary
 def settings(cfg) -> sae_run.Settings:
     """The typed settings of one run, from the validated config."""
     d, t, m = cfg.data, cfg.trainer, cfg.model
+    kind = cfg.dictionary()
     return sae_run.Settings(
+        dictionary=kind, affine_fit=fit_affine,  # the SAE core sits below the analysis: its fit comes in here
         artifacts=Path(cfg.paths.artifacts), data_dir=Path(cfg.paths.data_dir), run_dir=Path(cfg.paths.output_dir),
         sae=cfg.sae, activations=cfg.activations, layer=cfg.layer, tag=cfg.tag, seed=cfg.seed,
         model=(m.name, m.path, m.seed),
-        pair=(cfg.pair.base, cfg.pair.domain) if cfg.task == "crosscoder" else None,
+        pair=(cfg.pair.base, cfg.pair.domain) if KINDS[kind].reads_pair else None,
         corpora=tuple(d.corpora), max_chars_per_corpus=d.max_chars_per_corpus, max_docs=d.max_docs,
         eval_start=d.eval_start, sae_eval_frac=d.sae_eval_frac, world_size=t.devices * t.num_nodes,
         downstream_docs=cfg.downstream_docs, twin_test_frac=twin_test_frac(Path(cfg.paths.artifacts), cfg.pair.domain),
@@ -59,7 +66,7 @@ def result_shaping_config(cfg) -> dict:
     out = {"model": dataclasses.asdict(cfg.model), "layer": cfg.layer, "seed": cfg.seed,
            "data": dataclasses.asdict(cfg.data), "activations": dataclasses.asdict(cfg.activations),
            "world_size": cfg.trainer.devices * cfg.trainer.num_nodes}
-    if cfg.task == "crosscoder":  # its models are the pair's (model= is not read)
+    if KINDS[cfg.dictionary()].reads_pair:  # its models are the pair's (model= is not read)
         out.update(task=cfg.task, pair=dataclasses.asdict(cfg.pair))
         del out["model"]
     return out

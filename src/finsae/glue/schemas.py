@@ -209,10 +209,19 @@ class TrainScriptSchema:
     """PhraseBank test-split sentences (never trained on) for the loss-recovered score."""
     name: str = "train"
 
+    def dictionary(self) -> str:
+        """The kind of dictionary this SAE run trains (:func:`finsae.sae.inputs.kind_name`: the one place it
+        is chosen from the config)."""
+        from finsae.sae.inputs import kind_name
+
+        return kind_name(self.task, self.sae)
+
     @property
     def NOT_READ(self) -> dict[str, str]:  # noqa: N802 - the name every script schema uses
         """Config keys this run does not read: overriding one is refused (see ``refuse_overrides_not_read``)."""
-        if self.task == "crosscoder":
+        from finsae.sae.inputs import KINDS
+
+        if self.task != "finetune" and KINDS[self.dictionary()].reads_pair:
             return {"model": "task=crosscoder trains on both models of pair= (pair.base, pair.domain), not model="}
         return {"pair": "train.py trains one model at a time: choose it with model= (e.g. model=minilm_fin); "
                         "pair= is read by task=crosscoder, analyze.py, label.py and backtest.py"}
@@ -220,6 +229,8 @@ class TrainScriptSchema:
     def __post_init__(self):
         _check(self.task in TASKS, f"task must be one of {list(TASKS)}, got {self.task!r}")
         plain_name(self.tag, "tag")
+        if self.task != "finetune":
+            self.dictionary()  # a kind that does not fit the task or lacks sae.init_from fails at composition
 
     def stage_module(self) -> str:
         """The module whose ``precheck``/``run`` this config's task runs (what train.py dispatches to)."""

@@ -14,7 +14,10 @@ The step in the pieces a framework loop needs (the Lightning module calls them):
 metrics over a whole split. :func:`keep_freed_memory` is an opt-in, process-wide malloc setting
 that saves page faults in long CPU training loops. A crosscoder is a ``TopKSAE`` on two models' concatenated
 activations (:meth:`SaeTrainConfig.crosscoder_config`, :func:`decoder_blocks`); :func:`warm_start` continues a
-trained SAE. Imports only torch and safetensors.
+trained SAE (:func:`refit_input_stats` moves its input scale and offset to other activations). The kinds of
+dictionary a training run can make (one model, crosscoder, warm start, affine null) are
+:mod:`finsae.sae.inputs`, which ``finsae.sae.run`` uses; this package's own API imports only torch and
+safetensors.
 """
 
 from finsae.sae.alloc import keep_freed_memory
@@ -41,7 +44,7 @@ from finsae.sae.train import (
     train_step,
     uniform_sample_rows,
 )
-from finsae.sae.warm_start import warm_start
+from finsae.sae.warm_start import RowMoments, refit_input_stats, row_moments, warm_start
 
 __all__ = [
     "DecoderBlocks", "DeadLatentTracker", "EncoderOutput", "EvalResult", "ForwardOutput", "ReconstructionSums", "SaeArchitecture",
@@ -50,5 +53,5 @@ __all__ = [
     "encoder_matmul_mode", "evaluate", "fit", "forward_loss", "geometric_median", "global_total_variance",
     "keep_freed_memory", "load", "lr_schedule", "published_lr", "read_meta", "remove_parallel_decoder_grad",
     "paired_input", "renorm_decoder", "save", "set_lr", "train_step", "uniform_sample_rows", "warm_start",
-    "decoder_blocks",
+    "decoder_blocks", "RowMoments", "refit_input_stats", "row_moments",
 ]

@@ -155,6 +155,22 @@ class SaeTrainConfig(SaeArchitecture):
     """Allow ``init_from`` to be the SAE of another layer than the one this run trains (refused by default:
     its latents read another layer's activations, so "latent i continues latent i" would not hold)."""
 
+    init_refit: bool = True
+    """Warm start: before training, set ``norm_scale`` to this run's activations' inverse RMS norm and move
+    ``b_dec`` by the shift of their normalised mean from the activations the start SAE was trained on (same
+    rows: the run's init sample; :func:`finsae.sae.warm_start.refit_input_stats`), so a re-centring or a
+    global rescaling of the twin is not learnt as feature drift; false keeps the start SAE's (the behaviour
+    of runs before this knob)."""
+
+    dictionary: str | None = None
+    """The kind of dictionary (:data:`finsae.sae.inputs.KINDS`): None picks it from the run (``crosscoder``
+    for task=crosscoder, ``warm_start`` when ``init_from`` is set, else ``sae``); ``affine_null`` continues
+    ``init_from`` on the affine image of its model's activations fitted to ``model=``'s (the warm start's
+    null)."""
+
+    affine_fit_tokens: int = 131_072
+    """affine_null: training tokens (a uniform sample of the training documents) the map is fitted on."""
+
     def _name(self, key: str) -> str:
         return f"sae.{key}"  # as the user writes it: python train.py sae.k=...
 
@@ -181,6 +197,12 @@ class SaeTrainConfig(SaeArchitecture):
                  f"{n('init_from')} must be the folder of a trained SAE or None, got {self.init_from!r}")
         _require(isinstance(self.init_from_any_layer, bool),
                  f"{n('init_from_any_layer')} must be true or false, got {self.init_from_any_layer!r}")
+        _require(isinstance(self.init_refit, bool),
+                 f"{n('init_refit')} must be true or false, got {self.init_refit!r}")
+        _require(self.dictionary is None or (isinstance(self.dictionary, str) and self.dictionary.strip()),
+                 f"{n('dictionary')} must name a kind of dictionary or be null, got {self.dictionary!r}")
+        _require(_is_int(self.affine_fit_tokens) and self.affine_fit_tokens >= 2,
+                 f"{n('affine_fit_tokens')} must be an int >= 2, got {self.affine_fit_tokens!r}")
 
     # -- what the knobs resolve to (one place each) ---------------------------------------------------
     @property

@@ -1,8 +1,9 @@
-"""The SAE stage's steps, on typed settings: the checks before any work, the activation store a run trains on
-(one model's layer, or a crosscoder's :class:`~finsae.activations.PairedStore`), the SAE's initialisation, and
-after the fit the evaluation, the summary and the published artifact (:mod:`finsae.sae.artifact`). The training
-loop itself is Lightning's (``finsae.glue.sae_module``); ``finsae.glue.sae_stage`` turns the config into these
-calls.
+"""The SAE stage's steps, on typed settings: the checks before any work, the activation store a run trains on,
+the SAE's initialisation, and after the fit the evaluation, the summary and the published artifact
+(:mod:`finsae.sae.artifact`). What differs between kinds of dictionary (one model, crosscoder, warm start,
+affine null) is the run's :class:`~finsae.sae.inputs.DictionaryKind` (``Settings.kind``); these steps never
+name a kind. The training loop itself is Lightning's (``finsae.glue.sae_module``); ``finsae.glue.sae_stage``
+turns the config into these calls.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from finsae import __version__
-from finsae.activations import ActivationBatches, PairedStore, block_scales, build_activations, split_rows
+from finsae.activations import ActivationBatches, build_activations, split_rows
 from finsae.activations.config import ExtractConfig
 from finsae.atomic import SPACE_RESERVE_GB, check_writable
 from finsae.data.mix import mixed_corpus
 from finsae.errors import ConfigError
-from finsae.models import check_layer, get_spec, load_model
+from finsae.models import check_layer, load_model
 from finsae.models.loading import model_config
 from finsae.models.patching import sae_downstream_score
-from finsae.paths import activations_root, crosscoder_name, sae_checkpoint_dir, sae_dir
+from finsae.paths import activations_root, sae_checkpoint_dir, sae_dir
 from finsae.sae.artifact import publish_sae
 from finsae.summary import is_published
 from finsae.sae.config import SaeConfig, SaeTrainConfig
 from finsae.sae.dead import DeadLatentTracker
 from finsae.sae.evaluate import evaluate
+from finsae.sae.inputs import KINDS, AffineFitter, DictionaryKind
 from finsae.sae.io import load
 from finsae.sae.run_guard import check_no_work_lost, run_lock
 from finsae.sae.sparse_coder.topk import TopKSAE
 from finsae.sae.summary import SaeSummary, downstream_fields
 from finsae.sae.train import uniform_sample_rows
-from finsae.sae.warm_start import check_warm_start_source, warm_start
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Settings:
     model: tuple[str, str | None, int | None]
     """``model=``'s name, path and seed (task=sae)."""
     pair: tuple[str, str] | None
-    """The pair's base and domain for a crosscoder; None for one model's SAE."""
+    """The pair's base and domain (read by the kinds that train on the pair: a crosscoder); None: none."""
     corpora: tuple[str, ...]
     max_chars_per_corpus: int | None
     max_docs: int | None
@@ -72,24 +72,24 @@ class Settings:
     rebuild_cache: bool = False
     verify_cache: bool = False
     progress_bar: bool = True
+    dictionary: str = "sae"
+    """The kind of dictionary: a key of :data:`finsae.sae.inputs.KINDS` (chosen by ``kind_name``)."""
+    affine_fit: AffineFitter | None = None
+    """How the ``affine_null`` kind fits its map (the glue passes ``finsae.analysis.affine.fit_affine``)."""
 
     @property
-    def crosscoder(self) -> bool:
-        return self.pair is not None
+    def kind(self) -> DictionaryKind:
+        """The run's kind of dictionary: what it reads, publishes and records."""
+        return KINDS[self.dictionary](self)
 
     def specs(self) -> list:
-        """The model(s) a run reads: ``model``, or the pair's base and domain for a crosscoder."""
-        if self.pair is not None:
-            return [get_spec(self.pair[0]), get_spec(self.pair[1])]
-        name, path, seed = self.model
-        return [get_spec(name, path=path, seed=seed)]
+        """The model(s) whose activation caches a run reads (the kind's)."""
+        return self.kind.specs()
 
     @property
     def name(self) -> str:
         """The name a run publishes under (``artifacts/sae/{name}/``): the model, or ``crosscoder_{base}_{domain}``."""
-        if self.pair is not None:
-            return crosscoder_name(*self.pair)
-        return self.specs()[0].name
+        return self.kind.published_name()
 
     @property
     def out_dir(self) -> Path:
@@ -101,9 +101,7 @@ class Settings:
 
     def sae_config(self, d_model: int) -> SaeConfig:
         """The SaeConfig of this run on ``d_model``-wide activations (one model, or a crosscoder over two)."""
-        if self.crosscoder:
-            return self.sae.crosscoder_config(d_model, self.seed)
-        return self.sae.sae_config(d_model, self.seed)
+        return self.kind.sae_config(d_model)
 
     def training_corpus(self):
         return mixed_corpus(list(self.corpora), self.data_dir, "train", self.max_chars_per_corpus, self.max_docs,
@@ -114,8 +112,9 @@ def nothing_to_train(st: Settings) -> bool:
     """True when the run only rescores a finished SAE or skips one (``skip_if_done``); a rescore that cannot
     work fails here."""
     if st.rescore:
-        if st.crosscoder:
-            raise ConfigError("rescore=true scores one model's SAE; a crosscoder has no downstream score")
+        if not st.kind.downstream:
+            raise ConfigError(f"rescore=true scores one model's SAE; a {st.dictionary} has no downstream "
+                              f"score")
         if not is_published(st.out_dir):
             raise ConfigError(f"rescore=true needs a finished SAE in {st.out_dir}; train it first (drop rescore=true)")
         return True
@@ -127,16 +126,15 @@ def check_before_work(st: Settings, rank_zero: bool = True) -> None:
     shape, k fits the latents, a warm start's source fits, the batch divides over the devices, nothing finished
     or resumable would be clobbered, and every folder the run writes takes new files."""
     artifacts = st.artifacts
-    shapes = [model_config(spec, artifacts) for spec in st.specs()]
+    specs = st.specs()
+    shapes = [model_config(spec, artifacts) for spec in specs]
     if len({(s.hidden_size, s.num_hidden_layers) for s in shapes}) > 1:
-        raise ConfigError(f"task=crosscoder needs two models of one shape, got pair.base {st.pair[0]} "
-                          f"({shapes[0].num_hidden_layers} x {shapes[0].hidden_size}) and pair.domain {st.pair[1]} "
+        raise ConfigError(f"a {st.dictionary} run reads two models of one shape, got {specs[0].name} "
+                          f"({shapes[0].num_hidden_layers} x {shapes[0].hidden_size}) and {specs[1].name} "
                           f"({shapes[1].num_hidden_layers} x {shapes[1].hidden_size})")
     shape = shapes[0]
     check_layer(st.layer, shape.num_hidden_layers)
-    scfg = st.sae_config(shape.hidden_size)
-    if st.sae.init_from:
-        check_warm_start_source(st.sae.init_from, scfg, st.layer, st.sae.init_from_any_layer)
+    st.kind.precheck(st.sae_config(shape.hidden_size))
     if st.sae.batch_size % st.world_size:
         raise ConfigError(f"sae.batch_size={st.sae.batch_size} must divide evenly over {st.world_size} devices")
     check_writable(artifacts, "artifacts folder")
@@ -160,7 +158,8 @@ def downstream(st: Settings, spec, sae: TopKSAE) -> dict:
 def rescore(st: Settings) -> SaeSummary:
     """Recompute the downstream score of the finished SAE in ``st.out_dir`` and update its summary.json."""
     out_dir = st.out_dir
-    summary = dataclasses.replace(SaeSummary.read(out_dir), **downstream(st, st.specs()[0], load(out_dir)),
+    scored = downstream(st, st.kind.own_spec(), load(out_dir))
+    summary = dataclasses.replace(SaeSummary.read(out_dir), **scored,
                                   rescored_code_version=__version__)
     summary.write(out_dir)
     print(f"sae: rescored {out_dir}: loss_recovered {summary.loss_recovered:.3f} "
@@ -186,6 +185,10 @@ class TrainingData:
     """Uniform sample of the training rows the SAE is initialised from (the same on every rank and on resume)."""
     extra: dict
     """What the published ``cfg.json`` records beside the SAE (weights hash; a crosscoder's block scales)."""
+    stores: list
+    """Each model's ``(loaded model, store)`` the kind read (:meth:`DictionaryKind.specs` order)."""
+    kind: DictionaryKind
+    """The run's kind of dictionary (it keeps what it learnt while building the store, e.g. a map's fit)."""
 
 
 def _layer_store(st: Settings, spec, corpus):
@@ -201,29 +204,18 @@ def _layer_store(st: Settings, spec, corpus):
 
 def training_data(st: Settings) -> TrainingData:
     """Build (or reuse) the activation cache of each model and the run's store, config and init sample."""
-    corpus = st.training_corpus()
-    pairs = [_layer_store(st, spec, corpus) for spec in st.specs()]
-    loaded, store = pairs[0]
-    scfg = st.sae_config(loaded.d_model)
-    init_rows = uniform_sample_rows(split_rows(store, "train", st.sae_eval_frac), st.sae.init_sample, st.seed)
-    extra = {"weights_hash": loaded.weights_hash}
-    if st.crosscoder:
-        (_, base), (dom_loaded, dom) = pairs
-        scales = block_scales(base, dom, init_rows)
-        store = PairedStore(base, dom, scales)
-        extra = {"weights_hash": f"{loaded.weights_hash}+{dom_loaded.weights_hash}",
-                 "crosscoder": {"base": st.pair[0], "domain": st.pair[1], "d_model": loaded.d_model,
-                                "block_scales": list(scales)}}
-    return TrainingData(corpus, store, scfg, init_rows, extra)
+    corpus, kind = st.training_corpus(), st.kind
+    stores = [_layer_store(st, spec, corpus) for spec in kind.specs()]
+    loaded, first = stores[0]
+    scfg = kind.sae_config(loaded.d_model)
+    init_rows = uniform_sample_rows(split_rows(first, "train", st.sae_eval_frac), st.sae.init_sample, st.seed)
+    store, extra = kind.training_store(stores, init_rows)
+    return TrainingData(corpus, store, scfg, init_rows, extra, stores, kind)
 
 
 def init_sae(st: Settings, sae: TopKSAE, data: TrainingData) -> None:
-    """Continue ``sae.init_from`` (warm start), else initialise from the sample of training rows."""
-    if st.sae.init_from:
-        warm_start(sae, load(st.sae.init_from, expected_d_in=data.config.d_in))
-        print(f"sae: warm start from {st.sae.init_from}")
-    else:
-        sae.init_from_sample(torch.from_numpy(np.asarray(data.store.array[data.init_rows], dtype=np.float32)))
+    """The kind's start: a trained SAE continued (warm start), else one initialised from the init sample."""
+    data.kind.initialize(sae, data)
 
 
 def finish(st: Settings, sae: TopKSAE, dead: DeadLatentTracker, data: TrainingData, fit_seconds: float,
@@ -234,6 +226,7 @@ def finish(st: Settings, sae: TopKSAE, dead: DeadLatentTracker, data: TrainingDa
     steps, tokens = int(dead.updates), int(dead.tokens)
     sae.tokens_seen = tokens
     ev = evaluate(sae, ActivationBatches(store, 4096, split="sae_eval", sae_eval_frac=st.sae_eval_frac))
+    freq = ev.frequency.numpy()
     summary = SaeSummary(
         model=st.name, layer=st.layer, tag=st.tag, seed=st.seed, d_in=scfg.d_in,
         num_latents=scfg.num_latents, k=scfg.k, lr=s.peak_lr(scfg.num_latents), batch_size=s.batch_size,
@@ -243,10 +236,10 @@ def finish(st: Settings, sae: TopKSAE, dead: DeadLatentTracker, data: TrainingDa
         corpus_hash=corpus.content_hash()[:16], activation_tokens=len(store), code_version=__version__,
         fit_seconds=round(fit_seconds, 1), activation_dtype=str(store.manifest.get("compute_dtype", "")),
         tokens_per_second_train=round((steps - int(fit_start_step)) * s.batch_size / max(fit_seconds, 1e-9)),
-        **({} if st.crosscoder else downstream(st, st.specs()[0], sae)),
+        **(downstream(st, data.kind.own_spec(), sae) if data.kind.downstream else {}),
+        **data.kind.summary_fields(data, freq),
     )
     summary.seconds = round(time.time() - t0, 1)
-    freq = ev.frequency.numpy()
     publish_sae(st.out_dir, sae, summary, freq, extra={
         "tokens": tokens, "model": st.name, "layer": st.layer, "corpus": corpus.name,
         **({"init_from": str(s.init_from)} if s.init_from else {}), **data.extra})

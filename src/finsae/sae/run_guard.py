@@ -12,6 +12,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from finsae.errors import ConfigError, FinsaeError
+from finsae.sae.config import SaeTrainConfig
 from finsae.summary import is_published
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -42,9 +43,13 @@ def _flat(d: dict, prefix: str = "") -> dict:
 HPARAM_PREFIX = {"sae_cfg": "sae.", "train_cfg": "sae.", "run": ""}
 """The checkpoint's hyper-parameter groups and the override prefix a user writes them with."""
 
-ADDED_KNOBS = {"sae.init_from_any_layer": False}
+ADDED_KNOBS = {"sae.init_from_any_layer": False, "sae.init_refit": SaeTrainConfig.init_refit,
+               "sae.dictionary": SaeTrainConfig.dictionary,
+               "sae.affine_fit_tokens": SaeTrainConfig.affine_fit_tokens}
 """Knobs added since checkpoints were first written, with the value a checkpoint without one was trained at
-(a run checkpointed before the knob existed resumes unless the knob is now set otherwise)."""
+(a run checkpointed before the knob existed resumes unless the knob is now set otherwise). ``init_refit``
+takes its default: it only decides a warm start's first weights, which a resume replaces by the
+checkpoint's."""
 
 
 def check_same_config(ckpt_path: str, hparams: dict[str, Any]) -> None:

@@ -87,6 +87,22 @@ class SaeSummary(StageSummary):
     """Compute dtype of the model forward that made the training activations (``fp32``/``bf16``/``fp16``;
     "" in summaries written before it was recorded)."""
 
+    init_from: str = ""
+    """Warm starts: the folder of the SAE this run continued ("" for a fresh SAE)."""
+    init_refit: bool | None = None
+    """Warm starts: whether ``norm_scale`` and ``b_dec`` were refitted to this run's activations first."""
+    died: int | None = None
+    """Warm starts: latents that fired on the ``sae_eval`` tokens in the start SAE and fire on none after this
+    run (counted, not dropped; per latent: both runs' ``sae_eval_frequency.npy``)."""
+    affine_r2: float = NAN
+    """affine_null: R² of the twin's activations from the affine map of the base's on held-out documents."""
+    affine_fit_rows: int = 0
+    """affine_null: training tokens the affine map was fitted on."""
+    affine_fit_docs: int = 0
+    """affine_null: training documents those tokens come from."""
+    affine_eval_docs: int = 0
+    """affine_null: ``sae_eval`` documents the R² is scored on."""
+
     @property
     def objective(self) -> float:
         return self.fvu

@@ -8,7 +8,9 @@ optimiser state, the dead-latent counters and the schedule start afresh, as in a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from finsae.errors import ConfigError
@@ -17,6 +19,46 @@ from finsae.sae.io import TENSOR_NAMES, read_meta
 from finsae.sae.sparse_coder.topk import TopKSAE
 
 SHAPE_FIELDS = ("d_in", "num_latents", "k")
+MOMENT_CHUNK_ROWS = 8192
+"""Rows read at a time by :func:`row_moments` (bounds the float64 temporaries)."""
+
+
+class RowMoments(NamedTuple):
+    """What the input scale and offset of an SAE are set from."""
+
+    mean: np.ndarray
+    """[d] float64 mean row."""
+    rms: float
+    """sqrt(mean ||row||^2): ``1 / rms`` is the SAE's ``norm_scale`` on these rows."""
+
+
+def row_moments(array, rows: np.ndarray, chunk_rows: int = MOMENT_CHUNK_ROWS) -> RowMoments:
+    """Mean row and RMS norm of ``rows`` of ``array`` (any ``[n, d]`` array or memory map), in float64."""
+    rows = np.asarray(rows)
+    if not len(rows):
+        raise ConfigError("row_moments needs at least one row")
+    total, sq = np.zeros(array.shape[1]), 0.0
+    for start in range(0, len(rows), chunk_rows):
+        x = np.asarray(array[rows[start:start + chunk_rows]], dtype=np.float64)
+        total += x.sum(axis=0)
+        sq += float(np.einsum("ij,ij->", x, x))
+    return RowMoments(total / len(rows), float(np.sqrt(sq / len(rows))))
+
+
+@torch.no_grad()
+def refit_input_stats(sae: TopKSAE, target: RowMoments, source_mean: np.ndarray) -> TopKSAE:
+    """Re-estimate ``sae``'s input scale and offset on other activations (``target``), in place, no training:
+    ``norm_scale`` becomes the target's inverse RMS norm (what ``init_from_sample`` does) and ``b_dec`` moves
+    by the difference of the normalised means of target and source (``source_mean``: the activations the SAE
+    was trained on, same rows). A shift or global rescaling of the activations then no longer counts as a
+    change of features. The warm start's ``sae.init_refit`` applies it; so can the analysis' refit
+    cross-FVU."""
+    scale_s = float(sae.norm_scale)
+    scale_t = 1.0 / target.rms if target.rms > 0 else scale_s
+    sae.norm_scale.fill_(scale_t)
+    shift = np.asarray(target.mean, np.float64) * scale_t - np.asarray(source_mean, np.float64) * scale_s
+    sae.b_dec.add_(torch.from_numpy(shift).to(sae.b_dec.dtype))
+    return sae
 
 
 @torch.no_grad()
