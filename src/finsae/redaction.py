@@ -142,3 +142,9 @@ def redact_yaml_file(path: str | Path) -> bool:
     tmp.write_text(yaml.safe_dump(clean, sort_keys=False))
     os.replace(tmp, path)
     return True
+
+
+def credentials_message(key: str, where: str, fix: str) -> str:
+    """The one line that refuses a URL holding a credential (``where``: what :func:`url_credentials` found)."""
+    return f"{key} holds credentials (in its {where}): refused, so that they are never printed or saved; {fix}"
+

@@ -33,7 +33,7 @@ def test_credentials_on_the_command_line_are_never_written(project_root, tmp_pat
     r = label(project_root, tmp_path / "art", "label.backend=openai", "label.model=tiny", f"hydra.run.dir={run_dir}",
               f"label.base_url={URLS[0]}", "logger=wandb_offline")
     lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
-    assert r.returncode == 2 and len(lines) == 1 and "holds a URL with credentials" in lines[0], r.stderr[-2000:]
+    assert r.returncode == 2 and len(lines) == 1 and "label.base_url holds credentials (in its user-info" in lines[0], r.stderr[-2000:]
     assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert written == [] and not run_dir.exists()

@@ -15,6 +15,7 @@ from finsae.analysis.matching import Matching
 from finsae.analysis.selectivity import LatentSelectivity, basic_ci, percentile_ci
 from finsae.sae import TopKSAE, evaluate
 from finsae.sae.evaluate import ReconstructionSums
+from finsae.sae.warm_start import refit_input_stats, row_moments
 
 if TYPE_CHECKING:
     from finsae.analysis.compare import LayerInputs
@@ -33,18 +34,9 @@ def cross_fvu_refit(sae: TopKSAE, target_acts, source_acts, rows: np.ndarray) ->
     was trained on, same rows). A shift or rescaling of the activations then no longer counts as a change of
     features; what remains is what the dictionary cannot express."""
 
-    def moments(acts):
-        x = np.concatenate([xi.numpy().astype(np.float64) for _, xi in row_chunks(acts, rows, 8192)])
-        return x.mean(0), float(np.sqrt((x ** 2).sum(1).mean()))
-
-    mu_t, rms_t = moments(target_acts)
-    mu_s, _ = moments(source_acts)
-    scale_s = float(sae.norm_scale)
-    scale_t = 1.0 / rms_t if rms_t > 0 else scale_s
     fitted = copy.deepcopy(sae)
     with torch.no_grad():
-        fitted.norm_scale.fill_(scale_t)
-        fitted.b_dec.add_(torch.from_numpy(mu_t * scale_t - mu_s * scale_s).to(fitted.b_dec.dtype))
+        refit_input_stats(fitted, row_moments(target_acts, rows), row_moments(source_acts, rows).mean)
     return cross_fvu(fitted, target_acts, rows)
 
 

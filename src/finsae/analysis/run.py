@@ -91,12 +91,12 @@ def _sae_mix_texts(st: Settings) -> frozenset[str]:
 
 
 def _twin_texts(st: Settings) -> frozenset[str]:
-    """The finance twin's fine-tune texts, with the seed its summary records (0 when the twin has no summary:
+    """The finance twin's fine-tune texts, with the data-split seed its summary records (0 when it has no summary:
     a registry model)."""
     seed = 0
     folder = model_dir(st.artifacts, st.saes.domain)
     if (folder / SUMMARY_FILE).is_file():
-        seed = FinetuneSummary.read(folder).seed
+        seed = FinetuneSummary.read(folder).split_seed
     return twin_training_texts(st.data_dir, st.twin_test_frac, seed)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from finsae.analysis.config import AnalysisConfig
 from finsae.summary import StageSummary
@@ -11,6 +12,8 @@ from finsae.summary import StageSummary
 @dataclass
 class AnalysisSummary(StageSummary):
     """Headline numbers of one pair's comparison, over the layers analysed so far."""
+
+    MAKES: ClassVar[str] = "python analyze.py"
 
     pair: str
     base: str

@@ -5,6 +5,7 @@ them), each with its writer and typed reader."""
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
+from typing import ClassVar
 from pathlib import Path
 
 from finsae.atomic import read_json, write_json
@@ -22,6 +23,8 @@ class FinetuneSummary(StageSummary):
     """The twin against the frozen-base linear probe, on its task's test set (never trained on). The
     ``phrasebank_test_*`` fields hold that set's scores: PhraseBank's test split for ``task_data=phrasebank``, SST-2
     dev for the control twin (``sst2``, which has no AllAgree subset: those fields are null, their n 0)."""
+
+    MAKES: ClassVar[str] = "python train.py task=finetune"
 
     base_model: str
     """Registry name of the encoder that was fine-tuned."""

@@ -13,7 +13,6 @@ framework groups (trainer, logger, paths) live here.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -25,7 +24,7 @@ from finsae.activations.config import ExtractConfig
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
 from finsae.finetune.config import FinetuneConfig
-from finsae.glue.tracking import is_secret_name
+from finsae.redaction import credentials_message, is_secret_name, url_credentials
 from finsae.models.registry import BUILTIN
 from finsae.paths import default_artifacts_dir, default_data_dir, plain_name
 from finsae.sae.config import SaeTrainConfig
@@ -266,10 +265,6 @@ def secret_refusal(key: str) -> ConfigError:
                        f"or a config file (set {var} in the environment)")
 
 
-URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
-"""A URL with a user (and password) before its host."""
-
-
 def refuse_secret_overrides(argv: list[str]) -> None:
     """Refuse ``key=value`` command-line overrides whose key looks like a secret, or whose value is a URL with
     credentials, before Hydra writes any of them to .hydra/*.yaml or W&B records the command line."""
@@ -277,9 +272,11 @@ def refuse_secret_overrides(argv: list[str]) -> None:
         key = arg.split("=", 1)[0].lstrip("+~") if "=" in arg else ""
         if key and is_secret_name(key):
             raise secret_refusal(key)
-        if key and URL_CREDENTIALS.search(arg.split("=", 1)[1]):
-            raise ConfigError(f"{key} holds a URL with credentials (user:password@host): refused, so that they are "
-                              f"never printed or saved; keys come from the environment (e.g. label.api_key_env)")
+        value = arg.split("=", 1)[1] if key else ""
+        where = url_credentials(value) if "://" in value else None
+        if where:
+            raise ConfigError(credentials_message(key, where, "keys come from the environment (e.g. "
+                                                              "label.api_key_env)"))
 
 
 def override_key(arg: str) -> str:

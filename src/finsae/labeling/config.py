@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from finsae.errors import require
-from finsae.redaction import url_credentials
+from finsae.redaction import credentials_message, url_credentials
 
 BACKENDS = ("lexical", "openai", "vllm", "hf")
 """Explainers: ``lexical`` (no LLM, smoothed log-odds), ``openai`` (any OpenAI-compatible server), ``vllm``
@@ -120,9 +120,8 @@ class LabelConfig:
         _check(self.backend != "openai" or bool(self.model),
                "label.backend=openai needs label.model (the served model name, e.g. Qwen/Qwen2.5-7B-Instruct)")
         where = url_credentials(self.base_url)
-        _check(where is None,
-               f"label.base_url holds credentials (in its {where}): refused, so that they are never printed or "
-               f"saved; give the key in the environment variable label.api_key_env={self.api_key_env} names")
+        _check(where is None, credentials_message("label.base_url", where, "give the key in the environment "
+                                                  f"variable label.api_key_env={self.api_key_env} names"))
         _check(self.base_url.startswith(("http://", "https://")),
                f"label.base_url={self.base_url!r} must start with http:// or https://")
         _check(ENV_NAME.fullmatch(self.api_key_env) is not None,

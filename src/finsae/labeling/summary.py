@@ -4,6 +4,7 @@ table of every score beside its controls."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ class LabelSummary(StageSummary):
     (``_lo``, ``_hi``) = own minus generic, paired, with its CI; ``m_matched_control`` = the mean over the targets'
     selectivity-matched controls (latents as selective for another topic, own labels, own contexts) and
     ``m_matched_diff`` (``_lo``, ``_hi``) = target minus its matched control, paired, with its CI."""
+
+    MAKES: ClassVar[str] = "python label.py"
 
     pair: str
     """Pair name (artifacts/analysis/{pair}/)."""

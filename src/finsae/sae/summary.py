@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from finsae.summary import StageSummary
 
@@ -12,6 +13,8 @@ NAN = float("nan")
 @dataclass
 class SaeSummary(StageSummary):
     """Headline numbers of one SAE: what was trained, on what, and how well it reconstructs."""
+
+    MAKES: ClassVar[str] = "python train.py"
 
     model: str
     """Registry name of the encoder."""
