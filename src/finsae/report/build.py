@@ -97,8 +97,11 @@ def diffing(study: Study) -> str:
         parts.append(page.kv_table({k: v for k, v in s.to_dict().items() if k not in ("docs",)}))
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
-            parts += [page.table(_pick(layers, cols), caption=f"by layer: {what}")
-                      for what, cols in LAYER_BLOCKS.items() if len(set(cols) & set(layers.columns)) > 1]
+            for what, cols in LAYER_BLOCKS.items():
+                block = _pick(layers, cols)
+                measured = block.drop(columns="layer", errors="ignore")
+                parts.append(page.table(block, caption=f"by layer: {what}") if measured.notna().any().any()
+                             else f'<p class="note">by layer: {page.esc(what)}: not run for this pair.</p>')
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
 
