@@ -105,8 +105,15 @@ def test_md_table_transposes_a_wide_one_row_table_and_hides_na():
     text = md_table(wide)
     assert text.startswith("| field | value |") and "| c0 | 0 |" in text and "c1 |" not in text
     assert "15 row(s) all n/a hidden: c1, c3" in text
-    narrow = md_table(pd.DataFrame({"a": [1, 2], "b": [NAN, NAN]}))
-    assert narrow.splitlines()[0] == "| a |" and "hidden: b" in narrow
+    narrow = md_table(pd.DataFrame({"name": ["u", "v"], "a": [1, 2], "b": [NAN, NAN]}))
+    assert narrow.splitlines()[0] == "| name | a |" and "hidden: b" in narrow
+
+
+def test_a_table_of_nothing_but_na_says_so():
+    df = pd.DataFrame({"name": ["a", "b"], "x": [NAN, NAN]})
+    assert md_table(df).startswith("(nothing measured: 1 column(s) all n/a hidden: x; 2 row(s)")
+    html = page.table(df, caption="cap")
+    assert "<table" not in html and "cap: nothing measured" in html
 
 
 def test_per_layer_display_names_the_overall_row():
@@ -124,9 +131,9 @@ def test_label_summary_becomes_short_tables():
 
 
 def test_page_table_scrolls_and_notes_hidden():
-    html = page.table(pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]}), caption="cap")
+    html = page.table(pd.DataFrame({"name": ["u", "v"], "a": [1.0, 2.0], "b": [np.nan, np.nan]}), caption="cap")
     assert '<div class="scroll"><table>' in html and "hidden: b" in html and "<th" in html
-    assert html.count("<th ") == 1 and html.startswith('<p class="caption">cap</p>')
+    assert html.count("<th ") == 2 and html.startswith('<p class="caption">cap</p>')
 
 
 @pytest.mark.parametrize("bullet", ["-", "*", "1."])

@@ -28,6 +28,8 @@ LAYER_BLOCKS = {
         "n_changed", "n_changed_control", "n_changed_financial", "improvement", "improvement_genre"],
 }
 """The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page)."""
+ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc", "seconds")
+"""The analysis summary's settings (one short table; its counts are the other)."""
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
 METRIC_COLUMNS = ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi", "sortino", "max_drawdown",
@@ -94,7 +96,10 @@ def diffing(study: Study) -> str:
         if isinstance(s, str):
             parts.append(page.error_box(s))
             continue
-        parts.append(page.kv_table({k: v for k, v in s.to_dict().items() if k not in ("docs",)}))
+        fields = {k: v for k, v in s.to_dict().items() if k != "docs"}
+        parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS}, caption="settings"),
+                  page.kv_table({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
+                                caption="counts and overlap over all layers")]
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
             for what, cols in LAYER_BLOCKS.items():

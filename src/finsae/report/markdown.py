@@ -19,6 +19,8 @@ def md_table(df: pd.DataFrame) -> str:
     if df is None or len(df) == 0:
         return "(empty)"
     shown, note = drop_empty(transpose_one_row(df, MAX_ONE_ROW_COLUMNS))
+    if shown.empty or len(shown.columns) == 0:
+        return f"(nothing measured: {note})"
     out = shown.copy()
     for c in out.columns:
         out[c] = out[c].map(_cell)

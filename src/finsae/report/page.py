@@ -66,6 +66,8 @@ def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
     if df is None or len(df) == 0:
         return '<p class="notrun">empty table</p>'
     df, hidden = drop_empty(df)
+    if df.empty or len(df.columns) == 0:
+        return f'<p class="note">{esc(caption or "table")}: nothing measured ({esc(hidden)})</p>'
     shown = df.head(max_rows)
     text_cols = {c for c in shown.columns if shown[c].dtype.kind not in "iufb"}
     head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c)}</th>' for c in shown.columns)
@@ -83,8 +85,8 @@ def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
             f"</table></div>{note}")
 
 
-def kv_table(d: dict[str, Any]) -> str:
-    return table(pd.DataFrame({"key": list(d), "value": [fmt_value(v) for v in d.values()]}))
+def kv_table(d: dict[str, Any], caption: str | None = None) -> str:
+    return table(pd.DataFrame({"key": list(d), "value": [fmt_value(v) for v in d.values()]}), caption=caption)
 
 
 def png_bytes_img(data: bytes, alt: str) -> str:

@@ -43,7 +43,7 @@ def drop_empty(df: pd.DataFrame, key: str | None = None) -> Shown:
     empty = df.map(_missing)
     cols = [c for c in df.columns if empty[c].all()]
     key = key if key is not None else df.columns[0]
-    rest = [c for c in df.columns if c != key and c not in cols]
+    rest = [c for c in df.columns if c != key]
     rows = empty[rest].all(axis=1) if rest and len(df) > 1 else pd.Series(False, index=df.index)
     shown = df.loc[~rows, [c for c in df.columns if c not in cols]]
     notes = []
