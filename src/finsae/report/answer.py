@@ -25,7 +25,8 @@ def _ok(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
 
 
-def _ci(lo, hi, fmt: str = "+.3f") -> str:
+def ci_text(lo, hi, fmt: str = "+.3f") -> str:
+    """A 95% CI as `[lo, hi]` in `fmt`, or "(no CI)" when either end is missing."""
     return f"[{lo:{fmt}}, {hi:{fmt}}]" if _ok(lo) and _ok(hi) else "(no CI)"
 
 
@@ -55,12 +56,12 @@ def diffing_answer(pair: str, layers: pd.DataFrame) -> str:
         best = t.loc[t["specialized_over_floor"].idxmax()]
         return (where + "; at no layer do its specialized latents exceed the seed floor (what a second seed of the "
                 f"same model already gives): at most {best['specialized_over_floor']:.2f}x the floor "
-                f"{_ci(best.get('specialized_over_floor_lo'), best.get('specialized_over_floor_hi'), '.2f')}, "
+                f"{ci_text(best.get('specialized_over_floor_lo'), best.get('specialized_over_floor_hi'), '.2f')}, "
                 f"at layer {int(best['layer'])}.")
     top = above.loc[above["specialized_over_floor"].idxmax()]
     return (where + f"; its specialized latents exceed the seed floor at {_layers(above['layer'])} (most at layer "
             f"{int(top['layer'])}: {top['specialized_over_floor']:.2f}x the floor "
-            f"{_ci(top['specialized_over_floor_lo'], top['specialized_over_floor_hi'], '.2f')}).")
+            f"{ci_text(top['specialized_over_floor_lo'], top['specialized_over_floor_hi'], '.2f')}).")
 
 
 def profitable(row: dict) -> bool:
@@ -70,7 +71,7 @@ def profitable(row: dict) -> bool:
 
 def _strategy(r: dict) -> str:
     return (f"{r.get('set')} {str(r.get('strategy', '')).replace('_', '-')}: net Sharpe {r['sharpe']:.2f} "
-            f"{_ci(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')}, DSR {r.get('dsr', float('nan')):.2f} "
+            f"{ci_text(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')}, DSR {r.get('dsr', float('nan')):.2f} "
             f"over {r.get('n_trials')} trials")
 
 
@@ -116,8 +117,8 @@ def labels_answer(summary) -> str:
         control, value, diff, lo, hi = ctl
         verdict = ("beat" if _ok(lo) and lo > 0 else "lose to" if _ok(hi) and hi < 0 else "do not beat")
         parts.append(f"{verdict} {control} on {name} ({score:.3f} vs {value:.3f}, difference {diff:+.3f} "
-                     f"{_ci(lo, hi)})")
+                     f"{ci_text(lo, hi)})")
     if not parts:
         return f"{summary.pair}: no label score was measured against a control."
-    unmatched = "" if any("matched" in p for p in parts) else " (the selectivity-matched control was not run)"
+    unmatched = "" if any("matched" in p for p in parts) else "; the selectivity-matched control was not run"
     return f"{summary.pair}: the {summary.n_labelled} labels by {summary.llm} " + "; ".join(parts) + unmatched + "."

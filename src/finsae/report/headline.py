@@ -105,11 +105,12 @@ def _labels(study: Study, sentences: list[str]) -> list[HeadlineRow]:
         if isinstance(s, str):
             continue
         sentences.append(answer.labels_answer(s))
-        ctl = answer.strictest_label_control(s, "embedding_auroc")
+        metric = next((m for m in answer.SCORE_NAMES if not math.isnan(getattr(s, m))), "embedding_auroc")
+        ctl = answer.strictest_label_control(s, metric)
         control = ("not measured" if ctl is None else
-                   f"{ctl[0]} {ctl[1]:.3f} (difference {ctl[2]:+.3f} {answer._ci(ctl[3], ctl[4])})")
-        rows.append(HeadlineRow(f"labels {folder.name}", f"{s.n_labelled} labelled by {s.llm}; embedding AUROC "
-                                f"{s.embedding_auroc:.3f}", control,
+                   f"{ctl[0]} {ctl[1]:.3f} (difference {ctl[2]:+.3f} {answer.ci_text(ctl[3], ctl[4])})")
+        rows.append(HeadlineRow(f"labels {folder.name}", f"{s.n_labelled} labelled by {s.llm}; "
+                                f"{answer.SCORE_NAMES[metric]} {getattr(s, metric):.3f}", control,
                                 ("selectivity-matched control",) if ctl and "matched" in ctl[0] else ()))
     return rows
 
@@ -125,7 +126,7 @@ def _backtest(study: Study, sentences: list[str]) -> list[HeadlineRow]:
             if r.get("period") == "headline" and r.get("strategy") == "long_short":
                 rows.append(HeadlineRow(
                     f"backtest {r.get('set')} long-short", f"net Sharpe {r.get('sharpe', float('nan')):.2f} "
-                    f"{answer._ci(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')} after {r.get('cost_bps')} bps",
+                    f"{answer.ci_text(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')} after {r.get('cost_bps')} bps",
                     f"PSR {r.get('psr', float('nan')):.2f}, deflated for {r.get('n_trials')} trials: DSR "
                     f"{r.get('dsr', float('nan')):.2f}", ("PSR", "DSR")))
     return rows
