@@ -16,7 +16,8 @@ NAN = float("nan")
 
 
 def _layers(ratio, lo, hi, overlap=(0.4, 0.2, 0.3)) -> pd.DataFrame:
-    return pd.DataFrame({"layer": [0, 1, 2], "overlap": list(overlap), "overlap_seed_ceiling": [0.5, 0.45, 0.5],
+    return pd.DataFrame({"layer": [0, 1, 2], "overlap": list(overlap),
+                         "overlap_seed_ceiling": [0.5, 0.45, 0.5],
                          "specialized_over_floor": ratio, "specialized_over_floor_lo": lo,
                          "specialized_over_floor_hi": hi})
 
@@ -34,15 +35,16 @@ def test_diffing_answer_says_when_no_layer_beats_the_seed_floor():
 
 
 def test_diffing_answer_without_seed_repeats_or_differences():
-    assert "no seed repeats were trained" in answer.diffing_answer("p", _layers([NAN] * 3, [NAN] * 3, [NAN] * 3))
+    unseeded = answer.diffing_answer("p", _layers([NAN] * 3, [NAN] * 3, [NAN] * 3))
+    assert "no seed repeats were trained" in unseeded
     same = answer.diffing_answer("p", _layers([NAN] * 3, [NAN] * 3, [NAN] * 3, overlap=(1.0, 1.0, 1.0)))
     assert "match the base's one to one at every layer" in same
     assert "no per-layer results" in answer.diffing_answer("p", pd.DataFrame())
 
 
 def _strategy(set_, sharpe, lo, hi, dsr, period="headline", strategy="long_short"):
-    return {"set": set_, "strategy": strategy, "period": period, "sharpe": sharpe, "sharpe_lo": lo, "sharpe_hi": hi,
-            "dsr": dsr, "n_trials": 12, "cost_bps": 10.0}
+    return {"set": set_, "strategy": strategy, "period": period, "sharpe": sharpe, "sharpe_lo": lo,
+            "sharpe_hi": hi, "dsr": dsr, "n_trials": 12, "cost_bps": 10.0}
 
 
 def test_backtest_answer_no_set_profitable():
@@ -58,42 +60,49 @@ def test_backtest_answer_names_the_profitable_sets():
             _strategy("sentiment", 1.5, 0.1, 2.9, 0.96, strategy="long_only"),
             _strategy("base_sae", 1.9, 0.4, 3.4, 0.90)]  # CI above 0 but DSR short of 0.95: not profitable
     text = answer.backtest_answer(rows)
-    assert text.startswith("2 feature set(s) trade profitably after costs (10 bps per side) (domain_sae, sentiment;")
+    assert text.startswith("2 feature set(s) trade profitably after costs (10 bps per side) "
+                           "(domain_sae, sentiment;")
     assert "strongest is domain_sae long-short: net Sharpe 2.10 [0.70, 3.50], DSR 0.97" in text
     assert not answer.profitable(rows[3]) and answer.profitable(rows[1])
     assert "no strategy" in answer.backtest_answer([])
 
 
 def _labels(**scores) -> LabelSummary:
-    return LabelSummary(pair="p", backend="x", llm="qwen", prompt_version="v", scorers=["embedding"], n_selected=10,
-                        n_targets=5, n_controls=5, n_labelled=10, n_skipped=0, n_failed=0, **scores)
+    return LabelSummary(pair="p", backend="x", llm="qwen", prompt_version="v", scorers=["embedding"],
+                        n_selected=10, n_targets=5, n_controls=5, n_labelled=10, n_skipped=0,
+                        n_failed=0, **scores)
 
 
 def test_labels_answer_uses_the_matched_control_not_the_shuffled_one():
     s = _labels(embedding_auroc=0.707, embedding_auroc_control=0.555, embedding_auroc_diff=0.152,
-                embedding_auroc_diff_lo=0.1, embedding_auroc_diff_hi=0.2, embedding_auroc_matched_control=0.722,
+                embedding_auroc_diff_lo=0.1, embedding_auroc_diff_hi=0.2,
+                embedding_auroc_matched_control=0.722,
                 embedding_auroc_matched_diff=-0.071, embedding_auroc_matched_diff_lo=-0.221,
                 embedding_auroc_matched_diff_hi=0.101)
     text = answer.labels_answer(s)
-    assert ("do not beat selectivity-matched control latents on embedding AUROC (0.707 vs 0.722, difference -0.071 "
-            "[-0.221, +0.101])") in text
+    assert ("do not beat selectivity-matched control latents on embedding AUROC (0.707 vs 0.722, "
+            "difference -0.071 [-0.221, +0.101])") in text
     assert "0.555" not in text
 
 
 def test_labels_answer_beats_and_loses():
     beats = _labels(detection_balanced_accuracy=0.8, detection_balanced_accuracy_matched_control=0.6,
-                    detection_balanced_accuracy_matched_diff=0.2, detection_balanced_accuracy_matched_diff_lo=0.1,
+                    detection_balanced_accuracy_matched_diff=0.2,
+                    detection_balanced_accuracy_matched_diff_lo=0.1,
                     detection_balanced_accuracy_matched_diff_hi=0.3)
-    assert "beat selectivity-matched control latents on detection balanced accuracy" in answer.labels_answer(beats)
+    beat = answer.labels_answer(beats)
+    assert "beat selectivity-matched control latents on detection balanced accuracy" in beat
     loses = _labels(embedding_auroc=0.5, embedding_auroc_control=0.7, embedding_auroc_diff=-0.2,
                     embedding_auroc_diff_lo=-0.3, embedding_auroc_diff_hi=-0.1)
     text = answer.labels_answer(loses)
-    assert "lose to shuffled labels on embedding AUROC" in text and "selectivity-matched control was not run" in text
+    assert "lose to shuffled labels on embedding AUROC" in text
+    assert "selectivity-matched control was not run" in text
     assert "no label score was measured" in answer.labels_answer(_labels())
 
 
 def test_drop_empty_hides_all_na_columns_and_rows_and_says_which():
-    df = pd.DataFrame({"name": ["a", "b", "c"], "x": [1.0, NAN, 2.0], "y": [NAN, NAN, NAN], "z": ["u", None, "w"]})
+    df = pd.DataFrame({"name": ["a", "b", "c"], "x": [1.0, NAN, 2.0], "y": [NAN, NAN, NAN],
+                       "z": ["u", None, "w"]})
     shown, note = drop_empty(df)
     assert list(shown.columns) == ["name", "x", "z"] and list(shown["name"]) == ["a", "c"]
     assert note == "1 column(s) all n/a hidden: y; 1 row(s) all n/a hidden: b."
@@ -131,7 +140,8 @@ def test_label_summary_becomes_short_tables():
 
 
 def test_page_table_scrolls_and_notes_hidden():
-    html = page.table(pd.DataFrame({"name": ["u", "v"], "a": [1.0, 2.0], "b": [np.nan, np.nan]}), caption="cap")
+    df = pd.DataFrame({"name": ["u", "v"], "a": [1.0, 2.0], "b": [np.nan, np.nan]})
+    html = page.table(df, caption="cap")
     assert '<div class="scroll"><table>' in html and "hidden: b" in html and "<th" in html
     assert html.count("<th ") == 2 and html.startswith('<p class="caption">cap</p>')
 

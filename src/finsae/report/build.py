@@ -21,14 +21,17 @@ LAYER_BLOCKS = {
         "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
         "cross_fvu_corrected_base_on_domain"],
     "financial and specialized latents, with the seed floor": [
-        "layer", "n_financial_base", "n_financial", "n_specialized", "n_specialized_seed1", "n_specialized_seed_floor",
-        "specialized_over_floor", "specialized_over_floor_lo", "specialized_over_floor_hi"],
+        "layer", "n_financial_base", "n_financial", "n_specialized", "n_specialized_seed1",
+        "n_specialized_seed_floor", "specialized_over_floor", "specialized_over_floor_lo",
+        "specialized_over_floor_hi"],
     "crosscoder and warm-start changes, and how much better the twin's features separate finance": [
-        "layer", "n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial", "crosscoder_seed_stability",
-        "n_changed", "n_changed_control", "n_changed_financial", "improvement", "improvement_genre"],
+        "layer", "n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial",
+        "crosscoder_seed_stability", "n_changed", "n_changed_control", "n_changed_financial", "improvement",
+        "improvement_genre"],
 }
 """The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page)."""
-ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc", "seconds")
+ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
+                     "seconds")
 """The analysis summary's settings (one short table; its counts are the other)."""
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
@@ -97,7 +100,8 @@ def diffing(study: Study) -> str:
             parts.append(page.error_box(s))
             continue
         fields = {k: v for k, v in s.to_dict().items() if k != "docs"}
-        parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS}, caption="settings"),
+        parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS},
+                                caption="settings"),
                   page.kv_table({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
                                 caption="counts and overlap over all layers")]
         layers = study.analysis_table(folder, "layers")
@@ -225,8 +229,8 @@ def canaries(study: Study) -> str:
 
 
 def answer(study: Study) -> str:
-    """The study's answer in sentences, the science-only headline table (each row beside its strictest control,
-    its terms linked to the glossary) and the glossary."""
+    """The study's answer in sentences, the science-only headline table (each row beside its strictest
+    control, its terms linked to the glossary) and the glossary."""
     h = headline(study)
     if not h.rows:
         return page.not_run("no artifacts yet", "make demo")

@@ -1,5 +1,5 @@
-"""The study's headline: the answer in sentences (:mod:`~finsae.report.answer`), then the science-only table, each
-row with its strictest control beside it, and a glossary of the terms the table uses.
+"""The study's headline: the answer in sentences (:mod:`~finsae.report.answer`), then the science-only table,
+each row with its strictest control beside it, and a glossary of the terms the table uses.
 
 One model, two renderers: :func:`headline` gathers the sentences, rows and glossary from the artifacts once;
 :func:`headline_markdown` writes them for ``docs/results/headline.md`` and README's headline block, and
@@ -23,18 +23,18 @@ GLOSSARY = {
     "L0": "latents active per token (a top-k SAE has exactly k).",
     "loss recovered": "share of the model's task loss kept when the SAE's reconstruction replaces the layer "
                       "(1 = as the clean model, 0 = as zeroing the layer).",
-    "overlap": "share of latents with a one-to-one match (decoder cosine at least tau) between the base's and the "
-               "twin's SAEs at a layer.",
-    "seed floor": "specialized latents that a second seed of the same model already shows (seed noise); the twin "
-                  "differs where its count exceeds this.",
-    "seed ceiling": "overlap between two seeds of one model: the most overlap two SAEs of identical activations "
-                    "reach.",
-    "selectivity-matched control": "latents as selective for another topic, labelled and scored the same way: the "
-                                   "strictest test that a label names what its latent does.",
-    "PSR": "probabilistic Sharpe ratio: the probability that the true Sharpe ratio is above 0, given the track "
-           "record's length, skew and kurtosis.",
-    "DSR": "deflated Sharpe ratio: the PSR against the best Sharpe that the number of trials tried would give by "
-           "chance (at least 0.95 to call a strategy profitable).",
+    "overlap": "share of latents with a one-to-one match (decoder cosine at least tau) between the base's "
+               "and the twin's SAEs at a layer.",
+    "seed floor": "specialized latents that a second seed of the same model already shows (seed noise); the "
+                  "twin differs where its count exceeds this.",
+    "seed ceiling": "overlap between two seeds of one model: the most overlap two SAEs of identical "
+                    "activations reach.",
+    "selectivity-matched control": "latents as selective for another topic, labelled and scored the same "
+                                   "way: the strictest test that a label names what its latent does.",
+    "PSR": "probabilistic Sharpe ratio: the probability that the true Sharpe ratio is above 0, given the "
+           "track record's length, skew and kurtosis.",
+    "DSR": "deflated Sharpe ratio: the PSR against the best Sharpe that the number of trials tried would "
+           "give by chance (at least 0.95 to call a strategy profitable).",
 }
 """One-line glosses of the terms in the headline table (anchors ``#glossary-<term>`` on the page)."""
 
@@ -90,11 +90,11 @@ def _diffing(study: Study, sentences: list[str]) -> list[HeadlineRow]:
         if math.isnan(s.mean_overlap_seed_ceiling):
             control = "seed floor and ceiling not run (no seed repeats)"
         else:
-            control = (f"seed floor {s.n_specialized_seed_floor} vs {s.n_specialized_seed1} for the same seed-1 "
-                       f"latents; seed ceiling {s.mean_overlap_seed_ceiling:.3f}")
-        rows.append(HeadlineRow(f"diffing {folder.name} (layers {', '.join(map(str, s.layers))})",
-                                f"{s.n_specialized} specialized latents, overlap {s.mean_overlap:.3f}", control,
-                                ("overlap", "seed floor", "seed ceiling")))
+            control = (f"seed floor {s.n_specialized_seed_floor} (twin seed 1: {s.n_specialized_seed1} "
+                       f"specialized); seed ceiling {s.mean_overlap_seed_ceiling:.3f}")
+        measured = f"{s.n_specialized} specialized latents, overlap {s.mean_overlap:.3f}"
+        rows.append(HeadlineRow(f"diffing {folder.name} (layers {', '.join(map(str, s.layers))})", measured,
+                                control, ("overlap", "seed floor", "seed ceiling")))
     return rows
 
 
@@ -126,7 +126,8 @@ def _backtest(study: Study, sentences: list[str]) -> list[HeadlineRow]:
             if r.get("period") == "headline" and r.get("strategy") == "long_short":
                 rows.append(HeadlineRow(
                     f"backtest {r.get('set')} long-short", f"net Sharpe {r.get('sharpe', float('nan')):.2f} "
-                    f"{answer.ci_text(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')} after {r.get('cost_bps')} bps",
+                    f"{answer.ci_text(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')} after "
+                    f"{r.get('cost_bps')} bps",
                     f"PSR {r.get('psr', float('nan')):.2f}, deflated for {r.get('n_trials')} trials: DSR "
                     f"{r.get('dsr', float('nan')):.2f}", ("PSR", "DSR")))
     return rows

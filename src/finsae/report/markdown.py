@@ -1,6 +1,6 @@
 """Markdown tables of the report's pages and tables (one formatter: numbers to 4 significant digits, NaN as
-``n/a``, lists and dicts as JSON), readable as the page's are: columns and rows that are all ``n/a`` hidden with a
-note naming them, and a one-row table too wide to read turned into a key/value table."""
+``n/a``, lists and dicts as JSON), readable as the page's are: columns and rows that are all ``n/a`` hidden
+with a note naming them, and a one-row table too wide to read turned into a key/value table."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 color:#1d1d1f;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.2em 0 .4em;font-size:.85em}
-.scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1.2em}.caption{font-size:.85em;color:#444;margin:.8em 0 0}
-.note{font-size:.8em;color:#666;margin:.1em 0 .8em}dl.gloss dt{font-weight:600}dl.gloss dd{margin:0 0 .4em 1.2em}
+.scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1.2em}
+.caption{font-size:.85em;color:#444;margin:.8em 0 0}.note{font-size:.8em;color:#666;margin:.1em 0 .8em}
+dl.gloss dt{font-weight:600}dl.gloss dd{margin:0 0 .4em 1.2em}
 .answer{font-size:1.05em;background:#f5f9ff;border-left:4px solid #3b6fb6;padding:.5em 1em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f5}td.t,th.t{text-align:left}
@@ -61,8 +62,9 @@ def fmt_value(v: Any) -> str:
 def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
           raw: set[str] | frozenset[str] = frozenset()) -> str:
     """An HTML table (text columns left-aligned) in a horizontally scrolling box, so it never widens the page;
-    rows and columns that are all n/a hidden (a note says which); at most ``max_rows`` rows, saying how many were
-    left out. Cells of the ``raw`` columns are HTML the caller made (escaped there), put in as they are."""
+    rows and columns that are all n/a hidden (a note says which); at most ``max_rows`` rows, saying how many
+    were left out. Cells of the ``raw`` columns are HTML the caller made (escaped there), put in as they
+    are."""
     if df is None or len(df) == 0:
         return '<p class="notrun">empty table</p>'
     df, hidden = drop_empty(df)
@@ -73,7 +75,8 @@ def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
     head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c)}</th>' for c in shown.columns)
     rows = []
     for rec in shown.itertuples(index=False):
-        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">{v if c in raw else esc(fmt_value(v))}</td>'
+        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">'
+                        f"{v if c in raw else esc(fmt_value(v))}</td>"
                         for c, v in zip(shown.columns, rec, strict=True))
         rows.append(f"<tr>{cells}</tr>")
     cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
@@ -139,7 +142,8 @@ def _pipe_table(rows: list[str]) -> str:
     cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows
              if not re.fullmatch(r"\|?[\s|:-]+\|?", r)]
     head = "".join(f'<th class="t">{_inline(c)}</th>' for c in cells[0])
-    body = "".join("<tr>" + "".join(f'<td class="t">{_inline(c)}</td>' for c in r) + "</tr>" for r in cells[1:])
+    body = "".join("<tr>" + "".join(f'<td class="t">{_inline(c)}</td>' for c in r) + "</tr>"
+                   for r in cells[1:])
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 

@@ -52,8 +52,8 @@ def pipeline_svg() -> str:
     rows = [MARGIN, MARGIN + BOX_H + ROW_GAP, MARGIN + 2 * (BOX_H + ROW_GAP)]
     height = rows[2] + BOX_H + MARGIN + 18
     parts = [f'<text x="{MARGIN}" y="{height - MARGIN + 4}" class="h">blue: stages and their commands · '
-             "yellow: what each writes under artifacts/ (later stages read the earlier ones) · green: the report"
-             "</text>"]
+             "yellow: what each writes under artifacts/ (later stages read the earlier ones) · "
+             "green: the report</text>"]
     report_w = width - 2 * MARGIN
     for i, st in enumerate(STAGES):
         x = MARGIN + i * (BOX_W + GAP)

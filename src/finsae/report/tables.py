@@ -18,10 +18,11 @@ LABEL_RUN_FIELDS = ["backend", "llm", "prompt_version", "embedder", "n_selected"
 LABEL_SCORE_PARTS = {"score": "", "shuffled labels": "_control", "shuffled diff": "_diff", "lo": "_diff_lo",
                      "hi": "_diff_hi", "beats shuffled": "_beats_control", "random latents": "_random",
                      "matched control": "_matched_control", "matched diff": "_matched_diff",
-                     "matched lo": "_matched_diff_lo", "matched hi": "_matched_diff_hi", "generic label": "_generic",
-                     "generic diff": "_generic_diff"}
+                     "matched lo": "_matched_diff_lo", "matched hi": "_matched_diff_hi",
+                     "generic label": "_generic", "generic diff": "_generic_diff"}
 """Columns of the label scores table: each scorer's metric ``m`` with these suffixes."""
-LABEL_METRICS = ["embedding_auroc", "detection_balanced_accuracy", "fuzzing_balanced_accuracy", "intruder_accuracy"]
+LABEL_METRICS = ["embedding_auroc", "detection_balanced_accuracy", "fuzzing_balanced_accuracy",
+                 "intruder_accuracy"]
 
 
 def _missing(v: Any) -> bool:
@@ -63,7 +64,7 @@ def transpose_one_row(df: pd.DataFrame, max_columns: int) -> pd.DataFrame:
 
 
 def per_layer_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The label stage's per-layer scores with the all-layers row named (``layer`` = ``all``, not -99) and last."""
+    """The label stage's per-layer scores; its all-layers row named (layer ``all``, not -99) last."""
     if table is None or "layer" not in table:
         return table
     out = table.copy()
@@ -75,8 +76,8 @@ def per_layer_display(table: pd.DataFrame) -> pd.DataFrame:
 def label_summary_tables(fields: dict[str, Any]) -> list[tuple[str, pd.DataFrame]]:
     """A label summary (``LabelSummary.to_dict()``) as short tables: the run's facts, then one row per scorer
     with its score beside each control (scorers not run, and controls not measured, hidden)."""
-    run = pd.DataFrame({"field": [f for f in LABEL_RUN_FIELDS if f in fields and not _missing(fields[f])],
-                        "value": [fields[f] for f in LABEL_RUN_FIELDS if f in fields and not _missing(fields[f])]})
+    present = [f for f in LABEL_RUN_FIELDS if f in fields and not _missing(fields[f])]
+    run = pd.DataFrame({"field": present, "value": [fields[f] for f in present]})
     scores = pd.DataFrame([{"metric": m, **{name: fields.get(m + suffix, float("nan"))
                                             for name, suffix in LABEL_SCORE_PARTS.items()}}
                            for m in LABEL_METRICS if m in fields])
