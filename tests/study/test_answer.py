@@ -113,7 +113,7 @@ def test_md_table_transposes_a_wide_one_row_table_and_hides_na():
     wide = pd.DataFrame([{f"c{i}": (NAN if i % 2 else i) for i in range(30)}])
     text = md_table(wide)
     assert text.startswith("| field | value |") and "| c0 | 0 |" in text and "c1 |" not in text
-    assert "15 row(s) all n/a hidden: c1, c3" in text
+    assert "15 column(s) all n/a hidden: c1, c3" in text
     narrow = md_table(pd.DataFrame({"name": ["u", "v"], "a": [1, 2], "b": [NAN, NAN]}))
     assert narrow.splitlines()[0] == "| name | a |" and "hidden: b" in narrow
 
@@ -123,6 +123,14 @@ def test_a_table_of_nothing_but_na_says_so():
     assert md_table(df).startswith("(nothing measured: 1 column(s) all n/a hidden: x; 2 row(s)")
     html = page.table(df, caption="cap")
     assert "<table" not in html and "cap: nothing measured" in html
+
+
+def test_md_table_transposes_what_is_one_row_once_na_rows_are_hidden():
+    scores = pd.DataFrame([{"metric": m, **{f"c{i}": (i if m == "a" else NAN) for i in range(12)}}
+                           for m in ("a", "b", "c")])
+    text = md_table(scores)
+    assert text.startswith("| field | value |\n|---|---|\n| metric | a |\n| c0 | 0 |")
+    assert "2 row(s) all n/a hidden: b, c" in text
 
 
 def test_per_layer_display_names_the_overall_row():

@@ -18,7 +18,8 @@ MAX_ONE_ROW_COLUMNS = 8
 def md_table(df: pd.DataFrame) -> str:
     if df is None or len(df) == 0:
         return "(empty)"
-    shown, note = drop_empty(transpose_one_row(df, MAX_ONE_ROW_COLUMNS))
+    shown, note = drop_empty(df)
+    shown = transpose_one_row(shown, MAX_ONE_ROW_COLUMNS)  # after the hiding: it may leave one row
     if shown.empty or len(shown.columns) == 0:
         return f"(nothing measured: {note})"
     out = shown.copy()
