@@ -13,10 +13,14 @@ import pytest
 
 from finsae.report.__main__ import main as report_main
 from finsae.report.__main__ import write_report
+from finsae.report.markdown import MAX_ONE_ROW_COLUMNS
 from finsae.report.results import HEADLINE_END, HEADLINE_START, stale_pages
 
 pytestmark = pytest.mark.slow
-SECTIONS = ["setup", "sae", "diffing", "labels", "stocknet", "backtest", "canaries", "claims"]
+SECTIONS = ["answer", "claims", "sae", "diffing", "labels", "stocknet", "backtest", "canaries", "setup"]
+"""The page's sections in order: the answer first, the setup last."""
+PAGE_WIDTH = 1400
+"""The window width of the no-overflow check."""
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
@@ -26,11 +30,11 @@ def report(tiny_study, tmp_path_factory):
     readme = out / "README.md"
     readme.write_text(f"# x\n\n{HEADLINE_START}\nold\n{HEADLINE_END}\n\nrest\n")
     html = write_report(tiny_study, out / "html", out / "results", readme)
-    return html, out
+    return html, out, tiny_study
 
 
 def test_page_is_self_contained_and_has_every_section(report):
-    html, _ = report
+    html, *_ = report
     text = html.read_text()
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text, anchor
@@ -51,7 +55,7 @@ def test_report_in_a_real_browser(report, tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     assert CHROMIUM and CHROMEDRIVER, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
-    html, _ = report
+    html, *_ = report
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -74,6 +78,7 @@ def test_report_in_a_real_browser(report, tmp_path):
         assert ids == SECTIONS
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+        _no_table_overflows(driver)
         height = driver.execute_script("return document.documentElement.scrollHeight;")
         driver.set_window_size(1280, min(int(height) + 100, 30000))
         shot = tmp_path / "report.png"
@@ -81,6 +86,65 @@ def test_report_in_a_real_browser(report, tmp_path):
         assert shot.stat().st_size > 20_000
     finally:
         driver.quit()
+
+
+def _no_table_overflows(driver) -> None:
+    """At PAGE_WIDTH px the page never scrolls sideways: every table sits in a box no wider than the body (a
+    wide table scrolls inside it)."""
+    driver.set_window_size(PAGE_WIDTH, 900)
+    boxes = driver.execute_script(
+        "const body = document.body.clientWidth;"
+        "return Array.from(document.querySelectorAll('table')).map(t => {"
+        "  const box = t.closest('.scroll') || t;"
+        "  return [box === t ? 'unboxed' : 'boxed', box.getBoundingClientRect().width, body,"
+        "          t.querySelector('th') ? t.querySelector('th').textContent : ''];});")
+    assert boxes and all(kind == "boxed" for kind, *_ in boxes), [b for b in boxes if b[0] != "boxed"]
+    too_wide = [(head, width, body) for _, width, body, head in boxes if width > body + 0.5]
+    assert too_wide == []
+    page = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert page[0] <= page[1], page
+    wide = driver.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
+                                 ".filter(b => b.scrollWidth > b.clientWidth).length;")
+    assert wide >= 1  # the tiny study has tables wider than the page: they scroll in their boxes
+
+
+def test_answer_comes_first_in_generated_sentences(report):
+    """The page opens with the study's answer, generated from the artifacts (tiny study: the two tiny models
+    are the same, the labels ran without a matched control, no set trades profitably), then the headline table
+    with each row's strictest control, its terms linked to the glossary."""
+    html, _, study = report
+    text = html.read_text()
+    section = text.split('<section id="answer">', 1)[1].split("</section>", 1)[0]
+    order = [text.index(f'<section id="{a}">') for a in ("answer", "claims", "setup")]
+    assert order == sorted(order)
+    assert "tiny_tiny: the twin&#x27;s features match the base&#x27;s one to one at every layer" in section
+    assert "labels by lexical beat shuffled labels on embedding AUROC" in section
+    assert "selectivity-matched control was not run" in section
+    assert "No feature set trades profitably after costs (10 bps per side)" in section
+    assert "strictest control" in section
+    assert 'href="#glossary-dsr"' in section and 'id="glossary-dsr"' in section
+    assert "make demo, whole study" not in section  # the clock is engineering: the timing page has it
+    from finsae.report.headline import headline_markdown
+    from finsae.report.study import Study
+
+    md = headline_markdown(Study(study))
+    assert md.startswith("**The answer.** ") and "| result | measured | strictest control | terms |" in md
+    assert "#### Glossary" in md and "- **DSR**: deflated Sharpe ratio" in md
+
+
+def test_label_and_layer_tables_are_short_and_named(report):
+    """The label summary is a few short tables, not one key/value wall; the per-layer scores' overall row is
+    called "all" (not layer -99); the results pages have no one-row table of dozens of columns."""
+    html, out, _ = report
+    labels = html.read_text().split('<section id="labels">', 1)[1].split("</section>", 1)[0]
+    assert "each scorer&#x27;s score beside its controls" in labels and "all n/a hidden" in labels
+    assert ">-99<" not in labels and '<td class="t">all</td>' in labels
+    for md in (out / "results").glob("*.md"):
+        for block in re.findall(r"(?:^\|.*\n?)+", md.read_text(), flags=re.M):
+            lines = block.strip().splitlines()
+            assert len(lines) > 3 or lines[0].count("|") - 1 <= MAX_ONE_ROW_COLUMNS, (md.name, lines[0][:200])
+            assert "| n/a |" not in lines[0]
 
 
 def test_every_section_says_not_run_without_artifacts(tmp_path):
@@ -94,7 +158,7 @@ def test_every_section_says_not_run_without_artifacts(tmp_path):
 
 
 def test_results_pages_record_their_sources_and_go_stale(report, tiny_study, tmp_path):
-    html, out = report
+    html, out, _ = report
     results = out / "results"
     sources = json.loads((results / "sources.json").read_text())
     assert set(sources) == {"headline.md", "sae.md", "analysis.md", "labels.md", "backtest.md", "timing.md"}

@@ -10,16 +10,30 @@ import pandas as pd
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
 from finsae.report import page, sae_table
+from finsae.report.headline import GLOSSARY, anchor, headline
 from finsae.report.study import COMMANDS, Study
+from finsae.report.tables import label_summary_tables, per_layer_display
 from finsae.trading import artifacts as backtest_files
 from finsae.trading.claim import claim_paragraph
 
-LAYER_COLUMNS = ["layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
-                 "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
-                 "n_financial_base", "n_financial", "n_specialized_seed1", "n_specialized_seed_floor",
-                 "specialized_over_floor", "cross_fvu_corrected_base_on_domain", "n_shared", "n_base_only",
-                 "n_domain_only", "n_domain_only_financial", "crosscoder_seed_stability", "n_changed",
-                 "n_changed_control", "n_changed_financial", "improvement", "improvement_genre"]
+LAYER_BLOCKS = {
+    "overlap of the two SAEs' features, with its controls": [
+        "layer", "overlap", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain", "overlap_null",
+        "overlap_null_adjacent", "overlap_random", "overlap_index", "overlap_count_max_cardinality",
+        "cross_fvu_corrected_base_on_domain"],
+    "financial and specialized latents, with the seed floor": [
+        "layer", "n_financial_base", "n_financial", "n_specialized", "n_specialized_seed1",
+        "n_specialized_seed_floor", "specialized_over_floor", "specialized_over_floor_lo",
+        "specialized_over_floor_hi"],
+    "crosscoder and warm-start changes, and how much better the twin's features separate finance": [
+        "layer", "n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial",
+        "crosscoder_seed_stability", "n_changed", "n_changed_control", "n_changed_financial", "improvement",
+        "improvement_genre"],
+}
+"""The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page)."""
+ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
+                     "seconds")
+"""The analysis summary's settings (one short table; its counts are the other)."""
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
                  "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
 METRIC_COLUMNS = ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi", "sortino", "max_drawdown",
@@ -86,11 +100,18 @@ def diffing(study: Study) -> str:
         if isinstance(s, str):
             parts.append(page.error_box(s))
             continue
-        parts.append(page.kv_table({k: v for k, v in s.to_dict().items() if k not in ("docs",)}))
+        fields = {k: v for k, v in s.to_dict().items() if k != "docs"}
+        parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS},
+                                caption="settings"),
+                  page.kv_table({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
+                                caption="counts and overlap over all layers")]
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
-            parts.append(page.table(_pick(layers, LAYER_COLUMNS),
-                                    caption="by layer, with its controls (seed ceiling, random, same index)"))
+            for what, cols in LAYER_BLOCKS.items():
+                block = _pick(layers, cols)
+                measured = block.drop(columns="layer", errors="ignore")
+                parts.append(page.table(block, caption=f"by layer: {what}") if measured.notna().any().any()
+                             else f'<p class="note">by layer: {page.esc(what)}: not run for this pair.</p>')
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
 
@@ -132,12 +153,11 @@ def labels(study: Study) -> str:
         if isinstance(s, str):
             parts.append(page.error_box(s))
             continue
-        scalars = {k: v for k, v in s.to_dict().items() if not isinstance(v, (list, dict))}
-        parts.append(page.kv_table(scalars))
+        parts += [page.table(t, caption=what) for what, t in label_summary_tables(s.to_dict())]
         if (folder / PER_LAYER_FILE).is_file():
             table = study.through(read_per_layer, folder, PER_LAYER_FILE)
             parts.append(page.error_box(table) if isinstance(table, str)
-                         else page.table(table, caption="scores vs controls by layer"))
+                         else page.table(per_layer_display(table), caption="scores vs controls by layer"))
         if (folder / LABELS_FILE).is_file():
             lab = study.through(read_labels, folder, LABELS_FILE)
             if isinstance(lab, str):
@@ -214,6 +234,23 @@ def canaries(study: Study) -> str:
     return "\n".join(parts)
 
 
+def answer(study: Study) -> str:
+    """The study's answer in sentences, the science-only headline table (each row beside its strictest
+    control, its terms linked to the glossary) and the glossary."""
+    h = headline(study)
+    if not h.rows:
+        return page.not_run("no artifacts yet", "make demo")
+    rows = pd.DataFrame([{"result": r.result, "measured": r.measured, "strictest control": r.control,
+                          "terms": ", ".join(f'<a href="#{anchor(t)}">{page.esc(t)}</a>' for t in r.terms)}
+                         for r in h.rows])
+    used = [t for t in GLOSSARY if any(t in r.terms for r in h.rows)]
+    gloss = "".join(f'<dt id="{anchor(t)}">{page.esc(t)}</dt><dd>{page.esc(GLOSSARY[t])}</dd>' for t in used)
+    sentences = "".join(f"<p>{page.esc(x)}</p>" for x in h.sentences)
+    return (f'<div class="answer">{sentences}</div>' if sentences else "") + \
+        page.table(rows, caption="headline numbers, each beside its strictest control", raw={"terms"}) + \
+        f'<h3 id="glossary">Glossary</h3><dl class="gloss">{gloss}</dl>'
+
+
 def all_sections(study: Study, prov: dict) -> list[tuple[str, str, str]]:
     try:
         saes = study.saes()
@@ -221,13 +258,14 @@ def all_sections(study: Study, prov: dict) -> list[tuple[str, str, str]]:
     except FinsaeError as e:
         saes, sae_error = None, str(e)
     built = [
-        ("setup", "Setup", setup(study, prov, saes)),
+        ("answer", "What the study found", answer(study)),
+        ("claims", "The write-up's claims beside what was measured", claims(study)),
         ("sae", "SAE quality per layer", page.error_box(sae_error) if sae_error else sae_quality(saes)),
         ("diffing", "Feature diffing by layer, with controls", diffing(study)),
         ("labels", "Financial latents, their labels and scores vs controls", labels(study)),
         ("stocknet", "StockNet benchmark beside the published baselines", stocknet(study)),
         ("backtest", "Backtest: equity curves and metrics", backtest(study)),
         ("canaries", "Leakage canaries", canaries(study)),
-        ("claims", "The write-up's claims beside what was measured", claims(study)),
+        ("setup", "Setup: models, data, code version, stage times", setup(study, prov, saes)),
     ]
     return built

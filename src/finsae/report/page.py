@@ -16,11 +16,17 @@ from typing import Any
 
 import pandas as pd
 
+from finsae.report.tables import drop_empty
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
 color:#1d1d1f;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
+table{border-collapse:collapse;margin:.2em 0 .4em;font-size:.85em}
+.scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1.2em}
+.caption{font-size:.85em;color:#444;margin:.8em 0 0}.note{font-size:.8em;color:#666;margin:.1em 0 .8em}
+dl.gloss dt{font-weight:600}dl.gloss dd{margin:0 0 .4em 1.2em}
+.answer{font-size:1.05em;background:#f5f9ff;border-left:4px solid #3b6fb6;padding:.5em 1em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f5}td.t,th.t{text-align:left}
 .notrun{color:#8a6d00;background:#fff8e1;border:1px solid #f0d98c;padding:.5em .8em;border-radius:4px}
@@ -53,25 +59,37 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None) -> str:
-    """An HTML table (text columns left-aligned); at most ``max_rows`` rows, saying how many were left out."""
+def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
+          raw: set[str] | frozenset[str] = frozenset()) -> str:
+    """An HTML table (text columns left-aligned) in a horizontally scrolling box, so it never widens the page;
+    rows and columns that are all n/a hidden (a note says which); at most ``max_rows`` rows, saying how many
+    were left out. Cells of the ``raw`` columns are HTML the caller made (escaped there), put in as they
+    are."""
     if df is None or len(df) == 0:
         return '<p class="notrun">empty table</p>'
+    df, hidden = drop_empty(df)
+    if df.empty or len(df.columns) == 0:
+        return f'<p class="note">{esc(caption or "table")}: nothing measured ({esc(hidden)})</p>'
     shown = df.head(max_rows)
     text_cols = {c for c in shown.columns if shown[c].dtype.kind not in "iufb"}
     head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c)}</th>' for c in shown.columns)
     rows = []
     for rec in shown.itertuples(index=False):
-        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">{esc(fmt_value(v))}</td>'
+        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">'
+                        f"{v if c in raw else esc(fmt_value(v))}</td>"
                         for c, v in zip(shown.columns, rec, strict=True))
         rows.append(f"<tr>{cells}</tr>")
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    more = f"<p>{len(df) - max_rows} more rows not shown.</p>" if len(df) > max_rows else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
+    notes = [hidden] if hidden else []
+    if len(df) > max_rows:
+        notes.append(f"{len(df) - max_rows} more rows not shown.")
+    note = f'<p class="note">{esc(" ".join(notes))}</p>' if notes else ""
+    return (f'{cap}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+            f"</table></div>{note}")
 
 
-def kv_table(d: dict[str, Any]) -> str:
-    return table(pd.DataFrame({"key": list(d), "value": [fmt_value(v) for v in d.values()]}))
+def kv_table(d: dict[str, Any], caption: str | None = None) -> str:
+    return table(pd.DataFrame({"key": list(d), "value": [fmt_value(v) for v in d.values()]}), caption=caption)
 
 
 def png_bytes_img(data: bytes, alt: str) -> str:
@@ -109,42 +127,67 @@ def marked_context(words: list[str], acts: list[float]) -> str:
     return '<p class="ctx">' + " ".join(out) + "</p>"
 
 
-def markdown(text: str) -> str:
-    """The markdown the stages write (headings, pipe tables, paragraphs, ``code``, **bold**) as HTML."""
-    out, para, rows = [], [], []
+LIST_ITEM = re.compile(r"\s*(?:[-*+]|\d+[.)])\s+(.*)")
+"""A markdown list item (bulleted or numbered)."""
 
-    def inline(s: str) -> str:
-        s = esc(s)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
+
+def _inline(s: str) -> str:
+    s = esc(s)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = re.sub(r"\[([^\]]+)\]\((#[^)\s]+)\)", r'<a href="\2">\1</a>', s)  # in-page links only
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
+
+
+def _pipe_table(rows: list[str]) -> str:
+    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows
+             if not re.fullmatch(r"\|?[\s|:-]+\|?", r)]
+    head = "".join(f'<th class="t">{_inline(c)}</th>' for c in cells[0])
+    body = "".join("<tr>" + "".join(f'<td class="t">{_inline(c)}</td>' for c in r) + "</tr>"
+                   for r in cells[1:])
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def markdown(text: str) -> str:
+    """The markdown the stages write (headings, pipe tables, lists, paragraphs, ``code``, **bold**, in-page
+    links) as HTML."""
+    out: list[str] = []
+    para: list[str] = []
+    rows: list[str] = []
+    items: list[str] = []
 
     def flush():
         if para:
-            out.append("<p>" + inline(" ".join(para)) + "</p>")
+            out.append("<p>" + _inline(" ".join(para)) + "</p>")
             para.clear()
         if rows:
-            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows if not re.fullmatch(r"\|?[\s|:-]+\|?", r)]
-            head = "".join(f'<th class="t">{inline(c)}</th>' for c in cells[0])
-            body = "".join("<tr>" + "".join(f'<td class="t">{inline(c)}</td>' for c in r) + "</tr>" for r in cells[1:])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            out.append(_pipe_table(rows))
             rows.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
 
     for line in text.splitlines():
+        item = LIST_ITEM.fullmatch(line)
+        heading = re.match(r"(#+)\s+(.*)", line)
         if line.startswith("|"):
-            if para:
+            if not rows:
                 flush()
             rows.append(line)
-            continue
-        if rows:
+        elif item:
+            if not items:
+                flush()
+            items.append(item.group(1).strip())
+        elif heading:
             flush()
-        m = re.match(r"(#+)\s+(.*)", line)
-        if m:
-            flush()
-            level = min(len(m.group(1)) + 2, 6)  # the page's own h1/h2 stay above
-            out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
+            level = min(len(heading.group(1)) + 2, 6)  # the page's own h1/h2 stay above
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
         elif not line.strip():
             flush()
+        elif items and line.startswith((" ", "\t")):
+            items[-1] += " " + line.strip()  # a list item's continued line
         else:
+            if rows or items:
+                flush()
             para.append(line.strip())
     flush()
     return "\n".join(out)
