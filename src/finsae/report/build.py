@@ -30,7 +30,21 @@ LAYER_BLOCKS = {
         "crosscoder_seed_stability", "n_changed", "n_changed_control", "n_changed_financial", "improvement",
         "improvement_genre"],
 }
-"""The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page)."""
+"""The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page). A diffing
+method's report columns (``finsae.analysis.methods``) not placed here get a block of their own."""
+
+
+def layer_blocks() -> dict[str, list[str]]:
+    """:data:`LAYER_BLOCKS`, then one block per registered method for its columns no block names."""
+    from finsae.analysis.methods import METHODS
+
+    placed = {c for cols in LAYER_BLOCKS.values() for c in cols}
+    blocks = dict(LAYER_BLOCKS)
+    for m in METHODS.values():
+        rest = [c for c in m.report_columns if c not in placed]
+        if rest:
+            blocks[f"{m.name}"] = ["layer", *rest]
+    return blocks
 ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
                      "seconds")
 """The analysis summary's settings (one short table; its counts are the other)."""
@@ -107,13 +121,23 @@ def diffing(study: Study) -> str:
                                 caption="counts and overlap over all layers")]
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
-            for what, cols in LAYER_BLOCKS.items():
+            for what, cols in layer_blocks().items():
                 block = _pick(layers, cols)
                 measured = block.drop(columns="layer", errors="ignore")
                 parts.append(page.table(block, caption=f"by layer: {what}") if measured.notna().any().any()
                              else f'<p class="note">by layer: {page.esc(what)}: not run for this pair.</p>')
         parts.append(_pngs(study, folder))
     return "\n".join(parts)
+
+
+LATENT_BROWSER = "latents/index.html"
+"""The latent browser (:func:`finsae.report.latents.write_latent_browser`), relative to the report's index.html."""
+
+
+def latent_browser_link() -> str:
+    return (f'<p><a href="{LATENT_BROWSER}">Latent browser</a>: every financial, specialized, crosscoder-specific '
+            "and warm-start-changed latent, with its label and scores, contexts at several activation quantiles, "
+            "activation histogram, firing density and diffing facts.</p>")
 
 
 def claims(study: Study) -> str:
@@ -261,7 +285,7 @@ def all_sections(study: Study, prov: dict) -> list[tuple[str, str, str]]:
         ("answer", "What the study found", answer(study)),
         ("claims", "The write-up's claims beside what was measured", claims(study)),
         ("sae", "SAE quality per layer", page.error_box(sae_error) if sae_error else sae_quality(saes)),
-        ("diffing", "Feature diffing by layer, with controls", diffing(study)),
+        ("diffing", "Feature diffing by layer, with controls", latent_browser_link() + diffing(study)),
         ("labels", "Financial latents, their labels and scores vs controls", labels(study)),
         ("stocknet", "StockNet benchmark beside the published baselines", stocknet(study)),
         ("backtest", "Backtest: equity curves and metrics", backtest(study)),
