@@ -159,8 +159,7 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
     bu = {"base": u @ b_dec[:d], "domain": u @ b_dec[d:]}  # b_dec_M . u_j
     xu = {k: torch.zeros(m, dtype=torch.float64) for k in c}  # sum_i f_ij (x_i . u_j)
     rec = {k: torch.zeros(m, dtype=torch.float64) for k in c}  # sum_i f_ij (recon_i . u_j)
-    ff = torch.zeros(m, dtype=torch.float64)
-    fsum = torch.zeros(m, dtype=torch.float64)
+    ff, fsum = torch.zeros(m, dtype=torch.float64), torch.zeros(m, dtype=torch.float64)  # sum f^2, sum f
     n_active = torch.zeros(m, dtype=torch.long)
     seen = 0
     for x in batches:
@@ -204,8 +203,7 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
                 [("eps_b", eps["base"]), ("eps_d", eps["domain"]), ("r_b", rec["base"]), ("r_d", rec["domain"])]}
         own_self = (c["domain"] / uu).numpy(), (c["base"] / uu).numpy()  # f_j d_M_j's own share of the M fit
     od = own_dom.numpy()
-    dead = n_active.numpy() == 0
-    nan = np.where(dead, np.nan, 0.0)
+    nan = np.where(n_active.numpy() == 0, np.nan, 0.0)  # dead latents
     return LatentScaling(
         beta_eps_own=np.where(od, beta["eps_d"], beta["eps_b"]) + nan,
         beta_eps_other=np.where(od, beta["eps_b"], beta["eps_d"]) + nan,

@@ -33,6 +33,7 @@ from finsae.labeling.artifacts import LABEL_KEY, read_labels
 from finsae.labeling.pipeline import METRICS
 from finsae.paths import analysis_dir, crosscoder_name, labels_dir, pair_dirs, sae_dir
 from finsae.report.page import fmt_value
+from finsae.report.svg import bars_svg
 from finsae.sae.artifact import FREQUENCY_FILE, read_frequency
 
 CLASSES = ("financial", "specialized", "crosscoder base-only", "crosscoder domain-only", "warm-start changed")
@@ -67,8 +68,7 @@ rows=Array.from(document.querySelectorAll('#latents tbody tr'));
 q.addEventListener('input',()=>{const t=q.value.trim().toLowerCase();let k=0;
 for(const r of rows){const hit=!t||r.dataset.s.includes(t);r.hidden=!hit;k+=hit;}n.textContent=k;});"""
 
-METHOD_TABLES = {spec.name: spec for m in METHODS.values() for spec in m.tables
-                 if spec.name != analysis_artifacts.FEATURES_TABLE}
+METHOD_TABLES = {t.name: t for m in METHODS.values() for t in m.tables if t.name != analysis_artifacts.FEATURES_TABLE}
 """The diffing methods' own per-latent tables (crosscoder, warm start): each browsed apart from the SAEs'."""
 
 
@@ -179,22 +179,6 @@ def collect(artifacts: Path) -> tuple[list[Group], list[str]]:
     return groups, notes
 
 
-def _bars_svg(counts: np.ndarray, edges: np.ndarray, xlabel: str, mark: float | None = None) -> str:
-    """A small inline SVG histogram, its range and ``xlabel`` under it (``mark``: a line at that x)."""
-    w, h = 260, 56
-    top = float(counts.max()) if len(counts) and counts.max() > 0 else 1.0
-    bw = w / max(len(counts), 1)
-    bars = "".join(f'<rect x="{i * bw:.1f}" y="{h - c / top * h:.1f}" width="{bw - 1:.1f}" '
-                   f'height="{c / top * h:.1f}" fill="#3a6ea5"/>' for i, c in enumerate(counts) if c > 0)
-    if mark is not None and edges[-1] > edges[0]:
-        x = min(max((mark - edges[0]) / (edges[-1] - edges[0]), 0.0), 1.0) * w
-        bars += f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{h}" stroke="#d2691e" stroke-width="2"/>'
-    lo, hi = esc(fmt_value(float(edges[0]))), esc(fmt_value(float(edges[-1])))
-    return (f'<div><svg width="{w}" height="{h + 14}" role="img" aria-label="{esc(xlabel)}">{bars}'
-            f'<text x="0" y="{h + 12}" font-size="10">{lo}</text><text x="{w}" y="{h + 12}" font-size="10" '
-            f'text-anchor="end">{hi}</text></svg><div class="ctx">{esc(xlabel)}</div></div>')
-
-
 def _firing_positions(n_firing, n_top: int, n_quantile: int) -> np.ndarray | None:
     """Position (0 = highest) among the latent's firing documents of each stored quantile sample, as
     ``finsae.analysis.contexts.pick_examples`` chose them; None when the count is unknown or inconsistent."""
@@ -236,7 +220,7 @@ def _contexts(ctx: dict[str, list] | None, n_firing) -> tuple[str, str]:
     what = (f"per-document max activation over its {int(n_firing)} firing documents (top {len(top)} exact, "
             f"the rest from {len(quant)} quantile samples, each weighted by the documents it stands for)"
             if pos is not None else f"per-document max activation of its {len(values)} stored contexts")
-    return _bars_svg(counts, edges, what), "".join(parts)
+    return bars_svg(counts, edges, what), "".join(parts)
 
 
 def _density(row, freq: np.ndarray | None, freq_hist) -> tuple[str, str]:
@@ -248,7 +232,7 @@ def _density(row, freq: np.ndarray | None, freq_hist) -> tuple[str, str]:
     if f is not None and f > 0:
         words.append(f"fires on {100 * f:.3g}% of its SAE's sae_eval tokens (denser than "
                      f"{100 * float((freq < f).mean()):.0f}% of its latents)")
-        plot = _bars_svg(*freq_hist, "log10 firing frequency of its SAE's latents (line: it)", np.log10(f))
+        plot = bars_svg(*freq_hist, "log10 firing frequency of its SAE's latents (line: it)", np.log10(f))
     elif f is not None:
         words.append("never fired on its SAE's sae_eval tokens")
     text = (f'<p class="ctx">{esc("; ".join(words))}</p>' if words
@@ -335,7 +319,7 @@ def write_group_page(artifacts: Path, out_dir: Path, group: Group, labels: pd.Da
                         f"{density_plot}</div>{density}{ctx}</section>")
     head = [f'<p><a href="../index.html">all latents</a></p><h1>{esc(group.title)}</h1>']
     if freq_hist is not None:
-        head.append(_bars_svg(*freq_hist, f"log10 firing frequency of this SAE's latents on sae_eval tokens "
+        head.append(bars_svg(*freq_hist, f"log10 firing frequency of this SAE's latents on sae_eval tokens "
                                           f"({int((freq == 0).sum())} never fired)"))
     # errors name files by path: the store's own path is left out, so the pages stay portable
     head += [f'<p class="none">{esc(n.replace(str(artifacts), artifacts.name))}</p>' for n in group.notes]

@@ -1,7 +1,7 @@
 """Sparse forward/backward of the top-k SAE: one autograd function, :class:`TopKSaeFn`.
 
-Notation: n tokens, d = d_in, m latents, k active latents per token. ``W_enc`` and
-``W_dec`` are both stored ``[m, d]`` (row i is latent i's encoder / decoder direction).
+Notation: n tokens, d = d_in, m latents, k active latents per token. ``W_enc`` and ``W_dec`` are both stored
+``[m, d]`` (row i is latent i's encoder / decoder direction).
 
 Forward::
 
@@ -10,16 +10,14 @@ Forward::
     idx    = top-k(pre);  acts = relu(pre[idx])          [n, k]     the only dense matmul is `pre`
     recon  = sum_j acts[:, j] * W_dec[idx[:, j]] + b_dec [n, d]     gather (embedding_bag)
 
-and, when dead latents are given, the AuxK branch: ``aux_idx`` = top-k_aux of ``pre``
-among the dead ids, ``aux_acts = relu(...)``, ``aux_recon = sum aux_acts * W_dec[aux_idx]``
-(no bias: it models the residual). The ``[n, m]`` pre-activations never exist at once: each
-chunk of rows is reduced to its top-k (an exact thresholded top-k, see :func:`_topk_rows`)
-before the next chunk overwrites the buffer.
+and, when dead latents are given, the AuxK branch: ``aux_idx`` = top-k_aux of ``pre`` among the dead ids,
+``aux_acts = relu(...)``, ``aux_recon = sum aux_acts * W_dec[aux_idx]`` (no bias: it models the residual). The
+``[n, m]`` pre-activations never exist at once: each chunk of rows is reduced to its top-k (an exact
+thresholded top-k, see :func:`_topk_rows`) before the next chunk overwrites the buffer.
 
-Backward (g = dL/d recon, h = dL/d aux_recon). One sort of the selected (token, latent)
-pairs by latent (main and AuxK pairs together) gives each latent the run of tokens it fired
-on; every reduction then walks latent by latent, so a weight row is read once while the
-``[n, d]`` tables (g, h, z: a few MB) stay in cache::
+Backward (g = dL/d recon, h = dL/d aux_recon). One sort of the selected (token, latent) pairs by latent (main
+and AuxK pairs together) gives each latent the run of tokens it fired on; every reduction then walks latent by
+latent, so a weight row is read once while the ``[n, d]`` tables (g, h, z: a few MB) stay in cache::
 
     dacts[t, i] = <g[t], W_dec[i]>          sampled dense-dense product over the pairs (CSR)
     gpre        = dacts * (acts > 0)        (+ any gradient arriving on acts directly)
@@ -28,10 +26,9 @@ on; every reduction then walks latent by latent, so a weight row is read once wh
     db_enc[i]   = sum_t gpre[t, i]
     db_dec      = sum_t g[t] - db_enc @ W_enc   (the encoder path, without an [n, d] gather)
 
-No ``[n, k, d]`` tensor and no dense ``[n, m]`` decoder input is ever built; latents that
-did not fire get exact zero rows in ``dW_enc`` / ``dW_dec``. The same ops run in float64,
-which is how the tests check them against a dense reference.
-"""
+No ``[n, k, d]`` tensor and no dense ``[n, m]`` decoder input is ever built; latents that did not fire get exact
+zero rows in ``dW_enc`` / ``dW_dec``. The same ops run in float64, which is how the tests check them against a
+dense reference."""
 
 from __future__ import annotations
 
@@ -43,9 +40,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 CHUNK_BYTES = 128 * 2**20
-"""Target size of the reused pre-activation buffer (one chunk of rows). Large chunks mean few
-parallel regions per step, which matters when other processes compete for the cores; small
-ones keep a chunk in cache. 128 MB was faster on a loaded 2-core machine (4.5 s vs 6.1 s at 32 MB)."""
+"""Target size of the reused pre-activation buffer (one chunk of rows). Large chunks mean few parallel regions
+per step, which matters when other processes compete for the cores; small ones keep a chunk in cache. 128 MB
+was faster on a loaded 2-core machine (4.5 s vs 6.1 s at 32 MB)."""
 
 THRESHOLD_TOPK = True
 """Use the thresholded top-k on CPU (False: plain ``torch.topk``)."""
@@ -219,10 +216,8 @@ def topk_encode(
     ka = 0
     if dead_idx is not None and k_aux > 0:
         ka = min(int(k_aux), int(dead_idx.numel()))
-    acts = torch.empty(n, k, dtype=out_dtype, device=device)
-    idx = torch.empty(n, k, dtype=torch.long, device=device)
-    aux_acts = torch.empty(n, ka, dtype=out_dtype, device=device)
-    aux_idx = torch.empty(n, ka, dtype=torch.long, device=device)
+    acts, aux_acts = (torch.empty(n, w, dtype=out_dtype, device=device) for w in (k, ka))
+    idx, aux_idx = (torch.empty(n, w, dtype=torch.long, device=device) for w in (k, ka))
     if n == 0:
         return acts, idx, aux_acts, aux_idx
 
