@@ -126,3 +126,28 @@ def test_check_without_the_artifacts_here_cannot_verify_and_exits_0(checkout, pr
     page.write_text(page.read_text().replace("fingerprint=", "fingerprint=0", 1))
     assert cli.main(["--check", "--results", str(pages)]) == 1
     assert f"stale: {page.name}: page and sources.json disagree" in capsys.readouterr().err
+
+
+def test_the_run_folder_of_a_summary_stays_off_the_pages(tmp_path):
+    """A summary names the run folder that made it (a machine path where the run lay outside the checkout):
+    for reproduce, never printed in a page's table."""
+    import typing
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    from finsae.analysis.summary import AnalysisSummary
+    from finsae.report.results import analysis_page
+    from finsae.summary import run_origin
+
+    hints = typing.get_type_hints(AnalysisSummary)
+    sample = {int: 3, float: 0.25, str: "x", bool: True}
+    values = {f.name: sample.get(hints[f.name], []) for f in fields(AnalysisSummary)
+              if f.name not in ("run_dir", "wandb_run_id")}
+    values = {k: ({} if "dict" in str(hints[k]) and v == [] else v) for k, v in values.items()}
+    with run_origin(tmp_path / "machine" / "run", "id123"):
+        summary = AnalysisSummary(**values)
+    assert summary.run_dir == str(tmp_path / "machine" / "run")
+    study = SimpleNamespace(pairs=lambda stage: [tmp_path / "minilm_fin"], findings=lambda folder: None,
+                            analysis=lambda folder: summary)
+    page = analysis_page(study)
+    assert "## minilm_fin" in page and str(tmp_path) not in page and "id123" not in page
