@@ -218,15 +218,15 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
 
 
 WANDB_STAGING = "wandb-data"
-"""Folder under the run folder for what W&B writes beside the run itself (artifact staging and cache, its
-config and data dirs): inside the run folder, so a run copied off a cluster syncs alone."""
-WANDB_DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts",
-                  "WANDB_CONFIG_DIR": "config"}
+"""Folder under the run folder for what W&B writes beside the run itself (artifact staging, its cache and
+logs): inside the run folder, so a run copied off a cluster syncs alone."""
+WANDB_DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
+"""Not ``WANDB_CONFIG_DIR``: W&B only reads the user's settings there (an offline run writes nothing to it)."""
 
 
 def keep_wandb_inside(run_dir: Path) -> Path:
-    """Point every folder W&B writes outside its run (``~/.local/share/wandb`` staging, ``~/.cache/wandb``,
-    ``~/.config/wandb``) into ``<run_dir>/wandb-data`` before ``wandb.init`` (which reads them at start); returns it.
+    """Point every folder W&B writes outside its run (``~/.local/share/wandb`` artifact staging, ``~/.cache/wandb``
+    cache and logs, downloads) into ``<run_dir>/wandb-data`` before ``wandb.init`` (which reads them at start).
     Set per run, replacing a previous run's (one process runs every job of a sweep)."""
     root = Path(run_dir).resolve() / WANDB_STAGING
     for var, sub in WANDB_DIR_VARS.items():
