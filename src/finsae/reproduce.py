@@ -5,11 +5,12 @@
 
 ``FOLDER`` is a stage's run folder (Hydra's ``outputs/...`` or ``multirun/.../N``, holding
 ``.hydra/config.yaml``), an offline W&B run folder (``.../wandb/offline-run-*``: its config, as the run recorded
-it, is enough when the run was copied off a cluster alone), or an artifact folder (``artifacts/sae/minilm/layer_3/demo``:
-its ``summary.json`` names the run folder and W&B run id that made it; the run folder is used, and when it is not
-on this machine the offline W&B run of that id under the run folders ``--runs`` names, default ``$FINSAE_OUTPUTS``,
-``outputs/`` and ``multirun/``). From an artifact folder its own ``summary.json`` is the one compared, and its store
-is the rerun's input store unless ``--artifacts`` names another.
+it, is enough when the run was copied off a cluster alone), or an artifact folder
+(``artifacts/sae/minilm/layer_3/demo``: its ``summary.json`` names the run folder and W&B run id that made it; the
+run folder is used, and when it is not on this machine the offline W&B run of that id under the run folders
+``--runs`` names, default ``$FINSAE_OUTPUTS``, ``outputs/`` and ``multirun/``; :mod:`finsae.run_finder`). From an
+artifact folder its own ``summary.json`` is the one compared, and its store is the rerun's input store unless
+``--artifacts`` names another.
 
 What it does:
 
@@ -21,8 +22,9 @@ What it does:
    the same, into ``NEW_FOLDER`` (default ``RUN_FOLDER-repro-<time>``): the run folder is ``NEW_FOLDER/run`` and
    the artifact store ``NEW_FOLDER/artifacts`` links the original store's inputs (``--artifacts``, default the
    store the config names) but not the stage's own output, which the rerun makes afresh;
-4. prints the summary metrics that differ, old vs new (``--all``: every metric), and exits 1 when a metric differs beyond ``|new - old| <= atol + rtol *
-   |old|`` (timings are printed, not compared, :mod:`finsae.metric_diff`), 0 when all agree. A missing or corrupt
+4. prints the summary metrics that differ, old vs new (``--all``: every metric, timings too, printed but not
+   compared, :mod:`finsae.metric_diff`), and exits 1 when a metric differs beyond
+   ``|new - old| <= atol + rtol * |old|``, 0 when all agree. A missing or corrupt
    config, or a failed rerun, ends in one line on stderr (exit 2, or the rerun's own code).
 
 Refused before any work, in one line: a negative or non-finite tolerance; a store (``--artifacts``, or the one the
