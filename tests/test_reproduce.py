@@ -1,5 +1,6 @@
-"""python -m finsae.reproduce: a tiny SAE reproduced from its Hydra run folder and from its offline W&B run alone
-(equal metrics), a changed metric and code version caught, bad folders failing in one line."""
+"""python -m finsae.reproduce: a tiny SAE reproduced from its Hydra run folder, from its offline W&B run alone and
+from its artifact folder (equal metrics), a changed metric and code version caught, bad folders failing in one
+line."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def trained(tmp_path_factory, project_root, data_dir):
                         f"paths.artifacts={tmp / 'art'}", f"hydra.run.dir={run}"],
                        cwd=project_root, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
+    (tmp / "train.stdout").write_text(r.stdout)
     return tmp, run
 
 
@@ -212,3 +214,65 @@ def test_a_signal_reaches_the_rerun_and_leaves_no_child(project_root, trained, t
     # stopped, not run to its end: the rerun published no SAE (an orphan would have finished and published it)
     assert not (out / "artifacts" / "sae" / "tiny" / "layer_1" / "repro" / "summary.json").exists()
     assert not (out / "reproduce.json").exists()
+
+
+# ------------------------------------------------------------------ issue 34: from an artifact folder to its run
+def test_reproduce_from_the_artifact_folder_finds_its_run_and_prints_only_differences(project_root, trained):
+    tmp, run = trained
+    artifact = tmp / "art" / "sae" / "tiny" / "layer_1" / "repro"
+    summary = json.loads((artifact / "summary.json").read_text())
+    assert summary["run_dir"] == str(run) and summary["wandb_run_id"]
+    assert f"(run {run})" in (tmp / "train.stdout").read_text().strip().splitlines()[-1]  # the one-line summary
+    r = _repro(project_root, artifact, "--out", tmp / "from_artifact")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    report = json.loads((tmp / "from_artifact" / "reproduce.json").read_text())
+    assert report["source"] == str(run.resolve()) and report["differ"] == []
+    assert {m["key"]: m["status"] for m in report["metrics"]}["fvu"] == "ok"
+    assert "run_dir" not in {m["key"] for m in report["metrics"]}  # another run by design, not a result
+    assert not any(line.split()[:1] == ["fvu"] for line in r.stdout.splitlines())  # agreeing: not listed
+    assert "--all lists every metric" in r.stdout
+    assert (tmp / "from_artifact" / "artifacts" / "sae" / "tiny" / "layer_1" / "repro" / "summary.json").is_file()
+
+
+def test_an_artifact_whose_run_folder_is_gone_is_reproduced_from_its_wandb_run(project_root, trained):
+    """The run folder is not on this machine, its offline W&B run is (under --runs): found by the run id."""
+    tmp, run = trained
+    wandb_run = next((run / "wandb").glob("offline-run-*"))
+    shutil.copytree(wandb_run, tmp / "synced" / "somewhere" / wandb_run.name)
+    moved = tmp / "moved" / "sae" / "tiny" / "layer_1" / "repro"
+    moved.mkdir(parents=True)
+    summary = json.loads((tmp / "art" / "sae" / "tiny" / "layer_1" / "repro" / "summary.json").read_text())
+    (moved / "summary.json").write_text(json.dumps({**summary, "run_dir": str(tmp / "gone")}))
+    r = _repro(project_root, moved, "--runs", tmp / "synced", "--artifacts", tmp / "art", "--all",
+               "--out", tmp / "from_id")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    report = json.loads((tmp / "from_id" / "reproduce.json").read_text())
+    assert report["source"] == str((tmp / "synced" / "somewhere" / wandb_run.name).resolve())
+    assert any(line.split()[:1] == ["fvu"] and line.split()[-1] == "ok" for line in r.stdout.splitlines())
+
+
+def test_an_artifact_folder_naming_no_run_fails_in_one_line(tmp_path, capsys):
+    old = tmp_path / "sae" / "tiny" / "layer_1" / "old"
+    old.mkdir(parents=True)
+    (old / "summary.json").write_text(json.dumps({"fvu": 0.1}))  # written before summaries named their run
+    assert main([str(old), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names no run" in err[0] and "pass the run folder" in err[0], err
+    (old / "summary.json").write_text(json.dumps({"fvu": 0.1, "run_dir": str(tmp_path / "gone"), "wandb_run_id": "x1"}))
+    assert main([str(old), "--runs", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "W&B run x1" in err[0] and "--runs DIR" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_table_lists_only_differences_unless_all(capsys):
+    from finsae.metric_diff import print_table
+
+    rows = compare({"fvu": 0.5, "l0": 4.0, "seconds": 1.0}, {"fvu": 0.5, "l0": 5.0, "seconds": 2.0}, 1e-4, 1e-6)
+    print_table(rows, 1e-4, 1e-6)
+    short = capsys.readouterr().out
+    assert "l0" in short and "fvu" not in short and "seconds" not in short
+    assert "1 metric(s) agree" in short and "1 timing(s)" in short
+    print_table(rows, 1e-4, 1e-6, show_all=True)
+    full = capsys.readouterr().out
+    assert all(k in full for k in ("fvu", "l0", "seconds"))

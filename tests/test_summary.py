@@ -114,3 +114,24 @@ def test_old_files_with_bare_nan_still_read(tmp_path):
     (tmp_path / SUMMARY_FILE).write_text(json.dumps(_full(SaeSummary) | {"fvu": math.nan}))
     assert "NaN" in (tmp_path / SUMMARY_FILE).read_text()
     assert math.isnan(SaeSummary.read(tmp_path).fvu)
+
+
+@pytest.mark.parametrize("cls", SUMMARIES, ids=lambda c: c.__name__)
+def test_every_summary_names_its_run_and_old_files_read_without(tmp_path, cls):
+    """Issue 34: the run folder and W&B run id that made an artifact are in its summary.json; a file written
+    before they were recorded still reads (both empty), and reading never stamps the reader's own run."""
+    from finsae.summary import run_origin
+
+    values = {k: v for k, v in _full(cls).items() if k not in ("run_dir", "wandb_run_id")}
+    with run_origin(tmp_path / "outputs" / "run1", "abc123"):
+        made = cls(**values)
+    made.write(tmp_path / "new")
+    raw = json.loads((tmp_path / "new" / SUMMARY_FILE).read_text())
+    assert (raw["run_dir"], raw["wandb_run_id"]) == (str(tmp_path / "outputs" / "run1"), "abc123")
+    del raw["run_dir"], raw["wandb_run_id"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / SUMMARY_FILE).write_text(json.dumps(raw))
+    with run_origin(tmp_path / "reader", "zzz"):
+        old, new = cls.read(tmp_path / "old"), cls.read(tmp_path / "new")
+    assert (old.run_dir, old.wandb_run_id) == ("", "")
+    assert (new.run_dir, new.wandb_run_id) == (str(tmp_path / "outputs" / "run1"), "abc123")

@@ -10,7 +10,8 @@ from typing import Any
 
 TIMING_WORDS = ("second", "time", "per_second", "wall", "elapsed", "_runtime", "_timestamp")
 """A summary key holding any of these is a timing: printed, never compared."""
-SKIPPED_KEYS = ("code_version", "rescored_code_version", "_step", "_wandb")
+SKIPPED_KEYS = ("code_version", "rescored_code_version", "_step", "_wandb", "run_dir", "wandb_run_id")
+"""Not results: which code and which run made them (a rerun is another run)."""
 
 
 def _timing(key: str) -> bool:
@@ -81,9 +82,18 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def print_table(rows: list[MetricRow], rtol: float, atol: float) -> None:
-    """The comparison as a table on stdout, one metric a line."""
-    width = max([len(r.key) for r in rows] + [6])
-    print(f"{'metric':<{width}}  {'old':>14}  {'new':>14}  status   (tolerance |new-old| <= {atol:g} + {rtol:g}*|old|)")
-    for row in rows:
-        print(f"{row.key:<{width}}  {_fmt(row.old):>14}  {_fmt(row.new):>14}  {row.status}")
+def print_table(rows: list[MetricRow], rtol: float, atol: float, show_all: bool = False) -> None:
+    """The comparison as a table on stdout, one metric a line: only the metrics that differ or are missing on one
+    side, then a line counting the rest (``show_all``: every metric, timings included)."""
+    shown = rows if show_all else [r for r in rows if r.status in ("DIFF", "missing")]
+    if shown:
+        width = max([len(r.key) for r in shown] + [6])
+        print(f"{'metric':<{width}}  {'old':>14}  {'new':>14}  status   "
+              f"(tolerance |new-old| <= {atol:g} + {rtol:g}*|old|)")
+        for row in shown:
+            print(f"{row.key:<{width}}  {_fmt(row.old):>14}  {_fmt(row.new):>14}  {row.status}")
+    if not show_all:
+        agree = sum(r.status == "ok" for r in rows)
+        timings = sum(r.status == "timing" for r in rows)
+        print(f"{agree} metric(s) agree within the tolerance and {timings} timing(s) are not compared "
+              f"(not listed; --all lists every metric)")

@@ -1,10 +1,16 @@
 """Re-run a stage from the config it logged, and compare its summary metrics with the original's.
 
-    python -m finsae.reproduce RUN_FOLDER [--out NEW_FOLDER] [--rtol 1e-4] [--atol 1e-6] [--artifacts STORE]
+    python -m finsae.reproduce FOLDER [--out NEW_FOLDER] [--rtol 1e-4] [--atol 1e-6] [--artifacts STORE] [--all]
+                               [--runs DIR ...]
 
-``RUN_FOLDER`` is a stage's run folder (Hydra's ``outputs/...`` or ``multirun/.../N``, holding
-``.hydra/config.yaml``) or an offline W&B run folder (``.../wandb/offline-run-*``: its config, as the run recorded
-it, is enough when the run was copied off a cluster alone).
+``FOLDER`` is a stage's run folder (Hydra's ``outputs/...`` or ``multirun/.../N``, holding
+``.hydra/config.yaml``), an offline W&B run folder (``.../wandb/offline-run-*``: its config, as the run recorded
+it, is enough when the run was copied off a cluster alone), or an artifact folder
+(``artifacts/sae/minilm/layer_3/demo``: its ``summary.json`` names the run folder and W&B run id that made it; the
+run folder is used, and when it is not on this machine the offline W&B run of that id under the run folders
+``--runs`` names, default ``$FINSAE_OUTPUTS``, ``outputs/`` and ``multirun/``; :mod:`finsae.run_finder`). From an
+artifact folder its own ``summary.json`` is the one compared, and its store is the rerun's input store unless
+``--artifacts`` names another.
 
 What it does:
 
@@ -16,8 +22,9 @@ What it does:
    the same, into ``NEW_FOLDER`` (default ``RUN_FOLDER-repro-<time>``): the run folder is ``NEW_FOLDER/run`` and
    the artifact store ``NEW_FOLDER/artifacts`` links the original store's inputs (``--artifacts``, default the
    store the config names) but not the stage's own output, which the rerun makes afresh;
-4. prints each summary metric old vs new and exits 1 when a metric differs beyond ``|new - old| <= atol + rtol *
-   |old|`` (timings are printed, not compared, :mod:`finsae.metric_diff`), 0 when all agree. A missing or corrupt
+4. prints the summary metrics that differ, old vs new (``--all``: every metric, timings too, printed but not
+   compared, :mod:`finsae.metric_diff`), and exits 1 when a metric differs beyond
+   ``|new - old| <= atol + rtol * |old|``, 0 when all agree. A missing or corrupt
    config, or a failed rerun, ends in one line on stderr (exit 2, or the rerun's own code).
 
 Refused before any work, in one line: a negative or non-finite tolerance; a store (``--artifacts``, or the one the
@@ -53,6 +60,7 @@ from finsae.errors import ConfigError, DataMissingError, FinsaeError
 from finsae.metric_diff import MetricRow, compare, flatten, print_table  # noqa: F401 - their home before
 from finsae.redaction import redact, secret_paths
 from finsae.rerun_store import link_inputs, reset_ledger
+from finsae.run_finder import is_artifact_folder, run_of_artifact
 from finsae.summary import SUMMARY_FILE, StageSummary
 from finsae.trading.ledger import LEDGER_FILE
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, backtest_root, labels_dir, model_dir,
@@ -117,7 +125,9 @@ def _check_config(config: Any, path: Path) -> dict[str, Any]:
     return config
 
 
-def read_hydra_run(folder: Path, artifacts: Path | None = None) -> SourceRun:
+def read_hydra_run(folder: Path, artifacts: Path | None = None, summary: Path | None = None) -> SourceRun:
+    """The Hydra run ``folder``, compared by ``summary`` (default: the run folder's summary.json, else its
+    artifact's in ``artifacts`` or the store its config names)."""
     cfg_path = folder / ".hydra" / "config.yaml"
     config = _check_config(_load_yaml(cfg_path, "saved Hydra config"), cfg_path)
     hydra_yaml = folder / ".hydra" / "hydra.yaml"
@@ -126,7 +136,7 @@ def read_hydra_run(folder: Path, artifacts: Path | None = None) -> SourceRun:
         h = yaml.safe_load(hydra_yaml.read_text()) or {}
         choices = ((h.get("hydra") or {}).get("runtime") or {}).get("choices")
     run = SourceRun(folder, config, {}, provenance.read(folder) or {}, _pair_choice(config, choices))
-    summary = folder / SUMMARY_FILE
+    summary = summary or folder / SUMMARY_FILE
     if not summary.is_file():
         summary = artifact_folder(run, artifacts or source_store(run)) / SUMMARY_FILE
     run.summary = _read_summary(config, summary)
@@ -163,13 +173,34 @@ def check_finished(folder: Path, info: dict[str, Any]) -> None:
                           f"result to reproduce; rerun the stage itself")
 
 
+def store_of(run: SourceRun, folder: Path) -> Path | None:
+    """The store whose artifact folder for ``run`` is ``folder`` (None: ``folder`` is not where the run publishes)."""
+    folder = folder.resolve()
+    return next((store for store in folder.parents if artifact_folder(run, store).resolve() == folder), None)
+
+
 def read_run(folder: str | Path, artifacts: Path | None = None) -> SourceRun:
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataMissingError("run folder", folder, "Pass a stage's run folder (outputs/...) or an offline W&B run.")
+        raise DataMissingError("run folder", folder, "Pass a stage's run folder (outputs/...), an offline W&B run "
+                                                     "or an artifact folder (artifacts/...).")
     if list(folder.glob("*.wandb")):
         return read_wandb_run(folder)
     return read_hydra_run(folder, artifacts)
+
+
+def read_source(folder: str | Path, artifacts: Path | None = None,
+                roots: list[Path] | None = None) -> tuple[SourceRun, Path | None]:
+    """The run behind ``folder`` (a run folder, an offline W&B run or an artifact folder) and the store to rerun
+    from (``artifacts``, or the store of the artifact folder given; None: the one the run's config names). From
+    an artifact folder, the compared summary is that folder's (the published numbers) unless the run is W&B's."""
+    folder = Path(folder)
+    if not (folder.is_dir() and is_artifact_folder(folder)):
+        return read_run(folder, artifacts), artifacts
+    source = run_of_artifact(folder, roots)
+    run = read_wandb_run(source) if list(source.glob("*.wandb")) else \
+        read_hydra_run(source, artifacts, folder / SUMMARY_FILE)
+    return run, artifacts or store_of(run, folder)
 
 
 def summary_type(config: dict[str, Any]) -> type[StageSummary]:
@@ -320,11 +351,16 @@ def check_arguments(rtol: float, atol: float, artifacts: str | Path | None) -> N
 
 
 def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1e-4, atol: float = 1e-6,
-              artifacts: str | Path | None = None, env: dict[str, str] | None = None) -> int:
-    """Re-run the stage of ``folder``; returns the exit code (0 agree, 1 a metric differs); :class:`Stopped`
-    when a signal stopped the rerun (forwarded to it)."""
+              artifacts: str | Path | None = None, env: dict[str, str] | None = None, show_all: bool = False,
+              runs: list[Path] | None = None) -> int:
+    """Re-run the stage of ``folder`` (a run folder, an offline W&B run or an artifact folder); returns the exit
+    code (0 agree, 1 a metric differs); :class:`Stopped` when a signal stopped the rerun (forwarded to it).
+    ``show_all``: print every metric, not only those that differ; ``runs``: where to look for the run of an
+    artifact folder whose run folder is not here."""
     check_arguments(rtol, atol, artifacts)
-    run = read_run(folder, Path(artifacts) if artifacts else None)
+    run, found_store = read_source(folder, Path(artifacts) if artifacts else None, runs)
+    artifacts = artifacts or found_store
+    folder = run.folder
     secrets = secret_paths(run.config)
     if secrets:
         raise ConfigError(f"the saved config of {folder} holds a secret ({', '.join(secrets)}): a stage's config never "
@@ -356,7 +392,7 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
               f"{new_run})", file=sys.stderr)
         return code
     rows = compare(run.summary, rerun_summary(run, new_run, new_store), rtol, atol)
-    print_table(rows, rtol, atol)
+    print_table(rows, rtol, atol, show_all)
     bad = [r.key for r in rows if r.status in ("DIFF", "missing")]
     (out / "reproduce.json").write_text(json.dumps(
         {"source": str(folder), **versions, "rtol": rtol, "atol": atol,
@@ -370,15 +406,21 @@ def reproduce(folder: str | Path, out: str | Path | None = None, rtol: float = 1
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m finsae.reproduce", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_folder", help="a stage's run folder (outputs/..., holding .hydra/) or an offline W&B run")
-    p.add_argument("--out", default=None, help="new folder for the rerun (default: RUN_FOLDER-repro-<time>)")
+    p.add_argument("run_folder", help="a stage's run folder (outputs/..., holding .hydra/), an offline W&B run, or "
+                                      "an artifact folder (artifacts/sae/minilm/layer_3/demo: its run is found)")
+    p.add_argument("--out", default=None, help="new folder for the rerun (default: RUN_FOLDER-repro-<time> beside "
+                                               "the run folder)")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance per metric (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance per metric (default 1e-6)")
     p.add_argument("--artifacts", default=None, help="the store holding the run's inputs (default: its config's)")
+    p.add_argument("--all", action="store_true", help="print every metric (default: only those that differ)")
+    p.add_argument("--runs", action="append", default=None, type=Path, metavar="DIR",
+                   help="where the run of an artifact folder may be (repeatable; default $FINSAE_OUTPUTS, outputs/, "
+                        "multirun/)")
     a = p.parse_args(argv)
     try:
         with SignalForwarder():  # a stop before or after the rerun: one line too
-            return reproduce(a.run_folder, a.out, a.rtol, a.atol, a.artifacts)
+            return reproduce(a.run_folder, a.out, a.rtol, a.atol, a.artifacts, show_all=a.all, runs=a.runs)
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
         return 2

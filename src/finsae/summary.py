@@ -4,15 +4,22 @@ type (by the report, by ``skip_if_done``), never by string keys spread over file
 The file is plain JSON: a NaN (a number that is undefined for this run) is written as ``null`` and a ``float``
 field read back as NaN; every field is checked against its annotation on read, so a damaged or hand-edited file
 is refused in one line naming the file and the field instead of being used wrongly later (a string iterated as
-a list, a text taken for a token count)."""
+a list, a text taken for a token count).
+
+Every summary names the run that made it (``run_dir``, ``wandb_run_id``: the base's two fields, so
+``python -m finsae.reproduce ARTIFACT_FOLDER`` finds the run). A stage's glue opens its run inside
+:func:`run_origin` (``finsae.glue.tracking.stage_run`` does), and every summary made meanwhile is stamped with it;
+summaries written before they were recorded read back with both fields empty."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, fields
+from collections.abc import Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -31,12 +38,57 @@ def is_published(folder: str | Path) -> bool:
 S = TypeVar("S", bound="StageSummary")
 
 
+@dataclass(frozen=True)
+class RunOrigin:
+    """The run a stage is inside: what its summaries record."""
+
+    run_dir: str
+    """The run folder, relative to the project root where it lies inside it, else as given."""
+    wandb_run_id: str
+    """The W&B run's id ("" when W&B is off)."""
+
+
+_current_origin: RunOrigin | None = None
+
+
+def portable_run_dir(run_dir: str | Path) -> str:
+    """``run_dir`` relative to the project root when it lies inside it, else as given."""
+    from finsae.paths import PROJECT_ROOT
+
+    path = Path(run_dir)
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(run_dir)
+
+
+@contextlib.contextmanager
+def run_origin(run_dir: str | Path, wandb_run_id: str = "") -> Iterator[RunOrigin]:
+    """Stamp every summary made inside the block with this run (the previous origin back afterwards)."""
+    global _current_origin
+    before, _current_origin = _current_origin, RunOrigin(portable_run_dir(run_dir), wandb_run_id or "")
+    try:
+        yield _current_origin
+    finally:
+        _current_origin = before
+
+
 @dataclass
 class StageSummary:
     """Base of every stage's summary record."""
 
     MAKES: ClassVar[str] = "the stage that wrote it"
     """The command that writes this summary (what a reader of a damaged one is told to rerun)."""
+
+    run_dir: str = field(default="", kw_only=True)
+    """The run folder that made it (relative to the project root where inside it; "" when not recorded)."""
+    wandb_run_id: str = field(default="", kw_only=True)
+    """The W&B run that made it ("" when W&B was off or it was not recorded)."""
+
+    def __post_init__(self) -> None:
+        if _current_origin is not None and not self.run_dir:
+            self.run_dir = _current_origin.run_dir
+            self.wandb_run_id = self.wandb_run_id or _current_origin.wandb_run_id
 
     @property
     def objective(self) -> float | None:
@@ -88,7 +140,9 @@ class StageSummary:
             if not ok:
                 raise FinsaeError(f"{path}: {name!r} is {_short(value)}, not {_describe(hints[name])}; "
                                   f"rerun {cls._rerun()}")
-        return cls(**values)
+        summary = cls(**values)
+        summary.run_dir, summary.wandb_run_id = values.get("run_dir", ""), values.get("wandb_run_id", "")
+        return summary  # as the file says (not stamped with the run reading it)
 
 
 def nan_to_null(value: Any) -> Any:

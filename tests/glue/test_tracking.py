@@ -218,3 +218,75 @@ def test_online_wandb_with_a_bad_key_is_refused_before_the_stage_works(project_r
     assert r.returncode == 2 and len(lines) == 1 and "WANDB_API_KEY is not a W&B API key" in lines[0], r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "short-key" not in r.stderr
     assert not (tmp_path / "art" / "activations").exists()
+
+
+# ------------------------------------------------------------------ issue 34: self-contained runs, traceable summaries
+def _wandb_files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "wandb" in str(p.relative_to(root)).lower())
+
+
+def test_an_offline_run_writes_nothing_of_wandb_outside_its_run_folder(tmp_path, monkeypatch):
+    """Artifact staging, cache and config of W&B land under the run folder (a copied run syncs alone): with HOME
+    and the XDG folders pointed at an empty folder, that folder holds no W&B file afterwards."""
+    from types import SimpleNamespace
+
+    from finsae.glue.tracking import WANDB_STAGING, stage_run
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in [("XDG_CACHE_HOME", ".cache"), ("XDG_DATA_HOME", ".local/share"), ("XDG_CONFIG_HOME", ".config")]:
+        monkeypatch.setenv(var, str(home / sub))
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_ARTIFACT_DIR", "WANDB_CONFIG_DIR", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "weights.bin").write_bytes(b"\0" * 4096)
+    run_dir = tmp_path / "run"
+    logger = SimpleNamespace(kind="wandb", mode="offline", project="finsae-test", entity=None, group=None)
+    with stage_run("train_sae", {"pair": {"base": "a", "domain": "b"}}, run_dir, logger) as tr:
+        tr.log({"x": 1.0})
+        tr.log_artifact(payload, "sae-a-layer0-t", "sae")
+    assert _wandb_files(home) == []
+    assert (run_dir / WANDB_STAGING).is_dir() and list((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_the_study_group_follows_the_model_trained():
+    from finsae.glue.tracking import study_id
+
+    pair = {"base": "minilm", "domain": "minilm_fin"}
+    assert study_id({"name": "train", "task": "sae", "model": {"name": "tiny"}, "pair": pair}) == "study-tiny"
+    assert study_id({"name": "train", "task": "sae", "model": {"name": "minilm_fin"}, "pair": pair}) == \
+        "study-minilm-vs-minilm_fin"
+    assert study_id({"name": "train", "task": "crosscoder", "model": {"name": "tiny"}, "pair": pair}) == \
+        "study-minilm-vs-minilm_fin"  # a crosscoder trains the pair (model= is not read)
+    assert study_id({"name": "analyze", "model": {"name": "tiny"}, "pair": pair}) == "study-minilm-vs-minilm_fin"
+    assert study_id({"name": "train", "model": {"name": "tiny"}, "pair": pair}, group="mine") == "mine"
+
+
+def test_a_summary_made_inside_a_stage_run_names_its_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from finsae.glue.tracking import stage_run
+    from finsae.paths import PROJECT_ROOT
+    from finsae.summary import StageSummary
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = SimpleNamespace(kind="wandb", mode="offline", project="finsae-test", entity=None, group=None)
+    with stage_run("analyze", {}, tmp_path / "run", logger) as tr:
+        inside = StageSummary()
+        run_id = tr.run.id
+        inside.write(tmp_path / "art")
+    assert (inside.run_dir, inside.wandb_run_id) == (str(tmp_path / "run"), run_id) and run_id
+    assert next((tmp_path / "run" / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert StageSummary.read(tmp_path / "art").wandb_run_id == run_id
+    assert StageSummary().run_dir == ""  # outside a run: nothing stamped
+    off = SimpleNamespace(**{**vars(logger), "kind": "none"})
+    inner = PROJECT_ROOT / "outputs" / "x"  # inside the checkout: recorded relative to it
+    with stage_run("label", {}, tmp_path / "r2", off):
+        from finsae.summary import run_origin
+
+        with run_origin(inner):
+            assert StageSummary().run_dir == "outputs/x"
+        assert (StageSummary().run_dir, StageSummary().wandb_run_id) == (str(tmp_path / "r2"), "")

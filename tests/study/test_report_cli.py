@@ -85,3 +85,69 @@ def test_an_out_that_cannot_be_written_is_one_line(checkout, tmp_path, capsys, m
     assert {"a file": "it is a file", "a parent is a file": "is a file",
             "read-only": "(Read-only file system)"}[kind] in err[0]
     assert _files(tmp_path) == before
+
+
+# ------------------------------------------------------------------ issue 34: portable pages
+def test_pages_name_their_store_relative_to_the_checkout_and_check_the_code(checkout, tmp_path, capsys, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from finsae.report.results import store_of_label
+
+    other = tmp_path / "other"
+    other.mkdir()
+    pages = checkout / "docs" / "results"
+    assert cli.main(["--artifacts", str(other), "--results", str(pages)]) == 0
+    sources = json.loads((pages / "sources.json").read_text())
+    labels = {rec["artifacts"] for rec in sources.values()}
+    assert len(labels) == 1 and not Path(next(iter(labels))).is_absolute()
+    assert store_of_label(next(iter(labels))).resolve() == other.resolve()
+    for page in pages.glob("*.md"):  # no machine path, the command's included
+        assert str(tmp_path) not in page.read_text().replace(next(iter(labels)), "LABEL"), page.name
+    capsys.readouterr()
+    assert cli.main(["--check", "--results", str(pages)]) == 0
+    assert "are fresh" in capsys.readouterr().out
+    monkeypatch.setattr(cli.provenance, "code_version", lambda: "f" * 40)  # a later checkout
+    assert cli.main(["--check", "--results", str(pages)]) == 1
+    assert f"this checkout is {'f' * 40}" in capsys.readouterr().err
+
+
+def test_check_without_the_artifacts_here_cannot_verify_and_exits_0(checkout, project_root, tmp_path, capsys):
+    """The committed pages on a machine without their artifacts (a fresh clone): not stale, said so; a hand
+    edit is still caught."""
+    import shutil
+
+    pages = tmp_path / "pages"
+    shutil.copytree(project_root / "docs" / "results", pages)
+    assert cli.main(["--check", "--results", str(pages)]) == 0
+    out = capsys.readouterr()
+    assert "cannot verify here" in out.out and "stale" not in out.err
+    page = next(pages.glob("*.md"))
+    page.write_text(page.read_text().replace("fingerprint=", "fingerprint=0", 1))
+    assert cli.main(["--check", "--results", str(pages)]) == 1
+    assert f"stale: {page.name}: page and sources.json disagree" in capsys.readouterr().err
+
+
+def test_the_run_folder_of_a_summary_stays_off_the_pages(tmp_path):
+    """A summary names the run folder that made it (a machine path where the run lay outside the checkout):
+    for reproduce, never printed in a page's table."""
+    import typing
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    from finsae.analysis.summary import AnalysisSummary
+    from finsae.report.results import analysis_page
+    from finsae.summary import run_origin
+
+    hints = typing.get_type_hints(AnalysisSummary)
+    sample = {int: 3, float: 0.25, str: "x", bool: True}
+    values = {f.name: sample.get(hints[f.name], []) for f in fields(AnalysisSummary)
+              if f.name not in ("run_dir", "wandb_run_id")}
+    values = {k: ({} if "dict" in str(hints[k]) and v == [] else v) for k, v in values.items()}
+    with run_origin(tmp_path / "machine" / "run", "id123"):
+        summary = AnalysisSummary(**values)
+    assert summary.run_dir == str(tmp_path / "machine" / "run")
+    study = SimpleNamespace(pairs=lambda stage: [tmp_path / "minilm_fin"], findings=lambda folder: None,
+                            analysis=lambda folder: summary)
+    page = analysis_page(study)
+    assert "## minilm_fin" in page and str(tmp_path) not in page and "id123" not in page

@@ -128,5 +128,5 @@ def _train(cfg, raw, st: sae_run.Settings, t0: float) -> SaeSummary | None:
         tracker.log({f"final/{k}": v for k, v in summary.scalars().items() if not isinstance(v, str)})
         tracker.log_artifact(st.out_dir, f"sae-{name}-layer{st.layer}-{st.tag}", "sae", metadata=summary.scalars())
         tracker.finish(summary.scalars())
-    print(sae_run.describe(st, summary))
+    print(f"{sae_run.describe(st, summary)} (run {summary.run_dir})")  # the run that reproduces it
     return summary

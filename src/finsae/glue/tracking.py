@@ -18,6 +18,10 @@ Secrets: API keys are read by W&B from the environment; the run config and artif
 ``finsae.redaction.redact`` (the one redaction of everything a command writes). Online mode is checked before
 ``wandb.init``: a key W&B's own format check rejects, or a host that does not answer within W&B's HTTP timeout
 (``WANDB_HTTP_TIMEOUT``), is one line, not a traceback minutes later.
+
+Self-contained runs: everything W&B writes (the run, artifact staging, its cache and config) stays inside the run
+folder (:func:`keep_wandb_inside`), and every stage summary made inside :func:`stage_run` names the run folder and
+the W&B run id (:func:`finsae.summary.run_origin`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 import pandas as pd
 
 from finsae.redaction import REDACTED, SECRET_KEY, is_secret_name, redact  # noqa: F401 - the one redaction
+from finsae.summary import run_origin
 
 class Tracker:
     """A run of one stage. ``kind``: wandb, csv or none."""
@@ -124,12 +129,20 @@ class Tracker:
 
 
 def study_id(config: dict, group: str | None = None) -> str:
-    """The W&B group of every run of one study: ``group`` (``logger.group``) when set, else named by the pair."""
+    """The W&B group of every run of one study: ``group`` (``logger.group``) when set, else named by the models
+    trained: the pair's, or, for an SAE of a model outside the pair (``model=`` overridden), that model's."""
     if group:
         return str(group)
-    pair = config.get("pair") if isinstance(config, dict) else None
-    if isinstance(pair, dict) and pair.get("base") and pair.get("domain"):
-        return f"study-{pair['base']}-vs-{pair['domain']}"
+    if not isinstance(config, dict):
+        return "study"
+    pair = config.get("pair")
+    members = (pair.get("base"), pair.get("domain")) if isinstance(pair, dict) else (None, None)
+    model = config.get("model")
+    trained = model.get("name") if isinstance(model, dict) else None
+    if config.get("name") == "train" and config.get("task", "sae") == "sae" and trained and trained not in members:
+        return f"study-{trained}"
+    if all(members):
+        return f"study-{members[0]}-vs-{members[1]}"
     return "study"
 
 
@@ -189,6 +202,7 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
+    keep_wandb_inside(run_dir)
     try:
         run = wandb.init(
             project=project, entity=entity, group=group, job_type=stage, tags=list(tags or []) + [stage], name=name,
@@ -201,6 +215,24 @@ def start_run(stage: str, config: dict, run_dir: Path, kind: str = "wandb", mode
         detail = " ".join(str(e).split())[:200]
         raise ConfigError(f"W&B could not start the {mode} run ({type(e).__name__}: {detail}); {STAY_OFFLINE}") from None
     return Tracker("wandb", run_dir, run)
+
+
+WANDB_STAGING = "wandb-data"
+"""Folder under the run folder for what W&B writes beside the run itself (artifact staging, its cache and
+logs): inside the run folder, so a run copied off a cluster syncs alone."""
+WANDB_DIR_VARS = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache", "WANDB_ARTIFACT_DIR": "artifacts"}
+"""Not ``WANDB_CONFIG_DIR``: W&B only reads the user's settings there (an offline run writes nothing to it)."""
+
+
+def keep_wandb_inside(run_dir: Path) -> Path:
+    """Point every folder W&B writes outside its run (``~/.local/share/wandb`` artifact staging, ``~/.cache/wandb``
+    cache and logs, downloads) into ``<run_dir>/wandb-data`` before ``wandb.init`` (which reads them at start).
+    Set per run, replacing a previous run's (one process runs every job of a sweep)."""
+    root = Path(run_dir).resolve() / WANDB_STAGING
+    for var, sub in WANDB_DIR_VARS.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        os.environ[var] = str(root / sub)
+    return root
 
 
 def is_rank_zero() -> bool:
@@ -224,7 +256,8 @@ def stage_run(stage: str, config: dict, run_dir: Path, logger, **kwargs):
     else:
         tracker = Tracker("none", run_dir)
     try:
-        yield tracker
+        with run_origin(run_dir, tracker.run.id if tracker.run is not None else ""):
+            yield tracker
     except BaseException:
         tracker.finish(exit_code=1)
         raise

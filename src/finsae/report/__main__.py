@@ -62,6 +62,19 @@ def _chosen(value: str | None, default: Path, own_store: bool) -> Path | None:
     return Path(value) if value else None
 
 
+def check(results_dir: Path) -> int:
+    """``--check``: 1 when a page is stale (artifacts changed, other code, a hand edit); 0 when every page is
+    fresh, or cannot be verified here (its artifacts are not on this machine), saying so."""
+    found = results.check_pages(results_dir, provenance.code_version())
+    for line in found.stale:
+        print(f"finsae.report: stale: {line}", file=sys.stderr)
+    for line in found.unverifiable:
+        print(f"finsae.report: cannot verify here: {line}; the page agrees with its sources.json")
+    if not found.stale and not found.unverifiable:
+        print(f"finsae.report: the results pages in {results_dir} are fresh")
+    return 1 if found.stale else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m finsae.report", description=__doc__.split(":")[0])
     p.add_argument("--artifacts", default=str(default_artifacts_dir()), help="the study's store (default artifacts/)")
@@ -72,18 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readme", default=None,
                    help="README whose headline block is regenerated (default README.md for the default store, none "
                         "for another; '' for none)")
-    p.add_argument("--check", action="store_true", help="only say whether the results pages are stale (exit 1)")
+    p.add_argument("--check", action="store_true",
+                   help="only say whether the results pages are stale (exit 1); exit 0 when they are fresh, or "
+                        "their artifacts are not on this machine (cannot verify here)")
     a = p.parse_args(argv)
     own_store = Path(a.artifacts).resolve() == default_artifacts_dir()
     results_dir = _chosen(a.results, results_pages_dir(), own_store)
     readme = _chosen(a.readme, PROJECT_ROOT / "README.md", own_store)
     try:
         if a.check:
-            stale = results.stale_pages(results_dir or results_pages_dir())
-            for line in stale:
-                print(f"finsae.report: stale: {line}", file=sys.stderr)
-            return 1 if stale else 0
-        cmd = "python -m finsae.report" + ("" if own_store else f" --artifacts {a.artifacts}")
+            return check(results_dir or results_pages_dir())
+        store = "" if own_store else f" --artifacts {results.store_label(Path(a.artifacts))}"
+        cmd = f"python -m finsae.report{store}"
         path = write_report(Path(a.artifacts), Path(a.out) if a.out else None, results_dir, readme, cmd, echo=print)
     except FinsaeError as e:
         print(f"finsae: error: {e}", file=sys.stderr)
