@@ -98,6 +98,11 @@ class StageSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def results(self) -> dict[str, Any]:
+        """Its fields less the run that made it (``run_dir``, ``wandb_run_id``: a machine's run folder, for
+        reproduce, never for the pages)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("run_dir", "wandb_run_id")}
+
     def scalars(self) -> dict[str, float | int | str]:
         """The fields that are plain numbers or strings (what W&B summaries and artifact metadata take)."""
         out = {}

@@ -126,7 +126,7 @@ def test_ddp_two_processes_equals_single(project_root, tmp):
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
     sa = json.loads((tmp / "art/sae/tiny/layer_1/single/summary.json").read_text())
     sb = json.loads((tmp / "art/sae/tiny/layer_1/ddp2/summary.json").read_text())
-    timing = {"seconds", "fit_seconds", "tokens_per_second_train", "tag"}
+    timing = {"seconds", "fit_seconds", "tokens_per_second_train", "tag", "run_dir", "wandb_run_id"}
     assert sa.keys() == sb.keys()
     for key in sorted(sa.keys() - timing):
         if isinstance(sa[key], float):

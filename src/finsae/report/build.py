@@ -114,7 +114,7 @@ def diffing(study: Study) -> str:
         if isinstance(s, str):
             parts.append(page.error_box(s))
             continue
-        fields = {k: v for k, v in s.to_dict().items() if k != "docs"}
+        fields = {k: v for k, v in s.results().items() if k != "docs"}
         parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS},
                                 caption="settings"),
                   page.kv_table({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
@@ -177,7 +177,7 @@ def labels(study: Study) -> str:
         if isinstance(s, str):
             parts.append(page.error_box(s))
             continue
-        parts += [page.table(t, caption=what) for what, t in label_summary_tables(s.to_dict())]
+        parts += [page.table(t, caption=what) for what, t in label_summary_tables(s.results())]
         if (folder / PER_LAYER_FILE).is_file():
             table = study.through(read_per_layer, folder, PER_LAYER_FILE)
             parts.append(page.error_box(table) if isinstance(table, str)

@@ -174,14 +174,6 @@ def sae_page(study: Study) -> str:
     return md_table(df[[c for c in SAE_COLUMNS if c in df.columns]])
 
 
-RUN_FIELDS = ("run_dir", "wandb_run_id")
-"""Summary fields naming the run that made a result (a machine's run folder): for reproduce, not for the pages."""
-
-
-def _results(summary) -> dict:
-    return {k: v for k, v in summary.to_dict().items() if k not in RUN_FIELDS}
-
-
 def analysis_page(study: Study) -> str:
     parts = []
     for folder in study.pairs("analysis"):
@@ -190,7 +182,7 @@ def analysis_page(study: Study) -> str:
             parts.append(re.sub(r"^# ", "## ", text, flags=re.M))  # one level down under the page title
         else:
             s = study.analysis(folder)
-            parts.append(f"## {folder.name}\n\n" + (s if isinstance(s, str) else md_table(pd.DataFrame([_results(s)]))))
+            parts.append(f"## {folder.name}\n\n" + (s if isinstance(s, str) else md_table(pd.DataFrame([s.results()]))))
     return "\n\n".join(parts) or "not run: no analysis under `analysis/` (`python analyze.py`)."
 
 
@@ -202,7 +194,7 @@ def labels_page(study: Study) -> str:
         if isinstance(s, str):
             parts.append(s)
             continue
-        parts.append(md_table(pd.DataFrame([{k: v for k, v in _results(s).items() if not isinstance(v, (list, dict))}])))
+        parts.append(md_table(pd.DataFrame([{k: v for k, v in s.results().items() if not isinstance(v, (list, dict))}])))
         if (folder / PER_LAYER_FILE).is_file():
             table = study.through(read_per_layer, folder, PER_LAYER_FILE)
             parts += ["", "Scores vs controls by layer:", "", table if isinstance(table, str) else md_table(table)]
