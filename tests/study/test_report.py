@@ -36,6 +36,7 @@ def report(tiny_study, tmp_path_factory):
 def test_page_is_self_contained_and_has_every_section(report):
     html, *_ = report
     text = html.read_text()
+    assert 'href="latents/index.html"' in text and (html.parent / "latents" / "index.html").is_file()
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text, anchor
         section = text.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]

@@ -19,6 +19,7 @@ from finsae.cli_checks import probe_writable
 from finsae.errors import FinsaeError
 from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir, results_pages_dir
 from finsae.report import build, page, results, sae_table
+from finsae.report.latents import write_latent_browser
 from finsae.report.study import Study, fingerprint
 
 
@@ -48,6 +49,7 @@ def write_report(artifacts: Path, out: Path | None = None, results_dir: Path | N
     subtitle = (f"Built by <code>{page.esc(command)}</code> on {page.esc(prov['machine'])} at "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(study.files_read)} artifact file(s) "
                 f"(fingerprint {fingerprint(study.files_read, artifacts)}).")
+    write_latent_browser(artifacts, out / Path(build.LATENT_BROWSER).parent)  # before index.html, the done marker
     html_path = out / "index.html"
     write_text(html_path, page.document("finsae study report", subtitle, sections))  # the demo's done marker
     if results_dir is not None:

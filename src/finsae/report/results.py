@@ -13,7 +13,6 @@ checked on another machine, where that folder is not, is said to be unverifiable
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -26,9 +25,11 @@ from finsae import timing
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import PER_LAYER_FILE, read_per_layer
 from finsae.paths import PROJECT_ROOT, report_dir
+from finsae.report.headline import headline_markdown
 from finsae.report.markdown import md_table
 from finsae.report.sae_table import SAE_COLUMNS
 from finsae.report.study import Study, fingerprint
+from finsae.report.tables import label_summary_tables, per_layer_display
 from finsae.trading import artifacts as backtest_files
 from finsae.trading.claim import claim_paragraph
 
@@ -78,7 +79,7 @@ class PageWriter:
 def write_pages(artifacts: Path, results_dir: Path, readme: Path | None, command: str, prov: dict) -> PageWriter:
     """Write ``docs/results/*.md`` (and README's headline block when ``readme`` is given) from ``artifacts``."""
     pages = PageWriter(Study(artifacts), prov, command)
-    pages.add("headline", "Headline numbers", lambda: headline_page(pages.study))
+    pages.add("headline", "Headline numbers", lambda: headline_markdown(pages.study))
     pages.add("sae", "SAEs per layer", lambda: sae_page(pages.study))
     pages.add("analysis", "Feature diffing", lambda: analysis_page(pages.study))
     pages.add("labels", "Labels of the financial latents", lambda: labels_page(pages.study))
@@ -194,10 +195,11 @@ def labels_page(study: Study) -> str:
         if isinstance(s, str):
             parts.append(s)
             continue
-        parts.append(md_table(pd.DataFrame([{k: v for k, v in s.results().items() if not isinstance(v, (list, dict))}])))
+        parts += [f"{what[0].upper()}{what[1:]}:\n\n{md_table(t)}\n" for what, t in label_summary_tables(s.results())]
         if (folder / PER_LAYER_FILE).is_file():
             table = study.through(read_per_layer, folder, PER_LAYER_FILE)
-            parts += ["", "Scores vs controls by layer:", "", table if isinstance(table, str) else md_table(table)]
+            parts += ["", "Scores vs controls by layer:", "",
+                      table if isinstance(table, str) else md_table(per_layer_display(table))]
     return "\n".join(parts) or "not run: no labels under `labels/` (`python label.py`)."
 
 
@@ -309,46 +311,3 @@ def timing_page(study: Study) -> str:
                      "target": _against_target(r) if kind in ("whole", "all done") else ""})
     parts += ["## Every run (newest first, at most 12)\n", md_table(pd.DataFrame(rows))]
     return "\n".join(parts)
-
-
-def headline_page(study: Study) -> str:
-    rows = []
-    runs = _runs(study)
-    for label, pick in (("make demo, whole study", timing.is_whole_run),
-                        ("make demo, everything done", timing.is_done_rerun)):
-        recs = [r for r in runs if pick(r)]
-        if recs:
-            rows.append((label, f"{timing.fmt_seconds(recs[-1]['total_s'])} on {_cpu(recs[-1])} ({recs[-1].get('dtype')}); "
-                                f"{_against_target(recs[-1])}"))
-    df = study.saes()
-    if df is not None:
-        for (model, tag), g in df[df["seed"].fillna(0) == 0].groupby(["model", "tag"]):
-            rows.append((f"SAE {model} [{tag}]", f"FVU {g['fvu'].min():.3f}-{g['fvu'].max():.3f} over "
-                                                  f"{len(g)} layer(s); dead at most {100 * g['dead_fraction'].max():.2f}%"))
-    for folder in study.pairs("analysis"):
-        s = study.analysis(folder)
-        if not isinstance(s, str):
-            layers = ", ".join(map(str, s.layers))
-            if math.isnan(s.mean_overlap_seed_ceiling):  # no seed repeats: neither the floor nor the ceiling exists
-                controls = "seed floor and ceiling not run (no seed repeats)"
-            else:
-                controls = (f"seed floor {s.n_specialized_seed_floor} at {s.n_specialized_at_floor_layers} of them; "
-                            f"seed ceiling {s.mean_overlap_seed_ceiling:.3f}")
-            rows.append((f"diffing {folder.name} (layers {layers})", f"{s.n_specialized} specialized latents, overlap "
-                                                                     f"{s.mean_overlap:.3f}; {controls}"))
-    for folder in study.pairs("labels"):
-        s = study.labels(folder)
-        if not isinstance(s, str):
-            rows.append((f"labels {folder.name}", f"{s.n_labelled} labelled by {s.llm}; embedding AUROC "
-                                                  f"{s.embedding_auroc:.3f} vs control {s.embedding_auroc_control:.3f}"))
-    for folder in study.pairs("backtest"):
-        s = study.backtest(folder)
-        if not isinstance(s, str):
-            for r in s.strategies:
-                if r.get("period") == "headline" and r.get("strategy") == "long_short":
-                    rows.append((f"backtest {r.get('set')} long-short", f"Sharpe {r.get('sharpe', float('nan')):.2f}, "
-                                 f"DSR {r.get('dsr', float('nan')):.2f} ({r.get('n_trials')} trials), "
-                                 f"{r.get('cost_bps')} bps"))
-    if not rows:
-        return "not run: no artifacts yet (`make demo`)."
-    return md_table(pd.DataFrame(rows, columns=["result", "measured"]))
