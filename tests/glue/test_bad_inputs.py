@@ -231,3 +231,20 @@ def test_a_warm_start_from_another_layer_is_refused_before_any_work(project_root
     _one_error_line(r, f"sae.init_from={src}")
     _one_error_line(r, message)
     assert "sae.init_from_any_layer=true" in r.stderr and not (tmp_path / "art" / "sae").exists()
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("analyze.py", ["pair.base=tiny", "pair.domain=tiny", "tag=nope,demo"],
+     "2 of 2 job(s) would fail: job 0 (tag=nope): "),
+    ("backtest.py", ["pair.base=tiny", "pair.domain=tiny", "features.sets=[domain_sae]", "features.tag=nope,demo"],
+     "2 of 2 job(s) would fail: job 0 (features.tag=nope): "),
+], ids=["analyze", "backtest"])
+def test_every_stage_prechecks_each_job_of_a_multirun(project_root, tmp_path, script, args, message):
+    """analyze.py and backtest.py sweeps, like train.py and label.py ones, refuse before their first job when a
+    job's stage precheck fails (here: no SAEs of that tag)."""
+    sweep = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, script, "--multirun", f"paths.artifacts={tmp_path / 'art'}", "logger=none",
+                        f"hydra.sweep.dir={sweep}", *args], cwd=project_root, capture_output=True, text=True,
+                       timeout=300, check=False)
+    _one_error_line(r, "no job of the sweep was started: " + message)
+    assert not sweep.exists() and not (tmp_path / "art" / "analysis").exists()

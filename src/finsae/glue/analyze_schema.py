@@ -40,6 +40,10 @@ class AnalyzeScriptSchema:
     progress_bar: bool = True
     name: str = "analyze"
 
+    def stage_module(self) -> str:
+        """The module whose ``precheck``/``run`` analyze.py runs."""
+        return "finsae.glue.analyze_stage"
+
     def __post_init__(self):
         for key, t in (("tag", self.tag), ("seed_tag", self.seed_tag), ("pair_name", self.pair_name)):
             if t is not None:

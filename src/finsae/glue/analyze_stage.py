@@ -58,16 +58,24 @@ def workers_reaped():
         psutil.wait_procs(left, timeout=10)
 
 
-def run(cfg, raw) -> AnalysisSummary:
-    t0 = time.time()
+def precheck(cfg) -> tuple[Settings, list[int]]:
+    """The stage's checks before any work (what ``--multirun`` prechecks run): writable folders, the SAEs of
+    every layer asked for, the layer folders already written; the settings and layers to compare."""
     st = settings(cfg)
-    pair, art = st.pair, st.artifacts
-    out = analysis_dir(art, pair)
+    art, out = st.artifacts, analysis_dir(st.artifacts, st.pair)
     check_writable(art, "artifacts folder")
     check_writable(out, "analysis folder", make=False)
     check_writable(activations_root(art), "activation cache", make=False, reserve_gb=SPACE_RESERVE_GB)
     layers = st.saes.resolve_layers(cfg.selected_layers)
     artifacts.check_layer_folders(out, rewritten=layers)
+    return st, layers
+
+
+def run(cfg, raw) -> AnalysisSummary:
+    t0 = time.time()
+    st, layers = precheck(cfg)
+    pair, art = st.pair, st.artifacts
+    out = analysis_dir(art, pair)
     out.mkdir(parents=True, exist_ok=True)
 
     held = build_heldout(st)

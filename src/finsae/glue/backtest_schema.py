@@ -51,6 +51,10 @@ class BacktestScriptSchema:
     progress_bar: bool = True
     name: str = "backtest"
 
+    def stage_module(self) -> str:
+        """The module whose ``precheck``/``run`` backtest.py runs."""
+        return "finsae.glue.backtest_stage"
+
     def __post_init__(self):
         if self.encode_only not in (None, "base", "domain"):
             raise ConfigError(f"encode_only must be base, domain or null, got {self.encode_only!r}")
