@@ -9,35 +9,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
 
 from finsae.activations.config import ExtractConfig
 from finsae.analysis.config import AnalysisConfig
-from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.glue.base_schema import DataSchema, PairStageSchema
 from finsae.paths import plain_name
 
 
 @dataclass
-class AnalyzeScriptSchema:
+class AnalyzeScriptSchema(PairStageSchema):
     """`python analyze.py`: compare the SAEs of a pair, layer by layer."""
 
-    paths: PathsSchema = MISSING
-    pair: PairSchema = MISSING
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     data: DataSchema = field(default_factory=DataSchema)
     activations: ExtractConfig = field(default_factory=ExtractConfig)
-    logger: LoggerSchema = field(default_factory=LoggerSchema)
     layers: list[int] | None = None
     """Layers to compare (None: every layer with an SAE of this tag for both models)."""
     layer: int | None = None
     """One layer (what `--multirun layer=0,1,...` sweeps); overrides ``layers``."""
     tag: str = "demo"
     """SAE tag compared: artifacts/sae/{model}/layer_{i}/{tag}/."""
-    pair_name: str | None = None
-    """Names artifacts/analysis/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
     seed_tag: str | None = None
     """Tag of the seed repeats (None: ``{tag}_seed1``); layers without them report no seed ceiling."""
-    progress_bar: bool = True
     name: str = "analyze"
 
     def stage_module(self) -> str:

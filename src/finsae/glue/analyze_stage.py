@@ -18,7 +18,7 @@ from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked
 from finsae.finetune.config import twin_test_frac
 from finsae.glue.app import resolved_config
-from finsae.glue.schemas import pair_name
+from finsae.glue.base_schema import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.paths import activations_root, analysis_dir
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
 
 from finsae.activations.config import ExtractConfig
 from finsae.errors import ConfigError
-from finsae.glue.schemas import DataSchema, LoggerSchema, PairSchema, PathsSchema
+from finsae.glue.base_schema import DataSchema, PairStageSchema
 from finsae.paths import plain_name
 from finsae.trading.config import (
     BacktestConfig, BenchmarkConfig, FeatureConfig, LgbmConfig, StrategyConfig, WalkForwardConfig,
@@ -23,12 +22,10 @@ from finsae.trading.config import (
 
 
 @dataclass
-class BacktestScriptSchema:
+class BacktestScriptSchema(PairStageSchema):
     """`python backtest.py`: walk-forward LightGBM on price + text features, the StockNet benchmark, and a
     backtest after costs."""
 
-    paths: PathsSchema = MISSING
-    pair: PairSchema = MISSING
     data: DataSchema = field(default_factory=DataSchema)
     activations: ExtractConfig = field(default_factory=ExtractConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -36,19 +33,15 @@ class BacktestScriptSchema:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     lgbm: LgbmConfig = field(default_factory=LgbmConfig)
-    logger: LoggerSchema = field(default_factory=LoggerSchema)
     canaries: bool = True
     """Run the leakage canaries (oracle; realized return with 32% of signs flipped; its sign only, as a leaked
     label; shuffled target) through the same pipeline (finsae.trading.canaries)."""
-    pair_name: str | None = None
-    """Names artifacts/backtest/{pair_name}/ (None: the ``pair=`` option chosen, else ``{base}_{domain}``)."""
     skip_if_done: bool = False
     """Return the stored summary when artifacts/backtest/{pair}/ is complete (make demo). A rerun without it
     recomputes everything; its trials enter the ledger only if its predictions differ (keyed by their hash)."""
     encode_only: str | None = None
     """``base`` or ``domain``: encode that model's tweets into the activation and tweet-encoding caches and stop,
     publishing nothing. ``make demo`` runs both beside the SAE stage, one core each; the backtest then reads them."""
-    progress_bar: bool = True
     name: str = "backtest"
 
     def stage_module(self) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 from finsae.atomic import SPACE_RESERVE_GB, check_replaceable, check_writable, locked, publish, staging_dir
 from finsae.timing import fmt_seconds
 from finsae.glue.app import resolved_config
-from finsae.glue.schemas import pair_name
+from finsae.glue.base_schema import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_cache_dir
 from finsae.trading import artifacts as contract

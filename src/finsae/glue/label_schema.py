@@ -9,27 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
 
-from finsae.glue.schemas import LoggerSchema, PairSchema, PathsSchema
+from finsae.glue.base_schema import PairStageSchema
 from finsae.labeling.config import LabelConfig
 from finsae.paths import plain_name
 
 
 @dataclass
-class LabelScriptSchema:
+class LabelScriptSchema(PairStageSchema):
     """`python label.py`: label the financial latents the analysis stage chose, and score the labels."""
 
-    paths: PathsSchema = MISSING
-    pair: PairSchema = MISSING
-    logger: LoggerSchema = field(default_factory=LoggerSchema)
     label: LabelConfig = field(default_factory=LabelConfig)
-    pair_name: str | None = None
-    """Names artifacts/analysis/{pair}/ and artifacts/labels/{pair}/; None: the pair option chosen (pair=...)."""
     skip_if_done: bool = False
     """Return the stored summary when artifacts/labels/{pair}/ is complete (make demo)."""
-    progress_bar: bool = True
-    """A progress bar with ETA per phase (explain, each scorer)."""
     name: str = "label"
     """Names the run folders."""
 

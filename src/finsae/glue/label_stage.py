@@ -17,7 +17,7 @@ from pathlib import Path
 
 from finsae import paths
 from finsae.glue.app import resolved_config
-from finsae.glue.schemas import pair_name
+from finsae.glue.base_schema import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.labeling.artifacts import publish_labels, read_summary
 from finsae.summary import is_published
