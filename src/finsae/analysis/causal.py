@@ -81,6 +81,9 @@ class CausalConfig(AffineStudyConfig):
     study: ClassVar[str] = "causal"
     n_boot: int = 1000
     """Bootstrap draws of the texts."""
+    conditions: tuple[str, ...] = CONDITIONS
+    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
+    ``base``, and ``identity`` only checks that the hook changes nothing."""
     batch_size: int = 32
     """Texts per forward pass."""
     max_length: int = 128
@@ -91,9 +94,6 @@ class CausalConfig(AffineStudyConfig):
     """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
     ablate_all_positions: bool = False
     """Ablate at every non-[PAD] position; default only the real tokens the SAE was trained on."""
-    conditions: tuple[str, ...] = CONDITIONS
-    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
-    ``base``, and ``identity`` only checks that the hook changes nothing."""
 
     def __post_init__(self):
         super().__post_init__()
