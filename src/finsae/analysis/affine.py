@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -25,6 +26,41 @@ from finsae.errors import ConfigError, require
 
 CHUNK_ROWS = 32_768
 """Rows read and multiplied at a time (bounds the float32 temporaries at a few tens of MB)."""
+
+
+@dataclass(frozen=True)
+class AffineStudyConfig:
+    """Knobs every study of the affine map shares (the lens, the causal test): its percentile bootstrap and
+    the ridge of its fits. A study subclasses it, names itself in :attr:`study` and adds its own knobs."""
+
+    study: ClassVar[str] = "affine"
+    """How the study's errors name it."""
+
+    n_boot: int = 200
+    """Bootstrap draws (of the lens's documents, of the causal test's texts)."""
+    ci: float = 0.95
+    """Level of the percentile intervals."""
+    seed: int = 0
+    """Seeds the bootstrap draws and each study's other draws (separate streams)."""
+    ridge: float = 1e-4
+    """Ridge of the affine fits, relative to the base's mean variance per dimension."""
+
+    def __post_init__(self):
+        require(self.n_boot >= 2, f"{self.study} n_boot must be >= 2, got {self.n_boot}")
+        require(0 < self.ci < 1, f"{self.study} ci must be in (0, 1), got {self.ci}")
+        require(self.ridge >= 0, f"{self.study} ridge must be >= 0, got {self.ridge}")
+
+
+def estimate_columns(measures: str, level: str, over: str) -> dict[str, str]:
+    """The columns ``measure``, ``value``, ``lo``, ``hi`` of a study's long table (one estimate a row):
+    ``measures`` names the list of its measures, ``level`` the knob of the interval's level and ``over``
+    what the bootstrap draws."""
+    return {
+        "measure": f"str: one of {measures}",
+        "value": f"float: the point estimate over the {over}",
+        "lo": f"float: lower end of the percentile bootstrap interval over {over} (level {level})",
+        "hi": "float: upper end of that interval",
+    }
 
 
 def row_chunks(rows: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.special import log_softmax
 
-from finsae.analysis.affine import AffineMap, fit_affine
+from finsae.analysis.affine import AffineMap, AffineStudyConfig, estimate_columns, fit_affine
 from finsae.errors import ConfigError, require
 from finsae.models.loading import LoadedModel, check_layer, check_tokenizer_pair, hidden_states
 from finsae.models.patching import patched_layer
@@ -48,18 +49,15 @@ ABLATION_MEASURES = ("mean_abs_dlogit", "kl", "flip_rate")
 PATCH_COLUMNS: dict[str, str] = {
     "layer": "int: the patched layer",
     "condition": "str: affine, base or identity (CONDITIONS)",
-    "measure": "str: a key of PATCH_MEASURES",
-    "value": "float: the point estimate over the texts",
-    "lo": "float: lower end of the percentile bootstrap interval over texts (level CausalConfig.ci)",
-    "hi": "float: upper end of that interval",
+    **estimate_columns("PATCH_MEASURES", "CausalConfig.ci", "texts"),
     "n_texts": "int: texts behind the value",
 }
 """Columns of :attr:`PatchResult.table`."""
 ABLATION_COLUMNS: dict[str, str] = {
     "layer": "int: the SAE's layer",
     "latent_set": "str: target, random (mean over the draws) or difference (target − random, paired by text)",
-    "measure": "str: one of ABLATION_MEASURES",
-    **{k: PATCH_COLUMNS[k] for k in ("value", "lo", "hi", "n_texts")},
+    **estimate_columns("ABLATION_MEASURES", "CausalConfig.ci", "texts"),
+    "n_texts": PATCH_COLUMNS["n_texts"],
     "n_latents": "int: latents per set (the targets that fire on the texts; as many per random draw)",
     "n_draws": "int: random sets drawn",
     "p_random": "float: share of random draws whose value reaches the target's (difference rows; NaN else)",
@@ -76,36 +74,30 @@ LayerMaps = AffineMap | Mapping[str, AffineMap]
 
 
 @dataclass(frozen=True)
-class CausalConfig:
-    """Knobs of the causal test."""
+class CausalConfig(AffineStudyConfig):
+    """Knobs of the causal test (the bootstrap draws the texts; the seed also draws the random latent sets;
+    the ridge is :func:`fit_patch_maps`'s)."""
 
+    study: ClassVar[str] = "causal"
     n_boot: int = 1000
     """Bootstrap draws of the texts."""
-    ci: float = 0.95
-    """Level of the percentile intervals."""
-    seed: int = 0
-    """Seeds the bootstrap draws and the random latent sets (separate streams)."""
+    conditions: tuple[str, ...] = CONDITIONS
+    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
+    ``base``, and ``identity`` only checks that the hook changes nothing."""
     batch_size: int = 32
     """Texts per forward pass."""
     max_length: int = 128
     """Tokens per text (longer texts are truncated)."""
-    ridge: float = 1e-4
-    """Ridge of :func:`fit_patch_maps`, relative to the base's mean variance per dimension."""
     n_random_draws: int = 5
     """Random latent sets the targets' ablation is compared with."""
     match_firing: bool = True
     """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
     ablate_all_positions: bool = False
     """Ablate at every non-[PAD] position; default only the real tokens the SAE was trained on."""
-    conditions: tuple[str, ...] = CONDITIONS
-    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
-    ``base``, and ``identity`` only checks that the hook changes nothing."""
 
     def __post_init__(self):
-        require(self.n_boot >= 2, f"causal n_boot must be >= 2, got {self.n_boot}")
-        require(0 < self.ci < 1, f"causal ci must be in (0, 1), got {self.ci}")
+        super().__post_init__()
         require(self.batch_size >= 1 and self.max_length >= 2, "causal batch_size >= 1 and max_length >= 2")
-        require(self.ridge >= 0, f"causal ridge must be >= 0, got {self.ridge}")
         require(self.n_random_draws >= 1, f"causal n_random_draws must be >= 1, got {self.n_random_draws}")
         require("affine" in self.conditions and set(self.conditions) <= set(CONDITIONS),
                 f"causal conditions must include 'affine' and come from {CONDITIONS}, got {self.conditions}")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from finsae.analysis.heldout import CATEGORY_FAMILIES
-from finsae.analysis.plotting import column, interval, interval_bars, layer_ticks, pyplot
+from finsae.analysis.plotting import column, finish_by_layer, interval, interval_bars, pyplot
 
 
 def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
@@ -24,14 +24,8 @@ def plot_overlap(layers: pd.DataFrame, tau: float, title: str):
     ax.plot(x, column(layers, "overlap_null_adjacent"), "*:", color="C6", label="null: adjacent layer's base SAE")
     ax.plot(x, layers["overlap_random"], "x:", color="grey", label="isotropic random rows (0 by construction)")
     ax.plot(x, layers["overlap_index"], "v:", color="C3", label="same index (write-up's method)")
-    layer_ticks(ax, layers)
-    ax.set_xlabel("layer")
-    ax.set_ylabel(f"share of latents matched at cos >= {tau}")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish_by_layer(fig, ax, layers, f"share of latents matched at cos >= {tau}", title)
 
 
 def plot_counts(layers: pd.DataFrame, title: str):
@@ -45,13 +39,7 @@ def plot_counts(layers: pd.DataFrame, title: str):
                                ("n_specialized_seed_floor", 0.42, "k_", "... unmatched in domain seed 0 (seed floor)")):
         y, err = interval(layers, col, f"{col}_lo", f"{col}_hi")
         ax.errorbar(x + off, y, yerr=err, fmt=fmt, markersize=6, capsize=2, label=lab)
-    layer_ticks(ax, layers)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("latents")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish_by_layer(fig, ax, layers, "latents", title)
 
 
 def plot_selectivity(features: pd.DataFrame, title: str):
@@ -108,13 +96,7 @@ def plot_cross_fvu(layers: pd.DataFrame, title: str):
                             ("cross_fvu_corrected_base_on_domain", "base SAE on domain, scale+offset refit", "o:"),
                             ("cross_fvu_corrected_domain_on_base", "domain SAE on base, scale+offset refit", "s:")):
         ax.plot(x, column(layers, col), style, label=lab)
-    layer_ticks(ax, layers)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("held-out FVU")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish_by_layer(fig, ax, layers, "held-out FVU", title)
 
 
 def all_figures(layers: pd.DataFrame, features: pd.DataFrame, tau: float, min_auroc: float, pair: str) -> dict:

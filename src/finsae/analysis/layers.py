@@ -11,17 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.analysis import artifacts
-from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.contexts import write_contexts
-from finsae.analysis.heldout import HeldoutSet
 from finsae.analysis.methods import METHODS
-from finsae.analysis.methods.base import LayerData, LayerRow, MethodResult
-from finsae.analysis.saes import PairSaes
+from finsae.analysis.methods.base import AnalysisReads, LayerRow, MethodResult
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
 
@@ -38,24 +34,12 @@ class LayerOutcome(NamedTuple):
         return LayerRow(self.layer, {name: r.row for name, r in self.results.items()})
 
 
-class LayerJob(NamedTuple):
-    """What comparing one layer reads; sent once to each worker process (the activation arrays pickle as
-    their shard paths, the held-out set as its passages)."""
-
-    saes: PairSaes
-    analysis: AnalysisConfig
-    arrays: dict
-    """(model, layer) -> memory-mapped held-out activations."""
-    doc_of_row: np.ndarray
-    char_start: np.ndarray
-    held: HeldoutSet
-
-    def data(self, layer: int) -> LayerData:
-        return LayerData(layer, self.saes, self.analysis, self.arrays, self.doc_of_row, self.char_start, self.held)
+class LayerJob(AnalysisReads):
+    """What comparing one layer reads, with the comparison itself (sent once to each worker process)."""
 
     def compare(self, layer: int, progress=None) -> LayerOutcome:
         """Every registered method whose inputs exist at ``layer``, in registry order."""
-        data, say = self.data(layer), progress or (lambda msg: None)
+        data, say = self.at(layer), progress or (lambda msg: None)
         results: dict[str, MethodResult] = {}
         for name, method in METHODS.items():
             with one_thread():

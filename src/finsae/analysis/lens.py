@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,10 @@ import pandas as pd
 from finsae.analysis.affine import (
     CHUNK_ROWS,
     AffineMap,
+    AffineStudyConfig,
     PairMoments,
     PairSpectrum,
+    estimate_columns,
     fit_affine_from_moments,
     read_rows,
     row_chunks,
@@ -55,46 +58,36 @@ MEASURES: dict[str, str] = {
     "mean_diff_projection_rel": "mean_diff_projection / RMS ||h_base|| on the same tokens",
 }
 """Every measure of the table, with its definition."""
-_RANGE = {"cka": (0.0, 1.0), "top3_share_base": (0.0, 1.0), "top3_share_twin": (0.0, 1.0),
-          "participation_ratio_base": (1.0, np.inf), "participation_ratio_twin": (1.0, np.inf)}
-_SCORE_MEASURES = ("affine_r2", "mean_diff_projection", "mean_diff_projection_rel")
 TABLE_COLUMNS: dict[str, str] = {
     "layer": "int: layer index",
     "text_type": "str: financial, general, all or difference (financial − general)",
     "position": "str: cls ([CLS] rows) or tokens (every other row)",
-    "measure": "str: a key of MEASURES",
-    "value": "float: the point estimate",
-    "lo": "float: lower end of the percentile bootstrap interval (level LensConfig.ci)",
-    "hi": "float: upper end of that interval",
+    **estimate_columns("MEASURES", "LensConfig.ci", "documents"),
     "n_docs": "int: documents behind the value (score documents for affine_r2 and mean_diff_*)",
     "n_tokens": "int: token rows behind the value",
     "bootstrap": "str: exact (recomputed per draw) or linearised (first-order in the document weights)",
 }
 """Columns of the long table that :func:`activation_lens` returns."""
+_RANGE = {"cka": (0.0, 1.0), "top3_share_base": (0.0, 1.0), "top3_share_twin": (0.0, 1.0),
+          "participation_ratio_base": (1.0, np.inf), "participation_ratio_twin": (1.0, np.inf)}
+_SCORE_MEASURES = ("affine_r2", "mean_diff_projection", "mean_diff_projection_rel")
+"""Measures taken on the score documents only (their ``n_docs`` and ``n_tokens`` count those)."""
 
 
 @dataclass(frozen=True)
-class LensConfig:
-    """Knobs of the activation lens."""
+class LensConfig(AffineStudyConfig):
+    """Knobs of the activation lens (the bootstrap draws the documents, stratified by text type and
+    fit/score; the seed also draws the fit/score split)."""
 
-    n_boot: int = 200
-    """Bootstrap draws of the documents (stratified by text type and fit/score)."""
-    ci: float = 0.95
-    """Level of the percentile intervals."""
-    seed: int = 0
-    """Seeds the fit/score split and the bootstrap draws (separate streams)."""
+    study: ClassVar[str] = "lens"
     fit_fraction: float = 0.5
     """Share of each text type's documents on which the affine map and the mean difference are fitted."""
-    ridge: float = 1e-4
-    """Ridge of the affine fit, relative to the base's mean variance per dimension."""
     chunk_rows: int = CHUNK_ROWS
     """Token rows read and multiplied at a time."""
 
     def __post_init__(self):
-        require(self.n_boot >= 2, f"lens n_boot must be >= 2, got {self.n_boot}")
-        require(0 < self.ci < 1, f"lens ci must be in (0, 1), got {self.ci}")
+        super().__post_init__()
         require(0 < self.fit_fraction < 1, f"lens fit_fraction must be in (0, 1), got {self.fit_fraction}")
-        require(self.ridge >= 0, f"lens ridge must be >= 0, got {self.ridge}")
         require(self.chunk_rows >= 1, f"lens chunk_rows must be >= 1, got {self.chunk_rows}")
 
 

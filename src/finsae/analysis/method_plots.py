@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from finsae.analysis.config import CrosscoderConfig
-from finsae.analysis.plotting import column, interval_bars, layer_ticks, panel_grid, pyplot
+from finsae.analysis.plotting import column, finish_by_layer, interval_bars, panel_grid, pyplot
 
 
 def plot_delta_histograms(crosscoder: pd.DataFrame, title: str, cuts: CrosscoderConfig):
@@ -46,13 +46,7 @@ def plot_class_counts(layers: pd.DataFrame, title: str):
     for col, _, off, _ in bars:
         ax.plot(x + off, column(layers, f"{col}_seed1"), "k_", markersize=10)
     ax.plot([], [], "k_", label="seed 1")
-    layer_ticks(ax, layers)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("crosscoder latents")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish_by_layer(fig, ax, layers, "crosscoder latents", title)
 
 
 def plot_warmstart_drift(warmstart: pd.DataFrame, title: str, quantile: float):

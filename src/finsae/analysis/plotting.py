@@ -1,5 +1,5 @@
 """What the analysis figures share (:mod:`finsae.analysis.evolution`, :mod:`finsae.analysis.method_plots`): a
-headless pyplot, layer ticks, columns read leniently, a grid of per-layer panels, bars with their intervals."""
+headless pyplot, layer ticks and the finish of a figure by layer, columns read leniently, a grid of per-layer panels, bars with their intervals."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def layer_ticks(ax, layers: pd.DataFrame) -> None:
     ticks = sorted(int(v) for v in layers["layer"])
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_xlim(min(ticks) - 0.6, max(ticks) + 0.6)
+
+
+def finish_by_layer(fig, ax, layers: pd.DataFrame, ylabel: str, title: str):
+    """Finish a one-panel figure drawn against the layer: layer ticks, axis labels, title, legend; returns
+    ``fig``."""
+    layer_ticks(ax, layers)
+    ax.set_xlabel("layer")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def column(layers: pd.DataFrame, name: str) -> pd.Series:

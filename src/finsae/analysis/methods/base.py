@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -23,7 +23,7 @@ import pandas as pd
 
 from finsae.analysis.rows import LayerRow, RowFields
 
-__all__ = ["DiffingMethod", "LayerData", "LayerRow", "MethodResult", "RowFields", "Say", "number"]
+__all__ = ["AnalysisReads", "DiffingMethod", "LayerData", "LayerRow", "MethodResult", "RowFields", "Say", "number"]
 
 if TYPE_CHECKING:
     from finsae.analysis.artifacts import TableSpec
@@ -45,10 +45,11 @@ class MethodResult:
 
 
 @dataclass(frozen=True)
-class LayerData:
-    """What every method reads at one layer: the pair's SAEs, the settings, the held-out activations."""
+class AnalysisReads:
+    """What every method reads, at any layer: the pair's SAEs, the settings, the held-out activations (sent
+    once to each worker process: the activation arrays pickle as their shard paths, the held-out set as its
+    passages)."""
 
-    layer: int
     saes: PairSaes
     analysis: AnalysisConfig
     arrays: dict
@@ -58,6 +59,17 @@ class LayerData:
     char_start: np.ndarray
     """[N] first character of each token row in its document's text."""
     held: HeldoutSet
+
+    def at(self, layer: int) -> LayerData:
+        """What the methods read at ``layer``."""
+        return LayerData(layer=layer, **{f.name: getattr(self, f.name) for f in fields(AnalysisReads)})
+
+
+@dataclass(frozen=True)
+class LayerData(AnalysisReads):
+    """What every method reads at one layer (:meth:`AnalysisReads.at`)."""
+
+    layer: int
 
     def acts(self, model: str):
         return self.arrays[model, self.layer]
