@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import platform
 import signal
 import sys
@@ -213,6 +214,8 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"{j.stage:9s} {j.name:40s} {state:7s} {place.where(j):16s} after: {after or '-'}")
         return 0
     check_writable(artifacts, "artifacts folder (--artifacts)")
+    # the stages read the store from $FINSAE_ARTIFACTS (conf/paths): the jobs write where the done checks look
+    os.environ["FINSAE_ARTIFACTS"] = str(artifacts.resolve())
     with store_lock(artifacts):
         return _run(jobs, args, place, artifacts, results_dir, readme, only, prov)
 

@@ -161,7 +161,8 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
     def script(name: str, job: str, stage: str, *overrides: str, sweep: tuple[str, ...] = ()) -> list[str]:
         folder = outputs / job.replace(" ", "_")
         where = [f"hydra.sweep.dir={folder}"] if sweep else [f"hydra.run.dir={folder}"]
-        return [python, str(root / name), *sweep, *overrides, *opts.overrides.get(stage, ()), *where]
+        return [python, str(root / name), *sweep, f"paths.artifacts={artifacts}", *overrides,
+                *opts.overrides.get(stage, ()), *where]
 
     trainer, sae_slots = place.sae()
     launcher = () if place.slurm is None else ("--multirun", "hydra/launcher=submitit_slurm", *place.slurm)
