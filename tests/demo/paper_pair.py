@@ -1,7 +1,7 @@
-"""A bert-base-shaped pair with random weights (BertConfig(): 12 layers x 768, vocabulary 30,522) under the hub ids
-of the paper pair, in a Hugging Face cache folder of its own: every stage loads ``bert_base`` and ``finbert``
-through its real hub path (``snapshot_download(local_files_only=True)``), offline. The tokenizer files are the
-packaged MiniLM's, which is bert-base-uncased's uncased WordPiece vocabulary."""
+"""A bert-base-shaped pair with random weights (BertConfig(): 12 layers x 768, vocabulary 30,522) under the
+hub ids of the paper pair, in a Hugging Face cache folder of its own: every stage loads ``bert_base`` and
+``finbert`` through its real hub path (``snapshot_download(local_files_only=True)``), offline. The tokenizer
+files are the packaged MiniLM's, which is bert-base-uncased's uncased WordPiece vocabulary."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""A stand-in for ``vllm serve MODEL --host H --port P --served-model-name N`` on loopback: answers
-``GET /v1/models`` (with the served name) to requests carrying the key in ``$VLLM_API_KEY``, 401 to others, and
+"""A stand-in for ``vllm serve MODEL --host H --port P --served-model-name N`` on loopback: answers ``GET
+/v1/models`` (with the served name) to requests carrying the key in ``$VLLM_API_KEY``, 401 to others, and
 records its start and stop in ``MODEL/events`` (the test reads them)."""
 
 import http.server

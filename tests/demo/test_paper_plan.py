@@ -1,6 +1,6 @@
 """The paper study's job graph and command line without running a stage: every job of the full graph listed by
-``--dry-run``, where each runs (CPU slots, one GPU per job, DDP, SLURM through submitit), the labels job's vLLM
-server, refused options; and the scheduler giving each job its own GPUs."""
+``--dry-run``, where each runs (CPU slots, one GPU per job, DDP, SLURM through submitit), the labels job's
+vLLM server, refused options; and the scheduler giving each job its own GPUs."""
 
 import sys
 
@@ -25,7 +25,8 @@ def test_full_graph_has_every_job_of_the_paper_study(tmp_path):
         for model in (BASE, TWIN):
             assert f"sae {model} L{layer}" in names and f"sae {model} L{layer} paper_seed1" in names
         assert f"sae {CROSSCODER} L{layer}" in names and f"sae {CROSSCODER} L{layer} paper_seed1" in names
-        assert f"sae {TWIN} L{layer} paper_warm_domain" in names and f"sae {BASE} L{layer} paper_warm_control" in names
+        assert f"sae {TWIN} L{layer} paper_warm_domain" in names
+        assert f"sae {BASE} L{layer} paper_warm_control" in names
     assert names[96:] == ["tweets bert_base", "tweets finbert", "analyze", "labels", "backtest", "report"]
     assert "finetune" not in names  # FinBERT is the twin
     by = {j.name: j for j in jobs}
@@ -103,8 +104,10 @@ def test_bad_options_are_refused_in_one_line(tmp_path, capsys, args, message):
 
 
 def test_each_job_gets_its_own_gpus(tmp_path):
-    """With one GPU id per slot, side-by-side jobs see disjoint CUDA_VISIBLE_DEVICES; a two-slot job gets two."""
-    show = [sys.executable, "-c", "import os, time; time.sleep(0.5); print('GPUS=' + os.environ['CUDA_VISIBLE_DEVICES'])"]
+    """With one GPU id per slot, side-by-side jobs see disjoint CUDA_VISIBLE_DEVICES; a two-slot job gets
+    two."""
+    show = [sys.executable, "-c",
+            "import os, time; time.sleep(0.5); print('GPUS=' + os.environ['CUDA_VISIBLE_DEVICES'])"]
     jobs = [Job("a", "s", show), Job("b", "s", show), Job("c", "s", show, deps=("a", "b"), slots=2)]
     report = run_jobs(jobs, tmp_path, slots=2, out=lambda _: None, devices=["0", "1"])
     assert report.ok
@@ -115,7 +118,8 @@ def test_each_job_gets_its_own_gpus(tmp_path):
 
 
 def test_paper_graph_takes_a_layer_subset(tmp_path):
-    jobs = paper_jobs(tmp_path, Placement(slots=1), PaperOptions(layers=(0, 1), overrides={"train": ("sae.k=8",)}))
+    opts = PaperOptions(layers=(0, 1), overrides={"train": ("sae.k=8",)})
+    jobs = paper_jobs(tmp_path, Placement(slots=1), opts)
     check_graph(jobs, 1)
     assert len([j for j in jobs if j.stage == "SAEs"]) == 16
     by = {j.name: j for j in jobs}

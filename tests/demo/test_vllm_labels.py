@@ -1,6 +1,6 @@
-"""The labels job's own server (finsae.demo.vllm_labels) against a loopback stand-in for ``vllm serve``: started
-before the label command, which reaches it with this run's key; stopped after, also when the labels fail; a
-server that dies or an executable that is not there ends the job with one line."""
+"""The labels job's own server (finsae.demo.vllm_labels) against a loopback stand-in for ``vllm serve``:
+started before the label command, which reaches it with this run's key; stopped after, also when the labels
+fail; a server that dies or an executable that is not there ends the job with one line."""
 
 import socket
 import subprocess
@@ -11,8 +11,10 @@ import pytest
 
 STUB = Path(__file__).with_name("stub_vllm.py")
 # what label.py does with the server, reduced: ask it for its models with the key of $OPENAI_API_KEY
-ASK = ("import json, os, sys, urllib.request; r = urllib.request.Request(sys.argv[1], headers={'Authorization': "
-       "'Bearer ' + os.environ['OPENAI_API_KEY']}); print('MODELS', json.load(urllib.request.urlopen(r))['data'][0]['id'])")
+ASK = ("import json, os, sys, urllib.request; "
+       "key = 'Bearer ' + os.environ['OPENAI_API_KEY']; "
+       "r = urllib.request.Request(sys.argv[1], headers={'Authorization': key}); "
+       "print('MODELS', json.load(urllib.request.urlopen(r))['data'][0]['id'])")
 
 
 def _free_port() -> int:

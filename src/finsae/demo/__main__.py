@@ -237,18 +237,18 @@ def _run(jobs, args, place: Placement, artifacts: Path, results_dir: Path | None
         _pages_with_timing(artifacts, results_dir, readme, prov)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
-    print(f"demo: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
-          f"timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
+    print(f"{args.experiment}: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already "
+          f"done); timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         signum = report.signum or signal.SIGINT
-        print(f"finsae: demo stopped by {signal.Signals(signum).name}; the running jobs were stopped (each "
-              f"saved a checkpoint where it could); rerun to continue", file=sys.stderr)
+        print(f"finsae: {args.experiment} stopped by {signal.Signals(signum).name}; the running jobs were stopped "
+              f"(each saved a checkpoint where it could); rerun to continue", file=sys.stderr)
         return 128 + signum
     if not report.ok:
         bad = report.failed()
         first = bad[0]
-        print(f"finsae: error: demo: {len(bad)} job(s) failed ({', '.join(r.name for r in bad)}; first log "
-              f"{first.log}); {len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
+        print(f"finsae: error: {args.experiment}: {len(bad)} job(s) failed ({', '.join(r.name for r in bad)}; "
+              f"first log {first.log}); {len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
         return 1
     return 0
 

@@ -1,13 +1,15 @@
-"""The paper study as jobs (``python -m finsae.demo --experiment paper``): bert-base-uncased vs ProsusAI/finbert,
-``experiment=paper`` SAEs on all twelve layers of both models, built like :func:`finsae.demo.plan.demo_jobs`.
+"""The paper study as jobs (``python -m finsae.demo --experiment paper``): bert-base-uncased vs
+ProsusAI/finbert, ``experiment=paper`` SAEs on all twelve layers of both models, built like
+:func:`finsae.demo.plan.demo_jobs`.
 
-No fine-tune (FinBERT is the twin). SAEs: both models at every layer with a seed-1 repeat, the pair's crosscoder
-at seeds 0 and 1, and the two warm starts from the base SAE (on the twin and, as their control, on the base);
-then the tweets through each model, analyze, labels, backtest and report, each job skipped when its stage's
-``summary.json`` is published. Where the jobs run is a :class:`Placement`: one-core CPU slots, one GPU per slot,
-the SAEs as Lightning DDP over the node's GPUs, or the SAEs through Hydra's submitit launcher on SLURM (the
-local runner then only waits on the submitted jobs). The labels job starts and stops its own vLLM server on
-loopback when a model folder is given (:mod:`finsae.demo.vllm_labels`), else it runs the offline label backend.
+No fine-tune (FinBERT is the twin). SAEs: both models at every layer with a seed-1 repeat, the pair's
+crosscoder at seeds 0 and 1, and the two warm starts from the base SAE (on the twin and, as their control, on
+the base); then the tweets through each model, analyze, labels, backtest and report, each job skipped when its
+stage's ``summary.json`` is published. Where the jobs run is a :class:`Placement`: one-core CPU slots, one GPU
+per slot, the SAEs as Lightning DDP over the node's GPUs, or the SAEs through Hydra's submitit launcher on
+SLURM (the local runner then only waits on the submitted jobs). The labels job starts and stops its own vLLM
+server on loopback when a model folder is given (:mod:`finsae.demo.vllm_labels`), else it runs the offline
+label backend.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from finsae.demo.plan import _published, _report_done
 from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.errors import FinsaeError
-from finsae.paths import PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, outputs_root, report_dir, sae_dir
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, outputs_root, report_dir,
+                          sae_dir)
 from finsae.trading.config import FeatureConfig
 
 EXPERIMENT, TAG = "paper", "paper"
@@ -29,8 +32,9 @@ CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publi
 LAYERS = tuple(range(12))
 STAGES = ("train", "analyze", "label", "backtest")
 """The Hydra entry points whose overrides a user may add (``--override STAGE:key=value``)."""
-OFFLINE_LABELS_NOTE = ("labels: no --vllm-model given: the labels job runs the offline backend (label=offline: "
-                       "lexical explainer, embedding scorer); give --vllm-model DIR for Qwen2.5-7B-Instruct on vLLM")
+OFFLINE_LABELS_NOTE = ("labels: no --vllm-model given: the labels job runs the offline backend "
+                       "(label=offline: lexical explainer, embedding scorer); give --vllm-model DIR for "
+                       "Qwen2.5-7B-Instruct on vLLM")
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,14 @@ class PaperRun:
         extra = [] if self.tag == TAG else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
             extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, TAG)}")
-        return [f"experiment={EXPERIMENT}", *what, f"layer={self.layer}", *extra, "skip_if_done=true", "resume=true"]
+        return [f"experiment={EXPERIMENT}", *what, f"layer={self.layer}", *extra, "skip_if_done=true",
+                "resume=true"]
 
 
 def paper_runs(layers: tuple[int, ...] = LAYERS) -> list[PaperRun]:
-    """Every layer of both models, their seed-1 repeats, the crosscoder at seeds 0 and 1, the warm starts (both
-    seed 1: same tokens in the same order), in the demo's order: each model's first run (its activation cache)
-    first, then the models alternate."""
+    """Every layer of both models, their seed-1 repeats, the crosscoder at seeds 0 and 1, the warm starts
+    (both seed 1: same tokens in the same order), in the demo's order: each model's first run (its activation
+    cache) first, then the models alternate."""
     runs = []
     for layer in layers:
         runs += [PaperRun(BASE, layer), PaperRun(TWIN, layer)]
@@ -119,9 +124,9 @@ class PaperOptions:
     layers: tuple[int, ...] = LAYERS
     """Layers of both models (a subset for a quick run; the paper takes all twelve)."""
     overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Extra Hydra overrides per entry point (``train``, ``analyze``, ``label``, ``backtest``), appended last."""
+    """Extra Hydra overrides per entry point (``train``, ``analyze``, ``label``, ``backtest``), last."""
     vllm_model: str | None = None
-    """A folder of Qwen2.5-7B-Instruct weights: the labels job serves it with vLLM (loopback) and uses label=qwen."""
+    """Qwen2.5-7B-Instruct weights: the labels job serves them with vLLM (loopback), label=qwen."""
     vllm_port: int = 8000
     """The loopback port of that server."""
 
@@ -138,7 +143,7 @@ class PaperOptions:
 
 
 def _sae_deps(r: PaperRun, first: dict[str, str]) -> tuple[str, ...]:
-    """A model's first run builds its activation cache: its other runs, and the crosscoder (both caches), wait."""
+    """A model's first run builds its activation cache: its other runs and the crosscoder wait for it."""
     if r.model == CROSSCODER:
         deps = (first[BASE], first[TWIN])
     else:
@@ -151,12 +156,15 @@ def _sae_deps(r: PaperRun, first: dict[str, str]) -> tuple[str, ...]:
 def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptions = PaperOptions(),
                python: str = sys.executable, root: Path = PROJECT_ROOT, run_stamp: str = "run",
                results_dir: Path | None = None, readme: Path | None = None) -> list[Job]:
-    """The jobs of ``python -m finsae.demo --experiment paper`` (arguments as :func:`~finsae.demo.plan.demo_jobs`)."""
+    """The jobs of ``python -m finsae.demo --experiment paper`` (arguments as
+    :func:`~finsae.demo.plan.demo_jobs`)."""
     artifacts = Path(artifacts)
     place.check()
     opts.check()
     outputs = outputs_root() / EXPERIMENT / run_stamp
-    stage_env = {v: str(max(1, (os.cpu_count() or 1) // place.slots)) for v in THREAD_VARS} if place.gpus else {}
+    # a GPU job's host threads: the node's cores shared among the slots
+    threads = str(max(1, (os.cpu_count() or 1) // place.slots))
+    stage_env = {v: threads for v in THREAD_VARS} if place.gpus else {}
 
     def script(name: str, job: str, stage: str, *overrides: str, sweep: tuple[str, ...] = ()) -> list[str]:
         folder = outputs / job.replace(" ", "_")
@@ -170,7 +178,8 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
     first: dict[str, str] = {}
     for r in runs:
         first.setdefault(r.model, r.name)
-    jobs = [Job(r.name, "SAEs", script("train.py", r.name, "train", *r.overrides(artifacts), *trainer, sweep=launcher),
+    jobs = [Job(r.name, "SAEs", script("train.py", r.name, "train", *r.overrides(artifacts), *trainer,
+                                       sweep=launcher),
                 deps=_sae_deps(r, first), slots=sae_slots, env=stage_env,
                 done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))) for r in runs]
     saes = tuple(r.name for r in runs)
@@ -180,14 +189,15 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
     backtest_done = _published(backtest_dir(artifacts, PAIR))
     for role, model in (("base", BASE), ("domain", TWIN)):
         deps = tuple(PaperRun(model, x).name for x in feature_layers)
-        jobs.append(Job(f"tweets {model}", "tweets", script("backtest.py", f"tweets {model}", "backtest", *pair,
-                                                            *features, f"encode_only={role}"),
-                        deps=deps, env=stage_env, done=backtest_done))
+        command = script("backtest.py", f"tweets {model}", "backtest", *pair, *features,
+                         f"encode_only={role}")
+        jobs.append(Job(f"tweets {model}", "tweets", command, deps=deps, env=stage_env, done=backtest_done))
     layers = [f"layers=[{','.join(map(str, opts.layers))}]"] if opts.layers != LAYERS else []
-    jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze", "analyze", *pair, f"tag={TAG}", *layers),
-                    deps=saes, slots=min(2, place.slots), env=stage_env, done=_published(analysis_dir(artifacts, PAIR))))
-    jobs.append(_labels_job(artifacts, place, opts, script("label.py", "labels", "label", *pair, "skip_if_done=true",
-                                                           *_label_overrides(opts)), python, stage_env))
+    analyze = script("analyze.py", "analyze", "analyze", *pair, f"tag={TAG}", *layers)
+    jobs.append(Job("analyze", "analyze", analyze, deps=saes, slots=min(2, place.slots), env=stage_env,
+                    done=_published(analysis_dir(artifacts, PAIR))))
+    label = script("label.py", "labels", "label", *pair, "skip_if_done=true", *_label_overrides(opts))
+    jobs.append(_labels_job(artifacts, place, opts, label, python, stage_env))
     jobs.append(Job("backtest", "backtest", script("backtest.py", "backtest", "backtest", *pair, *features,
                                                    "skip_if_done=true", "features.encode_jobs=1"),
                     deps=("labels", "tweets bert_base", "tweets finbert"), slots=min(2, place.slots),

@@ -1,11 +1,11 @@
-"""``python -m finsae.demo.vllm_labels --model DIR [--port P] -- python label.py ...``: the paper study's labels
-job with its own vLLM server: serve the model on loopback, wait until it answers, run the label command against
-it, stop the server (also when the labels fail or the job is stopped).
+"""``python -m finsae.demo.vllm_labels --model DIR [--port P] -- python label.py ...``: the paper study's
+labels job with its own vLLM server: serve the model on loopback, wait until it answers, run the label command
+against it, stop the server (also when the labels fail or the job is stopped).
 
 The server and the label run share a key made for this run only (``VLLM_API_KEY`` for the server,
-``OPENAI_API_KEY`` for ``label.py``, whose ``label.api_key_env`` names it): nothing else on the machine can use
-the server, and the key is never written anywhere. Exit status: the label command's; 2 when the server could
-not be started or never answered (one line on stderr, the server's log named).
+``OPENAI_API_KEY`` for ``label.py``, whose ``label.api_key_env`` names it): nothing else on the machine can
+use the server, and the key is never written anywhere. Exit status: the label command's; 2 when the server
+could not be started or never answered (one line on stderr, the server's log named).
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ def server_command(serve: str, model: str, served_name: str, port: int) -> list[
     model, e.g. ``vllm serve`` or a venv's ``/path/bin/vllm serve``)."""
     head = shlex.split(serve)
     if not head or shutil.which(head[0]) is None:
-        raise FinsaeError(f"--serve {serve!r}: {head[0] if head else 'nothing'} is not an executable on PATH; "
+        what = head[0] if head else "nothing"
+        raise FinsaeError(f"--serve {serve!r}: {what} is not an executable on PATH; "
                           f"install vLLM (pip install vllm) or give --serve '/path/to/venv/bin/vllm serve'")
     return [*head, model, "--host", HOST, "--port", str(port), "--served-model-name", served_name]
 
 
 def wait_until_serving(url: str, key: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    """Poll ``url`` (``/v1/models``) until it answers 200; refuse when the server exits or ``timeout_s`` passes."""
+    """Poll ``url`` (``/v1/models``) until it answers 200; refuse when the server exits or ``timeout_s``
+    passes."""
     deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
     while time.monotonic() < deadline:
@@ -75,9 +77,11 @@ def serving(cmd: list[str], port: int, log: Path, timeout_s: float):
 
 
 def _parse(argv):
-    ap = argparse.ArgumentParser(prog="python -m finsae.demo.vllm_labels", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m finsae.demo.vllm_labels",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="folder of the served model's weights")
-    ap.add_argument("--served-name", required=True, help="the model name the label stage asks for (label.model)")
+    ap.add_argument("--served-name", required=True,
+                    help="the model name the label stage asks for (label.model)")
     ap.add_argument("--port", type=int, default=8000, help="loopback port of the server")
     ap.add_argument("--serve", default="vllm serve", help="the server command before the model folder")
     ap.add_argument("--server-log", default="", help="the server's log file (default: vllm_server.log here)")
