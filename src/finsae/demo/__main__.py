@@ -1,8 +1,9 @@
-"""``python -m finsae.demo [--experiment demo|paper] [--only STAGE,...] [--slots N] [--dry-run]``: the study, timed.
+"""``python -m finsae.demo [--experiment demo|paper] [--only STAGE,...] [--slots N] [--dry-run]``: the study.
 
 ``--experiment demo`` (default): the offline MiniLM study. ``--experiment paper``: bert-base-uncased vs
-ProsusAI/finbert at the paper's scale (:mod:`finsae.demo.paper`), on CPU slots, one GPU per slot (``--gpus N``),
-the SAEs as DDP over the node's GPUs (``--ddp``) or through Hydra's submitit launcher on SLURM (``--slurm``).
+ProsusAI/finbert at the paper's scale (:mod:`finsae.demo.paper`), on CPU slots, one GPU per slot
+(``--gpus N``), the SAEs as DDP over the node's GPUs (``--ddp``) or through Hydra's submitit launcher on SLURM
+(``--slurm``).
 
 Runs the jobs of :mod:`finsae.demo.plan` with :func:`finsae.demo.scheduler.run_jobs` (``--slots`` one-thread
 jobs at a time, default 2), logs each job to ``artifacts/report/logs/<job>.log``, and writes
@@ -106,16 +107,19 @@ def _parse(argv) -> argparse.Namespace:
     ap.add_argument("--readme", default=str(PROJECT_ROOT / "README.md"),
                     help="README whose headline block is regenerated ('' for none)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and which are already done")
-    ap.add_argument("--experiment", choices=("demo", "paper"), default="demo", help="the study (default demo)")
+    ap.add_argument("--experiment", choices=("demo", "paper"), default="demo",
+                    help="the study (default demo)")
     paper = ap.add_argument_group("--experiment paper")
-    paper.add_argument("--gpus", type=int, default=0, help="GPUs of this node: one job per GPU (slots = GPUs)")
+    paper.add_argument("--gpus", type=int, default=0,
+                       help="GPUs of this node: one job per GPU (slots = GPUs)")
     paper.add_argument("--ddp", action="store_true", help="each SAE as Lightning DDP over all --gpus")
     paper.add_argument("--slurm", action="append", nargs="?", const="", metavar="LAUNCHER_OVERRIDE",
                        help="the SAEs through hydra/launcher=submitit_slurm (one node x 7 GPUs each); repeat "
                             "with hydra.launcher.* overrides, e.g. --slurm hydra.launcher.partition=gpu")
     paper.add_argument("--layers", default="", help="comma-separated layers of both models (default all 12)")
     paper.add_argument("--override", action="append", default=[], metavar="STAGE:KEY=VALUE",
-                       help="a Hydra override of one entry point (train, analyze, label, backtest); repeatable")
+                       help="a Hydra override of one entry point (train, analyze, label, backtest); "
+                            "repeatable")
     paper.add_argument("--vllm-model", default=None, help="Qwen2.5-7B-Instruct weights: labels via vLLM")
     paper.add_argument("--vllm-port", type=int, default=8000, help="loopback port of that server")
     return ap.parse_args(argv)
@@ -130,8 +134,8 @@ def placement(args: argparse.Namespace) -> Placement:
     """Where the jobs run, from the command line (``--gpus N`` makes the slots GPUs)."""
     if args.experiment == "demo" and (args.gpus or args.ddp or args.slurm or args.layers or args.override
                                       or args.vllm_model):
-        raise FinsaeError("--gpus, --ddp, --slurm, --layers, --override and --vllm-model are for --experiment "
-                          "paper; the demo runs on CPU slots (--slots)")
+        raise FinsaeError("--gpus, --ddp, --slurm, --layers, --override and --vllm-model are for "
+                          "--experiment paper; the demo runs on CPU slots (--slots)")
     slurm = None if args.slurm is None else (*SLURM_NODE, *(o for o in args.slurm if o))
     place = Placement(slots=args.gpus or args.slots, gpus=args.gpus, ddp=args.ddp, slurm=slurm)
     place.check()
@@ -147,9 +151,11 @@ def paper_options(args: argparse.Namespace) -> PaperOptions:
             raise FinsaeError(f"--override {o!r}: give STAGE:KEY=VALUE, e.g. train:sae.tokens=100000")
         overrides.setdefault(stage, []).append(value)
     try:
-        layers = tuple(int(x) for x in args.layers.split(",") if x.strip()) if args.layers else PaperOptions().layers
+        layers = (tuple(int(x) for x in args.layers.split(",") if x.strip()) if args.layers
+                  else PaperOptions().layers)
     except ValueError:
-        raise FinsaeError(f"--layers {args.layers!r}: give comma-separated layer numbers, e.g. 0,5,11") from None
+        raise FinsaeError(f"--layers {args.layers!r}: give comma-separated layer numbers, e.g. 0,5,11") \
+            from None
     opts = PaperOptions(layers=layers, overrides={k: tuple(v) for k, v in overrides.items()},
                         vllm_model=args.vllm_model, vllm_port=args.vllm_port)
     opts.check()
@@ -237,18 +243,20 @@ def _run(jobs, args, place: Placement, artifacts: Path, results_dir: Path | None
         _pages_with_timing(artifacts, results_dir, readme, prov)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
-    print(f"{args.experiment}: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already "
-          f"done); timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
+    total = timing.fmt_seconds(record["total_s"])
+    print(f"{args.experiment}: {total} total ({ran} jobs run, {cached} already done); "
+          f"timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         signum = report.signum or signal.SIGINT
-        print(f"finsae: {args.experiment} stopped by {signal.Signals(signum).name}; the running jobs were stopped "
-              f"(each saved a checkpoint where it could); rerun to continue", file=sys.stderr)
+        print(f"finsae: {args.experiment} stopped by {signal.Signals(signum).name}; the running jobs were "
+              f"stopped (each saved a checkpoint where it could); rerun to continue", file=sys.stderr)
         return 128 + signum
     if not report.ok:
         bad = report.failed()
         first = bad[0]
-        print(f"finsae: error: {args.experiment}: {len(bad)} job(s) failed ({', '.join(r.name for r in bad)}; "
-              f"first log {first.log}); {len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
+        names = ", ".join(r.name for r in bad)
+        print(f"finsae: error: {args.experiment}: {len(bad)} job(s) failed ({names}; first log {first.log}); "
+              f"{len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,8 @@ failed job stops only what depends on it; the rest runs on, and the run ends non
 to its own log file; the console gets one progress line per stage event (and a heartbeat while jobs run
 quietly), with the stage's count and an ETA from the jobs of that stage that already ran, never below what a
 running job's own progress bar says is left of its phase. With ``devices`` (GPU ids), a slot is one GPU: a
-process job gets the ids of the slots it holds in ``CUDA_VISIBLE_DEVICES``, so side-by-side jobs never share one.
+process job gets the ids of the slots it holds in ``CUDA_VISIBLE_DEVICES``, so side-by-side jobs never share
+one.
 """
 
 from __future__ import annotations
@@ -324,7 +325,8 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
                 results[name] = JobResult(name, r.job.stage, status, clock() - r.start, code, r.log, r.start - t0)
                 note = "" if status == RAN else f"{name} FAILED (exit {code}), log {r.log}"
                 progress.line(r.job.stage, results, running, note)
-            started = _start_ready(pending, results, running, slots, log_dir, progress, t0, clock, cwd, free_devices)
+            started = _start_ready(pending, results, running, slots, log_dir, progress, t0, clock, cwd,
+                                   free_devices)
             if not started and running:
                 if clock() - progress.last_line >= heartbeat_s:
                     for s in dict.fromkeys(r.job.stage for r in running.values()):
