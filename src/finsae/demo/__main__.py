@@ -200,8 +200,6 @@ def _demo(args: argparse.Namespace) -> int:
     if args.experiment == "paper":
         jobs = paper_jobs(artifacts, place, paper_options(args), run_stamp=stamp, results_dir=results_dir,
                           readme=readme)
-        if args.vllm_model is None:
-            print(OFFLINE_LABELS_NOTE, flush=True)
     else:
         jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or None
@@ -213,6 +211,8 @@ def _demo(args: argparse.Namespace) -> int:
             raise FinsaeError(f"--only {','.join(unknown)}: no such stage; stages: {known}")
         jobs = with_dependencies(jobs, [stages[s.lower()] for s in only])
     jobs = [dataclasses.replace(j, slots=min(j.slots, place.slots)) for j in jobs]
+    if args.experiment == "paper" and args.vllm_model is None and any(j.name == "labels" for j in jobs):
+        print(OFFLINE_LABELS_NOTE, flush=True)
     if args.dry_run:
         for j in jobs:
             state = "done" if j.done is not None and j.done() else "to run"
