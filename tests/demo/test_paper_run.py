@@ -1,8 +1,9 @@
-"""The paper study's SAE and tweet stages on CPU: ``python -m finsae.demo --experiment paper --only SAEs,tweets``
-on a bert-base-shaped pair with random weights (12 x 768, bert-base-uncased's vocabulary; ``paper_pair.py``)
-under the paper pair's hub ids, with the paper experiment's settings except the scale: a few thousand tokens per
-SAE, 768 latents, two of the twelve layers (``--layers``: the same graph, code path and commands, 16 SAE jobs
-instead of 96). Every job runs, every SAE is published with its settings, and a rerun finds everything done.
+"""The paper study's SAE and tweet stages on CPU: ``python -m finsae.demo --experiment paper --only
+SAEs,tweets`` on a bert-base-shaped pair with random weights (12 x 768, bert-base-uncased's vocabulary;
+``paper_pair.py``) under the paper pair's hub ids, with the paper experiment's settings except the scale: a
+few thousand tokens per SAE, 768 latents, two of the twelve layers (``--layers``: the same graph, code path
+and commands, 16 SAE jobs instead of 96). Every job runs, every SAE is published with its settings, and a
+rerun finds everything done.
 
 The stages after them (analyze, labels, backtest, report) are not run here: at bert-base shape the analysis
 caches all twelve layers of both models over its ~7,000 held-out passages (the AG News genre contrast has no
@@ -70,7 +71,7 @@ def test_paper_sae_stage_runs_on_a_random_bert_base_pair(tmp_path, project_root,
     assert not (backtest_dir(art, PAIR) / SUMMARY_FILE).exists()  # the tweets jobs only fill the caches
     rerun = _study(project_root, tmp_path, art)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    # the tweets jobs are done when the backtest is (as in the demo): without it they run again, on warm caches
+    # the tweets jobs are done when the backtest is (as in the demo): without it they rerun, on warm caches
     assert "SAEs 16/16 already done" in rerun.stdout, rerun.stdout[-2000:]
     assert "paper: " in rerun.stdout and "(2 jobs run, 16 already done)" in rerun.stdout, rerun.stdout[-2000:]
     assert "offline backend" not in rerun.stdout  # no labels job in this run: no note about it
