@@ -3,7 +3,7 @@ SAEs,tweets`` on a bert-base-shaped pair with random weights (12 x 768, bert-bas
 ``paper_pair.py``) under the paper pair's hub ids, with the paper experiment's settings except the scale: a
 few thousand tokens per SAE, 768 latents, two of the twelve layers (``--layers``: the same graph, code path
 and commands, 16 SAE jobs instead of 96). Every job runs, every SAE is published with its settings, and a
-rerun finds everything done.
+rerun finds the SAEs done.
 
 The stages after them (analyze, labels, backtest, report) are not run here: at bert-base shape the analysis
 caches all twelve layers of both models over its ~7,000 held-out passages (the AG News genre contrast has no
