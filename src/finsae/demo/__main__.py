@@ -1,4 +1,9 @@
-"""``python -m finsae.demo [--only STAGE,...] [--slots N] [--dry-run]``: the offline study, timed.
+"""``python -m finsae.demo [--experiment demo|paper] [--only STAGE,...] [--slots N] [--dry-run]``: the study.
+
+``--experiment demo`` (default): the offline MiniLM study. ``--experiment paper``: bert-base-uncased vs
+ProsusAI/finbert at the paper's scale (:mod:`finsae.demo.paper`), on CPU slots, one GPU per slot
+(``--gpus N``), the SAEs as DDP over the node's GPUs (``--ddp``) or through Hydra's submitit launcher on SLURM
+(``--slurm``).
 
 Runs the jobs of :mod:`finsae.demo.plan` with :func:`finsae.demo.scheduler.run_jobs` (``--slots`` one-thread
 jobs at a time, default 2), logs each job to ``artifacts/report/logs/<job>.log``, and writes
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import platform
 import signal
 import sys
@@ -27,6 +33,7 @@ from pathlib import Path
 
 from finsae import precision, provenance, timing
 from finsae.atomic import check_writable
+from finsae.demo.paper import OFFLINE_LABELS_NOTE, PaperOptions, Placement, paper_jobs
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, run_jobs, with_dependencies
 from finsae.demo.store_lock import store_lock
@@ -100,7 +107,59 @@ def _parse(argv) -> argparse.Namespace:
     ap.add_argument("--readme", default=str(PROJECT_ROOT / "README.md"),
                     help="README whose headline block is regenerated ('' for none)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and which are already done")
+    ap.add_argument("--experiment", choices=("demo", "paper"), default="demo",
+                    help="the study (default demo)")
+    paper = ap.add_argument_group("--experiment paper")
+    paper.add_argument("--gpus", type=int, default=0,
+                       help="GPUs of this node: one job per GPU (slots = GPUs)")
+    paper.add_argument("--ddp", action="store_true", help="each SAE as Lightning DDP over all --gpus")
+    paper.add_argument("--slurm", action="append", nargs="?", const="", metavar="LAUNCHER_OVERRIDE",
+                       help="the SAEs through hydra/launcher=submitit_slurm (one node x 7 GPUs each); repeat "
+                            "with hydra.launcher.* overrides, e.g. --slurm hydra.launcher.partition=gpu")
+    paper.add_argument("--layers", default="", help="comma-separated layers of both models (default all 12)")
+    paper.add_argument("--override", action="append", default=[], metavar="STAGE:KEY=VALUE",
+                       help="a Hydra override of one entry point (train, analyze, label, backtest); "
+                            "repeatable")
+    paper.add_argument("--vllm-model", default=None, help="Qwen2.5-7B-Instruct weights: labels via vLLM")
+    paper.add_argument("--vllm-port", type=int, default=8000, help="loopback port of that server")
     return ap.parse_args(argv)
+
+
+SLURM_NODE = ("hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=7", "hydra.launcher.gpus_per_node=7",
+              "hydra.launcher.cpus_per_task=8", "hydra.launcher.timeout_min=720")
+"""One node x 7 GPUs per SAE (conf/trainer/ddp7.yaml), the defaults of ``--slurm``; later ones win."""
+
+
+def placement(args: argparse.Namespace) -> Placement:
+    """Where the jobs run, from the command line (``--gpus N`` makes the slots GPUs)."""
+    if args.experiment == "demo" and (args.gpus or args.ddp or args.slurm or args.layers or args.override
+                                      or args.vllm_model):
+        raise FinsaeError("--gpus, --ddp, --slurm, --layers, --override and --vllm-model are for "
+                          "--experiment paper; the demo runs on CPU slots (--slots)")
+    slurm = None if args.slurm is None else (*SLURM_NODE, *(o for o in args.slurm if o))
+    place = Placement(slots=args.gpus or args.slots, gpus=args.gpus, ddp=args.ddp, slurm=slurm)
+    place.check()
+    return place
+
+
+def paper_options(args: argparse.Namespace) -> PaperOptions:
+    """The paper study's choices from the command line (``--override STAGE:KEY=VALUE`` grouped per stage)."""
+    overrides: dict[str, list[str]] = {}
+    for o in args.override:
+        stage, sep, value = o.partition(":")
+        if not sep or "=" not in value:
+            raise FinsaeError(f"--override {o!r}: give STAGE:KEY=VALUE, e.g. train:sae.tokens=100000")
+        overrides.setdefault(stage, []).append(value)
+    try:
+        layers = (tuple(int(x) for x in args.layers.split(",") if x.strip()) if args.layers
+                  else PaperOptions().layers)
+    except ValueError:
+        raise FinsaeError(f"--layers {args.layers!r}: give comma-separated layer numbers, e.g. 0,5,11") \
+            from None
+    opts = PaperOptions(layers=layers, overrides={k: tuple(v) for k, v in overrides.items()},
+                        vllm_model=args.vllm_model, vllm_port=args.vllm_port)
+    opts.check()
+    return opts
 
 
 def check_folder_arg(folder: Path, flag: str) -> None:
@@ -137,7 +196,12 @@ def _demo(args: argparse.Namespace) -> int:
         check_folder_arg(results_dir, "--results")
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     prov = provenance.record(default_data_dir())
-    jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
+    place = placement(args)
+    if args.experiment == "paper":
+        jobs = paper_jobs(artifacts, place, paper_options(args), run_stamp=stamp, results_dir=results_dir,
+                          readme=readme)
+    else:
+        jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or None
     if only:
         stages = {j.stage.lower(): j.stage for j in jobs}
@@ -146,45 +210,53 @@ def _demo(args: argparse.Namespace) -> int:
             known = list(dict.fromkeys(stages.values()))
             raise FinsaeError(f"--only {','.join(unknown)}: no such stage; stages: {known}")
         jobs = with_dependencies(jobs, [stages[s.lower()] for s in only])
-    if args.slots < 1:
-        raise FinsaeError(f"--slots {args.slots}: at least one job must run at a time")
-    jobs = [dataclasses.replace(j, slots=min(j.slots, args.slots)) for j in jobs]
+    jobs = [dataclasses.replace(j, slots=min(j.slots, place.slots)) for j in jobs]
+    if args.experiment == "paper" and args.vllm_model is None and any(j.name == "labels" for j in jobs):
+        print(OFFLINE_LABELS_NOTE, flush=True)
     if args.dry_run:
         for j in jobs:
             state = "done" if j.done is not None and j.done() else "to run"
             after = ", ".join(j.deps) if len(j.deps) <= 3 else f"{len(j.deps)} jobs"
-            print(f"{j.stage:9s} {j.name:28s} {state:7s} after: {after or '-'}")
+            print(f"{j.stage:9s} {j.name:40s} {state:7s} {place.where(j):16s} after: {after or '-'}")
         return 0
     check_writable(artifacts, "artifacts folder (--artifacts)")
+    # the stages read the store from $FINSAE_ARTIFACTS (conf/paths): the jobs write where the done checks look
+    os.environ["FINSAE_ARTIFACTS"] = str(artifacts.resolve())
     with store_lock(artifacts):
-        return _run(jobs, args, artifacts, results_dir, readme, only, prov)
+        return _run(jobs, args, place, artifacts, results_dir, readme, only, prov)
 
 
-def _run(jobs, args, artifacts: Path, results_dir: Path | None, readme: Path | None, only, prov: dict) -> int:
+def _run(jobs, args, place: Placement, artifacts: Path, results_dir: Path | None, readme: Path | None, only,
+         prov: dict) -> int:
     """Run the jobs (the store held), write the timing, say how it went; the exit code."""
-    print(f"demo: {len(jobs)} jobs, {args.slots} at a time; compute dtype {precision.resolve('auto', 'cpu')} "
-          f"(bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); "
+    unit = f"one GPU each (GPUs 0-{place.gpus - 1})" if place.gpus else "one core each"
+    print(f"{args.experiment}: {len(jobs)} jobs, {place.slots} at a time, {unit}; compute dtype "
+          f"{precision.resolve('auto', 'cpu')} (bf16 units: {'yes' if precision.cpu_has_bf16() else 'no'}); "
           f"logs in {report_dir(artifacts) / LOGS}", flush=True)
-    report = run_jobs(jobs, report_dir(artifacts) / LOGS, slots=args.slots, heartbeat_s=30,
-                      out=lambda line: print(line, flush=True))
-    record = timing_record(report, args.slots, only, prov["code_version"])
+    devices = [str(i) for i in range(place.gpus)] if place.gpus else None
+    report = run_jobs(jobs, report_dir(artifacts) / LOGS, slots=place.slots, heartbeat_s=30,
+                      out=lambda line: print(line, flush=True), devices=devices)
+    record = timing_record(report, place.slots, only, prov["code_version"])
+    record["experiment"] = args.experiment
     timing.write(report_dir(artifacts), record)
     if report.ok and only is None and "report" in report.results:
         _pages_with_timing(artifacts, results_dir, readme, prov)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
-    print(f"demo: {timing.fmt_seconds(record['total_s'])} total ({ran} jobs run, {cached} already done); "
+    total = timing.fmt_seconds(record["total_s"])
+    print(f"{args.experiment}: {total} total ({ran} jobs run, {cached} already done); "
           f"timing {report_dir(artifacts) / timing.TIMING_FILE}; report {report_file(artifacts)}")
     if report.interrupted:
         signum = report.signum or signal.SIGINT
-        print(f"finsae: demo stopped by {signal.Signals(signum).name}; the running jobs were stopped (each "
-              f"saved a checkpoint where it could); rerun to continue", file=sys.stderr)
+        print(f"finsae: {args.experiment} stopped by {signal.Signals(signum).name}; the running jobs were "
+              f"stopped (each saved a checkpoint where it could); rerun to continue", file=sys.stderr)
         return 128 + signum
     if not report.ok:
         bad = report.failed()
         first = bad[0]
-        print(f"finsae: error: demo: {len(bad)} job(s) failed ({', '.join(r.name for r in bad)}; first log "
-              f"{first.log}); {len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
+        names = ", ".join(r.name for r in bad)
+        print(f"finsae: error: {args.experiment}: {len(bad)} job(s) failed ({names}; first log {first.log}); "
+              f"{len(report.blocked())} job(s) depending on them not run", file=sys.stderr)
         return 1
     return 0
 

@@ -6,7 +6,9 @@ core); a job that spreads over cores itself (a stage with its own worker process
 failed job stops only what depends on it; the rest runs on, and the run ends non-zero. Each job's output goes
 to its own log file; the console gets one progress line per stage event (and a heartbeat while jobs run
 quietly), with the stage's count and an ETA from the jobs of that stage that already ran, never below what a
-running job's own progress bar says is left of its phase.
+running job's own progress bar says is left of its phase. With ``devices`` (GPU ids), a slot is one GPU: a
+process job gets the ids of the slots it holds in ``CUDA_VISIBLE_DEVICES``, so side-by-side jobs never share
+one.
 """
 
 from __future__ import annotations
@@ -161,9 +163,10 @@ class _Running:
     def __init__(self, job: Job, start: float, log: Path, proc=None, thread=None):
         self.job, self.start, self.log, self.proc, self.thread = job, start, log, proc, thread
         self.returncode: int | None = None  # set by the thread of a callable
+        self.devices: list[str] = []  # the GPU ids it holds (with run_jobs(devices=...))
 
 
-def _start(job: Job, log: Path, t: float, cwd: Path | None) -> _Running:
+def _start(job: Job, log: Path, t: float, cwd: Path | None, devices: Sequence[str] = ()) -> _Running:
     log.parent.mkdir(parents=True, exist_ok=True)
     if callable(job.command):
         run = _Running(job, t, log)
@@ -180,6 +183,8 @@ def _start(job: Job, log: Path, t: float, cwd: Path | None) -> _Running:
         run.thread.start()
         return run
     env = {**os.environ, **{v: str(job.slots) for v in THREAD_VARS}, **job.env}
+    if devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     with open(log, "w") as fh:
         fh.write("$ " + shlex.join(map(str, job.command)).replace("\n", "\\n") + "\n")  # one line
         fh.flush()
@@ -279,13 +284,17 @@ class _Progress:
 
 def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Callable[[str], None] = print,
              heartbeat_s: float = 60.0, poll_s: float = 0.1, cwd: str | Path | None = None,
-             clock: Callable[[], float] = time.monotonic) -> RunReport:
+             clock: Callable[[], float] = time.monotonic, devices: Sequence[str] | None = None) -> RunReport:
     """Run ``jobs`` (in the given order of preference) on ``slots`` cores; see the module docstring.
 
     A job starts once all its dependencies ran or were found done and enough slots are free; among ready jobs
     the earlier one in ``jobs`` goes first (one that does not fit waits, so a wide job is not starved).
-    SIGINT/SIGTERM stop the running processes (SIGTERM: the stages save a checkpoint) and start nothing new."""
+    SIGINT/SIGTERM stop the running processes (SIGTERM: the stages save a checkpoint) and start nothing new.
+    ``devices``: one GPU id per slot (``len(devices) == slots``); a job gets those of the slots it holds."""
     check_graph(jobs, slots)
+    if devices is not None and len(devices) != slots:
+        raise ConfigError(f"{len(devices)} GPU id(s) for {slots} slots: give one GPU per slot")
+    free_devices = list(devices or ())
     log_dir = Path(log_dir)
     stages = list(dict.fromkeys(j.stage for j in jobs))
     t0 = clock()
@@ -311,11 +320,13 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
                 if code is None:
                     continue
                 del running[name]
+                free_devices.extend(r.devices)
                 status = RAN if code == 0 else FAILED
                 results[name] = JobResult(name, r.job.stage, status, clock() - r.start, code, r.log, r.start - t0)
                 note = "" if status == RAN else f"{name} FAILED (exit {code}), log {r.log}"
                 progress.line(r.job.stage, results, running, note)
-            started = _start_ready(pending, results, running, slots, log_dir, progress, t0, clock, cwd)
+            started = _start_ready(pending, results, running, slots, log_dir, progress, t0, clock, cwd,
+                                   free_devices)
             if not started and running:
                 if clock() - progress.last_line >= heartbeat_s:
                     for s in dict.fromkeys(r.job.stage for r in running.values()):
@@ -337,7 +348,8 @@ def run_jobs(jobs: Sequence[Job], log_dir: str | Path, slots: int = 2, out: Call
                      signum=stopped_by[0] if stopped_by else None)
 
 
-def _start_ready(pending: list[Job], results, running, slots, log_dir, progress, t0, clock, cwd) -> bool:
+def _start_ready(pending: list[Job], results, running, slots, log_dir, progress, t0, clock, cwd,
+                 free_devices: list[str]) -> bool:
     started = False
     for job in list(pending):
         dep_status = [results[d].status if d in results else None for d in job.deps]
@@ -362,7 +374,9 @@ def _start_ready(pending: list[Job], results, running, slots, log_dir, progress,
         pending.remove(job)
         now = clock()
         progress.first_start.setdefault(job.stage, now)
-        running[job.name] = _start(job, log_dir / _log_name(job.name), now, cwd)
+        held = [free_devices.pop(0) for _ in range(job.slots)] if free_devices else []
+        running[job.name] = _start(job, log_dir / _log_name(job.name), now, cwd, held)
+        running[job.name].devices = held
         progress.line(job.stage, results, running, f"started {job.name}")
         started = True
     return started
