@@ -184,7 +184,8 @@ def test_main_writes_timing_and_fails_in_one_line(tmp_path, monkeypatch, capsys)
 
 def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, monkeypatch, capsys):
     """A whole run (every job ran) and then a rerun that finds everything done: each regenerates the results pages
-    after its timing.json, so the timing page and README's headline give both, judged against their targets."""
+    after its timing.json, so the timing page gives both, judged against their targets; README's headline holds
+    the science only (the demo clock is an engineering figure: the timing page's)."""
     marker = tmp_path / "made"
 
     def fake_jobs(artifacts, run_stamp="x", results_dir=None, readme=None):
@@ -205,13 +206,12 @@ def test_timing_goes_into_the_results_pages_whole_run_then_all_done(tmp_path, mo
     page = (tmp_path / "pages" / "timing.md").read_text()
     assert "## The latest whole `make demo`" in page and "met (target 45m00s, bf16 units)" in page
     assert "| sae a | SAEs |" in page and "| whole |" in page
-    assert "make demo, whole study" in readme.read_text()
+    assert "make demo, whole study" not in readme.read_text()
     assert json.loads((tmp_path / "art" / "report" / "timing.json").read_text())["code_version"] == "0123456789abcdef"
     assert "one-thread slots, code 0123456789ab;" in page and "+dirty" not in page
     assert demo_main.main(argv) == 0  # everything done: nothing runs, the pages gain the rerun
     page = (tmp_path / "pages" / "timing.md").read_text()
     assert "| all done |" in page and "target 2m00s, everything done" in page
-    assert "make demo, everything done" in readme.read_text()
     assert "| 0123456789ab+dirty |" in page and "| 0123456789ab |" in page  # each run its own checkout's state
     history = tmp_path / "art" / "report" / "timing_history.jsonl"
     assert len(history.read_text().splitlines()) == 2

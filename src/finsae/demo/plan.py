@@ -148,7 +148,8 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
 
     def script(name: str, job: str, *overrides: str) -> list[str]:
         folder = outputs / job.replace(" ", "_")
-        return [python, str(root / name), *overrides, f"hydra.run.dir={folder}"]
+        # the store the done checks look in: every job writes there (not the default store)
+        return [python, str(root / name), *overrides, f"paths.artifacts={artifacts}", f"hydra.run.dir={folder}"]
 
     def finetune(twin: str) -> Job:
         name = finetune_job(twin)
