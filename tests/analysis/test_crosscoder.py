@@ -242,3 +242,15 @@ def test_analyze_layer_scores_selectivity_contexts_and_seed_stability():
     assert set(out.contexts["latent"]) == {0, 1}  # the real domain-only latent and the shared one
     top = out.contexts[(out.contexts.latent == 1) & (out.contexts.kind == "top")]
     assert len(top) > 0 and top["doc_id"].isin([f"d{i}" for i in range(20)]).all()
+
+
+def test_class_stability_in_row_chunks_equals_the_whole_table():
+    """Wider than one chunk (2,048 rows): the same share as the dense [a, b] table gives."""
+    rng = np.random.default_rng(0)
+    w0, w1 = rng.normal(size=(5000, 8)), rng.normal(size=(3000, 8))
+    w1[:2500] = w0[:2500] + 0.05 * rng.normal(size=(2500, 8))  # the first 2,500 reappear in seed 1
+    cls0, cls1 = np.array(["domain_only"] * 5000, object), np.array(["domain_only"] * 3000, object)
+    a, b = w0 / np.linalg.norm(w0, axis=1, keepdims=True), w1 / np.linalg.norm(w1, axis=1, keepdims=True)
+    dense = float(((a @ b.T).max(1) >= 0.7).mean())
+    assert class_stability(w0, cls0, w1, cls1, tau=0.7) == pytest.approx(dense, abs=1e-9)
+    assert dense > 0.49

@@ -232,7 +232,8 @@ def class_stability(w0: Tensor | np.ndarray, cls0: np.ndarray, w1: Tensor | np.n
         return 0.0
     ua = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w0, np.float32)[a]), dim=1)
     ub = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w1, np.float32)[b]), dim=1)
-    best = (ua @ ub.t()).max(1).values
+    # chunks of rows: at paper width every latent may be specific in both seeds (a [m, m] table of 2.4 GB)
+    best = torch.cat([(rows @ ub.t()).max(1).values for rows in torch.split(ua, 2048)])
     return float((best >= tau).float().mean())
 
 
