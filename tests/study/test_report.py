@@ -37,6 +37,7 @@ def test_page_is_self_contained_and_has_every_section(report):
     html, *_ = report
     text = html.read_text()
     assert 'href="latents/index.html"' in text and (html.parent / "latents" / "index.html").is_file()
+    assert "python -m finsae.reproduce " in text  # each pair's numbers lead to the command that reruns them
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text, anchor
         section = text.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]

@@ -16,3 +16,12 @@ def test_a_new_methods_columns_get_a_block_of_their_own(monkeypatch):
 
     monkeypatch.setitem(METHODS, "toy", Toy())
     assert layer_blocks()["toy"] == ["layer", "n_toy", "toy_score"]
+
+
+def test_the_reproduce_command_names_the_folder_relative_to_the_checkout(tmp_path):
+    from finsae.paths import PROJECT_ROOT
+    from finsae.report.study import reproduce_command
+
+    assert reproduce_command(PROJECT_ROOT / "artifacts" / "analysis" / "p") == \
+        "python -m finsae.reproduce artifacts/analysis/p"
+    assert not reproduce_command(tmp_path / "a").split()[-1].startswith("/")

@@ -20,7 +20,7 @@ from finsae.errors import FinsaeError
 from finsae.paths import PROJECT_ROOT, default_artifacts_dir, default_data_dir, report_dir, results_pages_dir
 from finsae.report import build, page, results, sae_table
 from finsae.report.latents import write_latent_browser
-from finsae.report.study import Study, fingerprint
+from finsae.report.study import Study, fingerprint, store_label
 
 
 def write_report(artifacts: Path, out: Path | None = None, results_dir: Path | None = None,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.check:
             return check(results_dir or results_pages_dir())
-        store = "" if own_store else f" --artifacts {results.store_label(Path(a.artifacts))}"
+        store = "" if own_store else f" --artifacts {store_label(Path(a.artifacts))}"
         cmd = f"python -m finsae.report{store}"
         path = write_report(Path(a.artifacts), Path(a.out) if a.out else None, results_dir, readme, cmd, echo=print)
     except FinsaeError as e:

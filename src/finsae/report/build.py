@@ -11,7 +11,7 @@ from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
 from finsae.report import page, sae_table
 from finsae.report.headline import GLOSSARY, anchor, headline
-from finsae.report.study import COMMANDS, Study
+from finsae.report.study import COMMANDS, Study, reproduce_command
 from finsae.report.tables import label_summary_tables, per_layer_display
 from finsae.trading import artifacts as backtest_files
 from finsae.trading.claim import claim_paragraph
@@ -103,13 +103,19 @@ def sae_quality(saes: pd.DataFrame | None) -> str:
     return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, sae_table.SAE_COLUMNS))
 
 
+def pair_heading(folder: Path) -> str:
+    """A pair's heading in a section, with the command that reproduces its numbers."""
+    return (f"<h3>{page.esc(folder.name)}</h3><p class=\"note\">reproduce: "
+            f"<code>{page.esc(reproduce_command(folder))}</code></p>")
+
+
 def diffing(study: Study) -> str:
     folders = study.pairs("analysis")
     if not folders:
         return page.not_run("no feature comparison under analysis/", COMMANDS["analysis"])
     parts = []
     for folder in folders:
-        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        parts.append(pair_heading(folder))
         s = study.analysis(folder)
         if isinstance(s, str):
             parts.append(page.error_box(s))
@@ -172,7 +178,7 @@ def labels(study: Study) -> str:
         return page.not_run("no labels under labels/", COMMANDS["labels"])
     parts = []
     for folder in folders:
-        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        parts.append(pair_heading(folder))
         s = study.labels(folder)
         if isinstance(s, str):
             parts.append(page.error_box(s))
@@ -200,7 +206,7 @@ def stocknet(study: Study) -> str:
         return page.not_run("no StockNet benchmark under backtest/", COMMANDS["backtest"])
     parts = []
     for folder in folders:
-        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        parts.append(pair_heading(folder))
         bench = study.through(backtest_files.read_stocknet, folder, backtest_files.STOCKNET_FILE)
         if isinstance(bench, str):
             parts.append(page.error_box(bench))
@@ -220,7 +226,7 @@ def backtest(study: Study) -> str:
         return page.not_run("no backtest under backtest/", COMMANDS["backtest"])
     parts = []
     for folder in folders:
-        parts.append(f"<h3>{page.esc(folder.name)}</h3>")
+        parts.append(pair_heading(folder))
         s = study.backtest(folder)
         if isinstance(s, str):
             parts.append(page.error_box(s))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
 from finsae.labeling import artifacts as label_artifacts
 from finsae.labeling.summary import LabelSummary
-from finsae.paths import analysis_dir, model_dirs, pair_dirs, sae_dirs
+from finsae.paths import PROJECT_ROOT, analysis_dir, model_dirs, pair_dirs, sae_dirs
 from finsae.sae.summary import SaeSummary
 from finsae.summary import SUMMARY_FILE
 from finsae.trading.summary import BacktestSummary
@@ -152,3 +153,15 @@ def fingerprint(files: set[Path] | list[Path], root: Path) -> str:
         h.update(rel.encode() + b"\0")
         h.update(hashlib.sha256(p.read_bytes()).digest() if p.is_file() else b"<missing>")
     return h.hexdigest()[:16]
+
+
+def store_label(path: Path) -> str:
+    """How pages name a store or a folder in it: its path relative to the checkout (``artifacts``,
+    ``../demo/artifacts`` beside it), never an absolute machine path."""
+    return Path(os.path.relpath(Path(path).resolve(), PROJECT_ROOT.resolve())).as_posix()
+
+
+def reproduce_command(folder: Path) -> str:
+    """The command that re-runs the run behind an artifact folder and compares its numbers (finsae.reproduce)."""
+    return f"python -m finsae.reproduce {store_label(folder)}"
+
