@@ -35,6 +35,27 @@ def locked(entries: Iterable[Path]) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def run_lock(ckpt_dir: Path, busy: str) -> Iterator[None]:
+    """One run per checkpoint folder ``ckpt_dir`` at a time: a second one refuses at once with ``busy`` (and the
+    lock file's path); the lock dies with its holder."""
+    from filelock import Timeout
+
+    from finsae.errors import FinsaeError
+
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FinsaeError(busy.format(lock=lock.lock_file)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def staging_dir(entry: Path) -> Path:
     """A fresh directory beside ``entry``; call with the entry's lock held. Removes stale ones first."""
     for pattern in (f".{entry.name}.tmp-*", f".{entry.name}.old-*"):

@@ -7,15 +7,13 @@ trains at a time."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from filelock import FileLock, Timeout
+from finsae.atomic import run_lock as atomic_run_lock
 
-from finsae.errors import ConfigError, FinsaeError
+from finsae.errors import ConfigError
 from finsae.paths import plain_name
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -74,18 +72,7 @@ def check_same_recipe(ckpt_path: str, recipe: dict[str, Any]) -> None:
                           f"resume with the original values, or overwrite=true to start over")
 
 
-@contextlib.contextmanager
-def run_lock(ckpt_dir: Path) -> Iterator[None]:
+def run_lock(ckpt_dir: Path):
     """One fine-tune per twin at a time: a second one refuses at once (the lock dies with its holder)."""
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise FinsaeError(f"another fine-tune is making {ckpt_dir.name} now (lock {lock.lock_file}); wait "
-                          f"for it, or choose another finetune.out_name") from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return atomic_run_lock(ckpt_dir, f"another fine-tune is making {Path(ckpt_dir).name} now (lock {{lock}}); "
+                                     f"wait for it, or choose another finetune.out_name")

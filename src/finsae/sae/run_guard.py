@@ -4,14 +4,13 @@ a checkpoint under a changed config, never let two runs of one (model, layer, ta
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock, Timeout
+from finsae.atomic import run_lock as atomic_run_lock
 
-from finsae.errors import ConfigError, FinsaeError
+from finsae.errors import ConfigError
 from finsae.sae.config import SaeTrainConfig
 from finsae.summary import is_published
 
@@ -71,22 +70,10 @@ def check_same_config(ckpt_path: str, hparams: dict[str, Any]) -> None:
                           f"resume with the original values, or overwrite=true to start over")
 
 
-@contextlib.contextmanager
-def run_lock(ckpt_dir: Path, hold: bool = True) -> Iterator[None]:
+def run_lock(ckpt_dir: Path, hold: bool = True):
     """One run per checkpoint folder at a time: a second one refuses at once. ``hold`` false (ranks other than
     zero under DDP) takes no lock."""
     if not hold:
-        yield
-        return
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ckpt_dir.with_name(ckpt_dir.name + ".run.lock")))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise FinsaeError(f"another run is training this SAE now (lock {lock.lock_file}); wait for it, or pick "
-                          f"another tag=") from None
-    try:
-        yield
-    finally:
-        lock.release()
+        return contextlib.nullcontext()
+    return atomic_run_lock(ckpt_dir, "another run is training this SAE now (lock {lock}); wait for it, or pick "
+                                     "another tag=")
