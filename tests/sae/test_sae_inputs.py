@@ -124,7 +124,7 @@ def test_the_kind_is_chosen_from_the_config_in_one_place():
 
 def test_the_refit_is_the_arithmetic_of_the_analysis_refit_cross_fvu(base):
     """One correction: the warm start's refit gives the FVU the analysis reports as the refit cross-FVU."""
-    from finsae.analysis.compare import cross_fvu_refit
+    from finsae.analysis.controls import cross_fvu_refit
 
     sae, x, _ = base
     rows = np.arange(0, len(x), 3)

@@ -68,8 +68,8 @@ rows=Array.from(document.querySelectorAll('#latents tbody tr'));
 q.addEventListener('input',()=>{const t=q.value.trim().toLowerCase();let k=0;
 for(const r of rows){const hit=!t||r.dataset.s.includes(t);r.hidden=!hit;k+=hit;}n.textContent=k;});"""
 
-METHOD_TABLES = {t.name: t for m in METHODS.values() for t in m.tables if t.name != analysis_artifacts.FEATURES_TABLE}
-"""The diffing methods' own per-latent tables (crosscoder, warm start): each browsed apart from the SAEs'."""
+METHOD_TABLES = {t.name: t for m in METHODS.values() for t in m.tables if t.name == m.name}
+"""The per-latent table named after its method (crosscoder, warm start): each browsed apart from the SAEs'."""
 
 
 @dataclass
