@@ -28,12 +28,11 @@ import pandas as pd
 from finsae.analysis.artifacts import (
     read_features, read_summary, read_table, summary_path,
 )
+from finsae.analysis.warmstart import DOMAIN_SUFFIX as WARM_DOMAIN_SUFFIX  # the warm-started domain SAE's tag
 from finsae.errors import ConfigError
 from finsae.paths import analysis_dir, crosscoder_name, sae_dir
 from finsae.trading.blocks import SPECS, uses_pools
 
-WARM_DOMAIN_SUFFIX = "_warm_domain"
-"""Tag suffix of the warm-started domain SAE (:data:`finsae.analysis.warmstart.DOMAIN_SUFFIX`)."""
 CROSSCODER = "crosscoder"
 
 
@@ -83,7 +82,7 @@ def draw_pools(flags: Flags, seed: int) -> LatentPools:
                           f"features.changed")
     rng = np.random.default_rng(seed)
     unchanged = rng.choice(np.sort(others), size=n, replace=False)
-    random = rng.choice(np.sort(latent[live | changed]), size=n, replace=False)
+    random = rng.choice(np.sort(latent[live]), size=n, replace=False)  # live ones only, changed or not
     return LatentPools(np.sort(latent[changed]), np.sort(unchanged), np.sort(random))
 
 
