@@ -73,6 +73,6 @@ def test_query_credentials_on_the_command_line_are_never_written(project_root, t
     lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
     assert r.returncode == 2 and len(lines) == 1 and "label.base_url holds credentials" in lines[0], r.stderr[-2000:]
     assert SECRET not in r.stdout + r.stderr and "Traceback" not in r.stderr
-    assert (run_dir / ".hydra" / "overrides.yaml").is_file()  # Hydra saved the command line, masked
+    assert not (run_dir / ".hydra").exists()  # refused before Hydra saved the command line
     written = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert written == []
