@@ -15,14 +15,14 @@ LOADERS := .test-libs
 
 .PHONY: setup lock demo test bench gpu-check finetune saes analyze labels backtest report clean
 
-# Installs come from a lock file of exact versions (requirements/cpu.lock, or cuda.lock where nvidia-smi sees a
+# Installs come from a lock file of exact versions (requirements-cpu.lock, or requirements-cuda.lock where nvidia-smi sees a
 # GPU): a fresh clone next month installs what the suite passed with today. The CPU lock pins torch's CPU wheel
 # (2.13.0+cpu: pip's find-links on these machines; elsewhere set PIP_EXTRA_INDEX_URL to PyTorch's CPU index); the
 # CUDA lock pins the same torch from PyPI. pip -qq: errors only (a machine's pip config naming absent local
 # indexes otherwise prints a warning per package). `make lock` is the one way versions change.
 PIP_VERSION := 26.3
-LOCK ?= requirements/$(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then echo cuda; else echo cpu; fi).lock
-$(STAMP): pyproject.toml requirements/cpu.lock requirements/cuda.lock
+LOCK ?= requirements-$(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then echo cuda; else echo cpu; fi).lock
+$(STAMP): pyproject.toml requirements-cpu.lock requirements-cuda.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq pip==$(PIP_VERSION)
 	$(PY) -m pip install -qq -r $(LOCK)
@@ -48,8 +48,8 @@ TORCH_VERSION := 2.13.0
 TORCH_CPU_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
 lock: setup
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) $(TORCH_CPU_SOURCE) --index-strategy unsafe-best-match \
-		--override <(echo 'torch==$(TORCH_VERSION)+cpu') -o requirements/cpu.lock
-	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --override <(echo 'torch==$(TORCH_VERSION)') -o requirements/cuda.lock
+		--override <(echo 'torch==$(TORCH_VERSION)+cpu') -o requirements-cpu.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) --override <(echo 'torch==$(TORCH_VERSION)') -o requirements-cuda.lock
 	$(MAKE) test
 
 # The whole offline study, end to end, two one-thread jobs at a time (python -m finsae.demo --help); each job is

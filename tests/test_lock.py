@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCKS = {"cpu": ROOT / "requirements" / "cpu.lock", "cuda": ROOT / "requirements" / "cuda.lock"}
+LOCKS = {"cpu": ROOT / "requirements-cpu.lock", "cuda": ROOT / "requirements-cuda.lock"}
 API_SENSITIVE = ("openai", "transformers", "lightning", "hydra-core", "wandb", "torch")
 """Dependencies whose next major has broken (or is known to break) callers: pyproject caps each below it."""
 CUDA_ONLY = re.compile(r"^(nvidia-|cuda-|triton$)")

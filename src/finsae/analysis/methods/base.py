@@ -14,6 +14,7 @@ and over the combined tables it draws its figures and fills its cell of the find
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,7 +79,7 @@ class LayerData(AnalysisReads):
 Say = Callable[[str], None]
 
 
-class DiffingMethod:
+class DiffingMethod(ABC):
     """Base of a diffing method (one module of :mod:`finsae.analysis.methods` each). Override :meth:`inputs` and
     :meth:`analyze`; the rest has defaults that add nothing."""
 
@@ -95,13 +96,13 @@ class DiffingMethod:
     report_columns: ClassVar[tuple[str, ...]] = ()
     """Its ``layers.parquet`` columns the report's per-layer table shows."""
 
+    @abstractmethod
     def inputs(self, data: LayerData) -> Any | None:
         """Its inputs at ``data.layer`` (SAEs loaded and checked), or None when they are absent ("not run")."""
-        raise NotImplementedError
 
+    @abstractmethod
     def analyze(self, inputs: Any, data: LayerData, earlier: dict[str, MethodResult], say: Say) -> MethodResult:
         """Its analysis of one layer; ``earlier``: the results of the methods before it in the registry."""
-        raise NotImplementedError
 
     def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
         """(model folder, tag) of every SAE it reads (their versions key a layer's result)."""
