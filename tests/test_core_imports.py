@@ -20,7 +20,7 @@ def core_modules() -> list[str]:
 
 def test_core_does_not_import_frameworks():
     mods = core_modules()
-    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune", "finsae.labeling.stage", "finsae.sae.run",
+    assert {"finsae.data.corpus", "finsae.models", "finsae.finetune", "finsae.labeling.run", "finsae.sae.run",
             "finsae.finetune.run"} <= set(mods)
     code = (
         "import importlib, sys\n"

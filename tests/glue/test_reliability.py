@@ -441,7 +441,7 @@ def test_label_names_a_damaged_analysis_before_any_work(tmp_path, text, message)
     import pandas as pd
 
     from finsae.analysis.contexts import contexts_path
-    from finsae.labeling.stage import read_analysis
+    from finsae.labeling.run import read_analysis
 
     folder = tmp_path / "analysis" / "p"
     folder.mkdir(parents=True)

@@ -289,7 +289,7 @@ def test_the_example_split_counts_every_latent_on_its_progress(tmp_path):
     """The split (hard negatives: the long, embedding-bound part of a run) reports one step per latent, in one bar."""
     from finsae.labeling.config import LabelConfig
     from finsae.labeling.embed import SentenceEmbedder
-    from finsae.labeling.stage import build_jobs, read_analysis
+    from finsae.labeling.run import build_jobs, read_analysis
 
     art = tmp_path / "art"
     folder = write_analysis(art)

@@ -1,5 +1,5 @@
 """`python backtest.py`: config into calls. The science is in :mod:`finsae.trading` (inputs in ``inputs``,
-encoding in ``encode``, sets in ``sets``, the two protocols in ``protocols``, the files in ``artifacts``);
+encoding in ``encode``, sets in ``sets``, the two protocols in ``run``, the files in ``artifacts``);
 this module checks every prerequisite before work, runs the protocols inside one W&B run and one lock, checks
 the recorded fit windows, and publishes ``artifacts/backtest/{pair}/`` in one rename together with the run's
 trials (``finsae.trading.ledger``).
@@ -20,7 +20,7 @@ from finsae.glue.base_schema import pair_name
 from finsae.glue.tracking import stage_run
 from finsae.paths import activations_root, backtest_dir, backtest_root, tweet_cache_dir
 from finsae.trading import artifacts as contract
-from finsae.trading import protocols
+from finsae.trading import run as trading_run
 from finsae.trading.blocks import needed, uses_sae
 from finsae.trading.encode import Encoded, check_encoders, encode_tweets, role_kinds
 from finsae.trading.guards import check_fit_windows, check_text_fit
@@ -75,7 +75,7 @@ def encode_only(cfg) -> None:
     return None
 
 
-def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
+def _inputs(cfg) -> tuple[trading_run.Inputs, list[str]]:
     """Everything the protocols read (the tweets encoded unless cached), and the tickers; the headline period
     checked before the encoding."""
     artifacts, fc = Path(cfg.paths.artifacts), cfg.features
@@ -89,29 +89,29 @@ def _inputs(cfg) -> tuple[protocols.Inputs, list[str]]:
     if any(needed(fc.blocks).values()):
         enc = encode_tweets(_roles(cfg), fc, cfg.activations, artifacts, tweet_cache_dir(artifacts),
                             cfg.data.eval_start, tweets.corpus, cfg.progress_bar)
-    return protocols.Inputs(market.panel, market.sp500, tweets, enc, _roles(cfg),
+    return trading_run.Inputs(market.panel, market.sp500, tweets, enc, _roles(cfg),
                             lambda model, layer: allowed.get((model, layer)),
                             load_labels(artifacts, pair_name(cfg)),
                             lambda model, layer: pools.get((model, layer))), market.tickers
 
 
-def _run_protocols(cfg, inp: protocols.Inputs, tickers: list[str], tmp: Path) -> list[protocols.Outcome]:
+def _run_protocols(cfg, inp: trading_run.Inputs, tickers: list[str], tmp: Path) -> list[trading_run.Outcome]:
     bc, protos = cfg.backtest_config(), list(cfg.benchmark.protocols)
-    done: list[protocols.Outcome] = []
+    done: list[trading_run.Outcome] = []
     if "walk_forward" in protos:
         run_id = f"{pair_name(cfg)}:{Path(cfg.paths.output_dir).name}"
         ledger = read_trials(contract.ledger_path(backtest_root(Path(cfg.paths.artifacts))))
-        done.append(protocols.walk_forward(inp, bc, ledger, run_id, tmp))
+        done.append(trading_run.walk_forward(inp, bc, ledger, run_id, tmp))
     if "stocknet" in protos:
-        done.append(protocols.stocknet(inp, load_stocknet_tweets(cfg.paths.data_dir, tickers), bc, tmp))
+        done.append(trading_run.stocknet(inp, load_stocknet_tweets(cfg.paths.data_dir, tickers), bc, tmp))
     fit = pd.DataFrame([w for o in done for w in o.windows])
     check_fit_windows(fit, inp.panel.calendar, cfg.walk_forward.gap if "walk_forward" in protos else 0)
     if "walk_forward" in protos and uses_sae(cfg.features.blocks):
         # The SAEs were trained by `train.py` on text dated before data.eval_start (its corpus filter): the
         # headline period, which starts there, is the one no SAE has seen.
         strategies = next(o.fields.strategies for o in done
-                          if isinstance(o.fields, protocols.WalkForwardFields))
-        check_text_fit(cfg.data.eval_start, protocols.headline_start(strategies, cfg.data.eval_start))
+                          if isinstance(o.fields, trading_run.WalkForwardFields))
+        check_text_fit(cfg.data.eval_start, trading_run.headline_start(strategies, cfg.data.eval_start))
     contract.write_fit_windows(tmp, fit)
     return done
 
@@ -161,5 +161,5 @@ def run(cfg, raw) -> BacktestSummary | None:
         for html in contract.tearsheet_paths(out):
             tracker.log_artifact(html, f"tearsheet-{pair}-{html.stem}", "tearsheet")
         tracker.finish(summary.scalars())
-    protocols.print_summary(summary, out)
+    trading_run.print_summary(summary, out)
     return summary

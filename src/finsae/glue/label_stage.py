@@ -23,7 +23,7 @@ from finsae.labeling.artifacts import publish_labels, read_summary
 from finsae.summary import is_published
 from finsae.labeling.backend import make_backend
 from finsae.labeling.cache import AnswerCache
-from finsae.labeling.stage import (
+from finsae.labeling.run import (
     Analysis,
     build_jobs,
     check_folders,

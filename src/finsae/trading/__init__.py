@@ -9,7 +9,7 @@ One row per (ticker, trading day d): features known at the 16:00 New York close 
 ACL18 protocol.
 
 The stage's contract: :mod:`finsae.trading.inputs` loads what it reads, :mod:`finsae.trading.blocks` is the
-grammar of feature sets and their column names, :mod:`finsae.trading.protocols` runs the two protocols over a
+grammar of feature sets and their column names, :mod:`finsae.trading.run` runs the two protocols over a
 typed :class:`~finsae.trading.config.BacktestConfig`, and :mod:`finsae.trading.artifacts` names, writes and
 reads back every file under ``artifacts/backtest/``.
 """

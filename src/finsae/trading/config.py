@@ -234,7 +234,7 @@ class LgbmConfig:
 
 @dataclass
 class BacktestConfig:
-    """What the stage's protocols (:mod:`finsae.trading.protocols`) read: the science groups of
+    """What the stage's protocols (:mod:`finsae.trading.run`) read: the science groups of
     `python backtest.py` and the first day of the headline period."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
