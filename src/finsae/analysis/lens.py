@@ -74,21 +74,35 @@ _SCORE_MEASURES = ("affine_r2", "mean_diff_projection", "mean_diff_projection_re
 """Measures taken on the score documents only (their ``n_docs`` and ``n_tokens`` count those)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class LensConfig(AffineStudyConfig):
-    """Knobs of the activation lens (the bootstrap draws the documents, stratified by text type and
-    fit/score; the seed also draws the fit/score split)."""
+    """Knobs of the activation lens (``analysis.lens.*``; the bootstrap draws the documents, stratified by
+    text type and fit/score; the seed also draws the fit/score split), and the three pairs its comparison
+    reads (:mod:`finsae.analysis.comparison`)."""
 
-    study: ClassVar[str] = "lens"
+    study: ClassVar[str] = "analysis.lens"
     fit_fraction: float = 0.5
     """Share of each text type's documents on which the affine map and the mean difference are fitted."""
     chunk_rows: int = CHUNK_ROWS
     """Token rows read and multiplied at a time."""
+    finance_pair: str = "minilm_fin"
+    """Analysis folder of the finance pair (base vs finance twin): ``comparison.md`` is written there."""
+    control_pair: str = "minilm_sst2"
+    """Analysis folder of the control pair: the same base vs a twin of the same recipe on general text."""
+    seed_pair: str = "minilm_fin_seed"
+    """Analysis folder that gives the fine-tune seed spread: like for like when it holds the same base vs the
+    finance recipe at another fine-tune seed (a folder of the two twins against each other is reported, not
+    used as the spread)."""
 
     def __post_init__(self):
         super().__post_init__()
-        require(0 < self.fit_fraction < 1, f"lens fit_fraction must be in (0, 1), got {self.fit_fraction}")
-        require(self.chunk_rows >= 1, f"lens chunk_rows must be >= 1, got {self.chunk_rows}")
+        require(0 < self.fit_fraction < 1,
+                f"analysis.lens.fit_fraction must be in (0, 1), got {self.fit_fraction}")
+        require(self.chunk_rows >= 1, f"analysis.lens.chunk_rows must be >= 1, got {self.chunk_rows}")
+        for name in ("finance_pair", "control_pair", "seed_pair"):
+            value = getattr(self, name)
+            require(bool(value) and "/" not in value and value not in (".", ".."),
+                    f"analysis.lens.{name} must name an analysis folder (a plain name), got {value!r}")
 
 
 @dataclass(frozen=True)
