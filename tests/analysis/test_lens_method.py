@@ -192,3 +192,22 @@ def test_the_lens_knobs_are_analysis_lens_overrides(project_root):
     assert isinstance(lens, LensConfig)
     assert (lens.n_boot, lens.fit_fraction, lens.control_pair) == (50, 0.3, "ctl")
     assert (lens.seed_pair, lens.ci) == (LensConfig.seed_pair, LensConfig.ci)
+
+
+def test_a_document_budget_draws_whole_documents_per_text_type(planted):
+    data, base_entry, twin_entry = _data(0, planted, LensConfig(n_boot=20, docs_per_type=6))
+    inputs = lens_inputs(data, base_entry, twin_entry)
+    index = inputs.index
+    for fin in (True, False):
+        assert len(np.unique(index.doc[index.financial == fin])) == 6
+    # every row of a drawn document is kept, tokens and [CLS] alike, and the draw is seeded
+    full = lens_inputs(*_data(0, planted, LensConfig(n_boot=20))).index
+    drawn = np.isin(full.doc, index.doc)
+    assert drawn.sum() == len(index.doc) and (full.is_cls[drawn] == index.is_cls).all()
+    again = lens_inputs(*_data(0, planted, LensConfig(n_boot=20, docs_per_type=6))).index
+    np.testing.assert_array_equal(again.doc, index.doc)
+    held, doc_of_row = planted[0], planted[3]
+    in_lens = np.zeros(len(held.corpus.frame), bool)
+    in_lens[np.r_[held.groups["financial"], held.groups["general"]]] = True
+    rows = np.flatnonzero(in_lens[doc_of_row])[np.flatnonzero(drawn[~full.is_cls])]
+    np.testing.assert_array_equal(inputs.h_base[np.arange(len(rows))], data.acts("base")[rows].astype(np.float32))

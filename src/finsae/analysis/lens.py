@@ -90,19 +90,21 @@ class LensConfig(AffineStudyConfig):
     control_pair: str = "minilm_sst2"
     """Analysis folder of the control pair: the same base vs a twin of the same recipe on general text."""
     seed_pair: str = "minilm_fin_seed"
-    """Analysis folder that gives the fine-tune seed spread: like for like when it holds the same base vs the
-    finance recipe at another fine-tune seed (a folder of the two twins against each other is reported, not
-    used as the spread)."""
+    """Analysis folder of the fine-tune seed spread: like for like when it holds the same base vs the finance
+    recipe at another seed (one of the two twins against each other is shown, not used as the spread)."""
+    docs_per_type: int | None = None
+    """Source documents per text type the stage's lens reads (seeded draw; None: all; cost ∝ token rows)."""
 
     def __post_init__(self):
         super().__post_init__()
         require(0 < self.fit_fraction < 1,
                 f"analysis.lens.fit_fraction must be in (0, 1), got {self.fit_fraction}")
         require(self.chunk_rows >= 1, f"analysis.lens.chunk_rows must be >= 1, got {self.chunk_rows}")
+        require(self.docs_per_type is None or self.docs_per_type >= 2,
+                f"analysis.lens.docs_per_type must be >= 2 or null, got {self.docs_per_type}")
         for name in ("finance_pair", "control_pair", "seed_pair"):
-            value = getattr(self, name)
-            require(bool(value) and "/" not in value and value not in (".", ".."),
-                    f"analysis.lens.{name} must name an analysis folder (a plain name), got {value!r}")
+            require(getattr(self, name) not in ("", ".", "..") and "/" not in getattr(self, name),
+                    f"analysis.lens.{name} must name an analysis folder, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from finsae.activations.store import ActivationStore, open_store
 from finsae.analysis.artifacts import TableSpec
 from finsae.analysis.findings import ci_text
 from finsae.analysis.heldout import HeldoutSet
-from finsae.analysis.lens import TABLE_COLUMNS, TokenIndex, activation_lens
+from finsae.analysis.lens import TABLE_COLUMNS, LensConfig, TokenIndex, activation_lens
 from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, RowFields, Say, number
 from finsae.analysis.plotting import column, layer_ticks, panel_grid
 from finsae.analysis.selectivity import source_documents
@@ -140,13 +140,24 @@ def _text_type(held: HeldoutSet) -> np.ndarray:
     return out
 
 
+def _drawn_documents(doc: np.ndarray, cfg: LensConfig) -> np.ndarray:
+    """Row mask: the rows of ``cfg.docs_per_type`` documents of each text type (``doc % 2``), a seeded draw."""
+    if cfg.docs_per_type is None:
+        return np.ones(len(doc), bool)
+    rng = np.random.default_rng([cfg.seed, 3])  # streams 1 and 2 draw the lens's split and bootstrap
+    chosen = []
+    for text in (0, 1):
+        ids = np.unique(doc[doc % 2 == text])
+        chosen.append(ids if len(ids) <= cfg.docs_per_type else rng.choice(ids, cfg.docs_per_type, replace=False))
+    return np.isin(doc, np.concatenate(chosen))
+
+
 def lens_inputs(data: LayerData, base_entry: ActivationStore, twin_entry: ActivationStore) -> LensInputs:
     """The rows the lens reads at ``data.layer``: financial and general tokens, then their [CLS] rows."""
     s = data.saes
     held = data.held
     text = _text_type(held)
-    row_text = text[data.doc_of_row]
-    token_rows = np.flatnonzero(row_text >= 0)
+    token_rows = np.flatnonzero(text[data.doc_of_row] >= 0)
     windows = base_entry.table.windows
     starts = windows["row_start"].to_numpy()
     order = np.argsort(starts, kind="stable")
@@ -160,7 +171,9 @@ def lens_inputs(data: LayerData, base_entry: ActivationStore, twin_entry: Activa
     source = pd.factorize(source_documents(held))[0]
     # a source document whose passages were drawn into both groups counts as two documents, one per text type
     doc = 2 * source[passage] + text[passage]
-    index = TokenIndex(doc=doc, window=np.r_[window_of_row, cls_windows], financial=text[passage] == 1,
+    window, keep = np.r_[window_of_row, cls_windows], _drawn_documents(doc, data.analysis.lens)
+    token_rows, cls_windows = token_rows[keep[:len(token_rows)]], cls_windows[keep[len(token_rows):]]
+    index = TokenIndex(doc=doc[keep], window=window[keep], financial=text[passage[keep]] == 1,
                        is_cls=np.r_[np.zeros(len(token_rows), bool), np.ones(len(cls_windows), bool)])
     views = []
     for array, sp in zip((data.acts(s.base), data.acts(s.domain)), specials, strict=True):
