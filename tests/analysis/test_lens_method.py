@@ -210,4 +210,5 @@ def test_a_document_budget_draws_whole_documents_per_text_type(planted):
     in_lens = np.zeros(len(held.corpus.frame), bool)
     in_lens[np.r_[held.groups["financial"], held.groups["general"]]] = True
     rows = np.flatnonzero(in_lens[doc_of_row])[np.flatnonzero(drawn[~full.is_cls])]
-    np.testing.assert_array_equal(inputs.h_base[np.arange(len(rows))], data.acts("base")[rows].astype(np.float32))
+    expected = data.acts("base")[rows].astype(np.float32)
+    np.testing.assert_array_equal(inputs.h_base[np.arange(len(rows))], expected)

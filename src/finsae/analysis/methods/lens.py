@@ -141,14 +141,15 @@ def _text_type(held: HeldoutSet) -> np.ndarray:
 
 
 def _drawn_documents(doc: np.ndarray, cfg: LensConfig) -> np.ndarray:
-    """Row mask: the rows of ``cfg.docs_per_type`` documents of each text type (``doc % 2``), a seeded draw."""
+    """Row mask: the rows of ``cfg.docs_per_type`` documents per text type (``doc % 2``), a seeded draw."""
     if cfg.docs_per_type is None:
         return np.ones(len(doc), bool)
     rng = np.random.default_rng([cfg.seed, 3])  # streams 1 and 2 draw the lens's split and bootstrap
     chosen = []
     for text in (0, 1):
         ids = np.unique(doc[doc % 2 == text])
-        chosen.append(ids if len(ids) <= cfg.docs_per_type else rng.choice(ids, cfg.docs_per_type, replace=False))
+        n = min(len(ids), cfg.docs_per_type)
+        chosen.append(rng.choice(ids, n, replace=False) if n < len(ids) else ids)
     return np.isin(doc, np.concatenate(chosen))
 
 
