@@ -81,7 +81,7 @@ def test_missing_pairs_are_said_plainly():
     assert "nothing to compare" in comparison_lines(cmp)[-1]
     cmp = compare_lens(FINANCE, CONTROL, "`seed`: no activation_lens.parquet")
     assert set(cmp.table["verdict"]) == {"no seed spread"} and "Seed pair missing" in " ".join(cmp.notes)
-    assert "Layers 4: analysed for the finance pair only" in " ".join(cmp.notes)
+    assert "Layer 4: analysed for the finance pair only" in " ".join(cmp.notes)
 
 
 def _publish(art, name: str, lens: PairLens) -> None:

@@ -135,8 +135,8 @@ def compare_lens(finance: PairLens, control: PairLens | str, seed: PairLens | st
     t["verdict"] = [_verdict(*r) for r in bounds]
     missing = sorted(set(finance.table["layer"]) - set(t["layer"]))
     if missing:
-        notes.append(f"Layers {', '.join(map(str, missing))}: analysed for the finance pair only (no "
-                     "control).")
+        notes.append(f"Layer{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}: analysed for the "
+                     "finance pair only (no control).")
     return Comparison(t[list(COLUMNS)].sort_values(KEY, ignore_index=True), tuple(notes), like)
 
 
@@ -156,7 +156,8 @@ def comparison_lines(cmp: Comparison) -> list[str]:
              "Effect = finance − control (interval: both pairs' bootstrap intervals in quadrature). A change "
              "is called **financial** only where that whole interval lies beyond ± the fine-tune seed spread "
              "|finance − seed pair|; \"no seed spread\": the like-for-like seed pair is missing, so nothing "
-             "is called financial.", ""]
+             "is called financial. Each pair's lens is measured on its own held-out set (each twin's "
+             "fine-tune texts are left out of its own).", ""]
     if not len(cmp.table):
         return lines + ["No layer has both the finance and the control pair's lens: nothing to compare."]
     shown = cmp.table.set_index(["measure", "text_type", "position"]).loc[
