@@ -28,10 +28,11 @@ CHUNK_ROWS = 32_768
 """Rows read and multiplied at a time (bounds the float32 temporaries at a few tens of MB)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class AffineStudyConfig:
     """Knobs every study of the affine map shares (the lens, the causal test): its percentile bootstrap and
-    the ridge of its fits. A study subclasses it, names itself in :attr:`study` and adds its own knobs."""
+    the ridge of its fits. A study subclasses it, names itself in :attr:`study` and adds its own knobs. Not
+    frozen: a study's config is also its Hydra schema (``analysis.lens.*``), which overrides must set."""
 
     study: ClassVar[str] = "affine"
     """How the study's errors name it."""

@@ -1,11 +1,13 @@
 """Knobs of the feature comparison (the ``analysis:`` group of ``python analyze.py``), each declared once: the
-settings every method shares at the top, each diffing method's own in its nested block (``analysis.crosscoder.*``,
-``analysis.warmstart.*``, ``analysis.independent.*``; :mod:`finsae.analysis.methods`)."""
+settings every method shares at the top, each diffing method's own in its nested block (``analysis.lens.*``,
+``analysis.crosscoder.*``, ``analysis.warmstart.*``, ``analysis.independent.*``;
+:mod:`finsae.analysis.methods`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from finsae.analysis.lens import LensConfig
 from finsae.errors import require
 
 _require = require
@@ -104,6 +106,8 @@ class AnalysisConfig:
     """Layers compared at a time, each in its own one-thread worker process (execution only: the results do
     not depend on it, and two one-thread jobs beat one two-thread job on a small machine)."""
 
+    lens: LensConfig = field(default_factory=LensConfig)
+    """The activation lens (:class:`finsae.analysis.lens.LensConfig`, declared with the lens)."""
     independent: IndependentConfig = field(default_factory=IndependentConfig)
     crosscoder: CrosscoderConfig = field(default_factory=CrosscoderConfig)
     warmstart: WarmstartConfig = field(default_factory=WarmstartConfig)

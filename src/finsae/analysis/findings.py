@@ -1,9 +1,11 @@
 """``findings.md``: the study's answer written from the measured numbers, beside the write-up's three claims.
 
-The registered diffing methods (:data:`finsae.analysis.methods.METHODS`) are put side by side per layer, one
-column and one "where does fine-tuning act" signal each (today the independent-SAE comparison, read against its
-seed floor; the crosscoder's domain-only latents; the warm start's changed latents above its control); a layer
-where a method did not run says "not run". The other sections read the independent-SAE comparison's columns.
+It leads with the activation lens per layer (method 0, :mod:`finsae.analysis.methods.lens`: where the
+twin's activations differ from the base's), then whether that is financial (the finance pair against the
+control pair and the fine-tune seed spread, :mod:`finsae.analysis.comparison`), then the registered diffing
+methods (:data:`finsae.analysis.methods.METHODS`) side by side per layer, one column and one "where does
+fine-tuning act" signal each; a layer where a method did not run says "not run". The other sections read the
+independent-SAE comparison's columns.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from scipy.stats import spearmanr
 
 CLAIMS = (
     ("overlap", "Feature overlap falls from 70% at layer 0 to 5% at layer 11",
@@ -89,17 +92,25 @@ def _agreement(layers: pd.DataFrame) -> list[str]:
             continue
         s = sig.dropna(subset=[m])
         top = s.loc[s[m].idxmax()]
-        out.append(f"- {names[m]}: largest at layer {int(top['layer'])} ({_f(top[m], '{:.0f}')}); by layer "
-                   + ", ".join(f"L{int(r['layer'])} {_f(r[m], '{:.0f}')}" for _, r in s.iterrows()) + ".")
+        out.append(f"- {names[m]}: largest at layer {int(top['layer'])} ({_signal_text(top[m])}); by layer "
+                   + ", ".join(f"L{int(r['layer'])} {_signal_text(r[m])}" for _, r in s.iterrows()) + ".")
     for i, a in enumerate(ran):
         for b in ran[i + 1:]:
             both = sig[["layer", a, b]].dropna()
             if len(both) >= 3 and both[a].nunique() > 1 and both[b].nunique() > 1:
-                rho = both[a].rank().corr(both[b].rank())
-                out.append(f"- {a} vs {b}: Spearman rank correlation over {len(both)} layers {rho:.2f}.")
+                rho, p = spearmanr(both[a], both[b])
+                out.append(f"- {a} vs {b}: Spearman rank correlation over {len(both)} layers {rho:.2f} "
+                           f"(p = {p:.2f}; few layers: read as a direction, not a test).")
             else:
-                out.append(f"- {a} vs {b}: fewer than 3 layers with both (or no spread): no rank correlation.")
+                out.append(f"- {a} vs {b}: fewer than 3 layers with both (or no spread): no rank "
+                           "correlation.")
     return out
+
+
+def _signal_text(x) -> str:
+    """A signal value: whole numbers (counts) as such, anything else to 3 significant digits."""
+    x = _num(x)
+    return _f(x, "{:.0f}") if math.isfinite(x) and float(x).is_integer() else _f(x, "{:.3g}")
 
 
 def side_by_side(layers: pd.DataFrame) -> list[str]:
@@ -113,8 +124,94 @@ def side_by_side(layers: pd.DataFrame) -> list[str]:
     return lines
 
 
+AFFINE_R2_HIGH = 0.9
+"""Affine R² at or above which the lens answer reads a layer as (nearly) an affine image of the base."""
+
+
+def _layer_list(layers: pd.DataFrame, mask) -> str:
+    return ", ".join(f"L{int(v)}" for v in layers.loc[mask, "layer"]) or "none"
+
+
+def _by_layer(layers: pd.DataFrame, col: str) -> str:
+    return ", ".join(f"L{int(r['layer'])} {_f(r[col])}" for _, r in layers.iterrows())
+
+
+def lens_answer(layers: pd.DataFrame) -> str:
+    """The lens's answer in sentences: where the change is largest, where the twin stays an affine image of
+    the base, where financial text changes more than general text (interval above 0), and [CLS]."""
+    def col(name):
+        return pd.to_numeric(layers[name], errors="coerce") if name in layers else pd.Series(math.nan,
+                                                                                              layers.index)
+
+    rel, r2 = col("lens_rel_change"), col("lens_affine_r2")
+    have = layers[rel.notna()]
+    top = layers.loc[rel.idxmax()]
+    out = [f"The twin's activations differ most at layer {int(top['layer'])} (relative change "
+           f"{_ci(top, 'lens_rel_change')}); by layer {_by_layer(have, 'lens_rel_change')}.",
+           f"An affine map of the base explains the twin (held-out R² >= {AFFINE_R2_HIGH}) at "
+           f"{_layer_list(layers, r2 >= AFFINE_R2_HIGH)}; less at "
+           f"{_layer_list(layers, r2 < AFFINE_R2_HIGH)}.",
+           "Financial text changes more than general text (financial − general relative change, interval "
+           f"above 0) at {_layer_list(layers, col('lens_rel_change_fin_minus_gen_lo') > 0)}; less (interval "
+           f"below 0) at {_layer_list(layers, col('lens_rel_change_fin_minus_gen_hi') < 0)}."]
+    if _has(layers, "lens_cls_rel_change"):
+        out.append("[CLS], the position the twin's classifier reads: relative change "
+                   f"{_by_layer(have, 'lens_cls_rel_change')}.")
+    else:
+        out.append("[CLS] was not measured: the held-out cache holds no [CLS] rows (analyse with "
+                   "`activations.store_special=true`).")
+    return " ".join(out)
+
+
+def _lens_table_row(r: pd.Series) -> str:
+    cls = "not stored"
+    if math.isfinite(_num(_get(r, "lens_cls_rel_change"))):
+        cls = " / ".join(_f(_get(r, f"lens_cls_{c}")) for c in ("rel_change", "cka", "affine_r2"))
+    cells = [str(int(r["layer"])), _ci(r, "lens_rel_change"), _f(_get(r, "lens_rel_change_financial")),
+             _f(_get(r, "lens_rel_change_general")), _ci(r, "lens_rel_change_fin_minus_gen", "{:+.3f}"),
+             _ci(r, "lens_cka"), _ci(r, "lens_affine_r2"),
+             " → ".join(_f(_get(r, f"lens_top3_share_{m}"), "{:.2f}") for m in ("base", "twin")),
+             _f(_get(r, "lens_window_share_twin"), "{:.2f}"), cls]
+    return "| " + " | ".join(cells) + " |"
+
+
+def lens_section(layers: pd.DataFrame) -> list[str]:
+    """The findings' lead: the activation lens per layer (``lens_*`` columns of ``layers.parquet``)."""
+    lines = ["## Where the twin differs: the activation lens (method 0)", ""]
+    if not _has(layers, "lens_rel_change"):
+        return lines + [f"The activation lens: {NOT_RUN}."]
+    lines += [
+        "Per layer on held-out tokens of the financial and general passages ([CLS] apart): relative change "
+        "E‖h_twin − h_base‖² / E‖h_base‖², linear CKA, R² of the twin from an affine map of the base "
+        "fitted on other documents, share of variance in the top 3 principal components, share of the twin's "
+        "token variance that per-window means explain. Brackets: percentile bootstrap over source documents "
+        "(`analysis.lens`); every measure by text type, position and interval in "
+        "`activation_lens.parquet`.", "",
+        "| layer | relative change | financial | general | financial − general | CKA | affine R² | "
+        "top-3 PC share base → twin | window share (twin) | [CLS]: relative change / CKA / affine R² |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_lens_table_row(r) for _, r in layers.iterrows()]
+    return lines + ["", lens_answer(layers)]
+
+
+def comparison_section(comparison: list[str] | None) -> list[str]:
+    """Whether the change is financial: the finance pair against the control pair and the seed spread."""
+    head = ["## Is it financial? Finance pair vs control pair vs fine-tune seed pair", ""]
+    if comparison is None:
+        return head + [
+            "Not compared in this run: no control or seed pair is named for this pair, or the finance pair's "
+            "lens is not written yet. `comparison.md` in the finance pair's analysis folder is rewritten as "
+            "each of the three pairs' analyses ends (`analysis.lens.finance_pair`, `.control_pair`, "
+            "`.seed_pair`)."]
+    return head + ["As of this run (`comparison.md` holds the latest, rewritten as each pair's analysis "
+                   "ends):", "", *comparison]
+
+
 def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, tau: float, min_auroc: float,
-                      fdr: float, counts: dict[str, int], median_chars: dict[str, float] | None = None) -> str:
+                      fdr: float, counts: dict[str, int], median_chars: dict[str, float] | None = None,
+                      comparison: list[str] | None = None) -> str:
+    """``findings.md``; ``comparison``: the lines of :func:`finsae.analysis.comparison.comparison_lines`
+    when this pair is the finance pair of a comparison."""
     layers = layers.sort_values("layer").reset_index(drop=True)
     lengths = ""
     if median_chars:
@@ -122,7 +219,8 @@ def findings_markdown(layers: pd.DataFrame, pair: str, base: str, domain: str, t
                                                                   if k in ("financial", "general", "ag_business",
                                                                            "ag_other")) + ".")
     lines = [
-        f"# Findings: {base} vs {domain} ({pair})", "",
+        f"# Findings: {base} vs {domain} ({pair})", "", *lens_section(layers), "",
+        *comparison_section(comparison), "", "## How: feature methods", "",
         f"Generated by `python analyze.py pair={pair}` from `layers.parquet`; every number is on held-out text no "
         f"SAE was trained on and the finance twin was not fine-tuned on "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())} passages).{lengths} Brackets: 95% bootstrap "

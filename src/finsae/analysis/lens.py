@@ -74,21 +74,37 @@ _SCORE_MEASURES = ("affine_r2", "mean_diff_projection", "mean_diff_projection_re
 """Measures taken on the score documents only (their ``n_docs`` and ``n_tokens`` count those)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class LensConfig(AffineStudyConfig):
-    """Knobs of the activation lens (the bootstrap draws the documents, stratified by text type and
-    fit/score; the seed also draws the fit/score split)."""
+    """Knobs of the activation lens (``analysis.lens.*``; the bootstrap draws the documents, stratified by
+    text type and fit/score; the seed also draws the fit/score split), and the three pairs its comparison
+    reads (:mod:`finsae.analysis.comparison`)."""
 
-    study: ClassVar[str] = "lens"
+    study: ClassVar[str] = "analysis.lens"
     fit_fraction: float = 0.5
     """Share of each text type's documents on which the affine map and the mean difference are fitted."""
     chunk_rows: int = CHUNK_ROWS
     """Token rows read and multiplied at a time."""
+    finance_pair: str = "minilm_fin"
+    """Analysis folder of the finance pair (base vs finance twin): ``comparison.md`` is written there."""
+    control_pair: str = "minilm_sst2"
+    """Analysis folder of the control pair: the same base vs a twin of the same recipe on general text."""
+    seed_pair: str = "minilm_fin_seed"
+    """Analysis folder of the fine-tune seed spread: like for like when it holds the same base vs the finance
+    recipe at another seed (one of the two twins against each other is shown, not used as the spread)."""
+    docs_per_type: int | None = None
+    """Source documents per text type the stage's lens reads (seeded draw; None: all; cost ∝ token rows)."""
 
     def __post_init__(self):
         super().__post_init__()
-        require(0 < self.fit_fraction < 1, f"lens fit_fraction must be in (0, 1), got {self.fit_fraction}")
-        require(self.chunk_rows >= 1, f"lens chunk_rows must be >= 1, got {self.chunk_rows}")
+        require(0 < self.fit_fraction < 1,
+                f"analysis.lens.fit_fraction must be in (0, 1), got {self.fit_fraction}")
+        require(self.chunk_rows >= 1, f"analysis.lens.chunk_rows must be >= 1, got {self.chunk_rows}")
+        require(self.docs_per_type is None or self.docs_per_type >= 2,
+                f"analysis.lens.docs_per_type must be >= 2 or null, got {self.docs_per_type}")
+        for name in ("finance_pair", "control_pair", "seed_pair"):
+            require(getattr(self, name) not in ("", ".", "..") and "/" not in getattr(self, name),
+                    f"analysis.lens.{name} must name an analysis folder, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

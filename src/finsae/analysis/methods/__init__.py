@@ -7,9 +7,11 @@ from __future__ import annotations
 from finsae.analysis.methods.base import DiffingMethod
 from finsae.analysis.methods.crosscoder import Crosscoder
 from finsae.analysis.methods.independent import IndependentSaes
+from finsae.analysis.methods.lens import ActivationLens
 from finsae.analysis.methods.warmstart import WarmStart
 
 METHODS: dict[str, DiffingMethod] = {m.name: m for m in (
+    ActivationLens(),
     IndependentSaes(),
     Crosscoder(),
     WarmStart(),
