@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from method_columns import side_by_side_heading
 from finsae.analysis.artifacts import (
     TableSpec,
     contexts_path,
@@ -126,7 +127,7 @@ def check_crosscoder_and_warmstart(out, layers, findings):
     ctx = read_contexts(out, CROSSCODER, 1)
     assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["latent"]) <= set(cc.loc[cc["class"] == "shared", "latent"])
     assert not contexts_path(out, CROSSCODER, 0).exists()
-    methods = findings.split("## Three methods side by side")[1].split("Do they agree")[0]
+    methods = findings.split(side_by_side_heading())[1].split("Do they agree")[0]
     row0, row1 = (ln for ln in methods.splitlines() if ln.startswith(("| 0 |", "| 1 |")))
     assert row0.count("not run") >= 2 and "not run" not in row1.split("|", 3)[3], (row0, row1)
     assert {p.name for p in plot_paths(out)} >= {"crosscoder_delta.png",
@@ -300,7 +301,7 @@ def test_a_fourth_method_plugs_in_with_one_class_and_one_registry_line(project_r
     assert "plots" in {p.parent.name for p in plot_paths(out)} and "toy_mean_by_layer.png" in {
         p.name for p in plot_paths(out)}
     findings = read_findings(out)
-    side = findings.split("## Four methods side by side")[1].split("Do they agree")[0]
+    side = findings.split(side_by_side_heading(extra=1))[1].split("Do they agree")[0]
     assert "toy: mean shift" in side and "| 0.0000 |" in side
     assert "toy (mean shift): largest at layer" in findings
     assert "layer 1: toy mean shift 0.0000" in capsys.readouterr().out

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from method_columns import n_method_columns, side_by_side_heading
 from finsae.analysis.compare import LayerInputs, compare_layer
 from finsae.analysis.config import AnalysisConfig
 from finsae.analysis.heldout import HeldoutSet
@@ -188,9 +189,9 @@ def test_findings_put_three_methods_side_by_side(result):
     layers = pd.DataFrame(rows)
     md = findings_markdown(layers, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200},
                            {"financial": 120.0, "general": 125.0})
-    side = md.split("## Three methods side by side")[1].split("Do they agree")[0]
+    side = md.split(side_by_side_heading())[1].split("Do they agree")[0]
     table = [line for line in side.splitlines() if line.startswith("| 1 ")][0]
-    assert table.count(NOT_RUN) == 2  # crosscoder and warm start did not run; independent SAEs did
+    assert table.count(NOT_RUN) == n_method_columns() - 1  # only the independent SAEs ran
     assert "seed ceiling base" in md and "covariance-matched" in md and "0 by construction" in md
     counts = md.split("## Independent SAEs: financial latents")[1].split("##")[0]
     for line in [ln for ln in counts.splitlines() if ln.startswith("| 1 ")]:
@@ -198,9 +199,9 @@ def test_findings_put_three_methods_side_by_side(result):
     cc = layers.assign(n_domain_only=[2, 9, 4], n_domain_only_lo=[1, 6, 2], n_domain_only_hi=[3, 12, 6],
                        n_base_only=[1, 1, 1], n_shared=[50, 40, 45], crosscoder_seed_stability=[0.5, 0.6, 0.4],
                        n_changed=[3, 20, 8], n_changed_lo=[1, 15, 5], n_changed_hi=[5, 25, 11],
-                       n_changed_control=[2, 2, 2])
+                       n_changed_control=[2, 2, 2], lens_rel_change=[0.1, 0.5, 0.3])
     md2 = findings_markdown(cc, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200})
-    side2 = md2.split("## Three methods side by side")[1]
+    side2 = md2.split(side_by_side_heading())[1]
     assert NOT_RUN not in side2.split("Do they agree")[0]
     assert "9 [6, 12]" in side2 and "largest at layer 2 (9)" in side2 and "largest at layer 2 (18)" in side2
     assert "crosscoder vs warmstart: Spearman rank correlation over 3 layers 1.00" in side2
@@ -208,3 +209,4 @@ def test_findings_put_three_methods_side_by_side(result):
     assert sig["warmstart"].tolist() == [1, 18, 6]
     figs = all_figures(cc, res.features, 0.7, 0.6, "p")
     assert {"overlap_by_layer", "counts_by_layer", "cross_fvu_by_layer"} <= set(figs)
+

@@ -1,5 +1,6 @@
-"""One spelling of the layer knob: in every script's config, a field that holds layer indices is named ``layer``
-(one layer, what ``--multirun layer=0,1,...`` sweeps) or ``layers`` (several), whatever group it sits in."""
+"""One spelling of the layer knob: in every script's config, a field that holds layer indices is named
+``layer`` (one layer, what ``--multirun layer=0,1,...`` sweeps) or ``layers`` (several), whatever group it
+sits in."""
 
 from __future__ import annotations
 

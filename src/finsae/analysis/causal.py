@@ -73,7 +73,7 @@ LayerMaps = AffineMap | Mapping[str, AffineMap]
 """One map for every position, or per position ``{"tokens": ..., "cls": ...}`` (the lens's ``affine``)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class CausalConfig(AffineStudyConfig):
     """Knobs of the causal test (the bootstrap draws the texts; the seed also draws the random latent sets;
     the ridge is :func:`fit_patch_maps`'s)."""

@@ -19,6 +19,7 @@ from finsae.activations import build_activations
 from finsae.activations.config import ExtractConfig
 from finsae.analysis import artifacts
 from finsae.analysis.config import AnalysisConfig
+from finsae.analysis.comparison import refresh_comparison
 from finsae.analysis.findings import findings_markdown
 from finsae.analysis.heldout import HeldoutSet, heldout_set, normalize_text, twin_training_texts
 from finsae.analysis.layers import LayerJob
@@ -158,8 +159,9 @@ def combine(folder: Path, st: Settings, counts: dict,
     frames[artifacts.LAYERS_TABLE] = frames.pop(artifacts.LAYER_ROW)
     artifacts.write_tables(folder, frames)
     L = frames["layers"]
+    comparison = refresh_comparison(st.artifacts, st.pair, a.lens)
     artifacts.write_findings(folder, findings_markdown(L, st.pair, s.base, s.domain, a.tau, a.min_auroc, a.fdr,
-                                                       counts, median_chars))
+                                                       counts, median_chars, comparison=comparison))
     floor = L["n_specialized_seed_floor"].notna()
     summary = AnalysisSummary(
         pair=st.pair, base=s.base, domain=s.domain, tag=s.tag, seed_tag=s.seed_tag, layers=layers,
