@@ -167,7 +167,7 @@ def test_bad_inputs_fail_in_one_line(project_root, art, tmp_path):
     # layers may differ in setting (a denser last layer); base and twin of one layer may not
     cfg1 = other / "sae" / "tiny" / "layer_1" / "t" / "cfg.json"
     cfg1.write_text(json.dumps(dict(json.loads(cfg1.read_text()), k=8)))
-    assert PairSaes(other, "tiny", "tiny", "t", "t_seed1").resolve_layers(None) == [0, 1]
+    assert PairSaes(other, "tiny", "tiny", "t", ("t_seed1",)).resolve_layers(None) == [0, 1]
     line = one_line_error(run(project_root, other, "analyze.py", "pair.base=minilm", "pair.domain=tiny", "tag=t",
                               "layer=1", check=False))
     assert "layer 1" in line and "differ in setting" in line and "k=8" in line and "overwrite=true" in line

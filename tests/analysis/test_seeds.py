@@ -154,8 +154,9 @@ def test_bad_inputs_are_refused():
 
 
 def _replicates(rng, values: np.ndarray, doc_sd: float, n_rep: int = 100) -> np.ndarray:
-    """[n_seeds, n_rep] document replicates of per-seed values: one shared document draw moves every seed alike
-    (the analysis scores every SAE of a layer under the same weights), plus a little seed-specific noise."""
+    """[n_seeds, n_rep] document replicates of per-seed values: one shared document draw moves every seed
+    alike (the analysis scores every SAE of a layer under the same weights), plus a little seed-specific
+    noise."""
     shared = doc_sd * rng.normal(size=n_rep)
     return values[:, None] + shared[None] + 0.2 * doc_sd * rng.normal(size=(len(values), n_rep))
 
@@ -194,10 +195,12 @@ def test_replicates_cover_the_population_mean_where_fixed_seeds_do_not():
 def test_replicates_basic_interval_and_statistics_without_documents():
     rng = np.random.default_rng(17)
     values = np.array([20.0, 22.0, 21.0])
-    reps = values[:, None] + np.abs(rng.normal(0, 3, size=(3, 80)))  # a threshold count: resamples lean upward
+    # a threshold count: its resamples lean upward
+    reps = values[:, None] + np.abs(rng.normal(0, 3, size=(3, 80)))
     cfg = SeedBootstrapConfig(n_boot=500, seed=18)
     pct, basic = replicate_estimate(values, reps, cfg), replicate_estimate(values, reps, cfg, basic=True)
-    assert basic.lo == pytest.approx(2 * pct.value - pct.hi) and basic.hi == pytest.approx(2 * pct.value - pct.lo)
+    assert basic.lo == pytest.approx(2 * pct.value - pct.hi)
+    assert basic.hi == pytest.approx(2 * pct.value - pct.lo)
     assert pct.lo > values.min() - 1 and basic.lo < pct.lo  # the percentile interval starts near the point
     # an overlap of two decoders has no document term: only the seeds move it
     ov = replicate_estimate([0.15, 0.16, 0.14], None, cfg)
@@ -208,7 +211,7 @@ def test_replicates_basic_interval_and_statistics_without_documents():
 
 
 def test_replicates_of_a_saturated_floor_say_no_power_never_zero():
-    """Every financial latent of each seed repeat unmatched in both SAEs: the floor sits at its upper bound."""
+    """Every financial latent of each seed repeat unmatched in both SAEs: the floor at its upper bound."""
     n_financial = np.array([35.0, 32.0])
     reps = n_financial[:, None] - np.random.default_rng(19).integers(0, 3, size=(2, 60))
     est = replicate_estimate(n_financial, reps, SeedBootstrapConfig(n_boot=200), lower=0, upper=n_financial,

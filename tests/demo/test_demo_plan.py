@@ -9,8 +9,8 @@ import pytest
 
 import finsae.demo.__main__ as demo_main
 from finsae import precision, provenance
-from finsae.demo.plan import (CONTROL_LAYERS, CONTROL_PAIRS, CROSSCODER, LAYERS, SEED_LAYERS, THIRD_SEED_LAYERS,
-                              control_sae_runs, demo_jobs, report_file, sae_runs)
+from finsae.demo.plan import (CONTROL_LAYERS, CONTROL_PAIRS, CROSSCODER, LAYERS, SEED_LAYERS,
+                              THIRD_SEED_LAYERS, control_sae_runs, demo_jobs, report_file, sae_runs)
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.errors import FinsaeError
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
@@ -131,9 +131,9 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
 
 
 def test_the_third_seed_runs_at_layers_2_to_4_only_like_the_seed_1_jobs(tmp_path):
-    """Issue 33 §3: seed 2 of both models' SAEs and of the crosscoder, and the warm starts (domain and control)
-    repeated from base seeds 1 and 2, at L2-L4 and nowhere else; each waits, logs and is done like its seed-1
-    counterpart (the warm repeats wait for the base SAE of their own seed and continue it)."""
+    """Issue 33 §3: seed 2 of both models' SAEs and of the crosscoder, and the warm starts (domain and
+    control) repeated from base seeds 1 and 2, at L2-L4 and nowhere else; each waits, logs and is done like
+    its seed-1 counterpart (the warm repeats wait for the base SAE of their own seed and continue it)."""
     jobs = demo_jobs(tmp_path)
     check_graph(jobs, 2)
     by = {j.name: j for j in jobs}
@@ -166,7 +166,8 @@ def test_the_third_seed_runs_at_layers_2_to_4_only_like_the_seed_1_jobs(tmp_path
         # the domain and control runs of one start see the same tokens in the same order: the same seed
         for seed in (0, 1, 2):
             start = "demo" if seed == 0 else f"demo_seed{seed}"
-            d, c = by[f"sae minilm_fin L{layer} {start}_warm_domain"], by[f"sae minilm L{layer} {start}_warm_control"]
+            d = by[f"sae minilm_fin L{layer} {start}_warm_domain"]
+            c = by[f"sae minilm L{layer} {start}_warm_control"]
             assert [a for a in d.command if a.startswith("seed=")] == [a for a in c.command if a.startswith("seed=")]
     assert set(by["analyze"].deps) >= {f"sae {m} L3 demo_seed2" for m in ("minilm", "minilm_fin", CROSSCODER)}
     logs = [c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")]

@@ -34,9 +34,9 @@ CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publi
 LAYERS = (0, 1, 2, 3, 4, 5)
 SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
 THIRD_SEED_LAYERS = (2, 3, 4)
-"""Where every SAE, crosscoder and warm-start run has three seeds (issue 33 §3: at least L2-L4, where the activation
-lens shows the change beginning): seed 2 (``demo_seed2``) of both models' SAEs and of the crosscoder, and the warm
-starts repeated from base seeds 1 and 2 (:func:`warm_repeat`)."""
+"""Where every SAE, crosscoder and warm-start run has three seeds (issue 33 §3: at least L2-L4, where the
+activation lens shows the change beginning): seed 2 (``demo_seed2``) of both models' SAEs and of the
+crosscoder, and the warm starts repeated from base seeds 1 and 2 (:func:`warm_repeat`)."""
 LAYER_SAE = {5: ("sae.lr=0.002", "sae.k=96")}
 """Per-layer SAE settings of the demo, chosen on the SAE-eval documents of the training period (docs/demo.md,
 "Layer 5"): at the default peak lr (4e-3) the twin's layer-5 SAE ends with 6.1% dead latents, at 2e-3 with none;
@@ -104,10 +104,11 @@ def control_sae_runs() -> list[SaeRun]:
 
 
 def warm_repeat(layer: int, seed: int) -> list[SaeRun]:
-    """The warm starts of base seed ``seed`` at ``layer``: its SAE (tag ``demo`` or ``demo_seed{seed}``) continued
-    on the twin (``{start}_warm_domain``) and, as their control, on the base model itself (``{start}_warm_control``),
-    both at training seed ``seed + 1`` so they see the same tokens in the same order. The analysis finds the
-    repeats by the seed tag (``analysis.methods.base.DiffingMethod.seed_inputs``)."""
+    """The warm starts of base seed ``seed`` at ``layer``: its SAE (tag ``demo`` or ``demo_seed{seed}``)
+    continued on the twin (``{start}_warm_domain``) and, as their control, on the base model itself
+    (``{start}_warm_control``), both at training seed ``seed + 1`` so they see the same tokens in the same
+    order. The analysis finds the repeats by the seed tag
+    (``analysis.methods.base.DiffingMethod.seed_inputs``)."""
     start = "demo" if seed == 0 else f"demo_seed{seed}"
     return [SaeRun(TWIN, layer, seed + 1, f"{start}_warm_domain", warm=True, start=start),
             SaeRun(BASE, layer, seed + 1, f"{start}_warm_control", warm=True, start=start)]
@@ -115,9 +116,9 @@ def warm_repeat(layer: int, seed: int) -> list[SaeRun]:
 
 def sae_runs() -> list[SaeRun]:
     """What ``make saes`` trains: every layer of both models with seed repeats (seed 1 everywhere, seed 2 at
-    :data:`THIRD_SEED_LAYERS`); the pair's crosscoder alike (seeds 0, 1; seed 2 there); the warm starts from the base
-    SAE (:func:`warm_repeat`; repeated from base seeds 1 and 2 there). Each model's first run comes first; then the
-    two models alternate, so the two cores train one SAE of each."""
+    :data:`THIRD_SEED_LAYERS`); the pair's crosscoder alike (seeds 0, 1; seed 2 there); the warm starts from
+    the base SAE (:func:`warm_repeat`; repeated from base seeds 1 and 2 there). Each model's first run comes
+    first; then the two models alternate, so the two cores train one SAE of each."""
     runs = []
     for layer in LAYERS:
         runs += [SaeRun(BASE, layer), SaeRun(TWIN, layer)]
