@@ -16,8 +16,18 @@ from finsae.analysis.layers import rerun_at_seeds
 from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, RowFields
 from finsae.analysis.rows import LayerRow
 from finsae.analysis.saes import PairSaes
-from finsae.analysis.seed_repeats import PER_REPEAT, PER_SEED, SeedRepeatInputs, SeedSaes, seed_samples
+from finsae.analysis.heldout import BROAD, GENRE
+from finsae.analysis.seed_repeats import (
+    PER_REPEAT,
+    PER_SEED,
+    FinancialCount,
+    SeedRepeatInputs,
+    SeedSaes,
+    financial_count,
+    seed_samples,
+)
 from finsae.analysis.seeds import ESTIMATE_COLUMNS, SeedBootstrapConfig
+from finsae.analysis.selectivity import contrast_weights
 from finsae.analysis.summary import AnalysisSummary
 from finsae.data.corpus import Corpus
 from finsae.sae import SaeConfig, TopKSAE
@@ -87,6 +97,20 @@ def test_seeds_that_differ_give_their_spread(held_and_acts):
     # the other latents are independent random directions: the SAEs share (almost) none
     for name in ("overlap", "overlap_cross_seed", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain"):
         assert est[name].value < 0.1 and samples[name].doc_replicates is None  # decoders only: no documents
+
+
+def test_counts_already_made_are_taken_as_given(held_and_acts):
+    """Known financial counts (the layer comparison's seed-0 and seed-1 SAEs) are used, not made again."""
+    inp = inputs(held_and_acts, [[0]] * 2, [[0, 1], [0, 1, 2, 3]])
+    made = seed_samples(inp, CFG)
+    weights = (contrast_weights(inp.heldout, BROAD, CFG.n_boot, CFG.seed),
+               contrast_weights(inp.heldout, GENRE, CFG.n_boot, CFG.seed + 1))
+    seed0 = financial_count(inp.seeds[0].domain, inp.domain_acts, inp, CFG, weights)
+    given = seed_samples(inp, CFG, known={("domain", 0): seed0})
+    for name, sample in made.items():
+        np.testing.assert_array_equal(given[name].per_seed, sample.per_seed)
+    planted = FinancialCount(np.zeros(M, bool), np.zeros((CFG.n_boot, M), bool))  # as if seed 0 had none
+    assert seed_samples(inp, CFG, known={("domain", 0): planted})["n_financial"].per_seed.tolist() == [0, 4]
 
 
 def test_a_saturated_floor_says_no_power_never_zero(held_and_acts):

@@ -97,10 +97,12 @@ def _count(fc: FinancialCount, keep: np.ndarray | None = None) -> tuple[float, n
     return float((fc.financial & keep).sum()), (fc.boot_financial & keep[None]).sum(1).astype(np.float64)
 
 
-def seed_samples(inp: SeedRepeatInputs, cfg: AnalysisConfig,
-                 progress: Callable[[str], None] | None = None) -> dict[str, SeedSample]:
+def seed_samples(inp: SeedRepeatInputs, cfg: AnalysisConfig, progress: Callable[[str], None] | None = None,
+                 known: dict[tuple[str, int], FinancialCount] | None = None) -> dict[str, SeedSample]:
     """Every statistic of the module doc at every seed of the layer, by name (:data:`PER_SEED`, and
-    :data:`PER_REPEAT` where the layer has repeats)."""
+    :data:`PER_REPEAT` where the layer has repeats). ``known``: ``(model role, seed index) -> FinancialCount``
+    already computed under the same document draws (the seed-0 and seed-1 SAEs that the layer's comparison
+    scores), not computed again."""
     say = progress or (lambda msg: None)
     held, tau = inp.heldout, cfg.tau
     weights = (contrast_weights(held, BROAD, cfg.n_boot, cfg.seed), contrast_weights(held, GENRE, cfg.n_boot,
@@ -110,11 +112,12 @@ def seed_samples(inp: SeedRepeatInputs, cfg: AnalysisConfig,
     def match(a: TopKSAE, b: TopKSAE):
         return match_decoders(a.W_dec.detach(), b.W_dec.detach(), candidates=cfg.candidates)
 
-    fin: dict[tuple[str, int], FinancialCount] = {}
+    fin: dict[tuple[str, int], FinancialCount] = dict(known or {})
     for i, s in enumerate(inp.seeds):
         say(f"financial latents at seed {i} ({s.tag})")
-        fin["base", i] = financial_count(s.base, inp.base_acts, inp, cfg, weights)
-        fin["domain", i] = financial_count(s.domain, inp.domain_acts, inp, cfg, weights)
+        for role, sae, acts in (("base", s.base, inp.base_acts), ("domain", s.domain, inp.domain_acts)):
+            if (role, i) not in fin:
+                fin[role, i] = financial_count(sae, acts, inp, cfg, weights)
     rows: dict[str, list] = {name: [] for name in (*PER_SEED, *PER_REPEAT)}
     say("matching the seeds' decoders")
     for i, s in enumerate(inp.seeds):
