@@ -104,19 +104,21 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
 
 
 def check_seed_estimates(layers, summary):
-    """Counts and overlaps as mean ± seed SD over the seeds each layer has: three at layer 1, one at layer 0."""
+    """Counts and overlaps as mean ± seed SD over the seeds each layer has: three at layer 1, one at 0."""
     by = layers.set_index("layer")
     assert by["n_seeds"].to_dict() == {0: 1, 1: 3}
     assert by.loc[1, "n_financial_n_seeds"] == 3 and by.loc[0, "n_financial_n_seeds"] == 1
     assert np.isfinite(by.loc[1, "n_financial_seed_sd"]) and np.isnan(by.loc[0, "n_financial_seed_sd"])
-    assert by.loc[1, "n_financial_seed_lo"] <= by.loc[1, "n_financial_seed_mean"] <= by.loc[1, "n_financial_seed_hi"]
+    one = by.loc[1]
+    assert one["n_financial_seed_lo"] <= one["n_financial_seed_mean"] <= one["n_financial_seed_hi"]
     assert by["overlap_seed_mean"].eq(1.0).all()  # each seed's SAE on both sides matches itself
-    assert by.loc[1, "n_specialized_repeat_n_seeds"] == 2 and pd.isna(by.loc[0, "n_specialized_repeat_seed_text"])
+    assert one["n_specialized_repeat_n_seeds"] == 2 and pd.isna(by.loc[0, "n_specialized_repeat_seed_text"])
     assert 0 <= by.loc[1, "overlap_cross_seed_seed_mean"] < 1
     # one model on both sides: base seed 0 IS domain seed 0, so the repeats' count equals their floor
     assert by.loc[1, "n_specialized_over_floor_seed_mean"] == 0
     text = by.loc[1, "n_specialized_over_floor_seed_text"]
-    assert text.startswith("no power (") if not by.loc[1, "n_specialized_over_floor_seed_power"] else "± 0.0" in text
+    power = one["n_specialized_over_floor_seed_power"]
+    assert text.startswith("no power (") if not power else "± 0.0" in text
     assert summary.seed_tags == ["t_seed1", "t_seed2"] and summary.n_seeds == {"0": 1, "1": 3}
     assert summary.seed_estimates["n_financial"]["1"]["n_seeds"] == 3
     assert summary.seed_estimates["n_specialized_seed_floor"].keys() == {"1"}
