@@ -191,3 +191,26 @@ def test_the_summary_carries_each_statistic_per_layer(tmp_path, held_and_acts):
     assert set(floor) == {"3"} and not floor["3"]["power"] and floor["3"]["text"].startswith("no power")
     fin = back.seed_estimates["n_financial"]
     assert fin["0"]["n_seeds"] == 1 and fin["0"]["sd"] is None and fin["3"]["mean"] == pytest.approx(2)
+
+
+def test_findings_read_the_seed_estimates_and_never_print_zero_without_power():
+    """The independent method's findings cell and signal: the repeats vs their floor over seeds; a layer whose
+    floor is saturated has no signal (NaN, so no 'largest at' claim), never 0; a table without seed columns
+    keeps the seed-1 values."""
+    from finsae.analysis.methods.independent import IndependentSaes
+
+    layers = pd.DataFrame({
+        "layer": [0, 2, 3], "n_specialized_seed1": [35.0, 43.0, 52.0],
+        "n_specialized_seed_floor": [35.0, 30.0, 40.0],
+        "n_specialized_over_floor_seed_mean": [0.0, 11.5, np.nan],
+        "n_specialized_over_floor_seed_power": [False, True, None],
+        "n_specialized_repeat_seed_text": ["no power (saturated)", "41.0 ± 2.8 [38.0, 44.0] (2 seeds)", None],
+        "n_specialized_seed_floor_seed_text": ["no power (saturated)", "29.5 ± 0.7 [29.0, 30.0] (2 seeds)",
+                                               None]})
+    method = IndependentSaes()
+    signal = method.signal(layers)
+    assert np.isnan(signal[0]) and signal[1] == pytest.approx(11.5) and signal[2] == pytest.approx(12.0)
+    cells = [method.findings_cell(r) for _, r in layers.iterrows()]
+    assert cells[0] == "no power (saturated) vs no power (saturated)"
+    assert cells[1].startswith("41.0 ± 2.8") and " vs 29.5 ± 0.7" in cells[1]
+    assert cells[2] == "52 [n/a, n/a] vs 40 [n/a, n/a]"  # no seed estimates at that layer: seed 1's values
