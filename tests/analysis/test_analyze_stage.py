@@ -49,7 +49,8 @@ def run(root, art, script, *overrides, check=True):
 def art(tmp_path_factory, project_root, data_dir):
     art = tmp_path_factory.mktemp("analyze") / "art"
     run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t")
-    run(project_root, art, "train.py", "debug=tiny", "layer=1", "tag=t_seed1", "seed=1")
+    for seed in (1, 2):  # layer 1 has three seeds, layer 0 one (issue 33 §3: a layer reports what it has)
+        run(project_root, art, "train.py", "debug=tiny", "layer=1", f"tag=t_seed{seed}", f"seed={seed}")
     quick = ["debug=tiny", "layer=1", "logger=none", "downstream_docs=0"]
     for tag, seed in (("t", 0), ("t_seed1", 1)):  # the crosscoder and its seed repeat, as the demo plan (finsae.demo.plan)
         run(project_root, art, "train.py", *quick, "task=crosscoder", *PAIR, f"tag={tag}", f"seed={seed}")
@@ -93,6 +94,7 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     findings = read_findings(out)
     assert "1,200+ specialized" in findings and "seed ceiling" in findings
     assert {p.name for p in plot_paths(out)} >= {"overlap_by_layer.png", "counts_by_layer.png"}
+    check_seed_estimates(layers, summary)
     check_crosscoder_and_warmstart(out, layers, findings)
     before = {n: read_table(out, n) for n in ("layers", "features", "curves", "crosscoder", "warmstart")}
 
@@ -100,6 +102,27 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     run(project_root, art, "analyze.py", "--multirun", "layer=0,1", *PAIR, "tag=t", *SMALL)
     for n, frame in before.items():
         pd.testing.assert_frame_equal(read_table(out, n), frame, check_like=True)
+
+
+def check_seed_estimates(layers, summary):
+    """Counts and overlaps as mean ± seed SD over the seeds each layer has: three at layer 1, one at 0."""
+    by = layers.set_index("layer")
+    assert by["n_seeds"].to_dict() == {0: 1, 1: 3}
+    assert by.loc[1, "n_financial_n_seeds"] == 3 and by.loc[0, "n_financial_n_seeds"] == 1
+    assert np.isfinite(by.loc[1, "n_financial_seed_sd"]) and np.isnan(by.loc[0, "n_financial_seed_sd"])
+    one = by.loc[1]
+    assert one["n_financial_seed_lo"] <= one["n_financial_seed_mean"] <= one["n_financial_seed_hi"]
+    assert by["overlap_seed_mean"].eq(1.0).all()  # each seed's SAE on both sides matches itself
+    assert one["n_specialized_repeat_n_seeds"] == 2 and pd.isna(by.loc[0, "n_specialized_repeat_seed_text"])
+    assert 0 <= by.loc[1, "overlap_cross_seed_seed_mean"] < 1
+    # one model on both sides: base seed 0 IS domain seed 0, so the repeats' count equals their floor
+    assert by.loc[1, "n_specialized_over_floor_seed_mean"] == 0
+    text = by.loc[1, "n_specialized_over_floor_seed_text"]
+    power = one["n_specialized_over_floor_seed_power"]
+    assert text.startswith("no power (") if not power else "± 0.0" in text
+    assert summary.seed_tags == ["t_seed1", "t_seed2"] and summary.n_seeds == {"0": 1, "1": 3}
+    assert summary.seed_estimates["n_financial"]["1"]["n_seeds"] == 3
+    assert summary.seed_estimates["n_specialized_seed_floor"].keys() == {"1"}
 
 
 def check_crosscoder_and_warmstart(out, layers, findings):
@@ -168,7 +191,7 @@ def test_bad_inputs_fail_in_one_line(project_root, art, tmp_path):
     # layers may differ in setting (a denser last layer); base and twin of one layer may not
     cfg1 = other / "sae" / "tiny" / "layer_1" / "t" / "cfg.json"
     cfg1.write_text(json.dumps(dict(json.loads(cfg1.read_text()), k=8)))
-    assert PairSaes(other, "tiny", "tiny", "t", "t_seed1").resolve_layers(None) == [0, 1]
+    assert PairSaes(other, "tiny", "tiny", "t", ("t_seed1",)).resolve_layers(None) == [0, 1]
     line = one_line_error(run(project_root, other, "analyze.py", "pair.base=minilm", "pair.domain=tiny", "tag=t",
                               "layer=1", check=False))
     assert "layer 1" in line and "differ in setting" in line and "k=8" in line and "overwrite=true" in line

@@ -16,6 +16,7 @@ from finsae.analysis.seeds import (
     hierarchical_bootstrap,
     hierarchical_sum,
     power_check,
+    replicate_estimate,
     seed_table,
 )
 from finsae.errors import ConfigError
@@ -150,3 +151,80 @@ def test_bad_inputs_are_refused():
         hierarchical_sum([np.ones((2, 2))])
     with pytest.raises(ConfigError, match="bound"):
         hierarchical_sum([np.ones(4)], upper=np.nan)
+
+
+def _replicates(rng, values: np.ndarray, doc_sd: float, n_rep: int = 100) -> np.ndarray:
+    """[n_seeds, n_rep] document replicates of per-seed values: one shared document draw moves every seed
+    alike (the analysis scores every SAE of a layer under the same weights), plus a little seed-specific
+    noise."""
+    shared = doc_sd * rng.normal(size=n_rep)
+    return values[:, None] + shared[None] + 0.2 * doc_sd * rng.normal(size=(len(values), n_rep))
+
+
+def test_replicates_of_seeds_that_disagree_give_their_spread():
+    """Planted: three seeds at 30, 40 and 50 (seed SD 10), documents moving each by SD 2."""
+    rng = np.random.default_rng(13)
+    values = np.array([30.0, 40.0, 50.0])
+    reps = _replicates(rng, values, doc_sd=2.0)
+    cfg = SeedBootstrapConfig(n_boot=2000, seed=14, documents="shared")
+    est = replicate_estimate(values, reps, cfg, n_docs=500)
+    assert est.value == pytest.approx(40.0) and est.seed_sd == pytest.approx(10.0)
+    assert est.n_seeds == 3 and est.power and est.n_docs == (500, 500, 500)
+    # the seed term dominates: the interval spans most of the planted spread, far beyond the documents' own
+    assert est.lo < 34 and est.hi > 46
+    fixed = replicate_estimate(values, reps, replace(cfg, resample_seeds=False))
+    assert fixed.lo > 35 and fixed.hi < 45 and _width(est) > 2 * _width(fixed)
+    assert est.text().endswith("(3 seeds)") and " ± 10.0 " in est.text()
+
+
+def test_replicates_cover_the_population_mean_where_fixed_seeds_do_not():
+    rng = np.random.default_rng(15)
+    mu, n_sim, covered, covered_fixed = 40.0, 150, 0, 0
+    cfg = SeedBootstrapConfig(n_boot=300, seed=16, documents="shared")
+    for _ in range(n_sim):
+        values = mu + 5.0 * rng.normal(size=5)
+        reps = _replicates(rng, values, doc_sd=0.3, n_rep=50)  # seed SD 5: the term that dominates
+        est = replicate_estimate(values, reps, cfg)
+        fixed = replicate_estimate(values, reps, replace(cfg, resample_seeds=False))
+        covered += est.lo <= mu <= est.hi
+        covered_fixed += fixed.lo <= mu <= fixed.hi
+    assert covered / n_sim > 0.75
+    assert covered_fixed / n_sim < 0.45
+
+
+def test_replicates_basic_interval_and_statistics_without_documents():
+    rng = np.random.default_rng(17)
+    values = np.array([20.0, 22.0, 21.0])
+    # a threshold count: its resamples lean upward
+    reps = values[:, None] + np.abs(rng.normal(0, 3, size=(3, 80)))
+    cfg = SeedBootstrapConfig(n_boot=500, seed=18)
+    pct, basic = replicate_estimate(values, reps, cfg), replicate_estimate(values, reps, cfg, basic=True)
+    assert basic.lo == pytest.approx(2 * pct.value - pct.hi)
+    assert basic.hi == pytest.approx(2 * pct.value - pct.lo)
+    assert pct.lo > values.min() - 1 and basic.lo < pct.lo  # the percentile interval starts near the point
+    # an overlap of two decoders has no document term: only the seeds move it
+    ov = replicate_estimate([0.15, 0.16, 0.14], None, cfg)
+    assert ov.power and 0.14 <= ov.lo < ov.hi <= 0.16 and ov.seed_sd == pytest.approx(0.01)
+    # one seed of it is a measurement without an interval, not a test without power
+    one = replicate_estimate([0.15], None, cfg)
+    assert one.power and np.isnan(one.lo) and one.text() == "0.1 (1 seed, no interval)"
+
+
+def test_replicates_of_a_saturated_floor_say_no_power_never_zero():
+    """Every financial latent of each seed repeat unmatched in both SAEs: the floor at its upper bound."""
+    n_financial = np.array([35.0, 32.0])
+    reps = n_financial[:, None] - np.random.default_rng(19).integers(0, 3, size=(2, 60))
+    est = replicate_estimate(n_financial, reps, SeedBootstrapConfig(n_boot=200), lower=0, upper=n_financial,
+                             basic=True)
+    assert not est.power and "saturated" in est.reason and est.text().startswith("no power (")
+    excess = replicate_estimate([0.0, 0.0], np.zeros((2, 60)), SeedBootstrapConfig(n_boot=200),
+                                upper=[0.0, 0.0])
+    assert not excess.power and excess.text().startswith("no power")
+    assert replicate_estimate(n_financial - [0, 4], reps, upper=n_financial).power
+
+
+def test_replicates_refuse_bad_shapes():
+    with pytest.raises(ConfigError, match="non-empty"):
+        replicate_estimate([])
+    with pytest.raises(ConfigError, match="document replicates"):
+        replicate_estimate([1.0, 2.0], np.ones((3, 4)))

@@ -9,8 +9,8 @@ import pytest
 
 import finsae.demo.__main__ as demo_main
 from finsae import precision, provenance
-from finsae.demo.plan import (CONTROL_LAYERS, CONTROL_PAIRS, CROSSCODER, LAYERS, SEED_LAYERS, control_sae_runs,
-                              demo_jobs, report_file, sae_runs)
+from finsae.demo.plan import (CONTROL_LAYERS, CONTROL_PAIRS, CROSSCODER, LAYERS, SEED_LAYERS,
+                              THIRD_SEED_LAYERS, control_sae_runs, demo_jobs, report_file, sae_runs)
 from finsae.demo.scheduler import CACHED, Job, check_graph, run_jobs
 from finsae.errors import FinsaeError
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_dir
@@ -39,7 +39,10 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     by = {j.name: j for j in jobs}
     # both models' SAEs with seed repeats, the crosscoder at two seeds, the two warm starts: at every layer
     assert SEED_LAYERS == LAYERS
+    # seed 2 of both models and the crosscoder, and warm starts from base seeds 1 and 2: at L2-L4 only
+    assert THIRD_SEED_LAYERS == (2, 3, 4)
     assert len([j for j in jobs if j.stage == "SAEs"]) == (2 * len(LAYERS) + 2 * len(SEED_LAYERS) + 4 * len(LAYERS)
+                                                          + 3 * 3 + 4 * 3  # the third seeds
                                                           + 2 * len(CONTROL_LAYERS))  # and the two control twins
     xc = by[f"sae {CROSSCODER} L2 demo_seed1"]
     assert set(xc.deps) == {"sae minilm L0", "sae minilm_fin L0"} and "task=crosscoder" in xc.command
@@ -110,18 +113,65 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
         assert not any(f"sae {twin} L{layer}" in by for layer in (0, 1, 5))
         assert not any(f"sae {twin} L{layer} demo_seed1" in by for layer in LAYERS)  # seed 0 only
     assert "+finetune=minilm_fin" in by["finetune"].command  # the finance twin by its recipe file, too
+    repeats = (" demo_seed1", " demo_seed2")
     sst2 = by["analyze minilm_sst2"]
     assert {"pair=minilm_sst2", "layers=[2,3,4]", "analysis.jobs=1"} <= set(sst2.command) and sst2.slots == 1
     assert set(sst2.deps) == {f"sae minilm_sst2 L{i}" for i in (2, 3, 4)} | {
-        f"sae minilm L{i}{tag}" for i in (2, 3, 4) for tag in ("", " demo_seed1", " demo_warm_control")}
+        f"sae minilm L{i}{tag}" for i in (2, 3, 4)
+        for tag in ("", *repeats, " demo_warm_control", *(f"{r}_warm_control" for r in repeats))}
     seed = by["analyze minilm_fin_seed"]
     assert "pair=minilm_fin_seed" in seed.command and "layers=[2,3,4]" in seed.command
     assert set(seed.deps) == {f"sae minilm_fin_s2 L{i}" for i in (2, 3, 4)} | {
-        f"sae minilm_fin L{i}{tag}" for i in (2, 3, 4) for tag in ("", " demo_seed1", " demo_warm_domain")}
+        f"sae minilm_fin L{i}{tag}" for i in (2, 3, 4)
+        for tag in ("", *repeats, " demo_warm_domain", *(f"{r}_warm_domain" for r in repeats))}
     assert seed.done is not None and not seed.done()
     names = [j.name for j in jobs]
     # after the main analysis, side by side (one core each), before the labels take both cores
     assert names[names.index("analyze") + 1:][:3] == ["analyze minilm_sst2", "analyze minilm_fin_seed", "labels"]
+
+
+def test_the_third_seed_runs_at_layers_2_to_4_only_like_the_seed_1_jobs(tmp_path):
+    """Issue 33 §3: seed 2 of both models' SAEs and of the crosscoder, and the warm starts (domain and
+    control) repeated from base seeds 1 and 2, at L2-L4 and nowhere else; each waits, logs and is done like
+    its seed-1 counterpart (the warm repeats wait for the base SAE of their own seed and continue it)."""
+    jobs = demo_jobs(tmp_path)
+    check_graph(jobs, 2)
+    by = {j.name: j for j in jobs}
+    for layer in LAYERS:
+        third = layer in (2, 3, 4)
+        for model in ("minilm", "minilm_fin", CROSSCODER):
+            assert (f"sae {model} L{layer} demo_seed2" in by) == third, (model, layer)
+        for seed in (1, 2):
+            assert (f"sae minilm_fin L{layer} demo_seed{seed}_warm_domain" in by) == third
+            assert (f"sae minilm L{layer} demo_seed{seed}_warm_control" in by) == third
+    for layer in (2, 3, 4):
+        for model in ("minilm", "minilm_fin"):
+            one, two = by[f"sae {model} L{layer} demo_seed1"], by[f"sae {model} L{layer} demo_seed2"]
+            assert two.deps == one.deps and two.stage == one.stage == "SAEs"
+            assert {"seed=2", "tag=demo_seed2", f"model={model}", f"layer={layer}"} <= set(two.command)
+            assert [c for c in two.command if "seed" not in c] == [c for c in one.command if "seed" not in c]
+            assert not two.done()
+            (sae_dir(tmp_path, model, layer, "demo_seed2") / "summary.json").parent.mkdir(parents=True)
+            (sae_dir(tmp_path, model, layer, "demo_seed2") / "summary.json").write_text("{}")
+            assert two.done() and not one.done()  # its own folder
+        xc = by[f"sae {CROSSCODER} L{layer} demo_seed2"]
+        assert xc.deps == by[f"sae {CROSSCODER} L{layer} demo_seed1"].deps and "task=crosscoder" in xc.command
+        for seed in (1, 2):
+            start = f"demo_seed{seed}"
+            for model, kind in (("minilm_fin", "domain"), ("minilm", "control")):
+                warm = by[f"sae {model} L{layer} {start}_warm_{kind}"]
+                assert set(warm.deps) == {f"sae {model} L0", f"sae minilm L{layer} {start}"}
+                assert f"sae.init_from={sae_dir(tmp_path, 'minilm', layer, start)}" in warm.command
+                assert {f"seed={seed + 1}", f"tag={start}_warm_{kind}"} <= set(warm.command)
+        # the domain and control runs of one start see the same tokens in the same order: the same seed
+        for seed in (0, 1, 2):
+            start = "demo" if seed == 0 else f"demo_seed{seed}"
+            d = by[f"sae minilm_fin L{layer} {start}_warm_domain"]
+            c = by[f"sae minilm L{layer} {start}_warm_control"]
+            assert [a for a in d.command if a.startswith("seed=")] == [a for a in c.command if a.startswith("seed=")]
+    assert set(by["analyze"].deps) >= {f"sae {m} L3 demo_seed2" for m in ("minilm", "minilm_fin", CROSSCODER)}
+    logs = [c for j in jobs for c in j.command if str(c).startswith("hydra.run.dir=")]
+    assert len(set(logs)) == len(logs)  # every job its own log folder
 
 
 def test_the_control_recipes_name_real_config_files(project_root):

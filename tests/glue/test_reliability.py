@@ -31,7 +31,7 @@ NAME_ROWS = [
     ("analyze", "pair_name=.", "pair_name='.'"),
     ("analyze", "pair_name=/abs", "pair_name='/abs'"),
     ("analyze", "tag=..", "tag='..'"),
-    ("analyze", "seed_tag=../x", "seed_tag='../x'"),
+    ("analyze", "seed_tags=[../x]", "seed_tags='../x'"),
     ("label", "pair_name=..", "pair_name='..'"),
     ("label", "pair_name=a/../b", "pair_name='a/../b'"),
     ("train", "tag=.", "tag='.'"),

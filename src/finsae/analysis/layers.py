@@ -2,7 +2,9 @@
 
 Per layer, every registered diffing method (:data:`finsae.analysis.methods.METHODS`, in order) finds its inputs
 and, where they exist, analyses the layer; each on one thread, so the result does not depend on how many layers
-run at a time.
+run at a time. Its statistics at every seed (its own per-seed samples, or the method run again on each seed
+repeat for the columns it names: :attr:`~finsae.analysis.methods.base.DiffingMethod.seed_statistics`) become
+mean ± seed SD with a hierarchical bootstrap over (seed, source document) (:mod:`finsae.analysis.seeds`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from dataclasses import replace
+
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.analysis import artifacts
 from finsae.analysis.contexts import write_contexts
 from finsae.analysis.methods import METHODS
-from finsae.analysis.methods.base import AnalysisReads, LayerRow, MethodResult
+from finsae.analysis.methods.base import AnalysisReads, DiffingMethod, LayerData, LayerRow, MethodResult, Say
+from finsae.analysis.seeds import SeedBootstrapConfig, SeedEstimate, SeedSample
 from finsae.workers import one_thread, one_thread_pool, worker_state
+
+SEED_BOOTSTRAP = SeedBootstrapConfig(documents="shared")
+"""The hierarchical bootstrap of every layer (its ``seed`` set to ``analysis.seed``): documents drawn once per
+replicate for all seeds, as every SAE of a layer is scored on the same held-out documents under the same
+draws."""
 
 
 class LayerOutcome(NamedTuple):
@@ -27,11 +38,13 @@ class LayerOutcome(NamedTuple):
     layer: int
     results: dict[str, MethodResult]
     """Method name -> its result, for the methods that ran here (registry order)."""
+    seeds: dict[str, SeedEstimate] = {}
+    """Statistic -> its estimate over the layer's seeds (every method's)."""
 
     @property
     def row(self) -> LayerRow:
         """The layer's ``layers.parquet`` row."""
-        return LayerRow(self.layer, {name: r.row for name, r in self.results.items()})
+        return LayerRow(self.layer, {name: r.row for name, r in self.results.items()}, dict(self.seeds))
 
 
 class LayerJob(AnalysisReads):
@@ -41,13 +54,37 @@ class LayerJob(AnalysisReads):
         """Every registered method whose inputs exist at ``layer``, in registry order."""
         data, say = self.at(layer), progress or (lambda msg: None)
         results: dict[str, MethodResult] = {}
+        seeds: dict[str, SeedEstimate] = {}
+        boot = replace(SEED_BOOTSTRAP, seed=self.analysis.seed)
         for name, method in METHODS.items():
             with one_thread():
                 say(name)
                 inputs = method.inputs(data)
                 if inputs is not None:
-                    results[name] = method.analyze(inputs, data, results, say)
-        return LayerOutcome(layer, results)
+                    results[name] = res = method.analyze(inputs, data, results, say)
+                    samples = res.seeds or rerun_at_seeds(method, data, res, say)
+                    seeds.update({k: sample.estimate(boot) for k, sample in samples.items()})
+        return LayerOutcome(layer, results, seeds)
+
+
+def rerun_at_seeds(method: DiffingMethod, data: LayerData, result: MethodResult,
+                   say: Say) -> dict[str, SeedSample]:
+    """The method's :attr:`~DiffingMethod.seed_statistics` at seed 0 (``result``) and at each seed repeat
+    whose SAEs it finds (:meth:`~DiffingMethod.seed_inputs`), the method run again there (seed-only samples:
+    what varies between the runs is the seed; their document term stays in the method's own intervals)."""
+    if not method.seed_statistics:
+        return {}
+    first = result.row.columns()
+    values = {k: [first[k]] for k in method.seed_statistics}
+    for tag in data.saes.seed_tags:
+        inputs = method.seed_inputs(data, tag)
+        if inputs is None:
+            continue
+        say(f"{method.name} at {tag}")
+        columns = method.analyze(inputs, data.with_tag(tag), {}, say).row.columns()
+        for k, v in values.items():
+            v.append(columns[k])
+    return {k: SeedSample(np.asarray(v, np.float64)) for k, v in values.items()}
 
 
 def compare_layers(job: LayerJob, layers: list[int], jobs: int,
@@ -67,7 +104,8 @@ def compare_layers(job: LayerJob, layers: list[int], jobs: int,
         from concurrent.futures import as_completed
 
         def cost(layer):
-            return -sum(job.saes.has_seed_repeat(m, layer) for m in (job.saes.base, job.saes.domain))
+            s = job.saes
+            return -sum(s.has_seed_repeat(m, layer, t) for m in (s.base, s.domain) for t in s.seed_tags)
 
         with one_thread_pool(n_jobs, job) as pool:
             futures = {pool.submit(_compare_in_worker, layer): layer for layer in sorted(layers, key=cost)}

@@ -1,10 +1,13 @@
 """The typed row of ``layers.parquet``: each diffing method contributes its fields as a :class:`RowFields`
-dataclass (:mod:`finsae.analysis.methods`), and :class:`LayerRow` flattens them into one row."""
+dataclass (:mod:`finsae.analysis.methods`), its statistics over the layer's seeds as estimates
+(:mod:`finsae.analysis.seeds`), and :class:`LayerRow` flattens them into one row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
+
+from finsae.analysis.seeds import SeedEstimate, estimate_columns
 
 
 @dataclass
@@ -40,9 +43,19 @@ class LayerRow:
     layer: int
     fields: dict[str, RowFields] = field(default_factory=dict)
     """Method name -> its fields, in registry order."""
+    seeds: dict[str, SeedEstimate] = field(default_factory=dict)
+    """Statistic -> its mean ± seed SD and hierarchical interval over the layer's seeds (every method's)."""
+
+    @property
+    def n_seeds(self) -> int:
+        """The most seeds behind any statistic of the layer (1: seed 0 only)."""
+        return max((e.n_seeds for e in self.seeds.values()), default=1)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layer": self.layer}
         for f in self.fields.values():
             out.update(f.columns())
+        out["n_seeds"] = self.n_seeds
+        for name, est in self.seeds.items():
+            out.update(estimate_columns(name, est))
         return out

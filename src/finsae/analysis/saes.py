@@ -1,16 +1,18 @@
 """The SAEs one pair's analysis reads, found and checked before any work.
 
 Under ``artifacts/sae/`` (:func:`finsae.paths.sae_dir`), per layer i: the independent SAEs
-``{base,domain}/layer_{i}/{tag}`` (required) and their seed repeats ``{seed_tag}`` (seed ceilings, when present);
-each other diffing method finds its own (:meth:`finsae.analysis.methods.base.DiffingMethod.inputs`: the
-crosscoder, the warm-started runs); a method whose SAEs are absent, or are not what they claim to be, is logged
-and reads "not run", never fails.
+``{base,domain}/layer_{i}/{tag}`` (required) and their seed repeats, one tag per seed (``seed_tags``, by
+default ``{tag}_seed1`` and ``{tag}_seed2``: seed ceilings, the seed floor and the seed SDs where present; a
+layer reports the seeds it has); each other diffing method finds its own
+(:meth:`finsae.analysis.methods.base.DiffingMethod.inputs`: the crosscoder, the warm-started runs); a method
+whose SAEs are absent, or are not what they claim to be, is logged and reads "not run", never fails.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finsae.errors import ConfigError, DataMissingError
@@ -27,7 +29,8 @@ log = logging.getLogger("finsae")
 def train_command(model: str, layer: int | str, tag: str, multirun: bool = False) -> str:
     """The command that trains the SAE of ``model`` at ``layer`` (``multirun``: a comma-separated sweep) tagged
     ``tag`` (named when it is missing)."""
-    seed = " seed=1" if tag.endswith("_seed1") else ""
+    repeat = re.search(r"_seed(\d+)$", tag)
+    seed = f" seed={int(repeat.group(1))}" if repeat else ""
     sweep = " --multirun" if multirun else ""
     return f"python train.py{sweep} experiment=demo model={model} layer={layer} tag={tag}{seed}"
 
@@ -40,8 +43,32 @@ class PairSaes:
     base: str
     domain: str
     tag: str
-    seed_tag: str
-    """Tag of the seed repeats (``{tag}_seed1`` by default)."""
+    seed_tags: tuple[str, ...] = ()
+    """Tags of the seed repeats in seed order (``{tag}_seed1``, ``{tag}_seed2`` by default)."""
+
+    def __post_init__(self):
+        if isinstance(self.seed_tags, str):
+            raise ConfigError(f"seed_tags must be a list of tags, got the string {self.seed_tags!r}")
+        object.__setattr__(self, "seed_tags", tuple(self.seed_tags))
+        if self.tag in self.seed_tags or len(set(self.seed_tags)) != len(self.seed_tags):
+            raise ConfigError(f"seed_tags {list(self.seed_tags)} must name distinct tags other than tag "
+                              f"{self.tag!r}: each is one more seed of the SAEs compared")
+
+    @property
+    def seed_tag(self) -> str:
+        """The first seed repeat (seed 1): what the single-repeat columns read (seed ceilings, the seed floor,
+        the crosscoder's seed stability); ``{tag}_seed1`` where none is named."""
+        return self.seed_tags[0] if self.seed_tags else f"{self.tag}_seed1"
+
+    def with_tag(self, tag: str) -> PairSaes:
+        """The same pair read at seed repeat ``tag`` in place of ``tag`` (no repeats of its own): where a
+        method finds the SAEs of one more seed, named like seed 0's with ``tag`` in place of the pair's."""
+        return replace(self, tag=tag, seed_tags=())
+
+    def repeats(self, layer: int) -> list[str]:
+        """The seed tags with SAEs of both models at ``layer`` (in seed order)."""
+        return [t for t in self.seed_tags
+                if all(is_sae_dir(self.path(m, layer, t)) for m in (self.base, self.domain))]
 
     def path(self, model: str, layer: int, tag: str | None = None) -> Path:
         return sae_dir(self.artifacts, model, layer, tag or self.tag)
@@ -85,21 +112,24 @@ class PairSaes:
         for layer in wanted:  # a garbage or cut file named now, not in a worker after the held-out extraction
             for m in (base, domain):
                 check_weights(self.path(m, layer))
-                if self.has_seed_repeat(m, layer):
-                    check_weights(self.path(m, layer, self.seed_tag))
+                for t in self.seed_tags:
+                    if is_sae_dir(self.path(m, layer, t)):
+                        check_weights(self.path(m, layer, t))
         return list(wanted)
 
-    def has_seed_repeat(self, model: str, layer: int) -> bool:
-        return is_sae_dir(self.path(model, layer, self.seed_tag))
+    def has_seed_repeat(self, model: str, layer: int, tag: str | None = None) -> bool:
+        """Whether ``model`` has the seed repeat ``tag`` (default: the first) at ``layer``."""
+        return is_sae_dir(self.path(model, layer, tag or self.seed_tag))
 
-    def seed_sae(self, model: str, layer: int, main: TopKSAE) -> TopKSAE | None:
-        """The seed repeat of ``model`` at ``layer`` when it exists in the setting of ``main`` (else None)."""
-        d = self.path(model, layer, self.seed_tag)
+    def seed_sae(self, model: str, layer: int, main: TopKSAE, tag: str | None = None) -> TopKSAE | None:
+        """The seed repeat ``tag`` (default: the first) of ``model`` at ``layer`` when it exists in the
+        setting of ``main`` (else None)."""
+        d = self.path(model, layer, tag or self.seed_tag)
         if not is_sae_dir(d):
             return None
         sae = load(d)
         if (sae.num_latents, sae.k) != (main.num_latents, main.k):
-            log.warning("seed repeat %s has %d latents / k=%d but %s has %d / k=%d: no seed ceiling from it",
+            log.warning("seed repeat %s has %d latents / k=%d but %s has %d / k=%d: not a seed of it",
                         d, sae.num_latents, sae.k, self.tag, main.num_latents, main.k)
             return None
         return sae

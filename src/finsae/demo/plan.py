@@ -33,6 +33,10 @@ CONTROL_LAYERS = (2, 3, 4)
 CROSSCODER = f"crosscoder_{BASE}_{TWIN}"  # where train.py task=crosscoder publishes the pair's crosscoder
 LAYERS = (0, 1, 2, 3, 4, 5)
 SEED_LAYERS = LAYERS  # seed repeats at every layer: the analysis' seed ceilings and floor need both seeds everywhere
+THIRD_SEED_LAYERS = (2, 3, 4)
+"""Where every SAE, crosscoder and warm-start run has three seeds (issue 33 §3: at least L2-L4, where the
+activation lens shows the change beginning): seed 2 (``demo_seed2``) of both models' SAEs and of the
+crosscoder, and the warm starts repeated from base seeds 1 and 2 (:func:`warm_repeat`)."""
 LAYER_SAE = {5: ("sae.lr=0.002", "sae.k=96")}
 """Per-layer SAE settings of the demo, chosen on the SAE-eval documents of the training period (docs/demo.md,
 "Layer 5"): at the default peak lr (4e-3) the twin's layer-5 SAE ends with 6.1% dead latents, at 2e-3 with none;
@@ -54,6 +58,8 @@ class SaeRun:
     seed: int = 0
     tag: str = "demo"
     warm: bool = False
+    start: str = "demo"
+    """Tag of the base SAE a warm run continues."""
 
     @property
     def name(self) -> str:
@@ -67,7 +73,7 @@ class SaeRun:
         what = ["task=crosscoder"] if self.model == CROSSCODER else [f"model={self.model}"]
         extra = [] if self.tag == "demo" else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
-            extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, 'demo')}")
+            extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, self.start)}")
         extra += (CROSSCODER_LAYER if self.model == CROSSCODER else LAYER_SAE).get(self.layer, ())
         # resume=true: a rerun of a stopped demo continues the run's checkpoint (without it the run refuses to
         # clobber that checkpoint); with none it trains from the start
@@ -97,21 +103,37 @@ def control_sae_runs() -> list[SaeRun]:
     return [SaeRun(twin, layer) for twin in control_twins() for layer in CONTROL_LAYERS]
 
 
+def warm_repeat(layer: int, seed: int) -> list[SaeRun]:
+    """The warm starts of base seed ``seed`` at ``layer``: its SAE (tag ``demo`` or ``demo_seed{seed}``)
+    continued on the twin (``{start}_warm_domain``) and, as their control, on the base model itself
+    (``{start}_warm_control``), both at training seed ``seed + 1`` so they see the same tokens in the same
+    order. The analysis finds the repeats by the seed tag
+    (``analysis.methods.base.DiffingMethod.seed_inputs``)."""
+    start = "demo" if seed == 0 else f"demo_seed{seed}"
+    return [SaeRun(TWIN, layer, seed + 1, f"{start}_warm_domain", warm=True, start=start),
+            SaeRun(BASE, layer, seed + 1, f"{start}_warm_control", warm=True, start=start)]
+
+
 def sae_runs() -> list[SaeRun]:
-    """What ``make saes`` trains: every layer of both models with seed repeats; the pair's crosscoder (seeds 0, 1);
-    the warm starts from the base SAE, on the twin (``demo_warm_domain``) and, as their control, on the base model
-    itself (``demo_warm_control``), both with seed 1 so they see the same tokens in the same order. Each model's
-    first run comes first; then the two models alternate, so the two cores train one SAE of each."""
+    """What ``make saes`` trains: every layer of both models with seed repeats (seed 1 everywhere, seed 2 at
+    :data:`THIRD_SEED_LAYERS`); the pair's crosscoder alike (seeds 0, 1; seed 2 there); the warm starts from
+    the base SAE (:func:`warm_repeat`; repeated from base seeds 1 and 2 there). Each model's first run comes
+    first; then the two models alternate, so the two cores train one SAE of each."""
     runs = []
     for layer in LAYERS:
         runs += [SaeRun(BASE, layer), SaeRun(TWIN, layer)]
     for layer in SEED_LAYERS:
         runs += [SaeRun(BASE, layer, 1, "demo_seed1"), SaeRun(TWIN, layer, 1, "demo_seed1")]
+    for layer in THIRD_SEED_LAYERS:
+        runs += [SaeRun(BASE, layer, 2, "demo_seed2"), SaeRun(TWIN, layer, 2, "demo_seed2")]
     for layer in LAYERS:
         runs += [SaeRun(CROSSCODER, layer), SaeRun(CROSSCODER, layer, 1, "demo_seed1")]
+    runs += [SaeRun(CROSSCODER, layer, 2, "demo_seed2") for layer in THIRD_SEED_LAYERS]
     for layer in LAYERS:
-        runs += [SaeRun(TWIN, layer, 1, "demo_warm_domain", warm=True),
-                 SaeRun(BASE, layer, 1, "demo_warm_control", warm=True)]
+        runs += warm_repeat(layer, 0)
+    for seed in (1, 2):
+        for layer in THIRD_SEED_LAYERS:
+            runs += warm_repeat(layer, seed)
     return runs
 
 
@@ -170,8 +192,8 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
             deps = () if r.model == BASE else (finetune_job(r.model),)
         else:
             deps = (first[r.model],)
-        if r.warm:  # starts from the trained base SAE of its layer
-            deps = (*deps, SaeRun(BASE, r.layer).name)
+        if r.warm:  # starts from the trained base SAE of its layer and seed
+            deps = (*deps, SaeRun(BASE, r.layer, tag=r.start).name)
         return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
                    done=_published(sae_dir(artifacts, r.model, r.layer, r.tag)))
 

@@ -29,8 +29,10 @@ class AnalyzeScriptSchema(PairStageSchema):
     """One layer (what `--multirun layer=0,1,...` sweeps); overrides ``layers``."""
     tag: str = "demo"
     """SAE tag compared: artifacts/sae/{model}/layer_{i}/{tag}/."""
-    seed_tag: str | None = None
-    """Tag of the seed repeats (None: ``{tag}_seed1``); layers without them report no seed ceiling."""
+    seed_tags: list[str] | None = None
+    """Tags of the seed repeats, one per seed in seed order (None: ``[{tag}_seed1, {tag}_seed2]``); a layer
+    reports the seeds it has (seed ceilings and floor from the first, seed SDs from all), none without
+    them."""
     name: str = "analyze"
 
     def stage_module(self) -> str:
@@ -38,9 +40,15 @@ class AnalyzeScriptSchema(PairStageSchema):
         return "finsae.glue.analyze_stage"
 
     def __post_init__(self):
-        for key, t in (("tag", self.tag), ("seed_tag", self.seed_tag), ("pair_name", self.pair_name)):
+        for key, t in (("tag", self.tag), ("pair_name", self.pair_name),
+                       *(("seed_tags", t) for t in self.seed_tags or ())):
             if t is not None:
                 plain_name(t, key)
+
+    @property
+    def repeat_tags(self) -> list[str]:
+        """The seed repeats' tags (``seed_tags`` or its default)."""
+        return list(self.seed_tags) if self.seed_tags is not None else [f"{self.tag}_seed{s}" for s in (1, 2)]
 
     @property
     def selected_layers(self) -> list[int] | None:

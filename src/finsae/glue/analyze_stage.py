@@ -27,7 +27,7 @@ def settings(cfg) -> Settings:
     """The typed settings of one run, from the validated config."""
     d = cfg.data
     saes = PairSaes(Path(cfg.paths.artifacts), cfg.pair.base, cfg.pair.domain, cfg.tag,
-                    cfg.seed_tag or f"{cfg.tag}_seed1")
+                    tuple(cfg.repeat_tags))
     return Settings(pair=pair_name(cfg), saes=saes, data_dir=Path(cfg.paths.data_dir), analysis=cfg.analysis,
                     activations=cfg.activations, eval_start=d.eval_start,
                     mix=SaeMix(tuple(d.corpora), d.max_chars_per_corpus, d.max_docs),
@@ -100,6 +100,8 @@ def run(cfg, raw) -> AnalysisSummary:
             tracker.log(layer_metrics(rows[layer]), step=layer + 1)
         with locked([artifacts.combine_lock(out)]):
             summary, frames = combine(out, st, counts, held.median_chars())
+        summary.seed_tags = list(st.saes.seed_tags)
+        summary.add_seed_estimates(frames["layers"])
         summary.seconds = round(time.time() - t0, 1)
         summary.write(out, Path(cfg.paths.output_dir))
         tracker.log_table("analysis_layers", frames["layers"])

@@ -7,6 +7,9 @@ registry (:data:`finsae.analysis.methods.METHODS`) and never name a method. Per 
 1. finds its inputs (:meth:`DiffingMethod.inputs`: its SAEs under ``artifacts/sae/``, or ``None``: "not run"),
 2. analyses them (:meth:`DiffingMethod.analyze`) into a :class:`MethodResult`: its typed ``layers.parquet``
    fields (a :class:`RowFields`), its per-latent tables and its contexts for labeling;
+3. gives its numbers at every seed (issue 33 §3: mean ± seed SD with a hierarchical bootstrap): either its own
+   per-seed samples (:attr:`MethodResult.seeds`) or, by naming :attr:`DiffingMethod.seed_statistics`, a rerun
+   of steps 1-2 on each seed repeat's SAEs (:meth:`DiffingMethod.seed_inputs`) by the layer job;
 
 and over the combined tables it draws its figures and fills its cell of the findings' side-by-side table.
 """
@@ -16,13 +19,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from finsae.analysis.rows import LayerRow, RowFields
+from finsae.analysis.seeds import SeedSample
 
 __all__ = ["AnalysisReads", "DiffingMethod", "LayerData", "LayerRow", "MethodResult", "RowFields", "Say", "number"]
 
@@ -43,6 +47,10 @@ class MethodResult:
     """Its per-latent tables by name (names of its :attr:`DiffingMethod.tables`)."""
     contexts: dict[str, pd.DataFrame] = field(default_factory=dict)
     """Contexts for labeling by model name (``contexts/{model}/layer_{i}.parquet``)."""
+    seeds: dict[str, SeedSample] = field(default_factory=dict)
+    """Its statistics at every seed of the layer, by name (``layers.parquet`` gets ``{name}_seed_mean``,
+    ``_seed_sd``, ... : :data:`finsae.analysis.seeds.ESTIMATE_COLUMNS`); empty: the layer job reruns
+    :attr:`DiffingMethod.seed_statistics` on the seed repeats, if it names any."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,10 @@ class LayerData(AnalysisReads):
     def acts(self, model: str):
         return self.arrays[model, self.layer]
 
+    def with_tag(self, tag: str) -> LayerData:
+        """The same layer with the pair's SAEs read at seed repeat ``tag`` (:meth:`PairSaes.with_tag`)."""
+        return replace(self, saes=self.saes.with_tag(tag))
+
 
 Say = Callable[[str], None]
 
@@ -95,6 +107,10 @@ class DiffingMethod(ABC):
     """What :meth:`signal` measures, for the findings' agreement lines."""
     report_columns: ClassVar[tuple[str, ...]] = ()
     """Its ``layers.parquet`` columns the report's per-layer table shows."""
+    seed_statistics: ClassVar[tuple[str, ...]] = ()
+    """Its ``layers.parquet`` columns that the layer job recomputes on each seed repeat (the method run again
+    on :meth:`seed_inputs`) for their mean ± seed SD, when its result brings no :attr:`MethodResult.seeds` of
+    its own; none: it is read at seed 0 only."""
 
     @abstractmethod
     def inputs(self, data: LayerData) -> Any | None:
@@ -103,6 +119,12 @@ class DiffingMethod(ABC):
     @abstractmethod
     def analyze(self, inputs: Any, data: LayerData, earlier: dict[str, MethodResult], say: Say) -> MethodResult:
         """Its analysis of one layer; ``earlier``: the results of the methods before it in the registry."""
+
+    def seed_inputs(self, data: LayerData, tag: str) -> Any | None:
+        """Its inputs from the SAEs of seed repeat ``tag`` (None: absent): by default :meth:`inputs` with the
+        pair's tag replaced by ``tag``, so its SAEs are named like seed 0's (``{tag}_warm_domain`` continuing
+        ``{base}/{tag}``, the crosscoder under ``{tag}``)."""
+        return self.inputs(data.with_tag(tag))
 
     def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
         """(model folder, tag) of every SAE it reads (their versions key a layer's result)."""

@@ -1,10 +1,12 @@
 """Independent SAEs: two separately trained dictionaries (base and twin, same tag) matched by decoder cosine,
-every number beside its control (:mod:`finsae.analysis.compare`). Its SAEs are required: the stage refuses a
-layer without them before any work (:meth:`finsae.analysis.saes.PairSaes.resolve_layers`)."""
+every number beside its control (:mod:`finsae.analysis.compare`), and its counts and overlaps at every seed
+the layer has (:mod:`finsae.analysis.seed_repeats`: mean ± seed SD). Its SAEs are required: the stage refuses
+a layer without them before any work (:meth:`finsae.analysis.saes.PairSaes.resolve_layers`)."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -15,7 +17,15 @@ from finsae.analysis.findings import NOT_RUN, ci_text
 from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, Say, number
 from finsae.analysis.plotting import column
 from finsae.analysis.saes import PairSaes
+from finsae.analysis.seed_repeats import SeedRepeatInputs, SeedSaes, seed_samples
 from finsae.sae import load
+
+
+class IndependentInputs(NamedTuple):
+    layer: LayerInputs
+    """Seed 0 with the first seed repeat (seed ceilings and floor)."""
+    seeds: SeedRepeatInputs
+    """Every seed with SAEs of both models (the seed SDs)."""
 
 
 class IndependentSaes(DiffingMethod):
@@ -30,7 +40,7 @@ class IndependentSaes(DiffingMethod):
                       "specialized_over_floor", "cross_fvu_corrected_base_on_domain", "improvement",
                       "improvement_genre")
 
-    def inputs(self, data: LayerData) -> LayerInputs:
+    def inputs(self, data: LayerData) -> IndependentInputs:
         s, layer = data.saes, data.layer
         saes = {m: load(s.path(m, layer)) for m in (s.base, s.domain)}
         inp = LayerInputs(
@@ -39,31 +49,55 @@ class IndependentSaes(DiffingMethod):
             char_start=data.char_start, heldout=data.held, base_seed=s.seed_sae(s.base, layer, saes[s.base]),
             domain_seed=s.seed_sae(s.domain, layer, saes[s.domain]))
         inp.adjacent_layer, inp.adjacent = s.adjacent_sae(s.base, layer)
-        return inp
+        seeds = [SeedSaes(s.tag, inp.base, inp.domain)]
+        for tag in s.repeats(layer):
+            pair = [s.seed_sae(m, layer, saes[m], tag) for m in (s.base, s.domain)]
+            if None not in pair:
+                seeds.append(SeedSaes(tag, *pair))
+        return IndependentInputs(inp, SeedRepeatInputs(seeds, inp.base_acts, inp.domain_acts, data.doc_of_row,
+                                                       data.held))
 
-    def analyze(self, inputs: LayerInputs, data: LayerData, earlier: dict[str, MethodResult],
+    def analyze(self, inputs: IndependentInputs, data: LayerData, earlier: dict[str, MethodResult],
                 say: Say) -> MethodResult:
-        res = compare_layer(inputs, data.analysis, progress=say)
-        return MethodResult(res.row, {FEATURES_TABLE: res.features, CURVES_TABLE: res.curves}, res.contexts)
+        res = compare_layer(inputs.layer, data.analysis, progress=say)
+        return MethodResult(res.row, {FEATURES_TABLE: res.features, CURVES_TABLE: res.curves}, res.contexts,
+                            seeds=seed_samples(inputs.seeds, data.analysis, progress=say))
 
     def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
-        return [(m, t) for m in (saes.base, saes.domain) for t in (saes.tag, saes.seed_tag)]
+        return [(m, t) for m in (saes.base, saes.domain) for t in (saes.tag, *saes.seed_tags)]
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg, pair: str) -> dict:
         return all_figures(frames["layers"], frames[FEATURES_TABLE], cfg.tau, cfg.min_auroc, pair)
 
     def findings_cell(self, row: pd.Series) -> str:
+        """The seed repeats' specialized count vs their floor as mean ± seed SD [hierarchical interval] ("no
+        power" where the floor is saturated); the seed-1 values with their document intervals where the
+        layer's table has no seed estimates."""
         if not math.isfinite(number(row, "n_specialized_seed1")):
             return NOT_RUN + " (no seed repeats)"
+        texts = [row.get(f"{k}_seed_text") for k in ("n_specialized_repeat", "n_specialized_seed_floor")]
+        if all(isinstance(t, str) and t for t in texts):
+            return f"{texts[0]} vs {texts[1]}"
         return f"{ci_text(row, 'n_specialized_seed1', '{:.0f}')} vs {ci_text(row, 'n_specialized_seed_floor', '{:.0f}')}"
 
     def signal(self, layers: pd.DataFrame) -> pd.Series:
-        return column(layers, "n_specialized_seed1") - column(layers, "n_specialized_seed_floor")
+        """The seed repeats' mean excess over their floor, NaN where that test has no power (never 0); the
+        seed-1 difference where a layer has no seed estimates."""
+        seed1 = column(layers, "n_specialized_seed1") - column(layers, "n_specialized_seed_floor")
+        mean = column(layers, "n_specialized_over_floor_seed_mean")
+        # NaN (no estimate at that layer) is not False
+        no_power = column(layers, "n_specialized_over_floor_seed_power").eq(0)
+        return mean.where(mean.notna(), seed1).mask(no_power)
 
     def describe(self, r: dict) -> str:
-        return (f"overlap {r['overlap']:.3f} (seed ceilings {r['overlap_seed_ceiling_base']:.3f} base / "
+        line = (f"overlap {r['overlap']:.3f} (seed ceilings {r['overlap_seed_ceiling_base']:.3f} base / "
                 f"{r['overlap_seed_ceiling_domain']:.3f} domain, covariance null {r['overlap_null']:.3f}), financial "
                 f"{r['n_financial_base']} base / {r['n_financial']} domain, specialized {r['n_specialized']}; on "
                 f"domain seed 1's financial latents {r['n_specialized_seed1']} unmatched in base vs seed floor "
                 f"{r['n_specialized_seed_floor']}")
+        if "n_specialized_repeat_seed_text" in r:
+            line += (f"; over the seed repeats: specialized {r['n_specialized_repeat_seed_text']} vs floor "
+                     f"{r['n_specialized_seed_floor_seed_text']}, cross-seed overlap "
+                     f"{r['overlap_cross_seed_seed_text']}")
+        return line
 
