@@ -26,6 +26,21 @@ class IndependentConfig:
 
 
 @dataclass
+class SeedsConfig:
+    """The hierarchical bootstrap over (seed, source document) of every layer's seed estimates
+    (``analysis.seeds.*``; its draws are seeded by ``analysis.seed``)."""
+
+    n_boot: int = 1000
+    """Bootstrap replicates."""
+    ci: float = 0.95
+    """Level of the percentile interval."""
+
+    def __post_init__(self):
+        _require(self.n_boot >= 2, f"analysis.seeds.n_boot must be >= 2, got {self.n_boot}")
+        _require(0 < self.ci < 1, f"analysis.seeds.ci must be in (0, 1), got {self.ci}")
+
+
+@dataclass
 class CrosscoderConfig:
     """The crosscoder's latent classes by relative decoder norm ``delta`` (``analysis.crosscoder.*``; cut-offs of
     Lindsey et al. 2024 / Minder et al. 2025)."""
@@ -108,6 +123,7 @@ class AnalysisConfig:
 
     lens: LensConfig = field(default_factory=LensConfig)
     """The activation lens (:class:`finsae.analysis.lens.LensConfig`, declared with the lens)."""
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
     independent: IndependentConfig = field(default_factory=IndependentConfig)
     crosscoder: CrosscoderConfig = field(default_factory=CrosscoderConfig)
     warmstart: WarmstartConfig = field(default_factory=WarmstartConfig)

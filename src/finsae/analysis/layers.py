@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,10 +25,12 @@ from finsae.analysis.methods.base import AnalysisReads, DiffingMethod, LayerData
 from finsae.analysis.seeds import SeedBootstrapConfig, SeedEstimate, SeedSample
 from finsae.workers import one_thread, one_thread_pool, worker_state
 
-SEED_BOOTSTRAP = SeedBootstrapConfig(documents="shared")
-"""The hierarchical bootstrap of every layer (its ``seed`` set to ``analysis.seed``): documents drawn once per
-replicate for all seeds, as every SAE of a layer is scored on the same held-out documents under the same
-draws."""
+def seed_bootstrap(analysis) -> SeedBootstrapConfig:
+    """The hierarchical bootstrap of every layer (``analysis.seeds.*``, seeded by ``analysis.seed``):
+    documents drawn once per replicate for all seeds, as every SAE of a layer is scored on the same held-out
+    documents under the same draws."""
+    return SeedBootstrapConfig(n_boot=analysis.seeds.n_boot, ci=analysis.seeds.ci, seed=analysis.seed,
+                               documents="shared")
 
 
 class LayerOutcome(NamedTuple):
@@ -55,7 +56,7 @@ class LayerJob(AnalysisReads):
         data, say = self.at(layer), progress or (lambda msg: None)
         results: dict[str, MethodResult] = {}
         seeds: dict[str, SeedEstimate] = {}
-        boot = replace(SEED_BOOTSTRAP, seed=self.analysis.seed)
+        boot = seed_bootstrap(self.analysis)
         for name, method in METHODS.items():
             with one_thread():
                 say(name)
