@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finsae.trading.config import TurnoverConfig
 from finsae.trading.summary import BacktestSummary
 
 TICKERS = "[XOM,JPM,WFC,GE,T,PFE,KO,MRK]"
@@ -40,17 +41,24 @@ def test_stage_writes_every_output_and_a_typed_summary(stage_out):
     out, r = stage_out
     for f in ("predictions.parquet", "positions.parquet", "returns.parquet", "metrics.csv", "accuracy.csv", "rank_ic.csv",
               "benchmark_stocknet.json", "fit_windows.parquet", "canaries.json", "importance.csv",
-              "tearsheet_price_count_long_short.html", "plots/equity_long_short.png", "plots/equity_long_only.png"):
+              "tearsheet_price_count_long_short.html", "plots/equity_long_short.png", "plots/equity_long_only.png",
+              "rank_ic_decay.csv", "book_knobs.csv", "cost_sweep.csv", "plots/rank_ic_decay.png",
+              "plots/cost_sweep.png"):
         assert (out / f).is_file(), f
     s = BacktestSummary.read(out)
     assert s.sets == ["price_count"] and s.cost_bps == 10.0 and s.n_folds >= 8
-    rows = {(x["set"], x["strategy"], x["period"]): x for x in s.strategies}
+    rows = {(x["set"], x["strategy"], x["period"]): x for x in s.strategies if x["book"] == "daily"}
     for key in (("price_count", "long_short", "headline"), ("price_count", "long_only", "full")):
         for field in ("sharpe", "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "cost_bps"):
             assert field in rows[key], (key, field)
     assert rows[("price_count", "long_short", "headline")]["model"] == "cross_section_rank"
     assert rows[("price_count", "long_only", "headline")]["model"] == "raw_return"
-    assert 1 <= s.n_trials_eff <= s.n_trials == 2  # headline trials only: one set x two books
+    # headline trials only: one set x two strategies x every configuration of the turnover-aware grid (its
+    # daily configuration is the daily book)
+    assert 1 <= s.n_trials_eff <= s.n_trials == 2 * len(TurnoverConfig().grid)
+    assert {x["book"] for x in s.strategies} == {"daily", "turnover_aware", "benchmark"}
+    assert set(s.books) == {"daily", "turnover_aware"} and s.books["daily"]["period"] == "headline"
+    assert {r["period"] for r in s.decay} == {"headline"} and {r["horizon"] for r in s.decay} == {1, 2, 5, 10, 20}
     assert {r["model"] for r in s.rank_ic} == {"cross_section", "raw_return"}
     assert rows[("price_count", "long_short", "headline")]["start"] >= s.eval_start
     bench = json.loads((out / "benchmark_stocknet.json").read_text())
