@@ -122,6 +122,9 @@ CONFIG_ROWS = [
     ("walk_forward.purge_days=1", "walk_forward.purge_days must be >= 2"),
     ("benchmark.protocols=[backtest]", "benchmark.protocols must be a non-empty subset"),
     ("lgbm.num_leaves=[1]", "lgbm.num_leaves must be a list of ints >= 2"),
+    ("strategy.turnover.bands=[1.5]", "turnover.bands must be a non-empty list of numbers in [0, 1)"),
+    ("strategy.turnover.cost_sweep_bps=[-5]", "turnover.cost_sweep_bps must be a non-empty list of costs >= 0"),
+    ("strategy.decay_horizons=[0,5]", "strategy.decay_horizons must be whole trading days >= 1"),
     ("+features.kk=1", "unknown config key(s) ['features.kk']"),
 ]
 

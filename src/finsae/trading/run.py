@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.trading import artifacts
-from finsae.trading.claim import claim_paragraph, claim_table
+from finsae.trading.claim import claim_table
 from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
 from finsae.trading.config import BacktestConfig
 from finsae.trading.dataset import Panel, price_block
@@ -24,7 +24,7 @@ from finsae.trading.features import Block
 from finsae.trading.book import cost_sweep_table
 from finsae.trading.decay import forward_returns, rank_ic_decay
 from finsae.trading.outputs import cost_sweep_figure, decay_figure, equity_figure, label_importance, tearsheet
-from finsae.trading.page_text import book_headline
+from finsae.trading.page_text import backtest_paragraphs, book_headline
 from finsae.trading.pipeline import (
     book_model, direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
     stocknet_seed_spread, walk_forward_predictions,
@@ -325,8 +325,11 @@ def print_summary(s, out: Path) -> None:
                   f"{r['sharpe']:+.2f} (gross {r.get('gross_sharpe', float('nan')):+.2f}, breakeven "
                   f"{r.get('breakeven_bps', float('nan')):.1f} bps) psr {r['psr']:.2f} dsr {r['dsr']:.2f} "
                   f"(n_trials {r['n_trials']}) dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
-    if s.claim:
-        print("  " + claim_paragraph(pd.DataFrame(s.claim)))
+    if s.strategies:
+        decay = pd.DataFrame(s.decay) if s.decay else None
+        for paragraph in backtest_paragraphs(pd.DataFrame(s.strategies), decay,
+                                             pd.DataFrame(s.claim) if s.claim else None):
+            print("  " + paragraph)
     for name, c in s.canaries.items():
         print(f"  canary {name} ({c['what']}): accuracy {c['accuracy']:.3f}, long_short sharpe "
               f"{c.get('sharpe_long_short', float('nan')):+.2f} net / "
