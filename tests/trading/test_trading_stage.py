@@ -83,6 +83,20 @@ def test_skip_if_done_returns_the_stored_summary(project_root, stage_out, data_d
     assert (out / "summary.json").read_text() == before
 
 
+def test_a_second_backtest_of_the_pair_publishes_beside_the_first(project_root, stage_out, data_dir):
+    import shutil
+
+    out, _ = stage_out
+    twin = out.parent / "minilm_fin_claim"
+    shutil.copytree(out, twin)
+    (twin / "summary.json").write_text((out / "summary.json").read_text().replace('"price_count"', '"marked"'))
+    r = backtest(project_root, ["skip_if_done=true", "folder_name=minilm_fin_claim"],
+                 env={"FINSAE_ARTIFACTS": str(out.parents[1]), "FINSAE_DATA_DIR": str(data_dir)}, timeout=120)
+    assert r.returncode == 0 and f"{twin} is complete" in r.stdout, r.stderr[-2000:]
+    assert BacktestSummary.read(twin).sets == ["marked"]  # the named folder's summary, not the pair's
+    shutil.rmtree(twin)
+
+
 def test_canaries_run_by_the_pipeline(stage_out):
     c = json.loads((stage_out[0] / "canaries.json").read_text())
     assert c["canary_oracle"]["accuracy"] > 0.95  # the pipeline sees signal when there is some
@@ -126,6 +140,7 @@ CONFIG_ROWS = [
     ("strategy.turnover.cost_sweep_bps=[-5]", "turnover.cost_sweep_bps must be a non-empty list of costs >= 0"),
     ("strategy.decay_horizons=[0,5]", "strategy.decay_horizons must be whole trading days >= 1"),
     ("+features.kk=1", "unknown config key(s) ['features.kk']"),
+    ("folder_name=a/b", "folder_name"),
 ]
 
 
