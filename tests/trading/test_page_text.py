@@ -19,7 +19,8 @@ def decay_rows(name: str, ics: dict[int, float], half_width: float, period: str 
 
 def metric_row(name, strategy, book, sharpe, turnover, breakeven, lo, period="headline", cost=10.0) -> dict:
     return {"set": name, "strategy": strategy, "book": book, "period": period, "sharpe": sharpe,
-            "gross_sharpe": sharpe + 3.0, "dsr": 0.1, "turnover": turnover, "cost_drag": turnover * cost / 1e4 * 252,
+            "gross_sharpe": sharpe + 3.0, "dsr": 0.1, "turnover": turnover,
+            "cost_drag": turnover * cost / 1e4 * 252,
             "breakeven_bps": breakeven, "breakeven_lo": lo, "breakeven_hi": breakeven + 5, "cost_bps": cost}
 
 
@@ -47,15 +48,16 @@ def test_the_book_headline_and_paragraph_compare_both_books():
     heads = book_headline(metrics)
     assert set(heads) == {"daily", "turnover_aware"}
     d, t = heads["daily"], heads["turnover_aware"]
-    assert (d["best_set"], d["best_net_sharpe"], d["n_books"]) == ("b", -2.0, 2)  # headline only, no benchmark
+    assert (d["best_set"], d["best_net_sharpe"], d["n_books"]) == ("b", -2.0, 2)  # headline, no benchmark
     assert (t["best_set"], t["best_net_sharpe"]) == ("a", 0.8)
     assert math.isclose(d["median_turnover"], 1.25) and math.isclose(t["median_breakeven_bps"], 27.5)
     assert (d["n_breakeven_above_cost"], t["n_breakeven_above_cost"]) == (0, 1)
     text = book_paragraph(metrics)
-    assert text.startswith("At 10 bps per side (headline period, 2 books), the daily books turn over a median 1.25")
+    assert text.startswith("At 10 bps per side (headline period, 2 books), the daily books turn over a "
+                           "median 1.25")
     assert "The best daily book is b long_short: net Sharpe -2.00" in text
-    assert "median net Sharpe is +0.50 against the daily books' -3.00; the best is a long_short: net Sharpe +0.80" \
-        in text
+    assert ("median net Sharpe is +0.50 against the daily books' -3.00; the best is a long_short: net "
+            "Sharpe +0.80") in text
     daily_only = metrics[metrics["book"] != "turnover_aware"]
     assert book_paragraph(daily_only).endswith("The turnover-aware books did not run.")
 

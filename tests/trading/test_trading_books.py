@@ -1,8 +1,8 @@
 """The signal's decay and the turnover-aware books through the walk-forward protocol's own steps
-(:func:`finsae.trading.run.walk_forward_sets`: LightGBM refits, both books, the tables and plots written through
-the contract) on a planted slow signal whose information decays over ~10 days: the decay table the stage writes
-finds it, the turnover-aware book profits after 20 bps where the daily book does not, every configuration tried
-is a trial of the DSR, and the contract reads every new file back."""
+(:func:`finsae.trading.run.walk_forward_sets`: LightGBM refits, both books, the tables and plots written
+through the contract) on a planted slow signal whose information decays over ~10 days: the decay table the
+stage writes finds it, the turnover-aware book profits after 20 bps where the daily book does not, every
+configuration tried is a trial of the DSR, and the contract reads every new file back."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ KINDS = ["long_short", "long_only"]
 
 def planted_panel(n: int = 60, days: int = 600, seed: int = 0) -> tuple[Panel, pd.DataFrame, np.ndarray]:
     """(panel, S&P 500 prices, score per row): a latent AR(1) alpha per ticker (persistence 0.9 a day, so its
-    information decays over ~10 days) drives the executed return of the next day (2% noise); each row's score is
-    its alpha under as much independent noise. Rows ordered like ``build_panel``'s."""
+    information decays over ~10 days) drives the executed return of the next day (2% noise); each row's score
+    is its alpha under as much independent noise. Rows ordered like ``build_panel``'s."""
     rng = np.random.default_rng(seed)
     alpha = np.zeros((days, n))
     alpha[0] = rng.normal(size=n)
@@ -65,7 +65,7 @@ def stage(tmp_path_factory):
     panel, sp500, score = planted_panel()
     sets = {"price": [Block("price", "plain", score.astype(np.float32).reshape(-1, 1), ["slow_score"])]}
     out = tmp_path_factory.mktemp("backtest")
-    with pytest.MonkeyPatch.context() as mp:  # the quantstats tearsheet (not tested here) takes most of the time
+    with pytest.MonkeyPatch.context() as mp:  # the quantstats tearsheet (not tested here) takes most time
         mp.setattr(trading_run, "tearsheet", lambda *a, **k: None)
         return trading_run.walk_forward_sets(panel, sp500, sets, config(), [], "planted", out), out
 
@@ -89,7 +89,8 @@ def test_the_decay_table_the_stage_writes_finds_the_slow_signal_and_its_decay(st
 def test_the_turnover_aware_book_profits_where_the_daily_book_does_not(stage):
     outcome, out = stage
     m = artifacts.read_metrics(out)
-    rows = m[(m["set"] == "price") & (m["strategy"] == "long_short") & (m["period"] == "full")].set_index("book")
+    mine = (m["set"] == "price") & (m["strategy"] == "long_short") & (m["period"] == "full")
+    rows = m[mine].set_index("book")
     daily, aware = rows.loc["daily"], rows.loc["turnover_aware"]
     assert daily["cost_bps"] == aware["cost_bps"] == 20.0
     assert daily["sharpe"] <= 0 < daily["gross_sharpe"]  # the signal is there; the daily book pays it away
@@ -99,7 +100,8 @@ def test_the_turnover_aware_book_profits_where_the_daily_book_does_not(stage):
     assert aware["breakeven_lo"] <= aware["breakeven_bps"] <= aware["breakeven_hi"]
     sweep = artifacts.read_table(out, "cost_sweep")
     assert sorted(set(sweep["cost_bps"])) == [0.0, 5.0, 10.0, 20.0]
-    s = sweep[(sweep["strategy"] == "long_short") & (sweep["period"] == "full")].set_index(["book", "cost_bps"])
+    s = sweep[(sweep["strategy"] == "long_short") & (sweep["period"] == "full")]
+    s = s.set_index(["book", "cost_bps"])
     assert s.loc[("turnover_aware", 20.0), "net_sharpe"] == pytest.approx(aware["sharpe"], rel=0.05)
     assert s.loc[("daily", 0.0), "net_sharpe"] > 0 >= s.loc[("daily", 20.0), "net_sharpe"]
     assert artifacts.cost_sweep_plot_path(out).is_file()

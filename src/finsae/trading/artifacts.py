@@ -209,8 +209,9 @@ def read_decay(folder: str | Path) -> pd.DataFrame:
 
 
 def has_table(folder: str | Path, name: str) -> bool:
-    """Whether table ``name`` is in ``folder`` (``book_knobs`` only when the turnover-aware book ran, ``claim``
-    only when a changed set was paired, ``rank_ic_decay`` and ``cost_sweep`` since they were added)."""
+    """Whether table ``name`` is in ``folder`` (``book_knobs`` only when the turnover-aware book ran,
+    ``claim`` only when a changed set was paired, ``rank_ic_decay`` and ``cost_sweep`` since they were
+    added)."""
     return table_path(folder, name).is_file()
 
 
