@@ -17,6 +17,7 @@ from finsae.trading.config import (
 )
 from finsae.trading.dataset import Panel
 from finsae.trading.features import Block
+from finsae.trading.guards import LeakageError, check_fit_windows
 from finsae.trading.ledger import merge_trials
 from finsae.trading.page_text import backtest_paragraphs
 from finsae.trading.targets import targets
@@ -121,6 +122,20 @@ def test_the_knobs_are_chosen_per_fold_and_the_slow_signal_gets_smoothed_or_buff
     assert len(too_few) and (too_few[["half_life", "band"]] == 0).all().all()  # no training scores yet: daily
     ls = chosen[chosen["strategy"] == "long_short"]
     assert ((ls["half_life"] > 0) | (ls["band"] > 0)).all()
+
+
+def test_each_knob_choice_is_a_fitted_object_the_leakage_check_reads(stage):
+    outcome, _ = stage
+    windows = pd.DataFrame(outcome.windows)
+    knobs = windows[windows["what"].str.startswith("book_knobs:")]
+    assert set(knobs["what"]) == {f"book_knobs:{k}" for k in KINDS}
+    assert (knobs["rows_end"] < knobs["test_start"]).all()
+    calendar, gap = planted_panel(n=2)[0].calendar, config().walk_forward.gap
+    check_fit_windows(windows, calendar, gap)
+    late = windows.copy()
+    late.loc[knobs.index[-1], "rows_end"] = late.loc[knobs.index[-1], "test_start"]  # read a test day
+    with pytest.raises(LeakageError):
+        check_fit_windows(late, calendar, gap)
 
 
 def test_every_configuration_tried_is_a_trial_and_the_dsr_counts_them(stage):

@@ -95,8 +95,9 @@ def _tables() -> artifacts.WalkForwardTables:
     decay = pd.DataFrame({"set": "price", "period": "full", "window": ["cumulative", "day"], "horizon": 5,
                           "ic": [0.02, 0.01], "lo": [0.01, -0.01], "hi": [0.03, 0.02], "n_days": 6,
                           "block_days": 10})
-    knobs = pd.DataFrame({"set": ["price"], "strategy": ["long_short"], "fold": [0], "test_start": [d[0]],
-                          "test_end": [d[-1]], "half_life": [5.0], "band": [0.1], "train_sharpe": [0.7],
+    knobs = pd.DataFrame({"set": ["price"], "strategy": ["long_short"], "fold": [0], "train_start": [d[0]],
+                          "train_end": [d[1]], "test_start": [d[3]], "test_end": [d[-1]], "half_life": [5.0],
+                          "band": [0.1], "train_sharpe": [0.7],
                           "n_train_days": [120]})
     sweep = pd.DataFrame({"set": "price", "strategy": "long_short", "book": "daily", "period": "full",
                           "cost_bps": [0.0, 5.0], "net_sharpe": [0.5, 0.1], "net_sharpe_lo": [-0.5, -0.9],
@@ -116,7 +117,8 @@ def test_what_the_writer_writes_the_readers_read_back(tmp_path):
         pd.testing.assert_frame_equal(artifacts.read_table(tmp_path, name), getattr(t, name))
     pd.testing.assert_frame_equal(artifacts.read_decay(tmp_path), t.rank_ic_decay)
     knobs = artifacts.read_table(tmp_path, "book_knobs")
-    pd.testing.assert_frame_equal(knobs, t.book_knobs.astype({"test_start": str, "test_end": str}))
+    days = ("train_start", "train_end", "test_start", "test_end")
+    pd.testing.assert_frame_equal(knobs, t.book_knobs.astype(dict.fromkeys(days, str)))
     assert artifacts.has_table(tmp_path, "book_knobs") and artifacts.has_table(tmp_path, "cost_sweep")
     (tmp_path / "daily_only").mkdir()
     artifacts.write_walk_forward(tmp_path / "daily_only", t._replace(book_knobs=pd.DataFrame()))

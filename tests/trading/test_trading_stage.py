@@ -113,7 +113,12 @@ def test_canaries_run_by_the_pipeline(stage_out):
 
 def test_recorded_fit_windows_end_before_their_test_days(stage_out):
     w = pd.read_parquet(stage_out[0] / "fit_windows.parquet")
-    assert {"lgbm_return", "lgbm_direction"} <= set(w["what"])
+    assert {"lgbm_return", "lgbm_direction", "book_knobs:long_short", "book_knobs:long_only"} <= set(
+        w["what"])
+    knobs = w["what"].str.startswith("book_knobs:")  # the knob choice reads its whole training window
+    assert w.loc[knobs, "val_start"].isna().all()
+    assert (w.loc[knobs, "rows_end"] < w.loc[knobs, "test_start"]).all()
+    w = w[~knobs]
     assert (w["fit_end"] < w["val_start"]).all() and (w["val_end"] < w["test_start"]).all()
     assert set(w["protocol"]) == {"walk_forward", "stocknet", "canary"}
     wf = w[w["protocol"] != "stocknet"]

@@ -138,9 +138,10 @@ class TurnoverBook(NamedTuple):
     returns: Returns
     """Its daily net / gross / turnover / cost at ``cost_bps``, indexed by entry day."""
     knobs: pd.DataFrame
-    """One row per fold: ``fold``, ``test_start``, ``test_end``, ``half_life``, ``band`` (chosen),
-    ``train_sharpe`` (its annualised net Sharpe on the training window), ``n_train_days`` (scored training days;
-    below ``min_choice_days`` the daily book is traded)."""
+    """One row per fold: ``fold``, ``train_start``, ``train_end`` (the training window's signal days: the
+    choice reads scores and realized returns of these days only), ``test_start``, ``test_end``, ``half_life``,
+    ``band`` (chosen), ``train_sharpe`` (its annualised net Sharpe on the training window), ``n_train_days``
+    (scored training days; below ``min_choice_days`` the daily book is traded)."""
     n_configs: int
     """Configurations tried in each training window: the trials the choice adds."""
     config_returns: pd.DataFrame
@@ -209,8 +210,9 @@ def turnover_aware_book(scores: pd.DataFrame, realized: pd.DataFrame, entry_day:
             k, sr, n = choose_knobs(own, realized, f, cfg, kind, quantile, cost_bps)
         else:
             k, sr, n = choose_knobs(train_panel, realized, f, cfg, kind, quantile, cost_bps, books=shared)
-        records.append({"fold": f.index, "test_start": f.test_days[0], "test_end": f.test_days[-1],
-                        "half_life": k.half_life, "band": k.band, "train_sharpe": sr, "n_train_days": n})
+        records.append({"fold": f.index, "train_start": f.fit_days[0], "train_end": f.val_days[-1],
+                        "test_start": f.test_days[0], "test_end": f.test_days[-1], "half_life": k.half_life,
+                        "band": k.band, "train_sharpe": sr, "n_train_days": n})
         in_fold = panel.index.isin(f.test_days)
         day_half_life[in_fold], day_band[in_fold] = k.half_life, k.band
     smoothed = {h: smooth_scores(panel, h) for h in {k.half_life for k in grid} | set(day_half_life)}

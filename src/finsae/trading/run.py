@@ -138,7 +138,7 @@ def walk_forward_sets(panel: Panel, sp500: pd.DataFrame, sets: dict[str, list[Bl
     claim = claim_table(rows, wf.predictions, bt.returns, sc.kinds,
                         lambda kind, p: book_model(kind, p, sc)[0], eval_start, sc.block_days, sc.bootstrap,
                         fc.changed)
-    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
+    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records") + knob_windows(bt.knobs)
     canaries = {}
     if cfg.canaries:
         canaries, cw = run_canaries(rows, price_block(rows), benchmarks, entry, ledger + bt.trials, cfg,
@@ -231,6 +231,19 @@ def _figures(returns: pd.DataFrame, benchmarks, cfg: BacktestConfig, out: Path) 
         tearsheet(r.set_index("date")["net"], benchmarks["sp500"], artifacts.tearsheet_path(out, name, first),
                   f"{name} {first} (out of sample, {sc.cost_bps:g} bps)")
     return figures
+
+
+def knob_windows(knobs: pd.DataFrame) -> list[dict]:
+    """The turnover-aware book's knob choices as fitted objects (``check_fit_windows`` reads them): each read
+    the scores and realized returns of its training window's signal days, up to ``train_end``."""
+    if knobs.empty:
+        return []
+    w = knobs.rename(columns={"train_start": "fit_start", "train_end": "fit_end"})
+    w = w.assign(what="book_knobs:" + w["strategy"], rows_start=w["fit_start"], rows_end=w["fit_end"],
+                 protocol="walk_forward")
+    cols = ["set", "fold", "what", "fit_start", "fit_end", "test_start", "test_end", "rows_start", "rows_end",
+            "protocol"]
+    return w[cols].to_dict("records")
 
 
 def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg: BacktestConfig,
