@@ -11,10 +11,11 @@ import pytest
 from finsae.errors import ConfigError
 from finsae.trading.backtest import positions, strategy_returns
 from finsae.trading.book import (
-    DAILY, Knobs, TurnoverConfig, at_cost, book_metrics, buffered_positions, cost_sweep, plot_cost_sweep,
+    DAILY, Knobs, TurnoverConfig, at_cost, book_metrics, buffered_positions, cost_sweep,
     score_panel, smooth_scores, turnover_aware_book,
 )
 from finsae.trading.config import WalkForwardConfig
+from finsae.trading.outputs import cost_sweep_figure
 from finsae.trading.targets import targets
 from finsae.trading.walk_forward import folds
 
@@ -184,10 +185,12 @@ def test_breakeven_of_a_zero_cost_book_is_gross_over_turnover(slow):
 def test_cost_sweep_plot_has_one_line_per_book(books20):
     book, daily, _ = books20
     sweep = cost_sweep({"daily": daily, "turnover_aware": book.returns}, costs_bps=[0, 5, 10, 20], draws=50)
-    fig = plot_cost_sweep(sweep)
+    fig = cost_sweep_figure(sweep.assign(set="slow", strategy="long_short", period="full"))
     (ax,) = fig.axes
-    assert [line.get_label() for line in ax.get_lines()][:2] == ["daily", "turnover_aware"]
-    assert list(ax.get_lines()[0].get_xdata()) == [0, 5, 10, 20]
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines][:2] == ["slow (daily)", "slow (turnover_aware)"]
+    assert list(lines[0].get_xdata()) == [0, 5, 10, 20]
+    assert lines[0].get_linestyle() == "-" and lines[1].get_linestyle() == "--"
 
 
 def test_bad_knobs_and_inputs_are_refused_in_one_line(slow):

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finsae.errors import CacheCorruptError, ConfigError
+from finsae.errors import ConfigError, FinsaeError
+from finsae.trading import artifacts
 from finsae.trading.config import WalkForwardConfig
 from finsae.trading.decay import (
-    DECAY_COLUMNS, HORIZONS, forward_returns, horizon_gap, purged_folds, rank_ic_by_day, rank_ic_decay, read_decay,
-    write_decay,
+    DECAY_COLUMNS, HORIZONS, forward_returns, horizon_gap, purged_folds, rank_ic_by_day, rank_ic_decay,
 )
 from finsae.trading.metrics import daily_rank_ic, mean_ci
 from finsae.trading.targets import targets
@@ -133,12 +133,20 @@ def test_the_purge_grows_with_the_horizon():
 
 def test_the_table_round_trips_and_bad_input_is_refused(tmp_path):
     adj, scores = planted(n=10, days=60)
-    tab = rank_ic_decay(scores, forward_returns(adj, horizons=(1, 2)), horizons=(1, 2), draws=20)
-    assert write_decay(tab, tmp_path).name == "rank_ic_decay.csv"
-    pd.testing.assert_frame_equal(read_decay(tmp_path), tab, check_dtype=False)
-    tab.drop(columns="lo").to_csv(tmp_path / "rank_ic_decay.csv", index=False)
-    with pytest.raises(CacheCorruptError, match="lacks the columns"):
-        read_decay(tmp_path)
+    tab = rank_ic_decay(scores, forward_returns(adj, horizons=(1, 2)), horizons=(1, 2), draws=20,
+                        periods={"full": None, "late": "2014-02-15"})
+    late = rank_ic_decay(scores[scores["date"] >= "2014-02-15"], forward_returns(adj, horizons=(1, 2)),
+                         horizons=(1, 2), draws=20)  # a period is the table of its days alone
+    got = tab[tab["period"] == "late"].drop(columns="period").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, late.drop(columns="period"))
+    assert (tab[tab["period"] == "full"]["n_days"].to_numpy() > got["n_days"].to_numpy()).all()
+    assert artifacts.TABLES["rank_ic_decay"].columns == DECAY_COLUMNS  # the contract reads what the core writes
+    path = artifacts.table_path(tmp_path, "rank_ic_decay")
+    tab.to_csv(path, index=False)
+    pd.testing.assert_frame_equal(artifacts.read_decay(tmp_path), tab, check_dtype=False)
+    tab.drop(columns="lo").to_csv(path, index=False)
+    with pytest.raises(FinsaeError, match=r"rank_ic_decay.csv.*python backtest.py"):
+        artifacts.read_decay(tmp_path)
     for bad in ([0], [1.5], []):
         with pytest.raises(ConfigError, match="whole trading days"):
             forward_returns(adj, horizons=bad)

@@ -77,20 +77,33 @@ def _tables() -> artifacts.WalkForwardTables:
     preds = pd.DataFrame({"set": "price", "fold": 0, "pred_ret": rng.normal(size=6),
                           "pred_cs": rng.normal(size=6), "prob_up": rng.random(6), "ticker": "XOM", "date": d,
                           "ret_exec": rng.normal(size=6), "up_exec": 1.0})
-    pos = pd.DataFrame({"date": d, "set": "price", "strategy": "long_short", "ticker": "XOM", "weight": 0.5})
-    ret = pd.DataFrame({"date": d, "set": "price", "strategy": "long_short", "net": rng.normal(size=6) / 100,
-                        "gross": 0.01, "turnover": 0.3, "cost": 0.0003})
-    metrics = pd.DataFrame({"set": ["price"], "strategy": ["long_short"], "period": ["full"],
-                            "start": ["2015-01-02"], "end": ["2015-01-09"], "n_days": [6],
-                            "sharpe": [0.1 + 1e-15], "psr": [0.5], "dsr": [0.25], "n_trials": [1]})
+    pos = pd.DataFrame({"date": d, "set": "price", "strategy": "long_short", "book": "daily", "ticker": "XOM",
+                        "weight": 0.5})
+    ret = pd.DataFrame({"date": d, "set": "price", "strategy": "long_short", "book": "daily",
+                        "net": rng.normal(size=6) / 100, "gross": 0.01, "turnover": 0.3, "cost": 0.0003})
+    metrics = pd.DataFrame({"set": ["price"], "strategy": ["long_short"], "book": ["turnover_aware"],
+                            "period": ["full"], "start": ["2015-01-02"], "end": ["2015-01-09"], "n_days": [6],
+                            "sharpe": [0.1 + 1e-15], "gross_sharpe": [0.3], "psr": [0.5], "dsr": [0.25],
+                            "n_trials": [1], "cost_bps": [10.0], "turnover": [0.3], "cost_drag": [0.07],
+                            "breakeven_bps": [33.3], "breakeven_lo": [-1.0], "breakeven_hi": [70.0]})
     acc = pd.DataFrame({"set": ["price"], "model": ["direction"], "period": ["full"], "accuracy": [0.5],
                         "mcc": [0.0]})
     ric = pd.DataFrame({"set": ["price"], "model": ["raw_return"], "period": ["full"], "rank_ic": [0.01],
                         "n_days": [6]})
     imp = pd.DataFrame({"set": ["price"], "feature": ["ret_1"], "gain": [1.0], "shap": [0.2]})
     bench = pd.DataFrame({"sp500": rng.normal(size=6)}, index=pd.DatetimeIndex(d, name="date"))
+    decay = pd.DataFrame({"set": "price", "period": "full", "window": ["cumulative", "day"], "horizon": 5,
+                          "ic": [0.02, 0.01], "lo": [0.01, -0.01], "hi": [0.03, 0.02], "n_days": 6,
+                          "block_days": 10})
+    knobs = pd.DataFrame({"set": ["price"], "strategy": ["long_short"], "fold": [0], "train_start": [d[0]],
+                          "train_end": [d[1]], "test_start": [d[3]], "test_end": [d[-1]], "half_life": [5.0],
+                          "band": [0.1], "train_sharpe": [0.7],
+                          "n_train_days": [120]})
+    sweep = pd.DataFrame({"set": "price", "strategy": "long_short", "book": "daily", "period": "full",
+                          "cost_bps": [0.0, 5.0], "net_sharpe": [0.5, 0.1], "net_sharpe_lo": [-0.5, -0.9],
+                          "net_sharpe_hi": [1.5, 1.1]})
     return artifacts.WalkForwardTables(preds, pos, ret, metrics, acc, ric, imp, bench,
-                                       {"canary_oracle": {"x": 1}})
+                                       {"canary_oracle": {"x": 1}}, decay, knobs, sweep)
 
 
 def test_what_the_writer_writes_the_readers_read_back(tmp_path):
@@ -100,8 +113,17 @@ def test_what_the_writer_writes_the_readers_read_back(tmp_path):
         pd.testing.assert_frame_equal(artifacts.read_table(tmp_path, name), getattr(t, name),
                                       check_exact=True)
     pd.testing.assert_frame_equal(artifacts.read_metrics(tmp_path), t.metrics, check_exact=True)  # all digits
-    for name in ("accuracy", "rank_ic", "importance"):
+    for name in ("accuracy", "rank_ic", "importance", "cost_sweep"):
         pd.testing.assert_frame_equal(artifacts.read_table(tmp_path, name), getattr(t, name))
+    pd.testing.assert_frame_equal(artifacts.read_decay(tmp_path), t.rank_ic_decay)
+    knobs = artifacts.read_table(tmp_path, "book_knobs")
+    days = ("train_start", "train_end", "test_start", "test_end")
+    pd.testing.assert_frame_equal(knobs, t.book_knobs.astype(dict.fromkeys(days, str)))
+    assert artifacts.has_table(tmp_path, "book_knobs") and artifacts.has_table(tmp_path, "cost_sweep")
+    (tmp_path / "daily_only").mkdir()
+    artifacts.write_walk_forward(tmp_path / "daily_only", t._replace(book_knobs=pd.DataFrame()))
+    assert not artifacts.has_table(tmp_path / "daily_only", "book_knobs")  # no turnover-aware book, no file
+    assert artifacts.has_table(tmp_path / "daily_only", "cost_sweep")
     assert artifacts.read_canaries(tmp_path) == t.canaries
     bench = artifacts.StocknetBenchmark({"price": {"accuracy": 0.5}}, {}, {"train": 1}, {"train": 2},
                                         [{"m": 1}])

@@ -99,8 +99,9 @@ def _published(art, metrics: bytes | None = None, **summary) -> object:
     return folder
 
 
-GOOD = (b"set,strategy,period,start,end,n_days,sharpe,psr,dsr,n_trials\n"
-        b"price,long_short,headline,2015-08-03,2016-03-29,160,0.5,0.7,0.2,2\n")
+GOOD = (b"set,strategy,book,period,start,end,n_days,sharpe,gross_sharpe,psr,dsr,n_trials,cost_bps,turnover,"
+        b"cost_drag,breakeven_bps,breakeven_lo,breakeven_hi\n"
+        b"price,long_short,daily,headline,2015-08-03,2016-03-29,160,0.5,1.1,0.7,0.2,2,10,1.3,0.33,12.1,3.3,20.5\n")
 DAMAGED = {"empty": b"", "binary": b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 8 + b"\n",
            "cut": GOOD[:-9], "other columns": b"a,b\n1,2\n"}
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finsae.trading.config import TurnoverConfig
 from finsae.trading.summary import BacktestSummary
 
 TICKERS = "[XOM,JPM,WFC,GE,T,PFE,KO,MRK]"
@@ -40,17 +41,25 @@ def test_stage_writes_every_output_and_a_typed_summary(stage_out):
     out, r = stage_out
     for f in ("predictions.parquet", "positions.parquet", "returns.parquet", "metrics.csv", "accuracy.csv", "rank_ic.csv",
               "benchmark_stocknet.json", "fit_windows.parquet", "canaries.json", "importance.csv",
-              "tearsheet_price_count_long_short.html", "plots/equity_long_short.png", "plots/equity_long_only.png"):
+              "tearsheet_price_count_long_short.html", "plots/equity_long_short.png",
+              "plots/equity_long_only.png", "rank_ic_decay.csv", "book_knobs.csv", "cost_sweep.csv",
+              "plots/rank_ic_decay.png", "plots/cost_sweep.png"):
         assert (out / f).is_file(), f
     s = BacktestSummary.read(out)
     assert s.sets == ["price_count"] and s.cost_bps == 10.0 and s.n_folds >= 8
-    rows = {(x["set"], x["strategy"], x["period"]): x for x in s.strategies}
+    rows = {(x["set"], x["strategy"], x["period"]): x for x in s.strategies if x["book"] == "daily"}
     for key in (("price_count", "long_short", "headline"), ("price_count", "long_only", "full")):
         for field in ("sharpe", "sortino", "max_drawdown", "cagr", "psr", "dsr", "n_trials", "cost_bps"):
             assert field in rows[key], (key, field)
     assert rows[("price_count", "long_short", "headline")]["model"] == "cross_section_rank"
     assert rows[("price_count", "long_only", "headline")]["model"] == "raw_return"
-    assert 1 <= s.n_trials_eff <= s.n_trials == 2  # headline trials only: one set x two books
+    # headline trials only: one set x two strategies x every configuration of the turnover-aware grid (its
+    # daily configuration is the daily book)
+    assert 1 <= s.n_trials_eff <= s.n_trials == 2 * len(TurnoverConfig().grid)
+    assert {x["book"] for x in s.strategies} == {"daily", "turnover_aware", "benchmark"}
+    assert set(s.books) == {"daily", "turnover_aware"} and s.books["daily"]["period"] == "headline"
+    assert {r["period"] for r in s.decay} == {"headline"}
+    assert {r["horizon"] for r in s.decay} == {1, 2, 5, 10, 20}
     assert {r["model"] for r in s.rank_ic} == {"cross_section", "raw_return"}
     assert rows[("price_count", "long_short", "headline")]["start"] >= s.eval_start
     bench = json.loads((out / "benchmark_stocknet.json").read_text())
@@ -75,6 +84,21 @@ def test_skip_if_done_returns_the_stored_summary(project_root, stage_out, data_d
     assert (out / "summary.json").read_text() == before
 
 
+def test_a_second_backtest_of_the_pair_publishes_beside_the_first(project_root, stage_out, data_dir):
+    import shutil
+
+    out, _ = stage_out
+    twin = out.parent / "minilm_fin_claim"
+    shutil.copytree(out, twin)
+    summary = (out / "summary.json").read_text()
+    (twin / "summary.json").write_text(summary.replace('"price_count"', '"marked"'))
+    r = backtest(project_root, ["skip_if_done=true", "folder_name=minilm_fin_claim"],
+                 env={"FINSAE_ARTIFACTS": str(out.parents[1]), "FINSAE_DATA_DIR": str(data_dir)}, timeout=120)
+    assert r.returncode == 0 and f"{twin} is complete" in r.stdout, r.stderr[-2000:]
+    assert BacktestSummary.read(twin).sets == ["marked"]  # the named folder's summary, not the pair's
+    shutil.rmtree(twin)
+
+
 def test_canaries_run_by_the_pipeline(stage_out):
     c = json.loads((stage_out[0] / "canaries.json").read_text())
     assert c["canary_oracle"]["accuracy"] > 0.95  # the pipeline sees signal when there is some
@@ -89,7 +113,12 @@ def test_canaries_run_by_the_pipeline(stage_out):
 
 def test_recorded_fit_windows_end_before_their_test_days(stage_out):
     w = pd.read_parquet(stage_out[0] / "fit_windows.parquet")
-    assert {"lgbm_return", "lgbm_direction"} <= set(w["what"])
+    assert {"lgbm_return", "lgbm_direction", "book_knobs:long_short", "book_knobs:long_only"} <= set(
+        w["what"])
+    knobs = w["what"].str.startswith("book_knobs:")  # the knob choice reads its whole training window
+    assert w.loc[knobs, "val_start"].isna().all()
+    assert (w.loc[knobs, "rows_end"] < w.loc[knobs, "test_start"]).all()
+    w = w[~knobs]
     assert (w["fit_end"] < w["val_start"]).all() and (w["val_end"] < w["test_start"]).all()
     assert set(w["protocol"]) == {"walk_forward", "stocknet", "canary"}
     wf = w[w["protocol"] != "stocknet"]
@@ -114,7 +143,11 @@ CONFIG_ROWS = [
     ("walk_forward.purge_days=1", "walk_forward.purge_days must be >= 2"),
     ("benchmark.protocols=[backtest]", "benchmark.protocols must be a non-empty subset"),
     ("lgbm.num_leaves=[1]", "lgbm.num_leaves must be a list of ints >= 2"),
+    ("strategy.turnover.bands=[1.5]", "turnover.bands must be a non-empty list of numbers in [0, 1)"),
+    ("strategy.turnover.cost_sweep_bps=[-5]", "turnover.cost_sweep_bps must be a non-empty list of costs"),
+    ("strategy.decay_horizons=[0,5]", "strategy.decay_horizons must be whole trading days >= 1"),
     ("+features.kk=1", "unknown config key(s) ['features.kk']"),
+    ("folder_name=a/b", "folder_name"),
 ]
 
 

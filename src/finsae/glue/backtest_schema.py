@@ -42,6 +42,10 @@ class BacktestScriptSchema(PairStageSchema):
     encode_only: str | None = None
     """``base`` or ``domain``: encode that model's tweets into the activation and tweet-encoding caches and stop,
     publishing nothing. ``make demo`` runs both beside the SAE stage, one core each; the backtest then reads them."""
+    folder_name: str | None = None
+    """Names artifacts/backtest/{folder_name}/ (None: the pair's folder). A second backtest of the same pair
+    publishes beside the first (``features=claim folder_name=minilm_fin_claim``), reading the same analysis,
+    labels and tweet caches."""
     name: str = "backtest"
 
     def stage_module(self) -> str:
@@ -54,6 +58,8 @@ class BacktestScriptSchema(PairStageSchema):
         if self.pair_name is not None:
             plain_name(self.pair_name, "pair_name")
         plain_name(self.features.tag, "features.tag")
+        if self.folder_name is not None:
+            plain_name(self.folder_name, "folder_name")
 
     def backtest_config(self) -> BacktestConfig:
         """The protocols' typed config (:class:`finsae.trading.config.BacktestConfig`)."""

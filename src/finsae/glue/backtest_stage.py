@@ -1,8 +1,8 @@
 """`python backtest.py`: config into calls. The science is in :mod:`finsae.trading` (inputs in ``inputs``,
 encoding in ``encode``, sets in ``sets``, the two protocols in ``run``, the files in ``artifacts``);
 this module checks every prerequisite before work, runs the protocols inside one W&B run and one lock, checks
-the recorded fit windows, and publishes ``artifacts/backtest/{pair}/`` in one rename together with the run's
-trials (``finsae.trading.ledger``).
+the recorded fit windows, and publishes ``artifacts/backtest/{pair}/`` (or ``{folder_name}/``) in one rename
+together with the run's trials (``finsae.trading.ledger``).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def run(cfg, raw) -> BacktestSummary | None:
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # quantstats asks for Arial
     artifacts = Path(cfg.paths.artifacts)
     pair = pair_name(cfg)
-    out = backtest_dir(artifacts, pair)
+    out = backtest_dir(artifacts, cfg.folder_name or pair)
     if cfg.skip_if_done and is_published(out):
         summary = contract.read_summary(out)
         print(f"backtest: {out} is complete ({len(summary.sets)} feature sets); skipping")
@@ -138,7 +138,7 @@ def run(cfg, raw) -> BacktestSummary | None:
     ledger_path = contract.ledger_path(backtest_root(artifacts))
     with stage_run("backtest", resolved_config(raw), Path(cfg.paths.output_dir), cfg.logger,
                    group=cfg.logger.group or "backtest", tags=list(cfg.logger.tags) + [pair],
-                   name=f"backtest-{pair}") as tracker:
+                   name=f"backtest-{out.name}") as tracker:
         with locked([out]):
             tmp = staging_dir(out)
             t_model = time.time()
@@ -159,7 +159,7 @@ def run(cfg, raw) -> BacktestSummary | None:
             record_trials(ledger_path, [t for o in done for t in o.trials], then=lambda: publish(tmp, out))
         tracker.log({k: v for k, v in summary.scalars().items() if isinstance(v, (int, float))})
         for html in contract.tearsheet_paths(out):
-            tracker.log_artifact(html, f"tearsheet-{pair}-{html.stem}", "tearsheet")
+            tracker.log_artifact(html, f"tearsheet-{out.name}-{html.stem}", "tearsheet")
         tracker.finish(summary.scalars())
     trading_run.print_summary(summary, out)
     return summary

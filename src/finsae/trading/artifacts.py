@@ -5,12 +5,16 @@ everyone who reads it (the protocols, the glue, the report, tests).
 Files::
 
     predictions.parquet positions.parquet returns.parquet  the walk-forward's out-of-sample rows
-    metrics.csv accuracy.csv rank_ic.csv importance.csv    its tables (a row per set, strategy, period, ...)
+    metrics.csv accuracy.csv rank_ic.csv importance.csv    its tables (per set, strategy, book, period, ...)
+    rank_ic_decay.csv                                      the signal's rank IC at 1-20 days (decay)
+    book_knobs.csv cost_sweep.csv                          the turnover-aware book's knobs per fold; both
+                                                           books' net Sharpe at each cost of the sweep
     benchmarks.csv canaries.json                           the market benchmarks' returns; the canaries
     benchmark_stocknet.json                                the published ACL18 protocol
     fit_windows.parquet                                    every fitted object's rows (the leakage check's)
     claim.csv                                              changed vs unchanged / random latents / sentiment
     plots/equity_{kind}.png  tearsheet_{set}_{kind}.html   figures
+    plots/rank_ic_decay.png plots/cost_sweep.png
     summary.json                                           ``BacktestSummary``
 
 and beside the pair folders, ``artifacts/backtest/trials.jsonl`` (the trials ledger,
@@ -52,15 +56,25 @@ TABLES = {
     "predictions": TableSpec("predictions.parquet", "backtest predictions",
                              ("set", "fold", "ticker", "date", "pred_ret", "prob_up")),
     "positions": TableSpec("positions.parquet", "backtest positions",
-                           ("date", "set", "strategy", "ticker", "weight")),
+                           ("date", "set", "strategy", "book", "ticker", "weight")),
     "returns": TableSpec("returns.parquet", "backtest returns",
-                         ("date", "set", "strategy", "net", "gross", "turnover", "cost")),
+                         ("date", "set", "strategy", "book", "net", "gross", "turnover", "cost")),
     "metrics": TableSpec("metrics.csv", "backtest metrics",
-                         ("set", "strategy", "period", "start", "end", "n_days", "sharpe", "psr", "dsr",
-                          "n_trials")),
+                         ("set", "strategy", "book", "period", "start", "end", "n_days", "sharpe",
+                          "gross_sharpe", "psr", "dsr", "n_trials", "cost_bps", "turnover", "cost_drag",
+                          "breakeven_bps", "breakeven_lo", "breakeven_hi")),
     "accuracy": TableSpec("accuracy.csv", "backtest direction accuracy",
                           ("set", "model", "period", "accuracy", "mcc")),
     "rank_ic": TableSpec("rank_ic.csv", "backtest rank IC", ("set", "model", "period", "rank_ic", "n_days")),
+    "rank_ic_decay": TableSpec("rank_ic_decay.csv", "backtest signal decay",  # = decay.DecayRow's fields
+                               ("set", "period", "window", "horizon", "ic", "lo", "hi", "n_days",
+                                "block_days")),
+    "book_knobs": TableSpec("book_knobs.csv", "backtest turnover-aware knobs",
+                            ("set", "strategy", "fold", "train_start", "train_end", "test_start", "test_end",
+                             "half_life", "band", "train_sharpe", "n_train_days")),
+    "cost_sweep": TableSpec("cost_sweep.csv", "backtest cost sweep",
+                            ("set", "strategy", "book", "period", "cost_bps", "net_sharpe", "net_sharpe_lo",
+                             "net_sharpe_hi")),
     "importance": TableSpec("importance.csv", "backtest feature importance",
                             ("set", "feature", "gain", "shap")),
     "benchmarks": TableSpec("benchmarks.csv", "backtest market benchmarks", ("date",)),
@@ -87,6 +101,12 @@ class WalkForwardTables(NamedTuple):
     """``date`` index, one column per market benchmark."""
     canaries: dict
     """Per canary: what it is, accuracy, MCC, Sharpe net and gross, DSR, CAGR."""
+    rank_ic_decay: pd.DataFrame
+    """:func:`finsae.trading.decay.rank_ic_decay` of every set's traded score, per period."""
+    book_knobs: pd.DataFrame
+    """The turnover-aware book's knobs per (set, strategy, fold) (empty: no such book ran)."""
+    cost_sweep: pd.DataFrame
+    """Both books' net Sharpe per (set, strategy, book, period) at each cost (empty: no sweep)."""
 
 
 class StocknetBenchmark(NamedTuple):
@@ -112,6 +132,14 @@ def equity_plot_path(folder: str | Path, kind: str) -> Path:
     return Path(folder) / PLOTS_DIR / f"equity_{kind}.png"
 
 
+def decay_plot_path(folder: str | Path) -> Path:
+    return Path(folder) / PLOTS_DIR / "rank_ic_decay.png"
+
+
+def cost_sweep_plot_path(folder: str | Path) -> Path:
+    return Path(folder) / PLOTS_DIR / "cost_sweep.png"
+
+
 def tearsheet_path(folder: str | Path, set_name: str, kind: str) -> Path:
     return Path(folder) / f"tearsheet_{set_name}_{kind}.html"
 
@@ -131,8 +159,11 @@ def write_walk_forward(folder: Path, t: WalkForwardTables) -> None:
     t.predictions.to_parquet(table_path(folder, "predictions"), index=False)
     t.positions.to_parquet(table_path(folder, "positions"), index=False)
     t.returns.to_parquet(table_path(folder, "returns"), index=False)
-    for name in ("metrics", "accuracy", "rank_ic", "importance"):
+    for name in ("metrics", "accuracy", "rank_ic", "importance", "rank_ic_decay"):
         getattr(t, name).to_csv(table_path(folder, name), index=False)
+    for name in ("book_knobs", "cost_sweep"):  # only when the turnover-aware book ran
+        if len(getattr(t, name)):
+            getattr(t, name).to_csv(table_path(folder, name), index=False)
     t.benchmarks.to_csv(table_path(folder, "benchmarks"))
     write_json(folder / CANARIES_FILE, t.canaries)
     (folder / PLOTS_DIR).mkdir(exist_ok=True)
@@ -169,6 +200,19 @@ def read_table(folder: str | Path, name: str) -> pd.DataFrame:
 def read_metrics(folder: str | Path) -> pd.DataFrame:
     """``metrics.csv``: one row per (set, strategy, period)."""
     return read_table(folder, "metrics")
+
+
+def read_decay(folder: str | Path) -> pd.DataFrame:
+    """``rank_ic_decay.csv``: one row per (set, period, window, horizon) (:mod:`finsae.trading.decay`)."""
+    types = {"set": str, "period": str, "window": str, "horizon": int}
+    return read_table(folder, "rank_ic_decay").astype(types)
+
+
+def has_table(folder: str | Path, name: str) -> bool:
+    """Whether table ``name`` is in ``folder`` (``book_knobs`` only when the turnover-aware book ran,
+    ``claim`` only when a changed set was paired, ``rank_ic_decay`` and ``cost_sweep`` since they were
+    added)."""
+    return table_path(folder, name).is_file()
 
 
 def read_claim(folder: str | Path) -> pd.DataFrame:

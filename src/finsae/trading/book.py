@@ -20,7 +20,6 @@ Construction (one standard choice, documented here once):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -28,52 +27,12 @@ import pandas as pd
 
 from finsae.errors import require
 from finsae.trading.backtest import Returns, strategy_returns
+from finsae.trading.config import Knobs, TurnoverConfig
 from finsae.trading.metrics import PERIODS, block_bootstrap, per_period_sharpe, sharpe_ci, turnover_mean
 from finsae.trading.targets import cross_sectional
 from finsae.trading.walk_forward import Fold
 
-COST_SWEEP_BPS: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0)
-
-
-@dataclass
-class TurnoverConfig:
-    """Knobs of the turnover-aware book (the grid searched inside each training window) and the cost sweep."""
-
-    half_lives: list[float] = field(default_factory=lambda: [0.0, 2.0, 5.0, 10.0])
-    """Half-lives, in trading days, of the exponential average of each ticker's daily rank (0: none)."""
-    bands: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
-    """No-trade buffers, as a fraction of the day's names beyond ``strategy.quantile`` (0: the daily book)."""
-    min_choice_days: int = 40
-    """Scored training days needed to choose the knobs; a fold with fewer trades the daily book (0, 0)."""
-    cost_sweep_bps: list[float] = field(default_factory=lambda: list(COST_SWEEP_BPS))
-    """Costs per side, in basis points, at which both books' net Sharpe is reported."""
-
-    def __post_init__(self):
-        require(len(self.half_lives) > 0 and all(h >= 0 for h in self.half_lives),
-                f"turnover.half_lives must be a non-empty list of numbers >= 0, got {self.half_lives}")
-        require(len(self.bands) > 0 and all(0 <= b < 1 for b in self.bands),
-                f"turnover.bands must be a non-empty list of numbers in [0, 1), got {self.bands}")
-        require(self.min_choice_days >= 2, f"turnover.min_choice_days must be >= 2, got {self.min_choice_days}")
-        require(len(self.cost_sweep_bps) > 0 and all(c >= 0 for c in self.cost_sweep_bps),
-                f"turnover.cost_sweep_bps must be a non-empty list of costs >= 0, got {self.cost_sweep_bps}")
-
-    @property
-    def grid(self) -> list[Knobs]:
-        """Every (half_life, band) pair, smallest first (on a tie the less smoothed, narrower book wins)."""
-        return [Knobs(float(h), float(b)) for h in sorted(set(self.half_lives)) for b in sorted(set(self.bands))]
-
-
-class Knobs(NamedTuple):
-    """One configuration of the turnover-aware book."""
-
-    half_life: float
-    """Half-life of the score smoothing, in trading days (0: none)."""
-    band: float
-    """No-trade buffer beyond the quantile, as a fraction of the day's names (0: none)."""
-
-    @property
-    def label(self) -> str:
-        return f"hl{self.half_life:g}_band{self.band:g}"
+COST_SWEEP_BPS: tuple[float, ...] = tuple(TurnoverConfig().cost_sweep_bps)
 
 
 DAILY = Knobs(0.0, 0.0)
@@ -179,9 +138,10 @@ class TurnoverBook(NamedTuple):
     returns: Returns
     """Its daily net / gross / turnover / cost at ``cost_bps``, indexed by entry day."""
     knobs: pd.DataFrame
-    """One row per fold: ``fold``, ``test_start``, ``test_end``, ``half_life``, ``band`` (chosen),
-    ``train_sharpe`` (its annualised net Sharpe on the training window), ``n_train_days`` (scored training days;
-    below ``min_choice_days`` the daily book is traded)."""
+    """One row per fold: ``fold``, ``train_start``, ``train_end`` (the training window's signal days: the
+    choice reads scores and realized returns of these days only), ``test_start``, ``test_end``, ``half_life``,
+    ``band`` (chosen), ``train_sharpe`` (its annualised net Sharpe on the training window), ``n_train_days``
+    (scored training days; below ``min_choice_days`` the daily book is traded)."""
     n_configs: int
     """Configurations tried in each training window: the trials the choice adds."""
     config_returns: pd.DataFrame
@@ -250,8 +210,9 @@ def turnover_aware_book(scores: pd.DataFrame, realized: pd.DataFrame, entry_day:
             k, sr, n = choose_knobs(own, realized, f, cfg, kind, quantile, cost_bps)
         else:
             k, sr, n = choose_knobs(train_panel, realized, f, cfg, kind, quantile, cost_bps, books=shared)
-        records.append({"fold": f.index, "test_start": f.test_days[0], "test_end": f.test_days[-1],
-                        "half_life": k.half_life, "band": k.band, "train_sharpe": sr, "n_train_days": n})
+        records.append({"fold": f.index, "train_start": f.fit_days[0], "train_end": f.val_days[-1],
+                        "test_start": f.test_days[0], "test_end": f.test_days[-1], "half_life": k.half_life,
+                        "band": k.band, "train_sharpe": sr, "n_train_days": n})
         in_fold = panel.index.isin(f.test_days)
         day_half_life[in_fold], day_band[in_fold] = k.half_life, k.band
     smoothed = {h: smooth_scores(panel, h) for h in {k.half_life for k in grid} | set(day_half_life)}
@@ -313,17 +274,26 @@ def breakeven_ci(r: Returns, block: int, draws: int, seed: int = 0, level: float
     return float(lo), float(hi)
 
 
+def cost_columns(r: Returns, block: int, draws: int, seed: int = 0) -> dict[str, float]:
+    """What the book ``r`` pays, at the cost it was charged (metrics.csv's columns): ``cost_drag`` (costs per
+    year: mean daily cost x 252), ``breakeven_bps`` (cost per side at which the mean net return is 0: mean
+    gross / mean turnover, in bps) and its day-block bootstrap interval ``breakeven_lo`` / ``breakeven_hi``."""
+    mean_turnover = turnover_mean(r.turnover)
+    lo, hi = breakeven_ci(r, block, draws, seed)
+    breakeven = r.gross.mean() / mean_turnover * 1e4 if mean_turnover > 0 else float("nan")
+    return {"cost_drag": float(r.cost.mean() * PERIODS), "breakeven_bps": float(breakeven),
+            "breakeven_lo": lo, "breakeven_hi": hi}
+
+
 def book_metrics(name: str, r: Returns, cost_bps: float, block: int, draws: int, seed: int = 0) -> BookMetrics:
     """Gross and net Sharpe, turnover, cost drag and breakeven cost of the book ``r`` charged ``cost_bps``."""
     r = at_cost(r, cost_bps)
     annual = math.sqrt(PERIODS)
     lo, hi = sharpe_ci(r.net, block, draws, seed)
-    mean_turnover = turnover_mean(r.turnover)
-    breakeven = r.gross.mean() / mean_turnover * 1e4 if mean_turnover > 0 else float("nan")
-    b_lo, b_hi = breakeven_ci(r, block, draws, seed)
-    return BookMetrics(name, float(cost_bps), per_period_sharpe(r.gross) * annual, per_period_sharpe(r.net) * annual,
-                       lo, hi, mean_turnover, float(r.cost.mean() * PERIODS), float(breakeven), b_lo, b_hi,
-                       int(len(r.net)))
+    c = cost_columns(r, block, draws, seed)
+    return BookMetrics(name, float(cost_bps), per_period_sharpe(r.gross) * annual,
+                       per_period_sharpe(r.net) * annual, lo, hi, turnover_mean(r.turnover), c["cost_drag"],
+                       c["breakeven_bps"], c["breakeven_lo"], c["breakeven_hi"], int(len(r.net)))
 
 
 def book_table(books: dict[str, Returns], cost_bps: float, block: int, draws: int, seed: int = 0) -> pd.DataFrame:
@@ -348,20 +318,21 @@ def cost_sweep(books: dict[str, Returns], costs_bps=COST_SWEEP_BPS, block: int =
     return pd.DataFrame(rows)
 
 
-def plot_cost_sweep(sweep: pd.DataFrame, title: str = "net Sharpe against trading cost"):
-    """One figure: each book's net Sharpe against the cost per side, with its bootstrap interval."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for name, g in sweep.groupby("book", sort=False):
-        g = g.sort_values("cost_bps")
-        line = ax.plot(g["cost_bps"], g["net_sharpe"], marker="o", lw=1.4, label=name)[0]
-        ax.fill_between(g["cost_bps"], g["net_sharpe_lo"], g["net_sharpe_hi"], color=line.get_color(), alpha=0.15)
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("cost per side (bps)")
-    ax.set_ylabel("net Sharpe (annualised)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+def cost_sweep_table(returns: pd.DataFrame, costs_bps, eval_start: str, block: int, draws: int,
+                     seed: int = 0) -> pd.DataFrame:
+    """:func:`cost_sweep` of every book of ``returns`` (the backtest's long table: ``date``, ``set``,
+    ``strategy``, ``book``, ``gross``, ``turnover``, ...) over the full period and from ``eval_start`` (the
+    headline period): ``set``, ``strategy``, ``book``, ``period``, ``cost_bps``, ``net_sharpe`` and its
+    interval."""
+    start = pd.Timestamp(eval_start)
+    out = []
+    for (name, kind, book), g in returns.groupby(["set", "strategy", "book"], sort=False):
+        g = g.set_index("date").sort_index()
+        for period, part in (("full", g), ("headline", g[g.index >= start])):
+            if len(part) < 5:
+                continue
+            r = Returns(part["net"], part["gross"], part["turnover"], part["cost"])
+            sweep = cost_sweep({book: r}, costs_bps, block, draws, seed)
+            out.append(sweep.assign(set=name, strategy=kind, period=period))
+    cols = ["set", "strategy", "book", "period", "cost_bps", "net_sharpe", "net_sharpe_lo", "net_sharpe_hi"]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)

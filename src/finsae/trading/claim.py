@@ -48,7 +48,10 @@ def _daily(rows: pd.DataFrame, predictions: pd.DataFrame, returns: pd.DataFrame,
     r = p["row"].to_numpy()
     ic = daily_rank_ic(p[book_column(kind, p)].to_numpy(), rows["ret_exec"].to_numpy()[r],
                        rows["date"].to_numpy()[r])
-    net = returns[(returns["set"] == name) & (returns["strategy"] == kind)].set_index("date")["net"]
+    mine = (returns["set"] == name) & (returns["strategy"] == kind)
+    if "book" in returns:
+        mine &= returns["book"] == "daily"  # the claim compares the signals, so the same daily book
+    net = returns[mine].set_index("date")["net"]
     return {"rank_ic": ic, "net_return": net}
 
 

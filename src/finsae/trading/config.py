@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
@@ -95,6 +96,52 @@ class FeatureConfig:
         return tuple(b for b in BLOCKS if b in used)
 
 
+class Knobs(NamedTuple):
+    """One configuration of the turnover-aware book (:mod:`finsae.trading.book`)."""
+
+    half_life: float
+    """Half-life of the score smoothing, in trading days (0: none)."""
+    band: float
+    """No-trade buffer beyond the quantile, as a fraction of the day's names (0: none)."""
+
+    @property
+    def label(self) -> str:
+        return f"hl{self.half_life:g}_band{self.band:g}"
+
+
+@dataclass
+class TurnoverConfig:
+    """The turnover-aware book (``strategy.turnover``): the grid searched inside each training window, and the
+    cost sweep of both books (:mod:`finsae.trading.book`)."""
+
+    enabled: bool = True
+    """Run the turnover-aware book beside the daily one (rows in metrics.csv, trials in the ledger)."""
+    half_lives: list[float] = field(default_factory=lambda: [0.0, 2.0, 5.0, 10.0])
+    """Half-lives, in trading days, of the exponential average of each ticker's daily rank (0: none)."""
+    bands: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    """No-trade buffers, as a fraction of the day's names beyond ``strategy.quantile`` (0: the daily book)."""
+    min_choice_days: int = 40
+    """Scored training days needed to choose the knobs; a fold with fewer trades the daily book (0, 0)."""
+    cost_sweep_bps: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 20.0])
+    """Costs per side, in basis points, at which both books' net Sharpe is reported (cost_sweep.csv)."""
+
+    def __post_init__(self):
+        _check(len(self.half_lives) > 0 and all(h >= 0 for h in self.half_lives),
+               f"turnover.half_lives must be a non-empty list of numbers >= 0, got {self.half_lives}")
+        _check(len(self.bands) > 0 and all(0 <= b < 1 for b in self.bands),
+               f"turnover.bands must be a non-empty list of numbers in [0, 1), got {self.bands}")
+        _check(self.min_choice_days >= 2,
+               f"turnover.min_choice_days must be >= 2, got {self.min_choice_days}")
+        _check(len(self.cost_sweep_bps) > 0 and all(c >= 0 for c in self.cost_sweep_bps),
+               f"turnover.cost_sweep_bps must be a non-empty list of costs >= 0, got {self.cost_sweep_bps}")
+
+    @property
+    def grid(self) -> list[Knobs]:
+        """Every (half_life, band) pair, smallest first (on a tie the less smoothed, narrower book wins)."""
+        return [Knobs(float(h), float(b)) for h in sorted(set(self.half_lives))
+                for b in sorted(set(self.bands))]
+
+
 @dataclass
 class StrategyConfig:
     """How predictions become positions, and what trading costs (``strategy:`` group)."""
@@ -117,6 +164,10 @@ class StrategyConfig:
     """Day-block bootstrap draws for the Sharpe and rank-IC confidence intervals."""
     block_days: int = 10
     """Block length, in trading days, of the Sharpe bootstrap."""
+    decay_horizons: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20])
+    """Horizons, in trading days, of the signal-decay table (:mod:`finsae.trading.decay`)."""
+    turnover: TurnoverConfig = field(default_factory=TurnoverConfig)
+    """The turnover-aware book beside the daily one."""
 
     def __post_init__(self):
         _check(len(self.kinds) > 0 and set(self.kinds) <= set(STRATEGIES),
@@ -128,6 +179,8 @@ class StrategyConfig:
                f"strategy.cross_section must be one of {CS_TARGETS}, got {self.cross_section!r}")
         _check(self.bootstrap >= 10, f"strategy.bootstrap must be >= 10, got {self.bootstrap}")
         _check(self.block_days >= 1, f"strategy.block_days must be >= 1, got {self.block_days}")
+        _check(len(self.decay_horizons) > 0 and all(int(h) == h >= 1 for h in self.decay_horizons),
+               f"strategy.decay_horizons must be whole trading days >= 1, got {self.decay_horizons}")
 
 
 @dataclass

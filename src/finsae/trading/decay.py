@@ -13,22 +13,24 @@ Two forward returns per horizon h (in trading days, the ticker's next rows with 
 Per (set, window, horizon): the mean over days of the per-day rank IC, with a circular day-block bootstrap
 interval whose block is at least h days (overlapping h-day returns make neighbouring days' ICs correlated).
 
-A model fit on an h-day target must be purged by h+1 trading days (its row of day d looks up to d+1+h):
-:func:`horizon_gap` and :func:`purged_folds` give the walk-forward windows for that.
+The stage (:func:`finsae.trading.run.signal_decay`) scores the out-of-sample predictions of the model the
+long-short book trades, fit on the one-day target: its windows are purged for that target, and an h-day
+forward return of a test day only reads prices after it, which no fit has seen, so one walk-forward serves
+every horizon. A model fit on an h-day target instead must be purged by h+1 trading days (its row of day d
+looks up to d+1+h): :func:`horizon_gap` and :func:`purged_folds` give the walk-forward windows for that.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from finsae.errors import CacheCorruptError, ConfigError, require
+from finsae.errors import require
 from finsae.trading.metrics import mean_ci
 from finsae.trading.walk_forward import Fold, folds
 
@@ -36,7 +38,6 @@ HORIZONS: tuple[int, ...] = (1, 2, 5, 10, 20)
 """Default horizons of the decay table, in trading days."""
 WINDOWS: tuple[str, ...] = ("cumulative", "day")
 """Forward-return windows (see the module docstring)."""
-DECAY_FILE = "rank_ic_decay.csv"
 
 
 class DecayRow(NamedTuple):
@@ -44,6 +45,8 @@ class DecayRow(NamedTuple):
 
     set: str
     """Feature set (or any named score)."""
+    period: str
+    """``full`` (every scored day) or a named later period (the backtest's ``headline``)."""
     window: str
     """``cumulative`` (d's execution to h days later) or ``day`` (the one-day return h-1 days later)."""
     horizon: int
@@ -106,11 +109,13 @@ def rank_ic_by_day(score: pd.DataFrame, ret: pd.DataFrame) -> pd.Series:
 
 
 def rank_ic_decay(scores: pd.DataFrame, forward: pd.DataFrame, horizons=HORIZONS, block_days: int = 10,
-                  draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """The decay table: one :class:`DecayRow` per (set, window, horizon), in that order.
+                  draws: int = 1000, seed: int = 0, level: float = 0.95,
+                  periods: dict | None = None) -> pd.DataFrame:
+    """The decay table: one :class:`DecayRow` per (set, period, window, horizon), in that order.
 
     ``scores``: ``set``, ``date``, ``ticker``, ``score`` (the score of signal day d, known at d's close);
-    ``forward``: :func:`forward_returns` with these horizons."""
+    ``forward``: :func:`forward_returns` with these horizons; ``periods``: name -> first signal day (None: all
+    days), by default ``{"full": None}``."""
     hs = _check_horizons(horizons)
     missing = {"set", "date", "ticker", "score"} - set(scores.columns)
     require(not missing, f"decay scores lack the columns {sorted(missing)}")
@@ -125,13 +130,15 @@ def rank_ic_decay(scores: pd.DataFrame, forward: pd.DataFrame, horizons=HORIZONS
         require(wide.index.is_unique, f"decay scores of set {name!r} have a (date, ticker) twice")
         score = wide.unstack("ticker").sort_index()
         ahead = fwd.reindex(wide.index)
-        for window, prefix in (("cumulative", "cum"), ("day", "day")):
-            for h in hs:
-                ic = rank_ic_by_day(score, ahead[f"{prefix}_{h}"].unstack("ticker"))
-                block = max(block_days, h)
-                lo, hi = mean_ci(ic, block, draws, seed, level)
-                rows.append(DecayRow(str(name), window, h, float(ic.mean()) if len(ic) else float("nan"),
-                                     lo, hi, int(len(ic)), block))
+        for period, start in (periods or {"full": None}).items():
+            keep = slice(None) if start is None else score.index >= pd.Timestamp(start)
+            for window, prefix in (("cumulative", "cum"), ("day", "day")):
+                for h in hs:
+                    ic = rank_ic_by_day(score.loc[keep], ahead[f"{prefix}_{h}"].unstack("ticker"))
+                    block = max(block_days, h)
+                    lo, hi = mean_ci(ic, block, draws, seed, level)
+                    mean = float(ic.mean()) if len(ic) else float("nan")
+                    rows.append(DecayRow(str(name), str(period), window, h, mean, lo, hi, len(ic), block))
     return pd.DataFrame(rows, columns=list(DECAY_COLUMNS))
 
 
@@ -148,23 +155,3 @@ def purged_folds(days, wf_cfg, horizon: int) -> list[Fold]:
     (:func:`horizon_gap`)."""
     (h,) = _check_horizons([horizon])
     return folds(days, dataclasses.replace(wf_cfg, purge_days=max(wf_cfg.purge_days, h + 1)))
-
-
-def write_decay(table: pd.DataFrame, folder: Path) -> Path:
-    """Write the decay table as ``folder/rank_ic_decay.csv``."""
-    missing = [c for c in DECAY_COLUMNS if c not in table.columns]
-    if missing:
-        raise ConfigError(f"the decay table lacks {missing}; build it with rank_ic_decay")
-    path = Path(folder) / DECAY_FILE
-    table[list(DECAY_COLUMNS)].to_csv(path, index=False)
-    return path
-
-
-def read_decay(folder: Path) -> pd.DataFrame:
-    """The decay table of ``folder`` (its columns checked)."""
-    path = Path(folder) / DECAY_FILE
-    table = pd.read_csv(path)
-    missing = [c for c in DECAY_COLUMNS if c not in table.columns]
-    if missing:
-        raise CacheCorruptError(f"{path} lacks the columns {missing}; rerun the backtest to rewrite it")
-    return table.astype({"set": str, "window": str, "horizon": int, "n_days": int, "block_days": int})

@@ -9,19 +9,24 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from finsae.trading.backtest import equal_weight_buy_and_hold, index_returns, positions, strategy_returns
+from finsae.trading.backtest import (
+    Returns, equal_weight_buy_and_hold, index_returns, positions, strategy_returns,
+)
+from finsae.trading.book import DAILY, cost_columns, turnover_aware_book
+from finsae.trading.config import Knobs
 from finsae.trading.features import Block
 from finsae.trading.ledger import effective_trials, merge_trials, trial_key, trial_stats
 from finsae.trading.targets import cross_sectional
 from finsae.trading.metrics import (
-    PERIODS, classification_ci, daily_rank_ic, mcc, mean_ci, paired_accuracy_diff, quantstats_metrics, sharpe_ci,
-    sharpe_stats, turnover_mean,
+    PERIODS, classification_ci, daily_rank_ic, mcc, mean_ci, paired_accuracy_diff, per_period_sharpe,
+    quantstats_metrics, sharpe_ci, sharpe_stats, turnover_mean,
 )
 from finsae.trading.walk_forward import Fold, folds, run_fold
 from finsae.workers import one_thread, one_thread_pool, worker_state
@@ -108,15 +113,23 @@ def market_benchmarks(adj: pd.DataFrame, sp500: pd.DataFrame, days, tickers, exe
 
 class Backtests(NamedTuple):
     returns: pd.DataFrame
-    """``date`` (entry day), ``set``, ``strategy``, ``period``, ``net``, ``gross``, ``turnover``, ``cost``."""
+    """``date`` (entry day), ``set``, ``strategy``, ``book``, ``net``, ``gross``, ``turnover``, ``cost``."""
     positions: pd.DataFrame
-    """``date`` (signal day), ``set``, ``strategy``, ``ticker``, ``weight`` (nonzero only)."""
+    """``date`` (signal day), ``set``, ``strategy``, ``book``, ``ticker``, ``weight`` (nonzero only)."""
     metrics: pd.DataFrame
-    """One row per (set, strategy, period): quantstats metrics, turnover, Sharpe CI, PSR, the DSR deflated by
-    the raw count of trials (``dsr``, ``n_trials``) and by the effective number of independent ones (``dsr_eff``,
-    ``n_trials_eff``)."""
+    """One row per (set, strategy, book, period): quantstats metrics, turnover, gross Sharpe, cost drag, the
+    breakeven cost with its interval (:func:`finsae.trading.book.cost_columns`), Sharpe CI, PSR, the DSR
+    deflated by the raw count of trials (``dsr``, ``n_trials``) and by the effective number of independent
+    ones (``dsr_eff``, ``n_trials_eff``); the market benchmarks' rows have ``book`` = ``benchmark``."""
     trials: list[dict]
     """This run's headline trials (keyed), to record in the ledger when the run publishes."""
+    knobs: pd.DataFrame
+    """The turnover-aware book's knobs per (set, strategy, fold) (:class:`finsae.trading.book.TurnoverBook`;
+    empty when it did not run)."""
+
+
+BOOKS = ("daily", "turnover_aware")
+"""The books of every (set, strategy): rebalanced to the day's quantiles; smoothed with a no-trade band."""
 
 
 def book_model(kind: str, predictions: pd.DataFrame, strat_cfg) -> tuple[str, str]:
@@ -129,80 +142,137 @@ def book_model(kind: str, predictions: pd.DataFrame, strat_cfg) -> tuple[str, st
 
 def evaluate_backtests(rows: pd.DataFrame, predictions: pd.DataFrame, strat_cfg, benchmarks: dict[str, pd.Series],
                        eval_start: str, entry_day: pd.Series, ledger: list[dict], run_id: str,
-                       count_new: bool = True) -> Backtests:
+                       count_new: bool = True, fold_list: list[Fold] | None = None) -> Backtests:
     """Backtest every (set, strategy) on ``predictions``; metrics for the full walk-forward period and the
     headline period from ``eval_start``.
 
-    A trial is one (set, strategy) on the headline period, keyed by a hash of its predictions and knobs
-    (:func:`finsae.trading.ledger.trial_key`); ``ledger`` holds the trials recorded so far. The DSR of every row
-    deflates by the ledger's trials plus this run's new ones (``count_new``; the canaries pass False: they are not
-    trials). The new trials are returned in ``Backtests.trials`` for the caller to record when it publishes."""
+    With ``fold_list`` (the walk-forward's folds) and ``strat_cfg.turnover.enabled``, each (set, strategy) has
+    two books: the daily one and the turnover-aware one (:func:`finsae.trading.book.turnover_aware_book`, its
+    knobs chosen inside each training window). A trial is one (set, strategy, configuration) on the headline
+    period, keyed by a hash of its predictions and knobs (:func:`finsae.trading.ledger.trial_key`): the daily
+    book, and every other configuration of the turnover-aware book's grid (the chosen book switches between
+    them, so it is no trial of its own). ``ledger`` holds the trials recorded so far. The DSR of every row
+    deflates by the ledger's trials plus this run's new ones (``count_new``; the canaries pass False: they are
+    not trials). The new trials are returned in ``Backtests.trials`` for the caller to record when it
+    publishes."""
     realized = rows.pivot_table(index="date", columns="ticker", values="ret_exec")
-    rets, poss, series = [], [], {}
+    start = pd.Timestamp(eval_start)
+    turnover = fold_list is not None and strat_cfg.turnover.enabled
+    series, weights, new, knobs = {}, {}, [], []
     for name, p in predictions.groupby("set", sort=False):
         for kind in strat_cfg.kinds:
             col, _ = book_model(kind, p, strat_cfg)
-            scores = pd.DataFrame({"date": rows["date"].to_numpy()[p["row"]],
-                                   "ticker": rows["ticker"].to_numpy()[p["row"]], "score": p[col].to_numpy()})
+            r = p["row"].to_numpy()
+            scores = pd.DataFrame({"date": rows["date"].to_numpy()[r], "ticker": rows["ticker"].to_numpy()[r],
+                                   "score": p[col].to_numpy()})
+            keyed = functools.partial(trial_key, r, p[col].to_numpy(), strategy=kind,
+                                      quantile=strat_cfg.quantile, cost_bps=strat_cfg.cost_bps,
+                                      execution=strat_cfg.execution)
             w = positions(scores, kind, strat_cfg.quantile)
-            r = strategy_returns(w, realized, entry_day, strat_cfg.cost_bps)
-            series[(name, kind)] = r
-            df = pd.DataFrame({"net": r.net, "gross": r.gross, "turnover": r.turnover, "cost": r.cost})
-            rets.append(df.rename_axis("date").reset_index().assign(set=name, strategy=kind))
-            long = w.stack()
-            long = long[long != 0].rename("weight").reset_index()
-            poss.append(long.assign(set=name, strategy=kind))
-    start = pd.Timestamp(eval_start)
-    new = []
-    for (name, kind), r in series.items():
-        x = r.net[r.net.index >= start]
+            series[name, kind, "daily"], weights[name, kind, "daily"] = (
+                strategy_returns(w, realized, entry_day, strat_cfg.cost_bps), w)
+            new += _trials(run_id, name, kind, {DAILY: series[name, kind, "daily"].net}, start, keyed)
+            if not turnover:
+                continue
+            tb = turnover_aware_book(scores, realized, entry_day, fold_list, strat_cfg.turnover, kind,
+                                     strat_cfg.quantile, strat_cfg.cost_bps)
+            series[name, kind, "turnover_aware"] = tb.returns
+            weights[name, kind, "turnover_aware"] = tb.weights
+            knobs.append(tb.knobs.assign(set=name, strategy=kind))
+            tried = {k: tb.config_returns[k.label] for k in strat_cfg.turnover.grid if k != DAILY}
+            new += _trials(run_id, name, kind, tried, start, keyed)
+    counted = merge_trials(ledger, new) if count_new else list(ledger)
+    deflate = _Deflate(*trial_stats(counted), effective_trials(counted))
+    models = {name: {k: book_model(k, p, strat_cfg)[1] for k in strat_cfg.kinds}
+              for name, p in predictions.groupby("set", sort=False)}
+    out = [m for (name, kind, book), r in series.items()
+           for m in _metric_rows(r, {"set": name, "strategy": kind, "book": book,
+                                     "model": models[name][kind]}, strat_cfg, benchmarks["sp500"], start, deflate)]
+    out += _benchmark_rows(benchmarks, next(iter(series.values())).net.index, start)
+    knob_table = pd.concat(knobs, ignore_index=True) if knobs else pd.DataFrame()
+    return Backtests(_long_returns(series), _long_positions(weights), pd.DataFrame(out), new, knob_table)
+
+
+def _trials(run_id: str, name: str, kind: str, nets: dict[Knobs, pd.Series], start, keyed) -> list[dict]:
+    """The headline trial of each configuration's net returns (the daily one keyed as it always was)."""
+    out = []
+    for k, net in nets.items():
+        x = net[net.index >= start]
         if len(x) < 2:
             continue
-        p = predictions[predictions["set"] == name]
-        key = trial_key(p["row"].to_numpy(), p[book_model(kind, p, strat_cfg)[0]].to_numpy(), strategy=kind,
-                        quantile=strat_cfg.quantile,
-                        cost_bps=strat_cfg.cost_bps, execution=strat_cfg.execution, start=str(x.index[0].date()),
-                        end=str(x.index[-1].date()))
-        new.append({"key": key, "run": run_id, "set": name, "strategy": kind, "period": "headline",
-                    "start": str(x.index[0].date()), "end": str(x.index[-1].date()), "n_obs": int(len(x)),
-                    "sr_daily": float(x.mean() / x.std(ddof=1)) if x.std(ddof=1) > 0 else None,
-                    "returns": {str(d.date()): float(v) for d, v in x.items()}})
-    counted = merge_trials(ledger, new) if count_new else list(ledger)
-    n_trials, sr_var = trial_stats(counted)
-    n_eff = effective_trials(counted)
+        span = {"start": str(x.index[0].date()), "end": str(x.index[-1].date())}
+        knobs = {} if k == DAILY else {"half_life": k.half_life, "band": k.band}
+        sd = x.std(ddof=1)
+        out.append({"key": keyed(**span, **knobs), "run": run_id, "set": name, "strategy": kind,
+                    "period": "headline", **span, "n_obs": int(len(x)),
+                    "sr_daily": float(x.mean() / sd) if sd > 0 else None,
+                    "returns": {str(d.date()): float(v) for d, v in x.items()},
+                    **({} if k == DAILY else {"book": "turnover_aware", "knobs": k.label})})
+    return out
+
+
+class _Deflate(NamedTuple):
+    """What every DSR deflates by: the ledger's headline trials with this run's."""
+
+    n_trials: int
+    sr_var: float
+    n_eff: int
+
+
+def _metric_rows(r: Returns, ident: dict, strat_cfg, sp500: pd.Series, start,
+                 deflate: _Deflate) -> list[dict]:
+    """The metrics rows of one book (``ident``: its set, strategy, book and model), per period."""
     out = []
-    for (name, kind), r in series.items():
-        for period in ("full", "headline"):
-            mask = slice(None) if period == "full" else r.net.index >= start
-            x = r.net[mask]
-            if len(x) < 5:
-                continue
-            bench = benchmarks["sp500"].reindex(x.index)
-            m = {"set": name, "strategy": kind, "model": book_model(kind, predictions[predictions["set"] == name],
-                                                                   strat_cfg)[1],
-                 "period": period, "start": str(x.index[0].date()),
-                 "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": strat_cfg.cost_bps,
-                 **quantstats_metrics(x, bench), "turnover": turnover_mean(r.turnover[mask]),
-                 "gross_sharpe": float(r.gross[mask].mean() / r.gross[mask].std(ddof=1) * np.sqrt(PERIODS))
-                 if r.gross[mask].std(ddof=1) > 0 else float("nan")}
-            lo, hi = sharpe_ci(x, strat_cfg.block_days, strat_cfg.bootstrap)
-            m.update(sharpe_lo=lo, sharpe_hi=hi, **sharpe_stats(x, n_trials, sr_var), n_trials=n_trials,
-                     dsr_eff=sharpe_stats(x, n_eff, sr_var)["dsr"], n_trials_eff=n_eff)
-            out.append(m)
+    for period in ("full", "headline"):
+        mask = np.ones(len(r.net), bool) if period == "full" else np.asarray(r.net.index >= start)
+        part = Returns(*(s[mask] for s in r))
+        x = part.net
+        if len(x) < 5:
+            continue
+        m = {**ident, "period": period, "start": str(x.index[0].date()), "end": str(x.index[-1].date()),
+             "n_days": int(len(x)), "cost_bps": strat_cfg.cost_bps,
+             **quantstats_metrics(x, sp500.reindex(x.index)),
+             "turnover": turnover_mean(part.turnover),
+             "gross_sharpe": per_period_sharpe(part.gross) * np.sqrt(PERIODS),
+             **cost_columns(part, strat_cfg.block_days, strat_cfg.bootstrap)}
+        lo, hi = sharpe_ci(x, strat_cfg.block_days, strat_cfg.bootstrap)
+        m.update(sharpe_lo=lo, sharpe_hi=hi, **sharpe_stats(x, deflate.n_trials, deflate.sr_var),
+                 n_trials=deflate.n_trials, dsr_eff=sharpe_stats(x, deflate.n_eff, deflate.sr_var)["dsr"],
+                 n_trials_eff=deflate.n_eff)
+        out.append(m)
+    return out
+
+
+def _benchmark_rows(benchmarks: dict[str, pd.Series], days: pd.DatetimeIndex, start) -> list[dict]:
+    out = []
     for bname, b in benchmarks.items():
         for period in ("full", "headline"):
-            any_r = next(iter(series.values())).net
-            idx = any_r.index if period == "full" else any_r.index[any_r.index >= start]
-            x = b.reindex(idx).dropna()
+            x = b.reindex(days if period == "full" else days[days >= start]).dropna()
             if len(x) < 5:
                 continue
-            m = {"set": bname, "strategy": "benchmark", "period": period, "start": str(x.index[0].date()),
-                 "end": str(x.index[-1].date()), "n_days": int(len(x)), "cost_bps": 0.0,
-                 **quantstats_metrics(x, benchmarks["sp500"].reindex(x.index)), "turnover": 0.0}
+            m = {"set": bname, "strategy": "benchmark", "book": "benchmark", "period": period,
+                 "start": str(x.index[0].date()), "end": str(x.index[-1].date()), "n_days": int(len(x)),
+                 "cost_bps": 0.0, **quantstats_metrics(x, benchmarks["sp500"].reindex(x.index)),
+                 "turnover": 0.0, "cost_drag": 0.0}
             st = sharpe_stats(x, 1, 0.0)
             m.update(**st, n_trials=1, dsr_eff=st["dsr"], n_trials_eff=1)
             out.append(m)
-    return Backtests(pd.concat(rets, ignore_index=True), pd.concat(poss, ignore_index=True), pd.DataFrame(out), new)
+    return out
+
+
+def _long_returns(series: dict[tuple[str, str, str], Returns]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame(r._asdict()).rename_axis("date").reset_index()
+                      .assign(set=name, strategy=kind, book=book)
+                      for (name, kind, book), r in series.items()], ignore_index=True)
+
+
+def _long_positions(weights: dict[tuple[str, str, str], pd.DataFrame]) -> pd.DataFrame:
+    parts = []
+    for (name, kind, book), w in weights.items():
+        long = w.rename_axis(index="date", columns="ticker").stack()
+        long = long[long != 0].rename("weight").reset_index()
+        parts.append(long.assign(set=name, strategy=kind, book=book))
+    return pd.concat(parts, ignore_index=True)
 
 
 def rank_ic_table(rows: pd.DataFrame, predictions: pd.DataFrame, eval_start: str, block_days: int,

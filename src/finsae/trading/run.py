@@ -15,13 +15,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from finsae.trading import artifacts
-from finsae.trading.claim import claim_paragraph, claim_table
+from finsae.trading.claim import claim_table
 from finsae.trading.canaries import DESCRIPTIONS, flipped_block, masks, oracle_block, shuffle_days, sign_block
 from finsae.trading.config import BacktestConfig
 from finsae.trading.dataset import Panel, price_block
 from finsae.trading.encode import Encoded
 from finsae.trading.features import Block
-from finsae.trading.outputs import equity_figure, label_importance, tearsheet
+from finsae.trading.book import cost_sweep_table
+from finsae.trading.decay import forward_returns, rank_ic_decay
+from finsae.trading.outputs import cost_sweep_figure, decay_figure, equity_figure, label_importance, tearsheet
+from finsae.trading.page_text import backtest_paragraphs, book_headline
 from finsae.trading.pipeline import (
     book_model, direction_accuracy, evaluate_backtests, market_benchmarks, rank_ic_table, stocknet_benchmark,
     stocknet_seed_spread, walk_forward_predictions,
@@ -65,6 +68,10 @@ class WalkForwardFields(NamedTuple):
     n_trials_eff: int
     claim: list[dict]
     """``claim.csv``'s rows (:mod:`finsae.trading.claim`; empty when no changed_sae set was paired)."""
+    books: dict
+    """Per book, its headline (:func:`finsae.trading.page_text.book_headline`)."""
+    decay: list[dict]
+    """The decay table's headline-period rows."""
 
 
 class StocknetFields(NamedTuple):
@@ -90,40 +97,52 @@ class Outcome(NamedTuple):
     """Its fields of the stage summary."""
 
 
-STRATEGY_FIELDS = ("set", "strategy", "model", "period", "start", "end", "sharpe", "sortino", "max_drawdown",
-                   "cagr", "calmar", "win_rate", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff",
-                   "cost_bps", "turnover", "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days")
-"""The metrics the summary keeps per (set, strategy, period) (all of them are in metrics.csv)."""
+STRATEGY_FIELDS = ("set", "strategy", "book", "model", "period", "start", "end", "sharpe", "sortino",
+                   "max_drawdown", "cagr", "calmar", "win_rate", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff",
+                   "cost_bps", "turnover", "cost_drag", "breakeven_bps", "breakeven_lo", "breakeven_hi",
+                   "sharpe_lo", "sharpe_hi", "gross_sharpe", "n_days")
+"""The metrics the summary keeps per (set, strategy, book, period) (all of them are in metrics.csv)."""
 
 
 def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: str, out: Path) -> Outcome:
     """The walk-forward protocol: its tables and figures into ``out``; its fits' windows, new trials and
     summary fields returned."""
-    fc, rows, sc = cfg.features, inp.panel.rows, cfg.strategy
+    rows = inp.panel.rows
     pairs = trading_day_pairs(inp.tweets.frame, inp.tweets.doc_of, rows, inp.panel.calendar)
     price = price_block(rows)
-    sets = assemble_sets(fc.sets, price, text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed,
-                                                     inp.pools))
+    text = text_blocks(inp.roles, inp.enc, pairs, len(rows), inp.allowed, inp.pools)
+    sets = assemble_sets(cfg.features.sets, price, text)
+    return walk_forward_sets(inp.panel, inp.sp500, sets, cfg, ledger, run_id, out, inp.labels)
+
+
+def walk_forward_sets(panel: Panel, sp500: pd.DataFrame, sets: dict[str, list[Block]], cfg: BacktestConfig,
+                      ledger: list[dict], run_id: str, out: Path,
+                      labels: pd.DataFrame | None = None) -> Outcome:
+    """:func:`walk_forward` once the feature sets are built (``sets``: name -> blocks over ``panel.rows``)."""
+    fc, rows, sc = cfg.features, panel.rows, cfg.strategy
     n_folds = len(folds(np.unique(rows["date"].to_numpy()), cfg.walk_forward))
     bar = tqdm(total=n_folds * (len(sets) + (4 if cfg.canaries else 0)), desc="walk-forward", unit="fit",
                disable=not cfg.progress_bar, leave=False, mininterval=5)
     wf = walk_forward_predictions(rows, sets, cfg.walk_forward, cfg.lgbm, fc, progress=bar.update,
                                   cross_section=sc.cross_section)
-    cal = inp.panel.calendar
+    cal = panel.calendar
     entry = pd.Series(cal[1:], index=cal[:-1])
     entry_days = entry.reindex(np.unique(rows["date"].to_numpy())).dropna().to_numpy()
-    benchmarks = market_benchmarks(inp.panel.adj, inp.sp500, entry_days, rows["ticker"].unique(), sc.execution)
+    benchmarks = market_benchmarks(panel.adj, sp500, entry_days, rows["ticker"].unique(), sc.execution)
     eval_start = cfg.eval_start
-    bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id)
+    bt = evaluate_backtests(rows, wf.predictions, sc, benchmarks, eval_start, entry, ledger, run_id,
+                            fold_list=wf.folds)
+    signal = signal_tables(rows, panel.adj, wf.predictions, bt, sc, eval_start)
     acc = direction_accuracy(rows, wf.predictions, eval_start, cfg.benchmark.bootstrap)
     ric = rank_ic_table(rows, wf.predictions, eval_start, sc.block_days, sc.bootstrap)
     claim = claim_table(rows, wf.predictions, bt.returns, sc.kinds,
                         lambda kind, p: book_model(kind, p, sc)[0], eval_start, sc.block_days, sc.bootstrap,
                         fc.changed)
-    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records")
+    windows = wf.fit_windows.assign(protocol="walk_forward").to_dict("records") + knob_windows(bt.knobs)
     canaries = {}
     if cfg.canaries:
-        canaries, cw = run_canaries(rows, price, benchmarks, entry, ledger + bt.trials, cfg, bar.update)
+        canaries, cw = run_canaries(rows, price_block(rows), benchmarks, entry, ledger + bt.trials, cfg,
+                                    bar.update)
         windows += cw
     bar.close()
 
@@ -131,22 +150,71 @@ def walk_forward(inp: Inputs, cfg: BacktestConfig, ledger: list[dict], run_id: s
     preds = wf.predictions.assign(**{c: rows[c].to_numpy()[p] for c in ("ticker", "date", "ret_exec", "up_exec")})
     artifacts.write_walk_forward(out, artifacts.WalkForwardTables(
         preds.drop(columns="row"), bt.positions, bt.returns, bt.metrics, acc, ric,
-        label_importance(wf.importance, inp.labels), pd.DataFrame(dict(benchmarks)).rename_axis("date"),
-        canaries))
+        label_importance(wf.importance, labels), pd.DataFrame(dict(benchmarks)).rename_axis("date"),
+        canaries, signal.decay, bt.knobs, signal.sweep))
     artifacts.write_claim(out, claim)
-    figures = _figures(bt.returns, benchmarks, cfg, out)
-    equity = bt.returns.groupby(["set", "strategy"])["net"].transform(lambda s: (1 + s).cumprod())
-    eq = bt.returns.assign(equity=equity)[["date", "set", "strategy", "equity"]]
+    figures = {**_figures(bt.returns, benchmarks, cfg, out), **signal_figures(signal, out)}
+    equity = bt.returns.groupby(["set", "strategy", "book"])["net"].transform(lambda s: (1 + s).cumprod())
+    eq = bt.returns.assign(equity=equity)[["date", "set", "strategy", "book", "equity"]]
     tables = {"equity": eq.assign(date=lambda d: d["date"].astype(str)),
-              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric,
+              "metrics": bt.metrics, "accuracy": acc, "rank_ic": ric, "rank_ic_decay": signal.decay,
+              "cost_sweep": signal.sweep, **({"book_knobs": bt.knobs} if len(bt.knobs) else {}),
               **({"claim": claim} if len(claim) else {})}
     fields = WalkForwardFields(
         strategies=json.loads(bt.metrics[[c for c in STRATEGY_FIELDS if c in bt.metrics]]
                               .to_json(orient="records")),
         accuracy=json.loads(acc.to_json(orient="records")), rank_ic=json.loads(ric.to_json(orient="records")),
         canaries=canaries, n_folds=len(wf.folds), n_trials=int(bt.metrics["n_trials"].max()),
-        n_trials_eff=int(bt.metrics["n_trials_eff"].max()), claim=json.loads(claim.to_json(orient="records")))
+        n_trials_eff=int(bt.metrics["n_trials_eff"].max()), claim=json.loads(claim.to_json(orient="records")),
+        books=book_headline(bt.metrics),
+        decay=json.loads(signal.decay[signal.decay["period"] == "headline"].to_json(orient="records")))
     return Outcome(windows, bt.trials, figures, tables, fields)
+
+
+class SignalTables(NamedTuple):
+    """The walk-forward's tables of how its signals hold up: decay and costs."""
+
+    decay: pd.DataFrame
+    """``rank_ic_decay.csv`` (:func:`signal_decay`)."""
+    sweep: pd.DataFrame
+    """``cost_sweep.csv``: every book's net Sharpe at each cost of ``strategy.turnover.cost_sweep_bps``."""
+
+
+def signal_decay(rows: pd.DataFrame, adj: pd.DataFrame, predictions: pd.DataFrame, sc, eval_start: str
+                 ) -> pd.DataFrame:
+    """The decay table of every set (:func:`finsae.trading.decay.rank_ic_decay`): the out-of-sample score the
+    long-short book trades (:func:`~finsae.trading.pipeline.book_model`) against the forward returns of
+    ``sc.decay_horizons`` from ``adj`` at ``sc.execution``, over the full and the headline period."""
+    scores = []
+    for name, p in predictions.groupby("set", sort=False):
+        r = p["row"].to_numpy()
+        scores.append(pd.DataFrame({"set": name, "date": rows["date"].to_numpy()[r],
+                                    "ticker": rows["ticker"].to_numpy()[r],
+                                    "score": p[book_model("long_short", p, sc)[0]].to_numpy()}))
+    forward = forward_returns(adj, sc.decay_horizons, sc.execution)
+    return rank_ic_decay(pd.concat(scores, ignore_index=True), forward, sc.decay_horizons, sc.block_days,
+                         sc.bootstrap, periods={"full": None, "headline": eval_start})
+
+
+def signal_tables(rows: pd.DataFrame, adj: pd.DataFrame, predictions: pd.DataFrame, bt, sc,
+                  eval_start: str) -> SignalTables:
+    """:class:`SignalTables` of a walk-forward's predictions and backtests (``Backtests``)."""
+    return SignalTables(signal_decay(rows, adj, predictions, sc, eval_start),
+                        cost_sweep_table(bt.returns, sc.turnover.cost_sweep_bps, eval_start, sc.block_days,
+                                         sc.bootstrap))
+
+
+def signal_figures(signal: SignalTables, out: Path) -> dict:
+    """The decay and cost-sweep figures, written into ``out``'s plots."""
+    figures = {"rank_ic_decay": decay_figure(signal.decay)}
+    if len(signal.sweep):
+        figures["cost_sweep"] = cost_sweep_figure(signal.sweep)
+    paths = {"rank_ic_decay": artifacts.decay_plot_path(out),
+             "cost_sweep": artifacts.cost_sweep_plot_path(out)}
+    for name, fig in figures.items():
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(paths[name], dpi=110, bbox_inches="tight")
+    return figures
 
 
 def _figures(returns: pd.DataFrame, benchmarks, cfg: BacktestConfig, out: Path) -> dict:
@@ -159,10 +227,23 @@ def _figures(returns: pd.DataFrame, benchmarks, cfg: BacktestConfig, out: Path) 
         figures[f"equity_{kind}"] = fig
     first = sc.kinds[0]
     for name in cfg.features.sets:
-        r = returns[(returns["set"] == name) & (returns["strategy"] == first)]
+        r = returns[(returns["set"] == name) & (returns["strategy"] == first) & (returns["book"] == "daily")]
         tearsheet(r.set_index("date")["net"], benchmarks["sp500"], artifacts.tearsheet_path(out, name, first),
                   f"{name} {first} (out of sample, {sc.cost_bps:g} bps)")
     return figures
+
+
+def knob_windows(knobs: pd.DataFrame) -> list[dict]:
+    """The turnover-aware book's knob choices as fitted objects (``check_fit_windows`` reads them): each read
+    the scores and realized returns of its training window's signal days, up to ``train_end``."""
+    if knobs.empty:
+        return []
+    w = knobs.rename(columns={"train_start": "fit_start", "train_end": "fit_end"})
+    w = w.assign(what="book_knobs:" + w["strategy"], rows_start=w["fit_start"], rows_end=w["fit_end"],
+                 protocol="walk_forward")
+    cols = ["set", "fold", "what", "fit_start", "fit_end", "test_start", "test_end", "rows_start", "rows_end",
+            "protocol"]
+    return w[cols].to_dict("records")
 
 
 def run_canaries(rows, price: Block, benchmarks, entry, ledger: list[dict], cfg: BacktestConfig,
@@ -253,11 +334,15 @@ def print_summary(s, out: Path) -> None:
                   f"{r['accuracy_max']:.4f} (mean {r['accuracy_mean']:.4f})")
     for r in s.strategies:
         if r["period"] == "headline" and r["strategy"] != "benchmark":
-            print(f"  {r['set']:<24} {r['strategy']:<10} ({r.get('model', '')}) headline sharpe {r['sharpe']:+.2f} "
-                  f"psr {r['psr']:.2f} dsr {r['dsr']:.2f} (n_trials {r['n_trials']}) "
-                  f"dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
-    if s.claim:
-        print("  " + claim_paragraph(pd.DataFrame(s.claim)))
+            print(f"  {r['set']:<24} {r['strategy']:<10} {r.get('book', 'daily'):<14} headline sharpe "
+                  f"{r['sharpe']:+.2f} (gross {r.get('gross_sharpe', float('nan')):+.2f}, breakeven "
+                  f"{r.get('breakeven_bps', float('nan')):.1f} bps) psr {r['psr']:.2f} dsr {r['dsr']:.2f} "
+                  f"(n_trials {r['n_trials']}) dsr_eff {r['dsr_eff']:.2f} (effective {r['n_trials_eff']})")
+    if s.strategies:
+        decay = pd.DataFrame(s.decay) if s.decay else None
+        for paragraph in backtest_paragraphs(pd.DataFrame(s.strategies), decay,
+                                             pd.DataFrame(s.claim) if s.claim else None):
+            print("  " + paragraph)
     for name, c in s.canaries.items():
         print(f"  canary {name} ({c['what']}): accuracy {c['accuracy']:.3f}, long_short sharpe "
               f"{c.get('sharpe_long_short', float('nan')):+.2f} net / "

@@ -22,15 +22,24 @@ class BacktestSummary(StageSummary):
     cost_bps: float
     """Per side, on turnover."""
     strategies: list[dict] = field(default_factory=list)
-    """One record per (set, strategy, period): ``model`` (what the book trades: ``cross_section_rank`` /
-    ``cross_section_demean`` for long-short, ``raw_return`` for long-only), ``sharpe``, ``sortino``, ``max_drawdown``, ``cagr``, ``psr``, ``dsr``,
-    ``n_trials``, ``dsr_eff``, ``n_trials_eff``, ``cost_bps``, ``turnover``, ``sharpe_lo``/``sharpe_hi``, ... (also in metrics.csv)."""
+    """One record per (set, strategy, book, period): ``book`` (``daily`` or ``turnover_aware``), ``model``
+    (what the book trades: ``cross_section_rank`` / ``cross_section_demean`` for long-short, ``raw_return`` for
+    long-only), ``sharpe``, ``sortino``, ``max_drawdown``, ``cagr``, ``psr``, ``dsr``, ``n_trials``, ``dsr_eff``,
+    ``n_trials_eff``, ``cost_bps``, ``turnover``, ``cost_drag``, ``breakeven_bps`` / ``_lo`` / ``_hi``,
+    ``sharpe_lo``/``sharpe_hi``, ... (also in metrics.csv)."""
     accuracy: list[dict] = field(default_factory=list)
     """Walk-forward direction accuracy / MCC per set and period, first ``always_up``; each set's difference from
     it with a paired day CI (``vs_always_up``)."""
     rank_ic: list[dict] = field(default_factory=list)
     """Mean per-day rank IC of every set's predictions (cross-sectional and raw-return models) per period, with a
     day-block bootstrap interval (also rank_ic.csv)."""
+    books: dict = field(default_factory=dict)
+    """Per book (``daily``, ``turnover_aware``): its headline over every (set, strategy)
+    (:class:`finsae.trading.page_text.BookHeadline`: the best net Sharpe with its set, gross Sharpe and DSR;
+    the medians of net Sharpe, turnover, cost drag and breakeven cost; how many break even above the
+    cost)."""
+    decay: list[dict] = field(default_factory=list)
+    """The signal-decay rows of the headline period (rank_ic_decay.csv has both periods)."""
     claim: list[dict] = field(default_factory=list)
     """The seed's claim tested: paired daily differences of rank IC and net return, changed latents minus
     unchanged / random latents / the twin's sentiment, with day-block intervals (also claim.csv)."""
