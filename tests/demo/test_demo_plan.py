@@ -18,7 +18,8 @@ from finsae.paths import analysis_dir, backtest_dir, labels_dir, model_dir, sae_
 
 def _all_done(art):
     files = [model_dir(art, "minilm_fin") / "summary.json", analysis_dir(art, "minilm_fin") / "summary.json",
-             labels_dir(art, "minilm_fin") / "summary.json", backtest_dir(art, "minilm_fin") / "summary.json"]
+             labels_dir(art, "minilm_fin") / "summary.json", backtest_dir(art, "minilm_fin") / "summary.json",
+             backtest_dir(art, "minilm_fin_claim") / "summary.json"]
     files += [sae_dir(art, r.model, r.layer, r.tag) / "summary.json" for r in sae_runs() + control_sae_runs()]
     files += [model_dir(art, twin) / "summary.json" for _, twin in CONTROL_PAIRS.values()]
     files += [analysis_dir(art, pair) / "summary.json" for pair in CONTROL_PAIRS]
@@ -50,7 +51,8 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert set(warm.deps) == {"sae minilm_fin L0", "sae minilm L4"}  # the twin's cache and the SAE it starts from
     assert f"sae.init_from={sae_dir(tmp_path, 'minilm', 4, 'demo')}" in warm.command
     assert set(by["sae minilm L4 demo_warm_control"].deps) == {"sae minilm L0", "sae minilm L4"}
-    assert by["report"].deps == ("backtest", "analyze minilm_sst2", "analyze minilm_fin_seed")
+    assert by["report"].deps == ("backtest", "backtest claim", "analyze minilm_sst2",
+                                 "analyze minilm_fin_seed")
     assert by["report"].command[1:3] == ["-m", "finsae.report"]
     assert [j.name for j in jobs if j.stage == "report"] == ["report"]  # one report job: page and SAE tables
     assert by["sae minilm L0"].deps == ()  # beside the fine-tune
@@ -97,7 +99,7 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
     by = {j.name: j for j in jobs}
     assert len(by) == len(jobs)  # job names unique
     assert CONTROL_LAYERS == (2, 3, 4)
-    assert CONTROL_PAIRS == {"minilm_sst2": ("minilm", "minilm_sst2"), "minilm_fin_seed": ("minilm_fin", "minilm_fin_s2")}
+    assert CONTROL_PAIRS == {"minilm_sst2": ("minilm", "minilm_sst2"), "minilm_fin_seed": ("minilm", "minilm_fin_s2")}
     for twin in ("minilm_sst2", "minilm_fin_s2"):
         ft = by[f"finetune {twin}"]
         assert ft.stage == "finetune" and ft.deps == () and ft.slots == 1
@@ -116,14 +118,12 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
     repeats = (" demo_seed1", " demo_seed2")
     sst2 = by["analyze minilm_sst2"]
     assert {"pair=minilm_sst2", "layers=[2,3,4]", "analysis.jobs=1"} <= set(sst2.command) and sst2.slots == 1
-    assert set(sst2.deps) == {f"sae minilm_sst2 L{i}" for i in (2, 3, 4)} | {
-        f"sae minilm L{i}{tag}" for i in (2, 3, 4)
-        for tag in ("", *repeats, " demo_warm_control", *(f"{r}_warm_control" for r in repeats))}
-    seed = by["analyze minilm_fin_seed"]
+    base_saes = {f"sae minilm L{i}{tag}" for i in (2, 3, 4)
+                 for tag in ("", *repeats, " demo_warm_control", *(f"{r}_warm_control" for r in repeats))}
+    assert set(sst2.deps) == {f"sae minilm_sst2 L{i}" for i in (2, 3, 4)} | base_saes
+    seed = by["analyze minilm_fin_seed"]  # minilm vs the seed-2 twin: like with like beside minilm_fin
     assert "pair=minilm_fin_seed" in seed.command and "layers=[2,3,4]" in seed.command
-    assert set(seed.deps) == {f"sae minilm_fin_s2 L{i}" for i in (2, 3, 4)} | {
-        f"sae minilm_fin L{i}{tag}" for i in (2, 3, 4)
-        for tag in ("", *repeats, " demo_warm_domain", *(f"{r}_warm_domain" for r in repeats))}
+    assert set(seed.deps) == {f"sae minilm_fin_s2 L{i}" for i in (2, 3, 4)} | base_saes
     assert seed.done is not None and not seed.done()
     names = [j.name for j in jobs]
     # after the main analysis, side by side (one core each), before the labels take both cores
