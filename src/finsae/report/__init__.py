@@ -14,8 +14,12 @@
   (``docs/results/sources.json`` lists them); ``--check`` exits 1 when a page is stale.
 * the headline table into README.md between ``<!-- headline:start -->`` and ``<!-- headline:end -->``.
 
-Modules: :mod:`~finsae.report.study` (reading, fingerprints), :mod:`~finsae.report.page` (HTML),
-:mod:`~finsae.report.build` (the page's sections), :mod:`~finsae.report.results` (the markdown pages),
-:mod:`~finsae.report.sae_table` (the SAE tables and plots), :mod:`~finsae.report.markdown` (the one markdown table
-formatter).
+One section model, two renderers: each stage's section is built once from the artifacts
+(:mod:`~finsae.report.sections`: headings, text, tables, figures, reproduce commands, ...) and rendered as HTML
+(:mod:`~finsae.report.page`) and as markdown (:mod:`~finsae.report.markdown`). Modules:
+:mod:`~finsae.report.study` (reading, fingerprints), :mod:`~finsae.report.build` (the sections' registry and the
+analysis, SAE and setup sections), :mod:`~finsae.report.trading_sections`, :mod:`~finsae.report.timing_section`,
+:mod:`~finsae.report.headline` (the answer), :mod:`~finsae.report.results` (the results pages and their
+staleness), :mod:`~finsae.report.sae_table` (the SAE tables and plots), :mod:`~finsae.report.latents` (the latent
+browser). How to add a section or a table: ``docs/report.md``.
 """

@@ -44,16 +44,16 @@ def write_report(artifacts: Path, out: Path | None = None, results_dir: Path | N
     if echo is not None:
         echo(tables)
     prov = provenance.record(default_data_dir())
-    study = Study(artifacts)
-    sections = build.all_sections(study, prov)
+    study = Study(artifacts, provenance=prov)
+    sections = build.html_sections(study)
     subtitle = (f"Built by <code>{page.esc(command)}</code> on {page.esc(prov['machine'])} at "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(study.files_read)} artifact file(s) "
-                f"(fingerprint {fingerprint(study.files_read, artifacts)}).")
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(study.files_read)} artifact "
+                f"file(s) (fingerprint {fingerprint(study.files_read, artifacts)}).")
     write_latent_browser(artifacts, out / Path(build.LATENT_BROWSER).parent)  # before index.html, the done marker
     html_path = out / "index.html"
     write_text(html_path, page.document("finsae study report", subtitle, sections))  # the demo's done marker
     if results_dir is not None:
-        results.write_pages(artifacts, Path(results_dir), readme, command, prov)
+        results.write_pages(artifacts, Path(results_dir), readme, command, prov, sections)
     return html_path
 
 
