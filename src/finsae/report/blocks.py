@@ -55,6 +55,6 @@ def per_file(study: Study, stage: str, name: str, what: str, reader,
 
 
 def plots(study: Study, folder: Path) -> list[Block]:
-    """A pair's stored plots, named by their place in the store."""
-    return [Figure(f"{folder.parent.name}/{folder.name}/{p.name}", path=p, label=store_label(p))
+    """A pair's stored plots (``plots/*.png``), named by their place in the store."""
+    return [Figure(f"{folder.name}: {p.stem.replace('_', ' ')}", path=p, label=store_label(p))
             for p in study.analysis_plots(folder)]
