@@ -95,3 +95,49 @@ def test_every_section_is_on_the_page_or_a_results_page():
     assert all(s.html or s.page for s in SECTIONS)
     assert {s.page for s in SECTIONS if s.page} == set(PAGES)  # no page without a section
     assert anchors[0] == "answer" and [s.anchor for s in SECTIONS if s.html][-1] == "setup"
+
+
+def test_a_contract_table_in_the_backtest_section_is_one_line(tmp_path, monkeypatch):
+    """A table of the backtest's contract is one entry of BACKTEST_TABLES: shown (its rows picked) on the
+    page and the results page alike, and its file counted in the page's sources."""
+    from finsae.report import trading_sections
+    from finsae.report.build import section_html
+    from finsae.report.results import page_markdown
+    from finsae.report.study import Study
+    from finsae.trading import artifacts
+    from finsae.trading.summary import BacktestSummary
+
+    folder = tmp_path / "backtest" / "p"
+    BacktestSummary(pair="p", protocols=["walk_forward"], sets=["price"], eval_start="2014-06-01",
+                    cost_bps=10.0).write(folder)
+    pd.DataFrame({"set": ["price", "price"], "model": ["lgbm", "lgbm"], "period": ["headline", "dev"],
+                  "rank_ic": [0.0123, 0.5], "n_days": [160, 40]}).to_csv(artifacts.table_path(folder, "rank_ic"))
+    extra = trading_sections.ContractTable("rank_ic", "rank IC of each set", ("set", "period", "rank_ic"),
+                                           rows={"period": "headline"})
+    monkeypatch.setattr(trading_sections, "BACKTEST_TABLES", [*trading_sections.BACKTEST_TABLES, extra])
+    study = Study(tmp_path)
+    html, md = section_html("backtest", study), page_markdown("backtest", study)
+    shown = [["set", "period", "rank_ic"], ["price", "headline", "0.0123"]]
+    assert html_tables(html)[-1] == md_tables(md)[-1] == shown
+    assert "rank IC of each set" in html and "Rank IC of each set:" in md
+    assert artifacts.table_path(folder, "rank_ic") in study.files_read
+
+
+def test_a_new_section_is_one_registry_line(tmp_path, monkeypatch):
+    """A section added to SECTIONS is on the page and on the results page it names, read through Study."""
+    from finsae.report import build
+    from finsae.report.results import write_pages
+    from finsae.report.study import Study
+
+    def toy_blocks(study):
+        return [Heading("toy pair"), Table(pd.DataFrame({"layer": [0, 1], "toy_score": [0.25, 0.75]}), "toy")]
+
+    toy = build.SectionSpec("toy", "Toy", toy_blocks, "analysis")
+    monkeypatch.setattr(build, "SECTIONS", [*build.SECTIONS, toy])
+    (tmp_path / "art").mkdir()
+    sections = build.html_sections(Study(tmp_path / "art"))
+    assert (sections[-1].anchor, sections[-1].title, sections[-1].files) == ("toy", "Toy", set())
+    assert "0.75" in page.document("t", "s", sections)
+    write_pages(tmp_path / "art", tmp_path / "pages", None, "cmd", {"machine": "m", "code_version": "c"})
+    text = (tmp_path / "pages" / "analysis.md").read_text()
+    assert "## Toy" in text and "| 1 | 0.75 |" in text

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from finsae.paths import PROJECT_ROOT
-from finsae.report import markdown
-from finsae.report.build import SECTIONS, build_section
+from finsae.report import build, markdown
 from finsae.report.headline import headline_markdown
 from finsae.report.sections import Section
 from finsae.report.study import Study, fingerprint, store_label
@@ -57,8 +56,8 @@ def write_pages(artifacts: Path, results_dir: Path, readme: Path | None, command
     out.mkdir(parents=True, exist_ok=True)
     sources, written = {}, []
     for name, title in PAGES.items():
-        parts = [built.get(spec.anchor) or build_section(spec, study)
-                 for spec in SECTIONS if spec.page == name]
+        parts = [built.get(spec.anchor) or build.build_section(spec, study)
+                 for spec in build.SECTIONS if spec.page == name]
         used = set().union(*(s.files for s in parts))
         fp = fingerprint(used, artifacts)
         rel = sorted(p.relative_to(artifacts).as_posix() for p in used)
@@ -77,7 +76,8 @@ def write_pages(artifacts: Path, results_dir: Path, readme: Path | None, command
 
 def page_markdown(name: str, study: Study) -> str:
     """One results page's body, its builders' errors raised (for tests of one stage's page)."""
-    return markdown.page([Section(s.anchor, s.title, s.build(study)) for s in SECTIONS if s.page == name])
+    return markdown.page([Section(spec.anchor, spec.title, spec.build(study))
+                          for spec in build.SECTIONS if spec.page == name])
 
 
 def store_of_label(label: str) -> Path:

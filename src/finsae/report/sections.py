@@ -10,11 +10,12 @@ report and :mod:`~finsae.report.markdown` as the results pages. Neither renderer
 key/value rows, at most ``max_rows`` rows, every value through :func:`~finsae.report.tables.fmt_value`), so
 both carry the same cells.
 
-Adding to the report is one change in one place:
+Adding to the report is one change in one place (``docs/report.md`` says more):
 
 * a table (or any block) in a section: append it to the list its builder returns, e.g.
-  ``blocks.append(Table(df, caption="turnover by book"))`` in ``trading_sections.backtest``;
-* a stage's section: write ``def my_stage(study, prov) -> list[Block]`` and add one
+  ``blocks.append(Table(df, caption="turnover by book"))``; a table of the backtest's contract is one line of
+  :data:`finsae.report.trading_sections.BACKTEST_TABLES`;
+* a stage's section: write ``def my_stage_blocks(study: Study) -> list[Block]`` and add one
   :class:`~finsae.report.build.SectionSpec` line to :data:`finsae.report.build.SECTIONS` (its anchor, title,
   builder, the results page it goes on and whether the HTML page shows it);
 * a kind of block: a dataclass here, added to :data:`Block`, and one case in each renderer's ``block``.
