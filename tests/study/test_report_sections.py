@@ -110,8 +110,8 @@ def test_a_contract_table_in_the_backtest_section_is_one_line(tmp_path, monkeypa
     folder = tmp_path / "backtest" / "p"
     BacktestSummary(pair="p", protocols=["walk_forward"], sets=["price"], eval_start="2014-06-01",
                     cost_bps=10.0).write(folder)
-    rank_ic = pd.DataFrame({"set": ["price", "price"], "model": ["lgbm", "lgbm"], "period": ["headline", "dev"],
-                            "rank_ic": [0.0123, 0.5], "n_days": [160, 40]})
+    rank_ic = pd.DataFrame({"set": ["price", "price"], "model": ["lgbm", "lgbm"],
+                            "period": ["headline", "dev"], "rank_ic": [0.0123, 0.5], "n_days": [160, 40]})
     rank_ic.to_csv(artifacts.table_path(folder, "rank_ic"), index=False)
     extra = trading_sections.ContractTable("rank_ic", "rank IC of each set", ("set", "period", "rank_ic"),
                                            rows={"period": "headline"})
