@@ -13,7 +13,7 @@ import pytest
 
 from finsae.report.__main__ import main as report_main
 from finsae.report.__main__ import write_report
-from finsae.report.markdown import MAX_ONE_ROW_COLUMNS
+from finsae.report.sections import MAX_ONE_ROW_COLUMNS
 from finsae.report.results import HEADLINE_END, HEADLINE_START, stale_pages
 
 pytestmark = pytest.mark.slow
@@ -133,6 +133,27 @@ def test_answer_comes_first_in_generated_sentences(report):
     md = headline_markdown(Study(study))
     assert md.startswith("**The answer.** ") and "| result | measured | strictest control | terms |" in md
     assert "#### Glossary" in md and "- **DSR**: deflated Sharpe ratio" in md
+
+
+def test_each_section_renders_the_same_tables_and_numbers_on_the_page_and_its_results_page(tiny_study):
+    """Every section of the tiny study, built once, carries the same tables and numbers in HTML and markdown
+    (a figure and the latent browser are named by their path on the results pages only)."""
+    from report_rendering import html_numbers, html_tables, md_numbers, md_tables
+
+    from finsae.report import markdown, page
+    from finsae.report.build import SECTIONS, build_section
+    from finsae.report.study import Study
+
+    prov = {"code_version": "abc", "machine": "m", "python": "3", "data_dir": "d"}
+    study = Study(tiny_study, provenance=prov)
+    tables = 0
+    for spec in SECTIONS:
+        section = build_section(spec, study)
+        html, md = page.render(section.blocks), markdown.render(section.blocks)
+        assert html_tables(html) == md_tables(md), spec.anchor
+        assert html_numbers(html) == md_numbers(md, ("Figure: ", "Latent browser (")), spec.anchor
+        tables += len(html_tables(html))
+    assert tables >= 15
 
 
 def test_label_and_layer_tables_are_short_and_named(report):

@@ -130,13 +130,14 @@ def test_check_without_the_artifacts_here_cannot_verify_and_exits_0(checkout, pr
 
 def test_the_run_folder_of_a_summary_stays_off_the_pages(tmp_path):
     """A summary names the run folder that made it (a machine path where the run lay outside the checkout):
-    for reproduce, never printed in a page's table."""
+    for reproduce, never printed in a page's table, on the results page or the HTML report."""
     import typing
     from dataclasses import fields
-    from types import SimpleNamespace
 
     from finsae.analysis.summary import AnalysisSummary
-    from finsae.report.results import analysis_page
+    from finsae.report.build import section_html
+    from finsae.report.results import page_markdown
+    from finsae.report.study import Study
     from finsae.summary import run_origin
 
     hints = typing.get_type_hints(AnalysisSummary)
@@ -147,7 +148,9 @@ def test_the_run_folder_of_a_summary_stays_off_the_pages(tmp_path):
     with run_origin(tmp_path / "machine" / "run", "id123"):
         summary = AnalysisSummary(**values)
     assert summary.run_dir == str(tmp_path / "machine" / "run")
-    study = SimpleNamespace(pairs=lambda stage: [tmp_path / "minilm_fin"], findings=lambda folder: None,
-                            analysis=lambda folder: summary)
-    page = analysis_page(study)
-    assert "## minilm_fin" in page and str(tmp_path) not in page and "id123" not in page
+    summary.write(tmp_path / "art" / "analysis" / "minilm_fin")
+    study = Study(tmp_path / "art")
+    page, html = page_markdown("analysis", study), section_html("diffing", study)
+    assert "## minilm_fin" in page and '<td class="t">seconds</td>' in html  # the summary is on both
+    for text in (page, html):
+        assert "machine/run" not in text and "id123" not in text

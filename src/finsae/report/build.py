@@ -1,20 +1,33 @@
-"""The study report's sections, each built only from one stage's artifacts (``Study``)."""
+"""The report's sections (:mod:`~finsae.report.sections`), each built once from the artifacts (``Study``).
+
+:data:`SECTIONS` is the one list that the HTML page (:func:`html_sections`) and the results pages
+(:func:`finsae.report.results.write_pages`) iterate: a stage's section is one :class:`SectionSpec` line there
+and one builder ``(study) -> list[Block]``; a table in a section is one block appended by its builder. The
+builders of the analysis, the SAEs and the setup are here, the trading stage's in
+:mod:`~finsae.report.trading_sections`, the timing page's in :mod:`~finsae.report.timing_section`.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
+from finsae.paths import report_dir
 from finsae.report import page, sae_table
-from finsae.report.headline import GLOSSARY, anchor, headline
-from finsae.report.study import COMMANDS, Study, reproduce_command
+from finsae.report.headline import answer_blocks
+from finsae.report.blocks import per_pair, pick, plots, through
+from finsae.report.sections import (
+    Block, Context, Figure, Heading, Link, NotRun, Prose, Section, Table, Text, Unreadable)
+from finsae.report.study import COMMANDS, Study, store_label
 from finsae.report.tables import label_summary_tables, per_layer_display
-from finsae.trading import artifacts as backtest_files
-from finsae.trading.claim import claim_paragraph
+from finsae.report.timing_section import timing_blocks
+from finsae.report.trading_sections import backtest_blocks, canaries_blocks, stocknet_blocks
 
 LAYER_BLOCKS = {
     "overlap of the two SAEs' features, with its controls": [
@@ -32,6 +45,17 @@ LAYER_BLOCKS = {
 }
 """The diffing section's per-layer table, as a few narrow tables (one wide one does not fit a page). A diffing
 method's report columns (``finsae.analysis.methods``) not placed here get a block of their own."""
+ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
+                     "seconds")
+"""The analysis summary's settings (one short table; its counts are the other)."""
+LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label",
+                 "description", "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
+CONTEXTS_PER_LATENT = 3
+LATENTS_WITH_CONTEXTS = 4
+LABELLED_ROWS = 25
+"""The labelled latents shown (the latent browser has them all)."""
+LATENT_BROWSER = "latents/index.html"
+"""The latent browser (:func:`finsae.report.latents.write_latent_browser`), relative to index.html."""
 
 
 def layer_blocks() -> dict[str, list[str]]:
@@ -45,257 +69,181 @@ def layer_blocks() -> dict[str, list[str]]:
         if rest:
             blocks[f"{m.name}"] = ["layer", *rest]
     return blocks
-ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
-                     "seconds")
-"""The analysis summary's settings (one short table; its counts are the other)."""
-LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label", "description",
-                 "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
-METRIC_COLUMNS = ["set", "strategy", "period", "sharpe", "sharpe_lo", "sharpe_hi", "sortino", "max_drawdown",
-                  "cagr", "psr", "dsr", "n_trials", "dsr_eff", "n_trials_eff", "turnover"]
-CONTEXTS_PER_LATENT = 3
-LATENTS_WITH_CONTEXTS = 4
 
 
-def _pick(df: pd.DataFrame, preferred: list[str]) -> pd.DataFrame:
-    cols = [c for c in preferred if c in df.columns]
-    return df[cols] if cols else df
+# -- the sections -------------------------------------------------------------------------------------------
+def claims_blocks(study: Study) -> list[Block]:
+    found = [(f, text) for f in study.pairs("analysis") if (text := study.findings(f)) is not None]
+    if not found:
+        return [NotRun("no `findings.md` under `analysis/`", COMMANDS["analysis"])]
+    return [b for folder, text in found for b in (Heading(folder.name), Prose(text))]
 
 
-def _pngs(study: Study, folder: Path) -> str:
-    return "".join(page.png_img(p, f"{folder.parent.name}/{folder.name}/{p.name}") for p in study.analysis_plots(folder))
+def sae_blocks(study: Study) -> list[Block]:
+    saes = study.saes()
+    if saes is None:
+        return [NotRun("no trained SAE under `sae/`", COMMANDS["sae"])]
+    return [Figure("SAE quality per layer", png=sae_table.layer_png(saes)),
+            Table(pick(saes, sae_table.SAE_COLUMNS), max_rows=None)]
 
 
-def setup(study: Study, prov: dict, saes: pd.DataFrame | None) -> str:
-    parts = [page.kv_table({"artifacts": str(study.artifacts), "code version (this report)": prov["code_version"],
-                            "data folder": prov["data_dir"], "data fingerprint": prov["data_fingerprint"],
-                            "machine": prov["machine"], "python": prov["python"]})]
+def _diffing_pair(study: Study, folder: Path, s) -> list[Block]:
+    fields = {k: v for k, v in s.results().items() if k != "docs"}
+    blocks: list[Block] = [
+        Table.of_mapping({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS}, "settings"),
+        Table.of_mapping({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
+                         "counts and overlap over all layers")]
+    layers = study.analysis_table(folder, "layers")
+    if layers is not None:
+        for what, cols in layer_blocks().items():
+            block = pick(layers, cols)
+            measured = block.drop(columns="layer", errors="ignore").notna().any().any()
+            blocks.append(Table(block, f"by layer: {what}") if measured
+                          else Text(f"by layer: {what}: not run for this pair.", note=True))
+    return blocks + plots(study, folder)
+
+
+def diffing_blocks(study: Study) -> list[Block]:
+    link = Link("Latent browser", LATENT_BROWSER, store_label(report_dir(study.artifacts) / LATENT_BROWSER),
+                "every financial, specialized, crosscoder-specific and warm-start-changed latent, with its "
+                "label and scores, contexts at several activation quantiles, activation histogram, firing "
+                "density and diffing facts.")
+    return [link, *per_pair(study, "analysis", lambda folder, s: _diffing_pair(study, folder, s))]
+
+
+def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> list[Block]:
+    """Example contexts of the first labelled latents, activating words marked."""
+    if not {"layer", "latent"} <= set(labels.columns):
+        return []
+    out: list[Block] = []
+    for _, row in labels.head(LATENTS_WITH_CONTEXTS).iterrows():
+        ctx = study.contexts(pair, row.get("model", None), int(row["layer"]))
+        if ctx is None:
+            continue
+        ctx = ctx[(ctx["latent"] == row["latent"]) & (ctx["kind"] == "top")].sort_values("rank")
+        if ctx.empty:
+            continue
+        where = f"layer {int(row['layer'])} latent {int(row['latent'])}"
+        out.append(Heading(f"{where}: {row.get('label', '')}", 2))
+        out += [Context(tuple(c.words), tuple(float(a) for a in c.acts))
+                for c in ctx.head(CONTEXTS_PER_LATENT).itertuples()]
+    return [Heading("Example contexts"), *out] if out else []
+
+
+def _labels_pair(study: Study, folder: Path, s) -> list[Block]:
+    blocks: list[Block] = [Table(t, what) for what, t in label_summary_tables(s.results())]
+    if (folder / PER_LAYER_FILE).is_file():
+        blocks += through(study, read_per_layer, folder, PER_LAYER_FILE,
+                          lambda t: [Table(per_layer_display(t), "scores vs controls by layer")])
+    if (folder / LABELS_FILE).is_file():
+        blocks += through(study, read_labels, folder, LABELS_FILE, lambda lab: [
+            Table(pick(lab, LABEL_COLUMNS), "labelled latents", max_rows=LABELLED_ROWS),
+            *_contexts(study, folder.name, lab)])
+    return blocks
+
+
+def labels_blocks(study: Study) -> list[Block]:
+    return per_pair(study, "labels", lambda folder, s: _labels_pair(study, folder, s))
+
+
+def _stage_times(study: Study, saes: pd.DataFrame | None) -> pd.DataFrame:
+    fts = study.finetunes()
+    times = [("finetune", len(fts), sum(s.seconds for _, s in fts if not isinstance(s, str)))] if fts else []
+    if saes is not None:
+        times.append(("sae", len(saes), float(saes["seconds"].sum())))
+    for stage in ("analysis", "labels", "backtest"):
+        found = study.summaries(stage)
+        if found:
+            times.append((stage, len(found), sum(float(getattr(s, "seconds", 0.0)) for _, s in found
+                                                 if not isinstance(s, str))))
+    return pd.DataFrame(times, columns=["stage", "runs", "seconds"])
+
+
+def setup_blocks(study: Study) -> list[Block]:
+    prov = study.provenance or {}
+    blocks: list[Block] = [Table.of_mapping({
+        "artifacts": store_label(study.artifacts), "code version (this report)": prov.get("code_version"),
+        "data folder": prov.get("data_dir"), "data fingerprint": prov.get("data_fingerprint"),
+        "machine": prov.get("machine"), "python": prov.get("python")})]
     fts = study.finetunes()
     if fts:
         rows = [{"model": name, **({"error": s} if isinstance(s, str) else {
             "base": s.base_model, "PhraseBank test acc.": s.phrasebank_test_accuracy,
-            "macro F1": s.phrasebank_test_macro_f1, "probe acc.": s.probe_test_accuracy, "code version": s.code_version,
-            "seconds": s.seconds})} for name, s in fts]
-        parts += ["<h3>Models</h3>", page.table(pd.DataFrame(rows))]
+            "macro F1": s.phrasebank_test_macro_f1, "probe acc.": s.probe_test_accuracy,
+            "code version": s.code_version, "seconds": s.seconds})} for name, s in fts]
+        blocks += [Heading("Models"), Table(pd.DataFrame(rows))]
     else:
-        parts.append(page.not_run("no fine-tuned twin under models/", COMMANDS["finetune"]))
-    times = []
-    if fts:
-        times.append(("finetune", len(fts), sum(s.seconds for _, s in fts if not isinstance(s, str))))
-    if saes is not None:
-        times.append(("sae", len(saes), float(saes["seconds"].sum())))
-        cfg = saes.groupby(["tag", "num_latents", "k", "tokens"], dropna=False).size().reset_index(name="SAEs")
-        parts += ["<h3>SAE settings</h3>", page.table(cfg)]
-    for stage, reader in (("analysis", study.analysis), ("labels", study.labels), ("backtest", study.backtest)):
-        ss = [reader(f) for f in study.pairs(stage)]
-        ok = [s for s in ss if not isinstance(s, str)]
-        if ss:
-            times.append((stage, len(ss), sum(float(getattr(s, "seconds", 0.0)) for s in ok)))
-    parts += ["<h3>How long each stage took</h3>",
-              page.table(pd.DataFrame(times, columns=["stage", "runs", "seconds"])) if times
-              else page.not_run("no stage", "make demo")]
-    return "\n".join(parts)
-
-
-def sae_quality(saes: pd.DataFrame | None) -> str:
-    if saes is None:
-        return page.not_run("no trained SAE under sae/", COMMANDS["sae"])
-    fig = sae_table.layer_figure(saes)
-    return page.figure_img(fig, "SAE quality per layer") + page.table(_pick(saes, sae_table.SAE_COLUMNS))
-
-
-def pair_heading(folder: Path) -> str:
-    """A pair's heading in a section, with the command that reproduces its numbers."""
-    return (f"<h3>{page.esc(folder.name)}</h3><p class=\"note\">reproduce: "
-            f"<code>{page.esc(reproduce_command(folder))}</code></p>")
-
-
-def diffing(study: Study) -> str:
-    folders = study.pairs("analysis")
-    if not folders:
-        return page.not_run("no feature comparison under analysis/", COMMANDS["analysis"])
-    parts = []
-    for folder in folders:
-        parts.append(pair_heading(folder))
-        s = study.analysis(folder)
-        if isinstance(s, str):
-            parts.append(page.error_box(s))
-            continue
-        fields = {k: v for k, v in s.results().items() if k != "docs"}
-        parts += [page.kv_table({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS},
-                                caption="settings"),
-                  page.kv_table({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
-                                caption="counts and overlap over all layers")]
-        layers = study.analysis_table(folder, "layers")
-        if layers is not None:
-            for what, cols in layer_blocks().items():
-                block = _pick(layers, cols)
-                measured = block.drop(columns="layer", errors="ignore")
-                parts.append(page.table(block, caption=f"by layer: {what}") if measured.notna().any().any()
-                             else f'<p class="note">by layer: {page.esc(what)}: not run for this pair.</p>')
-        parts.append(_pngs(study, folder))
-    return "\n".join(parts)
-
-
-LATENT_BROWSER = "latents/index.html"
-"""The latent browser (:func:`finsae.report.latents.write_latent_browser`), relative to the report's index.html."""
-
-
-def latent_browser_link() -> str:
-    return (f'<p><a href="{LATENT_BROWSER}">Latent browser</a>: every financial, specialized, crosscoder-specific '
-            "and warm-start-changed latent, with its label and scores, contexts at several activation quantiles, "
-            "activation histogram, firing density and diffing facts.</p>")
-
-
-def claims(study: Study) -> str:
-    found = [(f.name, text) for f in study.pairs("analysis") if (text := study.findings(f)) is not None]
-    if not found:
-        return page.not_run("no findings.md under analysis/", COMMANDS["analysis"])
-    return "\n".join(f"<h3>{page.esc(name)}</h3>" + page.markdown(text) for name, text in found)
-
-
-def _contexts(study: Study, pair: str, labels: pd.DataFrame) -> str:
-    """Example contexts of the first labelled latents, activating words marked."""
-    if not {"layer", "latent"} <= set(labels.columns):
-        return ""
-    out = []
-    for _, row in labels.head(LATENTS_WITH_CONTEXTS).iterrows():
-        model = row.get("model", None)
-        ctx = study.contexts(pair, model, int(row["layer"]))
-        if ctx is None:
-            continue
-        ctx = ctx[(ctx["latent"] == row["latent"]) & (ctx["kind"] == "top")].sort_values("rank").head(CONTEXTS_PER_LATENT)
-        if ctx.empty:
-            continue
-        label = row.get("label", "")
-        out.append(f"<h4>layer {int(row['layer'])} latent {int(row['latent'])}: {page.esc(label)}</h4>")
-        out += [page.marked_context(list(c.words), [float(a) for a in c.acts]) for c in ctx.itertuples()]
-    return ("<h3>Example contexts</h3>" + "".join(out)) if out else ""
-
-
-def labels(study: Study) -> str:
-    folders = study.pairs("labels")
-    if not folders:
-        return page.not_run("no labels under labels/", COMMANDS["labels"])
-    parts = []
-    for folder in folders:
-        parts.append(pair_heading(folder))
-        s = study.labels(folder)
-        if isinstance(s, str):
-            parts.append(page.error_box(s))
-            continue
-        parts += [page.table(t, caption=what) for what, t in label_summary_tables(s.results())]
-        if (folder / PER_LAYER_FILE).is_file():
-            table = study.through(read_per_layer, folder, PER_LAYER_FILE)
-            parts.append(page.error_box(table) if isinstance(table, str)
-                         else page.table(per_layer_display(table), caption="scores vs controls by layer"))
-        if (folder / LABELS_FILE).is_file():
-            lab = study.through(read_labels, folder, LABELS_FILE)
-            if isinstance(lab, str):
-                parts.append(page.error_box(lab))
-                continue
-            parts.append(page.table(_pick(lab, LABEL_COLUMNS), max_rows=25, caption="labelled latents"))
-            parts.append(_contexts(study, folder.name, lab))
-    return "\n".join(parts)
-
-
-def stocknet(study: Study) -> str:
-    from finsae.trading.stocknet import PUBLISHED
-
-    folders = [f for f in study.pairs("backtest") if (f / backtest_files.STOCKNET_FILE).is_file()]
-    if not folders:
-        return page.not_run("no StockNet benchmark under backtest/", COMMANDS["backtest"])
-    parts = []
-    for folder in folders:
-        parts.append(pair_heading(folder))
-        bench = study.through(backtest_files.read_stocknet, folder, backtest_files.STOCKNET_FILE)
-        if isinstance(bench, str):
-            parts.append(page.error_box(bench))
-            continue
-        ours = [{"model": f"ours: {name}", "accuracy": 100 * float(v["accuracy"]) if v.get("accuracy") is not None
-                 and float(v["accuracy"]) <= 1 else v.get("accuracy"), "mcc": v.get("mcc"), "n_test": v.get("n_test")}
-                for name, v in bench.sets.items()]
-        table = pd.concat([pd.DataFrame(ours), PUBLISHED.assign(model="published: " + PUBLISHED["model"])],
-                          ignore_index=True)
-        parts.append(page.table(table, caption="test accuracy (%) and MCC"))
-    return "\n".join(parts)
-
-
-def backtest(study: Study) -> str:
-    folders = study.pairs("backtest")
-    if not folders:
-        return page.not_run("no backtest under backtest/", COMMANDS["backtest"])
-    parts = []
-    for folder in folders:
-        parts.append(pair_heading(folder))
-        s = study.backtest(folder)
-        if isinstance(s, str):
-            parts.append(page.error_box(s))
-            continue
-        parts.append(page.kv_table({"sets": s.sets, "protocols": s.protocols, "cost (bps per side)": s.cost_bps,
-                                    "walk-forward rows": s.n_rows, "folds": s.n_folds,
-                                    "trials (for the DSR)": s.n_trials, "eval start": s.eval_start}))
-        metrics = backtest_files.table_path(folder, "metrics")
-        if metrics.is_file():
-            m = study.through(backtest_files.read_metrics, folder, metrics.name)
-            parts.append(page.error_box(m) if isinstance(m, str) else page.table(_pick(m, METRIC_COLUMNS),
-                         caption="strategies after costs, with PSR/DSR and the trials count"))
-        if backtest_files.has_claim(folder):
-            c = study.through(backtest_files.read_claim, folder, backtest_files.TABLES["claim"].file)
-            parts.append(page.error_box(c) if isinstance(c, str) else
-                         f"<p>{page.esc(claim_paragraph(c))}</p>"
-                         + page.table(c[c["period"] == "headline"], caption="changed latents: paired diffs"))
-        parts.append(_pngs(study, folder))
-    return "\n".join(parts)
-
-
-def canaries(study: Study) -> str:
-    folders = [f for f in study.pairs("backtest") if (f / backtest_files.CANARIES_FILE).is_file()]
-    if not folders:
-        return page.not_run("no canaries under backtest/", COMMANDS["backtest"])
-    parts = []
-    for folder in folders:
-        c = study.through(backtest_files.read_canaries, folder, backtest_files.CANARIES_FILE)
-        if isinstance(c, str):
-            parts += [f"<h3>{page.esc(folder.name)}</h3>", page.error_box(c)]
-            continue
-        rows = [{"canary": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in c.items()]
-        rows = [{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()} for r in rows]
-        parts += [f"<h3>{page.esc(folder.name)}</h3>", page.table(pd.DataFrame(rows))]
-    return "\n".join(parts)
-
-
-def answer(study: Study) -> str:
-    """The study's answer in sentences, the science-only headline table (each row beside its strictest
-    control, its terms linked to the glossary) and the glossary."""
-    h = headline(study)
-    if not h.rows:
-        return page.not_run("no artifacts yet", "make demo")
-    rows = pd.DataFrame([{"result": r.result, "measured": r.measured, "strictest control": r.control,
-                          "terms": ", ".join(f'<a href="#{anchor(t)}">{page.esc(t)}</a>' for t in r.terms)}
-                         for r in h.rows])
-    used = [t for t in GLOSSARY if any(t in r.terms for r in h.rows)]
-    gloss = "".join(f'<dt id="{anchor(t)}">{page.esc(t)}</dt><dd>{page.esc(GLOSSARY[t])}</dd>' for t in used)
-    sentences = "".join(f"<p>{page.esc(x)}</p>" for x in h.sentences)
-    return (f'<div class="answer">{sentences}</div>' if sentences else "") + \
-        page.table(rows, caption="headline numbers, each beside its strictest control", raw={"terms"}) + \
-        f'<h3 id="glossary">Glossary</h3><dl class="gloss">{gloss}</dl>'
-
-
-def all_sections(study: Study, prov: dict) -> list[tuple[str, str, str]]:
+        blocks.append(NotRun("no fine-tuned twin under `models/`", COMMANDS["finetune"]))
     try:
         saes = study.saes()
-        sae_error = None
+    except FinsaeError:
+        saes = None  # the SAE section shows the error
+    if saes is not None:
+        cfg = saes.groupby(["tag", "num_latents", "k", "tokens"], dropna=False).size()
+        cfg = cfg.reset_index(name="SAEs")
+        blocks += [Heading("SAE settings"), Table(cfg)]
+    times = _stage_times(study, saes)
+    return blocks + [Heading("How long each stage took"),
+                     Table(times) if len(times) else NotRun("no stage", "make demo")]
+
+
+# -- the registry -------------------------------------------------------------------------------------------
+class SectionSpec(NamedTuple):
+    """One section of the report."""
+
+    anchor: str
+    """Its id on the page."""
+    title: str
+    build: Callable[[Study], list[Block]]
+    """Its builder."""
+    page: str | None
+    """The results page it goes on (a key of :data:`finsae.report.results.PAGES`); None: none."""
+    html: bool = True
+    """Whether the HTML page shows it."""
+
+
+SECTIONS = [
+    SectionSpec("answer", "What the study found", answer_blocks, "headline"),
+    SectionSpec("claims", "The write-up's claims beside what was measured", claims_blocks, "analysis"),
+    SectionSpec("sae", "SAE quality per layer", sae_blocks, "sae"),
+    SectionSpec("diffing", "Feature diffing by layer, with controls", diffing_blocks, "analysis"),
+    SectionSpec("labels", "Financial latents, their labels and scores vs controls", labels_blocks, "labels"),
+    SectionSpec("stocknet", "StockNet benchmark beside the published baselines", stocknet_blocks, "backtest"),
+    SectionSpec("backtest", "Backtest: equity curves and metrics", backtest_blocks, "backtest"),
+    SectionSpec("canaries", "Leakage canaries", canaries_blocks, "backtest"),
+    SectionSpec("setup", "Setup: models, data, code version, stage times", setup_blocks, None),
+    SectionSpec("timing", "make demo: how long the study takes", timing_blocks, "timing", html=False),
+]
+"""Every section, in the page's order (the answer first, the setup last)."""
+
+
+def build_section(spec: SectionSpec, study: Study) -> Section:
+    """``spec``'s section, with the artifact files it was built from; an artifact that fails the whole builder
+    makes it one "unreadable" line."""
+    before = set(study.files_read)
+    study.files_read.clear()
+    try:
+        blocks = spec.build(study)
     except FinsaeError as e:
-        saes, sae_error = None, str(e)
-    built = [
-        ("answer", "What the study found", answer(study)),
-        ("claims", "The write-up's claims beside what was measured", claims(study)),
-        ("sae", "SAE quality per layer", page.error_box(sae_error) if sae_error else sae_quality(saes)),
-        ("diffing", "Feature diffing by layer, with controls", latent_browser_link() + diffing(study)),
-        ("labels", "Financial latents, their labels and scores vs controls", labels(study)),
-        ("stocknet", "StockNet benchmark beside the published baselines", stocknet(study)),
-        ("backtest", "Backtest: equity curves and metrics", backtest(study)),
-        ("canaries", "Leakage canaries", canaries(study)),
-        ("setup", "Setup: models, data, code version, stage times", setup(study, prov, saes)),
-    ]
-    return built
+        blocks = [Unreadable(str(e))]
+    section = Section(spec.anchor, spec.title, blocks, set(study.files_read))
+    study.files_read |= before
+    return section
+
+
+def html_sections(study: Study) -> list[Section]:
+    """The sections the HTML page shows, in order."""
+    return [build_section(spec, study) for spec in SECTIONS if spec.html]
+
+
+def section_html(anchor: str, study: Study) -> str:
+    """One section's body as HTML, its builder's errors raised (for tests of one stage's section)."""
+    spec = next(s for s in SECTIONS if s.anchor == anchor)
+    return page.render(spec.build(study))
+
+
+stocknet = partial(section_html, "stocknet")
+backtest = partial(section_html, "backtest")
+canaries = partial(section_html, "canaries")
+labels = partial(section_html, "labels")
+"""One stage's section as HTML (the names the stages' tests call)."""

@@ -1,9 +1,10 @@
 """The study's headline: the answer in sentences (:mod:`~finsae.report.answer`), then the science-only table,
 each row with its strictest control beside it, and a glossary of the terms the table uses.
 
-One model, two renderers: :func:`headline` gathers the sentences, rows and glossary from the artifacts once;
-:func:`headline_markdown` writes them for ``docs/results/headline.md`` and README's headline block, and
-:func:`finsae.report.build.answer` for the page. How long the study takes is engineering, on the timing page.
+:func:`headline` gathers the sentences and rows from the artifacts; :func:`answer_blocks` makes them the
+report's first section (:mod:`~finsae.report.sections`), which the page, ``docs/results/headline.md`` and
+README's headline block (:func:`headline_markdown`) render. How long the study takes is engineering, on the
+timing page.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from finsae.report import answer
-from finsae.report.markdown import md_table
+from finsae.report import markdown
+from finsae.report.sections import Answer, Block, Glossary, NotRun, Ref, Table
 from finsae.report.study import Study
 
 GLOSSARY = {
@@ -80,10 +82,7 @@ def _sae_rows(study: Study) -> list[HeadlineRow]:
 
 def _diffing(study: Study, sentences: list[str]) -> list[HeadlineRow]:
     rows = []
-    for folder in study.pairs("analysis"):
-        s = study.analysis(folder)
-        if isinstance(s, str):
-            continue
+    for folder, s in study.readable("analysis"):
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
             sentences.append(answer.diffing_answer(folder.name, layers))
@@ -100,10 +99,7 @@ def _diffing(study: Study, sentences: list[str]) -> list[HeadlineRow]:
 
 def _labels(study: Study, sentences: list[str]) -> list[HeadlineRow]:
     rows = []
-    for folder in study.pairs("labels"):
-        s = study.labels(folder)
-        if isinstance(s, str):
-            continue
+    for folder, s in study.readable("labels"):
         sentences.append(answer.labels_answer(s))
         metric = next((m for m in answer.SCORE_NAMES if not math.isnan(getattr(s, m))), "embedding_auroc")
         ctl = answer.strictest_label_control(s, metric)
@@ -117,10 +113,7 @@ def _labels(study: Study, sentences: list[str]) -> list[HeadlineRow]:
 
 def _backtest(study: Study, sentences: list[str]) -> list[HeadlineRow]:
     rows = []
-    for folder in study.pairs("backtest"):
-        s = study.backtest(folder)
-        if isinstance(s, str):
-            continue
+    for _, s in study.readable("backtest"):
         sentences.append(answer.backtest_answer(s.strategies))
         for r in s.strategies:
             if r.get("period") == "headline" and r.get("strategy") == "long_short":
@@ -141,14 +134,20 @@ def headline(study: Study) -> Headline:
     return Headline(sentences, rows)
 
 
-def headline_markdown(study: Study, glossary_link: str = "#glossary") -> str:
-    """The headline as markdown: the answer, the table (terms linked to the glossary), the glossary."""
+def answer_blocks(study: Study) -> list[Block]:
+    """The report's first section: the answer's sentences, the science-only headline table (each row beside
+    its strictest control, its terms linked to the glossary) and the glossary of the terms it uses."""
     h = headline(study)
     if not h.rows:
-        return "not run: no artifacts yet (`make demo`)."
+        return [NotRun("no artifacts yet", "make demo")]
     table = pd.DataFrame([{"result": r.result, "measured": r.measured, "strictest control": r.control,
-                           "terms": ", ".join(f"[{t}]({glossary_link})" for t in r.terms)} for r in h.rows])
+                           "terms": tuple(Ref(t, anchor(t)) for t in r.terms)} for r in h.rows])
     used = [t for t in GLOSSARY if any(t in r.terms for r in h.rows)]
-    gloss = "\n".join(f"- **{t}**: {GLOSSARY[t]}" for t in used)
-    return "\n\n".join(["**The answer.** " + " ".join(h.sentences) if h.sentences else "", md_table(table),
-                        f"#### Glossary\n\n{gloss}"]).strip()
+    return [*([Answer(tuple(h.sentences))] if h.sentences else []),
+            Table(table, "headline numbers, each beside its strictest control"),
+            Glossary("Glossary", "glossary", tuple((t, anchor(t), GLOSSARY[t]) for t in used))]
+
+
+def headline_markdown(study: Study) -> str:
+    """README's headline block: :func:`answer_blocks` as markdown, its glossary a level-4 heading."""
+    return markdown.render(answer_blocks(study), level=4)

@@ -32,7 +32,7 @@ from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABEL_KEY, read_labels
 from finsae.labeling.pipeline import METRICS
 from finsae.paths import analysis_dir, crosscoder_name, labels_dir, pair_dirs, sae_dir
-from finsae.report.page import fmt_value
+from finsae.report.tables import fmt_value
 from finsae.report.svg import bars_svg
 from finsae.sae.artifact import FREQUENCY_FILE, read_frequency
 

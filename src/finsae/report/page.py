@@ -1,26 +1,27 @@
-"""Self-contained HTML pieces: tables from DataFrames, PNG images inline as base64, a little markdown.
+"""The HTML renderer of the section model (:mod:`~finsae.report.sections`): the study report's page.
 
-Nothing here fetches anything: no scripts, no fonts, no stylesheets from elsewhere, so the page opens offline
-and mails as one file.
+Self-contained: tables in scrolling boxes, PNG images inline as base64, the stages' markdown as HTML;
+nothing here fetches anything (no scripts, no fonts, no stylesheets from elsewhere), so the page opens
+offline and mails as one file.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from finsae.report.tables import drop_empty
+from finsae.report.sections import (
+    MAX_ROWS, Answer, Block, Context, Figure, Glossary, Heading, Link, NotRun, Prose, Ref, Reproduce, Section,
+    Table, Text, Unreadable)
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
-color:#1d1d1f;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;
+padding:0 1em;color:#1d1d1f;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.2em 0 .4em;font-size:.85em}
 .scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1.2em}
@@ -41,77 +42,42 @@ def esc(x: Any) -> str:
     return html.escape(str(x))
 
 
-def fmt_value(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "n/a"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.3g}"
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(fmt_value(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
-    return str(v)
-
-
-def table(df: pd.DataFrame, max_rows: int = 60, caption: str | None = None,
-          raw: set[str] | frozenset[str] = frozenset()) -> str:
+def table(df: pd.DataFrame, max_rows: int | None = MAX_ROWS, caption: str | None = None) -> str:
     """An HTML table (text columns left-aligned) in a horizontally scrolling box, so it never widens the page;
-    rows and columns that are all n/a hidden (a note says which); at most ``max_rows`` rows, saying how many
-    were left out. Cells of the ``raw`` columns are HTML the caller made (escaped there), put in as they
-    are."""
-    if df is None or len(df) == 0:
-        return '<p class="notrun">empty table</p>'
-    df, hidden = drop_empty(df)
-    if df.empty or len(df.columns) == 0:
-        return f'<p class="note">{esc(caption or "table")}: nothing measured ({esc(hidden)})</p>'
-    shown = df.head(max_rows)
-    text_cols = {c for c in shown.columns if shown[c].dtype.kind not in "iufb"}
-    head = "".join(f'<th class="{"t" if c in text_cols else ""}">{esc(c)}</th>' for c in shown.columns)
-    rows = []
-    for rec in shown.itertuples(index=False):
-        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">'
-                        f"{v if c in raw else esc(fmt_value(v))}</td>"
-                        for c, v in zip(shown.columns, rec, strict=True))
-        rows.append(f"<tr>{cells}</tr>")
-    cap = f'<p class="caption">{esc(caption)}</p>' if caption else ""
-    notes = [hidden] if hidden else []
-    if len(df) > max_rows:
-        notes.append(f"{len(df) - max_rows} more rows not shown.")
-    note = f'<p class="note">{esc(" ".join(notes))}</p>' if notes else ""
+    what it shows is :meth:`Table.shown <finsae.report.sections.Table.shown>`'s."""
+    return _table(Table(df, caption or "", max_rows))
+
+
+def _cell_html(v: str | tuple[Ref, ...]) -> str:
+    if isinstance(v, tuple):
+        return ", ".join(f'<a href="#{esc(r.anchor)}">{esc(r.text)}</a>' for r in v)
+    return esc(v)
+
+
+def _table(t: Table) -> str:
+    shown = t.shown()
+    if shown.instead:
+        if not shown.note:
+            return f'<p class="notrun">{esc(shown.instead)}</p>'
+        return f'<p class="note">{esc(t.caption or "table")}: {esc(shown.instead)}</p>'
+    text = shown.text_columns
+    head = "".join(f'<th class="{"t" if c in text else ""}">{esc(c)}</th>' for c in shown.columns)
+    rows = ["<tr>" + "".join(f'<td class="{"t" if c in text else ""}">{_cell_html(v)}</td>'
+                             for c, v in zip(shown.columns, rec, strict=True)) + "</tr>"
+            for rec in shown.rows]
+    cap = f'<p class="caption">{esc(t.caption)}</p>' if t.caption else ""
+    note = f'<p class="note">{esc(shown.note)}</p>' if shown.note else ""
     return (f'{cap}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
             f"</table></div>{note}")
-
-
-def kv_table(d: dict[str, Any], caption: str | None = None) -> str:
-    return table(pd.DataFrame({"key": list(d), "value": [fmt_value(v) for v in d.values()]}), caption=caption)
 
 
 def png_bytes_img(data: bytes, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
-def png_img(path: Path, alt: str | None = None) -> str:
-    return png_bytes_img(Path(path).read_bytes(), alt or Path(path).stem)
-
-
-def figure_img(fig, alt: str) -> str:
-    """A matplotlib figure as an inline PNG (closed afterwards)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return png_bytes_img(buf.getvalue(), alt)
-
-
 def not_run(what: str, command: str) -> str:
-    return f'<p class="notrun">not run: {esc(what)} (make it with <code>{esc(command)}</code>)</p>'
+    """A stage that has not run (``what`` may use ``code``) and the command that makes its artifacts."""
+    return f'<p class="notrun">not run: {_inline(what)} (make it with <code>{esc(command)}</code>)</p>'
 
 
 def error_box(message: str) -> str:
@@ -147,9 +113,9 @@ def _pipe_table(rows: list[str]) -> str:
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def markdown(text: str) -> str:
+def markdown(text: str, shift: int = 2) -> str:
     """The markdown the stages write (headings, pipe tables, lists, paragraphs, ``code``, **bold**, in-page
-    links) as HTML."""
+    links) as HTML; a heading ``#`` becomes ``<h{1 + shift}>`` (the page's own h1/h2 stay above)."""
     out: list[str] = []
     para: list[str] = []
     rows: list[str] = []
@@ -179,7 +145,7 @@ def markdown(text: str) -> str:
             items.append(item.group(1).strip())
         elif heading:
             flush()
-            level = min(len(heading.group(1)) + 2, 6)  # the page's own h1/h2 stay above
+            level = min(len(heading.group(1)) + shift, 6)
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
         elif not line.strip():
             flush()
@@ -193,10 +159,52 @@ def markdown(text: str) -> str:
     return "\n".join(out)
 
 
-def document(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str:
-    """The whole page: ``sections`` = (anchor, heading, body HTML)."""
-    nav = " ".join(f'<a href="#{a}">{esc(h)}</a>' for a, h, _ in sections)
-    body = "\n".join(f'<section id="{a}"><h2>{esc(h)}</h2>\n{b}\n</section>' for a, h, b in sections)
+def _figure(f: Figure) -> str:
+    data = f.png if f.png is not None else Path(f.path).read_bytes()
+    return png_bytes_img(data, f.caption)
+
+
+def block(b: Block) -> str:
+    """One block as HTML."""
+    match b:
+        case Heading(text, level):
+            return f"<h{level + 2}>{esc(text)}</h{level + 2}>"
+        case Text(text, note):
+            return f'<p class="note">{_inline(text)}</p>' if note else f"<p>{_inline(text)}</p>"
+        case Answer(sentences):
+            return '<div class="answer">' + "".join(f"<p>{esc(x)}</p>" for x in sentences) + "</div>"
+        case Table():
+            return _table(b)
+        case Figure():
+            return _figure(b)
+        case Reproduce(command):
+            return f'<p class="note">reproduce: <code>{esc(command)}</code></p>'
+        case NotRun(what, command):
+            return not_run(what, command)
+        case Unreadable(message):
+            return error_box(message)
+        case Prose(text):
+            return markdown(text)
+        case Context(words, acts):
+            return marked_context(list(words), list(acts))
+        case Link(text, href, _, description):
+            return f'<p><a href="{esc(href)}">{esc(text)}</a>: {esc(description)}</p>'
+        case Glossary(title, anchor, terms):
+            items = "".join(f'<dt id="{esc(a)}">{esc(t)}</dt><dd>{esc(g)}</dd>' for t, a, g in terms)
+            return f'<h3 id="{esc(anchor)}">{esc(title)}</h3><dl class="gloss">{items}</dl>'
+    raise TypeError(f"no HTML for {type(b).__name__}")
+
+
+def render(blocks: list[Block]) -> str:
+    """Blocks (a section's body) as HTML, one block a line."""
+    return "\n".join(block(b) for b in blocks)
+
+
+def document(title: str, subtitle: str, sections: list[Section]) -> str:
+    """The whole page: a navigation bar, then each section under its title."""
+    nav = " ".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
+    body = "\n".join(f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>\n{render(s.blocks)}\n</section>'
+                     for s in sections)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1><p>{subtitle}</p><nav>{nav}</nav>\n{body}\n"
-            "</body></html>\n")
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1><p>{subtitle}</p><nav>{nav}</nav>\n"
+            f"{body}\n</body></html>\n")

@@ -82,6 +82,19 @@ def layer_plot(df: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def layer_png(df: pd.DataFrame) -> bytes:
+    """:func:`layer_figure` as PNG bytes (for the report page, which carries its images inline)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = layer_figure(df)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def demo_table(df: pd.DataFrame, tag: str = "demo", bar: float = 0.136) -> str:
     """The README's per-layer table for one tag: both models side by side, FVU checked against ``bar``."""
     rows = df[(df["tag"] == tag) & (df["seed"].fillna(0) == 0)].sort_values(["model", "layer"])

@@ -45,6 +45,8 @@ class Study:
 
     artifacts: Path
     files_read: set[Path] = field(default_factory=set)
+    provenance: dict | None = None
+    """The report run's provenance (machine, code version, data folder), for the setup section."""
 
     def _seen(self, path: Path) -> Path:
         self.files_read.add(Path(path))
@@ -99,6 +101,16 @@ class Study:
     def pairs(self, stage: str) -> list[Path]:
         """The pair folders a stage wrote (``analysis/``, ``labels/``, ``backtest/``), those with a summary."""
         return [d for d in pair_dirs(self.artifacts, stage) if (d / SUMMARY_FILE).is_file()]
+
+    def summaries(self, stage: str) -> list[tuple[Path, Any]]:
+        """Each pair folder of ``stage`` (``analysis``, ``labels``, ``backtest``) with its summary or its
+        one-line error."""
+        read = {"analysis": self.analysis, "labels": self.labels, "backtest": self.backtest}[stage]
+        return [(folder, read(folder)) for folder in self.pairs(stage)]
+
+    def readable(self, stage: str) -> list[tuple[Path, Any]]:
+        """:meth:`summaries` that could be read."""
+        return [(folder, s) for folder, s in self.summaries(stage) if not isinstance(s, str)]
 
     def analysis(self, folder: Path) -> AnalysisSummary | str:
         """The analysis summary (:func:`finsae.analysis.artifacts.read_summary`), or its one-line error."""

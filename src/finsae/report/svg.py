@@ -7,7 +7,7 @@ import html
 
 import numpy as np
 
-from finsae.report.page import fmt_value
+from finsae.report.tables import fmt_value
 
 esc = html.escape
 

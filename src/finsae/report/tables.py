@@ -26,7 +26,28 @@ LABEL_METRICS = ["embedding_auroc", "detection_balanced_accuracy", "fuzzing_bala
 
 
 def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v in ("", "n/a"))
+    return (v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v in ("", "n/a"))
+            or (isinstance(v, tuple) and not v))
+
+
+def fmt_value(v: Any) -> str:
+    """One value as the report shows it: 4 significant digits (3 in scientific notation), NaN as ``n/a``,
+    booleans as yes/no, lists and dicts spelled out."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.3g}"
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt_value(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
+    return str(v)
 
 
 class Shown(NamedTuple):
