@@ -205,3 +205,18 @@ def test_sweep_finds_the_planted_twin_feature_only_where_the_dictionary_has_room
     assert fig.axes[0].get_xscale() == "log"
     assert math.isclose(sweep.loc[1, "delta_median"], float(roomy_table.loc[roomy_table["class"] != "dead",
                                                                             "delta"].median()))
+
+
+def test_delta_figure_marks_each_layers_median_and_names_its_definition():
+    from finsae.analysis.crosscoder_plots import plot_delta_by_layer
+    from finsae.analysis.plotting import pyplot
+
+    t = pd.DataFrame({"layer": [1] * 4 + [3] * 3, "delta": [0.1, 0.2, 0.3, 0.9, 0.5, 0.6, np.nan],
+                      "class": ["other"] * 4 + ["shared", "shared", "dead"], "artifact": False})
+    fig = plot_delta_by_layer(t, "p", CrosscoderConfig(cutoffs="strict"))
+    panels = [ax for ax in fig.axes if ax.axison]
+    medians = [[x.get_text() for x in ax.get_legend().get_texts() if x.get_text().startswith("median")]
+               for ax in panels]
+    assert medians == [["median 0.25"], ["median 0.55"]]  # the dead latent left out
+    assert panels[0].get_xlabel().startswith("norm share")
+    pyplot().close(fig)

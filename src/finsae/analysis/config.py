@@ -62,8 +62,8 @@ class CrosscoderConfig:
     shared_cosine_low: float = 0.3
     """... and below this as untrained leftovers or rotated features (their delta near 1/2 by chance)."""
     reweighted_examples: int = 5
-    """Re-weighted latents named in ``layers.parquet`` (and stored with contexts): the most re-weighted ones
-    whose blocks point one way (cosine >= :attr:`shared_cosine_high`)."""
+    """Re-weighted latents named in ``layers.parquet``: the most re-weighted ones whose blocks point one way
+    (cosine >= :attr:`shared_cosine_high`)."""
     shared_contexts: int = 32
     """Shared latents (a random sample) whose contexts are stored beside the domain-only ones."""
     sweep_max_fvu: float = 0.2

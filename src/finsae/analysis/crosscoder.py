@@ -53,7 +53,7 @@ from torch import Tensor
 
 from finsae.analysis.config import CUTOFFS, AnalysisConfig, CrosscoderConfig
 from finsae.analysis.contexts import build_contexts
-from finsae.analysis.crosscoder_summary import CrosscoderRow, class_stability, layer_summary, reweighted_examples
+from finsae.analysis.crosscoder_summary import CrosscoderRow, class_stability, layer_summary
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
 from finsae.analysis.feature_table import corpus_of_docs
 from finsae.analysis.heldout import HeldoutSet
@@ -340,7 +340,7 @@ class CrosscoderLayer:
     row: CrosscoderRow
     """Its ``layers.parquet`` fields."""
     contexts: pd.DataFrame | None = field(default=None)
-    """Contexts of the domain-only (non-artifact) latents, the re-weighted examples and a few shared latents."""
+    """Contexts of the domain-only (non-artifact) and a few shared latents."""
 
 
 def row_batches(rows) -> Iterable[Tensor]:
@@ -372,8 +372,8 @@ def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_o
     shared = table.loc[table["class"] == "shared", "latent"].to_numpy()
     n_shared = min(cuts.shared_contexts, len(shared))
     shared = np.random.default_rng(cfg.seed + layer).choice(shared, n_shared, replace=False)
-    named = np.union1d(dom, np.union1d(shared, reweighted_examples(table, cuts)["latent"].to_numpy(np.int64)))
-    contexts = crosscoder_contexts(named, codes, scores, held, doc_of_row, char_start, cfg.seed)
+    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start,
+                                   cfg.seed)
     return CrosscoderLayer(table, layer_summary(table, seed1, stability, cuts, calibration), contexts)
 
 
