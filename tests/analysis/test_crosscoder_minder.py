@@ -220,3 +220,39 @@ def test_delta_figure_marks_each_layers_median_and_names_its_definition():
     assert medians == [["median 0.25"], ["median 0.55"]]  # the dead latent left out
     assert panels[0].get_xlabel().startswith("norm share")
     pyplot().close(fig)
+
+
+def test_the_method_finds_the_sweep_beside_its_crosscoder_and_writes_one_row_per_size(tmp_path):
+    """The plug-in at one layer: the pair's crosscoder of the tag and a sweep crosscoder are read into
+    ``crosscoder_sweep`` rows; a sweep crosscoder of another pair is skipped, not fatal."""
+    from finsae.analysis.heldout import HeldoutSet
+    from finsae.analysis.methods.base import LayerData
+    from finsae.data.corpus import Corpus
+
+    sae, n_docs, per = planted_scale_crosscoder(), 40, 5
+    x = planted_scale_data(n_docs * per).numpy()
+    hb, hd = x[:, :D], x[:, D:]
+    name = crosscoder_name("b", "d")
+    mine = {"crosscoder": {"base": "b", "domain": "d", "d_model": D, "block_scales": [1.0, 1.0]}}
+    save(sae, sae_dir(tmp_path, name, 2, "t"), extra=mine)
+    save(sae, sae_dir(tmp_path, name, 2, sweep_tag("t", 52)), extra=mine)
+    other = {"crosscoder": {"base": "b", "domain": "x", "d_model": D, "block_scales": [1.0, 1.0]}}
+    save(sae, sae_dir(tmp_path, name, 2, sweep_tag("t", 99)), extra=other)
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)],
+                          "text": ["alpha beta gamma delta epsilon"] * n_docs, "source": "test"})
+    held = HeldoutSet(Corpus(name="toy", frame=frame), {
+        "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
+        "ag_other": np.arange(20, 30)})
+    data = LayerData(saes=PairSaes(tmp_path, "b", "d", "t", "t_seed1"), analysis=AnalysisConfig(),
+                     arrays={("b", 2): hb, ("d", 2): hd}, doc_of_row=np.repeat(np.arange(n_docs), per),
+                     char_start=np.tile(np.array([0, 6, 11, 17, 23]), n_docs), held=held, layer=2)
+    method = Crosscoder()
+    inputs = method.inputs(data)
+    assert [p.tag for p in inputs.sweep] == ["t_sweep52"]  # the other pair's crosscoder skipped
+    result = method.analyze(inputs, data, {}, lambda msg: None)
+    sweep = result.tables["crosscoder_sweep"]
+    assert list(sweep["tag"]) == ["t", "t_sweep52"] and list(sweep["layer"]) == [2, 2]
+    assert list(sweep["n_domain_only_artifact"]) == [1, 1]  # the shrunk latent, at both "sizes"
+    np.testing.assert_allclose(sweep["nu_eps_shared"], DOMAIN_SCALE, atol=1e-6)
+    assert result.row.nu_eps_shared == pytest.approx(DOMAIN_SCALE, abs=1e-6)
+    assert list(result.tables["crosscoder"]["artifact"]) == [False] * N_SHARED + [True]
