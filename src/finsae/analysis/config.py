@@ -25,6 +25,12 @@ class IndependentConfig:
                                             f"{self.overlap_n_boot}")
 
 
+CUTOFFS = ("minder", "strict")
+"""The crosscoder's relative-norm definitions (``analysis.crosscoder.cutoffs``;
+:func:`finsae.analysis.crosscoder.relative_norm` says what each reads)."""
+NU_CALIBRATIONS = ("shared", "fixed")
+
+
 @dataclass
 class SeedsConfig:
     """The hierarchical bootstrap over (seed, source document) of every layer's seed estimates
@@ -42,29 +48,65 @@ class SeedsConfig:
 
 @dataclass
 class CrosscoderConfig:
-    """The crosscoder's latent classes by relative decoder norm ``delta`` (``analysis.crosscoder.*``; cut-offs of
-    Lindsey et al. 2024 / Minder et al. 2025)."""
+    """The crosscoder's latent classes by relative decoder norm ``delta`` (``analysis.crosscoder.*``; the
+    classes and Latent Scaling of Minder et al. 2025, "Overcoming sparsity artifacts in crosscoders")."""
 
+    cutoffs: str = "minder"
+    """How ``delta`` is read from the two decoder norms: ``minder`` (Minder et al.'s
+    ``(1 + (||d_domain|| - ||d_base||) / max) / 2``: domain-only at 0.9 means
+    ``||d_base|| <= 0.2 ||d_domain||``) or ``strict`` (the first crosscoder analysis' share
+    ``||d_domain|| / (||d_base|| + ||d_domain||)``: domain-only at 0.9 needs
+    ``||d_base|| <= 0.11 ||d_domain||``); the cut-offs below apply to either."""
     base_only_max: float = 0.1
-    """``delta <= base_only_max``: base-only (the domain block holds at most this share of the decoder norm)."""
+    """``delta <= base_only_max``: base-only."""
     domain_only_min: float = 0.9
     """``delta >= domain_only_min``: domain-only."""
     shared_min: float = 0.4
-    """``shared_min <= delta <= shared_max``: shared."""
+    """``shared_min <= delta <= shared_max``: shared; live latents in no class are re-weighted (both models
+    have them, at other strengths)."""
     shared_max: float = 0.6
     artifact_nu: float = 0.5
-    """A specific latent whose Latent Scaling ``nu_eps`` or ``nu_r`` exceeds this is a sparsity artifact."""
+    """A specific latent whose Latent Scaling ``nu_eps`` or ``nu_r`` exceeds this share of a shared latent's
+    (:attr:`nu_calibration`) is a sparsity artifact."""
+    nu_calibration: str = "shared"
+    """What a latent present in both models scores: ``shared`` (the median ``nu`` of a random sample of the
+    shared latents, as diffing-toolkit measures its shared baseline) or ``fixed`` (1)."""
+    nu_calibration_latents: int = 256
+    """Shared latents (a seeded random sample) the calibration reads; with fewer than 10 shared latents it
+    falls back to ``fixed``."""
+    shared_cosine_high: float = 0.7
+    """Shared latents whose two decoder blocks have cosine >= this are counted as one direction in both."""
+    shared_cosine_low: float = 0.3
+    """... and below this as untrained leftovers or rotated features (their delta near 1/2 by chance)."""
+    reweighted_examples: int = 5
+    """Re-weighted latents named in ``layers.parquet``: the most re-weighted ones whose blocks point one way
+    (cosine >= :attr:`shared_cosine_high`)."""
     shared_contexts: int = 32
     """Shared latents (a random sample) whose contexts are stored beside the domain-only ones."""
+    sweep_max_fvu: float = 0.2
+    """Dictionary-size sweep: a size whose crosscoder has FVU above this ..."""
+    sweep_max_dead: float = 0.01
+    """... or at least this share of dead latents misses the quality bar (its counts are flagged)."""
 
     def __post_init__(self):
+        _require(self.cutoffs in CUTOFFS, f"analysis.crosscoder.cutoffs must be one of {CUTOFFS}, got "
+                                          f"{self.cutoffs!r}")
         _require(0 <= self.base_only_max < self.shared_min <= self.shared_max < self.domain_only_min <= 1,
                  "analysis.crosscoder cut-offs must satisfy 0 <= base_only_max < shared_min <= shared_max < "
                  f"domain_only_min <= 1, got {self.base_only_max}, {self.shared_min}, {self.shared_max}, "
                  f"{self.domain_only_min}")
         _require(self.artifact_nu > 0, f"analysis.crosscoder.artifact_nu must be > 0, got {self.artifact_nu}")
-        _require(self.shared_contexts >= 0, f"analysis.crosscoder.shared_contexts must be >= 0, got "
-                                            f"{self.shared_contexts}")
+        _require(self.nu_calibration in NU_CALIBRATIONS, f"analysis.crosscoder.nu_calibration must be one of "
+                                                         f"{NU_CALIBRATIONS}, got {self.nu_calibration!r}")
+        _require(0 <= self.shared_cosine_low < self.shared_cosine_high <= 1,
+                 "analysis.crosscoder.shared_cosine_low < shared_cosine_high must lie in [0, 1], got "
+                 f"{self.shared_cosine_low}, {self.shared_cosine_high}")
+        _require(0 < self.sweep_max_fvu and 0 < self.sweep_max_dead <= 1,
+                 f"analysis.crosscoder.sweep_max_fvu must be > 0 and sweep_max_dead in (0, 1], got "
+                 f"{self.sweep_max_fvu}, {self.sweep_max_dead}")
+        for name in ("nu_calibration_latents", "reweighted_examples", "shared_contexts"):
+            _require(getattr(self, name) >= 0, f"analysis.crosscoder.{name} must be >= 0, got "
+                                               f"{getattr(self, name)}")
 
 
 @dataclass

@@ -1,15 +1,19 @@
-"""Model diffing with a crosscoder: which latents are shared, base-only or domain-only, and which of those
-"specific" ones are sparsity artifacts.
+"""Model diffing with a crosscoder: which latents are shared, base-only, domain-only or re-weighted, and which
+of the "specific" ones are sparsity artifacts.
 
 Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d_base_j``, ``d_domain_j``:
 
-* **relative norm** ``delta = ||d_domain|| / (||d_base|| + ||d_domain||)``: 0 base-only, 1/2 shared, 1 domain-only;
-* **decoder cosine** between the two blocks (NaN where one block is zero): a shared latent with a low cosine
-  points in different directions in the two models;
-* **class** by ``delta`` with the cut-offs of Lindsey et al. 2024 / Minder et al. 2025 (``analysis.crosscoder.*``,
-  :class:`finsae.analysis.config.CrosscoderConfig`): ``base_only`` if ``delta <= 0.1``, ``domain_only`` if
-  ``delta >= 0.9``, ``shared`` if ``0.4 <= delta <= 0.6``, else ``other``; ``dead`` if it never fires on the
-  analysis tokens.
+* **relative norm** ``delta`` (0 base-only, 1/2 shared, 1 domain-only), by default Minder et al. 2025's
+  ``(1 + (||d_domain|| - ||d_base||) / max(||d_base||, ||d_domain||)) / 2`` (diffing-toolkit's ``dec_norm_diff``,
+  read the other way round); ``analysis.crosscoder.cutoffs=strict`` reads the share
+  ``||d_domain|| / (||d_base|| + ||d_domain||)`` instead, which at the same cut-offs asks the other block to be
+  half as long (domain-only: ``||d_base|| <= 0.11 ||d_domain||`` instead of ``0.2``);
+* **decoder cosine** of the two blocks (NaN where one is zero): low for a shared latent rotated between the models
+  or an untrained leftover whose delta is 1/2 by chance;
+* **class** by ``delta`` with Minder et al.'s cut-offs (:class:`finsae.analysis.config.CrosscoderConfig`):
+  ``base_only`` if ``delta <= 0.1``, ``domain_only`` if ``delta >= 0.9``, ``shared`` if ``0.4 <= delta <= 0.6``,
+  else ``other``: a feature both models have at other strengths (**re-weighted**); ``dead`` if it never fires on
+  the analysis tokens.
 * **Latent Scaling** (Minder et al. 2025, "Overcoming sparsity artifacts in crosscoders"): with
   ``u = d_own_j`` (own = the model its norm favours) and ``f_j`` its activation, fit per model M the scalar
   ``beta = sum f <u, y> / (||u||^2 sum f^2)`` that best explains a target ``y`` by ``beta f_j u``; targets (all
@@ -23,15 +27,15 @@ Per latent j of a crosscoder (``finsae.sae.crosscoder``) with decoder blocks ``d
   has both near 0. **Complete shrinkage**: the other model does carry the direction, but its decoder block was
   pushed to zero, so the other model's error holds it (``nu_eps`` high). **Latent decoupling**: the other model
   carries it too, through other latents that fire with j (``nu_r`` high). A model-specific latent with
-  ``nu_eps > 0.5`` or ``nu_r > 0.5`` (the other model explains at least half as much of it as its own) is
-  flagged ``artifact`` and not counted as specific.
+  ``nu`` above ``artifact_nu`` (0.5) of what a shared latent scores (the median ``nu`` of a random sample of
+  the shared latents, :func:`calibrate_nu`; diffing-toolkit's shared baseline) is flagged ``artifact`` and
+  not counted as specific: the other model explains at least half as much of it as of a feature both have.
 * **Seed stability**: the share of seed 0's domain-only latents whose best domain-only latent of seed 1 has
   decoder cosine >= tau (the crosscoder's own ceiling).
 
-The rows of ``crosscoder.parquet`` (:data:`CROSSCODER_COLUMNS`, one row per (layer, latent)) and the per-layer
-fields (:func:`layer_summary`: a :class:`CrosscoderRow`) are made here; the method's plug-in
-(:mod:`finsae.analysis.methods.crosscoder`) finds the crosscoders and declares the table to the artifact
-contract.
+The rows of ``crosscoder.parquet`` (:data:`CROSSCODER_COLUMNS`, one per (layer, latent)) are made here, the
+per-layer fields in :mod:`finsae.analysis.crosscoder_summary`, the dictionary-size sweep in
+:mod:`finsae.analysis.crosscoder_sweep`; :mod:`finsae.analysis.methods.crosscoder` finds the crosscoders.
 """
 
 from __future__ import annotations
@@ -47,12 +51,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from finsae.analysis.config import AnalysisConfig, CrosscoderConfig
+from finsae.analysis.config import CUTOFFS, AnalysisConfig, CrosscoderConfig
 from finsae.analysis.contexts import build_contexts
+from finsae.analysis.crosscoder_summary import CrosscoderRow, class_stability, layer_summary
 from finsae.analysis.doc_scores import Codes, DocScores, doc_scores, encode_rows
 from finsae.analysis.feature_table import corpus_of_docs
 from finsae.analysis.heldout import HeldoutSet
-from finsae.analysis.rows import RowFields
 from finsae.analysis.selectivity import LatentSelectivity, financial_selectivity
 from finsae.errors import ConfigError
 from finsae.sae import TopKSAE, decoder_blocks, load, read_meta
@@ -73,12 +77,18 @@ the demo's 768: 4.7 MB); wider crosscoders rebuild each token's reconstruction i
 
 
 # -- decoder geometry ------------------------------------------------------------------------------------
-def relative_norm(base: Tensor | np.ndarray, domain: Tensor | np.ndarray) -> np.ndarray:
-    """``||d_domain|| / (||d_base|| + ||d_domain||)`` per row of two ``[m, d]`` blocks (NaN for an all-zero row)."""
+def relative_norm(base: Tensor | np.ndarray, domain: Tensor | np.ndarray, cutoffs: str = "minder") -> np.ndarray:
+    """``delta`` per row of two ``[m, d]`` blocks (NaN for an all-zero row): ``minder`` (default)
+    ``(1 + (||d_domain|| - ||d_base||) / max(||d_base||, ||d_domain||)) / 2``, ``strict``
+    ``||d_domain|| / (||d_base|| + ||d_domain||)`` (``analysis.crosscoder.cutoffs``)."""
     nb = np.linalg.norm(np.asarray(base, np.float64), axis=1)
     nd = np.linalg.norm(np.asarray(domain, np.float64), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return nd / (nb + nd)
+        if cutoffs == "minder":
+            return (1 + (nd - nb) / np.maximum(nb, nd)) / 2
+        if cutoffs == "strict":
+            return nd / (nb + nd)
+    raise ValueError(f"cutoffs must be one of {CUTOFFS}, got {cutoffs!r}")
 
 
 def decoder_cosine(base: Tensor | np.ndarray, domain: Tensor | np.ndarray) -> np.ndarray:
@@ -213,28 +223,58 @@ def latent_scaling(sae: TopKSAE, batches: Iterable[Tensor], own_is_domain: np.nd
     )
 
 
-def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = CrosscoderConfig.artifact_nu) -> np.ndarray:
-    """Model-specific latents (by delta) whose specificity Latent Scaling calls a sparsity artifact."""
+class NuCalibration(NamedTuple):
+    """What a latent present in both models scores under Latent Scaling: the references ``nu`` is read against
+    (1, 1 and no latents when not calibrated)."""
+
+    nu_eps_shared: float
+    """Median ``nu_eps`` of the sampled shared latents."""
+    nu_r_shared: float
+    """Median ``nu_r`` of the sampled shared latents, their own block counted in the other model's
+    reconstruction (diffing-toolkit's reconstruction target: about 1 for a feature both models have)."""
+    n_calibration: int
+    """Shared latents sampled (0: ``fixed``, or too few shared latents)."""
+
+
+FIXED_NU = NuCalibration(1.0, 1.0, 0)
+NU_CALIBRATION_MIN = 10
+"""Fewer shared live latents than this leave ``nu`` uncalibrated (a median of a handful says little)."""
+
+
+def calibrate_nu(sae: TopKSAE, scaling: LatentScaling, cuts: CrosscoderConfig | None = None,
+                 seed: int = 0) -> NuCalibration:
+    """The Latent Scaling references of crosscoder ``sae``: the median ``nu`` of a seeded random sample of its
+    shared live latents (``cuts.nu_calibration_latents`` of them; ``cuts.nu_calibration=fixed``: 1)."""
+    cuts = cuts or CrosscoderConfig()
+    if cuts.nu_calibration == "fixed":
+        return FIXED_NU
+    blocks = decoder_blocks(sae)
+    db, dd = blocks.base.double().numpy(), blocks.domain.double().numpy()
+    cls = classify(relative_norm(db, dd, cuts.cutoffs), scaling.n_active, cuts)
+    nu_eps, nu_r = scaling.nu_eps, scaling.nu_r
+    shared = np.flatnonzero((cls == "shared") & np.isfinite(nu_eps) & np.isfinite(nu_r))
+    if len(shared) < NU_CALIBRATION_MIN or cuts.nu_calibration_latents < NU_CALIBRATION_MIN:
+        return FIXED_NU
+    pick = np.sort(np.random.default_rng(seed).choice(shared, min(len(shared), cuts.nu_calibration_latents),
+                                                      replace=False))
+    own_dom = relative_norm(db, dd)[pick] >= 0.5
+    u = np.where(own_dom[:, None], dd[pick], db[pick])
+    other = np.where(own_dom[:, None], db[pick], dd[pick])
+    self_other = (other * u).sum(1) / (u * u).sum(1)  # f_j d_other_j's share of the other model's fit
+    ref_eps = float(np.median(nu_eps[pick]))
+    ref_r = float(np.median((scaling.beta_r_other[pick] + self_other) / scaling.beta_r_own[pick]))
+    if not (ref_eps > 0 and ref_r > 0):  # no latent is present in both: nothing to calibrate on
+        return FIXED_NU
+    return NuCalibration(ref_eps, ref_r, len(pick))
+
+
+def is_artifact(cls: np.ndarray, scaling: LatentScaling, cut: float = CrosscoderConfig.artifact_nu,
+                calibration: NuCalibration = FIXED_NU) -> np.ndarray:
+    """Model-specific latents (by delta) whose specificity Latent Scaling calls a sparsity artifact: ``nu_eps``
+    or ``nu_r`` above ``cut`` times what a shared latent scores (``calibration``)."""
     specific = np.isin(np.asarray(cls, object), ["base_only", "domain_only"])
-    return specific & ((np.nan_to_num(scaling.nu_eps, nan=0.0) > cut) | (np.nan_to_num(scaling.nu_r, nan=0.0) > cut))
-
-
-# -- seed stability ----------------------------------------------------------------------------------------
-def class_stability(w0: Tensor | np.ndarray, cls0: np.ndarray, w1: Tensor | np.ndarray, cls1: np.ndarray,
-                    cls: str = "domain_only", tau: float = AnalysisConfig.tau) -> float:
-    """Share of seed 0's ``cls`` latents whose most similar ``cls`` latent of seed 1 has decoder cosine >= tau
-    (full decoder rows, both blocks); NaN when seed 0 has none."""
-    a = np.flatnonzero(np.asarray(cls0, object) == cls)
-    b = np.flatnonzero(np.asarray(cls1, object) == cls)
-    if len(a) == 0:
-        return float("nan")
-    if len(b) == 0:
-        return 0.0
-    ua = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w0, np.float32)[a]), dim=1)
-    ub = torch.nn.functional.normalize(torch.as_tensor(np.asarray(w1, np.float32)[b]), dim=1)
-    # chunks of rows: at paper width every latent may be specific in both seeds (a [m, m] table of 2.4 GB)
-    best = torch.cat([(rows @ ub.t()).max(1).values for rows in torch.split(ua, 2048)])
-    return float((best >= tau).float().mean())
+    eps = np.nan_to_num(scaling.nu_eps, nan=0.0) > cut * calibration.nu_eps_shared
+    return specific & (eps | (np.nan_to_num(scaling.nu_r, nan=0.0) > cut * calibration.nu_r_shared))
 
 
 # -- contexts ----------------------------------------------------------------------------------------------
@@ -263,11 +303,14 @@ def load_crosscoder(path: str | Path) -> tuple[TopKSAE, tuple[float, float]]:
 
 
 def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling, selectivity: LatentSelectivity | None = None,
-                     cuts: CrosscoderConfig | None = None) -> pd.DataFrame:
-    """The ``crosscoder.parquet`` rows of one layer (:data:`CROSSCODER_COLUMNS`)."""
+                     cuts: CrosscoderConfig | None = None, calibration: NuCalibration | None = None) -> pd.DataFrame:
+    """The ``crosscoder.parquet`` rows of one layer (:data:`CROSSCODER_COLUMNS`); ``calibration``: default
+    :func:`calibrate_nu` (seed ``layer``)."""
     cuts = cuts or CrosscoderConfig()
+    if calibration is None:
+        calibration = calibrate_nu(sae, scaling, cuts, seed=layer)
     blocks = decoder_blocks(sae)
-    delta = relative_norm(blocks.base, blocks.domain)
+    delta = relative_norm(blocks.base, blocks.domain, cuts.cutoffs)
     cls = classify(delta, scaling.n_active, cuts)
     m = len(delta)
     if selectivity is None:
@@ -279,76 +322,13 @@ def crosscoder_table(layer: int, sae: TopKSAE, scaling: LatentScaling, selectivi
     frame = pd.DataFrame({
         "layer": np.full(m, layer, np.int64), "latent": np.arange(m, dtype=np.int64), "delta": delta,
         "decoder_cosine": decoder_cosine(blocks.base, blocks.domain), "class": cls.astype(str),
-        "artifact": is_artifact(cls, scaling, cuts.artifact_nu), "beta_eps_own": scaling.beta_eps_own,
+        "artifact": is_artifact(cls, scaling, cuts.artifact_nu, calibration), "beta_eps_own": scaling.beta_eps_own,
         "beta_eps_other": scaling.beta_eps_other, "beta_r_own": scaling.beta_r_own,
         "beta_r_other": scaling.beta_r_other, "nu_eps": scaling.nu_eps, "nu_r": scaling.nu_r,
         "n_active": scaling.n_active, "auroc_broad": np.asarray(auroc_broad, np.float64),
         "auroc_genre": np.asarray(auroc_genre, np.float64), "financial": np.asarray(financial, bool),
     })
     return frame[list(CROSSCODER_COLUMNS)]
-
-
-def wilson_count(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of a count ``k`` of ``n``, as counts (``n * [lo, hi]`` of the share)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(n * max(0.0, mid - half)), float(n * min(1.0, mid + half))
-
-
-NAN = float("nan")
-
-
-@dataclass
-class CrosscoderRow(RowFields):
-    """The crosscoder's ``layers.parquet`` fields of one layer: counts of shared / base-only / domain-only latents
-    (specific ones without Latent Scaling artifacts) with 95% Wilson intervals over the live latents (they cover
-    which latents a dictionary happens to learn, not seeds: the seed-1 counts and ``crosscoder_seed_stability``
-    report those), the artifacts dropped, the financial domain-only latents; NaN where seed 1 is missing."""
-
-    n_live_crosscoder: int
-    n_shared: int
-    n_shared_lo: float
-    n_shared_hi: float
-    n_shared_seed1: float = NAN
-    n_base_only: int = 0
-    n_base_only_lo: float = NAN
-    n_base_only_hi: float = NAN
-    n_base_only_artifact: int = 0
-    n_base_only_seed1: float = NAN
-    n_domain_only: int = 0
-    n_domain_only_lo: float = NAN
-    n_domain_only_hi: float = NAN
-    n_domain_only_artifact: int = 0
-    n_domain_only_seed1: float = NAN
-    n_domain_only_financial: int = 0
-    crosscoder_seed_stability: float = NAN
-
-
-def layer_summary(table: pd.DataFrame, seed1: pd.DataFrame | None = None,
-                  stability: float | None = None) -> CrosscoderRow:
-    """The :class:`CrosscoderRow` of one layer from its ``crosscoder.parquet`` rows (seed 0) and, when given,
-    seed 1's rows and the seed stability."""
-    live = table["class"] != "dead"
-    n_live = int(live.sum())
-    keep = ~table["artifact"].to_numpy(bool)
-    out: dict = {"n_live_crosscoder": n_live}
-    for cls in ("shared", "base_only", "domain_only"):
-        is_cls = (table["class"] == cls).to_numpy()
-        k = int((is_cls & keep).sum())
-        lo, hi = wilson_count(k, n_live)
-        out.update({f"n_{cls}": k, f"n_{cls}_lo": lo, f"n_{cls}_hi": hi})
-        if cls != "shared":
-            out[f"n_{cls}_artifact"] = int((is_cls & ~keep).sum())
-        if seed1 is not None:
-            out[f"n_{cls}_seed1"] = int(((seed1["class"] == cls).to_numpy() & ~seed1["artifact"].to_numpy(bool)).sum())
-    dom = (table["class"] == "domain_only").to_numpy() & keep
-    out["n_domain_only_financial"] = int((dom & table["financial"].to_numpy(bool)).sum())
-    out["crosscoder_seed_stability"] = NAN if stability is None else float(stability)
-    return CrosscoderRow(**out)
 
 
 @dataclass
@@ -363,32 +343,38 @@ class CrosscoderLayer:
     """Contexts of the domain-only (non-artifact) and a few shared latents."""
 
 
+def row_batches(rows) -> Iterable[Tensor]:
+    """``rows`` (an array or ``PairedArray``) as float32 tensors of :data:`CHUNK_ROWS` rows."""
+    for lo in range(0, len(rows), CHUNK_ROWS):
+        yield torch.from_numpy(np.asarray(rows[lo:lo + CHUNK_ROWS], np.float32))
+
+
 def analyze_layer(layer: int, sae: TopKSAE, paired_rows, held: HeldoutSet, doc_of_row: np.ndarray,
                   char_start: np.ndarray, cfg: AnalysisConfig, *, sae_seed1: TopKSAE | None = None,
                   paired_rows_seed1=None) -> CrosscoderLayer:
     """Everything above for one layer. ``paired_rows``: the analysis tokens as crosscoder input
     (``finsae.activations.PairedArray`` over the held-out stores with the crosscoder's block scales), row i =
     ``doc_of_row[i]``; ``paired_rows_seed1``: the same rows with seed 1's block scales."""
-    def batches(rows):
-        for lo in range(0, len(rows), CHUNK_ROWS):
-            yield torch.from_numpy(np.asarray(rows[lo:lo + CHUNK_ROWS], np.float32))
-
     cuts = cfg.crosscoder
     codes = encode_rows(sae, paired_rows)
     scores = doc_scores(codes, doc_of_row, len(held.corpus.frame))
-    table = crosscoder_table(layer, sae, latent_scaling(sae, batches(paired_rows), codes=codes),
-                             financial_selectivity(scores, held, cfg.score, cfg.fdr, cfg.min_auroc), cuts)
+    scaling = latent_scaling(sae, row_batches(paired_rows), codes=codes)
+    calibration = calibrate_nu(sae, scaling, cuts, seed=cfg.seed + layer)
+    table = crosscoder_table(layer, sae, scaling, financial_selectivity(scores, held, cfg.score, cfg.fdr,
+                                                                        cfg.min_auroc), cuts, calibration)
     seed1, stability = None, None
     if sae_seed1 is not None:
-        seed1 = crosscoder_table(layer, sae_seed1, latent_scaling(sae_seed1, batches(paired_rows_seed1)), cuts=cuts)
+        seed1 = crosscoder_table(layer, sae_seed1, latent_scaling(sae_seed1, row_batches(paired_rows_seed1)),
+                                 cuts=cuts)
         stability = class_stability(sae.W_dec.detach(), _specific(table), sae_seed1.W_dec.detach(), _specific(seed1),
                                     "domain_only", cfg.tau)
     dom = table.loc[(table["class"] == "domain_only") & ~table["artifact"], "latent"].to_numpy()
     shared = table.loc[table["class"] == "shared", "latent"].to_numpy()
     n_shared = min(cuts.shared_contexts, len(shared))
     shared = np.random.default_rng(cfg.seed + layer).choice(shared, n_shared, replace=False)
-    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start, cfg.seed)
-    return CrosscoderLayer(table, layer_summary(table, seed1, stability), contexts)
+    contexts = crosscoder_contexts(np.union1d(dom, shared), codes, scores, held, doc_of_row, char_start,
+                                   cfg.seed)
+    return CrosscoderLayer(table, layer_summary(table, seed1, stability, cuts, calibration), contexts)
 
 
 def _specific(table: pd.DataFrame) -> np.ndarray:

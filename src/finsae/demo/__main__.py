@@ -1,9 +1,13 @@
-"""``python -m finsae.demo [--experiment demo|paper] [--only STAGE,...] [--slots N] [--dry-run]``: the study.
+"""``python -m finsae.demo [--experiment demo|paper] [--profile default|full] [--only STAGE,...] [--slots N]
+[--dry-run]``: the study.
 
-``--experiment demo`` (default): the offline MiniLM study. ``--experiment paper``: bert-base-uncased vs
-ProsusAI/finbert at the paper's scale (:mod:`finsae.demo.paper`), on CPU slots, one GPU per slot
-(``--gpus N``), the SAEs as DDP over the node's GPUs (``--ddp``) or through Hydra's submitit launcher on SLURM
-(``--slurm``).
+``--experiment demo`` (default): the offline MiniLM study; ``--profile full`` adds what the default's time
+budget leaves out (:mod:`finsae.demo.full`: the crosscoder's dictionary-size sweep, the control pairs' feature
+diffing at every layer), with its own results pages (``docs/results/full`` unless ``--results`` says
+otherwise; README's headline is left alone unless ``--readme`` names it). ``--experiment paper``:
+bert-base-uncased vs ProsusAI/finbert at the paper's scale (:mod:`finsae.demo.paper`), on CPU slots, one GPU
+per slot (``--gpus N``), the SAEs as DDP over the node's GPUs (``--ddp``) or through Hydra's submitit launcher
+on SLURM (``--slurm``).
 
 Runs the jobs of :mod:`finsae.demo.plan` with :func:`finsae.demo.scheduler.run_jobs` (``--slots`` one-thread
 jobs at a time, default 2), logs each job to ``artifacts/report/logs/<job>.log``, and writes
@@ -33,6 +37,7 @@ from pathlib import Path
 
 from finsae import precision, provenance, timing
 from finsae.atomic import check_writable
+from finsae.demo.full import PROFILES, full_jobs
 from finsae.demo.paper import OFFLINE_LABELS_NOTE, PaperOptions, Placement, paper_jobs
 from finsae.demo.plan import demo_jobs, report_file
 from finsae.demo.scheduler import RunReport, run_jobs, with_dependencies
@@ -61,7 +66,8 @@ def timing_record(report: RunReport, slots: int, only: list[str] | None, code_ve
     }
 
 
-def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path | None, prov: dict) -> None:
+def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path | None, prov: dict,
+                       command: str = "make demo") -> None:
     """The report job ran before this run's timing existed: regenerate the results pages (docs/results, README's
     headline), which include the timing page, now (seconds; the HTML report is not rebuilt), under the
     provenance ``prov`` taken when the run started."""
@@ -70,7 +76,7 @@ def _pages_with_timing(artifacts: Path, results_dir: Path | None, readme: Path |
     if results_dir is None:
         return
     try:
-        results.write_pages(artifacts, results_dir, readme, "make demo", prov)
+        results.write_pages(artifacts, results_dir, readme, command, prov)
     except FinsaeError as e:
         print(f"finsae: warning: the results pages were not regenerated with this run's timing: {e}", file=sys.stderr)
 
@@ -102,13 +108,18 @@ def _parse(argv) -> argparse.Namespace:
     ap.add_argument("--only", default="", help="comma-separated stages (and what they depend on), e.g. SAEs")
     ap.add_argument("--slots", type=int, default=2, help="jobs at a time (one core each); default 2")
     ap.add_argument("--artifacts", default=str(default_artifacts_dir()))
-    ap.add_argument("--results", default=str(results_pages_dir()),
-                    help="folder of the generated results pages (default docs/results; '' for none)")
-    ap.add_argument("--readme", default=str(PROJECT_ROOT / "README.md"),
-                    help="README whose headline block is regenerated ('' for none)")
+    ap.add_argument("--results", default=None,
+                    help="folder of the generated results pages (default docs/results, with --profile full "
+                         "docs/results/full; '' for none)")
+    ap.add_argument("--readme", default=None,
+                    help="README whose headline block is regenerated (default README.md, none with --profile "
+                         "full; '' for none)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and which are already done")
     ap.add_argument("--experiment", choices=("demo", "paper"), default="demo",
                     help="the study (default demo)")
+    ap.add_argument("--profile", choices=PROFILES, default="default",
+                    help="--experiment demo: the default study, or full (adds the crosscoder's dictionary-"
+                         "size sweep and the control pairs' feature diffing at every layer)")
     paper = ap.add_argument_group("--experiment paper")
     paper.add_argument("--gpus", type=int, default=0,
                        help="GPUs of this node: one job per GPU (slots = GPUs)")
@@ -132,6 +143,9 @@ SLURM_NODE = ("hydra.launcher.nodes=1", "hydra.launcher.tasks_per_node=7", "hydr
 
 def placement(args: argparse.Namespace) -> Placement:
     """Where the jobs run, from the command line (``--gpus N`` makes the slots GPUs)."""
+    if args.experiment == "paper" and args.profile != "default":
+        raise FinsaeError(f"--profile {args.profile} is for --experiment demo; the paper study has one plan "
+                          f"(choose its layers with --layers)")
     if args.experiment == "demo" and (args.gpus or args.ddp or args.slurm or args.layers or args.override
                                       or args.vllm_model):
         raise FinsaeError("--gpus, --ddp, --slurm, --layers, --override and --vllm-model are for "
@@ -187,10 +201,19 @@ def main(argv=None) -> int:
         return 2
 
 
+def page_targets(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """(results pages folder, README) this run regenerates: the flags, else the profile's defaults (the full
+    profile writes its own pages and leaves README's headline, which is the default study's, alone)."""
+    full = args.experiment == "demo" and args.profile == "full"
+    results = args.results if args.results is not None else str(results_pages_dir() / "full" if full
+                                                                  else results_pages_dir())
+    readme = args.readme if args.readme is not None else ("" if full else str(PROJECT_ROOT / "README.md"))
+    return (Path(results) if results else None), (Path(readme) if readme else None)
+
+
 def _demo(args: argparse.Namespace) -> int:
     artifacts = Path(args.artifacts)
-    results_dir = Path(args.results) if args.results else None
-    readme = Path(args.readme) if args.readme else None
+    results_dir, readme = page_targets(args)
     check_folder_arg(artifacts, "--artifacts")
     if results_dir is not None:
         check_folder_arg(results_dir, "--results")
@@ -201,7 +224,8 @@ def _demo(args: argparse.Namespace) -> int:
         jobs = paper_jobs(artifacts, place, paper_options(args), run_stamp=stamp, results_dir=results_dir,
                           readme=readme)
     else:
-        jobs = demo_jobs(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
+        make = full_jobs if args.profile == "full" else demo_jobs
+        jobs = make(artifacts, run_stamp=stamp, results_dir=results_dir, readme=readme)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or None
     if only:
         stages = {j.stage.lower(): j.stage for j in jobs}
@@ -238,9 +262,11 @@ def _run(jobs, args, place: Placement, artifacts: Path, results_dir: Path | None
                       out=lambda line: print(line, flush=True), devices=devices)
     record = timing_record(report, place.slots, only, prov["code_version"])
     record["experiment"] = args.experiment
+    record["profile"] = args.profile
     timing.write(report_dir(artifacts), record)
     if report.ok and only is None and "report" in report.results:
-        _pages_with_timing(artifacts, results_dir, readme, prov)
+        command = "make demo" if args.profile == "default" else "python -m finsae.demo --profile full"
+        _pages_with_timing(artifacts, results_dir, readme, prov, command)
     ran = sum(r.status == "ran" for r in report.results.values())
     cached = sum(r.status == "cached" for r in report.results.values())
     total = timing.fmt_seconds(record["total_s"])
