@@ -7,6 +7,7 @@ false-positive rate is out of sample and near the nominal level, and a latent th
 is counted, not dropped."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -201,8 +202,10 @@ def test_the_analysis_finds_the_null_and_control_b_by_their_tags(tmp_path, train
     saes = PairSaes(tmp_path, "base", "twin", "demo", "demo_seed1")
     start = save(trained["start"], sae_dir(tmp_path, "base", 1, "demo"))
 
-    def put(model: str, tag: str, init_from) -> None:
-        save(trained["control"], sae_dir(tmp_path, model, 1, tag), {"init_from": str(init_from)})
+    def put(model: str, tag: str, init_from, seed: int = 1) -> None:
+        sae = copy.deepcopy(trained["control"])
+        sae.cfg = dataclasses.replace(sae.cfg, seed=seed)
+        save(sae, sae_dir(tmp_path, model, 1, tag), {"init_from": str(init_from)})
 
     put("twin", "demo_warm_domain", start)
     assert warm_runs(saes, 1) is None  # no control A
@@ -212,7 +215,9 @@ def test_the_analysis_finds_the_null_and_control_b_by_their_tags(tmp_path, train
     put("base", "demo_warm_control_b", tmp_path / "elsewhere")  # continued another SAE: left out
     found = warm_runs(saes, 1)
     assert found[3] == sae_dir(tmp_path, "twin", 1, "demo_warm_affine") and found[4] is None
-    put("base", "demo_null_b", start)
+    put("base", "demo_warm_control_b", start)  # control A's seed: not out of sample, left out
+    assert warm_runs(saes, 1)[4] is None
+    put("base", "demo_null_b", start, seed=2)
     custom = warm_runs(saes, 1, WarmstartConfig(affine_suffix="_nothing", control_b_suffix="_null_b"))
     assert custom[3] is None and custom[4] == sae_dir(tmp_path, "base", 1, "demo_null_b")
     with pytest.raises(ConfigError, match="analysis.warmstart.affine_suffix must be a tag suffix"):

@@ -105,16 +105,22 @@ def warm_runs(saes: PairSaes, layer: int,
               cfg: WarmstartConfig | None = None) -> tuple[Path | None, ...] | None:
     """``(start, domain run, control A, affine null, control B)`` folders when the domain run and control A
     exist and continue the base SAE (None otherwise); the affine null and control B are None where absent
-    (a folder that exists but continued another SAE is logged and left out)."""
+    (a folder that exists but continued another SAE, or a control B of control A's seed, is logged and left
+    out)."""
     cfg = cfg or WarmstartConfig()
     start = saes.path(saes.base, layer)
     runs = (saes.path(saes.domain, layer, saes.tag + science.DOMAIN_SUFFIX),
             saes.path(saes.base, layer, saes.tag + science.CONTROL_SUFFIX))
     if not all(is_sae_dir(d) and _started_from(d, start) for d in runs):
         return None
-    optional = (saes.path(saes.domain, layer, saes.tag + cfg.affine_suffix),
-                saes.path(saes.base, layer, saes.tag + cfg.control_b_suffix))
-    return start, *runs, *(d if is_sae_dir(d) and _started_from(d, start) else None for d in optional)
+    affine, control_b = (d if is_sae_dir(d) and _started_from(d, start) else None for d in (
+        saes.path(saes.domain, layer, saes.tag + cfg.affine_suffix),
+        saes.path(saes.base, layer, saes.tag + cfg.control_b_suffix)))
+    if control_b is not None and read_meta(control_b).get("seed") == read_meta(runs[1]).get("seed"):
+        log.warning("%s has control A's seed (the same tokens in the same order): it is no out-of-sample "
+                    "control; train it with another seed (e.g. seed=2)", control_b)
+        control_b = None
+    return start, *runs, affine, control_b
 
 
 def _started_from(run: Path, start: Path) -> bool:
