@@ -11,12 +11,14 @@ from finsae.analysis.artifacts import read_table, write_analysis_table
 from finsae.analysis.config import AnalysisConfig, WarmstartConfig
 from finsae.analysis.warmstart import (
     WARMSTART_COLUMNS,
+    WarmRuns,
     analyze_layer,
     changed_count,
     decoder_drift,
     layer_summary,
     warmstart_table,
 )
+from finsae.analysis.warmstart_activity import ActivityRuns, heldout_activity
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
 from finsae.errors import ConfigError, DataMissingError
@@ -51,17 +53,15 @@ def tokens(dirs: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return amp @ dirs + 0.02 * torch.randn(n, D, generator=g)
 
 
-def live(*saes: TopKSAE) -> np.ndarray:
-    """Latents that fire on a fresh sample in every one of ``saes``."""
-    x = tokens(concepts(False), 4096, seed=9)
-    fired = [np.bincount(s.encode(x).latent_indices[s.encode(x).latent_acts > 0].numpy(), minlength=s.num_latents) > 0
-             for s in saes]
-    return np.logical_and.reduce(fired)
+def activity(start: TopKSAE, domain: TopKSAE, control: TopKSAE):
+    """What the runs do on a fresh sample of the base's tokens (every run read on the same rows)."""
+    x = tokens(concepts(False), 4096, seed=9).numpy()
+    return heldout_activity(ActivityRuns(start, domain, control), x, x, np.arange(len(x)))[0]
 
 
 def table(runs, domain: str, **kw):
-    return warmstart_table(1, runs["start"], runs[domain], runs["control"],
-                           live=live(runs["start"], runs[domain], runs["control"]), **kw)
+    return warmstart_table(1, WarmRuns(runs["start"], runs[domain], runs["control"]),
+                           activity(runs["start"], runs[domain], runs["control"]), **kw)
 
 
 def continued(start: TopKSAE, x: torch.Tensor) -> TopKSAE:
@@ -132,12 +132,12 @@ def test_table_round_trip_and_bad_inputs(tmp_path, runs):
         changed_count(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="keeps its shape"):
         decoder_drift(np.ones((3, 2)), np.ones((4, 2)))
-    with pytest.raises(ValueError, match="live must have one entry per latent"):
+    with pytest.raises(ValueError, match="live, born, silent and beyond_null must have one entry per latent"):
         changed_count(np.zeros(3), np.zeros(3), live=np.ones(2, bool))
     with pytest.raises(ValueError, match="one entry per latent"):
-        warmstart_table(2, runs["start"], runs["same"], runs["control"], financial=np.zeros(5, bool))
+        warmstart_table(2, WarmRuns(runs["start"], runs["same"], runs["control"]), financial=np.zeros(5, bool))
     other = copy.deepcopy(runs["start"])
-    assert layer_summary(warmstart_table(2, runs["start"], other, runs["control"])).changed.n_changed == 0
+    assert layer_summary(warmstart_table(2, WarmRuns(runs["start"], other, runs["control"]))).changed.n_changed == 0
 
 
 def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(runs):
@@ -156,8 +156,8 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
     held = HeldoutSet(Corpus(name="toy", frame=frame), {
         "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
         "ag_other": np.arange(20, 30)})
-    out = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                        held, doc_of_row, AnalysisConfig())
+    moved = WarmRuns(runs["start"], runs["moved"], runs["control"])
+    out = analyze_layer(3, moved, base_rows.numpy(), domain_rows.numpy(), held, doc_of_row, AnalysisConfig())
     t, s = out.table, out.row.columns()
     assert tuple(t.columns) == WARMSTART_COLUMNS and len(t) == 64 and t["layer"].eq(3).all()
     owner = int((torch.nn.functional.normalize(runs["start"].W_dec.detach(), dim=1) @ concepts(False)[0]).argmax())
@@ -166,25 +166,24 @@ def test_analyze_layer_on_held_out_documents_finds_the_moved_financial_latent(ru
     # a latent never seen on these tokens is not live and cannot be changed
     assert not (t["changed"] & ~t["live"]).any() and s["n_live_warmstart"] == int(t["live"].sum())
     assert np.isfinite(t.loc[t["live"], "selectivity_change"]).all()
-
-    # the analysis passes which start latents fire, as the independent comparison counts them (documents whose max
-    # is positive) instead of encoding the base SAE again: the same table
-    from finsae.analysis.doc_scores import doc_scores, encode_rows
-
-    scores = doc_scores(encode_rows(runs["start"], base_rows.numpy()), doc_of_row, n_docs)
-    fired = np.asarray((scores.max > 0).sum(0)).ravel() > 0
-    again = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                          held, doc_of_row, AnalysisConfig(), start_fired=fired)
-    pd.testing.assert_frame_equal(again.table, t)
-    assert again.row.columns() == s
+    # the moved concept's latent: its encoder turned too, it fires on as many rows, its activation on the twin's
+    # rows tracks the start latent's on the base's less closely than the control's does
+    assert t.loc[owner, "encoder_drift_domain"] > t.loc[owner, "encoder_drift_control"]
+    assert t.loc[owner, "firing_domain"] == pytest.approx(t.loc[owner, "firing_start"], abs=0.05)
+    assert t.loc[owner, "act_corr_control"] > 0.9 and t.loc[owner, "act_corr_domain"] > 0.5
+    live = t["live"].to_numpy()
+    assert np.nanmedian(t.loc[live, "act_corr_control"]) > 0.9
+    # without the affine null and control B: measured against control A alone, their columns NaN
+    assert t["changed"].equals(t["changed_vs_control"]) and t["drift_affine"].isna().all()
+    assert not s["affine_null"] and np.isnan(s["fp_rate_control_b"]) and np.isnan(s["n_died_control_b"])
     # analysis.warmstart reaches the layer's analysis
-    loose = analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                          held, doc_of_row, AnalysisConfig(warmstart=WarmstartConfig(quantile=0.5, n_boot=20)),
-                          start_fired=fired)
+    loose = analyze_layer(3, moved, base_rows.numpy(), domain_rows.numpy(), held, doc_of_row,
+                          AnalysisConfig(warmstart=WarmstartConfig(quantile=0.5, n_boot=20)))
     assert loose.row.changed.drift_threshold < s["drift_threshold"] and loose.row.changed.n_changed > s["n_changed"]
-    with pytest.raises(ValueError, match="one entry per latent"):
-        analyze_layer(3, runs["start"], runs["moved"], runs["control"], base_rows.numpy(), domain_rows.numpy(),
-                      held, doc_of_row, AnalysisConfig(), start_fired=fired[:-1])
+    with pytest.raises(ValueError, match="keeps its shape"):
+        small = TopKSAE(SaeConfig(d_in=D, num_latents=32, k=3, seed=0))
+        analyze_layer(3, WarmRuns(runs["start"], small, runs["control"]), base_rows.numpy(), domain_rows.numpy(),
+                      held, doc_of_row, AnalysisConfig())
 
 
 def test_the_warm_start_knobs_come_from_its_config(runs):

@@ -114,13 +114,24 @@ class WarmstartConfig:
     """The warm-started SAEs (``analysis.warmstart.*``)."""
 
     quantile: float = 0.99
-    """A latent changed by fine-tuning drifts more than this quantile of the control run's drifts."""
+    """A latent changed by fine-tuning drifts more than this quantile of the control run's drifts (control A:
+    ``{tag}_warm_control``), also away from where the affine-map null put it."""
     n_boot: int = 1000
     """Resamples of both runs' latents for the interval of ``n_changed``."""
+    affine_suffix: str = "_warm_affine"
+    """Tag suffix of the affine-map null run under the twin (``{tag}{affine_suffix}``: ``python train.py
+    sae.dictionary=affine_null``); without it ``changed`` is measured against the control alone."""
+    control_b_suffix: str = "_warm_control_b"
+    """Tag suffix of the second control run under the base model (another seed): its latents above control
+    A's threshold are the out-of-sample false-positive rate."""
 
     def __post_init__(self):
         _require(0 < self.quantile < 1, f"analysis.warmstart.quantile must be in (0, 1), got {self.quantile}")
         _require(self.n_boot >= 10, f"analysis.warmstart.n_boot must be >= 10, got {self.n_boot}")
+        for name in ("affine_suffix", "control_b_suffix"):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and value.startswith("_") and "/" not in value,
+                     f"analysis.warmstart.{name} must be a tag suffix starting with _ (no /), got {value!r}")
 
 
 @dataclass
