@@ -97,7 +97,7 @@ def test_a_missing_or_cut_table_fails_in_one_line(tmp_path, name):
         read_table(tmp_path, name)
     one_line(e, path)
     frame = crosscoder_rows(0) if name == "crosscoder" else features(0).assign(
-        **{c: 0.0 for c in WARMSTART_COLUMNS if c not in features(0)})
+        **{c: 0.0 for c in (*WARMSTART_COLUMNS, *artifacts.specs()[name].columns) if c not in features(0)})
     frame.to_parquet(path, index=False)
     assert len(read_table(tmp_path, name)) == len(frame)
     data = path.read_bytes()

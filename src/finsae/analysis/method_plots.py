@@ -7,32 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from finsae.analysis.config import CrosscoderConfig
 from finsae.analysis.plotting import column, finish_by_layer, interval_bars, panel_grid, pyplot
-
-
-def plot_delta_histograms(crosscoder: pd.DataFrame, title: str, cuts: CrosscoderConfig):
-    """The standard crosscoder figure, one panel per layer: latents by relative decoder norm
-    ``||d_domain|| / (||d_base|| + ||d_domain||)`` (live latents), the class cut-offs dashed, Latent Scaling
-    artifacts stacked in grey."""
-    layers = sorted(int(v) for v in crosscoder["layer"].unique())
-    fig, axes = panel_grid(len(layers))
-    bins = np.linspace(0, 1, 41)
-    for ax, layer in zip(axes, layers, strict=False):
-        t = crosscoder[(crosscoder["layer"] == layer) & (crosscoder["class"] != "dead")]
-        art = t["artifact"].to_numpy(bool)
-        ax.hist([t.loc[~art, "delta"].dropna(), t.loc[art, "delta"].dropna()], bins=bins, stacked=True,
-                color=["#3a6ea5", "#b0b0b0"], label=["latents", "Latent Scaling artifact"])
-        for cut in (cuts.base_only_max, cuts.shared_min, cuts.shared_max, cuts.domain_only_min):
-            ax.axvline(cut, color="k", lw=0.6, ls="--")
-        ax.set_yscale("log")
-        ax.set_title(f"layer {layer}", fontsize=9)
-        ax.set_xlabel("relative norm (0 base-only, 1 domain-only)", fontsize=7)
-    axes[0].set_ylabel("live latents")
-    axes[0].legend(fontsize=6)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def plot_class_counts(layers: pd.DataFrame, title: str):
