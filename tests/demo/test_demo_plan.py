@@ -44,6 +44,7 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert THIRD_SEED_LAYERS == (2, 3, 4)
     assert len([j for j in jobs if j.stage == "SAEs"]) == (2 * len(LAYERS) + 2 * len(SEED_LAYERS) + 4 * len(LAYERS)
                                                           + 3 * 3 + 4 * 3  # the third seeds
+                                                          + 2 * 3  # the warm start's two nulls
                                                           + 2 * len(CONTROL_LAYERS))  # and the two control twins
     xc = by[f"sae {CROSSCODER} L2 demo_seed1"]
     assert set(xc.deps) == {"sae minilm L0", "sae minilm_fin L0"} and "task=crosscoder" in xc.command
@@ -119,7 +120,8 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
     sst2 = by["analyze minilm_sst2"]
     assert {"pair=minilm_sst2", "layers=[2,3,4]", "analysis.jobs=1"} <= set(sst2.command) and sst2.slots == 1
     base_saes = {f"sae minilm L{i}{tag}" for i in (2, 3, 4)
-                 for tag in ("", *repeats, " demo_warm_control", *(f"{r}_warm_control" for r in repeats))}
+                 for tag in ("", *repeats, " demo_warm_control", " demo_warm_control_b",
+                             *(f"{r}_warm_control" for r in repeats))}
     assert set(sst2.deps) == {f"sae minilm_sst2 L{i}" for i in (2, 3, 4)} | base_saes
     seed = by["analyze minilm_fin_seed"]  # minilm vs the seed-2 twin: like with like beside minilm_fin
     assert "pair=minilm_fin_seed" in seed.command and "layers=[2,3,4]" in seed.command
@@ -300,3 +302,23 @@ def test_main_only_picks_a_stage_and_its_dependencies(tmp_path, capsys):
         demo_main.main(["--artifacts", str(tmp_path), "--slots", "x"])
     assert demo_main.main(["--artifacts", str(tmp_path), "--only", "nope"]) == 2
     assert "no such stage" in capsys.readouterr().err
+
+
+def test_the_warm_start_nulls_run_at_layers_2_to_4_with_their_dictionary(tmp_path):
+    """Issue 33 §5: the affine-map null (the twin's affine image of the base) and control B (another training
+    seed on the base), continuing the layer's base SAE, at L2-L4 only, under the tags the analysis finds."""
+    from finsae.analysis.config import WarmstartConfig
+
+    by = {j.name: j for j in demo_jobs(tmp_path)}
+    cfg = WarmstartConfig()
+    for layer in LAYERS:
+        affine = by.get(f"sae minilm_fin L{layer} demo{cfg.affine_suffix}")
+        control_b = by.get(f"sae minilm L{layer} demo{cfg.control_b_suffix}")
+        if layer not in (2, 3, 4):
+            assert affine is None and control_b is None
+            continue
+        init = f"sae.init_from={sae_dir(tmp_path, 'minilm', layer, 'demo')}"
+        assert {"sae.dictionary=affine_null", init, "model=minilm_fin"} <= set(affine.command)
+        assert {init, "model=minilm", "seed=2"} <= set(control_b.command)
+        assert not any(c.startswith("sae.dictionary") for c in control_b.command)
+        assert f"sae minilm L{layer}" in affine.deps and f"sae minilm L{layer}" in control_b.deps

@@ -54,10 +54,10 @@ def test_the_full_plan_is_a_valid_graph_whose_analyses_wait_for_their_saes(tmp_p
         assert "layers=[0,1,2,3,4,5]" in job.command
         assert f"sae {crosscoder_name(base, twin)} L0" in job.deps and f"sae {twin} L5 demo_seed1" in job.deps
         assert f"sae {base} L0" in job.deps  # the default's SAE of its base at a layer the default left out
-    xc = by[f"sae {crosscoder_name('minilm_fin', 'minilm_fin_s2')} L5"]
+    xc = by[f"sae {crosscoder_name('minilm', 'minilm_fin_s2')} L5"]
     assert "pair=minilm_fin_seed" in xc.command and "sae.k=64" in xc.command  # the default's layer-5 k
-    warm = by["sae minilm_fin L3 demo_warm_control"]
-    assert f"sae.init_from={sae_dir(tmp_path, 'minilm_fin', 3, 'demo')}" in warm.command
+    warm = by["sae minilm_fin_s2 L3 demo_warm_domain"]  # its control is the default's (same base, same tag)
+    assert f"sae.init_from={sae_dir(tmp_path, 'minilm', 3, 'demo')}" in warm.command
 
 
 def test_an_analysis_is_redone_when_a_sweep_crosscoder_is_newer(tmp_path):

@@ -61,7 +61,11 @@ def _method_tables(folder) -> None:
     ws = pd.DataFrame({"layer": LAYER, "latent": np.arange(n), "drift_domain": np.linspace(0, 0.5, n),
                        "drift_control": 0.01, "selectivity_change": 0.02, "financial": False, "live": True,
                        "changed": np.isin(np.arange(n), [4, 5])})
-    write_analysis_table(folder, "warmstart", ws[list(WARMSTART_COLUMNS)])
+    flags = ("changed_vs_control", "died", "born", "silent", "live_control_b", "died_control_b",
+             "born_control_b")
+    # the flags False, the other new columns NaN
+    ws = ws.assign(**dict.fromkeys(flags, False)).reindex(columns=list(WARMSTART_COLUMNS))
+    write_analysis_table(folder, "warmstart", ws)
 
 
 def _labels(artifacts) -> None:

@@ -62,6 +62,8 @@ class SaeRun:
     warm: bool = False
     start: str = "demo"
     """Tag of the base SAE a warm run continues."""
+    dictionary: str = ""
+    """``sae.dictionary`` when not the default (``affine_null``: the warm start's affine-map null run)."""
 
     @property
     def name(self) -> str:
@@ -76,6 +78,8 @@ class SaeRun:
         extra = [] if self.tag == "demo" else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
             extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, self.start)}")
+        if self.dictionary:
+            extra.append(f"sae.dictionary={self.dictionary}")
         extra += (CROSSCODER_LAYER if self.model == CROSSCODER else LAYER_SAE).get(self.layer, ())
         # resume=true: a rerun of a stopped demo continues the run's checkpoint (without it the run refuses to
         # clobber that checkpoint); with none it trains from the start
@@ -136,7 +140,17 @@ def sae_runs() -> list[SaeRun]:
     for seed in (1, 2):
         for layer in THIRD_SEED_LAYERS:
             runs += warm_repeat(layer, seed)
+    runs += [run for layer in THIRD_SEED_LAYERS for run in warm_nulls(layer)]
     return runs
+
+
+def warm_nulls(layer: int) -> list[SaeRun]:
+    """The warm start's two nulls at ``layer`` (issue 33 §5): the base SAE continued on the twin's affine image
+    of the base (``demo_warm_affine``, ``sae.dictionary=affine_null``: a latent is changed by fine-tuning only
+    beyond this run's drift) and a second control on the base model at another training seed
+    (``demo_warm_control_b``: the false-positive rate out of sample, against control A's threshold)."""
+    return [SaeRun(TWIN, layer, 1, "demo_warm_affine", warm=True, dictionary="affine_null"),
+            SaeRun(BASE, layer, 2, "demo_warm_control_b", warm=True)]
 
 
 def _published(folder: Path):
@@ -244,8 +258,9 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
 
 def _control_analyses(artifacts: Path, runs: list[SaeRun], script) -> list[Job]:
     """``analyze.py pair=P layers=[CONTROL_LAYERS]`` per control pair, in one process each (``analysis.jobs=1``):
-    after the main analysis the two run side by side, one core each. Each waits for every SAE of its two models at
-    those layers (seed repeats and warm starts included: what the analysis finds there must not depend on timing)."""
+    after the main analysis the two run side by side, one core each. Each waits for every SAE of its two models
+    at those layers (seed repeats and warm starts included: what the analysis finds there must not depend on
+    timing)."""
     layers = "[" + ",".join(str(layer) for layer in CONTROL_LAYERS) + "]"
     jobs = []
     for pair, models in CONTROL_PAIRS.items():
