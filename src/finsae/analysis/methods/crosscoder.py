@@ -56,6 +56,7 @@ class Crosscoder(DiffingMethod):
     findings_header = ("crosscoder: domain-only / base-only / shared (seed 1) (seed stability); re-weighted "
                        "to base / twin (seed 1); median delta; shared latents' block cosine high / low")
     signal_label = "crosscoder (domain-only latents)"
+    seed_statistics = ("n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial", "n_reweighted")
     report_columns = ("n_shared", "n_base_only", "n_domain_only", "n_domain_only_financial", "n_reweighted",
                       "delta_median", "crosscoder_seed_stability")
 

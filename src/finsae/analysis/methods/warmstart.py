@@ -37,6 +37,8 @@ class WarmStart(DiffingMethod):
                         " with the warm-started SAEs trained (python train.py sae.init_from=...)", exact=True),)
     findings_header = "warm start: changed beyond the affine null and control"
     signal_label = "warm start (changed above control B's false positives)"
+    # the control-A rule's counts: the repeats (base seeds 1, 2) have no affine null or control B of their own
+    seed_statistics = ("n_changed_vs_control", "n_changed_control", "n_died")
     report_columns = ("n_changed", "n_changed_vs_control", "fp_rate_control_b", "n_died",
                       "n_changed_financial")
 
