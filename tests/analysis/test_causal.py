@@ -17,6 +17,7 @@ from transformers import BertForSequenceClassification
 from finsae.analysis.causal import (
     ABLATION_COLUMNS,
     PATCH_COLUMNS,
+    CONDITIONS,
     CausalConfig,
     ablate_latents,
     affine_patch_test,
@@ -35,7 +36,7 @@ D, N_LAYERS, PLANTED = 32, 4, 2
 WORDS = ("profit sales rose fell shares quarter board outlook strong weak bank loan margin costs growth "
          "the a of in to company market investors expects decline increase revenue net operating dividend "
          "warning record results cut jobs plant order deal stock price year percent euro million").split()
-CFG = CausalConfig(n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4)
+CFG = CausalConfig(n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4, conditions=list(CONDITIONS))
 
 
 def _texts(n: int, seed: int) -> list[str]:
