@@ -213,7 +213,7 @@ def text_effects(ref: np.ndarray, logits: np.ndarray,
     return out
 
 
-def _text_weights(n: int, cfg: CausalConfig) -> np.ndarray:
+def text_weights(n: int, cfg: CausalConfig) -> np.ndarray:
     """[n_boot, n] resampling counts of the texts divided by n (a row times a per-text array is its mean)."""
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(2)[0])
     return rng.multinomial(n, np.full(n, 1.0 / n), size=cfg.n_boot) / n
@@ -225,7 +225,7 @@ def _interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _row(weights: np.ndarray, cfg: CausalConfig, per_text: np.ndarray, **keys) -> dict:
+def estimate_row(weights: np.ndarray, cfg: CausalConfig, per_text: np.ndarray, **keys) -> dict:
     lo, hi = _interval(weights @ per_text, cfg.ci)
     return {**keys, "value": float(per_text.mean()), "lo": lo, "hi": hi, "n_texts": len(per_text)}
 
@@ -251,12 +251,12 @@ def affine_patch_test(base: LoadedModel, twin: LoadedModel, texts: Sequence[str]
     require(np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0 and labels.max() < n_classes,
             f"labels must be class ids in 0..{n_classes - 1} (the twin's head), got {np.unique(labels)[:5]}")
     twin_logits, logits = patched_logits(base, twin, texts, maps, cfg)
-    weights = _text_weights(len(texts), cfg)
+    weights = text_weights(len(texts), cfg)
     rows = []
     for layer in sorted({k[0] for k in logits}):
         effects = {c: text_effects(twin_logits, logits[(layer, c)], labels) for c in cfg.conditions}
         for c in cfg.conditions:
-            rows += [_row(weights, cfg, effects[c][m], layer=layer, condition=c, measure=m)
+            rows += [estimate_row(weights, cfg, effects[c][m], layer=layer, condition=c, measure=m)
                      for m in PATCH_MEASURES if m != "nonaffine_share"]
         if "base" in effects:
             rows.append(_nonaffine_share(effects, weights, twin_logits, cfg, layer=layer))
@@ -352,7 +352,7 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
     randoms = draw_random_latents(firing, live_targets, cfg.n_random_draws, cfg.seed, cfg.match_firing)
     clean, *ablated = _ablated_logits(twin, sae, layer, texts, [live_targets, *randoms], cfg)
     effects = {m: np.stack([text_effects(clean, lg)[m] for lg in ablated]) for m in ABLATION_MEASURES}
-    weights = _text_weights(len(texts), cfg)
+    weights = text_weights(len(texts), cfg)
     keys = {"layer": layer, "n_latents": len(live_targets), "n_draws": cfg.n_random_draws}
     rows = []
     for m, per_set in effects.items():
@@ -360,6 +360,6 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
         p_random = float((per_set[1:].mean(1) >= target.mean()).mean())
         for name, per_text, p in (("target", target, np.nan), ("random", random, np.nan),
                                   ("difference", target - random, p_random)):
-            rows.append({**_row(weights, cfg, per_text, latent_set=name, measure=m), **keys, "p_random": p})
+            rows.append({**estimate_row(weights, cfg, per_text, latent_set=name, measure=m), **keys, "p_random": p})
     table = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     return AblationResult(table, live_targets, randoms, firing, effects)
