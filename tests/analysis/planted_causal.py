@@ -1,7 +1,7 @@
 """Planted truth for the causal test: a tiny random BERT classifier (the base) and a twin that is the same
-network with one layer's output transformed (affinely, or affinely plus a non-affine feature) and the transform
-undone at the next layer's input, so the two differ only at that layer and give the same logits; and an SAE
-on a layer whose planted latents fire on every token."""
+network with one layer's output transformed (affinely, or affinely plus a non-affine feature) and the
+transform undone at the next layer's input, so the two differ only at that layer and give the same logits;
+and an SAE on a layer whose planted latents fire on every token."""
 
 from __future__ import annotations
 

@@ -128,7 +128,8 @@ def test_ablation_keeps_the_error_term_and_removes_exactly_the_latents(base):
 
 def test_planted_latents_move_the_logits_more_than_random_live_ones(base):
     layer = 1
-    result = latent_ablation_test(base, planted_sae(base, layer), layer, EVAL_TEXTS, [*PLANTED_LATENTS, 90], CFG)
+    targets = [*PLANTED_LATENTS, 90]
+    result = latent_ablation_test(base, planted_sae(base, layer), layer, EVAL_TEXTS, targets, CFG)
     table = result.table
     assert list(table.columns) == list(ABLATION_COLUMNS)
     assert set(result.targets) <= set(PLANTED_LATENTS) | {90} and set(PLANTED_LATENTS) <= set(result.targets)

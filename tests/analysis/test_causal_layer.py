@@ -8,8 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from planted_causal import EVAL_TEXTS, N_LAYERS, PLANTED, PLANTED_LATENTS, logits, planted_base, planted_sae, \
-    texts, twin_of
+from planted_causal import (
+    EVAL_TEXTS,
+    N_LAYERS,
+    PLANTED,
+    PLANTED_LATENTS,
+    logits,
+    planted_base,
+    planted_sae,
+    texts,
+    twin_of,
+)
 
 from finsae.analysis.causal_layer import (
     CAUSAL_COLUMNS,
@@ -24,6 +33,7 @@ from finsae.analysis.heldout import HeldoutSet
 from finsae.analysis.methods.causal import Causal
 from finsae.data.corpus import Corpus
 from finsae.data.phrasebank import LABELS
+from finsae.errors import FinsaeError
 from finsae.models.loading import hidden_states
 
 CFG = CausalConfig(n_sentences=100, n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4)
@@ -33,14 +43,16 @@ FIT_PASSAGES = texts(120, 5)
 def held_set(sentences: list[str], labels: list[str], passages: list[str]) -> HeldoutSet:
     """A held-out set of labelled PhraseBank sentences and other (financial) passages."""
     n = len(sentences)
-    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n + len(passages))], "text": [*sentences, *passages],
+    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n + len(passages))],
+                          "text": [*sentences, *passages],
                           "source": ["phrasebank"] * n + ["reuters"] * len(passages)})
     groups = {f"phrasebank_{lab}": np.flatnonzero(np.asarray(labels) == lab) for lab in LABELS}
     return HeldoutSet(Corpus("held", frame), {**groups, "financial": np.arange(n + len(passages))})
 
 
 def cached_rows(model, held: HeldoutSet, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """What the activation cache holds at ``layer``: every real (non-special) token's state, and its document."""
+    """What the activation cache holds at ``layer``: every real (non-special) token's state, and its
+    document."""
     tok = model.tokenizer
     rows, docs = [], []
     for i, text in enumerate(held.corpus.frame["text"]):
@@ -99,7 +111,8 @@ def test_ablating_planted_changed_latents_moves_the_logits_more_than_random_ones
     r = res.row
     assert r.ablation_n_latents == len(PLANTED_LATENTS) and r.ablation_p_random == 0
     assert r.ablation_dlogit_diff_lo > 0 and r.ablation_dlogit_changed > 2 * r.ablation_dlogit_random > 0
-    assert {"ablate_changed", "ablate_random", "ablate_changed_minus_random"} <= set(res.table["intervention"])
+    ablations = {"ablate_changed", "ablate_random", "ablate_changed_minus_random"}
+    assert ablations <= set(res.table["intervention"])
     assert abs(r.causal_accuracy_change) == 0  # the twin is the base: its affine image changes nothing
     assert "changed latents" in Causal().findings_cell(pd.Series(r.columns()))
     # changed latents that never fire on the sentences: nothing to ablate, the patch still runs
@@ -115,7 +128,8 @@ def test_scored_sentences_are_the_heads_classes_once_and_never_fitted():
     labels = ["positive", "negative", "neutral", "positive", "negative", "negative"]
     held = held_set(sentences, labels, ["Some other passage.", "Profit rose."])
     got = task_sentences(held, 3, CFG)
-    assert sorted(got.texts) == ["Costs fell.", "Nothing new.", "Profit rose.", "Sales fell."]  # two labels: out
+    # "Mixed news." has two labels: out
+    assert sorted(got.texts) == ["Costs fell.", "Nothing new.", "Profit rose.", "Sales fell."]
     assert dict(zip(got.texts, got.labels, strict=True))["Sales fell."] == LABELS.index("negative")
     two = task_sentences(held, 2, CFG)  # a two-class head (the SST-2 twin): no neutral sentence
     assert "Nothing new." not in two.texts and set(two.labels) == {0, 1}
@@ -132,3 +146,29 @@ def test_too_little_text_is_not_run(base):
     assert build_inputs(models, few, [0], CFG) is None
     none = held_set([], [], FIT_PASSAGES)
     assert build_inputs(models, none, [0], CFG) is None
+
+
+def _analysis(project_root, *overrides):
+    from hydra import compose, initialize_config_dir
+
+    from finsae.glue.schemas import register_schemas, validate
+
+    register_schemas()
+    with initialize_config_dir(str(project_root / "conf"), version_base="1.3"):
+        return validate(compose("analyze", ["paths.output_dir=.", *PAIR, *overrides])).analysis
+
+
+PAIR = ["pair.base=tiny", "pair.domain=tiny"]
+
+
+def test_the_knobs_are_one_nested_block_of_the_analysis_group(project_root):
+    a = _analysis(project_root, "analysis.causal.n_sentences=50", "analysis.causal.enabled=false",
+                  "analysis.causal.conditions=[affine,identity]").causal
+    assert (a.n_sentences, a.conditions, a.enabled) == (50, ["affine", "identity"], False)
+    assert _analysis(project_root).causal == CausalConfig()
+    for override, says in (("analysis.causal.conditions=[base]", "analysis.causal.conditions"),
+                           ("analysis.causal.cls_fit_per_dim=1.5", "analysis.causal.cls_fit_per_dim"),
+                           ("analysis.causal.n_sentences=1", "analysis.causal.n_sentences"),
+                           ("analysis.causal.ci=1", "analysis.causal.ci")):
+        with pytest.raises(FinsaeError, match=says.replace(".", r"\.")):
+            _analysis(project_root, override)

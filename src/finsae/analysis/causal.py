@@ -360,6 +360,7 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
         p_random = float((per_set[1:].mean(1) >= target.mean()).mean())
         for name, per_text, p in (("target", target, np.nan), ("random", random, np.nan),
                                   ("difference", target - random, p_random)):
-            rows.append({**estimate_row(weights, cfg, per_text, latent_set=name, measure=m), **keys, "p_random": p})
+            row = estimate_row(weights, cfg, per_text, latent_set=name, measure=m)
+            rows.append({**row, **keys, "p_random": p})
     table = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     return AblationResult(table, live_targets, randoms, firing, effects)

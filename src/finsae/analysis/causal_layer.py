@@ -62,7 +62,8 @@ CAUSAL_COLUMNS: dict[str, str] = {
     "p_random": causal.ABLATION_COLUMNS["p_random"],
 }
 """Columns of ``causal.parquet`` (one estimate a row, with its percentile interval over sentences)."""
-_ABLATION_NAMES = {"target": "ablate_changed", "random": "ablate_random", "difference": "ablate_changed_minus_random"}
+_ABLATION_NAMES = {"target": "ablate_changed", "random": "ablate_random",
+                   "difference": "ablate_changed_minus_random"}
 
 
 class TaskSentences(NamedTuple):
@@ -144,13 +145,15 @@ def load_models(artifacts, base: str, domain: str) -> CausalModels:
 
 
 def _phrasebank_rows(held: HeldoutSet) -> dict[str, np.ndarray]:
-    return {lab: held.groups[f"phrasebank_{lab}"] for lab in LABELS if len(held.groups.get(f"phrasebank_{lab}", ()))}
+    groups = {lab: held.groups.get(f"phrasebank_{lab}", ()) for lab in LABELS}
+    return {lab: np.asarray(ix) for lab, ix in groups.items() if len(ix)}
 
 
 def task_sentences(held: HeldoutSet, n_classes: int, cfg: CausalConfig) -> TaskSentences:
     """Up to ``cfg.n_sentences`` held-out PhraseBank sentences of the head's classes (a seeded draw); a
     passage under two labels is dropped."""
-    rows = {LABELS.index(lab): ix for lab, ix in _phrasebank_rows(held).items() if LABELS.index(lab) < n_classes}
+    rows = {LABELS.index(lab): ix for lab, ix in _phrasebank_rows(held).items()}
+    rows = {c: ix for c, ix in rows.items() if c < n_classes}
     if not rows:
         return TaskSentences([], np.zeros(0, np.int64))
     ids = np.concatenate(list(rows.values()))
@@ -178,8 +181,8 @@ def _draw(pool: np.ndarray, n: int, seed: int, stream: int) -> np.ndarray:
 
 
 def layer_inputs(saes, held: HeldoutSet, layers, cfg: CausalConfig) -> CausalInputs | None:
-    """The causal test's inputs for the pair ``saes`` names, or None (logged) where it cannot run: the twin has
-    no classification head, or :func:`build_inputs` finds too little text."""
+    """The causal test's inputs for the pair ``saes`` names, or None (logged) where it cannot run: the twin
+    has no classification head, or :func:`build_inputs` finds too little text."""
     if not twin_is_classifier(saes.artifacts, saes.domain):
         log.info("causal test: %s has no classification head, nothing to score", saes.domain)
         return None
@@ -191,8 +194,8 @@ def build_inputs(models: CausalModels, held: HeldoutSet, layers, cfg: CausalConf
     fewer than 2 PhraseBank sentences of the head's classes or too few other passages for the [CLS] map."""
     sentences = task_sentences(held, int(models.twin.model.config.num_labels), cfg)
     if len(sentences.texts) < 2:
-        log.warning("causal test: the held-out set holds %d PhraseBank sentences of the twin's classes: not run",
-                    len(sentences.texts))
+        log.warning("causal test: the held-out set holds %d PhraseBank sentences of the twin's classes: "
+                    "not run", len(sentences.texts))
         return None
     d = models.twin.d_model
     need = max(math.ceil(cfg.cls_fit_per_dim * (d + 1)), MIN_FIT_ROWS_PER_DIM * (d + 1))
@@ -202,7 +205,8 @@ def build_inputs(models: CausalModels, held: HeldoutSet, layers, cfg: CausalConf
                     "analysis.docs_per_side): not run", len(docs), need)
         return None
     texts = held.corpus.frame["text"].to_numpy()[_draw(docs, need, cfg.seed, 0)]
-    return CausalInputs(models, sentences, tuple(str(t) for t in texts), tuple(sorted(int(x) for x in layers)))
+    layers = tuple(sorted(int(x) for x in layers))
+    return CausalInputs(models, sentences, tuple(str(t) for t in texts), layers)
 
 
 def cls_maps(inputs: CausalInputs, cfg: CausalConfig) -> dict[int, AffineMap]:
@@ -219,8 +223,8 @@ def cls_maps(inputs: CausalInputs, cfg: CausalConfig) -> dict[int, AffineMap]:
 
 
 def token_map(h_base, h_twin, doc_of_row: np.ndarray, held: HeldoutSet, cfg: CausalConfig) -> AffineMap:
-    """The token states' map, fitted on up to ``cfg.fit_tokens`` cached rows of passages that are no PhraseBank
-    sentence."""
+    """The token states' map, fitted on up to ``cfg.fit_tokens`` cached rows of passages that are no
+    PhraseBank sentence."""
     rows = np.flatnonzero(np.isin(doc_of_row, fit_documents(held)))
     return fit_affine(h_base, h_twin, _draw(rows, cfg.fit_tokens, cfg.seed, 1), ridge=cfg.ridge)
 
@@ -233,8 +237,8 @@ def _changed_ablation(twin: LoadedModel, sae, layer: int, texts: list[str], chan
     live = changed[firing[changed] > 0]
     others = int((firing > 0).sum()) - len(live)
     if not len(live) or others < len(live):
-        log.info("causal test layer %d: %d of %d changed latents fire on the sentences, %d other live latents: "
-                 "no ablation", layer, len(live), len(changed), others)
+        log.info("causal test layer %d: %d of %d changed latents fire on the sentences, %d other live "
+                 "latents: no ablation", layer, len(live), len(changed), others)
         return None
     return causal.latent_ablation_test(twin, sae, layer, texts, live, cfg, firing=firing)
 
@@ -245,15 +249,16 @@ def causal_table(layer: int, patch: causal.PatchResult, labels: np.ndarray, cfg:
     patch's measures, and the ablation's (when it ran), with the same bootstrap draws of the sentences."""
     weights = causal.text_weights(len(labels), cfg)
     correct = (patch.twin_logits.argmax(1) == labels).astype(np.float64)
-    rows = [{**causal.estimate_row(weights, cfg, correct, layer=layer, measure="accuracy"), "intervention": "none"}]
+    twin = causal.estimate_row(weights, cfg, correct, layer=layer, measure="accuracy")
+    rows = [{**twin, "intervention": "none"}]
     for r in patch.table[patch.table["layer"] == layer].to_dict("records"):
         rows.append({**r, "intervention": f"patch_{r['condition']}"})
     if ablation is not None:
         for r in ablation.table.to_dict("records"):
             rows.append({**r, "intervention": _ABLATION_NAMES[r["latent_set"]]})
     table = pd.DataFrame(rows).reindex(columns=list(CAUSAL_COLUMNS))
-    return table.astype({"layer": np.int64, "n_texts": np.int64, "n_latents": np.float64, "n_draws": np.float64,
-                         "p_random": np.float64})
+    return table.astype({"layer": np.int64, "n_texts": np.int64, "n_latents": np.float64,
+                         "n_draws": np.float64, "p_random": np.float64})
 
 
 def estimate(table: pd.DataFrame, intervention: str, measure: str) -> tuple[float, float, float]:
@@ -274,7 +279,8 @@ def causal_row(table: pd.DataFrame) -> CausalRow:
     return CausalRow(
         int(table["n_texts"].iloc[0]), estimate(table, "none", "accuracy")[0], *acc,
         estimate(table, "patch_base", "accuracy_change")[0], *dlogit, *share, n_latents,
-        estimate(table, "ablate_changed", "mean_abs_dlogit")[0], estimate(table, "ablate_random", "mean_abs_dlogit")[0],
+        estimate(table, "ablate_changed", "mean_abs_dlogit")[0],
+        estimate(table, "ablate_random", "mean_abs_dlogit")[0],
         *diff, p_random)
 
 
@@ -291,12 +297,14 @@ def causal_layer(layer: int, inputs: CausalInputs, h_base, h_twin, doc_of_row: n
     say = say or (lambda msg: None)
     models, sentences = inputs.models, inputs.sentences
     say("causal: affine maps")
-    maps = {layer: {"tokens": token_map(h_base, h_twin, doc_of_row, held, cfg), "cls": cls_maps(inputs, cfg)[layer]}}
+    tokens = token_map(h_base, h_twin, doc_of_row, held, cfg)
+    maps = {layer: {"tokens": tokens, "cls": cls_maps(inputs, cfg)[layer]}}
     say("causal: patch")
     patch = causal.affine_patch_test(models.base, models.twin, sentences.texts, sentences.labels, maps, cfg)
     ablation = None
     if sae is not None and changed is not None and len(changed):
         say("causal: ablation")
-        ablation = _changed_ablation(models.twin, sae, layer, sentences.texts, np.asarray(changed, np.int64), cfg)
+        changed = np.asarray(changed, np.int64)
+        ablation = _changed_ablation(models.twin, sae, layer, sentences.texts, changed, cfg)
     table = causal_table(layer, patch, sentences.labels, cfg, ablation)
     return CausalLayer(causal_row(table), table)

@@ -68,8 +68,9 @@ class WarmstartConfig:
 CAUSAL_CONDITIONS = ("affine", "base", "identity")
 """Patches of the causal test: the base's affine image, the raw base states, the twin's own states."""
 MIN_FIT_ROWS_PER_DIM = 2
-"""Rows per parameter of an output (d + 1) an affine map of the causal test needs: with fewer the ridge, not the
-data, decides it (a [CLS] map of 64 texts at d = 384 moves a twin's logits although the twin *is* the base)."""
+"""Rows per parameter of an output (d + 1) an affine map of the causal test needs: with fewer the ridge, not
+the data, decides it (a [CLS] map of 64 texts at d = 384 moves a twin's logits although the twin *is* the
+base)."""
 
 
 @dataclass
@@ -112,11 +113,13 @@ class CausalConfig:
 
     def __post_init__(self):
         for name in ("batch_size", "n_random_draws"):
-            _require(getattr(self, name) >= 1, f"analysis.causal.{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            _require(value >= 1, f"analysis.causal.{name} must be >= 1, got {value}")
         _require(self.n_sentences >= 2, f"analysis.causal.n_sentences must be >= 2, got {self.n_sentences}")
         _require(self.fit_tokens >= 2, f"analysis.causal.fit_tokens must be >= 2, got {self.fit_tokens}")
-        _require(self.cls_fit_per_dim >= MIN_FIT_ROWS_PER_DIM, f"analysis.causal.cls_fit_per_dim must be >= "
-                                                               f"{MIN_FIT_ROWS_PER_DIM}, got {self.cls_fit_per_dim}")
+        per_dim = self.cls_fit_per_dim
+        _require(per_dim >= MIN_FIT_ROWS_PER_DIM,
+                 f"analysis.causal.cls_fit_per_dim must be >= {MIN_FIT_ROWS_PER_DIM}, got {per_dim}")
         _require(self.n_boot >= 2, f"analysis.causal.n_boot must be >= 2, got {self.n_boot}")
         _require(0 < self.ci < 1, f"analysis.causal.ci must be in (0, 1), got {self.ci}")
         _require(self.ridge >= 0, f"analysis.causal.ridge must be >= 0, got {self.ridge}")

@@ -45,8 +45,8 @@ class Causal(DiffingMethod):
                 say: Say) -> MethodResult:
         s = data.saes
         sae, changed = _changed_latents(earlier, s, data.layer)
-        res = science.causal_layer(data.layer, inputs, data.acts(s.base), data.acts(s.domain), data.doc_of_row,
-                                   data.held, data.analysis.causal, sae, changed, say)
+        res = science.causal_layer(data.layer, inputs, data.acts(s.base), data.acts(s.domain),
+                                   data.doc_of_row, data.held, data.analysis.causal, sae, changed, say)
         return MethodResult(res.row, {NAME: res.table})
 
     def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
@@ -57,7 +57,8 @@ class Causal(DiffingMethod):
         ran = None if layers is None else layers[column(layers, "causal_accuracy_change").notna()]
         if ran is None or not len(ran):
             return {}
-        return {"causal_by_layer": plot_causal(ran.sort_values("layer"), f"{pair}: what the twin loses, by layer")}
+        title = f"{pair}: what the twin loses, by layer"
+        return {"causal_by_layer": plot_causal(ran.sort_values("layer"), title)}
 
     def findings_cell(self, row: pd.Series) -> str | None:
         if not math.isfinite(number(row, "causal_accuracy_change")):
@@ -82,8 +83,8 @@ class Causal(DiffingMethod):
 
 
 def _changed_latents(earlier: dict[str, MethodResult], saes: PairSaes, layer: int):
-    """``(the warm start's domain SAE, its changed latents)``, or ``(None, None)`` where the warm start did not
-    run or changed nothing."""
+    """``(the warm start's domain SAE, its changed latents)``, or ``(None, None)`` where the warm start did
+    not run or changed nothing."""
     res = earlier.get(WARMSTART)
     if res is None:
         return None, None
@@ -101,7 +102,8 @@ def plot_causal(layers: pd.DataFrame, title: str):
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     x = layers["layer"].to_numpy(float)
-    y, err = interval(layers, "causal_accuracy_change", "causal_accuracy_change_lo", "causal_accuracy_change_hi")
+    acc = "causal_accuracy_change"
+    y, err = interval(layers, acc, f"{acc}_lo", f"{acc}_hi")
     left.errorbar(x, y, yerr=err, fmt="o-", capsize=3, label="affine image of the base")
     left.plot(x, column(layers, "causal_accuracy_change_base"), "s--", color="grey", label="raw base states")
     left.axhline(0, color="k", lw=0.6)
