@@ -321,24 +321,28 @@ def draw_random_latents(firing: np.ndarray, targets: np.ndarray, n_draws: int, s
 
 
 @torch.inference_mode()
-def _ablated_logits(twin: LoadedModel, sae, layer: int, texts, latent_sets, cfg) -> list[np.ndarray]:
-    """The unablated logits (first) and the logits with each latent set ablated."""
+def _ablated_logits(twin: LoadedModel, sae, layer: int, texts, latent_sets, cfg,
+                    with_clean: bool = True) -> list[np.ndarray | None]:
+    """The unablated logits (first; None without ``with_clean``) and the logits with each set ablated."""
     out: list[list[np.ndarray]] = [[] for _ in range(1 + len(latent_sets))]
     fns = [ablate_latents(sae, s) for s in latent_sets]
     for batch in _batches(twin.tokenizer, texts, cfg):
         pos = _positions(batch, twin, cfg)
-        out[0].append(twin.model(**batch).logits.float().numpy())
+        if with_clean:
+            out[0].append(twin.model(**batch).logits.float().numpy())
         for i, fn in enumerate(fns, start=1):
             with patched_layer(twin.model, layer, fn, pos):
                 out[i].append(twin.model(**batch).logits.float().numpy())
-    return [np.concatenate(o) for o in out]
+    return [np.concatenate(o) if o else None for o in out]
 
 
 def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str], targets: Sequence[int],
-                         cfg: CausalConfig = DEFAULTS, firing: np.ndarray | None = None) -> AblationResult:
+                         cfg: CausalConfig = DEFAULTS, firing: np.ndarray | None = None,
+                         clean: np.ndarray | None = None) -> AblationResult:
     """Logit change when the target latents of the twin's ``sae`` at ``layer`` are ablated (error term kept),
     against as many random live latents, ``cfg.n_random_draws`` times, with paired intervals over texts;
-    ``firing``: :func:`firing_counts` on the same texts when the caller has it."""
+    ``firing`` (:func:`firing_counts`) and ``clean`` (the twin's logits) on the same texts when the caller
+    has them (the affine test's ``twin_logits``: one forward pass less)."""
     _check_inputs(twin, texts, [layer])
     require(sae.d_in == twin.d_model, f"the SAE reads {sae.d_in}-wide rows, the twin is {twin.d_model} wide")
     targets = np.unique(np.asarray(targets, np.int64))
@@ -350,7 +354,10 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
     require(len(live_targets) > 0, f"none of the {len(targets)} target latents fires on the texts at "
                                    f"layer {layer}: ablating them cannot change anything")
     randoms = draw_random_latents(firing, live_targets, cfg.n_random_draws, cfg.seed, cfg.match_firing)
-    clean, *ablated = _ablated_logits(twin, sae, layer, texts, [live_targets, *randoms], cfg)
+    sets = [live_targets, *randoms]
+    computed, *ablated = _ablated_logits(twin, sae, layer, texts, sets, cfg, with_clean=clean is None)
+    clean = computed if clean is None else np.asarray(clean)
+    require(clean.shape == ablated[0].shape, f"clean logits {clean.shape} for ablated ones {ablated[0].shape}")
     effects = {m: np.stack([text_effects(clean, lg)[m] for lg in ablated]) for m in ABLATION_MEASURES}
     weights = text_weights(len(texts), cfg)
     keys = {"layer": layer, "n_latents": len(live_targets), "n_draws": cfg.n_random_draws}

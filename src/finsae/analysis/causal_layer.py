@@ -162,7 +162,7 @@ def task_sentences(held: HeldoutSet, n_classes: int, cfg: CausalConfig) -> TaskS
     one_label = frame.groupby("text")["label"].transform("nunique") == 1
     frame = frame[one_label].drop_duplicates("text").reset_index(drop=True)
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[2])
-    pick = np.sort(rng.choice(len(frame), min(cfg.n_sentences, len(frame)), replace=False))
+    pick = _by_length(frame["text"], np.sort(rng.choice(len(frame), min(cfg.n_sentences, len(frame)), False)))
     texts, labels = frame["text"].to_numpy()[pick], frame["label"].to_numpy()[pick]
     return TaskSentences([str(t) for t in texts], labels)
 
@@ -173,6 +173,11 @@ def fit_documents(held: HeldoutSet) -> np.ndarray:
     scored = np.concatenate(list(pb.values())) if pb else np.zeros(0, np.int64)
     is_pb = held.corpus.frame["source"].astype(str).str.startswith("phrasebank").to_numpy()
     return np.setdiff1d(np.flatnonzero(~is_pb), scored)
+
+
+def _by_length(text: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``rows`` shortest text first (a batch of like lengths pads less)."""
+    return rows[np.argsort(text.str.len().to_numpy()[rows], kind="stable")]
 
 
 def _draw(pool: np.ndarray, n: int, seed: int, stream: int) -> np.ndarray:
@@ -204,7 +209,8 @@ def build_inputs(models: CausalModels, held: HeldoutSet, layers, cfg: CausalConf
         log.warning("causal test: %d held-out passages for the [CLS] map, %d needed (raise "
                     "analysis.docs_per_side): not run", len(docs), need)
         return None
-    texts = held.corpus.frame["text"].to_numpy()[_draw(docs, need, cfg.seed, 0)]
+    text = held.corpus.frame["text"]
+    texts = text.to_numpy()[_by_length(text, _draw(docs, need, cfg.seed, 0))]
     layers = tuple(sorted(int(x) for x in layers))
     return CausalInputs(models, sentences, tuple(str(t) for t in texts), layers)
 
@@ -230,7 +236,7 @@ def token_map(h_base, h_twin, doc_of_row: np.ndarray, held: HeldoutSet, cfg: Cau
 
 
 def _changed_ablation(twin: LoadedModel, sae, layer: int, texts: list[str], changed: np.ndarray,
-                      cfg: CausalConfig) -> causal.AblationResult | None:
+                      cfg: CausalConfig, clean: np.ndarray) -> causal.AblationResult | None:
     """The ablation of the changed latents that fire on ``texts``, or None (logged) where there is none to
     ablate or too few other live latents to draw a random set from."""
     firing = causal.firing_counts(twin, sae, layer, texts, cfg)
@@ -240,7 +246,7 @@ def _changed_ablation(twin: LoadedModel, sae, layer: int, texts: list[str], chan
         log.info("causal test layer %d: %d of %d changed latents fire on the sentences, %d other live "
                  "latents: no ablation", layer, len(live), len(changed), others)
         return None
-    return causal.latent_ablation_test(twin, sae, layer, texts, live, cfg, firing=firing)
+    return causal.latent_ablation_test(twin, sae, layer, texts, live, cfg, firing=firing, clean=clean)
 
 
 def causal_table(layer: int, patch: causal.PatchResult, labels: np.ndarray, cfg: CausalConfig,
@@ -305,6 +311,7 @@ def causal_layer(layer: int, inputs: CausalInputs, h_base, h_twin, doc_of_row: n
     if sae is not None and changed is not None and len(changed):
         say("causal: ablation")
         changed = np.asarray(changed, np.int64)
-        ablation = _changed_ablation(models.twin, sae, layer, sentences.texts, changed, cfg)
+        ablation = _changed_ablation(models.twin, sae, layer, sentences.texts, changed, cfg,
+                                     patch.twin_logits)
     table = causal_table(layer, patch, sentences.labels, cfg, ablation)
     return CausalLayer(causal_row(table), table)

@@ -82,7 +82,7 @@ class CausalConfig:
 
     enabled: bool = True
     """Run the causal test where the twin is a classifier (a bare encoder has no task to score)."""
-    n_sentences: int = 300
+    n_sentences: int = 200
     """Held-out task sentences scored per layer (a seeded draw; the cost grows linearly with it)."""
     fit_tokens: int = 50_000
     """Cached held-out token rows (of passages that are no task sentence) the token map is fitted on."""
@@ -104,7 +104,7 @@ class CausalConfig:
     """Texts per forward pass."""
     max_length: int = 128
     """Tokens per text (longer texts are truncated)."""
-    n_random_draws: int = 5
+    n_random_draws: int = 3
     """Random latent sets the changed latents' ablation is compared with."""
     match_firing: bool = True
     """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
