@@ -115,6 +115,10 @@ def test_ablating_planted_changed_latents_moves_the_logits_more_than_random_ones
     assert ablations <= set(res.table["intervention"])
     assert abs(r.causal_accuracy_change) == 0  # the twin is the base: its affine image changes nothing
     assert "changed latents" in Causal().findings_cell(pd.Series(r.columns()))
+    # at the last layer the head reads only [CLS], where no latent is ablated: no ablation (no power)
+    last = N_LAYERS - 1
+    top = run_layer(models, held, last, sae=planted_sae(base, last), changed=np.array(PLANTED_LATENTS))
+    assert np.isnan(top.row.ablation_dlogit_diff) and np.isfinite(top.row.causal_dlogit)
     # changed latents that never fire on the sentences: nothing to ablate, the patch still runs
     with torch.no_grad():
         sae.b_enc[1] = -1e3

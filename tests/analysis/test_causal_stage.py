@@ -61,8 +61,10 @@ def test_analyze_writes_the_causal_test(project_root, art):
     # no warm start at layer 0: no ablation there
     assert not table.loc[table["layer"] == 0, "intervention"].str.startswith("ablate").any()
     assert np.isnan(layers.loc[0, "ablation_dlogit_diff"])
+    # layer 1 is the last: the head reads only [CLS], no latent is ablated there (no power, not "0")
+    assert not table["intervention"].str.startswith("ablate").any()
     side = read_findings(folder).split("methods side by side")[1].split("Do they agree")[0]
-    assert "causal: does it matter?" in side and side.count("| no: Δacc") == 2, side
+    assert "causal: matters?" in side and side.count("| no: Δacc") == 2, side
     assert "causal_by_layer.png" in {p.name for p in plot_paths(folder)}
     assert "layer 1: causal: affine patch" in out.stdout + out.stderr
 

@@ -12,7 +12,8 @@ run through both models once per worker process for every layer it analyses.
 
 **Ablated**: the latents the warm start calls changed at the layer (``warmstart.parquet``'s ``changed``),
 through its domain run (the base SAE continued on the twin, whose latent ids those are), against as many
-random live latents.
+random live latents; not at the last layer, where the head reads only [CLS] and the latents are ablated at
+the real tokens (a change of 0 by construction, no power), unless ``ablate_all_positions``.
 
 :func:`causal_layer` returns the long table ``causal.parquet`` (:data:`CAUSAL_COLUMNS`) and the layer's
 ``layers.parquet`` fields (:class:`CausalRow`).
@@ -249,6 +250,16 @@ def _changed_ablation(twin: LoadedModel, sae, layer: int, texts: list[str], chan
     return causal.latent_ablation_test(twin, sae, layer, texts, live, cfg, firing=firing, clean=clean)
 
 
+def _ablation_can_act(twin: LoadedModel, layer: int, cfg: CausalConfig) -> bool:
+    """Whether ablating at ``layer`` can reach the head: at the last layer only [CLS] does, and the latents
+    are ablated at the real tokens (unless ``ablate_all_positions``), so the change is 0 by construction."""
+    if layer < twin.num_layers - 1 or cfg.ablate_all_positions:
+        return True
+    log.info("causal test layer %d: the head reads only [CLS] of the last layer, where no latent is ablated "
+             "(analysis.causal.ablate_all_positions=false): no ablation", layer)
+    return False
+
+
 def causal_table(layer: int, patch: causal.PatchResult, labels: np.ndarray, cfg: CausalConfig,
                  ablation: causal.AblationResult | None) -> pd.DataFrame:
     """The layer's rows of ``causal.parquet`` (:data:`CAUSAL_COLUMNS`): the unpatched twin's accuracy, every
@@ -308,7 +319,8 @@ def causal_layer(layer: int, inputs: CausalInputs, h_base, h_twin, doc_of_row: n
     say("causal: patch")
     patch = causal.affine_patch_test(models.base, models.twin, sentences.texts, sentences.labels, maps, cfg)
     ablation = None
-    if sae is not None and changed is not None and len(changed):
+    asked = sae is not None and changed is not None and len(changed) > 0
+    if asked and _ablation_can_act(models.twin, layer, cfg):
         say("causal: ablation")
         changed = np.asarray(changed, np.int64)
         ablation = _changed_ablation(models.twin, sae, layer, sentences.texts, changed, cfg,

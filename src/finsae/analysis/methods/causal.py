@@ -31,7 +31,7 @@ class Causal(DiffingMethod):
     name = NAME
     tables = (TableSpec(NAME, "causal.parquet", tuple(science.CAUSAL_COLUMNS), "causal-test table",
                         " with the twin a classifier (python train.py task=finetune)", exact=True),)
-    findings_header = "causal: does it matter? (affine patch Δaccuracy; changed − random latents |Δlogit|)"
+    findings_header = "causal: matters? (Δaccuracy, affine patch; changed − random latents, |Δlogit|)"
     signal_label = "causal test (accuracy points lost when layer L is the base's affine image)"
 
     def inputs(self, data: LayerData) -> science.CausalInputs | None:
@@ -71,7 +71,7 @@ class Causal(DiffingMethod):
         return cell
 
     def signal(self, layers: pd.DataFrame) -> pd.Series:
-        return -100 * column(layers, "causal_accuracy_change")
+        return 0.0 - 100 * column(layers, "causal_accuracy_change")  # 0.0 -: no "-0" in the findings
 
     def describe(self, r: dict) -> str:
         line = (f"causal: affine patch Δaccuracy {r['causal_accuracy_change']:+.3f} (twin "
