@@ -357,7 +357,7 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
     sets = [live_targets, *randoms]
     computed, *ablated = _ablated_logits(twin, sae, layer, texts, sets, cfg, with_clean=clean is None)
     clean = computed if clean is None else np.asarray(clean)
-    require(clean.shape == ablated[0].shape, f"clean logits {clean.shape} for ablated ones {ablated[0].shape}")
+    require(clean.shape == ablated[0].shape, f"clean logits {clean.shape}, ablated {ablated[0].shape}")
     effects = {m: np.stack([text_effects(clean, lg)[m] for lg in ablated]) for m in ABLATION_MEASURES}
     weights = text_weights(len(texts), cfg)
     keys = {"layer": layer, "n_latents": len(live_targets), "n_draws": cfg.n_random_draws}
