@@ -65,6 +65,8 @@ def test_analyze_writes_the_causal_test(project_root, art):
     assert not table["intervention"].str.startswith("ablate").any()
     side = read_findings(folder).split("methods side by side")[1].split("Do they agree")[0]
     assert "causal: matters?" in side and side.count("| no: Δacc") == 2, side
+    header = next(ln for ln in side.splitlines() if ln.startswith("| layer"))
+    assert header.count("|") == 6  # layer and four methods: no "|" inside a header
     assert "causal_by_layer.png" in {p.name for p in plot_paths(folder)}
     assert "layer 1: causal: affine patch" in out.stdout + out.stderr
 

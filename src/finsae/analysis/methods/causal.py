@@ -31,7 +31,7 @@ class Causal(DiffingMethod):
     name = NAME
     tables = (TableSpec(NAME, "causal.parquet", tuple(science.CAUSAL_COLUMNS), "causal-test table",
                         " with the twin a classifier (python train.py task=finetune)", exact=True),)
-    findings_header = "causal: matters? (Δaccuracy, affine patch; changed − random latents, |Δlogit|)"
+    findings_header = "causal: matters? (Δaccuracy, affine patch; changed − random latents, mean abs Δlogit)"
     signal_label = "causal test (accuracy points lost when layer L is the base's affine image)"
 
     def inputs(self, data: LayerData) -> science.CausalInputs | None:
