@@ -1,22 +1,32 @@
-"""The causal test on planted truth: a tiny random BERT classifier and a twin that is the same network with
-one layer's output transformed (affinely, or affinely plus a non-affine feature) and the transform undone at
-the next layer's input, so the two differ only at that layer and give the same logits. Patching the base's
+"""The causal test on planted truth (tests/analysis/planted_causal.py: a twin that differs from the base only
+at one layer, affinely or affinely plus a non-affine feature, with the same logits). Patching the base's
 affine image then changes nothing where the twin is an affine image of the base, and moves the logits only
 at the planted non-affine layer. The latent ablation removes planted always-on latents against random ones."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from transformers import BertForSequenceClassification
+from planted_causal import (
+    D,
+    EVAL_TEXTS,
+    FIT_TEXTS,
+    N_LAYERS,
+    PLANTED,
+    PLANTED_LATENTS,
+    logits,
+    planted_base,
+    planted_sae,
+    twin_of,
+)
 
 from finsae.analysis.causal import (
     ABLATION_COLUMNS,
     PATCH_COLUMNS,
+    CONDITIONS,
     CausalConfig,
     ablate_latents,
     affine_patch_test,
@@ -25,83 +35,14 @@ from finsae.analysis.causal import (
     latent_ablation_test,
 )
 from finsae.errors import ConfigError
-from finsae.models import get_spec
-from finsae.models.loading import LoadedModel, hidden_states, load_tokenizer
-from finsae.models.patching import layer_module
-from finsae.models.registry import tiny_config
-from finsae.sae import SaeConfig, TopKSAE
+from finsae.models.loading import LoadedModel, hidden_states
 
-D, N_LAYERS, PLANTED = 32, 4, 2
-WORDS = ("profit sales rose fell shares quarter board outlook strong weak bank loan margin costs growth "
-         "the a of in to company market investors expects decline increase revenue net operating dividend "
-         "warning record results cut jobs plant order deal stock price year percent euro million").split()
-CFG = CausalConfig(n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4)
-
-
-def _texts(n: int, seed: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, rng.integers(4, 14))) for _ in range(n)]
-
-
-FIT_TEXTS, EVAL_TEXTS = _texts(80, 1), _texts(48, 2)
+CFG = CausalConfig(n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4, conditions=list(CONDITIONS))
 
 
 @pytest.fixture(scope="module")
 def base() -> LoadedModel:
-    """The tiny random BERT classifier at a wider init (0.2: its logits depend on the text) with the classes
-    re-centred, so that its predictions are spread over the 3 classes."""
-    spec = get_spec("tiny", tiny_layers=N_LAYERS)
-    cfg = tiny_config(spec)
-    cfg.initializer_range = 0.2
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(cfg).eval()
-    loaded = LoadedModel(spec, model, load_tokenizer(spec), "tiny", "classifier")
-    with torch.no_grad():
-        loaded.model.classifier.bias -= torch.from_numpy(_logits(loaded, FIT_TEXTS).mean(0))
-    return loaded
-
-
-def _replace_forward(layer: torch.nn.Module, before=None, after=None) -> None:
-    """Give ``layer`` a forward that maps its input by ``before`` and its output by ``after``. Not forward
-    hooks: transformers records ``output_hidden_states`` with forward hooks of its own, installed on a model's
-    first such call, and a hook registered before those would change the output after they recorded it."""
-    parent = type(layer)
-
-    def forward(self, hidden_states, *args, **kwargs):
-        out = parent.forward(self, before(hidden_states) if before else hidden_states, *args, **kwargs)
-        if after is None:
-            return out
-        return (after(out[0]), *out[1:]) if isinstance(out, tuple) else after(out)
-
-    layer.__class__ = type(f"Planted{parent.__name__}", (parent,), {"forward": forward})
-
-
-def _twin(base: LoadedModel, amplitude: float, seed: int = 3) -> LoadedModel:
-    """The base with ``y = x M + c + amplitude · u · (y0·v)²`` at PLANTED's output (u ⟂ v, y0 = x M + c)
-    and the exact inverse at the next layer's input (at amplitude 0, an affine image of the base there)."""
-    g = torch.Generator().manual_seed(seed)
-    q = torch.linalg.qr(torch.randn(D, D, generator=g))[0]
-    m = q * torch.linspace(0.5, 2.0, D)
-    m_inv, c = torch.linalg.inv(m), torch.randn(D, generator=g)
-    u, v = q[:, 0], q[:, 1]  # orthonormal: the added feature along u never changes y·v
-
-    def forward(x):
-        y0 = x @ m + c
-        return y0 + amplitude * u * (y0 @ v).unsqueeze(-1) ** 2
-
-    def inverse(y):
-        return (y - amplitude * u * (y @ v).unsqueeze(-1) ** 2 - c) @ m_inv
-
-    model = copy.deepcopy(base.model)
-    _replace_forward(layer_module(model, PLANTED), after=forward)
-    _replace_forward(layer_module(model, PLANTED + 1), before=inverse)
-    return LoadedModel(base.spec, model, base.tokenizer, "planted", "classifier")
-
-
-def _logits(loaded: LoadedModel, texts: list[str]) -> np.ndarray:
-    b = loaded.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        return loaded.model(**b).logits.numpy()
+    return planted_base()
 
 
 def _value(table, layer, condition, measure) -> float:
@@ -111,19 +52,19 @@ def _value(table, layer, condition, measure) -> float:
 
 
 def test_planted_twin_differs_only_at_its_layer_and_keeps_the_logits(base):
-    twin = _twin(base, amplitude=2.0)
+    twin = twin_of(base, amplitude=2.0)
     b = base.tokenizer(EVAL_TEXTS[:8], padding=True, return_tensors="pt")
     hb = hidden_states(base.encoder, b["input_ids"], b["attention_mask"], range(N_LAYERS)).layers
     ht = hidden_states(twin.encoder, b["input_ids"], b["attention_mask"], range(N_LAYERS)).layers
     for layer in range(N_LAYERS):
         same = torch.allclose(hb[layer], ht[layer], atol=1e-4)
         assert same == (layer != PLANTED), layer
-    np.testing.assert_allclose(_logits(twin, EVAL_TEXTS), _logits(base, EVAL_TEXTS), atol=1e-4)
+    np.testing.assert_allclose(logits(twin, EVAL_TEXTS), logits(base, EVAL_TEXTS), atol=1e-4)
 
 
 def test_affine_patch_reproduces_an_affine_twin_and_the_raw_base_does_not(base):
-    twin = _twin(base, amplitude=0.0)
-    labels = _logits(twin, EVAL_TEXTS).argmax(1)
+    twin = twin_of(base, amplitude=0.0)
+    labels = logits(twin, EVAL_TEXTS).argmax(1)
     maps = fit_patch_maps(base, twin, FIT_TEXTS, range(N_LAYERS), CFG)
     result = affine_patch_test(base, twin, EVAL_TEXTS, labels, maps, CFG)
     assert list(result.table.columns) == list(PATCH_COLUMNS)
@@ -138,8 +79,8 @@ def test_affine_patch_reproduces_an_affine_twin_and_the_raw_base_does_not(base):
 
 
 def test_affine_patch_moves_the_logits_only_at_the_non_affine_layer(base):
-    twin = _twin(base, amplitude=2.0)
-    labels = _logits(twin, EVAL_TEXTS).argmax(1)
+    twin = twin_of(base, amplitude=2.0)
+    labels = logits(twin, EVAL_TEXTS).argmax(1)
     maps = fit_patch_maps(base, twin, FIT_TEXTS, range(N_LAYERS), CFG)
     table = affine_patch_test(base, twin, EVAL_TEXTS, labels, maps, CFG).table
     moved = {layer: _value(table, layer, "affine", "mean_abs_dlogit") for layer in range(N_LAYERS)}
@@ -157,7 +98,7 @@ def test_affine_patch_moves_the_logits_only_at_the_non_affine_layer(base):
 
 
 def test_patch_refuses_bad_labels_and_missing_maps(base):
-    twin = _twin(base, amplitude=0.0)
+    twin = twin_of(base, amplitude=0.0)
     with pytest.raises(ConfigError, match="too few"):  # 20 [CLS] rows for a 32-wide map
         fit_patch_maps(base, twin, FIT_TEXTS[:20], [0], replace(CFG, ridge=1e-2))
     maps = fit_patch_maps(base, twin, FIT_TEXTS[:20], [0], replace(CFG, ridge=1e-2), split_cls=False)
@@ -174,22 +115,8 @@ def test_patch_refuses_bad_labels_and_missing_maps(base):
         affine_patch_test(base, encoder, EVAL_TEXTS[:4], [0, 1, 2, 0], maps, CFG)
 
 
-PLANTED_LATENTS = (5, 17, 40)
-
-
-def _sae(twin: LoadedModel, layer: int) -> TopKSAE:
-    """A random SAE on the twin's layer whose PLANTED_LATENTS fire on every token with a large activation."""
-    sae = TopKSAE(SaeConfig(d_in=D, num_latents=96, k=8, seed=0))
-    b = twin.tokenizer(FIT_TEXTS, padding=True, return_tensors="pt")
-    hs = hidden_states(twin.encoder, b["input_ids"], b["attention_mask"], [layer]).layers[layer]
-    sae.init_from_sample(hs[b["attention_mask"].bool()])
-    with torch.no_grad():
-        sae.b_enc[list(PLANTED_LATENTS)] = 3.0
-    return sae
-
-
 def test_ablation_keeps_the_error_term_and_removes_exactly_the_latents(base):
-    sae = _sae(base, 1)
+    sae = planted_sae(base, 1)
     x = torch.randn(50, D) * 3
     assert torch.equal(ablate_latents(sae, [])(x), x)
     code = sae.encode(x)
@@ -201,7 +128,8 @@ def test_ablation_keeps_the_error_term_and_removes_exactly_the_latents(base):
 
 def test_planted_latents_move_the_logits_more_than_random_live_ones(base):
     layer = 1
-    result = latent_ablation_test(base, _sae(base, layer), layer, EVAL_TEXTS, [*PLANTED_LATENTS, 90], CFG)
+    targets = [*PLANTED_LATENTS, 90]
+    result = latent_ablation_test(base, planted_sae(base, layer), layer, EVAL_TEXTS, targets, CFG)
     table = result.table
     assert list(table.columns) == list(ABLATION_COLUMNS)
     assert set(result.targets) <= set(PLANTED_LATENTS) | {90} and set(PLANTED_LATENTS) <= set(result.targets)
@@ -233,7 +161,7 @@ def test_random_latents_match_firing_and_refuse_a_small_pool():
 
 
 def test_ablation_refuses_dead_targets_and_bad_ids(base):
-    sae = _sae(base, 1)
+    sae = planted_sae(base, 1)
     dead = 1  # not planted; its encoder bias is pushed so low that it never fires
     cfg = replace(CFG, n_boot=10)
     with torch.no_grad():

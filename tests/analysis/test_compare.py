@@ -199,7 +199,8 @@ def test_findings_put_three_methods_side_by_side(result):
     cc = layers.assign(n_domain_only=[2, 9, 4], n_domain_only_lo=[1, 6, 2], n_domain_only_hi=[3, 12, 6],
                        n_base_only=[1, 1, 1], n_shared=[50, 40, 45], crosscoder_seed_stability=[0.5, 0.6, 0.4],
                        n_changed=[3, 20, 8], n_changed_lo=[1, 15, 5], n_changed_hi=[5, 25, 11],
-                       n_changed_control=[2, 2, 2], lens_rel_change=[0.1, 0.5, 0.3])
+                       n_changed_control=[2, 2, 2], lens_rel_change=[0.1, 0.5, 0.3],
+                       causal_accuracy_change=[0.0, -0.1, -0.02])
     md2 = findings_markdown(cc, "p", "base", "domain", 0.7, 0.6, 0.05, {"financial": 200})
     side2 = md2.split(side_by_side_heading())[1]
     assert NOT_RUN not in side2.split("Do they agree")[0]

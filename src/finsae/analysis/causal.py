@@ -19,20 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.special import log_softmax
 
-from finsae.analysis.affine import AffineMap, AffineStudyConfig, estimate_columns, fit_affine
+from finsae.analysis.affine import AffineMap, estimate_columns, fit_affine
+from finsae.analysis.config import CAUSAL_CONDITIONS, MIN_FIT_ROWS_PER_DIM, CausalConfig
 from finsae.errors import ConfigError, require
 from finsae.models.loading import LoadedModel, check_layer, check_tokenizer_pair, hidden_states
 from finsae.models.patching import patched_layer
 from finsae.sae.kernels import sparse_decode
 
-CONDITIONS = ("affine", "base", "identity")
+CONDITIONS = CAUSAL_CONDITIONS
 """Patches of the affine test: the base's affine image, the raw base states, the twin's own states."""
 PATCH_MEASURES: dict[str, str] = {
     "accuracy": "share of texts whose largest logit is the label",
@@ -49,14 +49,14 @@ ABLATION_MEASURES = ("mean_abs_dlogit", "kl", "flip_rate")
 PATCH_COLUMNS: dict[str, str] = {
     "layer": "int: the patched layer",
     "condition": "str: affine, base or identity (CONDITIONS)",
-    **estimate_columns("PATCH_MEASURES", "CausalConfig.ci", "texts"),
+    **estimate_columns("PATCH_MEASURES", "analysis.causal.ci", "texts"),
     "n_texts": "int: texts behind the value",
 }
 """Columns of :attr:`PatchResult.table`."""
 ABLATION_COLUMNS: dict[str, str] = {
     "layer": "int: the SAE's layer",
     "latent_set": "str: target, random (mean over the draws) or difference (target − random, paired by text)",
-    **estimate_columns("ABLATION_MEASURES", "CausalConfig.ci", "texts"),
+    **estimate_columns("ABLATION_MEASURES", "analysis.causal.ci", "texts"),
     "n_texts": PATCH_COLUMNS["n_texts"],
     "n_latents": "int: latents per set (the targets that fire on the texts; as many per random draw)",
     "n_draws": "int: random sets drawn",
@@ -66,41 +66,10 @@ ABLATION_COLUMNS: dict[str, str] = {
 
 NEGLIGIBLE_DLOGIT = 1e-5
 """Logit changes below this × the twin's mean |logit| are rounding: no ``nonaffine_share`` (NaN) there."""
-MIN_FIT_ROWS_PER_DIM = 2
-"""Rows per parameter of an output (d + 1) an affine map needs: with fewer the ridge, not the data, decides
-it (a [CLS] map of 64 texts at d = 384 moves a twin's logits although the twin *is* the base)."""
+DEFAULTS = CausalConfig()
+"""``analysis.causal``'s defaults (what a call without settings runs)."""
 LayerMaps = AffineMap | Mapping[str, AffineMap]
 """One map for every position, or per position ``{"tokens": ..., "cls": ...}`` (the lens's ``affine``)."""
-
-
-@dataclass
-class CausalConfig(AffineStudyConfig):
-    """Knobs of the causal test (the bootstrap draws the texts; the seed also draws the random latent sets;
-    the ridge is :func:`fit_patch_maps`'s)."""
-
-    study: ClassVar[str] = "causal"
-    n_boot: int = 1000
-    """Bootstrap draws of the texts."""
-    conditions: tuple[str, ...] = CONDITIONS
-    """Patches to run (each one forward pass per layer); ``affine`` is required, ``nonaffine_share`` needs
-    ``base``, and ``identity`` only checks that the hook changes nothing."""
-    batch_size: int = 32
-    """Texts per forward pass."""
-    max_length: int = 128
-    """Tokens per text (longer texts are truncated)."""
-    n_random_draws: int = 5
-    """Random latent sets the targets' ablation is compared with."""
-    match_firing: bool = True
-    """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
-    ablate_all_positions: bool = False
-    """Ablate at every non-[PAD] position; default only the real tokens the SAE was trained on."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(self.batch_size >= 1 and self.max_length >= 2, "causal batch_size >= 1 and max_length >= 2")
-        require(self.n_random_draws >= 1, f"causal n_random_draws must be >= 1, got {self.n_random_draws}")
-        require("affine" in self.conditions and set(self.conditions) <= set(CONDITIONS),
-                f"causal conditions must include 'affine' and come from {CONDITIONS}, got {self.conditions}")
 
 
 @dataclass(frozen=True)
@@ -157,25 +126,28 @@ def _check_fit_rows(n_rows: int, d: int, what: str) -> None:
 
 
 def fit_patch_maps(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], layers: Sequence[int],
-                   cfg: CausalConfig = CausalConfig(),
-                   split_cls: bool = True) -> dict[int, dict[str, AffineMap]]:
+                   cfg: CausalConfig = DEFAULTS, split_cls: bool = True,
+                   cls_only: bool = False) -> dict[int, dict[str, AffineMap]]:
     """Per layer, the twin's affine map from the base on every non-[PAD] row of ``texts`` (give texts other
-    than the ones the test is scored on); ``split_cls``: [CLS] rows get a map of their own."""
+    than the ones the test is scored on); ``split_cls``: [CLS] rows get a map of their own; ``cls_only``:
+    only that map (the token map fitted elsewhere, e.g. on the cached held-out activations)."""
     _check_inputs(twin, texts, layers, base)
+    parts = ("cls",) if cls_only else ("tokens", "cls") if split_cls else ("tokens",)
     rows: dict[tuple[int, str, str], list[np.ndarray]] = {}
     cls_id = twin.tokenizer.cls_token_id
     for batch in _batches(twin.tokenizer, texts, cfg):
         pos = batch["attention_mask"].bool()
         is_cls = (batch["input_ids"] == cls_id)[pos].numpy() if split_cls else np.zeros(int(pos.sum()), bool)
+        masks = {"tokens": ~is_cls, "cls": is_cls}
         for who, model in (("base", base), ("twin", twin)):
             states = hidden_states(model.encoder, batch["input_ids"], batch["attention_mask"], layers).layers
             for layer in layers:
                 flat = states[layer][pos].float().numpy()
-                for part, mask in (("tokens", ~is_cls), ("cls", is_cls)):
-                    rows.setdefault((layer, part, who), []).append(flat[mask])
+                for part in parts:
+                    rows.setdefault((layer, part, who), []).append(flat[masks[part]])
     maps: dict[int, dict[str, AffineMap]] = {}
     for layer in layers:
-        for part in ("tokens", "cls") if split_cls else ("tokens",):
+        for part in parts:
             x, y = (np.concatenate(rows[(layer, part, who)]) for who in ("base", "twin"))
             _check_fit_rows(len(x), x.shape[1], f"layer {layer}'s {part} map")
             maps.setdefault(layer, {})[part] = fit_affine(x, y, ridge=cfg.ridge)
@@ -203,7 +175,7 @@ def _check_maps(maps: Mapping[int, LayerMaps], layers: Sequence[int], d_model: i
 
 @torch.inference_mode()
 def patched_logits(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], maps: Mapping[int, LayerMaps],
-                   cfg: CausalConfig = CausalConfig()
+                   cfg: CausalConfig = DEFAULTS
                    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
     """The unpatched twin's logits and, per (layer, condition), the patched twin's (:data:`CONDITIONS`)."""
     layers = sorted(int(k) for k in maps)
@@ -241,7 +213,7 @@ def text_effects(ref: np.ndarray, logits: np.ndarray,
     return out
 
 
-def _text_weights(n: int, cfg: CausalConfig) -> np.ndarray:
+def text_weights(n: int, cfg: CausalConfig) -> np.ndarray:
     """[n_boot, n] resampling counts of the texts divided by n (a row times a per-text array is its mean)."""
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(2)[0])
     return rng.multinomial(n, np.full(n, 1.0 / n), size=cfg.n_boot) / n
@@ -253,7 +225,7 @@ def _interval(reps: np.ndarray, ci: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _row(weights: np.ndarray, cfg: CausalConfig, per_text: np.ndarray, **keys) -> dict:
+def estimate_row(weights: np.ndarray, cfg: CausalConfig, per_text: np.ndarray, **keys) -> dict:
     lo, hi = _interval(weights @ per_text, cfg.ci)
     return {**keys, "value": float(per_text.mean()), "lo": lo, "hi": hi, "n_texts": len(per_text)}
 
@@ -270,7 +242,7 @@ def _nonaffine_share(effects: dict, weights: np.ndarray, twin_logits: np.ndarray
 
 
 def affine_patch_test(base: LoadedModel, twin: LoadedModel, texts: Sequence[str], labels: Sequence[int],
-                      maps: Mapping[int, LayerMaps], cfg: CausalConfig = CausalConfig()) -> PatchResult:
+                      maps: Mapping[int, LayerMaps], cfg: CausalConfig = DEFAULTS) -> PatchResult:
     """Per layer of ``maps``: accuracy and logit change of the twin patched with the base's affine image, the
     raw base states and its own states (module doc), with percentile intervals over the texts."""
     labels = np.asarray(labels)
@@ -279,12 +251,12 @@ def affine_patch_test(base: LoadedModel, twin: LoadedModel, texts: Sequence[str]
     require(np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0 and labels.max() < n_classes,
             f"labels must be class ids in 0..{n_classes - 1} (the twin's head), got {np.unique(labels)[:5]}")
     twin_logits, logits = patched_logits(base, twin, texts, maps, cfg)
-    weights = _text_weights(len(texts), cfg)
+    weights = text_weights(len(texts), cfg)
     rows = []
     for layer in sorted({k[0] for k in logits}):
         effects = {c: text_effects(twin_logits, logits[(layer, c)], labels) for c in cfg.conditions}
         for c in cfg.conditions:
-            rows += [_row(weights, cfg, effects[c][m], layer=layer, condition=c, measure=m)
+            rows += [estimate_row(weights, cfg, effects[c][m], layer=layer, condition=c, measure=m)
                      for m in PATCH_MEASURES if m != "nonaffine_share"]
         if "base" in effects:
             rows.append(_nonaffine_share(effects, weights, twin_logits, cfg, layer=layer))
@@ -349,36 +321,45 @@ def draw_random_latents(firing: np.ndarray, targets: np.ndarray, n_draws: int, s
 
 
 @torch.inference_mode()
-def _ablated_logits(twin: LoadedModel, sae, layer: int, texts, latent_sets, cfg) -> list[np.ndarray]:
-    """The unablated logits (first) and the logits with each latent set ablated."""
+def _ablated_logits(twin: LoadedModel, sae, layer: int, texts, latent_sets, cfg,
+                    with_clean: bool = True) -> list[np.ndarray | None]:
+    """The unablated logits (first; None without ``with_clean``) and the logits with each set ablated."""
     out: list[list[np.ndarray]] = [[] for _ in range(1 + len(latent_sets))]
     fns = [ablate_latents(sae, s) for s in latent_sets]
     for batch in _batches(twin.tokenizer, texts, cfg):
         pos = _positions(batch, twin, cfg)
-        out[0].append(twin.model(**batch).logits.float().numpy())
+        if with_clean:
+            out[0].append(twin.model(**batch).logits.float().numpy())
         for i, fn in enumerate(fns, start=1):
             with patched_layer(twin.model, layer, fn, pos):
                 out[i].append(twin.model(**batch).logits.float().numpy())
-    return [np.concatenate(o) for o in out]
+    return [np.concatenate(o) if o else None for o in out]
 
 
 def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str], targets: Sequence[int],
-                         cfg: CausalConfig = CausalConfig()) -> AblationResult:
+                         cfg: CausalConfig = DEFAULTS, firing: np.ndarray | None = None,
+                         clean: np.ndarray | None = None) -> AblationResult:
     """Logit change when the target latents of the twin's ``sae`` at ``layer`` are ablated (error term kept),
-    against as many random live latents, ``cfg.n_random_draws`` times, with paired intervals over texts."""
+    against as many random live latents, ``cfg.n_random_draws`` times, with paired intervals over texts;
+    ``firing`` (:func:`firing_counts`) and ``clean`` (the twin's logits) on the same texts when the caller
+    has them (the affine test's ``twin_logits``: one forward pass less)."""
     _check_inputs(twin, texts, [layer])
     require(sae.d_in == twin.d_model, f"the SAE reads {sae.d_in}-wide rows, the twin is {twin.d_model} wide")
     targets = np.unique(np.asarray(targets, np.int64))
     require(len(targets) > 0 and targets.min() >= 0 and targets.max() < sae.num_latents,
             f"targets must be latent ids in 0..{sae.num_latents - 1}, got {len(targets)} ids")
-    firing = firing_counts(twin, sae, layer, texts, cfg)
+    if firing is None:
+        firing = firing_counts(twin, sae, layer, texts, cfg)
     live_targets = targets[firing[targets] > 0]
     require(len(live_targets) > 0, f"none of the {len(targets)} target latents fires on the texts at "
                                    f"layer {layer}: ablating them cannot change anything")
     randoms = draw_random_latents(firing, live_targets, cfg.n_random_draws, cfg.seed, cfg.match_firing)
-    clean, *ablated = _ablated_logits(twin, sae, layer, texts, [live_targets, *randoms], cfg)
+    sets = [live_targets, *randoms]
+    computed, *ablated = _ablated_logits(twin, sae, layer, texts, sets, cfg, with_clean=clean is None)
+    clean = computed if clean is None else np.asarray(clean)
+    require(clean.shape == ablated[0].shape, f"clean logits {clean.shape}, ablated {ablated[0].shape}")
     effects = {m: np.stack([text_effects(clean, lg)[m] for lg in ablated]) for m in ABLATION_MEASURES}
-    weights = _text_weights(len(texts), cfg)
+    weights = text_weights(len(texts), cfg)
     keys = {"layer": layer, "n_latents": len(live_targets), "n_draws": cfg.n_random_draws}
     rows = []
     for m, per_set in effects.items():
@@ -386,6 +367,7 @@ def latent_ablation_test(twin: LoadedModel, sae, layer: int, texts: Sequence[str
         p_random = float((per_set[1:].mean(1) >= target.mean()).mean())
         for name, per_text, p in (("target", target, np.nan), ("random", random, np.nan),
                                   ("difference", target - random, p_random)):
-            rows.append({**_row(weights, cfg, per_text, latent_set=name, measure=m), **keys, "p_random": p})
+            row = estimate_row(weights, cfg, per_text, latent_set=name, measure=m)
+            rows.append({**row, **keys, "p_random": p})
     table = pd.DataFrame(rows, columns=list(ABLATION_COLUMNS))
     return AblationResult(table, live_targets, randoms, firing, effects)

@@ -1,7 +1,7 @@
 """Knobs of the feature comparison (the ``analysis:`` group of ``python analyze.py``), each declared once: the
 settings every method shares at the top, each diffing method's own in its nested block (``analysis.lens.*``,
-``analysis.crosscoder.*``, ``analysis.warmstart.*``, ``analysis.independent.*``;
-:mod:`finsae.analysis.methods`)."""
+``analysis.crosscoder.*``, ``analysis.warmstart.*``, ``analysis.independent.*``, ``analysis.causal.*``; the
+seed bootstrap's ``analysis.seeds.*``; :mod:`finsae.analysis.methods`)."""
 
 from __future__ import annotations
 
@@ -134,6 +134,71 @@ class WarmstartConfig:
                      f"analysis.warmstart.{name} must be a tag suffix starting with _ (no /), got {value!r}")
 
 
+CAUSAL_CONDITIONS = ("affine", "base", "identity")
+"""Patches of the causal test: the base's affine image, the raw base states, the twin's own states."""
+MIN_FIT_ROWS_PER_DIM = 2
+"""Rows per parameter of an output (d + 1) an affine map of the causal test needs: with fewer the ridge, not
+the data, decides it (a [CLS] map of 64 texts at d = 384 moves a twin's logits although the twin *is* the
+base)."""
+
+
+@dataclass
+class CausalConfig:
+    """The causal test (``analysis.causal.*``; :mod:`finsae.analysis.causal`): per layer, the twin with that
+    layer's states replaced by the affine image of the base's (fitted on other held-out passages than the ones
+    scored), and the warm start's changed latents ablated through its domain SAE (error term kept) against as
+    many random live latents, scored on the twin's held-out task sentences (PhraseBank test split)."""
+
+    enabled: bool = True
+    """Run the causal test where the twin is a classifier (a bare encoder has no task to score)."""
+    n_sentences: int = 200
+    """Held-out task sentences scored per layer (a seeded draw; the cost grows linearly with it)."""
+    fit_tokens: int = 50_000
+    """Cached held-out token rows (of passages that are no task sentence) the token map is fitted on."""
+    cls_fit_per_dim: float = 2.5
+    """Held-out passages (no task sentence among them) whose [CLS] states the [CLS] map is fitted on, per
+    parameter of an output (d + 1): 963 for MiniLM's 384 dimensions; at least MIN_FIT_ROWS_PER_DIM."""
+    conditions: list[str] = field(default_factory=lambda: ["affine", "base"])
+    """Patches to run (each one forward pass per layer; CAUSAL_CONDITIONS): ``affine`` is required,
+    ``nonaffine_share`` needs ``base``, and ``identity`` only checks that the hook changes nothing."""
+    n_boot: int = 1000
+    """Bootstrap draws of the sentences (paired across layers, conditions and latent sets)."""
+    ci: float = 0.95
+    """Level of the percentile intervals."""
+    seed: int = 0
+    """Seeds the sentence draw, the bootstrap and the random latent sets (separate streams)."""
+    ridge: float = 1e-4
+    """Ridge of the affine fits, relative to the base's mean variance per dimension."""
+    batch_size: int = 32
+    """Texts per forward pass."""
+    max_length: int = 128
+    """Tokens per text (longer texts are truncated)."""
+    n_random_draws: int = 3
+    """Random latent sets the changed latents' ablation is compared with."""
+    match_firing: bool = True
+    """Draw each random latent among the live latents nearest in firing count to a target (else uniformly)."""
+    ablate_all_positions: bool = False
+    """Ablate at every non-[PAD] position; default only the real tokens the SAE was trained on."""
+
+    def __post_init__(self):
+        for name in ("batch_size", "n_random_draws"):
+            value = getattr(self, name)
+            _require(value >= 1, f"analysis.causal.{name} must be >= 1, got {value}")
+        _require(self.n_sentences >= 2, f"analysis.causal.n_sentences must be >= 2, got {self.n_sentences}")
+        _require(self.fit_tokens >= 2, f"analysis.causal.fit_tokens must be >= 2, got {self.fit_tokens}")
+        per_dim = self.cls_fit_per_dim
+        _require(per_dim >= MIN_FIT_ROWS_PER_DIM,
+                 f"analysis.causal.cls_fit_per_dim must be >= {MIN_FIT_ROWS_PER_DIM}, got {per_dim}")
+        _require(self.n_boot >= 2, f"analysis.causal.n_boot must be >= 2, got {self.n_boot}")
+        _require(0 < self.ci < 1, f"analysis.causal.ci must be in (0, 1), got {self.ci}")
+        _require(self.ridge >= 0, f"analysis.causal.ridge must be >= 0, got {self.ridge}")
+        _require(self.max_length >= 2, f"analysis.causal.max_length must be >= 2, got {self.max_length}")
+        self.conditions = list(self.conditions)
+        _require("affine" in self.conditions and set(self.conditions) <= set(CAUSAL_CONDITIONS),
+                 f"analysis.causal.conditions must include 'affine' and come from {list(CAUSAL_CONDITIONS)}, "
+                 f"got {self.conditions}")
+
+
 @dataclass
 class AnalysisConfig:
     """How two SAEs of a pair are matched and how their latents' financial selectivity is measured."""
@@ -180,6 +245,7 @@ class AnalysisConfig:
     independent: IndependentConfig = field(default_factory=IndependentConfig)
     crosscoder: CrosscoderConfig = field(default_factory=CrosscoderConfig)
     warmstart: WarmstartConfig = field(default_factory=WarmstartConfig)
+    causal: CausalConfig = field(default_factory=CausalConfig)
 
     def __post_init__(self):
         _require(0 < self.tau < 1, f"analysis.tau must be in (0, 1), got {self.tau}")

@@ -5,6 +5,7 @@ order: a method reads the results of those before it). Adding a method: docs/dif
 from __future__ import annotations
 
 from finsae.analysis.methods.base import DiffingMethod
+from finsae.analysis.methods.causal import Causal
 from finsae.analysis.methods.crosscoder import Crosscoder
 from finsae.analysis.methods.independent import IndependentSaes
 from finsae.analysis.methods.lens import ActivationLens
@@ -15,6 +16,7 @@ METHODS: dict[str, DiffingMethod] = {m.name: m for m in (
     IndependentSaes(),
     Crosscoder(),
     WarmStart(),
+    Causal(),
 )}
 """Method name -> method, in the order they run at a layer."""
 
