@@ -207,7 +207,7 @@ def books_answer(books: dict) -> str:
     wins = [b for b, h in (("daily", daily), ("turnover-aware", aware))
             if h is not None and _ok(h.get("best_dsr")) and h["best_dsr"] >= PROFITABLE_DSR]
     return text + (f": the {' and '.join(wins)} books trade profitably (DSR at least {PROFITABLE_DSR:g})."
-                   if wins else f": no book reaches a DSR of {PROFITABLE_DSR:g}.")
+                   if wins else f": no book trades profitably (none reaches a DSR of {PROFITABLE_DSR:g}).")
 
 
 def claim_answer(folder: str, claim: list[dict]) -> str:
