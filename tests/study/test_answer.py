@@ -17,14 +17,14 @@ NAN = float("nan")
 
 def _layers(ratio, lo, hi, overlap=(0.4, 0.2, 0.3)) -> pd.DataFrame:
     return pd.DataFrame({"layer": [0, 1, 2], "overlap": list(overlap),
-                         "overlap_seed_ceiling": [0.5, 0.45, 0.5],
+                         "overlap_seed_ceiling": [0.5, 0.45, 0.5], "overlap_cross_seed": [0.38, 0.18, 0.29],
                          "specialized_over_floor": ratio, "specialized_over_floor_lo": lo,
                          "specialized_over_floor_hi": hi})
 
 
 def test_diffing_answer_names_the_layers_above_the_seed_floor():
     text = answer.diffing_answer("p", _layers([1.1, 2.5, 1.8], [0.9, 1.6, 1.2], [1.3, 3.4, 2.4]))
-    assert "differ most from the base's at layer 1 (overlap 0.200 vs 0.450" in text
+    assert "differ most from the base's at layer 1 (overlap 0.200; across seeds 0.180 vs 0.450" in text
     assert "exceed the seed floor at layers 1, 2 (most at layer 1: 2.50x the floor [1.60, 3.40])" in text
 
 
@@ -191,8 +191,8 @@ def test_comparison_answer_calls_nothing_financial_without_a_seed_spread():
 
 def test_claim_answer_gives_the_claims_verdict_without_its_numbers():
     rows = [{"comparison": c, "set": "changed_sae", "baseline": f"{c}_sae", "metric": "rank_ic",
-             "strategy": "long_short", "period": "headline", "diff": d, "diff_lo": d - 0.01, "diff_hi": d + 0.01,
-             "n_days": 200, "changed": "warm start"} for c, d in (("unchanged", -0.0125), ("sentiment", 0.0))]
+             "strategy": "long_short", "period": "headline", "diff": d, "diff_lo": d - 0.01,
+             "diff_hi": d + 0.01, "n_days": 200, "changed": "warm start"} for c, d in (("unchanged", -0.0125), ("sentiment", 0.0))]
     text = answer.claim_answer("minilm_fin_claim", rows)
     assert text.startswith("The seed's claim (minilm_fin_claim): do the latents fine-tuning changed carry")
     assert text.endswith("? No: their daily rank IC falls short of the unchanged latents.")

@@ -43,7 +43,8 @@ def _layers(values: Iterable) -> str:
 
 def diffing_answer(pair: str, layers: pd.DataFrame) -> str:
     """Where the twin of ``pair`` differs from its base, from the analysis' per-layer table (``layers``:
-    ``layer``, ``overlap`` and, where run, ``overlap_seed_ceiling``, ``specialized_over_floor`` with
+    ``layer``, ``overlap`` and, where run, ``overlap_cross_seed`` beside ``overlap_seed_ceiling``,
+    ``specialized_over_floor`` (domain seed 1's specialized latents over their seed floor) with
     ``_lo``/``_hi``)."""
     if layers is None or layers.empty or "overlap" not in layers:
         return f"{pair}: the feature comparison has no per-layer results."
@@ -51,8 +52,12 @@ def diffing_answer(pair: str, layers: pd.DataFrame) -> str:
     low = t.loc[t["overlap"].idxmin()]
     if low["overlap"] >= 1:
         return f"{pair}: the twin's features match the base's one to one at every layer (overlap 1.000)."
+    # like with like: a seed ceiling (two seeds of one model) stands beside the cross-seed overlap (base seed
+    # 0 vs domain seed 1), never beside the overlap of two SAEs from the same initialisation
+    cross = low.get("overlap_cross_seed", float("nan"))
     ceiling = low.get("overlap_seed_ceiling", float("nan"))
-    versus = f" vs {ceiling:.3f} between two seeds of one model)" if _ok(ceiling) else ")"
+    versus = (f"; across seeds {cross:.3f} vs {ceiling:.3f} between two seeds of one model)"
+              if _ok(cross) and _ok(ceiling) else ")")
     where = (f"{pair}: the twin's features differ most from the base's at layer {int(low['layer'])} "
              f"(overlap {low['overlap']:.3f}" + versus)
     ratio = t.get("specialized_over_floor")
