@@ -4,10 +4,11 @@
 
 * ``artifacts/report/index.html``: setup (models, data, code version, stage times), SAE quality per layer, the
   activation lens and the finance-vs-control verdicts, the diffing by layer with its controls and seed
-  estimates, financial latents with labels, scores vs controls and example contexts,
-  StockNet beside the published baselines, the daily and turnover-aware books, signal decay, equity curves
-  and metrics with PSR/DSR and the trials count, the seed's claim tested, the canaries, and the write-up's claims beside the measurements. Images are inline PNGs, nothing is fetched; a
-  stage without artifacts gets its section with "not run" and the command that makes it.
+  estimates, financial latents with labels, scores vs controls and example contexts, StockNet beside the
+  published baselines, the daily and turnover-aware books, signal decay, equity curves and metrics with
+  PSR/DSR and the trials count, the seed's claim tested, the canaries, and the write-up's claims beside the
+  measurements. Images are inline PNGs, nothing is fetched; a stage without artifacts gets its section with
+  "not run" and the command that makes it.
 * beside it, the SAE and fine-tune tables and plots (``sae_table.{md,csv}``, ``sae_layers.png``,
   ``sae_demo.md``, ``finetune.md``, ``lr_sweep.{md,png}``); a corrupt SAE or fine-tune summary fails naming
   its file.
