@@ -192,7 +192,8 @@ def test_comparison_answer_calls_nothing_financial_without_a_seed_spread():
 def test_claim_answer_gives_the_claims_verdict_without_its_numbers():
     rows = [{"comparison": c, "set": "changed_sae", "baseline": f"{c}_sae", "metric": "rank_ic",
              "strategy": "long_short", "period": "headline", "diff": d, "diff_lo": d - 0.01,
-             "diff_hi": d + 0.01, "n_days": 200, "changed": "warm start"} for c, d in (("unchanged", -0.0125), ("sentiment", 0.0))]
+             "diff_hi": d + 0.01, "n_days": 200, "changed": "warm start"}
+            for c, d in (("unchanged", -0.0125), ("sentiment", 0.0))]
     text = answer.claim_answer("minilm_fin_claim", rows)
     assert text.startswith("The seed's claim (minilm_fin_claim): do the latents fine-tuning changed carry")
     assert text.endswith("? No: their daily rank IC falls short of the unchanged latents.")
