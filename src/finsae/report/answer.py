@@ -161,7 +161,8 @@ def lens_answer(pair: str, lens: pd.DataFrame) -> str:
         t = _lens_at(lens, measure)
         if top in t.index:
             where += f", {name} {t.loc[top, 'value']:.3f}"
-    where += f"; {change['value'].iloc[0]:.3f} at layer {int(change.index[0])})"
+    first = int(change.index[0])
+    where += f"; {change['value'].iloc[0]:.3f} at layer {first})" if first != top else ")"
     diff = _lens_at(lens, "relative_change", "difference")
     if not len(diff):
         return where + "."

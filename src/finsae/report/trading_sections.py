@@ -46,9 +46,9 @@ BACKTEST_TABLES = [
 """The contract's tables the backtest section shows, in order, each where its file exists."""
 BOOKS = ("daily", "turnover_aware")
 """The books shown side by side (``metrics.csv`` ``book``; the benchmark rows are the market's)."""
-BOOK_COLUMNS = ("sharpe", "sharpe_lo", "sharpe_hi", "gross_sharpe", "dsr", "turnover", "cost_drag",
-                "breakeven_bps", "breakeven_lo", "breakeven_hi")
-"""What the side-by-side table shows of each book: one column per (measure, book)."""
+BOOK_COLUMNS = ("sharpe", "gross_sharpe", "dsr", "turnover", "cost_drag", "breakeven_bps")
+"""What the side-by-side table shows of each book: one column per (measure, book) (the intervals are in the
+metrics table below it)."""
 BOOK_FIELDS = {"best_net_sharpe": "best net Sharpe",
                "median_breakeven_bps": "median breakeven (bps per side)"}
 """The summary's per-book headline fields (``BacktestSummary.books``) in the key/value table."""
