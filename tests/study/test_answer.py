@@ -17,14 +17,14 @@ NAN = float("nan")
 
 def _layers(ratio, lo, hi, overlap=(0.4, 0.2, 0.3)) -> pd.DataFrame:
     return pd.DataFrame({"layer": [0, 1, 2], "overlap": list(overlap),
-                         "overlap_seed_ceiling": [0.5, 0.45, 0.5],
+                         "overlap_seed_ceiling": [0.5, 0.45, 0.5], "overlap_cross_seed": [0.38, 0.18, 0.29],
                          "specialized_over_floor": ratio, "specialized_over_floor_lo": lo,
                          "specialized_over_floor_hi": hi})
 
 
 def test_diffing_answer_names_the_layers_above_the_seed_floor():
     text = answer.diffing_answer("p", _layers([1.1, 2.5, 1.8], [0.9, 1.6, 1.2], [1.3, 3.4, 2.4]))
-    assert "differ most from the base's at layer 1 (overlap 0.200 vs 0.450" in text
+    assert "differ most from the base's at layer 1 (overlap 0.200; across seeds 0.180 vs 0.450" in text
     assert "exceed the seed floor at layers 1, 2 (most at layer 1: 2.50x the floor [1.60, 3.40])" in text
 
 
@@ -159,3 +159,41 @@ def test_markdown_list_renders_as_a_list(bullet):
     html = page.markdown(f"Intro line\n\n{bullet} first\n  continued\n{bullet} second `x`\n\nafter")
     assert "<ul><li>first continued</li><li>second <code>x</code></li></ul>" in html
     assert html.startswith("<p>Intro line</p>") and html.endswith("<p>after</p>")
+
+
+def _book(best, dsr, breakeven):
+    return {"period": "headline", "n_books": 4, "best_set": "sentiment", "best_strategy": "long_short",
+            "best_net_sharpe": best, "best_gross_sharpe": best + 2, "best_dsr": dsr,
+            "median_net_sharpe": best - 1, "median_turnover": 1.25, "median_cost_drag": 0.5,
+            "median_breakeven_bps": breakeven,
+            "n_breakeven_above_cost": 0, "cost_bps": 10.0}
+
+
+def test_books_answer_puts_the_daily_and_turnover_aware_books_side_by_side():
+    losing = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(0.5, 0.5, 12.5)})
+    assert losing.startswith("At 10 bps per side, the daily books' best is sentiment long-short at net "
+                             "Sharpe -4.25 (DSR 0.00), their median breakeven 3.5 bps per side; the "
+                             "turnover-aware")
+    assert losing.endswith("no book trades profitably (none reaches a DSR of 0.95).")
+    winning = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0)})
+    assert winning.endswith("the turnover-aware books trade profitably (DSR at least 0.95).")
+    assert "turnover-aware books did not run" in answer.books_answer({"daily": _book(-1.0, 0.1, 2.0)})
+
+
+def test_comparison_answer_calls_nothing_financial_without_a_seed_spread():
+    cmp = pd.DataFrame({"layer": [2, 3], "measure": ["relative_change"] * 2, "text_type": ["all"] * 2,
+                        "position": ["tokens"] * 2, "verdict": ["no seed spread"] * 2})
+    assert "nothing is called financial: the like-for-like fine-tune seed pair is missing" in \
+        answer.comparison_answer(cmp)
+    within = cmp.assign(verdict="within seed spread")
+    assert "lies within the fine-tune seed spread" in answer.comparison_answer(within)
+
+
+def test_claim_answer_gives_the_claims_verdict_without_its_numbers():
+    rows = [{"comparison": c, "set": "changed_sae", "baseline": f"{c}_sae", "metric": "rank_ic",
+             "strategy": "long_short", "period": "headline", "diff": d, "diff_lo": d - 0.01,
+             "diff_hi": d + 0.01, "n_days": 200, "changed": "warm start"}
+            for c, d in (("unchanged", -0.0125), ("sentiment", 0.0))]
+    text = answer.claim_answer("minilm_fin_claim", rows)
+    assert text.startswith("The seed's claim (minilm_fin_claim): do the latents fine-tuning changed carry")
+    assert text.endswith("? No: their daily rank IC falls short of the unchanged latents.")

@@ -123,7 +123,8 @@ def test_answer_comes_first_in_generated_sentences(report):
     assert "tiny_tiny: the twin&#x27;s features match the base&#x27;s one to one at every layer" in section
     assert "labels by lexical beat shuffled labels on embedding AUROC" in section
     assert "selectivity-matched control was not run" in section
-    assert "No feature set trades profitably after costs (10 bps per side)" in section
+    assert "At 10 bps per side, the daily books&#x27; best is" in section
+    assert "no book trades profitably (none reaches a DSR of 0.95)" in section
     assert "strictest control" in section
     assert 'href="#glossary-dsr"' in section and 'id="glossary-dsr"' in section
     assert "make demo, whole study" not in section  # the clock is engineering: the timing page has it

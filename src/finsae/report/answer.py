@@ -1,9 +1,12 @@
 """The study's answer in a few sentences, generated from the artifacts (never typed), one generator per stage.
 
-Each generator takes a stage's small result (the analysis' per-layer table, the backtest's strategy rows,
-the label summary) and says what it found in words, for either outcome: where the finance twin differs from
-its base (and whether that beats the seed floor), whether any feature set trades profitably after costs, and
-whether the labels beat their strictest control (the selectivity-matched latents, not the shuffled labels).
+Each generator takes a stage's small result (the activation lens, the finance-vs-control comparison, the
+analysis' per-layer table, the backtest's books and claim, the label summary) and says what it found in words,
+for either outcome, in the answer's order: where the finance twin differs from its base (the lens), whether
+that is financial (against the control twin, beyond the fine-tune seed), how its features differ (against the
+seed floor), whether the daily or the turnover-aware books trade profitably after costs and whether the
+latents fine-tuning changed carry return information (the seed's claim), and whether the labels beat their
+strictest control (the selectivity-matched latents, not the shuffled labels).
 The numbers in a sentence are the ones in the headline table beside it.
 """
 
@@ -40,7 +43,8 @@ def _layers(values: Iterable) -> str:
 
 def diffing_answer(pair: str, layers: pd.DataFrame) -> str:
     """Where the twin of ``pair`` differs from its base, from the analysis' per-layer table (``layers``:
-    ``layer``, ``overlap`` and, where run, ``overlap_seed_ceiling``, ``specialized_over_floor`` with
+    ``layer``, ``overlap`` and, where run, ``overlap_cross_seed`` beside ``overlap_seed_ceiling``,
+    ``specialized_over_floor`` (domain seed 1's specialized latents over their seed floor) with
     ``_lo``/``_hi``)."""
     if layers is None or layers.empty or "overlap" not in layers:
         return f"{pair}: the feature comparison has no per-layer results."
@@ -48,8 +52,12 @@ def diffing_answer(pair: str, layers: pd.DataFrame) -> str:
     low = t.loc[t["overlap"].idxmin()]
     if low["overlap"] >= 1:
         return f"{pair}: the twin's features match the base's one to one at every layer (overlap 1.000)."
+    # like with like: a seed ceiling (two seeds of one model) stands beside the cross-seed overlap (base seed
+    # 0 vs domain seed 1), never beside the overlap of two SAEs from the same initialisation
+    cross = low.get("overlap_cross_seed", float("nan"))
     ceiling = low.get("overlap_seed_ceiling", float("nan"))
-    versus = f" vs {ceiling:.3f} between two seeds of one model)" if _ok(ceiling) else ")"
+    versus = (f"; across seeds {cross:.3f} vs {ceiling:.3f} between two seeds of one model)"
+              if _ok(cross) and _ok(ceiling) else ")")
     where = (f"{pair}: the twin's features differ most from the base's at layer {int(low['layer'])} "
              f"(overlap {low['overlap']:.3f}" + versus)
     ratio = t.get("specialized_over_floor")
@@ -129,3 +137,92 @@ def labels_answer(summary) -> str:
         return f"{summary.pair}: no label score was measured against a control."
     unmatched = "" if any("matched" in p for p in parts) else "; the selectivity-matched control was not run"
     return f"{summary.pair}: the {summary.n_labelled} labels by {summary.llm} {'; '.join(parts)}{unmatched}."
+
+
+
+def _lens_at(lens: pd.DataFrame, measure: str, text_type: str = "all", position: str = "tokens"):
+    t = lens[(lens["measure"] == measure) & (lens["text_type"] == text_type) & (lens["position"] == position)]
+    return t.sort_values("layer").set_index("layer")
+
+
+def lens_answer(pair: str, lens: pd.DataFrame) -> str:
+    """Where the twin of ``pair`` differs from its base, from its activation lens
+    (``activation_lens.parquet``): the layer of the largest relative change, with CKA and affine R² there,
+    and the layers where the change is larger on financial than on general text (difference interval above
+    0)."""
+    change = _lens_at(lens, "relative_change")
+    if change.empty:
+        return f"{pair}: the activation lens has no relative change measured."
+    top = int(change["value"].idxmax())
+    r = change.loc[top]
+    where = (f"{pair}: the twin's activations differ most from the base's at layer {top} (relative change "
+             f"{r['value']:.3f} {ci_text(r['lo'], r['hi'], '.3f')}")
+    for measure, name in (("cka", "linear CKA"), ("affine_r2", "affine R²")):
+        t = _lens_at(lens, measure)
+        if top in t.index:
+            where += f", {name} {t.loc[top, 'value']:.3f}"
+    first = int(change.index[0])
+    where += f"; {change['value'].iloc[0]:.3f} at layer {first})" if first != top else ")"
+    diff = _lens_at(lens, "relative_change", "difference")
+    if not len(diff):
+        return where + "."
+    above = diff[diff["lo"] > 0]
+    if above.empty:
+        return where + "; at no layer is the change larger on financial than on general text."
+    return (where + f"; the change is larger on financial than on general text at {_layers(above.index)} "
+            "(difference interval above 0).")
+
+
+def comparison_answer(cmp: pd.DataFrame) -> str:
+    """Whether the finance twin's change is *financial*, from ``comparison.parquet``: how many lens keys
+    (layer, measure, text type, position) have finance − control beyond the fine-tune seed spread, and at
+    which layers."""
+    if cmp is None or cmp.empty:
+        return "No layer has both the finance and the control pair's lens: nothing is called financial yet."
+    if (cmp["verdict"] == "no seed spread").all():
+        return ("Against the control twin nothing is called financial: the like-for-like fine-tune seed "
+                "pair is missing, so no seed spread bounds the finance − control effect.")
+    fin = cmp[cmp["verdict"] == "financial"]
+    if fin.empty:
+        return ("Against the control twin no lens measure is called financial: every finance − control "
+                "effect lies within the fine-tune seed spread.")
+    main = fin[(fin["measure"] == "relative_change") & (fin["position"] == "tokens")
+               & (fin["text_type"] == "all")]
+    lead = (f"; the relative change (all text) at {_layers(sorted(main['layer']))}" if len(main) else "")
+    return (f"Against the control twin and beyond the fine-tune seed spread, {len(fin)} of {len(cmp)} lens "
+            f"measures are called financial, at {_layers(sorted(set(fin['layer'])))}{lead}.")
+
+
+def _book(name: str, h: dict) -> str:
+    nan = float("nan")
+    return (f"the {name} books' best is {h.get('best_set')} {str(h.get('best_strategy')).replace('_', '-')} "
+            f"at net Sharpe {h.get('best_net_sharpe', nan):.2f} (DSR {h.get('best_dsr', nan):.2f}), their "
+            f"median breakeven {h.get('median_breakeven_bps', nan):.1f} bps per side")
+
+
+def books_answer(books: dict) -> str:
+    """The daily books beside the turnover-aware ones (``BacktestSummary.books``: per book its headline),
+    and whether either's best reaches a DSR of :data:`PROFITABLE_DSR`."""
+    daily, aware = books.get("daily"), books.get("turnover_aware")
+    if daily is None:
+        return "The backtest has no daily book."
+    cost = daily.get("cost_bps")
+    text = (f"At {cost:g} bps per side" if _ok(cost) else "After costs") + f", {_book('daily', daily)}"
+    text += ("; the turnover-aware books did not run" if aware is None
+             else f"; {_book('turnover-aware', aware)}")
+    wins = [b for b, h in (("daily", daily), ("turnover-aware", aware))
+            if h is not None and _ok(h.get("best_dsr")) and h["best_dsr"] >= PROFITABLE_DSR]
+    return text + (f": the {' and '.join(wins)} books trade profitably (DSR at least {PROFITABLE_DSR:g})."
+                   if wins else f": no book trades profitably (none reaches a DSR of {PROFITABLE_DSR:g}).")
+
+
+def claim_answer(folder: str, claim: list[dict]) -> str:
+    """The seed's claim tested (``BacktestSummary.claim`` rows): the answer of the trading stage's paragraph
+    (:func:`finsae.trading.claim.claim_paragraph`), less its numbers (the backtest section has them)."""
+    from finsae.trading.claim import claim_paragraph
+
+    text = claim_paragraph(pd.DataFrame(claim))
+    _, asked, rest = text.partition("? ")
+    answer = rest.partition(" Over the ")[0] if asked else text
+    return (f"The seed's claim ({folder}): do the latents fine-tuning changed carry return information that "
+            f"the twin's sentiment and the unchanged latents do not? {answer}")

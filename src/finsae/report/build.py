@@ -20,6 +20,7 @@ from finsae.errors import FinsaeError
 from finsae.labeling.artifacts import LABELS_FILE, PER_LAYER_FILE, read_labels, read_per_layer
 from finsae.paths import report_dir
 from finsae.report import page, sae_table
+from finsae.report.analysis_sections import comparison_blocks, lens_blocks, method_tables, seed_blocks
 from finsae.report.headline import answer_blocks
 from finsae.report.blocks import per_pair, pick, plots, through
 from finsae.report.sections import (
@@ -48,6 +49,8 @@ method's report columns (``finsae.analysis.methods``) not placed here get a bloc
 ANALYSIS_SETTINGS = ("pair", "base", "domain", "tag", "seed_tag", "layers", "tau", "fdr", "min_auroc",
                      "seconds")
 """The analysis summary's settings (one short table; its counts are the other)."""
+SUMMARY_ELSEWHERE = ("docs", "seed_estimates", "n_seeds")
+"""Summary fields not in the counts table (the seed estimates have their per-layer table)."""
 LABEL_COLUMNS = ["model", "layer", "latent", "role", "financial", "specialized", "status", "label",
                  "description", "n_activating", "embedding_auroc", "embedding_auroc_control", "skip_reason"]
 CONTEXTS_PER_LATENT = 3
@@ -88,11 +91,14 @@ def sae_blocks(study: Study) -> list[Block]:
 
 
 def _diffing_pair(study: Study, folder: Path, s) -> list[Block]:
-    fields = {k: v for k, v in s.results().items() if k != "docs"}
+    """A pair's settings and counts, then the lens and the finance-vs-control comparison (the "where" and
+    "is it financial"), the per-layer tables, the seed estimates, the methods' other tables and the plots."""
+    fields = {k: v for k, v in s.results().items() if k not in SUMMARY_ELSEWHERE}
     blocks: list[Block] = [
         Table.of_mapping({k: v for k, v in fields.items() if k in ANALYSIS_SETTINGS}, "settings"),
         Table.of_mapping({k: v for k, v in fields.items() if k not in ANALYSIS_SETTINGS},
-                         "counts and overlap over all layers")]
+                         "counts and overlap over all layers"),
+        *lens_blocks(study, folder), *comparison_blocks(study, folder)]
     layers = study.analysis_table(folder, "layers")
     if layers is not None:
         for what, cols in layer_blocks().items():
@@ -100,7 +106,8 @@ def _diffing_pair(study: Study, folder: Path, s) -> list[Block]:
             measured = block.drop(columns="layer", errors="ignore").notna().any().any()
             blocks.append(Table(block, f"by layer: {what}") if measured
                           else Text(f"by layer: {what}: not run for this pair.", note=True))
-    return blocks + plots(study, folder)
+        blocks += seed_blocks(layers)
+    return blocks + method_tables(study, folder) + plots(study, folder)
 
 
 def diffing_blocks(study: Study) -> list[Block]:

@@ -14,8 +14,11 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from finsae.analysis.comparison import COMPARISON_TABLE
+from finsae.analysis.methods.lens import TABLE as LENS_TABLE
 from finsae.report import answer
 from finsae.report import markdown
+from finsae.report.analysis_sections import read_comparison
 from finsae.report.sections import Answer, Block, Glossary, NotRun, Ref, Table
 from finsae.report.study import Study
 
@@ -39,6 +42,12 @@ GLOSSARY = {
            "give by chance (at least 0.95 to call a strategy profitable).",
 }
 """One-line glosses of the terms in the headline table (anchors ``#glossary-<term>`` on the page)."""
+
+
+NAN = float("nan")
+SEED_STATISTICS = ("n_specialized_repeat", "n_specialized_seed_floor", "n_specialized_over_floor",
+                   "overlap_cross_seed", "overlap_seed_ceiling_base", "overlap_seed_ceiling_domain")
+"""The seed estimates (``AnalysisSummary.seed_estimates``) the headline compares, like with like."""
 
 
 class HeadlineRow(NamedTuple):
@@ -80,20 +89,85 @@ def _sae_rows(study: Study) -> list[HeadlineRow]:
     return rows
 
 
+def seed_cell(estimate: dict | None) -> str:
+    """One statistic at one layer over the seeds (``AnalysisSummary.seed_estimates``): mean ± seed SD
+    [hierarchical bootstrap] (n seeds), "no power (why)" where its test cannot move, "n/a" where not run."""
+    if not estimate:
+        return "n/a"
+    text = str(estimate.get("text") or "n/a")
+    if not estimate.get("power", True) and not text.startswith("no power"):
+        return f"no power ({text})"
+    return text
+
+
+def _by_layer(lens, measure: str) -> str:
+    t = lens[(lens["measure"] == measure) & (lens["text_type"] == "all") & (lens["position"] == "tokens")]
+    return ", ".join(f"L{int(r.layer)} {r.value:.3f}" for r in t.sort_values("layer").itertuples())
+
+
+def _comparison_row(pair: str, cmp) -> HeadlineRow:
+    fin = cmp[cmp["verdict"] == "financial"]
+    where = f" (layers {', '.join(str(int(x)) for x in sorted(set(fin['layer'])))})" if len(fin) else ""
+    spread = "" if (cmp["verdict"] != "no seed spread").any() else " (seed pair missing: no spread)"
+    return HeadlineRow(f"finance vs control {pair}", f"{len(fin)} of {len(cmp)} lens measures called "
+                       f"financial{where}", f"finance − control beyond ± the fine-tune seed spread{spread}",
+                       ())
+
+
+def _lens(study: Study, sentences: list[str]) -> list[HeadlineRow]:
+    """The activation lens of each pair (where the twin differs), then the finance pair's comparison with
+    the control twin beyond the fine-tune seed (whether it is financial)."""
+    rows, verdicts = [], []
+    for folder, _ in study.readable("analysis"):
+        lens = study.analysis_table(folder, LENS_TABLE)
+        if lens is not None and len(lens):
+            sentences.append(answer.lens_answer(folder.name, lens))
+            rows.append(HeadlineRow(f"activation lens {folder.name}",
+                                    f"relative change by layer: {_by_layer(lens, 'relative_change')}",
+                                    f"linear CKA by layer: {_by_layer(lens, 'cka')}", ()))
+        if (folder / COMPARISON_TABLE).is_file():
+            cmp = study.through(read_comparison, folder, COMPARISON_TABLE)
+            if isinstance(cmp, str):
+                rows.append(HeadlineRow(f"finance vs control {folder.name}", cmp, "", ()))
+            else:
+                verdicts.append(answer.comparison_answer(cmp))
+                rows.append(_comparison_row(folder.name, cmp))
+    sentences += verdicts
+    return rows
+
+
 def _diffing(study: Study, sentences: list[str]) -> list[HeadlineRow]:
+    """Like with like: domain seed 1's specialized latents against the seed floor of those same latents
+    (never seed 0's count against it), over the seeds where there are repeats, with the test of their
+    difference; the cross-seed overlap (base seed 0 vs domain seed s) against the seed ceilings (never the
+    same-initialisation overlap). The seed SD is the uncertainty."""
     rows = []
     for folder, s in study.readable("analysis"):
         layers = study.analysis_table(folder, "layers")
         if layers is not None:
             sentences.append(answer.diffing_answer(folder.name, layers))
-        if math.isnan(s.mean_overlap_seed_ceiling):
-            control = "seed floor and ceiling not run (no seed repeats)"
-        else:
-            control = (f"seed floor {s.n_specialized_seed_floor} (twin seed 1: {s.n_specialized_seed1} "
-                       f"specialized); seed ceiling {s.mean_overlap_seed_ceiling:.3f}")
-        measured = f"{s.n_specialized} specialized latents, overlap {s.mean_overlap:.3f}"
-        rows.append(HeadlineRow(f"diffing {folder.name} (layers {', '.join(map(str, s.layers))})", measured,
-                                control, ("overlap", "seed floor", "seed ceiling")))
+        where = f"diffing {folder.name}"
+        if math.isnan(s.mean_overlap_seed_ceiling) and not s.seed_estimates:
+            rows.append(HeadlineRow(where, f"{s.n_specialized} specialized latents (seed 0), overlap "
+                                    f"{s.mean_overlap:.3f}", "seed floor and ceiling not run (no seed "
+                                    "repeats)", ("overlap",)))
+            continue
+        rows.append(HeadlineRow(f"{where}: specialized latents of domain seed 1",
+                                f"{s.n_specialized_seed1} (layers with seed repeats)",
+                                f"seed floor {s.n_specialized_seed_floor} (the same latents unmatched in "
+                                "domain seed 0)", ("seed floor",)))
+        est = s.seed_estimates
+        for layer in sorted({int(k) for k in est.get("n_specialized_repeat", {})}):
+            at = {name: est.get(name, {}).get(str(layer)) for name in SEED_STATISTICS}
+            rows.append(HeadlineRow(
+                f"{where} layer {layer}, over {(at['n_specialized_repeat'] or {}).get('n_seeds')} seeds",
+                f"specialized {seed_cell(at['n_specialized_repeat'])}; over the floor "
+                f"{seed_cell(at['n_specialized_over_floor'])}; cross-seed overlap "
+                f"{seed_cell(at['overlap_cross_seed'])}",
+                f"seed floor {seed_cell(at['n_specialized_seed_floor'])}; seed ceiling "
+                f"{seed_cell(at['overlap_seed_ceiling_base'])} (base), "
+                f"{seed_cell(at['overlap_seed_ceiling_domain'])} (twin)",
+                ("overlap", "seed floor", "seed ceiling")))
     return rows
 
 
@@ -112,17 +186,20 @@ def _labels(study: Study, sentences: list[str]) -> list[HeadlineRow]:
 
 
 def _backtest(study: Study, sentences: list[str]) -> list[HeadlineRow]:
+    """Per backtest folder, the daily books beside the turnover-aware ones, then the seed's claim."""
     rows = []
-    for _, s in study.readable("backtest"):
-        sentences.append(answer.backtest_answer(s.strategies))
-        for r in s.strategies:
-            if r.get("period") == "headline" and r.get("strategy") == "long_short":
-                rows.append(HeadlineRow(
-                    f"backtest {r.get('set')} long-short", f"net Sharpe {r.get('sharpe', float('nan')):.2f} "
-                    f"{answer.ci_text(r.get('sharpe_lo'), r.get('sharpe_hi'), '.2f')} after "
-                    f"{r.get('cost_bps')} bps",
-                    f"PSR {r.get('psr', float('nan')):.2f}, deflated for {r.get('n_trials')} trials: DSR "
-                    f"{r.get('dsr', float('nan')):.2f}", ("PSR", "DSR")))
+    for folder, s in study.readable("backtest"):
+        sentences.append(answer.books_answer(s.books) if s.books else answer.backtest_answer(s.strategies))
+        if s.claim:
+            sentences.append(answer.claim_answer(folder.name, s.claim))
+        for book, h in (s.books or {}).items():
+            rows.append(HeadlineRow(
+                f"backtest {folder.name} {book.replace('_', '-')} books",
+                f"best net Sharpe {h.get('best_net_sharpe', NAN):.2f} ({h.get('best_set')} "
+                f"{h.get('best_strategy')}; gross {h.get('best_gross_sharpe', NAN):.2f}); median breakeven "
+                f"{h.get('median_breakeven_bps', NAN):.1f} bps per side",
+                f"cost {h.get('cost_bps', NAN):g} bps per side; DSR {h.get('best_dsr', NAN):.2f} deflated "
+                f"for {s.n_trials} trials", ("DSR",)))
     return rows
 
 
@@ -130,7 +207,8 @@ def headline(study: Study) -> Headline:
     """The answer's sentences and the science-only headline rows of ``study``."""
     sentences: list[str] = []
     rows = _sae_rows(study)
-    rows += _diffing(study, sentences) + _labels(study, sentences) + _backtest(study, sentences)
+    rows += _lens(study, sentences) + _diffing(study, sentences) + _backtest(study, sentences)
+    rows += _labels(study, sentences)
     return Headline(sentences, rows)
 
 
