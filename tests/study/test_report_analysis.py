@@ -155,3 +155,15 @@ def test_lens_comes_first_in_the_analysis_section_and_a_method_table_needs_no_ed
     assert toy_table[1:] == [["2", "0.125"], ["3", "0.875"]] and "toy effect table" in low
     seeds = next(t for t in tables if "n_specialized_over_floor" in t[0])
     assert "no power (every financial latent unmatched in both SAEs)" in seeds[2]
+
+
+def test_a_twin_equal_to_its_base_is_said_not_to_differ():
+    """A lens of a model against itself (relative change 0 everywhere) names no layer as where it differs."""
+    from finsae.report.answer import lens_answer
+
+    rows = [dict(layer=layer, measure="relative_change", text_type="all", position="tokens", value=v, lo=v,
+                 hi=v) for layer, v in ((0, 0.0), (1, 0.0))]
+    said = lens_answer("p", pd.DataFrame(rows))
+    assert said == "p: the twin's activations do not differ from the base's at any layer (relative change 0)."
+    rows[1].update(value=0.2, lo=0.1, hi=0.3)
+    assert "differ most from the base's at layer 1" in lens_answer("p", pd.DataFrame(rows))

@@ -155,6 +155,9 @@ def lens_answer(pair: str, lens: pd.DataFrame) -> str:
         return f"{pair}: the activation lens has no relative change measured."
     top = int(change["value"].idxmax())
     r = change.loc[top]
+    if not r["value"] > 0:
+        return (f"{pair}: the twin's activations do not differ from the base's at any layer "
+                "(relative change 0).")
     where = (f"{pair}: the twin's activations differ most from the base's at layer {top} (relative change "
              f"{r['value']:.3f} {ci_text(r['lo'], r['hi'], '.3f')}")
     for measure, name in (("cka", "linear CKA"), ("affine_r2", "affine R²")):
