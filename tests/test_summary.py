@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import pytest
 
@@ -15,7 +16,7 @@ from finsae.errors import FinsaeError
 from finsae.finetune.summary import FinetuneSummary
 from finsae.labeling.summary import LabelSummary
 from finsae.sae.summary import SaeSummary
-from finsae.summary import SUMMARY_FILE, StageSummary
+from finsae.summary import NULL_REASONS_KEY, SUMMARY_FILE, UNDEFINED, StageSummary
 from finsae.trading.summary import BacktestSummary
 
 SUMMARIES = [SaeSummary, FinetuneSummary, AnalysisSummary, LabelSummary, BacktestSummary]
@@ -45,7 +46,9 @@ def _full(cls) -> dict:
 
 
 def test_every_stage_summary_is_covered():
-    assert set(StageSummary.__subclasses__()) == set(SUMMARIES)
+    # the stages' summaries, not the tests' own
+    stages = {c for c in StageSummary.__subclasses__() if c.__module__.startswith("finsae.")}
+    assert stages == set(SUMMARIES)
 
 
 @pytest.mark.parametrize("cls", SUMMARIES, ids=lambda c: c.__name__)
@@ -99,6 +102,47 @@ def test_nan_is_written_as_null_and_read_back_as_nan(tmp_path):
     assert raw["fvu"] is None and raw["loss_recovered"] is None  # loss_recovered defaults to NaN
     s = SaeSummary.read(tmp_path)
     assert math.isnan(s.fvu) and math.isnan(s.loss_recovered) and s.tokens == 3
+
+
+def _strict(text: str) -> dict:
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in summary.json"))
+
+
+def test_every_nan_is_null_with_its_reason_beside_it(tmp_path):
+    """Issue 34 section 4: no bare NaN; each null number says why (field or path -> reason), the typed reader
+    skips the reasons and reads NaN back; a summary without NaN writes no reasons."""
+    @dataclass
+    class Scored(StageSummary):
+        NAN_REASONS: ClassVar[dict[str, str]] = {"auroc": "one class only in the held-out set"}
+        auroc: float
+        fvu: float
+        sets: dict[str, dict[str, float]]
+        rows: list[dict[str, float]]
+
+    Scored(math.nan, 0.5, {"price": {"mcc": math.nan, "acc": 0.6}},
+           [{"sharpe": 1.0}, {"sharpe": math.nan}]).write(tmp_path)
+    raw = _strict((tmp_path / SUMMARY_FILE).read_text())
+    assert raw["auroc"] is None and raw["sets"]["price"]["mcc"] is None and raw["rows"][1]["sharpe"] is None
+    assert raw[NULL_REASONS_KEY] == {"auroc": "one class only in the held-out set",
+                                     "sets.price.mcc": UNDEFINED, "rows[1].sharpe": UNDEFINED}
+    back = Scored.read(tmp_path)
+    assert math.isnan(back.auroc) and math.isnan(back.sets["price"]["mcc"])
+    assert math.isnan(back.rows[1]["sharpe"])
+    assert back.fvu == 0.5 and back.sets["price"]["acc"] == 0.6
+    Scored(0.7, 0.5, {}, []).write(tmp_path / "defined")
+    assert NULL_REASONS_KEY not in _strict((tmp_path / "defined" / SUMMARY_FILE).read_text())
+
+
+@pytest.mark.parametrize("cls", SUMMARIES, ids=lambda c: c.__name__)
+def test_every_stage_summary_gives_its_nan_fields_a_reason(tmp_path, cls):
+    hints = typing.get_type_hints(cls)
+    nan_fields = [f.name for f in fields(cls) if hints[f.name] is float]
+    cls(**_full(cls) | dict.fromkeys(nan_fields, math.nan)).write(tmp_path)
+    raw = _strict((tmp_path / SUMMARY_FILE).read_text())
+    reasons = raw.get("null_reasons", {})
+    assert all(raw[n] is None and reasons.get(n) for n in nan_fields), (nan_fields, reasons)
+    back = cls.read(tmp_path)
+    assert all(math.isnan(getattr(back, n)) for n in nan_fields)
 
 
 def test_nested_nan_is_null_and_optional_null_stays_none(tmp_path):

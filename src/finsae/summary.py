@@ -1,15 +1,16 @@
 """Typed stage summaries: one dataclass per stage, written as ``summary.json`` and read back through the same
 type (by the report, by ``skip_if_done``), never by string keys spread over files.
 
-The file is plain JSON: a NaN (a number that is undefined for this run) is written as ``null`` and a ``float``
-field read back as NaN; every field is checked against its annotation on read, so a damaged or hand-edited file
-is refused in one line naming the file and the field instead of being used wrongly later (a string iterated as
-a list, a text taken for a token count).
+The file is plain JSON: a NaN (a number that is undefined for this run) is written as ``null``, with the
+reason beside it in the file's ``null_reasons`` object (field, or path inside a field, -> why; see
+:meth:`StageSummary.null_reasons`), and a ``float`` field read back as NaN. Every field is checked against its
+annotation on read, so a damaged or hand-edited file is refused in one line naming the file and the field
+instead of being used wrongly later (a string iterated as a list, a text taken for a token count).
 
 Every summary names the run that made it (``run_dir``, ``wandb_run_id``: the base's two fields, so
 ``python -m finsae.reproduce ARTIFACT_FOLDER`` finds the run). A stage's glue opens its run inside
-:func:`run_origin` (``finsae.glue.tracking.stage_run`` does), and every summary made meanwhile is stamped with it;
-summaries written before they were recorded read back with both fields empty."""
+:func:`run_origin` (``finsae.glue.tracking.stage_run`` does), and every summary made meanwhile is stamped with
+it; summaries written before they were recorded read back with both fields empty."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from finsae.atomic import read_json, write_json
 from finsae.errors import FinsaeError
 
 SUMMARY_FILE = "summary.json"
+NULL_REASONS_KEY = "null_reasons"
+"""The key of ``summary.json`` that says why each null number is null (not a field: readers skip it)."""
+UNDEFINED = "undefined for this run (NaN)"
+"""The reason of a NaN whose summary names none of its own."""
 
 
 def is_published(folder: str | Path) -> bool:
@@ -79,6 +84,9 @@ class StageSummary:
 
     MAKES: ClassVar[str] = "the stage that wrote it"
     """The command that writes this summary (what a reader of a damaged one is told to rerun)."""
+    NAN_REASONS: ClassVar[dict[str, str]] = {}
+    """Field -> why it can be NaN (undefined), for the ``null_reasons`` of ``summary.json``; a field not named
+    here is written with :data:`UNDEFINED`."""
 
     run_dir: str = field(default="", kw_only=True)
     """The run folder that made it (relative to the project root where inside it; "" when not recorded)."""
@@ -113,11 +121,22 @@ class StageSummary:
                 out[k] = v
         return out
 
+    def null_reasons(self) -> dict[str, str]:
+        """Why each NaN of this summary is undefined: its path (``fvu``, ``stocknet.price.mcc``,
+        ``strategies[2].sharpe``) -> the reason (:attr:`NAN_REASONS` of its top-level field, else
+        :data:`UNDEFINED`). A stage whose reasons depend on the run overrides this."""
+        return {path: self.NAN_REASONS.get(top, UNDEFINED) for top, path in nan_paths(self.to_dict())}
+
     def write(self, *dirs: Path) -> None:
-        """Write ``summary.json`` into each of ``dirs`` (atomically: a reader never sees half a file)."""
+        """Write ``summary.json`` into each of ``dirs`` (atomically: a reader never sees half a file): strict
+        JSON, each NaN a ``null`` whose reason is in ``null_reasons``."""
+        record = nan_to_null(self.to_dict())
+        reasons = self.null_reasons()
+        if reasons:
+            record[NULL_REASONS_KEY] = reasons
         for d in dirs:
             Path(d).mkdir(parents=True, exist_ok=True)
-            write_json(Path(d) / SUMMARY_FILE, nan_to_null(self.to_dict()))
+            write_json(Path(d) / SUMMARY_FILE, record)
 
     @classmethod
     def _rerun(cls) -> str:
@@ -159,6 +178,19 @@ def nan_to_null(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [nan_to_null(v) for v in value]
     return value
+
+
+def nan_paths(value: Any, path: str = "", top: str = "") -> Iterator[tuple[str, str]]:
+    """``(top-level key, path)`` of every NaN float in the record ``value`` (a dict at the top), at any depth:
+    ``fvu``, ``stocknet.price.mcc``, ``strategies[2].sharpe``."""
+    if isinstance(value, float) and math.isnan(value):
+        yield top, path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from nan_paths(v, f"{path}.{k}" if path else str(k), top or str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from nan_paths(v, f"{path}[{i}]", top)
 
 
 @functools.cache

@@ -125,3 +125,18 @@ def test_paper_graph_takes_a_layer_subset(tmp_path):
     by = {j.name: j for j in jobs}
     assert "layers=[0,1]" in by["analyze"].command and "features.layers=[1]" in by["backtest"].command
     assert by["sae bert_base L1"].command[-2] == "sae.k=8"  # the user's override after the experiment's
+
+
+def test_every_hydra_job_reads_the_users_config_folder(tmp_path, monkeypatch):
+    """With ``$FINSAE_CONFIG_DIR`` (the user's ``model/`` and ``pair/`` files outside the checkout) every
+    Hydra job gets it on Hydra's search path, so its ``model=``/``pair=`` options compose; without it, none
+    does."""
+    from finsae.models.declared import CONFIG_DIR_ENV
+
+    monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
+    assert not any("hydra.searchpath" in a for j in paper_jobs(tmp_path) for a in j.command)
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "my_conf"))
+    jobs = paper_jobs(tmp_path / "art")
+    wanted = f"hydra.searchpath=[file://{(tmp_path / 'my_conf').resolve()}]"
+    for j in jobs:
+        assert (wanted in j.command) == (j.name != "report"), j.name

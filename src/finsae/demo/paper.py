@@ -22,6 +22,7 @@ from pathlib import Path
 from finsae.demo.plan import _published, _report_done
 from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.errors import FinsaeError
+from finsae.models.declared import searchpath_override
 from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, outputs_root, report_dir,
                           sae_dir)
 from finsae.trading.config import FeatureConfig
@@ -165,12 +166,13 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
     # a GPU job's host threads: the node's cores shared among the slots
     threads = str(max(1, (os.cpu_count() or 1) // place.slots))
     stage_env = {v: threads for v in THREAD_VARS} if place.gpus else {}
+    own_configs = searchpath_override()  # the model and pair files of $FINSAE_CONFIG_DIR, for Hydra too
 
     def script(name: str, job: str, stage: str, *overrides: str, sweep: tuple[str, ...] = ()) -> list[str]:
         folder = outputs / job.replace(" ", "_")
         where = [f"hydra.sweep.dir={folder}"] if sweep else [f"hydra.run.dir={folder}"]
         return [python, str(root / name), *sweep, f"paths.artifacts={artifacts}", *overrides,
-                *opts.overrides.get(stage, ()), *where]
+                *opts.overrides.get(stage, ()), *own_configs, *where]
 
     trainer, sae_slots = place.sae()
     launcher = () if place.slurm is None else ("--multirun", "hydra/launcher=submitit_slurm", *place.slurm)

@@ -11,7 +11,7 @@ from omegaconf import MISSING, OmegaConf
 
 from finsae.data.corpus import EVAL_START
 from finsae.errors import ConfigError, require
-from finsae.models.registry import BUILTIN
+from finsae.models.registry import known_models
 from finsae.paths import plain_name
 
 _check = require
@@ -30,14 +30,15 @@ class PathsSchema:
 @dataclass
 class ModelSchema:
     name: str = MISSING
-    """One of bert_base, finbert, minilm, minilm_fin, tiny."""
+    """One of bert_base, finbert, minilm, minilm_fin, tiny, or a model of a conf/model file with ``path``."""
     path: str | None = None
     """Local folder with config.json to load instead of the default source."""
     seed: int = 0
     """tiny only: init seed."""
 
     def __post_init__(self):
-        _check(self.name in BUILTIN, f"model.name={self.name!r} is unknown; choose one of {sorted(BUILTIN)}")
+        known = known_models()  # built-in and declared by conf/model files
+        _check(self.name in known, f"model.name={self.name!r} is unknown; choose one of {known}")
 
 
 @dataclass
@@ -48,8 +49,10 @@ class PairSchema:
     """Its finance-tuned twin (finbert, minilm_fin)."""
 
     def __post_init__(self):
+        known = known_models()  # built-in and declared by conf/model files
         for v in (self.base, self.domain):
-            _check(v in BUILTIN, f"pair member {v!r} is unknown; choose from {sorted(BUILTIN)}")
+            _check(v in known, f"pair member {v!r} is unknown; choose from {known} (or declare it: "
+                               f"conf/model/{v}.yaml with name: and path:)")
 
 
 def pair_name(cfg) -> str:
@@ -59,12 +62,14 @@ def pair_name(cfg) -> str:
         return plain_name(cfg.pair_name, "pair_name")
     from hydra.core.hydra_config import HydraConfig
 
-    from finsae.paths import PROJECT_ROOT
+    from finsae.models.declared import config_dirs
 
     if HydraConfig.initialized():
         choice = HydraConfig.get().runtime.choices.get("pair")
-        option = PROJECT_ROOT / "conf" / "pair" / f"{choice}.yaml"
-        if choice and option.is_file():
+        # conf/pair, else $FINSAE_CONFIG_DIR/pair (Hydra's order)
+        found = [d / "pair" / f"{choice}.yaml" for d in config_dirs()]
+        option = next((f for f in found if f.is_file()), None)
+        if choice and option is not None:
             o = OmegaConf.load(option)
             if (o.get("base"), o.get("domain")) == (cfg.pair.base, cfg.pair.domain):
                 return str(choice)

@@ -13,10 +13,11 @@ from finsae.models.loading import (
     task_kind,
     tokenizer_fingerprint,
 )
-from finsae.models.registry import BUILTIN, ModelSpec, get_spec, hub_reachable, packaged_minilm_dir
+from finsae.models.registry import (BUILTIN, ModelSpec, get_spec, hub_reachable, known_models,
+                                     packaged_minilm_dir)
 
 __all__ = [
     "BUILTIN", "EMB_LAYER", "HiddenStates", "LoadedModel", "ModelSpec", "base_encoder", "check_layer",
-    "check_tokenizer_pair", "get_spec", "hidden_states", "hub_reachable", "load_model", "load_tokenizer",
-    "packaged_minilm_dir", "task_kind", "tokenizer_fingerprint",
+    "check_tokenizer_pair", "get_spec", "hidden_states", "hub_reachable", "known_models", "load_model",
+    "load_tokenizer", "packaged_minilm_dir", "task_kind", "tokenizer_fingerprint",
 ]

