@@ -19,15 +19,20 @@ def test_full_graph_has_every_job_of_the_paper_study(tmp_path):
     check_graph(jobs, 2)
     names = [j.name for j in jobs]
     saes = [j for j in jobs if j.stage == "SAEs"]
-    # 24 SAEs (12 layers x 2 models), their 24 seed repeats, 24 crosscoders (2 seeds), 24 warm starts
-    assert len(saes) == 96 and len(LAYERS) == 12
+    by_name = {j.name: j for j in jobs}
+    # 24 SAEs (12 layers x 2 models), their 24 seed repeats, 24 crosscoders (2 seeds), 48 warm starts (domain,
+    # control A, the affine-map null, control B)
+    assert len(saes) == 120 and len(LAYERS) == 12
     for layer in LAYERS:
         for model in (BASE, TWIN):
             assert f"sae {model} L{layer}" in names and f"sae {model} L{layer} paper_seed1" in names
         assert f"sae {CROSSCODER} L{layer}" in names and f"sae {CROSSCODER} L{layer} paper_seed1" in names
         assert f"sae {TWIN} L{layer} paper_warm_domain" in names
         assert f"sae {BASE} L{layer} paper_warm_control" in names
-    assert names[96:] == ["tweets bert_base", "tweets finbert", "analyze", "labels", "backtest", "report"]
+        affine, control_b = by_name[f"sae {TWIN} L{layer} paper_warm_affine"], by_name[
+            f"sae {BASE} L{layer} paper_warm_control_b"]
+        assert "sae.dictionary=affine_null" in affine.command and "seed=2" in control_b.command
+    assert names[120:] == ["tweets bert_base", "tweets finbert", "analyze", "labels", "backtest", "report"]
     assert "finetune" not in names  # FinBERT is the twin
     by = {j.name: j for j in jobs}
     assert by["sae finbert L0"].deps == ()  # no fine-tune to wait for
@@ -50,7 +55,7 @@ def test_dry_run_lists_the_whole_paper_graph(tmp_path, capsys):
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in
               ("SAEs", "tweets", "analyze", "labels", "backtest", "report")]
-    assert len(listed) == len(paper_runs()) + 6 == 102
+    assert len(listed) == len(paper_runs()) + 6 == 126
     assert "offline backend" in out  # no --vllm-model: the note says so
     assert not (tmp_path / "sae").exists()  # a dry run writes nothing
 
@@ -121,7 +126,7 @@ def test_paper_graph_takes_a_layer_subset(tmp_path):
     opts = PaperOptions(layers=(0, 1), overrides={"train": ("sae.k=8",)})
     jobs = paper_jobs(tmp_path, Placement(slots=1), opts)
     check_graph(jobs, 1)
-    assert len([j for j in jobs if j.stage == "SAEs"]) == 16
+    assert len([j for j in jobs if j.stage == "SAEs"]) == 20
     by = {j.name: j for j in jobs}
     assert "layers=[0,1]" in by["analyze"].command and "features.layers=[1]" in by["backtest"].command
     assert by["sae bert_base L1"].command[-2] == "sae.k=8"  # the user's override after the experiment's

@@ -1,7 +1,7 @@
 """The paper study end to end on CPU: ``python -m finsae.demo --experiment paper`` on a bert-base-shaped pair
 with random weights (12 x 768, bert-base-uncased's vocabulary; ``paper_pair.py``) under the paper pair's hub
 ids, with the paper experiment's graph and commands at test scale (:data:`PROFILE`): two of the twelve layers
-(``--layers 0,11``: 16 SAE jobs instead of 96), a few thousand tokens and 768 latents per SAE, a few dozen
+(``--layers 0,11``: 20 SAE jobs instead of 120), a few thousand tokens and 768 latents per SAE, a few dozen
 held-out passages per side of each contrast, eight tickers. Every job runs (SAEs, seed repeats, crosscoders,
 warm starts, tweets, analyze, labels, backtest, report), every stage's result is published with the paper's
 names and settings, the report builds, and a rerun finds every job done.
@@ -44,7 +44,7 @@ PROFILE = {
                  "benchmark.bootstrap=100", "progress_bar=false"],
 }
 """The paper experiment at test scale: ``--override STAGE:KEY=VALUE`` for each entry point."""
-N_JOBS = 16 + 2 + 4  # SAEs, tweets, analyze + labels + backtest + report
+N_JOBS = 20 + 2 + 4  # SAEs, tweets, analyze + labels + backtest + report
 
 
 def _study(project_root: Path, tmp: Path, art: Path, data: Path) -> subprocess.CompletedProcess:

@@ -87,6 +87,8 @@ class PaperRun:
     seed: int = 0
     tag: str = TAG
     warm: bool = False
+    dictionary: str = ""
+    """``sae.dictionary`` when not the default (``affine_null``: the warm start's affine-map null)."""
 
     @property
     def name(self) -> str:
@@ -97,14 +99,16 @@ class PaperRun:
         extra = [] if self.tag == TAG else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
             extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, TAG)}")
+        if self.dictionary:
+            extra.append(f"sae.dictionary={self.dictionary}")
         return [f"experiment={EXPERIMENT}", *what, f"layer={self.layer}", *extra, "skip_if_done=true",
                 "resume=true"]
 
 
 def paper_runs(layers: tuple[int, ...] = LAYERS) -> list[PaperRun]:
     """Every layer of both models, their seed-1 repeats, the crosscoder at seeds 0 and 1, the warm starts
-    (both seed 1: same tokens in the same order), in the demo's order: each model's first run (its activation
-    cache) first, then the models alternate."""
+    (domain and control A at seed 1: same tokens in the same order; the affine-map null; control B at seed 2),
+    in the demo's order: each model's first run (its activation cache) first, then the models alternate."""
     runs = []
     for layer in layers:
         runs += [PaperRun(BASE, layer), PaperRun(TWIN, layer)]
@@ -114,7 +118,9 @@ def paper_runs(layers: tuple[int, ...] = LAYERS) -> list[PaperRun]:
         runs += [PaperRun(CROSSCODER, layer), PaperRun(CROSSCODER, layer, 1, f"{TAG}_seed1")]
     for layer in layers:
         runs += [PaperRun(TWIN, layer, 1, f"{TAG}_warm_domain", warm=True),
-                 PaperRun(BASE, layer, 1, f"{TAG}_warm_control", warm=True)]
+                 PaperRun(BASE, layer, 1, f"{TAG}_warm_control", warm=True),
+                 PaperRun(TWIN, layer, 1, f"{TAG}_warm_affine", warm=True, dictionary="affine_null"),
+                 PaperRun(BASE, layer, 2, f"{TAG}_warm_control_b", warm=True)]
     return runs
 
 
