@@ -119,7 +119,8 @@ def test_a_wrong_path_is_named_in_one_line(own, monkeypatch):
     assert f"path {root / 'weights' / 'nothing_here'} does not exist" in str(err.value)
     assert "own_missing.yaml" in str(err.value) and "\n" not in str(err.value)
     for script, args in (("train.py", ["model=own_missing", "debug=tiny"]),
-                         ("analyze.py", ["pair=own_broken", "tag=debug", "layers=[1]"])):
+                         ("analyze.py", ["pair=own_broken", "tag=debug", "layers=[1]"]),
+                         ("backtest.py", ["pair=own_broken", "encode_only=base", "features.layers=[1]"])):
         r = _run(script, [*args, f"paths.artifacts={root / 'art_wrong'}"], env, conf)
         err_lines = [line for line in r.stderr.splitlines() if line.startswith("finsae: error:")]
         assert r.returncode != 0 and len(err_lines) == 1, (script, r.stderr[-2000:])

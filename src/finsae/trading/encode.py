@@ -35,6 +35,8 @@ def check_encoders(roles: dict[str, str], fc, artifacts: Path) -> None:
         try:
             shape = model_config(spec, artifacts)
         except (OSError, FinsaeError):
+            if spec.path:  # the user named the folder: the loader's line says what is wrong with it
+                raise
             how = "`python train.py task=finetune`" if name == "minilm_fin" else f"model.path=/dir for {name}"
             raise DataMissingError(f"model {name!r}", model_dir(artifacts, name), f"Make it with {how}.") from None
         for layer in fc.layers:
