@@ -11,9 +11,9 @@ def n_method_columns() -> int:
     return sum(bool(m.findings_header) for m in METHODS.values())
 
 
-def side_by_side_heading(extra: int = 0) -> str:
-    """The side-by-side section's heading for the registered methods (plus ``extra`` registered by a test)."""
+def side_by_side_heading() -> str:
+    """The side-by-side section's heading for the methods registered now (a test's toy method included)."""
     from finsae.analysis.findings import COUNT_WORDS
 
-    n = n_method_columns() + extra
+    n = n_method_columns()
     return f"## {COUNT_WORDS.get(n, str(n))} methods side by side"

@@ -324,7 +324,7 @@ def test_a_fourth_method_plugs_in_with_one_class_and_one_registry_line(project_r
     assert "plots" in {p.parent.name for p in plot_paths(out)} and "toy_mean_by_layer.png" in {
         p.name for p in plot_paths(out)}
     findings = read_findings(out)
-    side = findings.split(side_by_side_heading(extra=1))[1].split("Do they agree")[0]
+    side = findings.split(side_by_side_heading())[1].split("Do they agree")[0]
     assert "toy: mean shift" in side and "| 0.0000 |" in side
     assert "toy (mean shift): largest at layer" in findings
     assert "layer 1: toy mean shift 0.0000" in capsys.readouterr().out
