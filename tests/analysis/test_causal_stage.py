@@ -72,7 +72,7 @@ def test_analyze_writes_the_causal_test(project_root, art):
 
 
 def test_the_warm_starts_changed_latents_are_what_is_ablated(art):
-    saes = PairSaes(art, "tiny", "tiny", "t", "t_seed1")
+    saes = PairSaes(art, "tiny", "tiny", "t", ("t_seed1",))
     table = pd.DataFrame({"latent": np.arange(6), "changed": [False, True, False, False, True, False]})
     earlier = {WARMSTART: MethodResult(row=None, tables={WARMSTART: table})}
     sae, changed = _changed_latents(earlier, saes, 1)

@@ -179,7 +179,7 @@ def test_sweep_finds_the_planted_twin_feature_only_where_the_dictionary_has_room
     save(roomy, sae_dir(tmp_path, name, 4, sweep_tag(tag, 128)), extra={"crosscoder": {}})  # another layer
     assert sweep_tags(tmp_path, name, tag, 3) == ["t_sweep32"]
     assert sweep_tags(tmp_path, name, tag) == ["t_sweep32", "t_sweep128"]  # by size, any layer
-    saes = PairSaes(tmp_path, "base_m", "twin_m", tag, "t_seed1")
+    saes = PairSaes(tmp_path, "base_m", "twin_m", tag, ("t_seed1",))
     assert Crosscoder().sae_folders(saes) == [(name, t) for t in (tag, "t_seed1", "t_sweep32", "t_sweep128")]
 
     cuts = AnalysisConfig().crosscoder
@@ -243,7 +243,7 @@ def test_the_method_finds_the_sweep_beside_its_crosscoder_and_writes_one_row_per
     held = HeldoutSet(Corpus(name="toy", frame=frame), {
         "financial": np.arange(20), "general": np.arange(20, 40), "ag_business": np.arange(10),
         "ag_other": np.arange(20, 30)})
-    data = LayerData(saes=PairSaes(tmp_path, "b", "d", "t", "t_seed1"), analysis=AnalysisConfig(),
+    data = LayerData(saes=PairSaes(tmp_path, "b", "d", "t", ("t_seed1",)), analysis=AnalysisConfig(),
                      arrays={("b", 2): hb, ("d", 2): hd}, doc_of_row=np.repeat(np.arange(n_docs), per),
                      char_start=np.tile(np.array([0, 6, 11, 17, 23]), n_docs), held=held, layer=2)
     method = Crosscoder()

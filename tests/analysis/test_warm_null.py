@@ -199,7 +199,7 @@ def test_a_latent_that_dies_in_the_domain_run_is_counted_not_dropped(trained):
 def test_the_analysis_finds_the_null_and_control_b_by_their_tags(tmp_path, trained):
     """warm_runs: the domain run and control A are required, the affine null and control B optional, each only
     when continued from the base SAE, found under analysis.warmstart's suffixes."""
-    saes = PairSaes(tmp_path, "base", "twin", "demo", "demo_seed1")
+    saes = PairSaes(tmp_path, "base", "twin", "demo", ("demo_seed1",))
     start = save(trained["start"], sae_dir(tmp_path, "base", 1, "demo"))
 
     def put(model: str, tag: str, init_from, seed: int = 1) -> None:
