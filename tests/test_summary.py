@@ -31,7 +31,7 @@ def _sample(hint):
         return [_sample(args[0])] if args else [1]
     if (origin or hint) is dict:
         return {"a": _sample(args[1])} if args else {"a": 1.5}
-    return {int: 3, float: 0.25, str: "x", bool: True}[hint]
+    return {int: 3, float: 0.25, str: "x", bool: True, typing.Any: 0.5}[hint]
 
 
 def _wrong(hint):
