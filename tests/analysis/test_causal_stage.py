@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from method_columns import n_method_columns
 from finsae.analysis.artifacts import plot_paths, read_findings, read_layers, read_table
 from finsae.analysis.causal_layer import CAUSAL_COLUMNS
 from finsae.analysis.methods.base import MethodResult
@@ -66,7 +67,7 @@ def test_analyze_writes_the_causal_test(project_root, art):
     side = read_findings(folder).split("methods side by side")[1].split("Do they agree")[0]
     assert "causal: matters?" in side and side.count("| no: Δacc") == 2, side
     header = next(ln for ln in side.splitlines() if ln.startswith("| layer"))
-    assert header.count("|") == 6  # layer and four methods: no "|" inside a header
+    assert header.count("|") == n_method_columns() + 2  # layer and each method: no "|" inside a header
     assert "causal_by_layer.png" in {p.name for p in plot_paths(folder)}
     assert "layer 1: causal: affine patch" in out.stdout + out.stderr
 

@@ -68,8 +68,10 @@ rows=Array.from(document.querySelectorAll('#latents tbody tr'));
 q.addEventListener('input',()=>{const t=q.value.trim().toLowerCase();let k=0;
 for(const r of rows){const hit=!t||r.dataset.s.includes(t);r.hidden=!hit;k+=hit;}n.textContent=k;});"""
 
-METHOD_TABLES = {t.name: t for m in METHODS.values() for t in m.tables if t.name == m.name}
-"""The per-latent table named after its method (crosscoder, warm start): each browsed apart from the SAEs'."""
+METHOD_TABLES = {t.name: t for m in METHODS.values() for t in m.tables
+                 if t.name == m.name and "latent" in t.columns}
+"""The per-latent table named after its method (crosscoder, warm start): each browsed apart from the SAEs'
+(a method's per-layer table, the lens's or the causal test's, has no latents to browse)."""
 
 
 @dataclass
