@@ -161,9 +161,10 @@ def test_markdown_list_renders_as_a_list(bullet):
     assert html.startswith("<p>Intro line</p>") and html.endswith("<p>after</p>")
 
 
-def _book(best, dsr, breakeven):
+def _book(best, dsr, breakeven, lo=None):
     return {"period": "headline", "n_books": 4, "best_set": "sentiment", "best_strategy": "long_short",
-            "best_net_sharpe": best, "best_gross_sharpe": best + 2, "best_dsr": dsr,
+            "best_net_sharpe": best, "best_net_sharpe_lo": best - 1 if lo is None else lo,
+            "best_gross_sharpe": best + 2, "best_dsr": dsr,
             "median_net_sharpe": best - 1, "median_turnover": 1.25, "median_cost_drag": 0.5,
             "median_breakeven_bps": breakeven,
             "n_breakeven_above_cost": 0, "cost_bps": 10.0}
@@ -174,9 +175,15 @@ def test_books_answer_puts_the_daily_and_turnover_aware_books_side_by_side():
     assert losing.startswith("At 10 bps per side, the daily books' best is sentiment long-short at net "
                              "Sharpe -4.25 (DSR 0.00), their median breakeven 3.5 bps per side; the "
                              "turnover-aware")
-    assert losing.endswith("no book trades profitably (none reaches a DSR of 0.95).")
+    assert losing.endswith("no book trades profitably (none has its net Sharpe's 95% CI above 0 and a DSR of "
+                           "at least 0.95).")
     winning = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0)})
-    assert winning.endswith("the turnover-aware books trade profitably (DSR at least 0.95).")
+    assert winning.endswith("the turnover-aware books trade profitably (net Sharpe's 95% CI above 0 and a DSR "
+                            "of at least 0.95).")
+    # a DSR of 0.97 whose Sharpe interval holds 0 is not profitable, nor one without its interval
+    for lo in (-0.2, float("nan")):
+        wide = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0, lo)})
+        assert "no book trades profitably" in wide
     assert "turnover-aware books did not run" in answer.books_answer({"daily": _book(-1.0, 0.1, 2.0)})
 
 

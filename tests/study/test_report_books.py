@@ -102,4 +102,5 @@ def test_old_metrics_without_book_show_the_rerun_line(tmp_path):
     blocks = backtest_blocks(Study(art))
     md = markdown.render(blocks)
     assert md.count("lacks columns ['book']") == 1 and "rerun `python backtest.py`" in md
+    assert "No book was backtested." not in md  # the refusal is the books' only line
     assert "+0.0500 [+0.0300, +0.0700]" in md  # what is readable is still shown

@@ -205,7 +205,8 @@ def _book(name: str, h: dict) -> str:
 
 def books_answer(books: dict) -> str:
     """The daily books beside the turnover-aware ones (``BacktestSummary.books``: per book its headline),
-    and whether either's best reaches a DSR of :data:`PROFITABLE_DSR`."""
+    and whether either's best trades profitably (:func:`profitable`: its net Sharpe's CI above 0 and a DSR of
+    at least :data:`PROFITABLE_DSR`; a headline without the CI is not called profitable)."""
     daily, aware = books.get("daily"), books.get("turnover_aware")
     if daily is None:
         return "The backtest has no daily book."
@@ -213,10 +214,11 @@ def books_answer(books: dict) -> str:
     text = (f"At {cost:g} bps per side" if _ok(cost) else "After costs") + f", {_book('daily', daily)}"
     text += ("; the turnover-aware books did not run" if aware is None
              else f"; {_book('turnover-aware', aware)}")
-    wins = [b for b, h in (("daily", daily), ("turnover-aware", aware))
-            if h is not None and _ok(h.get("best_dsr")) and h["best_dsr"] >= PROFITABLE_DSR]
-    return text + (f": the {' and '.join(wins)} books trade profitably (DSR at least {PROFITABLE_DSR:g})."
-                   if wins else f": no book trades profitably (none reaches a DSR of {PROFITABLE_DSR:g}).")
+    wins = [b for b, h in (("daily", daily), ("turnover-aware", aware)) if h is not None
+            and profitable({"sharpe_lo": h.get("best_net_sharpe_lo"), "dsr": h.get("best_dsr")})]
+    rule = f"net Sharpe's 95% CI above 0 and a DSR of at least {PROFITABLE_DSR:g}"
+    return text + (f": the {' and '.join(wins)} books trade profitably ({rule})." if wins
+                   else f": no book trades profitably (none has its {rule}).")
 
 
 def claim_answer(folder: str, claim: list[dict]) -> str:

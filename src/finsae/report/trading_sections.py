@@ -131,11 +131,12 @@ def _paragraphs(reads: _Reads) -> list[Block]:
     """The stage's generated paragraphs; without readable metrics (absent, or refused: its one line), those
     of the decay and the claim still."""
     metrics = reads.table("metrics")
-    if metrics is None:
+    refused = reads.errors("metrics")
+    if metrics is None and not refused:  # absent: the books paragraph says no book was backtested
         metrics = pd.DataFrame(columns=list(backtest_files.TABLES["metrics"].columns))
     decay, claim = reads.table("rank_ic_decay"), reads.table("claim")
     text = backtest_paragraphs(metrics, decay, claim)
-    return [*reads.errors("metrics", "rank_ic_decay", "claim"), *(Text(t) for t in text)]
+    return [*refused, *reads.errors("rank_ic_decay", "claim"), *(Text(t) for t in text)]
 
 
 def _settings(s) -> Table:

@@ -34,6 +34,8 @@ class BookHeadline(NamedTuple):
     """Its strategy."""
     best_net_sharpe: float
     """The highest net Sharpe (annualised) of this book."""
+    best_net_sharpe_lo: float
+    """The lower end of its 95% interval."""
     best_gross_sharpe: float
     """That book's gross Sharpe."""
     best_dsr: float
@@ -76,6 +78,7 @@ def book_headline(metrics: pd.DataFrame) -> dict[str, dict]:
         above = g["breakeven_lo"] > g["cost_bps"] if "breakeven_lo" in g else pd.Series(False, index=g.index)
         out[str(book)] = BookHeadline(
             period, int(len(g)), str(best["set"]), str(best["strategy"]), float(best["sharpe"]),
+            float(best.get("sharpe_lo", float("nan"))),
             float(best.get("gross_sharpe", float("nan"))), float(best.get("dsr", float("nan"))),
             _median(g["sharpe"]), _median(g["turnover"]), _median(g.get("cost_drag", pd.Series(dtype=float))),
             _median(g.get("breakeven_bps", pd.Series(dtype=float))), int(above.sum()),
@@ -146,13 +149,15 @@ def book_paragraph(metrics: pd.DataFrame) -> str:
         f"is {_best(t)}.")
 
 
-def backtest_paragraphs(metrics: pd.DataFrame, decay: pd.DataFrame | None = None,
+def backtest_paragraphs(metrics: pd.DataFrame | None, decay: pd.DataFrame | None = None,
                         claim: pd.DataFrame | None = None) -> list[str]:
     """The backtest page's generated paragraphs, in page order: the signal's decay (when measured), the books
     after costs, the seed's claim (when tested). ``metrics``, ``decay``, ``claim``: the tables as read by
-    :mod:`finsae.trading.artifacts` (``read_metrics``, ``read_decay``, ``read_claim``)."""
+    :mod:`finsae.trading.artifacts` (``read_metrics``, ``read_decay``, ``read_claim``); ``metrics`` None
+    (refused by its reader, whose one line the page shows instead) gives no books paragraph."""
     out = [] if decay is None else [decay_paragraph(decay)]
-    out.append(book_paragraph(metrics))
+    if metrics is not None:
+        out.append(book_paragraph(metrics))
     if claim is not None:
         out.append(claim_paragraph(claim))
     return out
