@@ -69,8 +69,9 @@ class Settings:
         s = self.saes
         analysis = {k: v for k, v in asdict(self.analysis).items() if k != "jobs"}  # how it ran, not what it measured
         settings = {"pair": self.pair, "base": s.base, "domain": s.domain, "tag": s.tag, "seed_tag": s.seed_tag,
+                    "seed_tags": list(s.seed_tags),
                     "analysis": analysis, "eval_start": self.eval_start, "activations": dict(vars(self.activations))}
-        return {"settings": settings, "layer": layer, "saes": s.versions(layer)}
+        return {"settings": settings, "layer": layer, "saes": s.versions(layer, self.analysis)}
 
 
 def build_heldout(st: Settings) -> HeldoutSet:

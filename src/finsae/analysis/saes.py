@@ -143,16 +143,17 @@ class PairSaes:
                 return other, load(d)
         return None, None
 
-    def method_saes(self) -> list[tuple[str, str]]:
-        """(model folder, tag) of every SAE a layer's result reads (each registered method's)."""
+    def method_saes(self, cfg) -> list[tuple[str, str]]:
+        """(model folder, tag) of every SAE a layer's result reads under ``cfg`` (an ``AnalysisConfig``; each
+        registered method's), each once."""
         from finsae.analysis.methods import METHODS
 
-        return [folder for method in METHODS.values() for folder in method.sae_folders(self)]
+        return list(dict.fromkeys(folder for method in METHODS.values() for folder in method.sae_folders(self, cfg)))
 
-    def versions(self, layer: int) -> dict:
+    def versions(self, layer: int, cfg) -> dict:
         """``{model/tag: tokens}`` of the SAEs of :meth:`method_saes` present at ``layer``."""
         out = {}
-        for m, t in self.method_saes():
+        for m, t in self.method_saes(cfg):
             d = self.path(m, layer, t)
             if is_sae_dir(d):
                 out[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")

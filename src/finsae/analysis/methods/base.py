@@ -126,8 +126,9 @@ class DiffingMethod(ABC):
         ``{base}/{tag}``, the crosscoder under ``{tag}``)."""
         return self.inputs(data.with_tag(tag))
 
-    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
-        """(model folder, tag) of every SAE it reads (their versions key a layer's result)."""
+    def sae_folders(self, saes: PairSaes, cfg: AnalysisConfig) -> list[tuple[str, str]]:
+        """(model folder, tag) of every SAE it reads under ``cfg`` (their versions key a layer's result), seed
+        repeats and optional runs included."""
         return []
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg: AnalysisConfig, pair: str) -> dict:

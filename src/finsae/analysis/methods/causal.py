@@ -49,7 +49,7 @@ class Causal(DiffingMethod):
                                    data.doc_of_row, data.held, data.analysis.causal, sae, changed, say)
         return MethodResult(res.row, {NAME: res.table})
 
-    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
+    def sae_folders(self, saes: PairSaes, cfg) -> list[tuple[str, str]]:
         return [(saes.domain, saes.tag + DOMAIN_SUFFIX)]
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg, pair: str) -> dict:

@@ -92,9 +92,10 @@ class Crosscoder(DiffingMethod):
                                         xc.row.nu_eps_shared)
         return MethodResult(xc.row, tables, {NAME: xc.contexts})
 
-    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
+    def sae_folders(self, saes: PairSaes, cfg) -> list[tuple[str, str]]:
         name = crosscoder_name(saes.base, saes.domain)
-        return [(name, t) for t in (saes.tag, saes.seed_tag, *sweep_tags(saes.artifacts, name, saes.tag))]
+        seeds = saes.seed_tags or (saes.seed_tag,)
+        return [(name, t) for t in (saes.tag, *seeds, *sweep_tags(saes.artifacts, name, saes.tag))]
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg, pair: str) -> dict:
         table = frames.get(NAME)

@@ -63,7 +63,7 @@ class IndependentSaes(DiffingMethod):
         return MethodResult(res.row, {FEATURES_TABLE: res.features, CURVES_TABLE: res.curves}, res.contexts,
                             seeds=seed_samples(inputs.seeds, data.analysis, progress=say))
 
-    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
+    def sae_folders(self, saes: PairSaes, cfg) -> list[tuple[str, str]]:
         return [(m, t) for m in (saes.base, saes.domain) for t in (saes.tag, *saes.seed_tags)]
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg, pair: str) -> dict:

@@ -59,12 +59,14 @@ class WarmStart(DiffingMethod):
                                    data.doc_of_row, data.analysis)
         return MethodResult(ws.row, {NAME: ws.table})
 
-    def sae_folders(self, saes: PairSaes) -> list[tuple[str, str]]:
-        """The runs' folders; the optional ones under their default suffixes (analysis.warmstart's settings
-        are part of a layer's result key already)."""
-        domain, base, tag = saes.domain, saes.base, saes.tag
-        return [(domain, tag + science.DOMAIN_SUFFIX), (base, tag + science.CONTROL_SUFFIX),
-                (domain, tag + science.AFFINE_SUFFIX), (base, tag + science.CONTROL_B_SUFFIX)]
+    def sae_folders(self, saes: PairSaes, cfg) -> list[tuple[str, str]]:
+        """The runs' folders: domain run and control A from the base SAE and from each seed repeat, the affine
+        null and control B under ``cfg``'s suffixes."""
+        domain, base, tag, w = saes.domain, saes.base, saes.tag, cfg.warmstart
+        starts = (tag, *saes.seed_tags)
+        return [*((m, start + suffix) for start in starts for m, suffix in
+                  ((domain, science.DOMAIN_SUFFIX), (base, science.CONTROL_SUFFIX))),
+                (domain, tag + w.affine_suffix), (base, tag + w.control_b_suffix)]
 
     def figures(self, frames: dict[str, pd.DataFrame], cfg, pair: str) -> dict:
         table = frames.get(NAME)
