@@ -78,3 +78,15 @@ def test_genre_negatives_grow_with_ag_articles_outside_the_sae_mix(data_dir):
     f = big.corpus.frame
     assert not f["text"].iloc[big.groups["ag_other"]].map(normalize_text).isin(mix_texts).any()
     assert not set(big.groups["general"]) & set(big.groups["ag_other"])
+
+
+def test_genre_docs_caps_each_side_of_the_genre_contrast_and_keys_the_set(data_dir):
+    full = heldout_set(data_dir, docs_per_side=300, docs_per_category=10)
+    capped = heldout_set(data_dir, docs_per_side=300, docs_per_category=10, genre_docs=25)
+    counts = capped.counts()
+    assert counts["ag_business"] == 25 and counts["ag_other"] == 25
+    assert full.counts()["ag_business"] > 25 and full.counts()["ag_other"] > 25
+    assert capped.corpus.name != full.corpus.name  # another set, another cache entry
+    f = capped.corpus.frame
+    assert not set(capped.groups["general"]) & set(capped.groups["ag_other"])
+    assert f["text"].iloc[capped.groups["ag_business"]].isin(full.corpus.frame["text"]).all()

@@ -4,10 +4,7 @@ ids, with the paper experiment's graph and commands at test scale (:data:`PROFIL
 (``--layers 0,11``: 20 SAE jobs instead of 120), a few thousand tokens and 768 latents per SAE, a few dozen
 held-out passages per side of each contrast, eight tickers. Every job runs (SAEs, seed repeats, crosscoders,
 warm starts, tweets, analyze, labels, backtest, report), every stage's result is published with the paper's
-names and settings, the report builds, and a rerun finds every job done.
-
-The analysis reads the data folder of ``tests/small_data.py`` (AG News cut to 20 articles per class): its
-genre contrast has no cap among the ``analysis.*`` knobs (the profile caps every other held-out group)."""
+names and settings, the report builds, and a rerun finds every job done."""
 
 import json
 import os
@@ -22,9 +19,8 @@ from finsae.demo.plan import report_file
 from finsae.paths import analysis_dir, backtest_dir, labels_dir, report_dir, sae_dir
 from finsae.summary import SUMMARY_FILE
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_pair import write_random_pair  # noqa: E402
-from small_data import data_with_small_ag_news  # noqa: E402
 
 LAYERS = (0, 11)
 PROFILE = {
@@ -34,7 +30,7 @@ PROFILE = {
               "trainer.checkpoint_every=4", "trainer.progress_bar=false", "downstream_docs=2"],
     # random weights know no finance: the rule's floors at their loosest, so that the labels have latents
     "analyze": ["logger=csv", "analysis.min_auroc=0.5", "analysis.fdr=0.99", "analysis.docs_per_side=40",
-                "analysis.docs_per_category=8", "analysis.max_chars=200", "analysis.n_boot=10",
+                "analysis.docs_per_category=8", "analysis.genre_docs=20", "analysis.max_chars=200", "analysis.n_boot=10",
                 "analysis.agreement_tokens=2000", "analysis.null_tokens=2000", "analysis.control_latents=4",
                 "analysis.independent.overlap_n_boot=20", "analysis.warmstart.n_boot=20",
                 "progress_bar=false"],
@@ -61,9 +57,8 @@ def _study(project_root: Path, tmp: Path, art: Path, data: Path) -> subprocess.C
 @pytest.mark.timeout(3000)
 def test_the_paper_graph_runs_end_to_end_on_a_random_bert_base_pair(tmp_path, project_root, data_dir):
     write_random_pair(tmp_path / "hub")
-    data = data_with_small_ag_news(data_dir, tmp_path / "data", per_class=20)
     art = tmp_path / "artifacts"
-    r = _study(project_root, tmp_path, art, data)
+    r = _study(project_root, tmp_path, art, data_dir)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     timing = json.loads((report_dir(art) / "timing.json").read_text())
     assert timing["experiment"] == "paper" and timing["ok"] and timing["only"] is None
@@ -86,6 +81,6 @@ def test_the_paper_graph_runs_end_to_end_on_a_random_bert_base_pair(tmp_path, pr
     assert report_file(art).is_file() and report_file(art).stat().st_size > 0
     for f in [*art.rglob(SUMMARY_FILE)]:  # strict JSON everywhere: every NaN a null with its reason
         json.loads(f.read_text(), parse_constant=lambda c, f=f: pytest.fail(f"bare {c} in {f}"))
-    rerun = _study(project_root, tmp_path, art, data)
+    rerun = _study(project_root, tmp_path, art, data_dir)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"(0 jobs run, {N_JOBS} already done)" in rerun.stdout, rerun.stdout[-2000:]

@@ -22,9 +22,6 @@ from finsae.models.declared import CONFIG_DIR_ENV
 from finsae.models.registry import TOKENIZER_FILES, directory_hash, packaged_minilm_dir
 from finsae.paths import sae_dir
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from small_data import data_with_small_ag_news  # noqa: E402
-
 BASE, TWIN, PAIR = "own_base", "own_twin", "own_pair"
 
 
@@ -140,7 +137,6 @@ def _run(script: str, args: list[str], env: dict, conf: Path) -> subprocess.Comp
 def test_own_pair_runs_train_analyze_and_tweet_encoding_from_its_paths(own, data_dir):
     root, weights, conf, env = own
     art = root / "art"
-    data_dir = data_with_small_ag_news(data_dir, root / "data", per_class=20)  # the analysis in seconds
     common = [f"paths.artifacts={art}", f"paths.data_dir={data_dir}"]
     for what in ([f"model={BASE}"], [f"model={TWIN}"], ["task=crosscoder", f"pair={PAIR}"]):
         r = _run("train.py", ["debug=tiny", *what, *common], env, conf)
@@ -153,7 +149,7 @@ def test_own_pair_runs_train_analyze_and_tweet_encoding_from_its_paths(own, data
     both = f"{directory_hash(weights[BASE])}+{directory_hash(weights[TWIN])}"
     assert cross["extra"]["weights_hash"] == both
 
-    small = ["analysis.docs_per_side=60", "analysis.docs_per_category=10", "analysis.n_boot=10",
+    small = ["analysis.docs_per_side=60", "analysis.docs_per_category=10", "analysis.genre_docs=20", "analysis.n_boot=10",
              "analysis.agreement_tokens=2000", "analysis.control_latents=4", "progress_bar=false"]
     r = _run("analyze.py", [f"pair={PAIR}", "tag=debug", "layers=[1]", *small, *common], env, conf)
     assert r.returncode == 0, r.stderr[-3000:]

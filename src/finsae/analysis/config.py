@@ -220,6 +220,10 @@ class AnalysisConfig:
     """Held-out passages drawn for each side of the broad contrast (financial, general)."""
     docs_per_category: int = 300
     """Held-out passages drawn per Reuters topic / PhraseBank label (category profiles)."""
+    genre_docs: int | None = None
+    """Passages drawn per side of the genre-matched contrast (AG News Business vs World + Sports + Sci/Tech);
+    None: every article of each side (1,900 and ~25,000), as the study runs. A cap makes the analysis of a small
+    or test run take seconds instead of minutes."""
     match_length: bool = True
     """Draw the financial side of the broad contrast length-matched to the general side (finsae.analysis.heldout)."""
     max_chars: int = 400
@@ -255,5 +259,7 @@ class AnalysisConfig:
         _require(self.n_boot >= 10, f"analysis.n_boot must be >= 10 (a CI needs resamples), got {self.n_boot}")
         for name in ("docs_per_side", "docs_per_category", "agreement_tokens", "null_tokens", "candidates", "jobs"):
             _require(getattr(self, name) >= 1, f"analysis.{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.genre_docs is None or self.genre_docs >= 1,
+                 f"analysis.genre_docs must be >= 1 or null (every article), got {self.genre_docs}")
         _require(self.max_chars >= 40, f"analysis.max_chars must be >= 40, got {self.max_chars}")
         _require(self.control_latents >= 0, f"analysis.control_latents must be >= 0, got {self.control_latents}")

@@ -145,10 +145,11 @@ def _sample(frame: pd.DataFrame, n: int | None, seed: int, name: str) -> pd.Data
 def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category: int | None = 300,
                 max_chars: int = 400, seed: int = 0, eval_start: str = EVAL_START,
                 exclude_texts: frozenset[str] = frozenset(), match_length: bool = True,
-                sae_mix_texts: frozenset[str] | None = None) -> HeldoutSet:
+                sae_mix_texts: frozenset[str] | None = None, genre_docs: int | None = None) -> HeldoutSet:
     """Load and cut the held-out passages of every group (see module doc); documents whose (normalised) text is
     in ``exclude_texts`` are dropped before cutting; ``sae_mix_texts`` (normalised texts the SAEs were trained
-    on) lets ``ag_other`` take every AG article outside them."""
+    on) lets ``ag_other`` take every AG article outside them; ``genre_docs`` caps each side of the genre contrast
+    (None: every article; the general side stays disjoint from every AG article either way)."""
     def passages(name: str, split: str = "heldout", drop: frozenset[str] = frozenset()) -> pd.DataFrame:
         frame = load_corpus(name, data_dir, split=split, eval_start=eval_start).frame
         if exclude_texts or drop:
@@ -169,8 +170,8 @@ def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category
     parts: dict[str, pd.DataFrame] = {
         "financial": financial,
         "general": general,
-        "ag_business": passages("ag_business", split="all"),
-        "ag_other": ag_other,
+        "ag_business": _sample(passages("ag_business", split="all"), genre_docs, seed, "ag_business"),
+        "ag_other": _sample(ag_other, genre_docs, seed, "ag_other"),
     }
     for name in CATEGORY_FAMILIES["reuters"] + CATEGORY_FAMILIES["phrasebank"]:
         if name.startswith("reuters_") and name.removeprefix("reuters_") not in REUTERS_CATEGORIES:
@@ -181,6 +182,7 @@ def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category
     groups = {g: np.sort(pos[p["doc_id"]].to_numpy()) for g, p in parts.items() if len(p)}
     excl = hashlib.sha256("\n".join(sorted(exclude_texts)).encode()
                           + b"|mix|" + "\n".join(sorted(sae_mix_texts or ())).encode()).hexdigest()[:8]
+    genre = "" if genre_docs is None else f"|genre{genre_docs}"  # uncapped: the key it always had
     key = hashlib.sha256(f"{docs_per_side}|{docs_per_category}|{max_chars}|{seed}|{eval_start}|{match_length}|"
-                         f"{excl}".encode()).hexdigest()
+                         f"{excl}{genre}".encode()).hexdigest()
     return HeldoutSet(Corpus(name=f"analysis_heldout_{key[:8]}", frame=frame), groups)

@@ -79,7 +79,7 @@ def build_heldout(st: Settings) -> HeldoutSet:
     and beside the SAE mix."""
     a = st.analysis
     return heldout_set(st.data_dir, docs_per_side=a.docs_per_side, docs_per_category=a.docs_per_category,
-                       max_chars=a.max_chars, seed=a.seed, eval_start=st.eval_start,
+                       genre_docs=a.genre_docs, max_chars=a.max_chars, seed=a.seed, eval_start=st.eval_start,
                        exclude_texts=_twin_texts(st), match_length=a.match_length, sae_mix_texts=_sae_mix_texts(st))
 
 
