@@ -40,6 +40,16 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def source_fingerprint() -> str:
+    """16 hex digits identifying the code that runs: the hash of every ``.py`` file of the installed ``finsae``
+    package (path and bytes). Unlike :func:`code_version` it tells two edited checkouts apart."""
+    root = Path(finsae.__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def data_fingerprint(data_dir: str | Path | None) -> str:
     """16 hex digits identifying the data folder: the hash of its ``MANIFEST.tsv`` (path, bytes, sha256 of each
     file) when it has one, else of every file's relative path and size. ``"none"`` for no folder."""

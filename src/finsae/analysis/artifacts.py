@@ -221,6 +221,12 @@ def read_layer_meta(d: Path) -> dict | None:
     return meta
 
 
+def read_layer_row(folder: str | Path, layer: int) -> dict:
+    """One finished layer's row (:data:`LAYER_ROW`) as a dict."""
+    path = layer_dir(folder, layer) / f"{LAYER_ROW}.parquet"
+    return atomic.read_table(path, f"layer table {LAYER_ROW}", (), COMMAND).iloc[0].to_dict()
+
+
 def _layer_dirs(folder: str | Path) -> list[Path]:
     dirs = [p for p in (Path(folder) / LAYERS_DIR).glob("layer_*") if p.name.split("_", 1)[1].lstrip("-").isdigit()]
     return sorted(dirs, key=lambda p: int(p.name.split("_", 1)[1]))

@@ -8,6 +8,7 @@ own, so ``--multirun layer=0,1,...`` and a single run give the same tables.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from finsae.analysis.summary import AnalysisSummary
 from finsae.finetune.summary import FinetuneSummary
 from finsae.models import get_spec, load_model
 from finsae.paths import activations_root, model_dir
+from finsae.provenance import source_fingerprint
 from finsae.summary import SUMMARY_FILE
 
 log = logging.getLogger("finsae")
@@ -71,7 +73,19 @@ class Settings:
         settings = {"pair": self.pair, "base": s.base, "domain": s.domain, "tag": s.tag, "seed_tag": s.seed_tag,
                     "seed_tags": list(s.seed_tags),
                     "analysis": analysis, "eval_start": self.eval_start, "activations": dict(vars(self.activations))}
-        return {"settings": settings, "layer": layer, "saes": s.versions(layer, self.analysis)}
+        return {"settings": settings, "layer": layer, "saes": s.versions(layer, self.analysis),
+                "code": source_fingerprint(), "methods": list(METHODS)}
+
+
+def reusable_layers(folder: Path, st: Settings, layers: list[int]) -> list[int]:
+    """The layers of ``layers`` whose stored result (``layers/layer_i``, its ``meta.json`` written last) was made
+    with this run's settings, this code and these SAE versions (:meth:`Settings.layer_meta`): read, not
+    recomputed."""
+    def current(layer: int) -> dict:
+        return json.loads(json.dumps(st.layer_meta(layer)))  # as stored (tuples as lists)
+
+    return [layer for layer in layers
+            if artifacts.read_layer_meta(artifacts.layer_dir(folder, layer)) == current(layer)]
 
 
 def build_heldout(st: Settings) -> HeldoutSet:

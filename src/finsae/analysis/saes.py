@@ -10,6 +10,7 @@ whose SAEs are absent, or are not what they claim to be, is logged and reads "no
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from finsae.models.loading import model_config
 from finsae.paths import sae_dir, sae_layers, sae_root
 from finsae.sae import TopKSAE, load, read_meta
 from finsae.sae.io import check_weights, is_sae_dir
-from finsae.sae.summary import SaeSummary
+from finsae.summary import SUMMARY_FILE
 
 log = logging.getLogger("finsae")
 
@@ -151,12 +152,13 @@ class PairSaes:
         return list(dict.fromkeys(folder for method in METHODS.values() for folder in method.sae_folders(self, cfg)))
 
     def versions(self, layer: int, cfg) -> dict:
-        """``{model/tag: tokens}`` of the SAEs of :meth:`method_saes` present at ``layer``."""
+        """``{model/tag: fingerprint}`` of the SAEs of :meth:`method_saes` present at ``layer``: 16 hex digits
+        of the summary each training run publishes last (a retrained SAE has another)."""
         out = {}
         for m, t in self.method_saes(cfg):
             d = self.path(m, layer, t)
             if is_sae_dir(d):
-                out[f"{m}/{t}"] = SaeSummary.read(d).to_dict().get("tokens")
+                out[f"{m}/{t}"] = hashlib.sha256((d / SUMMARY_FILE).read_bytes()).hexdigest()[:16]
         return out
 
 

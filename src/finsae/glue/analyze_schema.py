@@ -33,6 +33,9 @@ class AnalyzeScriptSchema(PairStageSchema):
     """Tags of the seed repeats, one per seed in seed order (None: ``[{tag}_seed1, {tag}_seed2]``); a layer
     reports the seeds it has (seed ceilings and floor from the first, seed SDs from all), none without
     them."""
+    reuse_layers: bool = True
+    """A layer whose stored result was made with these settings, this code (the package's sources) and these
+    SAEs (each one's published summary) is read, not recomputed; false recomputes every layer asked for."""
     name: str = "analyze"
 
     def stage_module(self) -> str:

@@ -7,12 +7,13 @@ folder's lock, and logs the tables, figures and summary.
 from __future__ import annotations
 
 import time
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 from finsae.analysis import artifacts
 from finsae.analysis.layers import compare_layers, describe_layer, write_outcome
-from finsae.analysis.run import SaeMix, Settings, build_heldout, combine, figures, layer_job, layer_metrics
+from finsae.analysis.run import (SaeMix, Settings, build_heldout, combine, figures, layer_job, layer_metrics,
+                                 reusable_layers)
 from finsae.analysis.saes import PairSaes
 from finsae.analysis.summary import AnalysisSummary
 from finsae.atomic import SPACE_RESERVE_GB, check_writable, locked
@@ -78,19 +79,26 @@ def run(cfg, raw) -> AnalysisSummary:
     out = analysis_dir(art, pair)
     out.mkdir(parents=True, exist_ok=True)
 
+    reused = reusable_layers(out, st, layers) if cfg.reuse_layers else []
+    todo = [layer for layer in layers if layer not in reused]
+    if reused:
+        print(f"analyze: layers {reused} reused: made with these settings, code and SAEs (reuse_layers=false "
+              "recomputes them)")
     held = build_heldout(st)
     counts = held.counts()
     print("analyze: held-out passages " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    with workers_reaped():
-        job = layer_job(st, held, layers)
+    if todo:
+        with workers_reaped():
+            job = layer_job(st, held, todo)
 
     with stage_run("analyze", resolved_config(raw), Path(cfg.paths.output_dir), cfg.logger,
                    group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
-        rows = {}
+        rows = {layer: artifacts.read_layer_row(out, layer) for layer in reused}
         # closing: a stop (or an error) while a layer is written shuts the worker pool down here, not when the
         # generator is collected after the process has printed its last line (its workers would outlive it)
-        with workers_reaped(), closing(compare_layers(job, layers, cfg.analysis.jobs, cfg.progress_bar)) as done:
+        with workers_reaped(), (closing(compare_layers(job, todo, cfg.analysis.jobs, cfg.progress_bar))
+                                if todo else nullcontext(())) as done:
             for layer, outcome in done:
                 write_outcome(out, outcome, st.layer_meta(layer))  # as each ends
                 rows[layer] = outcome.row.to_dict()
