@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finsae.demo.plan import _published, _report_done
+from finsae.demo.plan import SaeRun, _published, _report_done
 from finsae.demo.scheduler import THREAD_VARS, Job
 from finsae.errors import FinsaeError
 from finsae.models.declared import searchpath_override
@@ -77,50 +77,28 @@ class Placement:
         return f"{job.slots} {unit}" + ("s" if job.slots > 1 else "")
 
 
-@dataclass(frozen=True)
-class PaperRun:
-    """One paper SAE: ``train.py experiment=paper model=M layer=L [seed=S tag=T]``; ``model`` = CROSSCODER is
-    ``task=crosscoder`` on the pair; ``warm`` continues the base SAE of the layer (``sae.init_from``)."""
-
-    model: str
-    layer: int
-    seed: int = 0
-    tag: str = TAG
-    warm: bool = False
-    dictionary: str = ""
-    """``sae.dictionary`` when not the default (``affine_null``: the warm start's affine-map null)."""
-
-    @property
-    def name(self) -> str:
-        return f"sae {self.model} L{self.layer}" + ("" if self.tag == TAG else f" {self.tag}")
-
-    def overrides(self, artifacts: Path) -> list[str]:
-        what = ["task=crosscoder"] if self.model == CROSSCODER else [f"model={self.model}"]
-        extra = [] if self.tag == TAG else [f"seed={self.seed}", f"tag={self.tag}"]
-        if self.warm:
-            extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, TAG)}")
-        if self.dictionary:
-            extra.append(f"sae.dictionary={self.dictionary}")
-        return [f"experiment={EXPERIMENT}", *what, f"layer={self.layer}", *extra, "skip_if_done=true",
-                "resume=true"]
+def paper_run(model: str, layer: int, seed: int = 0, tag: str = TAG, **kw) -> SaeRun:
+    """One paper SAE: ``train.py experiment=paper model=M layer=L [seed=S tag=T]`` (a warm run continues the
+    base SAE of the layer)."""
+    return SaeRun(model, layer, seed, tag, start=TAG, experiment=EXPERIMENT, base=BASE, twin=TWIN, **kw)
 
 
-def paper_runs(layers: tuple[int, ...] = LAYERS) -> list[PaperRun]:
+def paper_runs(layers: tuple[int, ...] = LAYERS) -> list[SaeRun]:
     """Every layer of both models, their seed-1 repeats, the crosscoder at seeds 0 and 1, the warm starts
     (domain and control A at seed 1: same tokens in the same order; the affine-map null; control B at seed 2),
     in the demo's order: each model's first run (its activation cache) first, then the models alternate."""
     runs = []
     for layer in layers:
-        runs += [PaperRun(BASE, layer), PaperRun(TWIN, layer)]
+        runs += [paper_run(BASE, layer), paper_run(TWIN, layer)]
     for layer in layers:
-        runs += [PaperRun(BASE, layer, 1, f"{TAG}_seed1"), PaperRun(TWIN, layer, 1, f"{TAG}_seed1")]
+        runs += [paper_run(BASE, layer, 1, f"{TAG}_seed1"), paper_run(TWIN, layer, 1, f"{TAG}_seed1")]
     for layer in layers:
-        runs += [PaperRun(CROSSCODER, layer), PaperRun(CROSSCODER, layer, 1, f"{TAG}_seed1")]
+        runs += [paper_run(CROSSCODER, layer), paper_run(CROSSCODER, layer, 1, f"{TAG}_seed1")]
     for layer in layers:
-        runs += [PaperRun(TWIN, layer, 1, f"{TAG}_warm_domain", warm=True),
-                 PaperRun(BASE, layer, 1, f"{TAG}_warm_control", warm=True),
-                 PaperRun(TWIN, layer, 1, f"{TAG}_warm_affine", warm=True, dictionary="affine_null"),
-                 PaperRun(BASE, layer, 2, f"{TAG}_warm_control_b", warm=True)]
+        runs += [paper_run(TWIN, layer, 1, f"{TAG}_warm_domain", warm=True),
+                 paper_run(BASE, layer, 1, f"{TAG}_warm_control", warm=True),
+                 paper_run(TWIN, layer, 1, f"{TAG}_warm_affine", warm=True, dictionary="affine_null"),
+                 paper_run(BASE, layer, 2, f"{TAG}_warm_control_b", warm=True)]
     return runs
 
 
@@ -147,17 +125,6 @@ class PaperOptions:
         if self.vllm_model is not None and not (Path(self.vllm_model) / "config.json").is_file():
             raise FinsaeError(f"--vllm-model {self.vllm_model}: no config.json there; give the folder of the "
                               f"model's weights (e.g. a snapshot of Qwen/Qwen2.5-7B-Instruct)")
-
-
-def _sae_deps(r: PaperRun, first: dict[str, str]) -> tuple[str, ...]:
-    """A model's first run builds its activation cache: its other runs and the crosscoder wait for it."""
-    if r.model == CROSSCODER:
-        deps = (first[BASE], first[TWIN])
-    else:
-        deps = () if r.name == first[r.model] else (first[r.model],)
-    if r.warm:  # starts from the trained base SAE of its layer
-        deps = (*deps, PaperRun(BASE, r.layer).name)
-    return tuple(dict.fromkeys(deps))
 
 
 def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptions = PaperOptions(),
@@ -188,7 +155,7 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
         first.setdefault(r.model, r.name)
     jobs = [Job(r.name, "SAEs", script("train.py", r.name, "train", *r.overrides(artifacts), *trainer,
                                        sweep=launcher),
-                deps=_sae_deps(r, first), slots=sae_slots, env=stage_env,
+                deps=r.deps(first, {}), slots=sae_slots, env=stage_env,
                 done=_published(sae_dir(artifacts, r.model, r.layer, r.tag))) for r in runs]
     saes = tuple(r.name for r in runs)
     pair = [f"pair={PAIR}"]
@@ -196,7 +163,7 @@ def paper_jobs(artifacts: Path, place: Placement = Placement(), opts: PaperOptio
     features = [f"features.tag={TAG}", f"features.layers=[{','.join(map(str, feature_layers))}]"]
     backtest_done = _published(backtest_dir(artifacts, PAIR))
     for role, model in (("base", BASE), ("domain", TWIN)):
-        deps = tuple(PaperRun(model, x).name for x in feature_layers)
+        deps = tuple(paper_run(model, x).name for x in feature_layers)
         command = script("backtest.py", f"tweets {model}", "backtest", *pair, *features,
                          f"encode_only={role}")
         jobs.append(Job(f"tweets {model}", "tweets", command, deps=deps, env=stage_env, done=backtest_done))

@@ -11,13 +11,13 @@ fine-tune seed 2) get their fine-tunes, SAEs at :data:`CONTROL_LAYERS` and one a
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finsae import precision
 from finsae.demo.scheduler import THREAD_VARS, Job
-from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, labels_dir, model_dir, model_dirs, outputs_root,
-                          pair_dirs, report_dir, sae_dir, sae_dirs)
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, crosscoder_name, labels_dir, model_dir, model_dirs,
+                          outputs_root, pair_dirs, report_dir, sae_dir, sae_dirs)
 from finsae.summary import SUMMARY_FILE, is_published
 from finsae.trading.config import FeatureConfig
 
@@ -52,8 +52,10 @@ CROSSCODER_LAYER = {5: ("sae.k=64",)}
 
 @dataclass(frozen=True)
 class SaeRun:
-    """One demo SAE: ``python train.py experiment=demo model=M layer=L [seed=S tag=T]``; ``model`` = CROSSCODER is
-    ``task=crosscoder`` on the pair; ``warm`` continues the base SAE of the layer (``sae.init_from``)."""
+    """One SAE of a study's plan: ``python train.py experiment=E model=M layer=L [seed=S tag=T]``; ``model`` =
+    the pair's crosscoder is ``task=crosscoder`` on the pair; ``warm`` continues the base SAE of the layer
+    (``sae.init_from``). The demo's runs take the defaults; the paper study's name its experiment and pair
+    (:func:`finsae.demo.paper.paper_run`)."""
 
     model: str
     layer: int
@@ -64,26 +66,53 @@ class SaeRun:
     """Tag of the base SAE a warm run continues."""
     dictionary: str = ""
     """``sae.dictionary`` when not the default (``affine_null``: the warm start's affine-map null run)."""
+    experiment: str = "demo"
+    """``experiment=`` of train.py; its SAEs' own tag is the experiment's name (a run under another names it)."""
+    base: str = BASE
+    twin: str = TWIN
+    settings: tuple[str, ...] = ()
+    """This run's own overrides (the demo's per-layer ones: :data:`LAYER_SAE`, :data:`CROSSCODER_LAYER`)."""
+
+    @property
+    def crosscoder(self) -> bool:
+        return self.model == crosscoder_name(self.base, self.twin)
 
     @property
     def name(self) -> str:
-        return f"sae {self.model} L{self.layer}" + ("" if self.tag == "demo" else f" {self.tag}")
-
-    def needs(self) -> tuple[str, ...]:
-        """The activation caches (models) this run reads."""
-        return (BASE, TWIN) if self.model == CROSSCODER else (self.model,)
+        return f"sae {self.model} L{self.layer}" + ("" if self.tag == self.experiment else f" {self.tag}")
 
     def overrides(self, artifacts: Path) -> list[str]:
-        what = ["task=crosscoder"] if self.model == CROSSCODER else [f"model={self.model}"]
-        extra = [] if self.tag == "demo" else [f"seed={self.seed}", f"tag={self.tag}"]
+        what = ["task=crosscoder"] if self.crosscoder else [f"model={self.model}"]
+        extra = [] if self.tag == self.experiment else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
-            extra.append(f"sae.init_from={sae_dir(artifacts, BASE, self.layer, self.start)}")
+            extra.append(f"sae.init_from={sae_dir(artifacts, self.base, self.layer, self.start)}")
         if self.dictionary:
             extra.append(f"sae.dictionary={self.dictionary}")
-        extra += (CROSSCODER_LAYER if self.model == CROSSCODER else LAYER_SAE).get(self.layer, ())
-        # resume=true: a rerun of a stopped demo continues the run's checkpoint (without it the run refuses to
+        # resume=true: a rerun of a stopped study continues the run's checkpoint (without it the run refuses to
         # clobber that checkpoint); with none it trains from the start
-        return ["experiment=demo", *what, f"layer={self.layer}", *extra, "skip_if_done=true", "resume=true"]
+        return [f"experiment={self.experiment}", *what, f"layer={self.layer}", *extra, *self.settings,
+                "skip_if_done=true", "resume=true"]
+
+    def deps(self, first: dict[str, str], before_first: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        """The jobs this run waits for: a model's first run (``first``: model -> run name) builds its
+        activation cache, so its other runs and the crosscoder wait for it; the first waits for
+        ``before_first`` of its model (the fine-tune that makes a twin); a warm run for the base SAE it
+        continues."""
+        if self.crosscoder:
+            deps = (first[self.base], first[self.twin])
+        elif self.name == first[self.model]:
+            deps = before_first.get(self.model, ())
+        else:
+            deps = (first[self.model],)
+        if self.warm:
+            deps = (*deps, replace(self, model=self.base, tag=self.start, warm=False).name)
+        return tuple(dict.fromkeys(deps))
+
+
+def with_layer_settings(runs: list[SaeRun]) -> list[SaeRun]:
+    """The demo's runs with their layer's settings (:data:`CROSSCODER_LAYER` for the crosscoder, else
+    :data:`LAYER_SAE`)."""
+    return [replace(r, settings=(CROSSCODER_LAYER if r.crosscoder else LAYER_SAE).get(r.layer, ())) for r in runs]
 
 
 def finetune_precision() -> tuple[str, ...]:
@@ -106,7 +135,7 @@ def control_twins() -> list[str]:
 def control_sae_runs() -> list[SaeRun]:
     """The control twins' SAEs: seed 0, the demo's settings, at :data:`CONTROL_LAYERS` only (their pairs' other
     model has its SAEs among :func:`sae_runs`)."""
-    return [SaeRun(twin, layer) for twin in control_twins() for layer in CONTROL_LAYERS]
+    return with_layer_settings([SaeRun(twin, layer) for twin in control_twins() for layer in CONTROL_LAYERS])
 
 
 def warm_repeat(layer: int, seed: int) -> list[SaeRun]:
@@ -141,7 +170,7 @@ def sae_runs() -> list[SaeRun]:
         for layer in THIRD_SEED_LAYERS:
             runs += warm_repeat(layer, seed)
     runs += [run for layer in THIRD_SEED_LAYERS for run in warm_nulls(layer)]
-    return runs
+    return with_layer_settings(runs)
 
 
 def warm_nulls(layer: int) -> list[SaeRun]:
@@ -201,16 +230,10 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     for r in runs + controls:
         first.setdefault(r.model, r.name)
 
+    twins = {r.model: (finetune_job(r.model),) for r in runs + controls if r.model != BASE and not r.crosscoder}
+
     def sae_job(r: SaeRun) -> Job:
-        if r.model == CROSSCODER:  # reads both models' caches, which their first runs build
-            deps = (first[BASE], first[TWIN])
-        elif r.name == first[r.model]:
-            deps = () if r.model == BASE else (finetune_job(r.model),)
-        else:
-            deps = (first[r.model],)
-        if r.warm:  # starts from the trained base SAE of its layer and seed
-            deps = (*deps, SaeRun(BASE, r.layer, tag=r.start).name)
-        return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=tuple(dict.fromkeys(deps)),
+        return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=r.deps(first, twins),
                    done=_published(sae_dir(artifacts, r.model, r.layer, r.tag)))
 
     jobs += [sae_job(r) for r in runs]
@@ -228,7 +251,7 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
             deps = ("finetune", *deps)
         tweets.append(Job(f"tweets {model}", "tweets", script("backtest.py", f"tweets {model}", f"encode_only={role}"),
                           deps=deps, done=backtest_done))
-    last_layer_sae = [r.name for r in runs if r.tag == "demo" and r.model != CROSSCODER][-1]
+    last_layer_sae = [r.name for r in runs if r.tag == "demo" and not r.crosscoder][-1]
     at = [j.name for j in jobs].index(last_layer_sae) + 1
     # the control fine-tunes (~9 min each, one core) right after the tweets: long jobs early, while the short SAE
     # jobs are left to fill the cores; their SAEs after the study's own
