@@ -24,7 +24,7 @@ from pathlib import Path
 
 from finsae.analysis.crosscoder_sweep import sweep_tag
 from finsae.demo.plan import (
-    BASE, CONTROL_PAIRS, CROSSCODER, CROSSCODER_LAYER, LAYER_SAE, LAYERS, PAIR, TWIN, demo_jobs,
+    BASE, CONTROL_PAIRS, CROSSCODER, CROSSCODER_LAYER, LAYER_SAE, LAYERS, PAIR, TWIN, SaeRun, demo_jobs,
 )
 from finsae.demo.scheduler import Job
 from finsae.paths import PROJECT_ROOT, analysis_dir, crosscoder_name, outputs_root, sae_dir
@@ -82,15 +82,16 @@ class _Trainer:
     summaries: dict[str, Path] = dataclasses.field(default_factory=dict)
     """Job name -> the SAE folder it publishes."""
 
-    def job(self, name: str, overrides: list[str], deps: tuple[str, ...], folder: Path) -> Job | None:
-        if name in self.known:
+    def job(self, run: SaeRun, deps: tuple[str, ...]) -> Job | None:
+        if run.name in self.known:
             return None
-        self.known.add(name)
-        self.summaries[name] = folder
-        hydra = self.outputs / name.replace(" ", "_")
-        command = [self.python, str(self.root / "train.py"), *overrides, f"paths.artifacts={self.artifacts}",
-                   f"hydra.run.dir={hydra}"]
-        return Job(name, "SAEs", command, deps=tuple(dict.fromkeys(deps)),
+        self.known.add(run.name)
+        folder = sae_dir(self.artifacts, run.model, run.layer, run.tag)
+        self.summaries[run.name] = folder
+        hydra = self.outputs / run.name.replace(" ", "_")
+        command = [self.python, str(self.root / "train.py"), *run.overrides(self.artifacts),
+                   f"paths.artifacts={self.artifacts}", f"hydra.run.dir={hydra}"]
+        return Job(run.name, "SAEs", command, deps=tuple(dict.fromkeys(deps)),
                    done=lambda: is_published(folder))
 
 
@@ -102,28 +103,17 @@ def _first(jobs: list[Job], model: str) -> str:
     return name
 
 
-def _run_name(model: str, layer: int, tag: str) -> str:
-    return f"sae {model} L{layer}" + ("" if tag == TAG else f" {tag}")
-
-
-def _common(layer: int, seed: int, tag: str) -> list[str]:
-    extra = [] if tag == TAG else [f"seed={seed}", f"tag={tag}"]
-    return ["experiment=demo", f"layer={layer}", *extra, "skip_if_done=true", "resume=true"]
-
-
 def sweep_jobs(train: _Trainer, jobs: list[Job]) -> list[Job]:
     """The pair's crosscoders of :data:`SWEEP` at :data:`SWEEP_LAYERS`."""
     out = []
     deps = (_first(jobs, BASE), _first(jobs, TWIN))
     for layer in SWEEP_LAYERS:
         for latents, k in SWEEP:
-            tag = sweep_tag(TAG, latents)
-            name = _run_name(CROSSCODER, layer, tag)
-            job = train.job(name, ["task=crosscoder", *_common(layer, 0, tag),
-                                   f"sae.expansion_factor={latents // MODEL_WIDTH}", f"sae.k={k}"],
-                            deps, sae_dir(train.artifacts, CROSSCODER, layer, tag))
+            run = SaeRun(CROSSCODER, layer, 0, sweep_tag(TAG, latents),
+                         settings=(f"sae.expansion_factor={latents // MODEL_WIDTH}", f"sae.k={k}"))
+            job = train.job(run, deps)
             if job is not None:
-                train.sweep_names.add(name)
+                train.sweep_names.add(run.name)
                 out.append(job)
     return out
 
@@ -136,21 +126,13 @@ def control_jobs(train: _Trainer, jobs: list[Job], pair: str) -> list[Job]:
     caches = (_first(jobs, base), _first(jobs, twin))
     made = []
     for layer in LAYERS:
-        start = sae_dir(train.artifacts, base, layer, TAG)
         for seed, tag in ((0, TAG), (1, f"{TAG}_seed1")):
-            made.append(train.job(_run_name(twin, layer, tag), [f"model={twin}", *_common(layer, seed, tag),
-                                                                 *LAYER_SAE.get(layer, ())],
-                                  (caches[1],), sae_dir(train.artifacts, twin, layer, tag)))
-            made.append(train.job(_run_name(xc, layer, tag), ["task=crosscoder", f"pair={pair}",
-                                                              *_common(layer, seed, tag),
-                                                              *CROSSCODER_LAYER.get(layer, ())],
-                                  caches, sae_dir(train.artifacts, xc, layer, tag)))
+            made.append(train.job(SaeRun(twin, layer, seed, tag, settings=LAYER_SAE.get(layer, ())), (caches[1],)))
+            made.append(train.job(SaeRun(xc, layer, seed, tag, base=base, twin=twin, pair=pair,
+                                         settings=CROSSCODER_LAYER.get(layer, ())), caches))
         for model, tag in ((twin, f"{TAG}_warm_domain"), (base, f"{TAG}_warm_control")):
-            made.append(train.job(_run_name(model, layer, tag),
-                                  [f"model={model}", *_common(layer, 1, tag), f"sae.init_from={start}",
-                                   *LAYER_SAE.get(layer, ())],
-                                  (caches[0 if model == base else 1], _run_name(base, layer, TAG)),
-                                  sae_dir(train.artifacts, model, layer, tag)))
+            run = SaeRun(model, layer, 1, tag, warm=True, base=base, settings=LAYER_SAE.get(layer, ()))
+            made.append(train.job(run, (caches[0 if model == base else 1], SaeRun(base, layer).name)))
     out = [j for j in made if j is not None]
     train.pair_names[pair] = {j.name for j in out}
     return out

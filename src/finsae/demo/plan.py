@@ -70,6 +70,8 @@ class SaeRun:
     """``experiment=`` of train.py; its SAEs' own tag is the experiment's name (a run under another names it)."""
     base: str = BASE
     twin: str = TWIN
+    pair: str = ""
+    """``pair=`` of a crosscoder run on another pair than the experiment's (a control pair)."""
     settings: tuple[str, ...] = ()
     """This run's own overrides (the demo's per-layer ones: :data:`LAYER_SAE`, :data:`CROSSCODER_LAYER`)."""
 
@@ -83,6 +85,7 @@ class SaeRun:
 
     def overrides(self, artifacts: Path) -> list[str]:
         what = ["task=crosscoder"] if self.crosscoder else [f"model={self.model}"]
+        what += [f"pair={self.pair}"] if self.pair else []
         extra = [] if self.tag == self.experiment else [f"seed={self.seed}", f"tag={self.tag}"]
         if self.warm:
             extra.append(f"sae.init_from={sae_dir(artifacts, self.base, self.layer, self.start)}")
