@@ -182,6 +182,9 @@ class LayerResult:
     contexts: dict[str, pd.DataFrame] = field(default_factory=dict)
     curves: pd.DataFrame | None = None
     """Overlap curve over tau: columns tau, overlap, seed_ceiling, random."""
+    scores: dict[str, DocScores] = field(default_factory=dict)
+    """The held-out document scores of each SAE compared (``base``, ``domain``, ``base_seed``,
+    ``domain_seed`` where they exist): the per-seed statistics reuse them."""
 
 
 def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> LayerResult:
@@ -226,7 +229,7 @@ def compare_layer(inp: LayerInputs, cfg: AnalysisConfig, progress=None) -> Layer
     features = features_table(inp, cfg, mt, sel, scores, specialized, pairs, cats)
     say("contexts")
     contexts = layer_contexts(inp, cfg, sel, scores, codes)
-    return LayerResult(row, features, contexts, overlap_curves(mt, inp.layer))
+    return LayerResult(row, features, contexts, overlap_curves(mt, inp.layer), scores)
 
 
 def encode_all(inp: LayerInputs) -> dict:

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from finsae.analysis.config import AnalysisConfig
-from finsae.analysis.doc_scores import doc_scores, encode_rows
+from finsae.analysis.doc_scores import DocScores, doc_scores, encode_rows
 from finsae.analysis.heldout import BROAD, GENRE, HeldoutSet
 from finsae.analysis.matching import match_decoders, overlap
 from finsae.analysis.seeds import SeedSample
@@ -80,15 +80,42 @@ class FinancialCount(NamedTuple):
     """[n_boot, m] bool (latents far from the floor: False in every draw, as in the point rule)."""
 
 
-def financial_count(sae: TopKSAE, acts, inp: SeedRepeatInputs, cfg: AnalysisConfig,
-                    weights: tuple[np.ndarray, np.ndarray]) -> FinancialCount:
-    """The financial rule on ``sae`` over the held-out tokens ``acts`` and its document replicates."""
-    held = inp.heldout
-    scores = doc_scores(encode_rows(sae, acts), inp.doc_of_row, len(held.corpus.frame))
+def document_draws(held: HeldoutSet, cfg: AnalysisConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The broad and genre contrasts' document resamples every seed is counted under (the layer comparison's
+    own: :func:`finsae.analysis.compare.layer_selectivity` draws them with the same seeds)."""
+    return contrast_weights(held, BROAD, cfg.n_boot, cfg.seed), contrast_weights(held, GENRE, cfg.n_boot,
+                                                                                 cfg.seed + 1)
+
+
+def count_from_scores(scores: DocScores, held: HeldoutSet, cfg: AnalysisConfig,
+                      weights: tuple[np.ndarray, np.ndarray]) -> FinancialCount:
+    """The financial rule on an SAE's held-out document scores and its document replicates."""
     sel: LatentSelectivity = financial_selectivity(scores, held, cfg.score, cfg.fdr, cfg.min_auroc)
     cols = np.flatnonzero(sel.candidates(cfg.min_auroc))
     bootstrap_selectivity(sel, scores, held, cfg.score, cfg.fdr, cfg.min_auroc, cols, *weights)
     return FinancialCount(sel.financial, sel.boot_financial)
+
+
+def financial_count(sae: TopKSAE, acts, inp: SeedRepeatInputs, cfg: AnalysisConfig,
+                    weights: tuple[np.ndarray, np.ndarray]) -> FinancialCount:
+    """The financial rule on ``sae`` over the held-out tokens ``acts`` and its document replicates."""
+    held = inp.heldout
+    return count_from_scores(doc_scores(encode_rows(sae, acts), inp.doc_of_row, len(held.corpus.frame)), held,
+                             cfg, weights)
+
+
+def counts_from_layer_scores(scores: dict[str, DocScores], inp: SeedRepeatInputs, seed_tag: str,
+                             cfg: AnalysisConfig) -> dict[tuple[str, int], FinancialCount]:
+    """The financial counts of the SAEs the layer's comparison already scored (``scores``: its keys ``base``,
+    ``domain`` for seed 0 and ``base_seed``, ``domain_seed`` for the repeat ``seed_tag``), by ``(role, seed
+    index in inp.seeds)``, for :func:`seed_samples` (``known``) not to encode them again."""
+    keys = {0: ("base", "domain")}
+    repeat = next((i for i, s in enumerate(inp.seeds) if i and s.tag == seed_tag), None)
+    if repeat is not None:
+        keys[repeat] = ("base_seed", "domain_seed")
+    weights = document_draws(inp.heldout, cfg)
+    return {(role, i): count_from_scores(scores[key], inp.heldout, cfg, weights)
+            for i, pair in keys.items() for role, key in zip(("base", "domain"), pair, strict=True) if key in scores}
 
 
 def _count(fc: FinancialCount, keep: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -105,8 +132,7 @@ def seed_samples(inp: SeedRepeatInputs, cfg: AnalysisConfig, progress: Callable[
     scores), not computed again."""
     say = progress or (lambda msg: None)
     held, tau = inp.heldout, cfg.tau
-    weights = (contrast_weights(held, BROAD, cfg.n_boot, cfg.seed), contrast_weights(held, GENRE, cfg.n_boot,
-                                                                                       cfg.seed + 1))
+    weights = document_draws(held, cfg)
     n_docs = int(len(np.unique(source_documents(held))))
 
     def match(a: TopKSAE, b: TopKSAE):

@@ -17,7 +17,7 @@ from finsae.analysis.findings import NOT_RUN, ci_text
 from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, Say, number
 from finsae.analysis.plotting import column
 from finsae.analysis.saes import PairSaes
-from finsae.analysis.seed_repeats import SeedRepeatInputs, SeedSaes, seed_samples
+from finsae.analysis.seed_repeats import SeedRepeatInputs, SeedSaes, counts_from_layer_scores, seed_samples
 from finsae.sae import load
 
 
@@ -60,8 +60,10 @@ class IndependentSaes(DiffingMethod):
     def analyze(self, inputs: IndependentInputs, data: LayerData, earlier: dict[str, MethodResult],
                 say: Say) -> MethodResult:
         res = compare_layer(inputs.layer, data.analysis, progress=say)
+        # the SAEs the comparison scored (seed 0 and the first repeat) are counted from its scores, not encoded again
+        known = counts_from_layer_scores(res.scores, inputs.seeds, data.saes.seed_tag, data.analysis)
         return MethodResult(res.row, {FEATURES_TABLE: res.features, CURVES_TABLE: res.curves}, res.contexts,
-                            seeds=seed_samples(inputs.seeds, data.analysis, progress=say))
+                            seeds=seed_samples(inputs.seeds, data.analysis, progress=say, known=known))
 
     def sae_folders(self, saes: PairSaes, cfg) -> list[tuple[str, str]]:
         return [(m, t) for m in (saes.base, saes.domain) for t in (saes.tag, *saes.seed_tags)]
