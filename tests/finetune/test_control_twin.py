@@ -164,6 +164,26 @@ def test_the_sst2_control_runs_end_to_end_on_tiny(data_dir, project_root, tmp_pa
     assert clf.classifier.out_features == 2 and clf.config.id2label == {0: "positive", 1: "negative"}
     recorded = (out / "finetune_config.json").read_text()
     assert '"task_data": "sst2"' in recorded and '"steps_like": "phrasebank"' in recorded
+    # an SAE of the SST-2 twin is scored on SST-2's test sentences with its own 2-class head (PhraseBank's
+    # labels, 0-2, are out of its head's range), and the causal test, which scores PhraseBank, leaves it out
+    from finsae.finetune.summary import head_task
+    from finsae.models.patching import sae_downstream_score
+    from finsae.sae import SaeConfig, TopKSAE
+
+    spec = get_spec("minilm_sst2", path=str(out))
+    assert head_task(tmp_path, spec) == ("sst2", 0) and head_task(tmp_path, get_spec("tiny")) == ("phrasebank", 0)
+    sae = TopKSAE(SaeConfig(d_in=clf.config.hidden_size, expansion_factor=2, k=4, seed=0))
+    sae.initialized = True
+    score = sae_downstream_score(spec, tmp_path, data_dir, 0, sae.eval(), 8, 0.2, 32)
+    assert score.task == "sentiment_ce" and np.isfinite(score.clean) and np.isfinite(score.sae)
+    import shutil
+
+    from finsae.analysis.causal_layer import layer_inputs
+    from finsae.analysis.config import CausalConfig
+    from finsae.analysis.saes import PairSaes
+
+    shutil.copytree(out, tmp_path / "models" / "minilm_sst2")  # where the registry's SST-2 twin lives
+    assert layer_inputs(PairSaes(tmp_path, "minilm", "minilm_sst2", "t"), None, [0], CausalConfig()) is None
 
 
 def test_the_probe_subset_is_a_hash_choice_of_at_most_n_rows():

@@ -36,6 +36,7 @@ from finsae.analysis.config import MIN_FIT_ROWS_PER_DIM, CausalConfig
 from finsae.analysis.heldout import HeldoutSet
 from finsae.analysis.rows import RowFields
 from finsae.data.phrasebank import LABELS
+from finsae.finetune.summary import head_task
 from finsae.models import get_spec
 from finsae.models.loading import LoadedModel, load_model, task_kind
 
@@ -191,6 +192,11 @@ def layer_inputs(saes, held: HeldoutSet, layers, cfg: CausalConfig) -> CausalInp
     has no classification head, or :func:`build_inputs` finds too little text."""
     if not twin_is_classifier(saes.artifacts, saes.domain):
         log.info("causal test: %s has no classification head, nothing to score", saes.domain)
+        return None
+    task = head_task(saes.artifacts, get_spec(saes.domain)).task_data
+    if task != "phrasebank":  # its head's classes are not PhraseBank's: the scored sentences mean nothing to it
+        log.info("causal test: %s was fine-tuned on %s, the test scores PhraseBank sentences: not run",
+                 saes.domain, task)
         return None
     return build_inputs(load_models(saes.artifacts, saes.base, saes.domain), held, layers, cfg)
 

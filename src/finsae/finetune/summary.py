@@ -5,7 +5,7 @@ them), each with its writer and typed reader."""
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 from pathlib import Path
 
 from finsae.atomic import read_json, write_json
@@ -135,3 +135,24 @@ class FinetuneMetrics:
         if not isinstance(raw, dict):
             raise FinsaeError(f"{path} is not a fine-tune's metrics (not a JSON object); rerun task=finetune")
         return cls.from_dict(raw, str(path))
+
+
+class HeadTask(NamedTuple):
+    """The classification set a model's head was trained on, and the seed of that set's test split."""
+
+    task_data: str
+    split_seed: int
+
+
+def head_task(artifacts: str | Path | None, spec) -> HeadTask:
+    """What the head of the model ``spec`` (a ``ModelSpec``) was fine-tuned on: its fine-tune summary's set and
+    split seed where finsae made it (``spec.path`` or ``artifacts/models/{name}`` holds a ``summary.json``), else
+    PhraseBank at split seed 0 (FinBERT's set)."""
+    from finsae.paths import model_dir
+    from finsae.summary import SUMMARY_FILE
+
+    folder = Path(spec.path) if spec.path else (model_dir(Path(artifacts), spec.name) if artifacts else None)
+    if folder is None or not (folder / SUMMARY_FILE).is_file():
+        return HeadTask("phrasebank", 0)
+    s = FinetuneSummary.read(folder)
+    return HeadTask(s.task_data, s.split_seed)

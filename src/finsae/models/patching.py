@@ -150,13 +150,18 @@ def _recovered(clean: float, sae: float, zero: float) -> float:
 
 def sae_downstream_score(spec, artifacts, data_dir, layer: int, sae, n_docs: int, test_frac: float,
                          max_length: int) -> DownstreamScore:
-    """Loss recovered by ``sae`` at ``layer`` of ``spec`` on the first ``n_docs`` sentences of the PhraseBank
-    test split (never trained on by the twin or the SAE), with the model's own head (``task_kind``)."""
+    """Loss recovered by ``sae`` at ``layer`` of ``spec`` on the first ``n_docs`` sentences of the test split of
+    the set the model's head was fine-tuned on (:func:`~finsae.finetune.summary.head_task`: PhraseBank, or
+    SST-2 for the SST-2 control twin; never trained on by the twin or the SAE), with the model's own head
+    (``task_kind``)."""
     from finsae.finetune.datasets import build_finetune_data
+    from finsae.finetune.summary import head_task
     from finsae.models.loading import load_model, task_kind
 
     loaded = load_model(spec, artifacts, kind=task_kind(spec, artifacts))
-    test = build_finetune_data(data_dir, test_frac=test_frac, seed=0, use_twitter=False).test.iloc[:n_docs]
+    task = head_task(artifacts, spec)
+    test = build_finetune_data(data_dir, test_frac=test_frac, seed=task.split_seed, use_twitter=False,
+                               task_data=task.task_data).test.iloc[:n_docs]
     labels = test["label"].tolist() if loaded.kind == "classifier" else None
     return downstream_score(loaded, test["text"].tolist(), layer, lambda rows: sae(rows.float()).sae_out,
                             labels=labels, max_length=max_length)
