@@ -51,7 +51,8 @@ def one_thread_pool(n_jobs: int, state):
     # workers killed on a stop, after the stage's last line; killing them is the point, so it is told to stay quiet
     if TRACKER_QUIET not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_QUIET)
-    pool = get_reusable_executor(n_jobs, initializer=_init, initargs=(state,), reuse=False, env=ONE_THREAD_ENV)
+    pool = get_reusable_executor(n_jobs, initializer=_init, initargs=(state, _hf_verbosity()), reuse=False,
+                                 env=ONE_THREAD_ENV)
     pool.map = functools.partial(_map_never_cancelling, pool)
     try:
         with warnings.catch_warnings():
@@ -98,12 +99,26 @@ def _map_never_cancelling(pool, fn, *iterables):
     return (f.result() for f in futures)
 
 
-def _init(state) -> None:
+def _hf_verbosity() -> int | None:
+    """This process's transformers log level (None when transformers is not loaded): a worker takes it, so a
+    stage that silenced transformers' model-load reports is not noisy in its workers."""
+    if "transformers" not in sys.modules:
+        return None
+    from transformers.utils import logging as hf_logging
+
+    return hf_logging.get_verbosity()
+
+
+def _init(state, hf_verbosity: int | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     global _STATE
     _STATE = state
     threadpool_limits(1)  # for the worker's lifetime
+    if hf_verbosity is not None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(hf_verbosity)
     # loky replaces a worker whose RSS grew by 300 MB since its first job, taking it for a leak; here RSS grows
     # by design (file-backed pages of the memory-mapped stores a job reads count in it), and each replacement
     # costs a fresh interpreter and the state sent again
