@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from method_columns import side_by_side_heading
+from stage_runs import PAIR, QUICK_LAYER_1, SMALL_ANALYSIS, run, train_warm_runs
 from finsae.analysis.artifacts import (
     TableSpec,
     contexts_path,
@@ -31,18 +32,7 @@ from finsae.analysis.warmstart import WARMSTART_COLUMNS
 from finsae.paths import analysis_dir
 
 pytestmark = pytest.mark.slow
-PAIR = ["pair.base=tiny", "pair.domain=tiny"]
-SMALL = ["analysis.docs_per_side=150", "analysis.docs_per_category=20", "analysis.n_boot=10",
-         "analysis.agreement_tokens=4000", "analysis.control_latents=4", "progress_bar=false", "logger=csv"]
-
-
-def run(root, art, script, *overrides, check=True):
-    flags = [o for o in overrides if o.startswith("--")]
-    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *(o for o in overrides if o not in flags)]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
-    if check:
-        assert r.returncode == 0, r.stderr[-4000:]
-    return r
+SMALL = [*SMALL_ANALYSIS, "logger=csv"]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +41,10 @@ def art(tmp_path_factory, project_root, data_dir):
     run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t")
     for seed in (1, 2):  # layer 1 has three seeds, layer 0 one (issue 33 §3: a layer reports what it has)
         run(project_root, art, "train.py", "debug=tiny", "layer=1", f"tag=t_seed{seed}", f"seed={seed}")
-    quick = ["debug=tiny", "layer=1", "logger=none", "downstream_docs=0"]
     for tag, seed in (("t", 0), ("t_seed1", 1)):  # the crosscoder and its seed repeat, as the demo plan (finsae.demo.plan)
-        run(project_root, art, "train.py", *quick, "task=crosscoder", *PAIR, f"tag={tag}", f"seed={seed}")
-    # both warm-started runs continue the base SAE with one seed (same tokens, same order); here the "domain"
-    # model is the base model itself, so the domain run is the control run
-    run(project_root, art, "train.py", "--multirun", *quick, "seed=1",
-        f"sae.init_from={art / 'sae' / 'tiny' / 'layer_1' / 't'}", "tag=t_warm_domain,t_warm_control")
+        run(project_root, art, "train.py", *QUICK_LAYER_1, "task=crosscoder", *PAIR, f"tag={tag}",
+            f"seed={seed}")
+    train_warm_runs(project_root, art)
     return art
 
 

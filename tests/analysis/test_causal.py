@@ -18,7 +18,6 @@ from planted_causal import (
     PLANTED,
     PLANTED_LATENTS,
     logits,
-    planted_base,
     planted_sae,
     twin_of,
 )
@@ -38,11 +37,6 @@ from finsae.errors import ConfigError
 from finsae.models.loading import LoadedModel, hidden_states
 
 CFG = CausalConfig(n_boot=400, ridge=1e-7, batch_size=64, n_random_draws=4, conditions=list(CONDITIONS))
-
-
-@pytest.fixture(scope="module")
-def base() -> LoadedModel:
-    return planted_base()
 
 
 def _value(table, layer, condition, measure) -> float:

@@ -14,11 +14,11 @@ from planted_causal import (
     PLANTED,
     PLANTED_LATENTS,
     logits,
-    planted_base,
     planted_sae,
     texts,
     twin_of,
 )
+from stage_runs import PAIR
 
 from finsae.analysis.causal_layer import (
     CAUSAL_COLUMNS,
@@ -62,11 +62,6 @@ def cached_rows(model, held: HeldoutSet, layer: int) -> tuple[np.ndarray, np.nda
         rows.append(hs[real].numpy())
         docs.append(np.full(int(real.sum()), i))
     return np.concatenate(rows), np.concatenate(docs)
-
-
-@pytest.fixture(scope="module")
-def base():
-    return planted_base()
 
 
 def run_layer(models: CausalModels, held: HeldoutSet, layer: int, inputs=None, **ablation):
@@ -160,9 +155,6 @@ def _analysis(project_root, *overrides):
     register_schemas()
     with initialize_config_dir(str(project_root / "conf"), version_base="1.3"):
         return validate(compose("analyze", ["paths.output_dir=.", *PAIR, *overrides])).analysis
-
-
-PAIR = ["pair.base=tiny", "pair.domain=tiny"]
 
 
 def test_the_knobs_are_one_nested_block_of_the_analysis_group(project_root):

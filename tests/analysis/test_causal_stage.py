@@ -1,14 +1,12 @@
 """`analyze.py` end to end with the causal test on the tiny pair (the tiny model on both sides, loaded as a
 classifier with its seeded head): SAEs at layers 0 and 1, the warm-started runs at layer 1 only."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from method_columns import n_method_columns
+from stage_runs import PAIR, SMALL_ANALYSIS, run, train_warm_runs
 from finsae.analysis.artifacts import plot_paths, read_findings, read_layers, read_table
 from finsae.analysis.causal_layer import CAUSAL_COLUMNS
 from finsae.analysis.methods.base import MethodResult
@@ -18,28 +16,14 @@ from finsae.analysis.saes import PairSaes
 from finsae.paths import analysis_dir
 
 pytestmark = pytest.mark.slow
-PAIR = ["pair.base=tiny", "pair.domain=tiny"]
-SMALL = ["analysis.docs_per_side=150", "analysis.docs_per_category=20", "analysis.n_boot=10",
-         "analysis.agreement_tokens=4000", "analysis.control_latents=4", "analysis.causal.n_boot=50",
-         "analysis.causal.n_random_draws=2", "progress_bar=false", "logger=none"]
-
-
-def run(root, art, script, *overrides):
-    flags = [o for o in overrides if o.startswith("--")]
-    rest = [o for o in overrides if o not in flags]
-    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *rest]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r
+SMALL = [*SMALL_ANALYSIS, "analysis.causal.n_boot=50", "analysis.causal.n_random_draws=2", "logger=none"]
 
 
 @pytest.fixture(scope="module")
 def art(tmp_path_factory, project_root, data_dir):
     art = tmp_path_factory.mktemp("causal") / "art"
     run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=0,1", "tag=t", "logger=none")
-    start = art / "sae" / "tiny" / "layer_1" / "t"
-    run(project_root, art, "train.py", "--multirun", "debug=tiny", "layer=1", "logger=none",
-        "downstream_docs=0", "seed=1", f"sae.init_from={start}", "tag=t_warm_domain,t_warm_control")
+    train_warm_runs(project_root, art)
     return art
 
 

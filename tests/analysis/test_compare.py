@@ -6,23 +6,18 @@ import pytest
 import torch
 
 from method_columns import n_method_columns, side_by_side_heading
+from planted import planted_docs, tied_sae
 from finsae.analysis.compare import LayerInputs, compare_layer
 from finsae.analysis.config import AnalysisConfig
-from finsae.analysis.heldout import HeldoutSet
-from finsae.data.corpus import Corpus
-from finsae.sae import SaeConfig, TopKSAE
+from finsae.sae import TopKSAE
 from tolerances import FLOAT32_REDUCTION_TOL, FLOAT64_TOL
 
 D, M, K = 32, 64, 4
 
 
 def sae_with(dec: torch.Tensor, seed: int) -> TopKSAE:
-    sae = TopKSAE(SaeConfig(d_in=D, expansion_factor=M // D, k=K, seed=seed, normalize_input=False))
-    with torch.no_grad():
-        sae.W_dec.copy_(dec)
-        sae.W_enc.copy_(dec)
-    sae.initialized = True
-    return sae.eval()
+    """A top-K SAE with the dictionary ``dec`` (tests/analysis/planted.py)."""
+    return tied_sae(dec, K, seed)
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +30,14 @@ def result():
     def noisy(dec):  # a second seed of the same model: the same dictionary, a little off
         return torch.nn.functional.normalize(dec + 0.05 * torch.randn(M, D, generator=g), dim=1)
 
-    n_docs, per_doc = 800, 6
-    groups = {"financial": np.arange(0, 200), "general": np.arange(200, 400),
-              "ag_business": np.arange(400, 600), "ag_other": np.arange(600, 800)}
-    fin_doc = np.zeros(n_docs, bool)
-    fin_doc[groups["financial"]] = fin_doc[groups["ag_business"]] = True
-    doc_of_row = np.repeat(np.arange(n_docs), per_doc)
+    docs = planted_docs(n_docs=800, per_doc=6)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((len(doc_of_row), D)).astype(np.float32) * 0.3
+    x = rng.standard_normal((len(docs.doc_of_row), D)).astype(np.float32) * 0.3
     planted = shared[5].numpy()
-    x[fin_doc[doc_of_row]] += 2.0 * planted  # base latent 5 (and its domain twin) fire on financial text
-    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)],
-                          "text": [" ".join(f"w{j}" for j in range(per_doc))] * n_docs, "source": "synthetic"})
-    held = HeldoutSet(Corpus("synthetic", frame), groups)
-    char_start = np.tile(np.arange(per_doc) * 3, n_docs)
+    x[docs.financial_row] += 2.0 * planted  # base latent 5 (and its domain twin) fire on financial text
     inp = LayerInputs(2, "base", "domain", sae_with(base_dec, 0), sae_with(dom_dec, 1), x.astype(np.float16),
-                      x.astype(np.float16), doc_of_row, char_start, held, base_seed=sae_with(noisy(base_dec), 2),
-                      domain_seed=sae_with(noisy(dom_dec), 3))
+                      x.astype(np.float16), docs.doc_of_row, docs.char_start, docs.held,
+                      base_seed=sae_with(noisy(base_dec), 2), domain_seed=sae_with(noisy(dom_dec), 3))
     cfg = AnalysisConfig(n_boot=20, agreement_tokens=2000, control_latents=3)
     return compare_layer(inp, cfg), dom_dec, shared
 
@@ -134,18 +120,11 @@ def test_seed_floor_counts_one_latent_set():
     q = shared[M - 1:]
     dom0 = torch.cat([shared[: M - 2], p, p_near])
     dom1 = torch.cat([shared[: M - 2], p, q])
-    n_docs, per_doc = 400, 4
-    groups = {"financial": np.arange(0, 100), "general": np.arange(100, 200),
-              "ag_business": np.arange(200, 300), "ag_other": np.arange(300, 400)}
-    fin_doc = np.zeros(n_docs, bool)
-    fin_doc[groups["financial"]] = fin_doc[groups["ag_business"]] = True
-    doc_of_row = np.repeat(np.arange(n_docs), per_doc)
-    x = np.random.default_rng(7).standard_normal((len(doc_of_row), D)).astype(np.float32) * 0.3
-    x[fin_doc[doc_of_row]] += 2.0 * (p[0] + q[0]).numpy()
-    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(n_docs)], "text": "w0 w1 w2 w3", "source": "synthetic"})
-    held = HeldoutSet(Corpus("synthetic", frame), groups)
-    inp = LayerInputs(1, "base", "domain", sae_with(shared, 0), sae_with(dom0, 0), x, x, doc_of_row,
-                      np.tile(np.arange(per_doc) * 3, n_docs), held, domain_seed=sae_with(dom1, 1))
+    docs = planted_docs(n_docs=400, per_doc=4)
+    x = np.random.default_rng(7).standard_normal((len(docs.doc_of_row), D)).astype(np.float32) * 0.3
+    x[docs.financial_row] += 2.0 * (p[0] + q[0]).numpy()
+    inp = LayerInputs(1, "base", "domain", sae_with(shared, 0), sae_with(dom0, 0), x, x, docs.doc_of_row,
+                      docs.char_start, docs.held, domain_seed=sae_with(dom1, 1))
     r = compare_layer(inp, AnalysisConfig(n_boot=20, agreement_tokens=500, null_tokens=500,
                                           control_latents=1)).row.columns()
     assert r["n_specialized"] == 2  # seed 0: p and its near-copy

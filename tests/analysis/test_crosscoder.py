@@ -29,14 +29,7 @@ from finsae.errors import ConfigError, DataMissingError
 from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, decoder_blocks, fit, save
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 D = 16
 SHARED, BASE_ONLY, DOMAIN_ONLY = range(0, 4), range(4, 7), range(7, 10)
 

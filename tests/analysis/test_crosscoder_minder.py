@@ -24,12 +24,7 @@ from finsae.paths import crosscoder_name, sae_dir
 from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, decoder_blocks, fit, save
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def test_minder_delta_admits_a_twin_only_latent_the_strict_share_calls_other():

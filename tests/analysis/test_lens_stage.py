@@ -2,11 +2,9 @@
 layers.parquet fields, its figure, findings.md opening with it, [CLS] from the cache's special store, and its
 knobs under ``analysis.lens.*``."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from stage_runs import PAIR, SMALL_ANALYSIS, run
 
 from finsae.analysis.artifacts import plot_paths, read_findings, read_layers, read_table
 from finsae.analysis.lens import MEASURES
@@ -14,20 +12,7 @@ from finsae.analysis.methods.lens import TABLE
 from finsae.paths import analysis_dir
 
 pytestmark = pytest.mark.slow
-PAIR = ["pair.base=tiny", "pair.domain=tiny"]
-SMALL = ["analysis.docs_per_side=150", "analysis.docs_per_category=20", "analysis.n_boot=10",
-         "analysis.agreement_tokens=4000", "analysis.control_latents=4", "progress_bar=false",
-         "logger=none", "analysis.jobs=1", "analysis.lens.n_boot=20"]
-
-
-def run(root, art, script, *overrides, check=True):
-    flags = [o for o in overrides if o.startswith("--")]
-    rest = [o for o in overrides if o not in flags]
-    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *rest]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
-    if check:
-        assert r.returncode == 0, r.stderr[-4000:]
-    return r
+SMALL = [*SMALL_ANALYSIS, "logger=none", "analysis.jobs=1", "analysis.lens.n_boot=20"]
 
 
 def test_the_stage_runs_the_lens_first(project_root, data_dir, tmp_path):

@@ -31,6 +31,17 @@ def _width(e) -> float:
     return e.hi - e.lo
 
 
+def _coverage(mu: float, cfg: SeedBootstrapConfig, n_sim: int, draw, estimate) -> tuple[float, float]:
+    """How often the interval of ``estimate(draw(), cfg)`` covers the population mean ``mu`` over ``n_sim``
+    planted draws: with the seeds resampled (``cfg``), and with them held fixed."""
+    fixed = replace(cfg, resample_seeds=False)
+    covered = np.zeros(2)
+    for _ in range(n_sim):
+        data = draw()
+        covered += [e.lo <= mu <= e.hi for e in (estimate(data, cfg), estimate(data, fixed))]
+    return covered[0] / n_sim, covered[1] / n_sim
+
+
 def test_bootstrap_spread_matches_the_two_stage_variance():
     rng = np.random.default_rng(0)
     c = _seeds(rng, 4, 40, seed_sd=3.0)
@@ -80,20 +91,14 @@ def test_interval_widens_with_the_seed_spread():
 
 
 def test_covers_the_population_mean_where_fixed_seeds_do_not():
-    rng = np.random.default_rng(9)
-    mu, covered, covered_fixed = 2.0, 0, 0
-    cfg = SeedBootstrapConfig(n_boot=300, seed=10)
-    n_sim = 120
-    for _ in range(n_sim):
-        c = _seeds(rng, 5, 25, seed_sd=1.0, mu=mu)
-        est = hierarchical_sum(c, cfg, mean=True)
-        fixed = hierarchical_sum(c, replace(cfg, resample_seeds=False), mean=True)
-        covered += est.lo <= mu <= est.hi
-        covered_fixed += fixed.lo <= mu <= fixed.hi
+    rng, mu = np.random.default_rng(9), 2.0
+    covered, covered_fixed = _coverage(mu, SeedBootstrapConfig(n_boot=300, seed=10), 120,
+                                       lambda: _seeds(rng, 5, 25, seed_sd=1.0, mu=mu),
+                                       lambda c, cfg: hierarchical_sum(c, cfg, mean=True))
     # 5 seeds: the percentile bootstrap undercovers a little (factor (S-1)/S on the variance), not badly;
     # the document-only interval, blind to a seed SD 5x its own SE, misses most of the time
-    assert covered / n_sim > 0.75
-    assert covered_fixed / n_sim < 0.45
+    assert covered > 0.75
+    assert covered_fixed < 0.45
 
 
 def test_saturated_floor_has_no_power_and_never_reads_zero():
@@ -178,18 +183,16 @@ def test_replicates_of_seeds_that_disagree_give_their_spread():
 
 
 def test_replicates_cover_the_population_mean_where_fixed_seeds_do_not():
-    rng = np.random.default_rng(15)
-    mu, n_sim, covered, covered_fixed = 40.0, 150, 0, 0
-    cfg = SeedBootstrapConfig(n_boot=300, seed=16, documents="shared")
-    for _ in range(n_sim):
+    rng, mu = np.random.default_rng(15), 40.0
+
+    def draw():
         values = mu + 5.0 * rng.normal(size=5)
-        reps = _replicates(rng, values, doc_sd=0.3, n_rep=50)  # seed SD 5: the term that dominates
-        est = replicate_estimate(values, reps, cfg)
-        fixed = replicate_estimate(values, reps, replace(cfg, resample_seeds=False))
-        covered += est.lo <= mu <= est.hi
-        covered_fixed += fixed.lo <= mu <= fixed.hi
-    assert covered / n_sim > 0.75
-    assert covered_fixed / n_sim < 0.45
+        return values, _replicates(rng, values, doc_sd=0.3, n_rep=50)  # seed SD 5: the term that dominates
+
+    covered, covered_fixed = _coverage(mu, SeedBootstrapConfig(n_boot=300, seed=16, documents="shared"), 150,
+                                       draw, lambda data, cfg: replicate_estimate(*data, cfg))
+    assert covered > 0.75
+    assert covered_fixed < 0.45
 
 
 def test_replicates_basic_interval_and_statistics_without_documents():

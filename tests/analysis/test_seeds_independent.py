@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from planted import planted_docs, tied_sae
 
 from finsae.analysis.config import AnalysisConfig
-from finsae.analysis.heldout import HeldoutSet
 from finsae.analysis.layers import rerun_at_seeds
 from finsae.analysis.methods.base import DiffingMethod, LayerData, MethodResult, RowFields
 from finsae.analysis.rows import LayerRow
@@ -29,8 +29,7 @@ from finsae.analysis.seed_repeats import (
 from finsae.analysis.seeds import ESTIMATE_COLUMNS, SeedBootstrapConfig
 from finsae.analysis.selectivity import contrast_weights
 from finsae.analysis.summary import AnalysisSummary
-from finsae.data.corpus import Corpus
-from finsae.sae import SaeConfig, TopKSAE
+from finsae.sae import TopKSAE
 
 D, M, K = 32, 64, 8
 N_DOCS, PER_DOC = 800, 6
@@ -45,27 +44,15 @@ def sae_with(financial: list[int], seed: int) -> TopKSAE:
     directions orthogonal to every financial one (they fire alike on every document: never financial)."""
     g = torch.Generator().manual_seed(100 + seed)
     other = torch.randn(M - len(financial), D - 6, generator=g) @ BASIS[6:]
-    dec = torch.nn.functional.normalize(torch.cat([BASIS[financial], other]), dim=1)
-    sae = TopKSAE(SaeConfig(d_in=D, expansion_factor=M // D, k=K, seed=seed, normalize_input=False))
-    with torch.no_grad():
-        sae.W_dec.copy_(dec)
-        sae.W_enc.copy_(dec)
-    sae.initialized = True
-    return sae.eval()
+    return tied_sae(torch.nn.functional.normalize(torch.cat([BASIS[financial], other]), dim=1), K, seed)
 
 
 @pytest.fixture(scope="module")
 def held_and_acts():
-    groups = {"financial": np.arange(0, 200), "general": np.arange(200, 400),
-              "ag_business": np.arange(400, 600), "ag_other": np.arange(600, 800)}
-    fin_doc = np.zeros(N_DOCS, bool)
-    fin_doc[groups["financial"]] = fin_doc[groups["ag_business"]] = True
-    doc_of_row = np.repeat(np.arange(N_DOCS), PER_DOC)
-    x = np.random.default_rng(0).standard_normal((len(doc_of_row), D)).astype(np.float32) * 0.3
-    x[fin_doc[doc_of_row]] += BASIS[:6].sum(0).numpy()  # every financial direction fires on financial text
-    frame = pd.DataFrame({"doc_id": [f"d{i}" for i in range(N_DOCS)], "text": "w0 w1 w2 w3 w4 w5",
-                          "source": "synthetic"})
-    return HeldoutSet(Corpus("synthetic", frame), groups), doc_of_row, x.astype(np.float16)
+    docs = planted_docs(N_DOCS, PER_DOC)
+    x = np.random.default_rng(0).standard_normal((len(docs.doc_of_row), D)).astype(np.float32) * 0.3
+    x[docs.financial_row] += BASIS[:6].sum(0).numpy()  # every financial direction fires on financial text
+    return docs.held, docs.doc_of_row, x.astype(np.float16)
 
 
 def inputs(held_and_acts, base: list[list[int]], domain: list[list[int]]) -> SeedRepeatInputs:

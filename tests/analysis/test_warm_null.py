@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import scipy.linalg
 import torch
+from planted import WARM_CFG, WARM_START_CFG, concept_tokens
 
 from finsae.analysis.affine import fit_affine
 from finsae.analysis.config import WarmstartConfig
@@ -23,21 +24,12 @@ from finsae.analysis.warmstart import WARMSTART_COLUMNS, WarmRuns, layer_summary
 from finsae.analysis.warmstart_activity import ActivityRuns, heldout_activity
 from finsae.errors import ConfigError
 from finsae.paths import sae_dir
-from finsae.sae import SaeTrainConfig, TopKSAE, fit, warm_start
+from finsae.sae import TopKSAE, fit, warm_start
 from finsae.sae.io import save
 from finsae.sae.warm_start import refit_input_stats, row_moments
 
 D, N_CONCEPTS, HELD = 32, 40, 4096
-CFG = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 150, lr=1e-2, init_sample=2048)
-START = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 500, lr=1e-2, init_sample=2048)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +52,7 @@ def affine_part() -> tuple[torch.Tensor, torch.Tensor]:
 
 def base_tokens(n: int, seed: int) -> tuple[torch.Tensor, torch.Generator]:
     g = torch.Generator().manual_seed(seed)
-    amp = (torch.rand(n, N_CONCEPTS, generator=g) < 0.06) * (1 + torch.rand(n, N_CONCEPTS, generator=g))
-    return amp @ CONCEPTS + 0.02 * torch.randn(n, D, generator=g), g
+    return concept_tokens(CONCEPTS, n, g), g
 
 
 def twin_tokens(x: torch.Tensor, g: torch.Generator, planted: bool) -> torch.Tensor:
@@ -77,10 +68,10 @@ def twin_tokens(x: torch.Tensor, g: torch.Generator, planted: bool) -> torch.Ten
 def continued(start: TopKSAE, source: torch.Tensor, target: torch.Tensor) -> TopKSAE:
     """``start`` continued on ``target`` (the rows it was trained on: ``source``), norm_scale and b_dec
     refitted first, as ``python train.py sae.init_from=...`` does."""
-    sae = warm_start(TopKSAE(CFG.sae_config(D, seed=7)), start)
-    first = np.arange(CFG.init_sample)
+    sae = warm_start(TopKSAE(WARM_CFG.sae_config(D, seed=7)), start)
+    first = np.arange(WARM_CFG.init_sample)
     refit_input_stats(sae, row_moments(target.numpy(), first), row_moments(source.numpy(), first).mean)
-    fit(sae, target.split(CFG.batch_size), CFG)
+    fit(sae, target.split(WARM_CFG.batch_size), WARM_CFG)
     return sae
 
 
@@ -89,13 +80,13 @@ def trained():
     """The start SAE, controls A (the domain runs' tokens) and B (other tokens), and per twin its domain run
     and its affine null (the map fitted on other documents than both the runs' and the held-out ones)."""
     torch.set_num_threads(1)
-    start = TopKSAE(CFG.sae_config(D, seed=0))
-    fit(start, base_tokens(START.tokens, 0)[0].split(START.batch_size), START)
-    x, _ = base_tokens(CFG.tokens, 2)
-    x_b, _ = base_tokens(CFG.tokens, 3)
+    start = TopKSAE(WARM_CFG.sae_config(D, seed=0))
+    fit(start, base_tokens(WARM_START_CFG.tokens, 0)[0].split(WARM_START_CFG.batch_size), WARM_START_CFG)
+    x, _ = base_tokens(WARM_CFG.tokens, 2)
+    x_b, _ = base_tokens(WARM_CFG.tokens, 3)
     out = {"start": start, "control": continued(start, x, x), "control_b": continued(start, x_b, x_b)}
     for planted in (False, True):
-        x, g = base_tokens(CFG.tokens, 2)
+        x, g = base_tokens(WARM_CFG.tokens, 2)
         y = twin_tokens(x, g, planted)
         x_fit, g_fit = base_tokens(20_000, 4)
         mapped = torch.from_numpy(fit_affine(x_fit.numpy(), twin_tokens(x_fit, g_fit, planted).numpy()).apply(

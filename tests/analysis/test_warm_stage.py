@@ -2,11 +2,9 @@
 affine-map null and control B, by the Hydra overrides of ``finsae.demo.plan``'s warm jobs), then
 ``analyze.py`` finds the null and control B by their tags and fills their columns."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from stage_runs import PAIR, QUICK_LAYER_1, SMALL_ANALYSIS, run, train_warm_runs
 
 from finsae.analysis.artifacts import read_findings, read_layers, read_table
 from finsae.analysis.warmstart import WARMSTART_COLUMNS
@@ -14,20 +12,7 @@ from finsae.paths import analysis_dir, sae_dir
 from finsae.sae.summary import SaeSummary
 
 pytestmark = pytest.mark.slow
-PAIR = ["pair.base=tiny", "pair.domain=tiny"]
-QUICK = ["debug=tiny", "layer=1", "logger=none", "downstream_docs=0"]
-SMALL = ["analysis.docs_per_side=150", "analysis.docs_per_category=20", "analysis.n_boot=10",
-         "analysis.agreement_tokens=4000", "analysis.control_latents=4", "progress_bar=false", "logger=csv",
-         "layer=1"]
-
-
-def run(root, art, script, *overrides):
-    flags = [o for o in overrides if o.startswith("--")]
-    rest = [o for o in overrides if o not in flags]
-    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *rest]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r
+SMALL = [*SMALL_ANALYSIS, "logger=csv", "layer=1"]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +22,10 @@ def art(tmp_path_factory, project_root, data_dir):
     art = tmp_path_factory.mktemp("warm") / "art"
     run(project_root, art, "train.py", "debug=tiny", "layer=1", "tag=t")
     start = f"sae.init_from={sae_dir(art, 'tiny', 1, 't')}"
-    run(project_root, art, "train.py", "--multirun", *QUICK, "seed=1", start,
-        "tag=t_warm_domain,t_warm_control")
-    run(project_root, art, "train.py", *QUICK, "seed=1", start, "sae.dictionary=affine_null",
+    train_warm_runs(project_root, art)
+    run(project_root, art, "train.py", *QUICK_LAYER_1, "seed=1", start, "sae.dictionary=affine_null",
         "tag=t_warm_affine")
-    run(project_root, art, "train.py", *QUICK, "seed=2", start, "tag=t_warm_control_b")
+    run(project_root, art, "train.py", *QUICK_LAYER_1, "seed=2", start, "tag=t_warm_control_b")
     return art
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from planted import WARM_CFG, WARM_START_CFG, concept_tokens
 
 from finsae.analysis.artifacts import read_table, write_analysis_table
 from finsae.analysis.config import AnalysisConfig, WarmstartConfig
@@ -22,20 +23,10 @@ from finsae.analysis.warmstart_activity import ActivityRuns, heldout_activity
 from finsae.analysis.heldout import HeldoutSet
 from finsae.data.corpus import Corpus
 from finsae.errors import ConfigError, DataMissingError
-from finsae.sae import SaeConfig, SaeTrainConfig, TopKSAE, fit, warm_start
+from finsae.sae import SaeConfig, TopKSAE, fit, warm_start
 
 D, N_CONCEPTS, MOVED = 32, 40, 8
-CFG = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 150, lr=1e-2, init_sample=2048)
-START = SaeTrainConfig(expansion_factor=2, k=3, batch_size=128, tokens=128 * 500, lr=1e-2, init_sample=2048)
-"""The base SAE trains to convergence; both continuations then run CFG."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def concepts(moved: bool) -> torch.Tensor:
@@ -48,9 +39,7 @@ def concepts(moved: bool) -> torch.Tensor:
 
 
 def tokens(dirs: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    amp = (torch.rand(n, N_CONCEPTS, generator=g) < 0.06) * (1 + torch.rand(n, N_CONCEPTS, generator=g))
-    return amp @ dirs + 0.02 * torch.randn(n, D, generator=g)
+    return concept_tokens(dirs, n, torch.Generator().manual_seed(seed))
 
 
 def activity(start: TopKSAE, domain: TopKSAE, control: TopKSAE):
@@ -65,18 +54,19 @@ def table(runs, domain: str, **kw):
 
 
 def continued(start: TopKSAE, x: torch.Tensor) -> TopKSAE:
-    sae = TopKSAE(CFG.sae_config(D, seed=7))
+    sae = TopKSAE(WARM_CFG.sae_config(D, seed=7))
     warm_start(sae, start)
-    fit(sae, x.split(CFG.batch_size), CFG)
+    fit(sae, x.split(WARM_CFG.batch_size), WARM_CFG)
     return sae
 
 
 @pytest.fixture(scope="module")
 def runs():
     torch.set_num_threads(1)
-    start = TopKSAE(CFG.sae_config(D, seed=0))
-    fit(start, tokens(concepts(False), START.tokens, seed=0).split(START.batch_size), START)
-    n = CFG.tokens
+    start = TopKSAE(WARM_CFG.sae_config(D, seed=0))
+    x = tokens(concepts(False), WARM_START_CFG.tokens, seed=0)
+    fit(start, x.split(WARM_START_CFG.batch_size), WARM_START_CFG)
+    n = WARM_CFG.tokens
     return {
         "start": start,
         "control": continued(start, tokens(concepts(False), n, seed=1)),
