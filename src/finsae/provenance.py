@@ -41,8 +41,8 @@ def code_version(root: Path = PROJECT_ROOT) -> str:
 
 
 def source_fingerprint() -> str:
-    """16 hex digits identifying the code that runs: the hash of every ``.py`` file of the installed ``finsae``
-    package (path and bytes). Unlike :func:`code_version` it tells two edited checkouts apart."""
+    """16 hex digits identifying the code that runs: the hash of every ``.py`` file of the installed
+    ``finsae`` package (path and bytes). Unlike :func:`code_version` it tells two edited checkouts apart."""
     root = Path(finsae.__file__).resolve().parent
     h = hashlib.sha256()
     for p in sorted(root.rglob("*.py")):

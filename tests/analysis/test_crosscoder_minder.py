@@ -175,8 +175,8 @@ def test_sweep_finds_the_planted_twin_feature_only_where_the_dictionary_has_room
     assert sweep_tags(tmp_path, name, tag, 3) == ["t_sweep32"]
     assert sweep_tags(tmp_path, name, tag) == ["t_sweep32", "t_sweep128"]  # by size, any layer
     saes = PairSaes(tmp_path, "base_m", "twin_m", tag, ("t_seed1",))
-    assert Crosscoder().sae_folders(saes, AnalysisConfig()) == [(name, t) for t in (tag, "t_seed1", "t_sweep32",
-                                                                                  "t_sweep128")]
+    tags = (tag, "t_seed1", "t_sweep32", "t_sweep128")
+    assert Crosscoder().sae_folders(saes, AnalysisConfig()) == [(name, t) for t in tags]
 
     cuts = AnalysisConfig().crosscoder
     first = crosscoder_table(3, small, latent_scaling(small, [torch.from_numpy(held)]))

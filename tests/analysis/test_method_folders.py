@@ -1,5 +1,6 @@
-"""Which SAE folders key a layer's analysis result (PairSaes.method_saes): every seed repeat of every method and
-the warm start's optional runs under the configured suffixes, so retraining any of them redoes the layer."""
+"""Which SAE folders key a layer's analysis result (PairSaes.method_saes): every seed repeat of every method
+and the warm start's optional runs under the configured suffixes, so retraining any of them redoes the
+layer."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""bench/demo_schedule.py replays a plan through the scheduler's rule: dependencies, slots, plan order with the
-first ready job that does not fit waiting for room; unmeasured jobs take their kind's median."""
+"""bench/demo_schedule.py replays a plan through the scheduler's rule: dependencies, slots, plan order with
+the first ready job that does not fit waiting for room; unmeasured jobs take their kind's median."""
 
 import importlib.util
 import json

@@ -30,7 +30,8 @@ PROFILE = {
               "trainer.checkpoint_every=4", "trainer.progress_bar=false", "downstream_docs=2"],
     # random weights know no finance: the rule's floors at their loosest, so that the labels have latents
     "analyze": ["logger=csv", "analysis.min_auroc=0.5", "analysis.fdr=0.99", "analysis.docs_per_side=40",
-                "analysis.docs_per_category=8", "analysis.genre_docs=20", "analysis.max_chars=200", "analysis.n_boot=10",
+                "analysis.docs_per_category=8", "analysis.genre_docs=20",
+                "analysis.max_chars=200", "analysis.n_boot=10",
                 "analysis.agreement_tokens=2000", "analysis.null_tokens=2000", "analysis.control_latents=4",
                 "analysis.independent.overlap_n_boot=20", "analysis.warmstart.n_boot=20",
                 "progress_bar=false"],

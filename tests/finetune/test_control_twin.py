@@ -171,7 +171,8 @@ def test_the_sst2_control_runs_end_to_end_on_tiny(data_dir, project_root, tmp_pa
     from finsae.sae import SaeConfig, TopKSAE
 
     spec = get_spec("minilm_sst2", path=str(out))
-    assert head_task(tmp_path, spec) == ("sst2", 0) and head_task(tmp_path, get_spec("tiny")) == ("phrasebank", 0)
+    assert head_task(tmp_path, spec) == ("sst2", 0)
+    assert head_task(tmp_path, get_spec("tiny")) == ("phrasebank", 0)
     sae = TopKSAE(SaeConfig(d_in=clf.config.hidden_size, expansion_factor=2, k=4, seed=0))
     sae.initialized = True
     score = sae_downstream_score(spec, tmp_path, data_dir, 0, sae.eval(), 8, 0.2, 32)

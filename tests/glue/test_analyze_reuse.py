@@ -1,6 +1,7 @@
-"""`analyze.py` reads a layer's stored result instead of recomputing it when the result was made with the same
-settings, the same code and the same SAEs (``reuse_layers``, default true): a rerun only combines, a retrained
-SAE redoes its layer alone, ``reuse_layers=false`` redoes every layer; a source edit changes the fingerprint."""
+"""`analyze.py` reads a layer's stored result instead of recomputing it when the result was made with the
+same settings, the same code and the same SAEs (``reuse_layers``, default true): a rerun only combines, a
+retrained SAE redoes its layer alone, ``reuse_layers=false`` redoes every layer; a source edit changes the
+fingerprint."""
 
 import subprocess
 import sys
@@ -23,7 +24,8 @@ SMALL = ["analysis.docs_per_side=100", "analysis.docs_per_category=10", "analysi
 
 def _run(root: Path, art: Path, script: str, *overrides: str) -> str:
     flags = [o for o in overrides if o.startswith("--")]
-    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *(o for o in overrides if o not in flags)]
+    rest = [o for o in overrides if o not in flags]
+    cmd = [sys.executable, script, *flags, f"paths.artifacts={art}", *rest]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout

@@ -149,8 +149,9 @@ def test_own_pair_runs_train_analyze_and_tweet_encoding_from_its_paths(own, data
     both = f"{directory_hash(weights[BASE])}+{directory_hash(weights[TWIN])}"
     assert cross["extra"]["weights_hash"] == both
 
-    small = ["analysis.docs_per_side=60", "analysis.docs_per_category=10", "analysis.genre_docs=20", "analysis.n_boot=10",
-             "analysis.agreement_tokens=2000", "analysis.control_latents=4", "progress_bar=false"]
+    small = ["analysis.docs_per_side=60", "analysis.docs_per_category=10", "analysis.genre_docs=20",
+             "analysis.n_boot=10", "analysis.agreement_tokens=2000", "analysis.control_latents=4",
+             "progress_bar=false"]
     r = _run("analyze.py", [f"pair={PAIR}", "tag=debug", "layers=[1]", *small, *common], env, conf)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((art / "analysis" / PAIR / "summary.json").read_text())

@@ -178,11 +178,12 @@ def test_books_answer_puts_the_daily_and_turnover_aware_books_side_by_side():
     assert losing.endswith("no book trades profitably (none has its net Sharpe's 95% CI above 0 and a DSR of "
                            "at least 0.95).")
     winning = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0)})
-    assert winning.endswith("the turnover-aware books trade profitably (net Sharpe's 95% CI above 0 and a DSR "
-                            "of at least 0.95).")
+    assert winning.endswith("the turnover-aware books trade profitably (net Sharpe's 95% CI above 0 and a "
+                            "DSR of at least 0.95).")
     # a DSR of 0.97 whose Sharpe interval holds 0 is not profitable, nor one without its interval
     for lo in (-0.2, float("nan")):
-        wide = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0, lo)})
+        books = {"daily": _book(-4.25, 0.0, 3.5), "turnover_aware": _book(2.5, 0.97, 40.0, lo)}
+        wide = answer.books_answer(books)
         assert "no book trades profitably" in wide
     assert "turnover-aware books did not run" in answer.books_answer({"daily": _book(-1.0, 0.1, 2.0)})
 

@@ -194,7 +194,7 @@ def layer_inputs(saes, held: HeldoutSet, layers, cfg: CausalConfig) -> CausalInp
         log.info("causal test: %s has no classification head, nothing to score", saes.domain)
         return None
     task = head_task(saes.artifacts, get_spec(saes.domain)).task_data
-    if task != "phrasebank":  # its head's classes are not PhraseBank's: the scored sentences mean nothing to it
+    if task != "phrasebank":  # its head's classes are not PhraseBank's: the scored sentences mean nothing
         log.info("causal test: %s was fine-tuned on %s, the test scores PhraseBank sentences: not run",
                  saes.domain, task)
         return None

@@ -222,8 +222,8 @@ class AnalysisConfig:
     """Held-out passages drawn per Reuters topic / PhraseBank label (category profiles)."""
     genre_docs: int | None = None
     """Passages drawn per side of the genre-matched contrast (AG News Business vs World + Sports + Sci/Tech);
-    None: every article of each side (1,900 and ~25,000), as the study runs. A cap makes the analysis of a small
-    or test run take seconds instead of minutes."""
+    None: every article of each side (1,900 and ~25,000), as the study runs. A cap makes the analysis of a
+    small or test run take seconds instead of minutes."""
     match_length: bool = True
     """Draw the financial side of the broad contrast length-matched to the general side (finsae.analysis.heldout)."""
     max_chars: int = 400

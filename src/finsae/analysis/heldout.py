@@ -148,8 +148,8 @@ def heldout_set(data_dir, *, docs_per_side: int | None = 3000, docs_per_category
                 sae_mix_texts: frozenset[str] | None = None, genre_docs: int | None = None) -> HeldoutSet:
     """Load and cut the held-out passages of every group (see module doc); documents whose (normalised) text is
     in ``exclude_texts`` are dropped before cutting; ``sae_mix_texts`` (normalised texts the SAEs were trained
-    on) lets ``ag_other`` take every AG article outside them; ``genre_docs`` caps each side of the genre contrast
-    (None: every article; the general side stays disjoint from every AG article either way)."""
+    on) lets ``ag_other`` take every AG article outside them; ``genre_docs`` caps each side of the genre
+    contrast (None: every article; the general side stays disjoint from every AG article either way)."""
     def passages(name: str, split: str = "heldout", drop: frozenset[str] = frozenset()) -> pd.DataFrame:
         frame = load_corpus(name, data_dir, split=split, eval_start=eval_start).frame
         if exclude_texts or drop:

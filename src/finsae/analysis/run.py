@@ -78,8 +78,8 @@ class Settings:
 
 
 def reusable_layers(folder: Path, st: Settings, layers: list[int]) -> list[int]:
-    """The layers of ``layers`` whose stored result (``layers/layer_i``, its ``meta.json`` written last) was made
-    with this run's settings, this code and these SAE versions (:meth:`Settings.layer_meta`): read, not
+    """The layers of ``layers`` whose stored result (``layers/layer_i``, its ``meta.json`` written last) was
+    made with this run's settings, this code and these SAE versions (:meth:`Settings.layer_meta`): read, not
     recomputed."""
     def current(layer: int) -> dict:
         return json.loads(json.dumps(st.layer_meta(layer)))  # as stored (tuples as lists)

@@ -149,7 +149,8 @@ class PairSaes:
         registered method's), each once."""
         from finsae.analysis.methods import METHODS
 
-        return list(dict.fromkeys(folder for method in METHODS.values() for folder in method.sae_folders(self, cfg)))
+        folders = (folder for method in METHODS.values() for folder in method.sae_folders(self, cfg))
+        return list(dict.fromkeys(folders))
 
     def versions(self, layer: int, cfg) -> dict:
         """``{model/tag: fingerprint}`` of the SAEs of :meth:`method_saes` present at ``layer``: 16 hex digits

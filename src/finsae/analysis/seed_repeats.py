@@ -115,7 +115,8 @@ def counts_from_layer_scores(scores: dict[str, DocScores], inp: SeedRepeatInputs
         keys[repeat] = ("base_seed", "domain_seed")
     weights = document_draws(inp.heldout, cfg)
     return {(role, i): count_from_scores(scores[key], inp.heldout, cfg, weights)
-            for i, pair in keys.items() for role, key in zip(("base", "domain"), pair, strict=True) if key in scores}
+            for i, pair in keys.items() for role, key in zip(("base", "domain"), pair, strict=True)
+            if key in scores}
 
 
 def _count(fc: FinancialCount, keep: np.ndarray | None = None) -> tuple[float, np.ndarray]:

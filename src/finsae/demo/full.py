@@ -127,7 +127,8 @@ def control_jobs(train: _Trainer, jobs: list[Job], pair: str) -> list[Job]:
     made = []
     for layer in LAYERS:
         for seed, tag in ((0, TAG), (1, f"{TAG}_seed1")):
-            made.append(train.job(SaeRun(twin, layer, seed, tag, settings=LAYER_SAE.get(layer, ())), (caches[1],)))
+            own = SaeRun(twin, layer, seed, tag, settings=LAYER_SAE.get(layer, ()))
+            made.append(train.job(own, (caches[1],)))
             made.append(train.job(SaeRun(xc, layer, seed, tag, base=base, twin=twin, pair=pair,
                                          settings=CROSSCODER_LAYER.get(layer, ())), caches))
         for model, tag in ((twin, f"{TAG}_warm_domain"), (base, f"{TAG}_warm_control")):

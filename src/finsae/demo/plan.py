@@ -16,8 +16,8 @@ from pathlib import Path
 
 from finsae import precision
 from finsae.demo.scheduler import THREAD_VARS, Job
-from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, crosscoder_name, labels_dir, model_dir, model_dirs,
-                          outputs_root, pair_dirs, report_dir, sae_dir, sae_dirs)
+from finsae.paths import (PROJECT_ROOT, analysis_dir, backtest_dir, crosscoder_name, labels_dir, model_dir,
+                          model_dirs, outputs_root, pair_dirs, report_dir, sae_dir, sae_dirs)
 from finsae.summary import SUMMARY_FILE, is_published
 from finsae.trading.config import FeatureConfig
 
@@ -67,7 +67,7 @@ class SaeRun:
     dictionary: str = ""
     """``sae.dictionary`` when not the default (``affine_null``: the warm start's affine-map null run)."""
     experiment: str = "demo"
-    """``experiment=`` of train.py; its SAEs' own tag is the experiment's name (a run under another names it)."""
+    """``experiment=`` of train.py; its SAEs' own tag is the experiment's name (another run names its tag)."""
     base: str = BASE
     twin: str = TWIN
     pair: str = ""
@@ -91,8 +91,8 @@ class SaeRun:
             extra.append(f"sae.init_from={sae_dir(artifacts, self.base, self.layer, self.start)}")
         if self.dictionary:
             extra.append(f"sae.dictionary={self.dictionary}")
-        # resume=true: a rerun of a stopped study continues the run's checkpoint (without it the run refuses to
-        # clobber that checkpoint); with none it trains from the start
+        # resume=true: a rerun of a stopped study continues the run's checkpoint (without it the run refuses
+        # to clobber that checkpoint); with none it trains from the start
         return [f"experiment={self.experiment}", *what, f"layer={self.layer}", *extra, *self.settings,
                 "skip_if_done=true", "resume=true"]
 
@@ -115,7 +115,8 @@ class SaeRun:
 def with_layer_settings(runs: list[SaeRun]) -> list[SaeRun]:
     """The demo's runs with their layer's settings (:data:`CROSSCODER_LAYER` for the crosscoder, else
     :data:`LAYER_SAE`)."""
-    return [replace(r, settings=(CROSSCODER_LAYER if r.crosscoder else LAYER_SAE).get(r.layer, ())) for r in runs]
+    return [replace(r, settings=(CROSSCODER_LAYER if r.crosscoder else LAYER_SAE).get(r.layer, ()))
+            for r in runs]
 
 
 def finetune_precision() -> tuple[str, ...]:
@@ -233,11 +234,12 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     for r in runs + controls:
         first.setdefault(r.model, r.name)
 
-    twins = {r.model: (finetune_job(r.model),) for r in runs + controls if r.model != BASE and not r.crosscoder}
+    twins = {r.model: (finetune_job(r.model),) for r in runs + controls
+             if r.model != BASE and not r.crosscoder}
 
     def sae_job(r: SaeRun) -> Job:
-        return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)), deps=r.deps(first, twins),
-                   done=_published(sae_dir(artifacts, r.model, r.layer, r.tag)))
+        return Job(r.name, "SAEs", script("train.py", r.name, *r.overrides(artifacts)),
+                   deps=r.deps(first, twins), done=_published(sae_dir(artifacts, r.model, r.layer, r.tag)))
 
     jobs += [sae_job(r) for r in runs]
     saes = tuple(r.name for r in runs)

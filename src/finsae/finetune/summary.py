@@ -145,9 +145,9 @@ class HeadTask(NamedTuple):
 
 
 def head_task(artifacts: str | Path | None, spec) -> HeadTask:
-    """What the head of the model ``spec`` (a ``ModelSpec``) was fine-tuned on: its fine-tune summary's set and
-    split seed where finsae made it (``spec.path`` or ``artifacts/models/{name}`` holds a ``summary.json``), else
-    PhraseBank at split seed 0 (FinBERT's set)."""
+    """What the head of the model ``spec`` (a ``ModelSpec``) was fine-tuned on: its fine-tune summary's set
+    and split seed where finsae made it (``spec.path`` or ``artifacts/models/{name}`` holds a
+    ``summary.json``), else PhraseBank at split seed 0 (FinBERT's set)."""
     from finsae.paths import model_dir
     from finsae.summary import SUMMARY_FILE
 

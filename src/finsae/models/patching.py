@@ -150,8 +150,8 @@ def _recovered(clean: float, sae: float, zero: float) -> float:
 
 def sae_downstream_score(spec, artifacts, data_dir, layer: int, sae, n_docs: int, test_frac: float,
                          max_length: int) -> DownstreamScore:
-    """Loss recovered by ``sae`` at ``layer`` of ``spec`` on the first ``n_docs`` sentences of the test split of
-    the set the model's head was fine-tuned on (:func:`~finsae.finetune.summary.head_task`: PhraseBank, or
+    """Loss recovered by ``sae`` at ``layer`` of ``spec`` on the first ``n_docs`` sentences of the test split
+    of the set the model's head was fine-tuned on (:func:`~finsae.finetune.summary.head_task`: PhraseBank, or
     SST-2 for the SST-2 control twin; never trained on by the twin or the SAE), with the model's own head
     (``task_kind``)."""
     from finsae.finetune.datasets import build_finetune_data

@@ -60,7 +60,7 @@ class IndependentSaes(DiffingMethod):
     def analyze(self, inputs: IndependentInputs, data: LayerData, earlier: dict[str, MethodResult],
                 say: Say) -> MethodResult:
         res = compare_layer(inputs.layer, data.analysis, progress=say)
-        # the SAEs the comparison scored (seed 0 and the first repeat) are counted from its scores, not encoded again
+        # the SAEs the comparison scored (seed 0, first repeat) are counted from its scores, not encoded again
         known = counts_from_layer_scores(res.scores, inputs.seeds, data.saes.seed_tag, data.analysis)
         return MethodResult(res.row, {FEATURES_TABLE: res.features, CURVES_TABLE: res.curves}, res.contexts,
                             seeds=seed_samples(inputs.seeds, data.analysis, progress=say, known=known))
