@@ -23,6 +23,7 @@ from finsae.analysis.seed_repeats import (
     FinancialCount,
     SeedRepeatInputs,
     SeedSaes,
+    counts_from_layer_scores,
     financial_count,
     seed_samples,
 )
@@ -98,6 +99,34 @@ def test_counts_already_made_are_taken_as_given(held_and_acts):
         np.testing.assert_array_equal(given[name].per_seed, sample.per_seed)
     planted = FinancialCount(np.zeros(M, bool), np.zeros((CFG.n_boot, M), bool))  # as if seed 0 had none
     assert seed_samples(inp, CFG, known={("domain", 0): planted})["n_financial"].per_seed.tolist() == [0, 4]
+
+
+def test_the_comparisons_document_scores_give_the_counts_the_seeds_would_make(held_and_acts):
+    """The independent method hands seed_samples the counts of the SAEs the layer comparison scored (seed 0
+    and the first repeat, found by its tag), computed from those scores: the samples are the same as when every
+    SAE is encoded again."""
+    from finsae.analysis.doc_scores import doc_scores, encode_rows
+
+    held, doc_of_row, x = held_and_acts
+    inp = inputs(held_and_acts, [[0], [0], [0]], [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5]])
+
+    def scored(sae):
+        return doc_scores(encode_rows(sae, x), doc_of_row, len(held.corpus.frame))
+
+    first, repeat = inp.seeds[0], inp.seeds[1]
+    scores = {"base": scored(first.base), "domain": scored(first.domain), "base_seed": scored(repeat.base),
+              "domain_seed": scored(repeat.domain)}
+    known = counts_from_layer_scores(scores, inp, "t_seed1", CFG)
+    assert set(known) == {("base", 0), ("domain", 0), ("base", 1), ("domain", 1)}
+    fresh, reused = seed_samples(inp, CFG), seed_samples(inp, CFG, known=known)
+    assert fresh.keys() == reused.keys()
+    for name, sample in fresh.items():
+        np.testing.assert_array_equal(reused[name].per_seed, sample.per_seed)
+        if sample.doc_replicates is not None:
+            np.testing.assert_array_equal(reused[name].doc_replicates, sample.doc_replicates)
+    # where the first repeat has no SAE of both models, its scores belong to no seed index here
+    without = inp._replace(seeds=[inp.seeds[0], inp.seeds[2]])
+    assert set(counts_from_layer_scores(scores, without, "t_seed1", CFG)) == {("base", 0), ("domain", 0)}
 
 
 def test_a_saturated_floor_says_no_power_never_zero(held_and_acts):
