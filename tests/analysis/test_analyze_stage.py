@@ -78,6 +78,9 @@ def test_all_layers_then_multirun_give_the_same_tables(project_root, art):
     assert tuple(ctx.columns) == CONTEXT_COLUMNS and set(ctx["kind"]) <= {"top", "quantile", "negative"}
     summary = read_summary(out)
     assert summary.layers == [0, 1] and summary.docs["ag_business"] > 1800
+    # what each method cost, over the layers computed (the crosscoder and warm start ran at layer 1 only)
+    assert {"lens", "independent", "crosscoder", "warmstart"} <= set(summary.method_seconds)
+    assert all(s > 0 for s in summary.method_seconds.values())
     findings = read_findings(out)
     assert "1,200+ specialized" in findings and "seed ceiling" in findings
     assert {p.name for p in plot_paths(out)} >= {"overlap_by_layer.png", "counts_by_layer.png"}

@@ -9,6 +9,7 @@ mean ± seed SD with a hierarchical bootstrap over (seed, source document) (:mod
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -41,6 +42,8 @@ class LayerOutcome(NamedTuple):
     """Method name -> its result, for the methods that ran here (registry order)."""
     seeds: dict[str, SeedEstimate] = {}
     """Statistic -> its estimate over the layer's seeds (every method's)."""
+    seconds: dict[str, float] = {}
+    """Method name -> the wall seconds it took at this layer (its runs at the seed repeats included)."""
 
     @property
     def row(self) -> LayerRow:
@@ -56,8 +59,10 @@ class LayerJob(AnalysisReads):
         data, say = self.at(layer), progress or (lambda msg: None)
         results: dict[str, MethodResult] = {}
         seeds: dict[str, SeedEstimate] = {}
+        seconds: dict[str, float] = {}
         boot = seed_bootstrap(self.analysis)
         for name, method in METHODS.items():
+            t0 = time.perf_counter()
             with one_thread():
                 say(name)
                 inputs = method.inputs(data)
@@ -65,7 +70,8 @@ class LayerJob(AnalysisReads):
                     results[name] = res = method.analyze(inputs, data, results, say)
                     samples = res.seeds or rerun_at_seeds(method, data, res, say)
                     seeds.update({k: sample.estimate(boot) for k, sample in samples.items()})
-        return LayerOutcome(layer, results, seeds)
+                    seconds[name] = round(time.perf_counter() - t0, 1)
+        return LayerOutcome(layer, results, seeds, seconds)
 
 
 def rerun_at_seeds(method: DiffingMethod, data: LayerData, result: MethodResult,
@@ -140,5 +146,7 @@ def write_outcome(folder: Path, outcome: LayerOutcome, meta: dict) -> Path:
 def describe_layer(outcome: LayerOutcome) -> list[str]:
     """The lines the stage prints as a layer ends (one per method that ran and has one)."""
     row = outcome.row.to_dict()
-    lines = (METHODS[name].describe(row) for name in outcome.results if name in METHODS)
+    lines = [METHODS[name].describe(row) for name in outcome.results if name in METHODS]
+    if outcome.seconds:
+        lines.append("took " + ", ".join(f"{name} {s:.0f} s" for name, s in outcome.seconds.items()))
     return [f"layer {outcome.layer}: {line}" for line in lines if line]

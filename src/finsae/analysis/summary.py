@@ -51,6 +51,9 @@ class AnalysisSummary(StageSummary):
     """Held-out passages per group."""
     seconds: float = 0.0
     """Wall time of this run (extraction included when it ran)."""
+    method_seconds: dict[str, float] = field(default_factory=dict)
+    """Method -> its wall seconds summed over the layers this run computed (a reused layer adds none): what
+    each method costs (the layers ran side by side in ``analysis.jobs`` workers)."""
     seed_tags: list[str] = field(default_factory=list)
     """Tags of every seed repeat read (seed 1, 2, ...; each layer reports the seeds it has)."""
     n_seeds: dict[str, int] = field(default_factory=dict)

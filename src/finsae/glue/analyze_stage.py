@@ -95,6 +95,7 @@ def run(cfg, raw) -> AnalysisSummary:
                    group=cfg.logger.group or f"analyze-{pair}", tags=list(cfg.logger.tags) + [pair],
                    name=f"analyze-{pair}-{'-'.join(map(str, layers))}") as tracker:
         rows = {layer: artifacts.read_layer_row(out, layer) for layer in reused}
+        method_seconds: dict[str, float] = {}
         # closing: a stop (or an error) while a layer is written shuts the worker pool down here, not when the
         # generator is collected after the process has printed its last line (its workers would outlive it)
         with workers_reaped(), (closing(compare_layers(job, todo, cfg.analysis.jobs, cfg.progress_bar))
@@ -102,6 +103,8 @@ def run(cfg, raw) -> AnalysisSummary:
             for layer, outcome in done:
                 write_outcome(out, outcome, st.layer_meta(layer))  # as each ends
                 rows[layer] = outcome.row.to_dict()
+                for name, s in outcome.seconds.items():
+                    method_seconds[name] = round(method_seconds.get(name, 0.0) + s, 1)
                 for line in describe_layer(outcome):
                     print(f"analyze: {line}")
         for layer in sorted(rows):  # W&B steps must increase
@@ -111,6 +114,7 @@ def run(cfg, raw) -> AnalysisSummary:
         summary.seed_tags = list(st.saes.seed_tags)
         summary.add_seed_estimates(frames["layers"])
         summary.seconds = round(time.time() - t0, 1)
+        summary.method_seconds = method_seconds
         summary.write(out, Path(cfg.paths.output_dir))
         tracker.log_table("analysis_layers", frames["layers"])
         tracker.log_table("analysis_financial_features",
