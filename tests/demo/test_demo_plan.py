@@ -59,7 +59,9 @@ def test_graph_is_valid_and_orders_the_study(tmp_path):
     assert by["sae minilm L0"].deps == ()  # beside the fine-tune
     assert by["sae minilm_fin L0"].deps == ("finetune",)
     assert by["sae minilm_fin L3 demo_seed1"].deps == ("sae minilm_fin L0",)  # after the cache is built
-    assert set(by["analyze"].deps) == {r.name for r in sae_runs()}  # not the control twins' SAEs
+    # not the control twins' SAEs, but the control pairs' analyses: their lenses are in its findings.md
+    assert set(by["analyze"].deps) == {r.name for r in sae_runs()} | {"analyze minilm_sst2",
+                                                                      "analyze minilm_fin_seed"}
     assert "skip_if_done=true" in by["sae minilm L3 demo_seed1"].command
     # a rerun of a stopped demo continues every training run from its checkpoint (a run without resume=true
     # refuses to clobber one)
@@ -128,8 +130,9 @@ def test_the_control_twins_are_made_analysed_at_their_layers_and_reported(tmp_pa
     assert set(seed.deps) == {f"sae minilm_fin_s2 L{i}" for i in (2, 3, 4)} | base_saes
     assert seed.done is not None and not seed.done()
     names = [j.name for j in jobs]
-    # after the main analysis, side by side (one core each), before the labels take both cores
-    assert names[names.index("analyze") + 1:][:3] == ["analyze minilm_sst2", "analyze minilm_fin_seed", "labels"]
+    # side by side (one core each) before the main analysis, which takes both cores and then the labels
+    assert names[names.index("analyze minilm_sst2"):][:4] == ["analyze minilm_sst2", "analyze minilm_fin_seed",
+                                                              "analyze", "labels"]
 
 
 def test_the_third_seed_runs_at_layers_2_to_4_only_like_the_seed_1_jobs(tmp_path):
