@@ -84,21 +84,25 @@ def test_missing_pairs_are_said_plainly():
     assert "Layer 4: analysed for the finance pair only" in " ".join(cmp.notes)
 
 
-def _publish(art, name: str, lens: PairLens) -> None:
+def _analyse(art, name: str, lens: PairLens, cfg: LensConfig) -> list[str] | None:
+    """As the stage does: the lens table, the comparison refreshed, then the summary published."""
     folder = analysis_dir(art, name)
     folder.mkdir(parents=True)
-    AnalysisSummary(pair=name, base=lens.base, domain=lens.domain, tag="t", seed_tag="t_seed1").write(folder)
     write_analysis_table(folder, "activation_lens", lens.table)
+    lines = refresh_comparison(art, name, cfg, (lens.base, lens.domain))
+    AnalysisSummary(pair=name, base=lens.base, domain=lens.domain, tag="t", seed_tag="t_seed1").write(folder)
+    return lines
 
 
 @pytest.mark.parametrize("order", [("fin", "ctl", "seed"), ("seed", "ctl", "fin")])
 def test_the_last_of_the_three_analyses_writes_the_whole_comparison(tmp_path, order):
+    """Each pair analysed once on a fresh store, its summary written after the refresh (as the stage
+    does): whichever ends last, the comparison holds all three."""
     cfg = LensConfig(finance_pair="fin", control_pair="ctl", seed_pair="seed")
     pairs = {"fin": FINANCE, "ctl": CONTROL, "seed": _seed(0.45, 0.62)}
     for name in order:
-        _publish(tmp_path, name, pairs[name])
-        lines = refresh_comparison(tmp_path, name, cfg)
-        assert (lines is not None) == (name == "fin" and (tmp_path / "analysis" / "fin").is_dir())
+        lines = _analyse(tmp_path, name, pairs[name], cfg)
+        assert (lines is not None) == (name == "fin")
     folder = analysis_dir(tmp_path, "fin")
     md = (folder / COMPARISON_MD).read_text()
     assert md.startswith("# Finance vs control vs fine-tune seed") and "| 3 | relative_change | all |" in md

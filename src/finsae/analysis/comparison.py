@@ -79,17 +79,20 @@ class Comparison:
     """The seed pair holds the finance pair's base vs another seed of its twin."""
 
 
-def read_pair_lens(folder: Path, name: str) -> PairLens | str:
-    """The pair's lens, or a sentence saying what is missing."""
+def read_pair_lens(folder: Path, name: str, models: tuple[str, str] | None = None) -> PairLens | str:
+    """The pair's lens, or a sentence saying what is missing; ``models`` (base, twin) where the pair is the
+    one being analysed now, whose summary is written after its tables."""
     if not artifacts.table_path(folder, LENS_TABLE).is_file():
         return (f"`{name}`: no activation_lens.parquet under {folder.name}/ (run `python analyze.py "
                 f"pair={name}`, which runs the lens at every analysed layer)")
     try:
-        summary = artifacts.read_summary(folder)
+        if models is None:
+            summary = artifacts.read_summary(folder)
+            models = (summary.base, summary.domain)
         table = artifacts.read_table(folder, LENS_TABLE)
     except FinsaeError as e:
         return f"`{name}`: unreadable ({e})"
-    return PairLens(name, summary.base, summary.domain, table)
+    return PairLens(name, *models, table)
 
 
 def _estimates(p: PairLens, role: str) -> pd.DataFrame:
@@ -182,18 +185,26 @@ def comparison_lines(cmp: Comparison) -> list[str]:
     return lines
 
 
-def pair_comparison(artifacts_root: Path, cfg: LensConfig) -> Comparison | None:
-    """The comparison of the three pairs ``cfg`` names; None when the finance pair has no lens yet."""
+def pair_comparison(artifacts_root: Path, cfg: LensConfig,
+                    current: tuple[str, str, str] | None = None) -> Comparison | None:
+    """The comparison of the three pairs ``cfg`` names; None when the finance pair has no lens yet.
+    ``current``: (pair, base, twin) of the analysis writing its tables now (its summary comes after)."""
     root = Path(artifacts_root)
-    finance = read_pair_lens(analysis_dir(root, cfg.finance_pair), cfg.finance_pair)
+
+    def lens(name: str) -> PairLens | str:
+        models = current[1:] if current is not None and current[0] == name else None
+        return read_pair_lens(analysis_dir(root, name), name, models)
+
+    finance = lens(cfg.finance_pair)
     if isinstance(finance, str):
         return None
-    return compare_lens(finance, *(read_pair_lens(analysis_dir(root, n), n) for n in (cfg.control_pair,
-                                                                                       cfg.seed_pair)))
+    return compare_lens(finance, lens(cfg.control_pair), lens(cfg.seed_pair))
 
 
-def refresh_comparison(artifacts_root: Path, pair: str, cfg: LensConfig) -> list[str] | None:
-    """After an analysis of ``pair`` has written its tables: when ``pair`` is one of the three ``cfg`` names,
+def refresh_comparison(artifacts_root: Path, pair: str, cfg: LensConfig,
+                       models: tuple[str, str] | None = None) -> list[str] | None:
+    """After an analysis of ``pair`` (``models``: its base and twin, read from its summary when None) has
+    written its tables, before its summary: when ``pair`` is one of the three ``cfg`` names,
     rewrite the finance pair's ``comparison.md`` and ``comparison.parquet`` (under the folder's comparison
     lock, so the last of concurrent analyses writes last); the lines for ``pair``'s findings when it is the
     finance pair, else None."""
@@ -203,7 +214,7 @@ def refresh_comparison(artifacts_root: Path, pair: str, cfg: LensConfig) -> list
     if not folder.is_dir():
         return None
     with locked([folder / "comparison"]):
-        cmp = pair_comparison(artifacts_root, cfg)
+        cmp = pair_comparison(artifacts_root, cfg, None if models is None else (pair, *models))
         if cmp is None:
             return None
         lines = comparison_lines(cmp)

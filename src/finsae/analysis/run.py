@@ -174,7 +174,7 @@ def combine(folder: Path, st: Settings, counts: dict,
     frames[artifacts.LAYERS_TABLE] = frames.pop(artifacts.LAYER_ROW)
     artifacts.write_tables(folder, frames)
     L = frames["layers"]
-    comparison = refresh_comparison(st.artifacts, st.pair, a.lens)
+    comparison = refresh_comparison(st.artifacts, st.pair, a.lens, (s.base, s.domain))
     artifacts.write_findings(folder, findings_markdown(L, st.pair, s.base, s.domain, a.tau, a.min_auroc, a.fdr,
                                                        counts, median_chars, comparison=comparison))
     floor = L["n_specialized_seed_floor"].notna()
