@@ -124,7 +124,7 @@ def test_answer_comes_first_in_generated_sentences(report):
     assert "labels by lexical beat shuffled labels on embedding AUROC" in section
     assert "selectivity-matched control was not run" in section
     assert "At 10 bps per side, the daily books&#x27; best is" in section
-    assert "no book trades profitably (none reaches a DSR of 0.95)" in section
+    assert "no book trades profitably (none has its net Sharpe" in section
     assert "strictest control" in section
     assert 'href="#glossary-dsr"' in section and 'id="glossary-dsr"' in section
     assert "make demo, whole study" not in section  # the clock is engineering: the timing page has it
@@ -132,7 +132,7 @@ def test_answer_comes_first_in_generated_sentences(report):
     from finsae.report.study import Study
 
     md = headline_markdown(Study(study))
-    assert md.startswith("**The answer.** ") and "| result | measured | strictest control | terms |" in md
+    assert md.startswith("**The answer.**\n\n- ") and "| result | measured | strictest control | terms |" in md
     assert "#### Glossary" in md and "- **DSR**: deflated Sharpe ratio" in md
 
 

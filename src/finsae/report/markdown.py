@@ -60,8 +60,8 @@ def block(b: Block, level: int, anchors: dict[str, str]) -> str:
             return f"{'#' * min(level + depth - 1, 6)} {text}"
         case Text(text, _):
             return text
-        case Answer(sentences):
-            return "**The answer.** " + " ".join(sentences)
+        case Answer(sentences):  # one item per finding, as the page gives each its paragraph
+            return "**The answer.**\n\n" + "\n".join(f"- {s}" for s in sentences)
         case Table():
             return _table(b, anchors)
         case Figure(caption, _, _, label):
