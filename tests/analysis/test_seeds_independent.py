@@ -103,8 +103,8 @@ def test_counts_already_made_are_taken_as_given(held_and_acts):
 
 def test_the_comparisons_document_scores_give_the_counts_the_seeds_would_make(held_and_acts):
     """The independent method hands seed_samples the counts of the SAEs the layer comparison scored (seed 0
-    and the first repeat, found by its tag), computed from those scores: the samples are the same as when every
-    SAE is encoded again."""
+    and the first repeat, found by its tag), computed from those scores: the samples are the same as when
+    every SAE is encoded again."""
     from finsae.analysis.doc_scores import doc_scores, encode_rows
 
     held, doc_of_row, x = held_and_acts

@@ -186,6 +186,8 @@ def test_books_answer_puts_the_daily_and_turnover_aware_books_side_by_side():
         wide = answer.books_answer(books)
         assert "no book trades profitably" in wide
     assert "turnover-aware books did not run" in answer.books_answer({"daily": _book(-1.0, 0.1, 2.0)})
+    named = answer.books_answer({"daily": _book(-4.25, 0.0, 3.5)}, "minilm_fin_claim")
+    assert named.startswith("minilm_fin_claim: at 10 bps per side, the daily books' best is")
 
 
 def test_comparison_answer_calls_nothing_financial_without_a_seed_spread():

@@ -132,7 +132,8 @@ def test_answer_comes_first_in_generated_sentences(report):
     from finsae.report.study import Study
 
     md = headline_markdown(Study(study))
-    assert md.startswith("**The answer.**\n\n- ") and "| result | measured | strictest control | terms |" in md
+    assert md.startswith("**The answer.**\n\n- ")
+    assert "| result | measured | strictest control | terms |" in md
     assert "#### Glossary" in md and "- **DSR**: deflated Sharpe ratio" in md
 
 

@@ -262,9 +262,9 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
     # jobs are left to fill the cores; their SAEs after the study's own
     jobs[at:at] = [*tweets, *(finetune(twin) for twin in control_twins())]
     jobs += [sae_job(r) for r in controls]
-    # the control pairs' analyses first, side by side (one core each), then the finance pair's in two one-thread
-    # workers of its own: the last to end writes comparison.md with all three pairs' lenses, and the finance
-    # pair's findings.md compares them
+    # the control pairs' analyses first, side by side (one core each), then the finance pair's in two
+    # one-thread workers of its own: the last to end writes comparison.md with all three pairs' lenses, and
+    # the finance pair's findings.md compares them
     controls_analyzed = _control_analyses(artifacts, runs + controls, script)
     jobs += controls_analyzed
     jobs.append(Job("analyze", "analyze", script("analyze.py", "analyze"), slots=2,
@@ -289,8 +289,8 @@ def demo_jobs(artifacts: Path, python: str = sys.executable, root: Path = PROJEC
 
 def _control_analyses(artifacts: Path, runs: list[SaeRun], script) -> list[Job]:
     """``analyze.py pair=P layers=[CONTROL_LAYERS]`` per control pair, in one process each (``analysis.jobs=1``):
-    before the main analysis the two run side by side, one core each. Each waits for every SAE of its two models
-    at those layers (seed repeats and warm starts included: what the analysis finds there must not depend on
+    before the main analysis the two run side by side, one core each. Each waits for every SAE of its two
+    models at those layers (seed repeats and warm starts included: what the analysis finds there must not depend on
     timing)."""
     layers = "[" + ",".join(str(layer) for layer in CONTROL_LAYERS) + "]"
     jobs = []

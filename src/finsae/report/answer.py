@@ -203,15 +203,17 @@ def _book(name: str, h: dict) -> str:
             f"median breakeven {h.get('median_breakeven_bps', nan):.1f} bps per side")
 
 
-def books_answer(books: dict) -> str:
+def books_answer(books: dict, folder: str = "") -> str:
     """The daily books beside the turnover-aware ones (``BacktestSummary.books``: per book its headline),
     and whether either's best trades profitably (:func:`profitable`: its net Sharpe's CI above 0 and a DSR of
-    at least :data:`PROFITABLE_DSR`; a headline without the CI is not called profitable)."""
+    at least :data:`PROFITABLE_DSR`; a headline without the CI is not called profitable); ``folder`` (the
+    backtest folder) leads the sentence when given."""
     daily, aware = books.get("daily"), books.get("turnover_aware")
     if daily is None:
         return "The backtest has no daily book."
     cost = daily.get("cost_bps")
-    text = (f"At {cost:g} bps per side" if _ok(cost) else "After costs") + f", {_book('daily', daily)}"
+    text = (f"at {cost:g} bps per side" if _ok(cost) else "after costs") + f", {_book('daily', daily)}"
+    text = f"{folder}: {text}" if folder else text[0].upper() + text[1:]
     text += ("; the turnover-aware books did not run" if aware is None
              else f"; {_book('turnover-aware', aware)}")
     wins = [b for b, h in (("daily", daily), ("turnover-aware", aware)) if h is not None

@@ -189,7 +189,8 @@ def _backtest(study: Study, sentences: list[str]) -> list[HeadlineRow]:
     """Per backtest folder, the daily books beside the turnover-aware ones, then the seed's claim."""
     rows = []
     for folder, s in study.readable("backtest"):
-        sentences.append(answer.books_answer(s.books) if s.books else answer.backtest_answer(s.strategies))
+        sentences.append(answer.books_answer(s.books, folder.name) if s.books
+                         else answer.backtest_answer(s.strategies))
         if s.claim:
             sentences.append(answer.claim_answer(folder.name, s.claim))
         for book, h in (s.books or {}).items():
