@@ -123,7 +123,7 @@ def test_answer_comes_first_in_generated_sentences(report):
     assert "tiny_tiny: the twin&#x27;s features match the base&#x27;s one to one at every layer" in section
     assert "labels by lexical beat shuffled labels on embedding AUROC" in section
     assert "selectivity-matched control was not run" in section
-    assert "At 10 bps per side, the daily books&#x27; best is" in section
+    assert ": at 10 bps per side, the daily books&#x27; best is" in section
     assert "no book trades profitably (none has its net Sharpe" in section
     assert "strictest control" in section
     assert 'href="#glossary-dsr"' in section and 'id="glossary-dsr"' in section
@@ -131,10 +131,14 @@ def test_answer_comes_first_in_generated_sentences(report):
     from finsae.report.headline import headline_markdown
     from finsae.report.study import Study
 
-    md = headline_markdown(Study(study))
-    assert md.startswith("**The answer.**\n\n- ")
-    assert "| result | measured | strictest control | terms |" in md
-    assert "#### Glossary" in md and "- **DSR**: deflated Sharpe ratio" in md
+    md = headline_markdown(Study(study))  # README's block: the answer, and where its numbers are
+    assert md.startswith("**The answer.**\n\n- ") and "[docs/results/headline.md]" in md
+    assert "| result |" not in md and "Glossary" not in md
+    from finsae.report.results import page_markdown
+
+    page = page_markdown("headline", Study(study))  # the headline page has the table and the glossary
+    assert "| result | measured | strictest control | terms |" in page
+    assert "- **DSR**: deflated Sharpe ratio" in page
 
 
 def test_each_section_renders_the_same_tables_and_numbers_on_the_page_and_its_results_page(tiny_study):
@@ -194,7 +198,8 @@ def test_results_pages_record_their_sources_and_go_stale(report, tiny_study, tmp
     assert "analysis/tiny_tiny/findings.md" in sources["analysis.md"]["files"]
     assert stale_pages(results) == []
     readme = (out / "README.md").read_text()
-    assert "old" not in readme and "rest" in readme and "| result | measured |" in readme
+    assert "old" not in readme and "rest" in readme
+    assert "**The answer.**" in readme and "docs/results/headline.md" in readme
     # Change one artifact the SAE page was made from: that page (and the headline) is stale, the others are not.
     copy = tmp_path / "artifacts"
     shutil.copytree(tiny_study, copy, symlinks=True)

@@ -228,5 +228,9 @@ def answer_blocks(study: Study) -> list[Block]:
 
 
 def headline_markdown(study: Study) -> str:
-    """README's headline block: :func:`answer_blocks` as markdown, its glossary a level-4 heading."""
-    return markdown.render(answer_blocks(study), level=4)
+    """README's headline block: the answer's sentences of :func:`answer_blocks` (or what is not run yet) and
+    where the rest is: the headline table with each number's strictest control and the glossary are the
+    headline page (``docs/results/headline.md``), so README stays a reference."""
+    blocks = [b for b in answer_blocks(study) if not isinstance(b, (Table, Glossary))]
+    return (markdown.render(blocks, level=4) + "\n\nEach number beside its strictest control, with a "
+            "glossary of the terms: [docs/results/headline.md](docs/results/headline.md).")
